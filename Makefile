@@ -1,0 +1,58 @@
+# The front door: `make run` and `make test` work on a fresh machine with only Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/test
+
+.PHONY: help install run test test-sqlite test-postgres lint messages bench-tasks clean
+
+help:
+	@echo "make run            set up, migrate, create the owner and the demo, serve on :8080"
+	@echo "make test           set up and run the whole suite (SQLite, then PostgreSQL if reachable)"
+	@echo "make lint           ruff, mypy, makemigrations --check"
+	@echo "make messages       refresh the translation catalogs from the source"
+	@echo "make bench-tasks    import and task-list benchmark (100k and 1M tasks)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/defectlab migrate
+	$(BIN)/defectlab createadmin
+	$(BIN)/defectlab demo
+	$(BIN)/defectlab serve
+
+test: test-sqlite test-postgres
+
+# pytest exits 5 when it collected nothing; that is a failure here, never a pass.
+test-sqlite: install
+	DEFECTLAB_DATABASE_URL= $(BIN)/pytest -q -p no:cacheprovider
+
+test-postgres: install
+	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || [ -n "$$CI" ]; then \
+		DEFECTLAB_DATABASE_URL=$(POSTGRES_URL) $(BIN)/pytest -q -p no:cacheprovider; \
+	else \
+		echo "SKIPPED the PostgreSQL run: nothing answers on 127.0.0.1:5432 (CI always runs it)."; \
+	fi
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	DEFECTLAB_DATABASE_URL= $(BIN)/defectlab manage makemigrations --check --dry-run
+
+messages: install
+	cd src/defectlab && ../../$(BIN)/defectlab manage makemessages -l zh_Hans -l en --no-obsolete
+	cd src/defectlab && ../../$(BIN)/defectlab manage compilemessages
+
+bench-tasks: install
+	$(BIN)/python bench/tasks.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

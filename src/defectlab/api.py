@@ -1,0 +1,125 @@
+"""What every API view shares: tenant scoping, role checks, one error shape, keyset cursors."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import models
+from django.http import Http404
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from defectlab.errors import DefectLabError, Invalid, NotFound
+from defectlab.tenancy.models import Organization
+from defectlab.tenancy.roles import Can
+from defectlab.tenancy.services import require, scoped
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return {"error": body}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Every error answers ``{"error": {"code", "message", "details"?}}`` in the caller's language."""
+    if isinstance(exc, DefectLabError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(_("Not found."))
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = error_body("invalid", _first_message(exc.detail), {"fields": response.data})
+    else:
+        codes = exc.get_codes()
+        response.data = error_body(codes if isinstance(codes, str) else "error", _first_message(exc.detail))
+    return response
+
+
+def _first_message(detail: Any) -> str:
+    if isinstance(detail, dict):
+        field, value = next(iter(detail.items()), ("", ""))
+        message = _first_message(value)
+        return message if field in ("non_field_errors", "detail", "") else f"{field}: {message}"
+    if isinstance(detail, list):
+        return _first_message(detail[0]) if detail else ""
+    return str(detail)
+
+
+def organization_id_of(obj: models.Model) -> int:
+    return obj.pk if isinstance(obj, Organization) else obj.organization_id  # type: ignore[attr-defined]
+
+
+class TenantViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """A viewset over tenant-owned rows.
+
+    Rows come only through ``scoped()`` (other organizations' IDs answer 404), and each action
+    needs the capability named in ``capabilities`` (default: VIEW) in the row's organization."""
+
+    capabilities: dict[str, Can] = {}
+
+    def get_queryset(self) -> models.QuerySet[Any]:
+        return scoped(super().get_queryset(), self.request.user)
+
+    def capability(self) -> Can:
+        return self.capabilities.get(self.action or "", Can.VIEW)
+
+    def get_object(self) -> Any:
+        obj = super().get_object()
+        require(self.request.user, organization_id_of(obj), self.capability())
+        return obj
+
+
+# ---------------------------------------------------------------------------- cursors
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _sep, value = raw.partition(":")
+        if kind != "id":
+            raise ValueError
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid(_("The cursor is not valid; start from the first page.")) from None
+
+
+def query_bool(request: Request, name: str) -> bool | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise Invalid(_("%(name)s must be true or false.") % {"name": name})
+
+
+def query_int(request: Request, name: str, default: int | None = None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise Invalid(_("%(name)s must be a whole number.") % {"name": name}) from None
+
+
+def not_found() -> NotFound:
+    return NotFound(_("Not found."))

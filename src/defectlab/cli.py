@@ -1,0 +1,152 @@
+"""The ``defectlab`` command: serve the app, migrate, create the first account, load the demo."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from typing import Any
+
+import click
+
+
+def _django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "defectlab.settings")
+    import django
+
+    django.setup()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="defectlab")
+def main() -> None:
+    """DefectLab: label defect images, review them, export datasets and serve detectors.
+
+    Configuration comes from DEFECTLAB_* environment variables (see docs/configuration.md);
+    `defectlab check` tells you if any of them is wrong.
+    """
+
+
+@main.command()
+def check() -> None:
+    """Check the configuration, the database and the data directory; explain any problem."""
+    _django()
+    from django.conf import settings
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    problems = list(settings.PROBLEMS)
+    try:
+        connection.ensure_connection()
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        if pending:
+            problems.append(f"The database needs {len(pending)} migration(s): run `defectlab migrate`.")
+    except Exception as error:  # any driver error means the same thing to the reader
+        problems.append(f"Cannot reach the database ({settings.DATABASES['default']['ENGINE']}): {error}")
+    data_dir = settings.DATA_DIR
+    if not os.access(data_dir, os.W_OK):
+        problems.append(f"The data directory {data_dir} is not writable.")
+    if settings.DEBUG:
+        problems.append("DEFECTLAB_DEBUG is on: never run like this in production.")
+    if not problems:
+        click.echo(f"Configuration is fine. Data in {data_dir}; database {settings.DATABASES['default']['ENGINE']}.")
+        return
+    for problem in problems:
+        click.echo(f"- {problem}", err=True)
+    sys.exit(1)
+
+
+@main.command()
+def migrate() -> None:
+    """Create or update the database tables."""
+    _django()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=1)
+
+
+@main.command()
+@click.option("--email", default=None, help="[default: DEFECTLAB_ADMIN_EMAIL, admin@example.com]")
+def createadmin(email: str | None) -> None:
+    """Create the owner account (password from DEFECTLAB_ADMIN_PASSWORD, else generated and printed once)."""
+    _django()
+    from django.conf import settings
+
+    email = email or settings.ADMIN_EMAIL
+    from defectlab.tenancy.models import User, normalize_email
+
+    if User.objects.filter(email=normalize_email(email)).exists():
+        click.echo(f"The account {email} already exists; nothing changed.")
+        return
+    password = settings.ADMIN_PASSWORD or secrets.token_urlsafe(12)
+    User.objects.create_superuser(email=email, password=password, name="Admin")
+    click.echo(f"Created the owner account {email}.")
+    if not settings.ADMIN_PASSWORD:
+        click.secho(f"Its password is {password} — it is shown only this once.", bold=True)
+
+
+@main.command()
+@click.option("--email", default=None, help="Owner of the demo [default: DEFECTLAB_ADMIN_EMAIL].")
+@click.option("--images", default=50, show_default=True, help="How many synthetic images to generate.")
+def demo(email: str | None, images: int) -> None:
+    """Create a demo organization and project with synthetic defect images (nothing downloaded)."""
+    _django()
+    from django.conf import settings
+
+    email = email or settings.ADMIN_EMAIL
+    from defectlab.labeling.demo import create_demo
+
+    project = create_demo(email, images=images, progress=lambda done: click.echo(f"\r  {done}/{images} images", nl=False))
+    click.echo(f"\nThe demo project “{project.name}” has {project.task_count} tasks.")
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address [default: DEFECTLAB_HOST, 127.0.0.1].")
+@click.option("--port", default=None, type=int, help="Port [default: DEFECTLAB_PORT, 8080].")
+@click.option("--workers", default=None, type=int, help="Worker processes [default: DEFECTLAB_WEB_WORKERS, 2].")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the web app and API with gunicorn (a production server)."""
+    _django()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    if settings.PROBLEMS:
+        for problem in settings.PROBLEMS:
+            click.echo(f"- {problem}", err=True)
+        sys.exit("Fix the configuration above first (`defectlab check`).")
+    host = host or settings.HOST
+    port = port or settings.PORT
+    workers = workers or settings.WEB_WORKERS
+    call_command("collectstatic", interactive=False, verbosity=0)
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", 4)
+            self.cfg.set("timeout", 120)
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> Any:
+            from defectlab.wsgi import application
+
+            return application
+
+    click.echo(f"DefectLab is serving on http://{host}:{port}/")
+    Server().run()
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def manage(args: tuple[str, ...]) -> None:
+    """Run a Django management command, e.g. `defectlab manage makemigrations --check`."""
+    _django()
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["defectlab manage", *args])
+
+
+if __name__ == "__main__":
+    main()

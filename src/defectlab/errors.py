@@ -1,0 +1,48 @@
+"""Errors the services raise. Each carries the HTTP status it maps to and a human message
+(already translated into the language of the request that caused it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DefectLabError(Exception):
+    status = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details
+
+
+class Invalid(DefectLabError):
+    status = 400
+    code = "invalid"
+
+
+class Forbidden(DefectLabError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(DefectLabError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(DefectLabError):
+    status = 409
+    code = "conflict"
+
+
+class TooLarge(DefectLabError):
+    status = 413
+    code = "too_large"
+
+
+class Throttled(DefectLabError):
+    status = 429
+    code = "throttled"

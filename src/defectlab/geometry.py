@@ -1,0 +1,439 @@
+"""The one shape type of DefectLab: boxes, polygons and point sets in image pixel coordinates.
+
+Human annotations, stored predictions and raw model outputs all pass through `Shape`, always in
+original-image pixels (x right, y down, origin at the top-left corner, an image of width W spans
+x in [0, W]). Keeping a single type means the JSON form, the validation rules and the geometry
+are written once, so a prediction can be reviewed, compared with or promoted to an annotation
+without conversion code, and a rule tightened here holds on every path that accepts shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, NoReturn, cast
+
+import numpy as np
+from django.utils.translation import gettext as _
+
+MAX_POINTS = 10_000
+# Clients convert between screen and image pixels and round on the way, so a vertex snapped to
+# the far border can land up to half a pixel outside. To the person drawing it that is still the
+# border pixel, and refusing it would reject work that looks correct on screen.
+EDGE_TOLERANCE = 0.5
+MIN_EXTENT = 1e-6
+MAX_TEXT = 100
+MAX_ID = 64
+_FIELDS = ("type", "points", "label", "attributes", "score", "id")
+# Edge pairs tested per numpy batch; bounds memory when a polygon has many overlapping edges.
+_PAIR_BATCH = 1 << 18
+
+
+class ShapeType(StrEnum):
+    BOX = "box"
+    POLYGON = "polygon"
+    POINTS = "points"
+
+
+class ShapeError(ValueError):
+    """A shape that cannot be accepted; `str()` is a sentence for the person who drew it.
+
+    `index` is the shape's 0-based position in a list once `validate_shapes` or
+    `shapes_from_json` has set it; the message then names the shape counting from 1.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.index = index
+
+    def __str__(self) -> str:
+        if self.index is None:
+            return self.message
+        return _("Shape %(number)s: %(problem)s") % {
+            "number": self.index + 1,
+            "problem": self.message,
+        }
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default pickling replays only args and would lose the keyword-only index.
+        return (type(self), (self.message,), {"index": self.index})
+
+
+def _fail(message: str, **params: object) -> NoReturn:
+    raise ShapeError(message % params if params else message)
+
+
+def _num(value: float) -> str:
+    return format(float(value), ".10g")
+
+
+class _Attributes(Mapping[str, str]):
+    """Read-only and hashable, so a frozen Shape can be hashed, cached and shared safely."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, str] | None = None) -> None:
+        self._data: dict[str, str] = dict(data or {})
+
+    def __getitem__(self, key: str) -> str:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+
+_NO_ATTRIBUTES = _Attributes()
+
+
+def _is_real(value: object) -> bool:
+    # bool is an int subclass; True as a coordinate or label is always a client bug.
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _coordinate(value: object) -> float:
+    if not _is_real(value):
+        _not_pairs()
+    try:
+        number = float(cast(float, value))
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        _fail(_("Every coordinate must be a finite number."))
+    return number
+
+
+def _not_pairs() -> NoReturn:
+    _fail(_("Points must be a list of [x, y] pairs of numbers."))
+
+
+def _too_many(count: int) -> NoReturn:
+    _fail(
+        _("A shape can have at most %(max)s points, this one has %(count)s."),
+        max=MAX_POINTS,
+        count=count,
+    )
+
+
+def _coerce_points(raw: object) -> tuple[tuple[float, float], ...]:
+    # Model code hands over numpy arrays; tolist() turns them into plain Python numbers.
+    if isinstance(raw, np.ndarray):
+        raw = raw.tolist()
+    if not isinstance(raw, list | tuple):
+        _not_pairs()
+    # Refuse oversized input before converting it; +1 leaves room for a polygon's closing point.
+    if len(raw) > MAX_POINTS + 1:
+        _too_many(len(raw))
+    points = []
+    for pair in raw:
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            _not_pairs()
+        points.append((_coordinate(pair[0]), _coordinate(pair[1])))
+    return tuple(points)
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """One box, polygon or point set. Construction checks everything that does not depend on
+    an image and normalises the form (box corners ordered, closing polygon point dropped);
+    `validate()` checks it against one image and refuses degenerate geometry."""
+
+    type: ShapeType
+    points: tuple[tuple[float, float], ...]
+    label: int
+    attributes: Mapping[str, str] = _NO_ATTRIBUTES
+    score: float | None = None
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        kind = self.type
+        if not isinstance(kind, str) or kind not in set(ShapeType):
+            _fail(
+                _("The shape type must be one of: %(choices)s."),
+                choices=", ".join(ShapeType),
+            )
+        kind = ShapeType(kind)
+        points = _coerce_points(self.points)
+        if kind is ShapeType.BOX:
+            if len(points) != 2:
+                _fail(_("A box needs exactly 2 corner points."))
+            (ax, ay), (bx, by) = points
+            points = ((min(ax, bx), min(ay, by)), (max(ax, bx), max(ay, by)))
+        elif kind is ShapeType.POLYGON:
+            if len(points) > 1 and points[0] == points[-1]:
+                points = points[:-1]
+            if len(points) < 3:
+                _fail(_("A polygon needs at least 3 different vertices."))
+        elif not points:
+            _fail(_("A points shape needs at least one point."))
+        if len(points) > MAX_POINTS:
+            _too_many(len(points))
+
+        label = self.label
+        if not isinstance(label, numbers.Integral) or isinstance(label, bool) or label < 0:
+            _fail(_("The label must be a whole number, 0 or greater."))
+        attributes = self.attributes
+        if not isinstance(attributes, Mapping) or not all(
+            isinstance(text, str) and len(text) <= MAX_TEXT
+            for pair in attributes.items()
+            for text in pair
+        ):
+            message = _("Attribute names and values must be text of at most %(max)s characters.")
+            _fail(message, max=MAX_TEXT)
+        score = self.score
+        if score is not None:
+            if not _is_real(score) or not 0.0 <= float(score) <= 1.0:  # NaN fails both bounds
+                _fail(_("The score must be a number from 0 to 1."))
+            score = float(score)
+        if self.id is not None and (not isinstance(self.id, str) or len(self.id) > MAX_ID):
+            _fail(_("The id must be text of at most %(max)s characters."), max=MAX_ID)
+
+        object.__setattr__(self, "type", kind)
+        object.__setattr__(self, "points", points)
+        object.__setattr__(self, "label", int(label))
+        if not isinstance(attributes, _Attributes):
+            object.__setattr__(self, "attributes", _Attributes(attributes))
+        object.__setattr__(self, "score", score)
+
+    @classmethod
+    def box(
+        cls,
+        x1: float,
+        y1: float,
+        x2: float,
+        y2: float,
+        *,
+        label: int,
+        attributes: Mapping[str, str] | None = None,
+        score: float | None = None,
+        id: str | None = None,
+    ) -> Shape:
+        """A box from two opposite corners given in any order."""
+        return cls(ShapeType.BOX, ((x1, y1), (x2, y2)), label, attributes or {}, score, id)
+
+    @classmethod
+    def polygon(
+        cls,
+        points: Sequence[Sequence[float]] | np.ndarray,
+        *,
+        label: int,
+        attributes: Mapping[str, str] | None = None,
+        score: float | None = None,
+        id: str | None = None,
+    ) -> Shape:
+        """A polygon from its vertices; a closing vertex equal to the first is dropped."""
+        return cls(ShapeType.POLYGON, cast(Any, points), label, attributes or {}, score, id)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Shape:
+        """Parse the JSON form written by `to_dict`; raises ShapeError on malformed input."""
+        if not isinstance(data, Mapping):
+            _fail(_("A shape must be a JSON object."))
+        for key in data:
+            if key not in _FIELDS:
+                # A misspelt optional field ("scroe") would otherwise vanish without a word.
+                _fail(_('Unknown field "%(field)s".'), field=key)
+        for key in ("type", "points", "label"):
+            if key not in data:
+                _fail(_('The field "%(field)s" is missing.'), field=key)
+        attributes = data.get("attributes")
+        return cls(
+            data["type"],
+            data["points"],
+            data["label"],
+            {} if attributes is None else attributes,
+            data.get("score"),
+            data.get("id"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "type": self.type.value,
+            "points": [[x, y] for x, y in self.points],
+            "label": self.label,
+            "attributes": dict(self.attributes),
+        }
+        if self.score is not None:
+            data["score"] = self.score
+        if self.id is not None:
+            data["id"] = self.id
+        return data
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        xs, ys = zip(*self.points, strict=True)
+        return min(xs), min(ys), max(xs), max(ys)
+
+    def area(self) -> float:
+        if self.type is ShapeType.BOX:
+            (x1, y1), (x2, y2) = self.points
+            return (x2 - x1) * (y2 - y1)
+        if self.type is ShapeType.POLYGON:
+            return abs(_signed_area(np.asarray(self.points)))
+        return 0.0
+
+    def validate(self, width: int, height: int) -> None:
+        """Raise ShapeError unless the shape lies on a `width` x `height` image and has a
+        usable geometry: boxes with area, simple polygons (no crossings) with area."""
+        if width <= 0 or height <= 0:
+            raise ValueError(f"image size must be positive, got {width}x{height}")
+        for x, y in self.points:
+            if not (
+                -EDGE_TOLERANCE <= x <= width + EDGE_TOLERANCE
+                and -EDGE_TOLERANCE <= y <= height + EDGE_TOLERANCE
+            ):
+                message = _(
+                    "The point (%(x)s, %(y)s) is outside the %(width)s by %(height)s image."
+                )
+                _fail(message, x=_num(x), y=_num(y), width=width, height=height)
+        if self.type is ShapeType.BOX:
+            (x1, y1), (x2, y2) = self.points
+            if x2 - x1 < MIN_EXTENT or y2 - y1 < MIN_EXTENT:
+                _fail(_("The box has no area: its width or height is zero."))
+        elif self.type is ShapeType.POLYGON:
+            _check_polygon(np.asarray(self.points, dtype=np.float64))
+
+    def clipped(self, width: float, height: float) -> Shape:
+        """The shape with every point clamped into the image.
+
+        Meant for model outputs that spill over the border. A box entirely outside comes back
+        without area (validate() refuses it). A polygon loses the repeated vertices clamping
+        creates; if fewer than three remain, it lay outside the image and ShapeError is raised.
+        """
+        points = [
+            (min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height)))
+            for x, y in self.points
+        ]
+        if self.type is ShapeType.POLYGON:
+            points = [p for k, p in enumerate(points) if p != points[k - 1]]
+        return dataclasses.replace(self, points=tuple(points))
+
+
+def _signed_area(pts: np.ndarray) -> float:
+    # Shifting to the first vertex keeps precision for small polygons far from the origin.
+    rel = pts - pts[0]
+    nxt = np.roll(rel, -1, axis=0)
+    return 0.5 * float(np.sum(rel[:, 0] * nxt[:, 1] - nxt[:, 0] * rel[:, 1]))
+
+
+def _check_polygon(pts: np.ndarray) -> None:
+    repeated = np.flatnonzero((pts == np.roll(pts, -1, axis=0)).all(axis=1))
+    if repeated.size:
+        x, y = pts[repeated[0]]
+        _fail(
+            _("The polygon has the same vertex twice in a row at (%(x)s, %(y)s)."),
+            x=_num(x),
+            y=_num(y),
+        )
+    if len(np.unique(pts, axis=0)) < 3:
+        _fail(_("A polygon needs at least 3 different vertices."))
+    # Crossings first: a figure-eight can have zero net area, and "crosses itself" is the
+    # message that tells the person what is actually wrong.
+    if _edges_cross(pts):
+        _fail(_("The polygon's outline crosses or touches itself."))
+    if abs(_signed_area(pts)) <= MIN_EXTENT:
+        _fail(_("The polygon has no area: its vertices lie on one line."))
+
+
+def _edges_cross(pts: np.ndarray) -> bool:
+    """Whether two non-adjacent edges of the closed ring share any point.
+
+    Sweep-and-prune: edges are sorted by their low end along one axis and each is tested only
+    against later edges whose range overlaps it, in numpy batches. Typical outlines then cost
+    far less than all n^2 pairs; the worst case (every edge spanning the image) stays O(n^2).
+    """
+    n = len(pts)
+    if n < 4:  # in a triangle every pair of edges is adjacent
+        return False
+    start, end = pts, np.roll(pts, -1, axis=0)
+    low, high = np.minimum(start, end), np.maximum(start, end)
+    best: tuple[int, np.ndarray, np.ndarray] | None = None
+    for axis in (0, 1):  # sweep along whichever axis leaves fewer pairs to test
+        order = np.argsort(low[:, axis], kind="stable")
+        reach = np.searchsorted(low[order, axis], high[order, axis], side="right")
+        counts = reach - np.arange(n) - 1
+        if best is None or int(counts.sum()) < best[0]:
+            best = (int(counts.sum()), order, counts)
+    assert best is not None
+    _, order, counts = best
+    cumulative = np.cumsum(counts)
+    first = 0
+    while first < n:
+        done = int(cumulative[first - 1]) if first else 0
+        stop = max(first + 1, int(np.searchsorted(cumulative, done + _PAIR_BATCH, side="right")))
+        per_row = counts[first:stop]
+        size = int(per_row.sum())
+        if size:
+            rows = np.repeat(np.arange(first, stop), per_row)
+            cols = rows + 1 + np.arange(size) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+            if _any_touch(start, end, order[rows], order[cols]):
+                return True
+        first = stop
+    return False
+
+
+def _any_touch(start: np.ndarray, end: np.ndarray, i: np.ndarray, j: np.ndarray) -> bool:
+    low, high = np.minimum(start, end), np.maximum(start, end)
+    gap = np.abs(i - j)
+    overlap = np.all(low[i] <= high[j], axis=1) & np.all(low[j] <= high[i], axis=1)
+    keep = (gap != 1) & (gap != len(start) - 1) & overlap
+    i, j = i[keep], j[keep]
+    if not i.size:
+        return False
+    a, b, c, d = start[i], end[i], start[j], end[j]
+    o1, o2 = _orientation(a, b, c), _orientation(a, b, d)
+    o3, o4 = _orientation(c, d, a), _orientation(c, d, b)
+    proper = (o1 * o2 < 0) & (o3 * o4 < 0)
+    # Touching counts too: a vertex resting on another edge makes the outline non-simple.
+    touch = (
+        ((o1 == 0) & _inside(c, low[i], high[i]))
+        | ((o2 == 0) & _inside(d, low[i], high[i]))
+        | ((o3 == 0) & _inside(a, low[j], high[j]))
+        | ((o4 == 0) & _inside(b, low[j], high[j]))
+    )
+    return bool(np.any(proper | touch))
+
+
+def _orientation(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+    ab, ap = b - a, p - a
+    return np.sign(ab[:, 0] * ap[:, 1] - ab[:, 1] * ap[:, 0])
+
+
+def _inside(p: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    return np.all((low <= p) & (p <= high), axis=1)
+
+
+def validate_shapes(shapes: Sequence[Shape], width: int, height: int) -> None:
+    """Validate every shape; the error carries the failing shape's position in `index`."""
+    for index, shape in enumerate(shapes):
+        try:
+            shape.validate(width, height)
+        except ShapeError as error:
+            error.index = index
+            raise
+
+
+def shapes_from_json(data: Any) -> list[Shape]:
+    """Parse a JSON list of shapes; the error carries the failing shape's position."""
+    if not isinstance(data, list):
+        _fail(_("The shapes must be given as a list."))
+    shapes = []
+    for index, item in enumerate(data):
+        try:
+            shapes.append(Shape.from_dict(item))
+        except ShapeError as error:
+            error.index = index
+            raise
+    return shapes

@@ -1,0 +1,113 @@
+"""Images arriving in a request: single files and zip archives, each one truly decoded.
+
+Nothing here writes anywhere; it turns uploads into checked images or a clear error naming the
+file (or zip entry) at fault, so the caller can store all of them or none."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import IO
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from defectlab.errors import Invalid, TooLarge
+from defectlab.media.images import ImageError, ImageInfo, inspect_image
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
+_JUNK_PARTS = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
+_DRIVE = re.compile(r"^[A-Za-z]:")
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingImage:
+    name: str
+    data: bytes
+    info: ImageInfo
+
+
+def checked_image(name: str, data: bytes) -> IncomingImage:
+    limit = settings.MAX_UPLOAD_MB * MB
+    if len(data) > limit:
+        raise TooLarge(
+            _("%(name)s is larger than the %(limit)s MB limit.") % {"name": name, "limit": settings.MAX_UPLOAD_MB}
+        )
+    try:
+        info = inspect_image(data, name=name, max_pixels=settings.MAX_IMAGE_PIXELS)
+    except ImageError as error:
+        raise Invalid(str(error), code=error.code, details={"file": name}) from None
+    return IncomingImage(name=name, data=data, info=info)
+
+
+def images_from_uploads(files: Iterable[tuple[str, IO[bytes]]]) -> Iterator[IncomingImage]:
+    """Each uploaded ``(name, file)``: an image, or a zip archive of images."""
+    for name, file in files:
+        if name.lower().endswith(".zip") or zipfile.is_zipfile(file):
+            file.seek(0)
+            yield from images_from_zip(name, file)
+        else:
+            file.seek(0)
+            yield checked_image(name, file.read(settings.MAX_UPLOAD_MB * MB + 1))
+
+
+def unsafe_entry_name(name: str) -> bool:
+    """True for entry names that would point outside the archive if extracted."""
+    parts = re.split(r"[\\/]", name)
+    return name.startswith(("/", "\\")) or bool(_DRIVE.match(name)) or ".." in parts or "\x00" in name
+
+
+def images_from_zip(archive_name: str, file: IO[bytes]) -> Iterator[IncomingImage]:
+    try:
+        archive = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, OSError):
+        raise Invalid(_("%(name)s is not a valid zip archive.") % {"name": archive_name}) from None
+    entries = archive.infolist()
+    # Check every name before reading any data: one bad entry refuses the whole archive.
+    for entry in entries:
+        if unsafe_entry_name(entry.filename):
+            raise Invalid(
+                _("%(archive)s contains “%(entry)s”, a path that points outside the archive; nothing was imported.")
+                % {"archive": archive_name, "entry": entry.filename},
+                code="unsafe_path",
+            )
+    wanted = [entry for entry in entries if not entry.is_dir() and not _is_junk(entry.filename)]
+    if len(wanted) > settings.MAX_ARCHIVE_FILES:
+        raise TooLarge(
+            _("%(archive)s holds %(count)s files; the limit is %(limit)s.")
+            % {"archive": archive_name, "count": len(wanted), "limit": settings.MAX_ARCHIVE_FILES}
+        )
+    if sum(entry.file_size for entry in wanted) > settings.MAX_ARCHIVE_MB * MB:
+        raise TooLarge(
+            _("%(archive)s unpacks to more than %(limit)s MB.")
+            % {"archive": archive_name, "limit": settings.MAX_ARCHIVE_MB}
+        )
+    for entry in wanted:
+        if PurePosixPath(entry.filename).suffix.lower() not in IMAGE_SUFFIXES:
+            raise Invalid(
+                _("“%(entry)s” in %(archive)s is not an image file (JPEG, PNG, BMP or TIFF); nothing was imported.")
+                % {"archive": archive_name, "entry": entry.filename},
+                code="unsupported_format",
+            )
+        if entry.flag_bits & 0x1:
+            raise Invalid(
+                _("“%(entry)s” in %(archive)s is encrypted.") % {"archive": archive_name, "entry": entry.filename}
+            )
+        try:
+            # Read at most one byte past the limit: the sizes in a zip's directory can lie.
+            with archive.open(entry) as member:
+                data = member.read(settings.MAX_UPLOAD_MB * MB + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError):
+            raise Invalid(
+                _("“%(entry)s” in %(archive)s is damaged.") % {"archive": archive_name, "entry": entry.filename}
+            ) from None
+        yield checked_image(entry.filename, data)
+
+
+def _is_junk(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return any(part in _JUNK_PARTS or part.startswith("._") for part in parts)

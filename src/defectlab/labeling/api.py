@@ -1,0 +1,450 @@
+"""REST API for projects, labels, tasks, annotations, predictions and reviews."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from defectlab.api import TenantViewSet, decode_cursor, encode_cursor, query_bool, query_int
+from defectlab.errors import Invalid
+from defectlab.ingest.uploads import images_from_uploads
+from defectlab.labeling import services, workflow
+from defectlab.labeling.models import (
+    Annotation,
+    AnnotationVersion,
+    Label,
+    Prediction,
+    Project,
+    Review,
+    Task,
+    TaskLabel,
+    TaskStatus,
+)
+from defectlab.media.services import signed_url
+from defectlab.tenancy.models import Membership, Organization, User
+from defectlab.tenancy.roles import Can
+from defectlab.tenancy.services import record, require
+
+# ---------------------------------------------------------------------------- serializers
+
+
+class LabelSerializer(serializers.ModelSerializer[Label]):
+    class Meta:
+        model = Label
+        fields = ["id", "name", "color", "hotkey", "attributes", "order"]
+        read_only_fields = ["id"]
+
+
+class ProjectSerializer(serializers.ModelSerializer[Project]):
+    labels = LabelSerializer(many=True, required=False)
+    organization = serializers.PrimaryKeyRelatedField(queryset=Organization.objects.all())
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "id", "organization", "name", "description", "instructions", "shape_types", "tags",
+            "labels", "counts", "created_at",
+        ]
+        read_only_fields = ["id", "created_at"]
+
+    def get_counts(self, project: Project) -> dict[str, int]:
+        return {status: getattr(project, counter) for status, counter in services.COUNTER.items()} | {
+            "total": project.task_count
+        }
+
+    def validate_shape_types(self, value: Any) -> list[str]:
+        return services.clean_shape_types(value)
+
+    def validate_tags(self, value: Any) -> list[dict[str, str]]:
+        return services.clean_tags(value)
+
+
+class TaskSerializer(serializers.ModelSerializer[Task]):
+    image_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Task
+        fields = [
+            "id", "project", "file_name", "width", "height", "status", "assignee", "lock_owner",
+            "lock_expires_at", "has_annotation", "has_prediction", "image_url", "thumbnail_url",
+            "created_at", "updated_at",
+        ]
+        read_only_fields = [field for field in fields if field != "assignee"]
+
+    def get_image_url(self, task: Task) -> str | None:
+        return signed_url(task.pk, "image") if services.is_stored(task) else None
+
+    def get_thumbnail_url(self, task: Task) -> str | None:
+        return signed_url(task.pk, "thumb") if services.is_stored(task) else None
+
+    def validate_assignee(self, user: User | None) -> User | None:
+        task = self.instance
+        assert isinstance(task, Task)
+        if user is not None and not Membership.objects.filter(organization_id=task.organization_id, user=user).exists():
+            raise serializers.ValidationError(_("The assignee must be a member of this organization."))
+        return user
+
+
+class TaskPageSerializer(serializers.Serializer[Any]):
+    results = TaskSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class AnnotationSerializer(serializers.ModelSerializer[Annotation]):
+    class Meta:
+        model = Annotation
+        fields = ["version", "shapes", "tags", "author", "lead_time", "created_at", "updated_at"]
+
+
+class SaveAnnotationSerializer(serializers.Serializer[Any]):
+    version = serializers.IntegerField(
+        allow_null=True, required=False, help_text="The version you started from; omit or null for the first."
+    )
+    shapes = serializers.JSONField()
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    lead_time = serializers.FloatField(required=False, default=0.0, min_value=0.0)
+    submit = serializers.BooleanField(required=False, default=False)
+
+
+class AnnotationVersionSerializer(serializers.ModelSerializer[AnnotationVersion]):
+    class Meta:
+        model = AnnotationVersion
+        fields = ["version", "shapes", "tags", "author", "lead_time", "created_at"]
+
+
+class PredictionSerializer(serializers.ModelSerializer[Prediction]):
+    class Meta:
+        model = Prediction
+        fields = ["id", "model_name", "model_version", "shapes", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class ReviewSerializer(serializers.ModelSerializer[Review]):
+    class Meta:
+        model = Review
+        fields = ["id", "verdict", "comment", "annotation_version", "reviewer", "created_at"]
+        read_only_fields = ["id", "annotation_version", "reviewer", "created_at"]
+
+
+class AssignSerializer(serializers.Serializer[Any]):
+    tasks = serializers.ListField(child=serializers.IntegerField(), max_length=10_000)
+    assignee = serializers.IntegerField(allow_null=True)
+
+
+class ImportSerializer(serializers.Serializer[Any]):
+    tasks = serializers.JSONField(help_text="A list of image URLs, or of {image, width?, height?, file_name?}.")
+
+
+class UploadResultSerializer(serializers.Serializer[Any]):
+    created = serializers.IntegerField()
+    tasks = TaskSerializer(many=True)
+
+
+# ---------------------------------------------------------------------------- projects
+
+TASK_FILTERS = [
+    OpenApiParameter("status", str, description="Comma-separated statuses."),
+    OpenApiParameter("assignee", str, description="A user id, `me` or `none`."),
+    OpenApiParameter("has_annotation", bool),
+    OpenApiParameter("has_prediction", bool),
+    OpenApiParameter("label", int, description="Tasks whose annotation uses this label id."),
+    OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
+    OpenApiParameter("order", str, enum=["asc", "desc"]),
+    OpenApiParameter("page_size", int, description="1–200, default 50."),
+]
+
+
+class ProjectViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    TenantViewSet,
+):
+    queryset = Project.objects.order_by("id")
+    serializer_class = ProjectSerializer
+    capabilities = {
+        "update": Can.MANAGE_PROJECTS,
+        "partial_update": Can.MANAGE_PROJECTS,
+        "destroy": Can.MANAGE_PROJECTS,
+        "labels": Can.VIEW,
+        "upload": Can.MANAGE_PROJECTS,
+        "import_tasks": Can.MANAGE_PROJECTS,
+        "assign": Can.MANAGE_PROJECTS,
+        "next_task": Can.ANNOTATE,
+    }
+
+    def get_queryset(self) -> QuerySet[Project]:
+        projects = super().get_queryset().prefetch_related("labels")
+        organization = query_int(self.request, "organization")
+        return projects.filter(organization_id=organization) if organization is not None else projects
+
+    def create(self, request: Request) -> Response:
+        form = ProjectSerializer(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        organization = data.pop("organization")
+        require(request.user, organization.pk, Can.MANAGE_PROJECTS)
+        project = services.create_project(organization, request.user, **data)  # type: ignore[arg-type]
+        record(request._request, "project.created", organization=organization, target=project)
+        return Response(ProjectSerializer(project, context={"request": request}).data, status=201)
+
+    def perform_update(self, serializer: Any) -> None:
+        if "labels" in serializer.validated_data:
+            raise Invalid(_("Change labels through /api/projects/{id}/labels/ and /api/labels/{id}/."))
+        if serializer.validated_data.get("organization", serializer.instance.organization) != serializer.instance.organization:
+            raise Invalid(_("A project cannot move to another organization."))
+        project = serializer.save()
+        record(self.request._request, "project.updated", organization=project.organization_id, target=project)
+
+    def perform_destroy(self, instance: Project) -> None:
+        record(self.request._request, "project.deleted", organization=instance.organization_id,
+               data={"name": instance.name})
+        services.delete_tasks(instance, list(Task.objects.filter(project=instance).values_list("id", flat=True)))
+        instance.delete()
+
+    @extend_schema(methods=["get"], responses=LabelSerializer(many=True))
+    @extend_schema(methods=["post"], request=LabelSerializer, responses={201: LabelSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def labels(self, request: Request, pk: str) -> Response:
+        project = self.get_object()
+        if request.method == "GET":
+            return Response(LabelSerializer(project.labels.all(), many=True).data)
+        require(request.user, project.organization_id, Can.MANAGE_PROJECTS)
+        form = LabelSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        label = services.add_label(project, **form.validated_data)
+        record(request._request, "label.created", organization=project.organization_id, target=label)
+        return Response(LabelSerializer(label).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=TASK_FILTERS, responses=TaskPageSerializer)
+    @action(detail=True, methods=["get"])
+    def tasks(self, request: Request, pk: str) -> Response:
+        project = self.get_object()
+        task_filter = self._task_filter(request, project)
+        page_size = min(max(query_int(request, "page_size", 50) or 50, 1), 200)
+        page, last = services.list_tasks(
+            project,
+            task_filter,
+            after=decode_cursor(request.query_params.get("cursor")),
+            limit=page_size,
+            descending=request.query_params.get("order") == "desc",
+        )
+        return Response(
+            {
+                "results": TaskSerializer(page, many=True).data,
+                "next_cursor": encode_cursor(last) if last is not None else None,
+            }
+        )
+
+    def _task_filter(self, request: Request, project: Project) -> services.TaskFilter:
+        statuses = [value for value in request.query_params.get("status", "").split(",") if value]
+        unknown = [value for value in statuses if value not in TaskStatus.values]
+        if unknown:
+            raise Invalid(_("Unknown status %(status)s.") % {"status": unknown[0]})
+        assignee_raw = request.query_params.get("assignee", "")
+        assignee: int | None = None
+        if assignee_raw == "me":
+            assignee = request.user.pk
+        elif assignee_raw not in ("", "none"):
+            assignee = query_int(request, "assignee")
+        return services.TaskFilter(
+            statuses=statuses,
+            assignee=assignee,
+            unassigned=assignee_raw == "none",
+            has_annotation=query_bool(request, "has_annotation"),
+            has_prediction=query_bool(request, "has_prediction"),
+            label=query_int(request, "label"),
+        )
+
+    @extend_schema(
+        request={"multipart/form-data": {"type": "object", "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+        responses={201: UploadResultSerializer},
+    )
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
+    def upload(self, request: Request, pk: str) -> Response:
+        """Upload images (JPEG, PNG, BMP, TIFF) and zip archives of them. All land, or none."""
+        project = self.get_object()
+        files = [(upload.name or "upload", upload) for upload in request.FILES.getlist("files")]
+        if not files:
+            raise Invalid(_("Attach one or more files in the “files” field."))
+        tasks = services.create_uploaded_tasks(project, images_from_uploads(files))
+        record(request._request, "tasks.uploaded", organization=project.organization_id, target=project,
+               data={"count": len(tasks)})
+        return Response(
+            {"created": len(tasks), "tasks": TaskSerializer(tasks[:100], many=True).data},
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(request=ImportSerializer, responses={201: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"], url_path="import", parser_classes=[JSONParser])
+    def import_tasks(self, request: Request, pk: str) -> Response:
+        """Create tasks from a JSON list of image addresses (http(s):// or s3://), checked row by row."""
+        project = self.get_object()
+        items = request.data.get("tasks") if isinstance(request.data, dict) else request.data
+        created = services.import_references(project, items)
+        record(request._request, "tasks.imported", organization=project.organization_id, target=project,
+               data={"count": created})
+        return Response({"created": created}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=AssignSerializer, responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"])
+    def assign(self, request: Request, pk: str) -> Response:
+        project = self.get_object()
+        form = AssignSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        assignee = form.validated_data["assignee"]
+        if assignee is not None and not Membership.objects.filter(
+            organization_id=project.organization_id, user_id=assignee
+        ).exists():
+            raise Invalid(_("The assignee must be a member of this organization."))
+        updated = Task.objects.filter(project=project, id__in=form.validated_data["tasks"]).update(assignee_id=assignee)
+        record(request._request, "tasks.assigned", organization=project.organization_id, target=project,
+               data={"count": updated, "assignee": assignee})
+        return Response({"updated": updated})
+
+    @extend_schema(request=None, responses={200: TaskSerializer, 204: None})
+    @action(detail=True, methods=["post"], url_path="next-task")
+    def next_task(self, request: Request, pk: str) -> Response:
+        """Reserve and return the next task for you; 204 when there is nothing left."""
+        project = self.get_object()
+        task = workflow.next_task(project, request.user)  # type: ignore[arg-type]
+        if task is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(TaskSerializer(task).data)
+
+
+class LabelViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet):
+    queryset = Label.objects.all()
+    serializer_class = LabelSerializer
+    capabilities = {"update": Can.MANAGE_PROJECTS, "partial_update": Can.MANAGE_PROJECTS, "destroy": Can.MANAGE_PROJECTS}
+
+    def perform_update(self, serializer: Any) -> None:
+        label: Label = serializer.instance
+        data = serializer.validated_data
+        services.check_label(
+            label.project, data.get("name", label.name), data.get("color", label.color),
+            data.get("hotkey", label.hotkey), exclude=label.pk,
+        )
+        if "attributes" in data:
+            data["attributes"] = services.clean_label_attributes(data["attributes"])
+        serializer.save()
+        record(self.request._request, "label.updated", organization=label.organization_id, target=label)
+
+    def perform_destroy(self, instance: Label) -> None:
+        if TaskLabel.objects.filter(label=instance).exists():
+            raise Invalid(_("Annotations use this label; it cannot be deleted."))
+        record(self.request._request, "label.deleted", organization=instance.organization_id,
+               data={"name": instance.name})
+        instance.delete()
+
+
+# ---------------------------------------------------------------------------- tasks
+
+
+class TaskViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet):
+    queryset = Task.objects.select_related("project")
+    serializer_class = TaskSerializer
+    capabilities = {
+        "update": Can.MANAGE_PROJECTS,
+        "partial_update": Can.MANAGE_PROJECTS,
+        "destroy": Can.MANAGE_PROJECTS,
+        "release": Can.ANNOTATE,
+        "review": Can.VIEW,
+    }
+
+    def perform_destroy(self, instance: Task) -> None:
+        services.delete_tasks(instance.project, [instance.pk])
+        record(self.request._request, "task.deleted", organization=instance.organization_id,
+               data={"task": instance.pk, "file_name": instance.file_name})
+
+    @extend_schema(methods=["get"], responses={200: AnnotationSerializer, 204: None})
+    @extend_schema(methods=["put"], request=SaveAnnotationSerializer, responses=AnnotationSerializer)
+    @action(detail=True, methods=["get", "put"])
+    def annotation(self, request: Request, pk: str) -> Response:
+        """The current annotation. PUT saves a new version; a stale `version` answers 409."""
+        task = self.get_object()
+        if request.method == "GET":
+            current = Annotation.objects.filter(task=task).first()
+            return Response(AnnotationSerializer(current).data) if current else Response(status=204)
+        require(request.user, task.organization_id, Can.ANNOTATE)
+        form = SaveAnnotationSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        annotation = workflow.save_annotation(
+            task,
+            request.user,  # type: ignore[arg-type]
+            base_version=data.get("version"),
+            shapes=data["shapes"],
+            tags=data.get("tags"),
+            lead_time=data["lead_time"],
+            submit=data["submit"],
+        )
+        if data["submit"]:
+            record(request._request, "task.submitted", organization=task.organization_id, target=task,
+                   data={"version": annotation.version})
+        return Response(AnnotationSerializer(annotation).data)
+
+    @extend_schema(responses=AnnotationVersionSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="annotation/versions")
+    def annotation_versions(self, request: Request, pk: str) -> Response:
+        task = self.get_object()
+        versions = AnnotationVersion.objects.filter(annotation__task=task)
+        return Response(AnnotationVersionSerializer(versions, many=True).data)
+
+    @extend_schema(methods=["get"], responses=PredictionSerializer(many=True))
+    @extend_schema(methods=["post"], request=PredictionSerializer, responses={201: PredictionSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def predictions(self, request: Request, pk: str) -> Response:
+        task = self.get_object()
+        if request.method == "GET":
+            return Response(PredictionSerializer(task.predictions.all(), many=True).data)
+        require(request.user, task.organization_id, Can.MANAGE_PROJECTS)
+        form = PredictionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        prediction = workflow.add_prediction(
+            task,
+            model_name=form.validated_data["model_name"],
+            model_version=form.validated_data.get("model_version", ""),
+            shapes=form.validated_data["shapes"],
+        )
+        return Response(PredictionSerializer(prediction).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(methods=["get"], responses=ReviewSerializer(many=True))
+    @extend_schema(methods=["post"], request=ReviewSerializer, responses={201: ReviewSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def review(self, request: Request, pk: str) -> Response:
+        """GET: the task's review history. POST: approve or reject a submitted task."""
+        task = self.get_object()
+        if request.method == "GET":
+            return Response(ReviewSerializer(task.reviews.all(), many=True).data)
+        require(request.user, task.organization_id, Can.REVIEW)
+        form = ReviewSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        verdict = workflow.review(
+            task, request.user,  # type: ignore[arg-type]
+            verdict=form.validated_data["verdict"], comment=form.validated_data.get("comment", ""),
+        )
+        action_name = "task.approved" if verdict.verdict == "approve" else "task.rejected"
+        record(request._request, action_name, organization=task.organization_id, target=task,
+               data={"comment": verdict.comment})
+        return Response(ReviewSerializer(verdict).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["post"])
+    def release(self, request: Request, pk: str) -> Response:
+        """Give back a task you reserved, e.g. when skipping it."""
+        workflow.release(self.get_object(), request.user)  # type: ignore[arg-type]
+        return Response(status=status.HTTP_204_NO_CONTENT)
+

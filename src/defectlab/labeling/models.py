@@ -1,0 +1,177 @@
+"""The labeling workflow: projects and their label schema, tasks (one image each), versioned
+annotations, model predictions and reviews."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from defectlab.tenancy.models import Organization
+
+
+def default_shape_types() -> list[str]:
+    return ["box", "polygon"]
+
+
+class Project(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(_("name"), max_length=150)
+    description = models.TextField(_("description"), blank=True)
+    instructions = models.TextField(_("instructions"), blank=True)
+    shape_types = models.JSONField(default=default_shape_types)
+    # Image-level tags, e.g. [{"name": "OK", "color": "#2e7d32"}, {"name": "NG", ...}].
+    tags = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Stored counters so progress bars never count a million rows; kept by labeling.services.
+    count_new = models.IntegerField(default=0)
+    count_in_progress = models.IntegerField(default=0)
+    count_submitted = models.IntegerField(default=0)
+    count_approved = models.IntegerField(default=0)
+    count_rejected = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def task_count(self) -> int:
+        return (
+            self.count_new
+            + self.count_in_progress
+            + self.count_submitted
+            + self.count_approved
+            + self.count_rejected
+        )
+
+
+class Label(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(_("name"), max_length=100)
+    color = models.CharField(_("color"), max_length=7, default="#e53935")
+    hotkey = models.CharField(_("hotkey"), max_length=1, blank=True)
+    # [{"name": "severity", "options": ["minor", "major", "critical"], "default": "minor"}]
+    attributes = models.JSONField(default=list, blank=True)
+    order = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="label_name_unique_in_project")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TaskStatus(models.TextChoices):
+    NEW = "new", _("New")
+    IN_PROGRESS = "in_progress", _("In progress")
+    SUBMITTED = "submitted", _("Submitted")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+
+
+class Task(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    # A key in the organization's storage for uploads, or a URL / bucket reference for imports.
+    image = models.CharField(max_length=1024)
+    file_name = models.CharField(max_length=255)
+    width = models.IntegerField(null=True)
+    height = models.IntegerField(null=True)
+    size_bytes = models.BigIntegerField(null=True)
+    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.NEW)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lock_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lock_expires_at = models.DateTimeField(null=True, blank=True)
+    has_annotation = models.BooleanField(default=False)
+    has_prediction = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["project", "id"], name="task_project"),
+            models.Index(fields=["project", "status", "id"], name="task_project_status"),
+            models.Index(fields=["project", "assignee", "id"], name="task_project_assignee"),
+            models.Index(fields=["project", "has_annotation", "id"], name="task_project_annotated"),
+            models.Index(fields=["project", "has_prediction", "id"], name="task_project_predicted"),
+        ]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+
+class TaskLabel(models.Model):
+    """Which labels a task's current annotation uses: the index behind the "class" filter."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["label", "task"], name="task_label_unique")]
+
+
+class Annotation(models.Model):
+    """The current annotation of a task. Every saved version is also kept in AnnotationVersion."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, related_name="annotation")
+    version = models.IntegerField(default=1)
+    shapes = models.JSONField(default=list)
+    tags = models.JSONField(default=list)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    lead_time = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class AnnotationVersion(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="versions")
+    version = models.IntegerField()
+    shapes = models.JSONField(default=list)
+    tags = models.JSONField(default=list)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    lead_time = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["annotation", "version"], name="annotation_version_unique")
+        ]
+
+
+class Prediction(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="predictions")
+    model_name = models.CharField(max_length=100)
+    model_version = models.CharField(max_length=100, blank=True)
+    shapes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+
+class Verdict(models.TextChoices):
+    APPROVE = "approve", _("Approve")
+    REJECT = "reject", _("Reject")
+
+
+class Review(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="reviews")
+    annotation_version = models.IntegerField()
+    verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    comment = models.TextField(blank=True)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]

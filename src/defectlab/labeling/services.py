@@ -1,0 +1,291 @@
+"""Projects, their label schema and their tasks: creating, importing, listing, deleting."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.db import transaction
+from django.db.models import Count, F, QuerySet
+from django.utils.translation import gettext as _
+
+from defectlab.errors import Invalid
+from defectlab.geometry import ShapeType
+from defectlab.ingest.uploads import IncomingImage
+from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
+from defectlab.media.storage import default_storage
+from defectlab.tenancy.models import Organization, User
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_HOTKEY = re.compile(r"^[1-9a-z]$")
+_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif"}
+COUNTER = {
+    TaskStatus.NEW: "count_new",
+    TaskStatus.IN_PROGRESS: "count_in_progress",
+    TaskStatus.SUBMITTED: "count_submitted",
+    TaskStatus.APPROVED: "count_approved",
+    TaskStatus.REJECTED: "count_rejected",
+}
+
+# ---------------------------------------------------------------------------- schema
+
+
+def clean_shape_types(value: Any) -> list[str]:
+    allowed = {shape_type.value for shape_type in ShapeType}
+    if not isinstance(value, list) or not value or not all(item in allowed for item in value):
+        raise Invalid(
+            _("Shape types must be a non-empty list drawn from: %(allowed)s.")
+            % {"allowed": ", ".join(sorted(allowed))},
+            details={"field": "shape_types"},
+        )
+    return list(dict.fromkeys(value))
+
+
+def clean_tags(value: Any) -> list[dict[str, str]]:
+    if not isinstance(value, list):
+        raise Invalid(_("Tags must be a list."), details={"field": "tags"})
+    tags: list[dict[str, str]] = []
+    for item in value:
+        tag = {"name": item} if isinstance(item, str) else item
+        if not isinstance(tag, dict) or not isinstance(tag.get("name"), str) or not tag["name"].strip():
+            raise Invalid(_("Each tag needs a name."), details={"field": "tags"})
+        color = tag.get("color", "#757575")
+        if not isinstance(color, str) or not _COLOR.match(color):
+            raise Invalid(_("A color must look like #1e88e5."), details={"field": "tags"})
+        tags.append({"name": tag["name"].strip()[:50], "color": color})
+    if len({tag["name"] for tag in tags}) != len(tags):
+        raise Invalid(_("Tag names must be unique."), details={"field": "tags"})
+    return tags
+
+
+def clean_label_attributes(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise Invalid(_("Attributes must be a list."), details={"field": "attributes"})
+    cleaned: list[dict[str, Any]] = []
+    for item in value:
+        options = item.get("options") if isinstance(item, dict) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        if (
+            not isinstance(name, str)
+            or not name.strip()
+            or not isinstance(options, list)
+            or not options
+            or not all(isinstance(option, str) and option for option in options)
+        ):
+            raise Invalid(
+                _("Each attribute needs a name and a non-empty list of options."),
+                details={"field": "attributes"},
+            )
+        default = item.get("default", options[0])
+        if default not in options:
+            raise Invalid(
+                _("The default of attribute %(name)s must be one of its options.") % {"name": name},
+                details={"field": "attributes"},
+            )
+        cleaned.append({"name": name.strip(), "options": list(dict.fromkeys(options)), "default": default})
+    if len({attribute["name"] for attribute in cleaned}) != len(cleaned):
+        raise Invalid(_("Attribute names must be unique."), details={"field": "attributes"})
+    return cleaned
+
+
+def check_label(project: Project, name: str, color: str, hotkey: str, exclude: int | None = None) -> None:
+    if not name.strip():
+        raise Invalid(_("A label needs a name."), details={"field": "name"})
+    if not _COLOR.match(color):
+        raise Invalid(_("A color must look like #1e88e5."), details={"field": "color"})
+    siblings = Label.objects.filter(project=project).exclude(pk=exclude)
+    if siblings.filter(name=name.strip()).exists():
+        raise Invalid(_("This project already has a label named %(name)s.") % {"name": name}, details={"field": "name"})
+    if hotkey:
+        if not _HOTKEY.match(hotkey):
+            raise Invalid(_("A hotkey is one digit 1–9 or a lower-case letter."), details={"field": "hotkey"})
+        if siblings.filter(hotkey=hotkey).exists():
+            raise Invalid(_("Another label already uses hotkey %(key)s.") % {"key": hotkey}, details={"field": "hotkey"})
+
+
+@transaction.atomic
+def create_project(organization: Organization, user: User, **fields: Any) -> Project:
+    labels = fields.pop("labels", [])
+    fields["shape_types"] = clean_shape_types(fields.get("shape_types", ["box", "polygon"]))
+    fields["tags"] = clean_tags(fields.get("tags", []))
+    project = Project.objects.create(organization=organization, created_by=user, **fields)
+    for order, label in enumerate(labels):
+        add_label(project, order=order, **label)
+    return project
+
+
+def add_label(project: Project, **fields: Any) -> Label:
+    name = str(fields.get("name", "")).strip()
+    color = fields.get("color", "#e53935")
+    hotkey = fields.get("hotkey", "")
+    check_label(project, name, color, hotkey)
+    return Label.objects.create(
+        organization_id=project.organization_id,
+        project=project,
+        name=name,
+        color=color,
+        hotkey=hotkey,
+        attributes=clean_label_attributes(fields.get("attributes", [])),
+        order=fields.get("order", project.labels.count()),
+    )
+
+
+# ---------------------------------------------------------------------------- tasks in
+
+
+def create_uploaded_tasks(project: Project, images: Iterable[IncomingImage]) -> list[Task]:
+    """Store every image and create its task — all of them, or (on any error) none."""
+    storage = default_storage()
+    stored: list[str] = []
+    try:
+        tasks = []
+        for image in images:
+            key = f"org/{project.organization_id}/projects/{project.pk}/{uuid.uuid4().hex}{_SUFFIX[image.info.format]}"
+            storage.save(key, image.data)
+            stored.append(key)
+            tasks.append(
+                Task(
+                    organization_id=project.organization_id,
+                    project=project,
+                    image=key,
+                    file_name=image.name[-255:],
+                    width=image.info.width,
+                    height=image.info.height,
+                    size_bytes=len(image.data),
+                )
+            )
+        if not tasks:
+            raise Invalid(_("The upload holds no images."), code="empty")
+        with transaction.atomic():
+            created = Task.objects.bulk_create(tasks, batch_size=500)
+            Project.objects.filter(pk=project.pk).update(count_new=F("count_new") + len(created))
+        return created
+    except BaseException:
+        for key in stored:
+            storage.delete(key)
+        raise
+
+
+def _reference_task(project: Project, index: int, item: Any) -> Task:
+    entry = {"image": item} if isinstance(item, str) else item
+    image = entry.get("image") if isinstance(entry, dict) else None
+    where = {"row": index + 1}
+    if not isinstance(image, str) or not image:
+        raise Invalid(_("Row %(row)s: each entry needs an “image” address.") % where, details=where)
+    parts = urlsplit(image)
+    if parts.scheme not in ("http", "https", "s3") or not parts.netloc or len(image) > 1024:
+        raise Invalid(
+            _("Row %(row)s: “%(image)s” is not an http(s):// or s3:// address.") % {**where, "image": image[:200]},
+            details=where,
+        )
+    width, height = entry.get("width"), entry.get("height")
+    for value in (width, height):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise Invalid(_("Row %(row)s: width and height must be whole numbers above zero.") % where, details=where)
+    name = entry.get("file_name") or parts.path.rsplit("/", 1)[-1] or parts.netloc
+    return Task(
+        organization_id=project.organization_id,
+        project=project,
+        image=image,
+        file_name=str(name)[-255:],
+        width=width,
+        height=height,
+    )
+
+
+def import_references(project: Project, items: Sequence[Any]) -> int:
+    """Tasks for images addressed by URL, checked row by row; one bad row imports nothing."""
+    if not isinstance(items, list) or not items:
+        raise Invalid(_("Send a non-empty JSON list of image addresses."))
+    tasks = [_reference_task(project, index, item) for index, item in enumerate(items)]
+    with transaction.atomic():
+        Task.objects.bulk_create(tasks, batch_size=2000)
+        Project.objects.filter(pk=project.pk).update(count_new=F("count_new") + len(tasks))
+    return len(tasks)
+
+
+# ---------------------------------------------------------------------------- tasks out
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    statuses: list[str] = field(default_factory=list)
+    assignee: int | None = None
+    unassigned: bool = False
+    has_annotation: bool | None = None
+    has_prediction: bool | None = None
+    label: int | None = None
+
+    def apply(self, queryset: QuerySet[Task]) -> QuerySet[Task]:
+        if self.statuses:
+            queryset = queryset.filter(status__in=self.statuses)
+        if self.unassigned:
+            queryset = queryset.filter(assignee__isnull=True)
+        elif self.assignee is not None:
+            queryset = queryset.filter(assignee_id=self.assignee)
+        if self.has_annotation is not None:
+            queryset = queryset.filter(has_annotation=self.has_annotation)
+        if self.has_prediction is not None:
+            queryset = queryset.filter(has_prediction=self.has_prediction)
+        if self.label is not None:
+            queryset = queryset.filter(id__in=TaskLabel.objects.filter(label_id=self.label).values("task_id"))
+        return queryset
+
+
+def list_tasks(
+    project: Project, task_filter: TaskFilter, *, after: int | None, limit: int, descending: bool = False
+) -> tuple[list[Task], int | None]:
+    """One page of tasks in id order, found by keyset (``id > after``): as fast deep as shallow."""
+    queryset = task_filter.apply(Task.objects.filter(project_id=project.pk))
+    if after is not None:
+        queryset = queryset.filter(id__lt=after) if descending else queryset.filter(id__gt=after)
+    page = list(queryset.order_by("-id" if descending else "id")[: limit + 1])
+    if len(page) > limit:
+        return page[:limit], page[limit - 1].pk
+    return page, None
+
+
+def set_status(task: Task, status: str) -> None:
+    """Move a task to ``status``, keeping the project's stored counters true."""
+    if task.status == status:
+        return
+    Project.objects.filter(pk=task.project_id).update(
+        **{COUNTER[TaskStatus(task.status)]: F(COUNTER[TaskStatus(task.status)]) - 1,
+           COUNTER[TaskStatus(status)]: F(COUNTER[TaskStatus(status)]) + 1}
+    )
+    task.status = status
+
+
+def delete_tasks(project: Project, task_ids: Sequence[int]) -> int:
+    storage = default_storage()
+    with transaction.atomic():
+        tasks = list(Task.objects.filter(project=project, id__in=task_ids).only("id", "image", "status"))
+        for status, counter in COUNTER.items():
+            gone = sum(1 for task in tasks if task.status == status)
+            if gone:
+                Project.objects.filter(pk=project.pk).update(**{counter: F(counter) - gone})
+        Task.objects.filter(id__in=[task.pk for task in tasks]).delete()
+        keys = [task.image for task in tasks if _is_stored(task.image)]
+        transaction.on_commit(lambda: [storage.delete(key) for key in keys])
+    return len(tasks)
+
+
+def _is_stored(image: str) -> bool:
+    return "://" not in image
+
+
+def is_stored(task: Task) -> bool:
+    """True when the task's image is in our storage (an upload), not a remote reference."""
+    return _is_stored(task.image)
+
+
+def recount(project: Project) -> None:
+    """Recompute the stored counters from the tasks (a repair tool; normal paths keep them)."""
+    counts = {counter: 0 for counter in COUNTER.values()}
+    for status, number in Task.objects.filter(project=project).values_list("status").annotate(n=Count("id")):
+        counts[COUNTER[TaskStatus(status)]] = number
+    Project.objects.filter(pk=project.pk).update(**counts)

@@ -1,0 +1,299 @@
+"""The labeling workflow: handing out tasks under a lock, saving annotations with optimistic
+concurrency (every version kept), predictions, and review verdicts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from defectlab.errors import Conflict, Invalid
+from defectlab.geometry import Shape, ShapeError, shapes_from_json, validate_shapes
+from defectlab.labeling.models import (
+    Annotation,
+    AnnotationVersion,
+    Label,
+    Prediction,
+    Project,
+    Review,
+    Task,
+    TaskLabel,
+    TaskStatus,
+    Verdict,
+)
+from defectlab.labeling.services import set_status
+from defectlab.tenancy.models import User
+from defectlab.tenancy.roles import Can, allows
+from defectlab.tenancy.services import role_in
+
+OPEN_FOR_LABELING = (TaskStatus.NEW, TaskStatus.IN_PROGRESS, TaskStatus.REJECTED)
+
+# ---------------------------------------------------------------------------- next task
+
+
+def _unlocked(now: Any) -> Q:
+    return Q(lock_owner__isnull=True) | Q(lock_expires_at__lte=now)
+
+
+def next_task(project: Project, user: User) -> Task | None:
+    """The task this annotator should work on now, reserved for them so nobody else gets it.
+
+    Order: the one they already hold; tasks rejected back to them; tasks assigned to them;
+    then unassigned new work. The reservation is one conditional UPDATE, so two people
+    asking at once can never both win the same task."""
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.TASK_LOCK_SECONDS)
+    tasks = Task.objects.filter(project_id=project.pk)
+    held = (
+        tasks.filter(lock_owner=user, lock_expires_at__gt=now, status__in=OPEN_FOR_LABELING).order_by("id").first()
+    )
+    if held is not None:
+        Task.objects.filter(pk=held.pk).update(lock_expires_at=until)
+        held.lock_expires_at = until
+        return held
+    queues = [
+        tasks.filter(assignee=user, status=TaskStatus.REJECTED),
+        tasks.filter(assignee=user, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
+        tasks.filter(assignee__isnull=True, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
+    ]
+    for queue in queues:
+        for _attempt in range(5):
+            candidates = list(queue.filter(_unlocked(now)).order_by("id").values_list("id", flat=True)[:10])
+            if not candidates:
+                break
+            for task_id in candidates:
+                if Task.objects.filter(pk=task_id).filter(_unlocked(now)).update(lock_owner=user, lock_expires_at=until):
+                    return _start(Task.objects.get(pk=task_id))
+    return None
+
+
+def _start(task: Task) -> Task:
+    if task.status == TaskStatus.NEW:
+        with transaction.atomic():
+            set_status(task, TaskStatus.IN_PROGRESS)
+            task.save(update_fields=["status", "updated_at"])
+    return task
+
+
+def release(task: Task, user: User) -> None:
+    Task.objects.filter(pk=task.pk, lock_owner=user).update(lock_owner=None, lock_expires_at=None)
+
+
+def _held_by_other(task: Task, user: User) -> bool:
+    return (
+        task.lock_owner_id is not None
+        and task.lock_owner_id != user.pk
+        and task.lock_expires_at is not None
+        and task.lock_expires_at > timezone.now()
+    )
+
+
+# ---------------------------------------------------------------------------- annotations
+
+
+def clean_shapes(project: Project, task: Task, data: Any, *, predictions: bool = False) -> list[Shape]:
+    """Shapes checked against the image and the project's schema, with attribute defaults filled."""
+    try:
+        shapes = shapes_from_json(data)
+        if task.width and task.height:
+            validate_shapes(shapes, task.width, task.height)
+    except ShapeError as error:
+        raise Invalid(str(error), code="invalid_shape", details={"shape": error.index}) from None
+    labels = {label.pk: label for label in Label.objects.filter(project_id=project.pk)}
+    cleaned = []
+    for index, shape in enumerate(shapes):
+        where = {"shape": index + 1}
+        label = labels.get(shape.label)
+        if label is None:
+            raise Invalid(_("Shape %(shape)s uses a label that is not in this project.") % where, details=where)
+        if shape.type not in project.shape_types:
+            raise Invalid(
+                _("Shape %(shape)s is a %(type)s, which this project does not use.") % {**where, "type": shape.type},
+                details=where,
+            )
+        if shape.score is not None and not predictions:
+            shape = Shape(shape.type, shape.points, shape.label, shape.attributes, None, shape.id)
+        cleaned.append(_with_attributes(shape, label, where))
+    return cleaned
+
+
+def _with_attributes(shape: Shape, label: Label, where: dict[str, int]) -> Shape:
+    schema = {attribute["name"]: attribute for attribute in label.attributes}
+    values = dict(shape.attributes)
+    for name, value in values.items():
+        if name not in schema:
+            raise Invalid(
+                _("Shape %(shape)s: label %(label)s has no attribute %(name)s.") % {**where, "label": label.name, "name": name},
+                details=where,
+            )
+        if value not in schema[name]["options"]:
+            raise Invalid(
+                _("Shape %(shape)s: %(value)s is not an option of %(name)s.") % {**where, "value": value, "name": name},
+                details=where,
+            )
+    for name, attribute in schema.items():
+        values.setdefault(name, attribute["default"])
+    return Shape(shape.type, shape.points, shape.label, values, shape.score, shape.id)
+
+
+def clean_image_tags(project: Project, tags: Any) -> list[str]:
+    known = {tag["name"] for tag in project.tags}
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise Invalid(_("Image tags must be a list of tag names."))
+    unknown = [tag for tag in tags if tag not in known]
+    if unknown:
+        raise Invalid(_("This project has no tag named %(tag)s.") % {"tag": unknown[0]})
+    return list(dict.fromkeys(tags))
+
+
+def save_annotation(
+    task: Task,
+    user: User,
+    *,
+    base_version: int | None,
+    shapes: Any,
+    tags: Any = None,
+    lead_time: float = 0.0,
+    submit: bool = False,
+) -> Annotation:
+    """Save a new version of the task's annotation.
+
+    ``base_version`` is the version the client started from (None for the first one). If
+    someone saved in between, nothing is written and Conflict carries the current version,
+    so the client can merge instead of overwriting."""
+    project = task.project
+    role = role_in(user, task.organization_id)
+    manages = allows(role, Can.MANAGE_PROJECTS) or allows(role, Can.REVIEW)
+    cleaned = [shape.to_dict() for shape in clean_shapes(project, task, shapes)]
+    image_tags = clean_image_tags(project, tags)
+    lead_time = max(0.0, float(lead_time or 0.0))
+    with transaction.atomic():
+        # Re-read under the write lock: status and counters must move from the true state.
+        task = Task.objects.select_for_update().get(pk=task.pk)
+        if _held_by_other(task, user) and not manages:
+            raise Conflict(_("Someone else is working on this task."), code="locked")
+        if task.status == TaskStatus.APPROVED and not manages:
+            raise Conflict(_("This task is approved; only a reviewer can change it."), code="approved")
+        current = Annotation.objects.filter(task=task).first()
+        if current is None:
+            if base_version:
+                raise Conflict(_("This annotation changed since you opened it."), code="stale")
+            try:
+                with transaction.atomic():
+                    annotation = Annotation.objects.create(
+                        organization_id=task.organization_id,
+                        task=task,
+                        version=1,
+                        shapes=cleaned,
+                        tags=image_tags,
+                        author=user,
+                        lead_time=lead_time,
+                    )
+            except IntegrityError:
+                raise _stale(Annotation.objects.get(task=task)) from None
+        else:
+            updated = Annotation.objects.filter(pk=current.pk, version=base_version).update(
+                version=current.version + 1,
+                shapes=cleaned,
+                tags=image_tags,
+                author=user,
+                lead_time=current.lead_time + lead_time,
+                updated_at=timezone.now(),
+            )
+            if not updated:
+                raise _stale(current)
+            annotation = Annotation.objects.get(pk=current.pk)
+        AnnotationVersion.objects.create(
+            organization_id=task.organization_id,
+            annotation=annotation,
+            version=annotation.version,
+            shapes=cleaned,
+            tags=image_tags,
+            author=user,
+            lead_time=lead_time,
+        )
+        _index_labels(task, cleaned)
+        task.has_annotation = True
+        if submit:
+            set_status(task, TaskStatus.SUBMITTED)
+            if task.lock_owner_id == user.pk:
+                task.lock_owner = None
+                task.lock_expires_at = None
+        elif task.status == TaskStatus.NEW:
+            set_status(task, TaskStatus.IN_PROGRESS)
+        task.save(update_fields=["has_annotation", "status", "lock_owner", "lock_expires_at", "updated_at"])
+    return annotation
+
+
+def _stale(current: Annotation) -> Conflict:
+    return Conflict(
+        _("This annotation changed since you opened it (now version %(version)s). Reload to see it; your edits were not saved.")
+        % {"version": current.version},
+        code="stale",
+        details={"version": current.version, "shapes": current.shapes, "tags": current.tags},
+    )
+
+
+def _index_labels(task: Task, shapes: list[dict[str, Any]]) -> None:
+    TaskLabel.objects.filter(task=task).delete()
+    TaskLabel.objects.bulk_create(
+        [TaskLabel(task=task, label_id=label) for label in sorted({shape["label"] for shape in shapes})]
+    )
+
+
+# ---------------------------------------------------------------------------- predictions
+
+
+def add_prediction(task: Task, *, model_name: str, model_version: str, shapes: Any) -> Prediction:
+    if not model_name.strip():
+        raise Invalid(_("A prediction needs a model name."))
+    cleaned = [shape.to_dict() for shape in clean_shapes(task.project, task, shapes, predictions=True)]
+    with transaction.atomic():
+        prediction = Prediction.objects.create(
+            organization_id=task.organization_id,
+            task=task,
+            model_name=model_name.strip()[:100],
+            model_version=model_version.strip()[:100],
+            shapes=cleaned,
+        )
+        Task.objects.filter(pk=task.pk).update(has_prediction=True)
+    task.has_prediction = True
+    return prediction
+
+
+# ---------------------------------------------------------------------------- review
+
+
+def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review:
+    """Approve or reject a submitted task. A rejected task goes back to its annotator."""
+    if verdict not in Verdict.values:
+        raise Invalid(_("The verdict must be approve or reject."))
+    if verdict == Verdict.REJECT and not comment.strip():
+        raise Invalid(_("Say what needs fixing when you reject a task."))
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task.pk)
+        if task.status != TaskStatus.SUBMITTED:
+            raise Conflict(_("Only submitted tasks can be reviewed."), code="not_submitted")
+        annotation = Annotation.objects.get(task=task)
+        verdict_row = Review.objects.create(
+            organization_id=task.organization_id,
+            task=task,
+            annotation_version=annotation.version,
+            verdict=verdict,
+            comment=comment.strip(),
+            reviewer=user,
+        )
+        if verdict == Verdict.APPROVE:
+            set_status(task, TaskStatus.APPROVED)
+        else:
+            set_status(task, TaskStatus.REJECTED)
+            task.assignee_id = annotation.author_id
+        task.save(update_fields=["status", "assignee", "updated_at"])
+    return verdict_row

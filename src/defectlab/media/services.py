@@ -1,0 +1,67 @@
+"""Signed, short-lived media URLs and the image variants browsers get (display copy, thumbnail)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from django.conf import settings
+from django.core import signing
+from django.urls import reverse
+
+from defectlab.media.images import render_for_display, thumbnail
+from defectlab.media.storage import Storage, default_storage
+
+Variant = Literal["image", "thumb"]
+_SALT = "defectlab.media"
+
+
+def signed_url(task_id: int, variant: Variant) -> str:
+    """A URL anyone holding it can open until it expires; minted only for members.
+
+    Expiry is rounded up to a half-TTL step so the same image keeps the same URL for a while
+    and the browser's cache works."""
+    ttl = settings.MEDIA_URL_TTL
+    step = max(1, ttl // 2)
+    expires = math.ceil((time.time() + ttl) / step) * step
+    token = signing.Signer(salt=_SALT).sign_object([task_id, variant, expires])
+    return reverse("media", kwargs={"token": token})
+
+
+@dataclass(frozen=True, slots=True)
+class MediaGrant:
+    task_id: int
+    variant: Variant
+    expires: int
+
+
+def read_grant(token: str) -> MediaGrant | None:
+    try:
+        task_id, variant, expires = signing.Signer(salt=_SALT).unsign_object(token)
+    except (signing.BadSignature, ValueError, TypeError):
+        return None
+    if expires < time.time() or variant not in ("image", "thumb"):
+        return None
+    return MediaGrant(int(task_id), variant, int(expires))
+
+
+def variant_bytes(image_key: str, variant: Variant, storage: Storage | None = None) -> tuple[bytes, str]:
+    """The bytes and content type to send for one variant of a stored image, cached in storage."""
+    storage = storage or default_storage()
+    if variant == "thumb":
+        cache_key = f"cache/thumbs/{image_key}.jpg"
+        if storage.exists(cache_key):
+            return storage.read(cache_key), "image/jpeg"
+        data = thumbnail(storage.read(image_key))
+        storage.save(cache_key, data)
+        return data, "image/jpeg"
+    cache_key = f"cache/display/{image_key}.png"
+    if storage.exists(cache_key):
+        return storage.read(cache_key), "image/png"
+    original = storage.read(image_key)
+    display, content_type = render_for_display(original)
+    if display is not original and display != original:
+        storage.save(cache_key, display)
+    return display, content_type

@@ -1,0 +1,26 @@
+"""Serving images and thumbnails to whoever holds a valid signed URL."""
+
+from __future__ import annotations
+
+import time
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
+
+from defectlab.api import error_body
+from defectlab.labeling.models import Task
+from defectlab.media.services import read_grant, variant_bytes
+
+
+@require_GET
+def media(request: HttpRequest, token: str) -> HttpResponse:
+    grant = read_grant(token)
+    task = Task.objects.filter(pk=grant.task_id).only("image").first() if grant else None
+    if grant is None or task is None or "://" in task.image:
+        return JsonResponse(error_body("not_found", _("This image link has expired or is not valid.")), status=404)
+    data, content_type = variant_bytes(task.image, grant.variant)
+    response = HttpResponse(data, content_type=content_type)
+    response["Cache-Control"] = f"private, max-age={max(0, grant.expires - int(time.time()))}"
+    response["Content-Disposition"] = "inline"
+    return response

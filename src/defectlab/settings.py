@@ -1,0 +1,328 @@
+"""DefectLab settings: every knob is a documented ``DEFECTLAB_*`` environment variable.
+
+`env()` registers each variable with its default and help text (``docs/configuration.md`` must
+list them all; a test checks). A value that does not parse is recorded in ``PROBLEMS`` and the
+default is used, so ``defectlab check`` can explain it in plain words instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+
+
+SETTINGS: dict[str, Setting] = {}
+PROBLEMS: list[str] = []
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("expected a whole number above zero")
+    return number
+
+
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in options:
+            raise ValueError("expected one of " + ", ".join(options))
+        return value
+
+    return parse
+
+
+def env(name: str, default: str, help: str, parse: Callable[[str], T] = str) -> T:  # type: ignore[assignment]
+    SETTINGS[name] = Setting(name, default, help)
+    raw = os.environ.get(name, default)
+    try:
+        return parse(raw)
+    except (ValueError, TypeError) as error:
+        PROBLEMS.append(f"{name}={raw!r} is not valid ({error}); using the default {default!r}.")
+        return parse(default)
+
+
+# ---------------------------------------------------------------------------- the settings
+
+DATA_DIR = env(
+    "DEFECTLAB_DATA_DIR",
+    "./data",
+    "Directory for the SQLite database, stored images, thumbnails and the generated secret key.",
+    lambda value: Path(value).expanduser().resolve(),
+)
+DATABASE_URL = env(
+    "DEFECTLAB_DATABASE_URL",
+    "",
+    "Database to use, e.g. `postgresql://user:pass@host:5432/defectlab`. "
+    "Empty means SQLite at `$DEFECTLAB_DATA_DIR/defectlab.sqlite3`.",
+)
+DEBUG = env("DEFECTLAB_DEBUG", "false", "Development mode: detailed error pages. Never in production.", _bool)
+PUBLIC_URLS = env(
+    "DEFECTLAB_PUBLIC_URLS",
+    "http://127.0.0.1:8080,http://localhost:8080",
+    "Comma-separated addresses users reach the app at. Sets the allowed hosts and the CSRF "
+    "trusted origins.",
+    _csv,
+)
+PROXY_HEADERS = env(
+    "DEFECTLAB_PROXY_HEADERS",
+    "false",
+    "Trust `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-For` from a reverse proxy. "
+    "Turn on only when the app is reachable solely through that proxy.",
+    _bool,
+)
+HOST = env("DEFECTLAB_HOST", "127.0.0.1", "Address `defectlab serve` listens on.")
+PORT = env("DEFECTLAB_PORT", "8080", "Port `defectlab serve` listens on.", _positive_int)
+WEB_WORKERS = env("DEFECTLAB_WEB_WORKERS", "2", "Web server worker processes.", _positive_int)
+LOG_FORMAT = env(
+    "DEFECTLAB_LOG_FORMAT",
+    "json",
+    "`json` (one object a line, for production) or `text` (for reading in a terminal).",
+    _choice("json", "text"),
+)
+LOG_LEVEL = env(
+    "DEFECTLAB_LOG_LEVEL",
+    "INFO",
+    "Log level: DEBUG, INFO, WARNING or ERROR.",
+    _choice("DEBUG", "INFO", "WARNING", "ERROR"),
+)
+ADMIN_EMAIL = env(
+    "DEFECTLAB_ADMIN_EMAIL",
+    "admin@example.com",
+    "E-mail of the owner account `defectlab createadmin` (and `make run`) creates.",
+)
+ADMIN_PASSWORD = env(
+    "DEFECTLAB_ADMIN_PASSWORD",
+    "",
+    "Password for that account. Empty: one is generated and printed once.",
+)
+MAX_UPLOAD_MB = env(
+    "DEFECTLAB_MAX_UPLOAD_MB", "200", "Largest single uploaded image, in MB.", _positive_int
+)
+MAX_IMAGE_PIXELS = env(
+    "DEFECTLAB_MAX_IMAGE_PIXELS",
+    "150000000",
+    "Largest image accepted, in pixels (width × height); larger images are refused before decoding.",
+    _positive_int,
+)
+MAX_ARCHIVE_FILES = env(
+    "DEFECTLAB_MAX_ARCHIVE_FILES", "20000", "Most entries a zip upload may hold.", _positive_int
+)
+MAX_ARCHIVE_MB = env(
+    "DEFECTLAB_MAX_ARCHIVE_MB",
+    "4096",
+    "Largest zip upload, in MB, both as uploaded and uncompressed.",
+    _positive_int,
+)
+MEDIA_URL_TTL = env(
+    "DEFECTLAB_MEDIA_URL_TTL", "600", "Seconds a signed image or thumbnail URL stays valid.", _positive_int
+)
+TASK_LOCK_SECONDS = env(
+    "DEFECTLAB_TASK_LOCK_SECONDS",
+    "1800",
+    "How long a task handed out by “next task” stays reserved for its annotator.",
+    _positive_int,
+)
+INVITE_TTL_HOURS = env("DEFECTLAB_INVITE_TTL_HOURS", "168", "Hours an invite link stays valid.", _positive_int)
+LOGIN_MAX_FAILURES = env(
+    "DEFECTLAB_LOGIN_MAX_FAILURES",
+    "5",
+    "Failed logins for one e-mail (or 4× that from one address) before logins are paused.",
+    _positive_int,
+)
+LOGIN_LOCKOUT_SECONDS = env(
+    "DEFECTLAB_LOGIN_LOCKOUT_SECONDS", "900", "Window and pause length for failed logins, in seconds.", _positive_int
+)
+SECRET_KEY_SETTING = env(
+    "DEFECTLAB_SECRET_KEY",
+    "",
+    "Key for signing sessions and media URLs. Empty: one is generated into the data directory.",
+)
+
+# ---------------------------------------------------------------------------- derived
+
+
+def _secret_key() -> str:
+    if SECRET_KEY_SETTING:
+        return SECRET_KEY_SETTING
+    key_file = DATA_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def _database(url: str) -> dict[str, Any]:
+    if not url:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{DATA_DIR / 'defectlab.sqlite3'}"
+    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["CONN_MAX_AGE"] = 0
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+            "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=20000;",
+        }
+    return config
+
+
+def _hosts(urls: list[str]) -> list[str]:
+    hosts = {"127.0.0.1", "localhost", "testserver", "[::1]"}
+    for url in urls:
+        parts = urlsplit(url)
+        if not parts.scheme or not parts.hostname:
+            PROBLEMS.append(f"DEFECTLAB_PUBLIC_URLS entry {url!r} is not a full URL like https://host.")
+            continue
+        hosts.add(parts.hostname)
+    return sorted(hosts)
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = _hosts(PUBLIC_URLS)
+CSRF_TRUSTED_ORIGINS = [url.rstrip("/") for url in PUBLIC_URLS if urlsplit(url).hostname]
+if PROXY_HEADERS:
+    USE_X_FORWARDED_HOST = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = all(url.startswith("https://") for url in PUBLIC_URLS)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+DATABASES = {"default": _database(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "tenancy.User"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "defectlab.tenancy",
+    "defectlab.labeling",
+    "defectlab.media",
+    "defectlab.ingest",
+    "defectlab.web",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "defectlab.urls"
+WSGI_APPLICATION = "defectlab.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [Path(__file__).parent / "web" / "locale"]
+USE_I18N = True
+TIME_ZONE = "UTC"
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGE_DIR = DATA_DIR / "storage"
+FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 1000
+WHITENOISE_USE_FINDERS = DEBUG
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "defectlab.tenancy.auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "defectlab.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DefectLab API",
+    "DESCRIPTION": "Organizations, projects, tasks, annotations, predictions and reviews.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "defectlab.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+}

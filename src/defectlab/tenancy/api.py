@@ -1,0 +1,321 @@
+"""REST API for sessions, tokens, organizations, members, invites and the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import login, logout, update_session_auth_hash
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from defectlab.api import TenantViewSet, decode_cursor, encode_cursor
+from defectlab.errors import Invalid
+from defectlab.tenancy import services
+from defectlab.tenancy.models import ApiToken, AuditEvent, Invite, Membership, Organization, Role, User
+from defectlab.tenancy.roles import Can
+
+# ---------------------------------------------------------------------------- serializers
+
+
+class UserSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "email", "name", "language"]
+        read_only_fields = ["id", "email"]
+
+    def validate_language(self, value: str) -> str:
+        if value not in ("", "en", "zh-hans"):
+            raise serializers.ValidationError(_("Choose en or zh-hans (or leave empty to follow the browser)."))
+        return value
+
+
+class LoginSerializer(serializers.Serializer[Any]):
+    email = serializers.EmailField()
+    password = serializers.CharField(style={"input_type": "password"})
+
+
+class PasswordSerializer(serializers.Serializer[Any]):
+    current_password = serializers.CharField()
+    new_password = serializers.CharField()
+
+
+class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at"]
+
+
+class NewApiTokenSerializer(ApiTokenSerializer):
+    key = serializers.CharField(read_only=True, help_text="Shown once; store it now.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "key"]
+
+
+class OrganizationSerializer(serializers.ModelSerializer[Organization]):
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Organization
+        fields = ["id", "name", "created_at", "role"]
+        read_only_fields = ["id", "created_at", "role"]
+
+    def get_role(self, organization: Organization) -> str | None:
+        return services.role_in(self.context["request"].user, organization.pk)
+
+
+class MembershipSerializer(serializers.ModelSerializer[Membership]):
+    user = UserSerializer(read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "user", "role", "created_at"]
+        read_only_fields = ["id", "user", "created_at"]
+
+
+class InviteSerializer(serializers.ModelSerializer[Invite]):
+    class Meta:
+        model = Invite
+        fields = ["id", "role", "email", "expires_at", "created_at", "accepted_at"]
+        read_only_fields = ["id", "expires_at", "created_at", "accepted_at"]
+
+
+class NewInviteSerializer(InviteSerializer):
+    token = serializers.CharField(read_only=True, help_text="Shown once: the secret part of the invite link.")
+
+    class Meta(InviteSerializer.Meta):
+        fields = [*InviteSerializer.Meta.fields, "token"]
+
+
+class InvitePreviewSerializer(serializers.Serializer[Any]):
+    organization = serializers.CharField()
+    role = serializers.CharField()
+    email = serializers.CharField()
+
+
+class AcceptInviteSerializer(serializers.Serializer[Any]):
+    token = serializers.CharField()
+    email = serializers.EmailField(required=False, allow_blank=True)
+    password = serializers.CharField(required=False, allow_blank=True, style={"input_type": "password"})
+    name = serializers.CharField(required=False, allow_blank=True, max_length=150)
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "actor_email", "action", "target_type", "target_id", "ip", "user_agent", "data", "created_at"]
+
+
+# ---------------------------------------------------------------------------- session & account
+
+
+class AuthViewSet(viewsets.ViewSet):
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=LoginSerializer, responses=UserSerializer)
+    @action(detail=False, methods=["post"])
+    def login(self, request: Request) -> Response:
+        form = LoginSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        user = services.check_credentials(request._request, form.validated_data["email"], form.validated_data["password"])
+        login(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
+        services.record(request._request, "login", actor=user)
+        return Response(UserSerializer(user).data)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=False, methods=["post"])
+    def logout(self, request: Request) -> Response:
+        logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AccountViewSet(viewsets.ViewSet):
+    @extend_schema(responses=UserSerializer)
+    def list(self, request: Request) -> Response:
+        return Response(UserSerializer(request.user).data)
+
+    @extend_schema(request=UserSerializer, responses=UserSerializer)
+    @action(detail=False, methods=["patch"])
+    def update_profile(self, request: Request) -> Response:
+        form = UserSerializer(request.user, data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        form.save()
+        return Response(form.data)
+
+    @extend_schema(request=PasswordSerializer, responses={204: None})
+    @action(detail=False, methods=["post"])
+    def password(self, request: Request) -> Response:
+        form = PasswordSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        user = request.user
+        assert isinstance(user, User)
+        if not user.check_password(form.validated_data["current_password"]):
+            raise Invalid(_("The current password is wrong."))
+        try:
+            validate_password(form.validated_data["new_password"], user)
+        except ValidationError as error:
+            raise Invalid(" ".join(error.messages)) from None
+        user.set_password(form.validated_data["new_password"])
+        user.save(update_fields=["password"])
+        update_session_auth_hash(request._request, user)
+        services.record(request._request, "password.changed")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiTokenViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet[ApiToken]
+):
+    """Your personal API tokens. A token acts as you, in every organization you belong to."""
+
+    serializer_class = ApiTokenSerializer
+
+    def get_queryset(self) -> QuerySet[ApiToken]:
+        return ApiToken.objects.filter(user_id=self.request.user.pk).order_by("-id")
+
+    @extend_schema(request=ApiTokenSerializer, responses={201: NewApiTokenSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        form = ApiTokenSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        user = request.user
+        assert isinstance(user, User)
+        token, key = services.create_api_token(user, form.validated_data["name"], form.validated_data.get("expires_at"))
+        services.record(request._request, "api_token.created", target=token)
+        token.key = key  # type: ignore[attr-defined]
+        return Response(NewApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)
+
+
+# ---------------------------------------------------------------------------- organizations
+
+
+class OrganizationViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    TenantViewSet,
+):
+    queryset = Organization.objects.order_by("id")
+    serializer_class = OrganizationSerializer
+    capabilities = {
+        "update": Can.MANAGE_ORGANIZATION,
+        "partial_update": Can.MANAGE_ORGANIZATION,
+        "destroy": Can.DELETE_ORGANIZATION,
+        "invites": Can.MANAGE_MEMBERS,
+        "audit_events": Can.VIEW_AUDIT,
+    }
+
+    def create(self, request: Request) -> Response:
+        form = OrganizationSerializer(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        user = request.user
+        assert isinstance(user, User)
+        organization = services.create_organization(form.validated_data["name"], user)
+        services.record(request._request, "organization.created", organization=organization, target=organization)
+        return Response(OrganizationSerializer(organization, context={"request": request}).data, status=201)
+
+    def perform_update(self, serializer: Any) -> None:
+        organization = serializer.save()
+        services.record(self.request._request, "organization.updated", organization=organization, target=organization)
+
+    @extend_schema(responses=MembershipSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def members(self, request: Request, pk: str) -> Response:
+        organization = self.get_object()
+        memberships = Membership.objects.filter(organization=organization).select_related("user").order_by("id")
+        return Response(MembershipSerializer(memberships, many=True).data)
+
+    @extend_schema(methods=["get"], responses=InviteSerializer(many=True))
+    @extend_schema(methods=["post"], request=InviteSerializer, responses={201: NewInviteSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def invites(self, request: Request, pk: str) -> Response:
+        organization = self.get_object()
+        if request.method == "GET":
+            pending = Invite.objects.filter(organization=organization, accepted_at__isnull=True).order_by("-id")
+            return Response(InviteSerializer(pending, many=True).data)
+        form = InviteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        user = request.user
+        assert isinstance(user, User)
+        invite, token = services.create_invite(
+            user, organization, form.validated_data["role"], form.validated_data.get("email", "")
+        )
+        services.record(request._request, "invite.created", organization=organization, target=invite,
+                        data={"role": invite.role, "email": invite.email})
+        invite.token = token  # type: ignore[attr-defined]
+        return Response(NewInviteSerializer(invite).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=AuditEventSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="audit-events")
+    def audit_events(self, request: Request, pk: str) -> Response:
+        organization = self.get_object()
+        events = AuditEvent.objects.filter(organization=organization).order_by("-id")
+        after = decode_cursor(request.query_params.get("cursor"))
+        if after is not None:
+            events = events.filter(id__lt=after)
+        page = list(events[:101])
+        next_cursor = encode_cursor(page[99].pk) if len(page) > 100 else None
+        return Response({"results": AuditEventSerializer(page[:100], many=True).data, "next_cursor": next_cursor})
+
+
+class MembershipViewSet(mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet):
+    queryset = Membership.objects.select_related("user")
+    serializer_class = MembershipSerializer
+    capabilities = {"update": Can.MANAGE_MEMBERS, "partial_update": Can.MANAGE_MEMBERS, "destroy": Can.MANAGE_MEMBERS}
+
+    def perform_update(self, serializer: Any) -> None:
+        role = serializer.validated_data.get("role", serializer.instance.role)
+        membership = services.change_role(self.request.user, serializer.instance, role)  # type: ignore[arg-type]
+        services.record(self.request._request, "member.role_changed", organization=membership.organization_id,
+                        target=membership, data={"role": role, "user": membership.user.email})
+
+    def perform_destroy(self, instance: Membership) -> None:
+        services.remove_member(self.request.user, instance)  # type: ignore[arg-type]
+        services.record(self.request._request, "member.removed", organization=instance.organization_id,
+                        data={"user": instance.user.email})
+
+
+class InviteViewSet(mixins.DestroyModelMixin, TenantViewSet):
+    queryset = Invite.objects.all()
+    serializer_class = InviteSerializer
+    capabilities = {"destroy": Can.MANAGE_MEMBERS}
+
+    def perform_destroy(self, instance: Invite) -> None:
+        services.record(self.request._request, "invite.revoked", organization=instance.organization_id, target=instance)
+        instance.delete()
+
+    @extend_schema(responses=InvitePreviewSerializer)
+    @action(detail=False, methods=["get"], permission_classes=[AllowAny], url_path=r"preview/(?P<token>[^/]+)")
+    def preview(self, request: Request, token: str) -> Response:
+        """What an invite link offers, shown before the person signs up."""
+        invite = services.find_invite(token)
+        return Response({"organization": invite.organization.name, "role": Role(invite.role).label, "email": invite.email})
+
+    @extend_schema(request=AcceptInviteSerializer, responses={201: MembershipSerializer})
+    @action(detail=False, methods=["post"], permission_classes=[AllowAny])
+    def accept(self, request: Request) -> Response:
+        """Join through an invite: signed in, or by creating an account with e-mail and password."""
+        form = AcceptInviteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        user = request.user if request.user.is_authenticated else None
+        membership = services.accept_invite(
+            data["token"],
+            user=user,  # type: ignore[arg-type]
+            email=data.get("email", ""),
+            password=data.get("password", ""),
+            name=data.get("name", ""),
+        )
+        if user is None:
+            login(request._request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+        services.record(request._request, "invite.accepted", organization=membership.organization_id,
+                        target=membership, actor=membership.user)
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,267 @@
+"""Tenancy logic: scoping every query to the caller's organizations, roles, invites, tokens,
+login throttling and the audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from defectlab.errors import Conflict, Forbidden, Invalid, NotFound, Throttled
+from defectlab.tenancy.models import (
+    ApiToken,
+    AuditEvent,
+    Invite,
+    LoginFailure,
+    Membership,
+    Organization,
+    Role,
+    User,
+    normalize_email,
+)
+from defectlab.tenancy.roles import Can, allows, may_grant
+
+M = TypeVar("M", bound=models.Model)
+
+# ---------------------------------------------------------------------------- scoping
+
+
+def scoped(queryset: models.QuerySet[M], user: Any) -> models.QuerySet[M]:
+    """The one door to tenant-owned rows: only those of organizations ``user`` belongs to.
+
+    Every model it is used with has an ``organization`` (or is the Organization itself)."""
+    if not getattr(user, "is_authenticated", False):
+        return queryset.none()
+    member_of = Membership.objects.filter(user_id=user.pk).values("organization_id")
+    if queryset.model is Organization:
+        return queryset.filter(id__in=member_of)
+    return queryset.filter(organization_id__in=member_of)
+
+
+def get_scoped(queryset: models.QuerySet[M], user: Any, **lookup: Any) -> M:
+    """One row the user may see, or NotFound — the same answer whether it exists elsewhere or not."""
+    try:
+        return scoped(queryset, user).get(**lookup)
+    except (queryset.model.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise NotFound(_("Not found.")) from None
+
+
+def role_in(user: Any, organization_id: int) -> str | None:
+    cache: dict[int, str | None] = user.__dict__.setdefault("_defectlab_roles", {})
+    if organization_id not in cache:
+        cache[organization_id] = (
+            Membership.objects.filter(user_id=user.pk, organization_id=organization_id)
+            .values_list("role", flat=True)
+            .first()
+        )
+    return cache[organization_id]
+
+
+def require(user: Any, organization_id: int, capability: Can) -> str:
+    """The caller's role, if it allows ``capability``; Forbidden for members who lack it."""
+    role = role_in(user, organization_id)
+    if role is None:
+        raise NotFound(_("Not found."))
+    if not allows(role, capability):
+        raise Forbidden(_("Your role does not allow this."))
+    return role
+
+
+# ---------------------------------------------------------------------------- organizations
+
+
+@transaction.atomic
+def create_organization(name: str, owner: User) -> Organization:
+    organization = Organization.objects.create(name=name)
+    Membership.objects.create(organization=organization, user=owner, role=Role.OWNER)
+    return organization
+
+
+def change_role(actor: User, membership: Membership, role: str) -> Membership:
+    actor_role = role_in(actor, membership.organization_id)
+    if not (may_grant(actor_role, role) and may_grant(actor_role, membership.role)):
+        raise Forbidden(_("Your role does not allow this."))
+    if membership.role == Role.OWNER and role != Role.OWNER:
+        _keep_an_owner(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+def remove_member(actor: User, membership: Membership) -> None:
+    if not may_grant(role_in(actor, membership.organization_id), membership.role):
+        raise Forbidden(_("Your role does not allow this."))
+    if membership.role == Role.OWNER:
+        _keep_an_owner(membership)
+    membership.delete()
+
+
+def _keep_an_owner(membership: Membership) -> None:
+    owners = Membership.objects.filter(organization_id=membership.organization_id, role=Role.OWNER)
+    if owners.exclude(pk=membership.pk).count() == 0:
+        raise Conflict(_("An organization needs at least one owner."))
+
+
+# ---------------------------------------------------------------------------- invites
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_invite(actor: User, organization: Organization, role: str, email: str = "") -> tuple[Invite, str]:
+    """A new invite and its token. The token is returned once; only its hash is kept."""
+    if not may_grant(role_in(actor, organization.pk), role):
+        raise Forbidden(_("Your role does not allow this."))
+    token = secrets.token_urlsafe(32)
+    invite = Invite.objects.create(
+        organization=organization,
+        role=role,
+        email=normalize_email(email) if email else "",
+        token_hash=_digest(token),
+        expires_at=timezone.now() + timedelta(hours=settings.INVITE_TTL_HOURS),
+        created_by=actor,
+    )
+    return invite, token
+
+
+def find_invite(token: str) -> Invite:
+    invite = Invite.objects.select_related("organization").filter(token_hash=_digest(token)).first()
+    if invite is None or not invite.is_usable:
+        raise NotFound(_("This invite link is not valid any more. Ask for a new one."))
+    return invite
+
+
+@transaction.atomic
+def accept_invite(
+    token: str,
+    *,
+    user: User | None = None,
+    email: str = "",
+    password: str = "",
+    name: str = "",
+) -> Membership:
+    """Join an organization through an invite: as the signed-in ``user``, or as a new account."""
+    invite = find_invite(token)
+    Invite.objects.select_for_update().filter(pk=invite.pk).first()
+    if user is None:
+        email = normalize_email(email)
+        if not email:
+            raise Invalid(_("Enter your e-mail address."))
+        if invite.email and invite.email != email:
+            raise Invalid(_("This invite is for a different e-mail address."))
+        if User.objects.filter(email=email).exists():
+            raise Conflict(_("An account with this e-mail exists. Log in, then open the invite link again."))
+        try:
+            validate_password(password)
+        except ValidationError as error:
+            raise Invalid(" ".join(error.messages)) from None
+        user = User.objects.create_user(email=email, password=password, name=name)
+    elif invite.email and invite.email != user.email:
+        raise Invalid(_("This invite is for a different e-mail address."))
+    if Membership.objects.filter(organization_id=invite.organization_id, user=user).exists():
+        raise Conflict(_("You are already a member of this organization."))
+    membership = Membership.objects.create(organization_id=invite.organization_id, user=user, role=invite.role)
+    invite.accepted_by = user
+    invite.accepted_at = timezone.now()
+    invite.save(update_fields=["accepted_by", "accepted_at"])
+    return membership
+
+
+# ---------------------------------------------------------------------------- API tokens
+
+TOKEN_PREFIX = "dl_"
+
+
+def create_api_token(user: User, name: str, expires_at: Any = None) -> tuple[ApiToken, str]:
+    key = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=key[:11], key_hash=_digest(key), expires_at=expires_at
+    )
+    return token, key
+
+
+def user_for_api_key(key: str) -> User | None:
+    if not key.startswith(TOKEN_PREFIX):
+        return None
+    token = ApiToken.objects.select_related("user").filter(key_hash=_digest(key)).first()
+    now = timezone.now()
+    if token is None or not token.user.is_active or (token.expires_at and token.expires_at <= now):
+        return None
+    # Touch at most once a minute so a busy script does not turn every read into a write.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user
+
+
+# ---------------------------------------------------------------------------- login
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    if request is None:
+        return None
+    if settings.PROXY_HEADERS and request.META.get("HTTP_X_FORWARDED_FOR"):
+        return request.META["HTTP_X_FORWARDED_FOR"].split(",")[0].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def check_credentials(request: HttpRequest, email: str, password: str) -> User:
+    """The user these credentials belong to; Throttled after too many recent failures."""
+    email = normalize_email(email)
+    ip = client_ip(request)
+    since = timezone.now() - timedelta(seconds=settings.LOGIN_LOCKOUT_SECONDS)
+    recent = LoginFailure.objects.filter(created_at__gte=since)
+    if (
+        recent.filter(email=email).count() >= settings.LOGIN_MAX_FAILURES
+        or (ip and recent.filter(ip=ip).count() >= 4 * settings.LOGIN_MAX_FAILURES)
+    ):
+        record(request, "login.throttled", data={"email": email})
+        raise Throttled(_("Too many failed attempts. Wait %(minutes)s minutes and try again.")
+                        % {"minutes": max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)})
+    user = authenticate(request, email=email, password=password)
+    if user is None:
+        LoginFailure.objects.create(email=email, ip=ip)
+        record(request, "login.failed", data={"email": email})
+        raise Invalid(_("E-mail or password is wrong."), code="invalid_credentials")
+    LoginFailure.objects.filter(email=email).delete()
+    assert isinstance(user, User)
+    return user
+
+
+# ---------------------------------------------------------------------------- audit
+
+
+def record(
+    request: HttpRequest | None,
+    action: str,
+    *,
+    organization: Organization | int | None = None,
+    target: models.Model | None = None,
+    data: dict[str, Any] | None = None,
+    actor: User | None = None,
+) -> AuditEvent:
+    if actor is None and request is not None and getattr(request, "user", None) is not None:
+        candidate = request.user
+        actor = candidate if isinstance(candidate, User) else None
+    organization_id = organization.pk if isinstance(organization, Organization) else organization
+    return AuditEvent.objects.create(
+        organization_id=organization_id,
+        actor=actor,
+        actor_email=actor.email if actor else "",
+        action=action,
+        target_type=target._meta.model_name or "" if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        ip=client_ip(request),
+        user_agent=(request.META.get("HTTP_USER_AGENT", "") if request else "")[:300],
+        data=data or {},
+    )

@@ -1,0 +1,44 @@
+from django.contrib import admin
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from defectlab.labeling.api import LabelViewSet, ProjectViewSet, TaskViewSet
+from defectlab.media.views import media
+from defectlab.tenancy.api import (
+    AccountViewSet,
+    ApiTokenViewSet,
+    AuthViewSet,
+    InviteViewSet,
+    MembershipViewSet,
+    OrganizationViewSet,
+)
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("auth", AuthViewSet, basename="auth")
+router.register("account", AccountViewSet, basename="account")
+router.register("tokens", ApiTokenViewSet, basename="token")
+router.register("organizations", OrganizationViewSet, basename="organization")
+router.register("memberships", MembershipViewSet, basename="membership")
+router.register("invites", InviteViewSet, basename="invite")
+router.register("projects", ProjectViewSet, basename="project")
+router.register("labels", LabelViewSet, basename="label")
+router.register("tasks", TaskViewSet, basename="task")
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/api/docs/", permanent=False)),
+    path("api/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("media/<str:token>", media, name="media"),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz),
+]
