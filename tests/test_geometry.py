@@ -125,7 +125,7 @@ def test_from_dict_accepts_null_optional_fields() -> None:
 
 
 texts = st.text(max_size=12)
-extras = st.fixed_dictionaries(
+extras: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
     {},
     optional={
         "attributes": st.dictionaries(texts, texts, max_size=3),
@@ -358,7 +358,7 @@ def test_clipped_polygon_stays_within_image(shape: Shape, dx: float, dy: float) 
     except ShapeError:
         return  # collapsed onto the border: nothing of it was inside the image
     x1, y1, x2, y2 = clipped.bbox()
-    assert 0 <= x1 and x2 <= W and 0 <= y1 and y2 <= H
+    assert x1 >= 0 and x2 <= W and y1 >= 0 and y2 <= H
 
 
 def test_clipped_polygon_drops_vertices_merged_by_clamping() -> None:

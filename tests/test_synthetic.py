@@ -147,9 +147,7 @@ def test_drawn_defects_change_the_pixels_inside_their_box() -> None:
     for seed in range(30):
         image, defects = defect_image(seed, W, H)
         background, _ = _render(seed, W, H, draw_defects=False)
-        diff = np.abs(
-            np.asarray(image, np.float64) - np.asarray(_to_image(background), np.float64)
-        )
+        diff = np.abs(np.asarray(image, np.float64) - np.asarray(_to_image(background), np.float64))
         if not defects:
             assert diff.max() == 0
         for defect in defects:

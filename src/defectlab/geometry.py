@@ -357,17 +357,17 @@ def _edges_cross(pts: np.ndarray) -> bool:
     n = len(pts)
     if n < 4:  # in a triangle every pair of edges is adjacent
         return False
-    start, end = pts, np.roll(pts, -1, axis=0)
-    low, high = np.minimum(start, end), np.maximum(start, end)
-    best: tuple[int, np.ndarray, np.ndarray] | None = None
+    end = np.roll(pts, -1, axis=0)
+    low, high = np.minimum(pts, end), np.maximum(pts, end)
+    sweeps = []
     for axis in (0, 1):  # sweep along whichever axis leaves fewer pairs to test
         order = np.argsort(low[:, axis], kind="stable")
-        reach = np.searchsorted(low[order, axis], high[order, axis], side="right")
-        counts = reach - np.arange(n) - 1
-        if best is None or int(counts.sum()) < best[0]:
-            best = (int(counts.sum()), order, counts)
-    assert best is not None
-    _, order, counts = best
+        counts = np.searchsorted(low[order, axis], high[order, axis], side="right")
+        counts -= np.arange(1, n + 1)
+        sweeps.append((int(counts.sum()), axis, order, counts))
+    _pairs, axis, order, counts = min(sweeps, key=lambda sweep: sweep[0])
+    # Plain 1-D columns: gathering and comparing them is much faster than (n, 2) rows.
+    columns = (*pts.T, *end.T, *low.T, *high.T)
     cumulative = np.cumsum(counts)
     first = 0
     while first < n:
@@ -378,41 +378,40 @@ def _edges_cross(pts: np.ndarray) -> bool:
         if size:
             rows = np.repeat(np.arange(first, stop), per_row)
             cols = rows + 1 + np.arange(size) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-            if _any_touch(start, end, order[rows], order[cols]):
+            if _any_touch(columns, 1 - axis, order[rows], order[cols]):
                 return True
         first = stop
     return False
 
 
-def _any_touch(start: np.ndarray, end: np.ndarray, i: np.ndarray, j: np.ndarray) -> bool:
-    low, high = np.minimum(start, end), np.maximum(start, end)
+def _any_touch(columns: tuple[np.ndarray, ...], other: int, i: np.ndarray, j: np.ndarray) -> bool:
+    """Whether any edge pair (i[k], j[k]) meets; the pairs already overlap on the swept axis."""
+    n = len(columns[0])
     gap = np.abs(i - j)
-    overlap = np.all(low[i] <= high[j], axis=1) & np.all(low[j] <= high[i], axis=1)
-    keep = (gap != 1) & (gap != len(start) - 1) & overlap
+    apart = (gap != 1) & (gap != n - 1)
+    i, j = i[apart], j[apart]
+    low, high = columns[4 + other], columns[6 + other]
+    keep = (low[i] <= high[j]) & (low[j] <= high[i])
     i, j = i[keep], j[keep]
     if not i.size:
         return False
-    a, b, c, d = start[i], end[i], start[j], end[j]
-    o1, o2 = _orientation(a, b, c), _orientation(a, b, d)
-    o3, o4 = _orientation(c, d, a), _orientation(c, d, b)
-    proper = (o1 * o2 < 0) & (o3 * o4 < 0)
+    ax, ay, bx, by, lx, ly, hx, hy = (column[i] for column in columns)
+    cx, cy, dx, dy, mx, my, kx, ky = (column[j] for column in columns)
+    o1, o2 = _orientation(ax, ay, bx, by, cx, cy), _orientation(ax, ay, bx, by, dx, dy)
+    o3, o4 = _orientation(cx, cy, dx, dy, ax, ay), _orientation(cx, cy, dx, dy, bx, by)
     # Touching counts too: a vertex resting on another edge makes the outline non-simple.
-    touch = (
-        ((o1 == 0) & _inside(c, low[i], high[i]))
-        | ((o2 == 0) & _inside(d, low[i], high[i]))
-        | ((o3 == 0) & _inside(a, low[j], high[j]))
-        | ((o4 == 0) & _inside(b, low[j], high[j]))
-    )
-    return bool(np.any(proper | touch))
+    meet = (o1 * o2 < 0) & (o3 * o4 < 0)
+    meet |= (o1 == 0) & (lx <= cx) & (cx <= hx) & (ly <= cy) & (cy <= hy)
+    meet |= (o2 == 0) & (lx <= dx) & (dx <= hx) & (ly <= dy) & (dy <= hy)
+    meet |= (o3 == 0) & (mx <= ax) & (ax <= kx) & (my <= ay) & (ay <= ky)
+    meet |= (o4 == 0) & (mx <= bx) & (bx <= kx) & (my <= by) & (by <= ky)
+    return bool(meet.any())
 
 
-def _orientation(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
-    ab, ap = b - a, p - a
-    return np.sign(ab[:, 0] * ap[:, 1] - ab[:, 1] * ap[:, 0])
-
-
-def _inside(p: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    return np.all((low <= p) & (p <= high), axis=1)
+def _orientation(
+    ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.ndarray, px: np.ndarray, py: np.ndarray
+) -> np.ndarray:
+    return np.sign((bx - ax) * (py - ay) - (by - ay) * (px - ax))
 
 
 def validate_shapes(shapes: Sequence[Shape], width: int, height: int) -> None:

@@ -23,7 +23,14 @@ _DEFECT_COUNT_WEIGHTS = (0.4, 0.3, 0.2, 0.1)  # for 1..4 defects
 _OK_FRACTION = 0.2
 # Dents matter more per pixel than scratches or stains of the same extent.
 _SEVERITY_WEIGHT = {"scratch": 1.0, "dent": 2.5, "stain": 1.0}
-_FORMATS = {"JPEG": "JPEG", "JPG": "JPEG", "PNG": "PNG", "BMP": "BMP", "TIFF": "TIFF", "TIF": "TIFF"}
+_FORMATS = {
+    "JPEG": "JPEG",
+    "JPG": "JPEG",
+    "PNG": "PNG",
+    "BMP": "BMP",
+    "TIFF": "TIFF",
+    "TIF": "TIFF",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +53,7 @@ def _smooth(rng: np.random.Generator, height: int, width: int, cell: float) -> F
 
 
 def _streaks(rng: np.random.Generator, across: FloatArray, along: FloatArray) -> FloatArray:
-    """Bilinear noise on a grid stretched along the brush direction: the grooves of brushed steel."""
+    """Bilinear noise on a grid stretched along the brush direction: brushed-steel grooves."""
     across = across - across.min()
     along = along - along.min()
     cols = int(along.max()) + 2
@@ -79,7 +86,8 @@ def _background(rng: np.random.Generator, width: int, height: int) -> FloatArray
         lum += 0.012 * rough * _smooth(rng, height, width, 9)
         lum += 0.025 * rough * _smooth(rng, height, width, 2)
         pits = np.clip(_smooth(rng, height, width, 2) - 2.4, 0, 0.6)
-        lum -= 0.35 * pits + 0.008 * _streaks(rng, across, along / 200)
+        glints = np.clip(rng.standard_normal((height, width), np.float32) - 2.8, 0, 0.5)
+        lum += 0.3 * glints - 0.35 * pits + 0.008 * _streaks(rng, across, along / 200)
     else:
         lum = rng.uniform(0.38, 0.68) + 0.02 * _smooth(rng, height, width, 60)
         lum += 0.03 * rough * _streaks(rng, across / rng.uniform(0.7, 1.2), along / 80)
@@ -142,7 +150,7 @@ def _scratch(rng: np.random.Generator, width: int, height: int, light: float) ->
     phase = rng.uniform(0, 2 * math.pi, 2)
     widths = rng.uniform(0.8, 3.0) * (0.35 + 0.65 * np.sin(np.pi * t) ** 0.6)
     widths *= 1 + 0.25 * np.sin(2 * np.pi * rng.uniform(0.5, 3) * t + phase[0])
-    strength = rng.uniform(0.45, 0.9) * (0.65 + 0.35 * np.sin(2 * np.pi * 2 * t + phase[1]))
+    strength = rng.uniform(0.6, 1.0) * (0.65 + 0.35 * np.sin(2 * np.pi * 2 * t + phase[1]))
     bright = rng.random() < 0.6
     # Hug the stroke: both edges offset by the widest half-width, ends pushed out over the caps.
     half = float(widths.max()) / 2 + 0.75
@@ -164,10 +172,12 @@ def _scratch(rng: np.random.Generator, width: int, height: int, light: float) ->
             pen.line([tuple(pts[k]), tuple(pts[k + 1])], fill=fill, width=w)
             r = w / 2
             pen.ellipse([pts[k][0] - r, pts[k][1] - r, pts[k][0] + r, pts[k][1] + r], fill=fill)
-        m = np.asarray(mask.resize((x2 - x1, y2 - y1), Image.Resampling.BOX), np.float32)
-        m = m[..., None] / 255
+        small = mask.resize((x2 - x1, y2 - y1), Image.Resampling.BOX)
+        m = np.asarray(small, np.float32)[..., None] / 255
         region = img[y1:y2, x1:x2]
-        if bright:  # a raised burr catches the light and throws a faint shadow beside it
+        # A raised burr catches the light and throws a faint shadow beside it; on an already
+        # bright surface that would hardly show, so there the scratch reads as a dark groove.
+        if bright and region.mean() < 0.6:
             region *= 1 - 0.35 * np.roll(m, (1, 1), axis=(0, 1)) * (1 - m)
             region += m * (0.97 - region)
         else:
@@ -194,7 +204,7 @@ def _dent(rng: np.random.Generator, width: int, height: int, light: float) -> _P
         ys, xs = np.mgrid[y1:y2, x1:x2].astype(np.float32) + 0.5
         dx, dy = xs - cx, ys - cy
         r2 = ((dx * cp + dy * sp) / a) ** 2 + ((-dx * sp + dy * cp) / b) ** 2
-        surface = -np.clip(1 - r2, 0, None) ** 2  # a smooth dimple, flat outside the ellipse
+        surface = -(np.clip(1 - r2, 0, None) ** 2)  # a smooth dimple, flat outside the ellipse
         gy, gx = np.gradient(surface)
         # Walls facing the light brighten and the opposite ones darken.
         shade = a * depth * (gx * math.cos(light) + gy * math.sin(light))
@@ -264,8 +274,7 @@ def _render(
             x1, y1, x2, y2 = box
             inside = x1 >= 1 and y1 >= 1 and x2 <= width - 1 and y2 <= height - 1
             if inside and not any(
-                x1 < o.box[2] and o.box[0] < x2 and y1 < o.box[3] and o.box[1] < y2
-                for o in defects
+                x1 < o.box[2] and o.box[0] < x2 and y1 < o.box[3] and o.box[1] < y2 for o in defects
             ):
                 if draw_defects:
                     draw(img)
@@ -283,7 +292,7 @@ def _to_image(img: FloatArray) -> Image.Image:
 def defect_image(
     seed: int, width: int = 640, height: int = 480
 ) -> tuple[Image.Image, list[SyntheticDefect]]:
-    """An RGB panel image and its defects (none for about a fifth of seeds); same seed, same image."""
+    """An RGB panel image and its defects (none for about a fifth of seeds), fixed by ``seed``."""
     img, defects = _render(seed, width, height)
     return _to_image(img), defects
 

@@ -3,7 +3,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import SimpleRouter
 
 from defectlab.labeling.api import LabelViewSet, ProjectViewSet, TaskViewSet
 from defectlab.media.views import media
@@ -16,8 +16,7 @@ from defectlab.tenancy.api import (
     OrganizationViewSet,
 )
 
-router = DefaultRouter(trailing_slash=True)
-router.include_root_view = False
+router = SimpleRouter(trailing_slash=True)
 router.register("auth", AuthViewSet, basename="auth")
 router.register("account", AccountViewSet, basename="account")
 router.register("tokens", ApiTokenViewSet, basename="token")

@@ -18,7 +18,7 @@ from django.conf import settings
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from PIL import ExifTags, Image, ImageFile
+from PIL import ExifTags, Image, ImageCms, ImageFile
 
 if not settings.configured:
     settings.configure(USE_I18N=False)
@@ -224,7 +224,11 @@ def test_pixel_limit_is_checked_from_header_before_any_pixel_is_decoded(
     assert "4000×4000" in str(error)  # noqa: RUF001
 
 
-def test_pillow_bomb_warning_becomes_too_many_pixels_and_nothing_global_changes() -> None:
+def test_pillow_bomb_warning_becomes_too_many_pixels_and_nothing_global_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The app raises Pillow's guard to DEFECTLAB_MAX_IMAGE_PIXELS; pin Pillow's own default here.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 89_478_485)
     filters_before = list(warnings.filters)
     limits_before = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
     data = blank_bilevel_png(10_000)  # 1e8 pixels: above MAX_IMAGE_PIXELS, below twice it
@@ -380,6 +384,15 @@ def test_max_side_downscales_keeping_aspect_ratio() -> None:
     body, content_type = render_for_display(encode(noise_rgb(2000, 1000), "JPEG"), max_side=500)
     assert content_type == "image/png"
     assert decoded(body).size == (500, 250)
+
+
+def test_reencoded_copy_keeps_the_colour_profile_when_the_colour_space_is_unchanged() -> None:
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = encode(noise_rgb(400, 200), "JPEG", icc_profile=profile)
+    assert decoded(render_for_display(data, max_side=100)[0]).info.get("icc_profile") == profile
+    assert decoded(thumbnail(data, size=50)).info.get("icc_profile") == profile
+    cmyk = encode(Image.new("CMYK", (8, 8)), "JPEG", icc_profile=b"not for rgb output")
+    assert "icc_profile" not in decoded(render_for_display(cmyk)[0]).info
 
 
 def test_render_refuses_garbage_with_image_error() -> None:

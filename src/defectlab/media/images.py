@@ -77,9 +77,7 @@ def render_for_display(data: bytes, *, max_side: int | None = None) -> tuple[byt
         shown = _to_display_mode(_upright(image, orientation, name))
         if max_side is not None:
             shown.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        shown.save(out, "PNG")
-    return out.getvalue(), "image/png"
+        return _encode(shown, image, "PNG"), "image/png"
 
 
 def thumbnail(data: bytes, *, size: int = 256) -> bytes:
@@ -96,9 +94,7 @@ def thumbnail(data: bytes, *, size: int = 256) -> bytes:
             flat = Image.new("RGB", shown.size, "white")
             flat.paste(shown, mask=shown.getchannel("A"))
             shown = flat
-        out = io.BytesIO()
-        shown.convert("RGB").save(out, "JPEG", quality=85, optimize=True)
-    return out.getvalue()
+        return _encode(shown.convert("RGB"), image, "JPEG", quality=85, optimize=True)
 
 
 def _decode(
@@ -175,7 +171,7 @@ def _vet_and_load(
         mode in _NATIVE_MODES.get(fmt, ())
         and bit_depth == 8
         and orientation == 1
-        and not getattr(image, "is_animated", False)  # APNG would animate in the browser
+        and not (fmt == "PNG" and getattr(image, "is_animated", False))  # APNG would animate
     )
     info = ImageInfo(width, height, fmt, mode, bit_depth, native)
     return image, info, orientation
@@ -248,6 +244,16 @@ def _stretch(image: Image.Image) -> Image.Image:
         np.clip(block, 0.0, 255.0, out=block)
         out[top : top + rows] = np.rint(block)
     return Image.fromarray(out)
+
+
+def _encode(shown: Image.Image, source: Image.Image, fmt: str, **params: object) -> bytes:
+    # Keep the colour profile only where the colour space is unchanged, so a re-encoded copy
+    # looks like the original would; say None explicitly, as Pillow would copy a CMYK profile.
+    same_space = shown.mode == source.mode
+    params["icc_profile"] = source.info.get("icc_profile") if same_space else None
+    out = io.BytesIO()
+    shown.save(out, fmt, **params)
+    return out.getvalue()
 
 
 def _too_big(name: str, max_pixels: int | None) -> ImageError:

@@ -1,0 +1,118 @@
+"""Shared fixtures: two organizations with a member of every role, a project with tasks each."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from PIL import Image
+from rest_framework.test import APIClient
+
+from defectlab.geometry import Shape
+from defectlab.ingest.uploads import checked_image
+from defectlab.labeling import services, workflow
+from defectlab.labeling.models import Label, Project, Task
+from defectlab.tenancy.models import Membership, Organization, Role, User
+from defectlab.tenancy.services import create_organization
+
+ROLES = [Role.OWNER, Role.ADMIN, Role.MANAGER, Role.REVIEWER, Role.ANNOTATOR]
+
+
+@pytest.fixture(autouse=True)
+def storage_dir(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped-def]
+    settings.STORAGE_DIR = tmp_path / "storage"
+    return settings.STORAGE_DIR
+
+
+def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (90, 90, 90)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(width: int = 64, height: int = 48) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (120, 110, 100)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def client_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def make_tasks(project: Project, count: int, width: int = 64, height: int = 48) -> list[Task]:
+    images = [checked_image(f"img_{index:04d}.png", png_bytes(width, height)) for index in range(count)]
+    return services.create_uploaded_tasks(project, images)
+
+
+@dataclass
+class Tenant:
+    organization: Organization
+    members: dict[str, User]
+    project: Project
+    label: Label
+    tasks: list[Task] = field(default_factory=list)
+
+    def user(self, role: str) -> User:
+        return self.members[role]
+
+
+def make_tenant(name: str, tasks: int = 3) -> Tenant:
+    slug = name.lower()
+    owner = User.objects.create_user(f"owner@{slug}.test", "a-long-password-1", name=f"{name} owner")
+    organization = create_organization(name, owner)
+    members: dict[str, User] = {Role.OWNER: owner}
+    for role in ROLES[1:]:
+        user = User.objects.create_user(f"{role}@{slug}.test", "a-long-password-1", name=f"{name} {role}")
+        Membership.objects.create(organization=organization, user=user, role=role)
+        members[role] = user
+    project = services.create_project(
+        organization,
+        owner,
+        name=f"{name} project",
+        tags=["OK", "NG"],
+        labels=[
+            {
+                "name": "scratch",
+                "hotkey": "1",
+                "attributes": [{"name": "severity", "options": ["minor", "major"], "default": "minor"}],
+            },
+            {"name": "dent", "hotkey": "2"},
+        ],
+    )
+    label = project.labels.get(name="scratch")
+    return Tenant(organization, members, project, label, make_tasks(project, tasks))
+
+
+@pytest.fixture
+def tenant(db) -> Tenant:  # type: ignore[no-untyped-def]
+    return make_tenant("Acme")
+
+
+@pytest.fixture
+def other_tenant(db) -> Tenant:  # type: ignore[no-untyped-def]
+    return make_tenant("Globex")
+
+
+def box(label: Label | int, x1: float = 5, y1: float = 5, x2: float = 20, y2: float = 20) -> dict:  # type: ignore[type-arg]
+    return Shape.box(x1, y1, x2, y2, label=label if isinstance(label, int) else label.pk).to_dict()
+
+
+def annotate(tenant: Tenant, task: Task, *, submit: bool = True) -> None:
+    workflow.save_annotation(
+        task, tenant.user(Role.ANNOTATOR), base_version=None, shapes=[box(tenant.label)], submit=submit
+    )
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+__all__ = ["settings"]

@@ -1,0 +1,17 @@
+"""Test settings: the product's settings with a throwaway data directory and a fast hasher."""
+
+import os
+import tempfile
+
+os.environ.setdefault("DEFECTLAB_DATA_DIR", tempfile.mkdtemp(prefix="defectlab-test-"))
+os.environ.setdefault("DEFECTLAB_SECRET_KEY", "test-only-secret-key-0123456789")
+os.environ.setdefault("DEFECTLAB_LOG_FORMAT", "text")
+
+from defectlab.settings import *  # noqa: E402,F403
+from defectlab.settings import PASSWORD_HASHERS as PRODUCT_PASSWORD_HASHERS  # noqa: E402
+
+# Argon2 is deliberately slow; tests create hundreds of accounts. test_auth checks the product
+# setting itself.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PRODUCT_PASSWORD_HASHERS]
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns when it is missing
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,138 @@
+"""Who may do what: every role against every guarded action, through the API.
+
+A cell is either allowed (2xx) or refused with 403: members learn that the thing exists but
+their role does not reach it (non-members get 404, see test_tenancy_walk.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from defectlab.tenancy.models import Membership, Role
+from tests.conftest import Tenant, annotate, box, client_for, png_bytes
+
+O, A, M, R, N = Role.OWNER, Role.ADMIN, Role.MANAGER, Role.REVIEWER, Role.ANNOTATOR
+EVERYONE = {O, A, M, R, N}
+MANAGERS = {O, A, M}
+REVIEWERS = {O, A, M, R}
+ADMINS = {O, A}
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    allowed: set[str]
+    request: Callable[[Any, Tenant], Any]
+
+
+def _annotation(client: Any, t: Tenant) -> Any:
+    return client.put(f"/api/tasks/{t.tasks[1].pk}/annotation/", {"shapes": [box(t.label)]}, format="json")
+
+
+def _review(client: Any, t: Tenant) -> Any:
+    annotate(t, t.tasks[2])
+    return client.post(f"/api/tasks/{t.tasks[2].pk}/review/", {"verdict": "approve"}, format="json")
+
+
+def _upload(client: Any, t: Tenant) -> Any:
+    files = {"files": [SimpleUploadedFile("a.png", png_bytes(), content_type="image/png")]}
+    return client.post(f"/api/projects/{t.project.pk}/upload/", files, format="multipart")
+
+
+def _role_change(client: Any, t: Tenant) -> Any:
+    membership = Membership.objects.get(organization=t.organization, user=t.user(N))
+    return client.patch(f"/api/memberships/{membership.pk}/", {"role": "reviewer"}, format="json")
+
+
+MATRIX = [
+    Cell("view the project", EVERYONE, lambda c, t: c.get(f"/api/projects/{t.project.pk}/")),
+    Cell("list tasks", EVERYONE, lambda c, t: c.get(f"/api/projects/{t.project.pk}/tasks/")),
+    Cell("list members", EVERYONE, lambda c, t: c.get(f"/api/organizations/{t.organization.pk}/members/")),
+    Cell("take the next task", EVERYONE, lambda c, t: c.post(f"/api/projects/{t.project.pk}/next-task/")),
+    Cell("save an annotation", EVERYONE, _annotation),
+    Cell("review a task", REVIEWERS, _review),
+    Cell(
+        "create a project",
+        MANAGERS,
+        lambda c, t: c.post("/api/projects/", {"organization": t.organization.pk, "name": "New"}, format="json"),
+    ),
+    Cell("rename the project", MANAGERS, lambda c, t: c.patch(f"/api/projects/{t.project.pk}/", {"name": "X"}, format="json")),
+    Cell(
+        "add a label",
+        MANAGERS,
+        lambda c, t: c.post(f"/api/projects/{t.project.pk}/labels/", {"name": "crack", "color": "#00ff00"}, format="json"),
+    ),
+    Cell("upload images", MANAGERS, _upload),
+    Cell(
+        "import image URLs",
+        MANAGERS,
+        lambda c, t: c.post(f"/api/projects/{t.project.pk}/import/", {"tasks": ["https://example.com/a.jpg"]}, format="json"),
+    ),
+    Cell(
+        "assign tasks",
+        MANAGERS,
+        lambda c, t: c.post(
+            f"/api/projects/{t.project.pk}/assign/", {"tasks": [t.tasks[0].pk], "assignee": t.user(N).pk}, format="json"
+        ),
+    ),
+    Cell(
+        "add a prediction",
+        MANAGERS,
+        lambda c, t: c.post(
+            f"/api/tasks/{t.tasks[0].pk}/predictions/",
+            {"model_name": "yolo", "shapes": [box(t.label) | {"score": 0.7}]},
+            format="json",
+        ),
+    ),
+    Cell("delete a task", MANAGERS, lambda c, t: c.delete(f"/api/tasks/{t.tasks[0].pk}/")),
+    Cell(
+        "invite someone",
+        ADMINS,
+        lambda c, t: c.post(f"/api/organizations/{t.organization.pk}/invites/", {"role": "annotator"}, format="json"),
+    ),
+    Cell("change a member's role", ADMINS, _role_change),
+    Cell("read the audit trail", ADMINS, lambda c, t: c.get(f"/api/organizations/{t.organization.pk}/audit-events/")),
+    Cell(
+        "rename the organization",
+        ADMINS,
+        lambda c, t: c.patch(f"/api/organizations/{t.organization.pk}/", {"name": "Renamed"}, format="json"),
+    ),
+    Cell("delete the organization", {O}, lambda c, t: c.delete(f"/api/organizations/{t.organization.pk}/")),
+]
+
+
+@pytest.mark.parametrize("role", [O, A, M, R, N])
+@pytest.mark.parametrize("cell", MATRIX, ids=lambda cell: cell.name.replace(" ", "-"))
+def test_role_matrix(tenant: Tenant, cell: Cell, role: str) -> None:
+    response = cell.request(client_for(tenant.user(role)), tenant)
+    if role in cell.allowed:
+        assert 200 <= response.status_code < 300, f"{role} should be able to {cell.name}: {response.content!r}"
+    else:
+        assert response.status_code == 403, f"{role} must not {cell.name}: got {response.status_code}"
+        assert response.json()["error"]["code"] == "forbidden"
+
+
+def test_admin_cannot_make_or_unmake_owners(tenant: Tenant) -> None:
+    admin = client_for(tenant.user(A))
+    invite = admin.post(f"/api/organizations/{tenant.organization.pk}/invites/", {"role": "owner"}, format="json")
+    assert invite.status_code == 403
+    owner_membership = Membership.objects.get(organization=tenant.organization, user=tenant.user(O))
+    demote = admin.patch(f"/api/memberships/{owner_membership.pk}/", {"role": "annotator"}, format="json")
+    assert demote.status_code == 403
+
+
+def test_the_last_owner_cannot_leave(tenant: Tenant) -> None:
+    owner = client_for(tenant.user(O))
+    membership = Membership.objects.get(organization=tenant.organization, user=tenant.user(O))
+    response = owner.delete(f"/api/memberships/{membership.pk}/")
+    assert response.status_code == 409
+    assert Membership.objects.filter(pk=membership.pk).exists()
+
+
+def test_anonymous_callers_get_401(tenant: Tenant) -> None:
+    response = client_for(None).get(f"/api/projects/{tenant.project.pk}/")
+    assert response.status_code == 401
