@@ -27,7 +27,9 @@ def storage_dir(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped-de
     return settings.STORAGE_DIR
 
 
-def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (90, 90, 90)) -> bytes:
+def png_bytes(
+    width: int = 64, height: int = 48, color: tuple[int, int, int] = (90, 90, 90)
+) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, "PNG")
     return buffer.getvalue()
@@ -47,7 +49,9 @@ def client_for(user: User | None) -> APIClient:
 
 
 def make_tasks(project: Project, count: int, width: int = 64, height: int = 48) -> list[Task]:
-    images = [checked_image(f"img_{index:04d}.png", png_bytes(width, height)) for index in range(count)]
+    images = [
+        checked_image(f"img_{index:04d}.png", png_bytes(width, height)) for index in range(count)
+    ]
     return services.create_uploaded_tasks(project, images)
 
 
@@ -65,11 +69,15 @@ class Tenant:
 
 def make_tenant(name: str, tasks: int = 3) -> Tenant:
     slug = name.lower()
-    owner = User.objects.create_user(f"owner@{slug}.test", "a-long-password-1", name=f"{name} owner")
+    owner = User.objects.create_user(
+        f"owner@{slug}.test", "a-long-password-1", name=f"{name} owner"
+    )
     organization = create_organization(name, owner)
     members: dict[str, User] = {Role.OWNER: owner}
     for role in ROLES[1:]:
-        user = User.objects.create_user(f"{role}@{slug}.test", "a-long-password-1", name=f"{name} {role}")
+        user = User.objects.create_user(
+            f"{role}@{slug}.test", "a-long-password-1", name=f"{name} {role}"
+        )
         Membership.objects.create(organization=organization, user=user, role=role)
         members[role] = user
     project = services.create_project(
@@ -81,7 +89,9 @@ def make_tenant(name: str, tasks: int = 3) -> Tenant:
             {
                 "name": "scratch",
                 "hotkey": "1",
-                "attributes": [{"name": "severity", "options": ["minor", "major"], "default": "minor"}],
+                "attributes": [
+                    {"name": "severity", "options": ["minor", "major"], "default": "minor"}
+                ],
             },
             {"name": "dent", "hotkey": "2"},
         ],
@@ -106,7 +116,11 @@ def box(label: Label | int, x1: float = 5, y1: float = 5, x2: float = 20, y2: fl
 
 def annotate(tenant: Tenant, task: Task, *, submit: bool = True) -> None:
     workflow.save_annotation(
-        task, tenant.user(Role.ANNOTATOR), base_version=None, shapes=[box(tenant.label)], submit=submit
+        task,
+        tenant.user(Role.ANNOTATOR),
+        base_version=None,
+        shapes=[box(tenant.label)],
+        submit=submit,
     )
 
 

@@ -7,8 +7,8 @@ os.environ.setdefault("DEFECTLAB_DATA_DIR", tempfile.mkdtemp(prefix="defectlab-t
 os.environ.setdefault("DEFECTLAB_SECRET_KEY", "test-only-secret-key-0123456789")
 os.environ.setdefault("DEFECTLAB_LOG_FORMAT", "text")
 
-from defectlab.settings import *  # noqa: E402,F403
-from defectlab.settings import PASSWORD_HASHERS as PRODUCT_PASSWORD_HASHERS  # noqa: E402
+from defectlab.settings import *  # noqa: F403
+from defectlab.settings import PASSWORD_HASHERS as PRODUCT_PASSWORD_HASHERS
 
 # Argon2 is deliberately slow; tests create hundreds of accounts. test_auth checks the product
 # setting itself.

@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from defectlab.tenancy.models import Membership, Role
 from tests.conftest import Tenant, annotate, box, client_for, png_bytes
 
-O, A, M, R, N = Role.OWNER, Role.ADMIN, Role.MANAGER, Role.REVIEWER, Role.ANNOTATOR
+O, A, M, R, N = Role.OWNER, Role.ADMIN, Role.MANAGER, Role.REVIEWER, Role.ANNOTATOR  # noqa: E741 - one letter a role keeps the matrix readable
 EVERYONE = {O, A, M, R, N}
 MANAGERS = {O, A, M}
 REVIEWERS = {O, A, M, R}
@@ -30,7 +30,9 @@ class Cell:
 
 
 def _annotation(client: Any, t: Tenant) -> Any:
-    return client.put(f"/api/tasks/{t.tasks[1].pk}/annotation/", {"shapes": [box(t.label)]}, format="json")
+    return client.put(
+        f"/api/tasks/{t.tasks[1].pk}/annotation/", {"shapes": [box(t.label)]}, format="json"
+    )
 
 
 def _review(client: Any, t: Tenant) -> Any:
@@ -51,32 +53,56 @@ def _role_change(client: Any, t: Tenant) -> Any:
 MATRIX = [
     Cell("view the project", EVERYONE, lambda c, t: c.get(f"/api/projects/{t.project.pk}/")),
     Cell("list tasks", EVERYONE, lambda c, t: c.get(f"/api/projects/{t.project.pk}/tasks/")),
-    Cell("list members", EVERYONE, lambda c, t: c.get(f"/api/organizations/{t.organization.pk}/members/")),
-    Cell("take the next task", EVERYONE, lambda c, t: c.post(f"/api/projects/{t.project.pk}/next-task/")),
+    Cell(
+        "list members",
+        EVERYONE,
+        lambda c, t: c.get(f"/api/organizations/{t.organization.pk}/members/"),
+    ),
+    Cell(
+        "take the next task",
+        EVERYONE,
+        lambda c, t: c.post(f"/api/projects/{t.project.pk}/next-task/"),
+    ),
     Cell("save an annotation", EVERYONE, _annotation),
     Cell("review a task", REVIEWERS, _review),
     Cell(
         "create a project",
         MANAGERS,
-        lambda c, t: c.post("/api/projects/", {"organization": t.organization.pk, "name": "New"}, format="json"),
+        lambda c, t: c.post(
+            "/api/projects/", {"organization": t.organization.pk, "name": "New"}, format="json"
+        ),
     ),
-    Cell("rename the project", MANAGERS, lambda c, t: c.patch(f"/api/projects/{t.project.pk}/", {"name": "X"}, format="json")),
+    Cell(
+        "rename the project",
+        MANAGERS,
+        lambda c, t: c.patch(f"/api/projects/{t.project.pk}/", {"name": "X"}, format="json"),
+    ),
     Cell(
         "add a label",
         MANAGERS,
-        lambda c, t: c.post(f"/api/projects/{t.project.pk}/labels/", {"name": "crack", "color": "#00ff00"}, format="json"),
+        lambda c, t: c.post(
+            f"/api/projects/{t.project.pk}/labels/",
+            {"name": "crack", "color": "#00ff00"},
+            format="json",
+        ),
     ),
     Cell("upload images", MANAGERS, _upload),
     Cell(
         "import image URLs",
         MANAGERS,
-        lambda c, t: c.post(f"/api/projects/{t.project.pk}/import/", {"tasks": ["https://example.com/a.jpg"]}, format="json"),
+        lambda c, t: c.post(
+            f"/api/projects/{t.project.pk}/import/",
+            {"tasks": ["https://example.com/a.jpg"]},
+            format="json",
+        ),
     ),
     Cell(
         "assign tasks",
         MANAGERS,
         lambda c, t: c.post(
-            f"/api/projects/{t.project.pk}/assign/", {"tasks": [t.tasks[0].pk], "assignee": t.user(N).pk}, format="json"
+            f"/api/projects/{t.project.pk}/assign/",
+            {"tasks": [t.tasks[0].pk], "assignee": t.user(N).pk},
+            format="json",
         ),
     ),
     Cell(
@@ -92,16 +118,28 @@ MATRIX = [
     Cell(
         "invite someone",
         ADMINS,
-        lambda c, t: c.post(f"/api/organizations/{t.organization.pk}/invites/", {"role": "annotator"}, format="json"),
+        lambda c, t: c.post(
+            f"/api/organizations/{t.organization.pk}/invites/", {"role": "annotator"}, format="json"
+        ),
     ),
     Cell("change a member's role", ADMINS, _role_change),
-    Cell("read the audit trail", ADMINS, lambda c, t: c.get(f"/api/organizations/{t.organization.pk}/audit-events/")),
+    Cell(
+        "read the audit trail",
+        ADMINS,
+        lambda c, t: c.get(f"/api/organizations/{t.organization.pk}/audit-events/"),
+    ),
     Cell(
         "rename the organization",
         ADMINS,
-        lambda c, t: c.patch(f"/api/organizations/{t.organization.pk}/", {"name": "Renamed"}, format="json"),
+        lambda c, t: c.patch(
+            f"/api/organizations/{t.organization.pk}/", {"name": "Renamed"}, format="json"
+        ),
     ),
-    Cell("delete the organization", {O}, lambda c, t: c.delete(f"/api/organizations/{t.organization.pk}/")),
+    Cell(
+        "delete the organization",
+        {O},
+        lambda c, t: c.delete(f"/api/organizations/{t.organization.pk}/"),
+    ),
 ]
 
 
@@ -110,18 +148,26 @@ MATRIX = [
 def test_role_matrix(tenant: Tenant, cell: Cell, role: str) -> None:
     response = cell.request(client_for(tenant.user(role)), tenant)
     if role in cell.allowed:
-        assert 200 <= response.status_code < 300, f"{role} should be able to {cell.name}: {response.content!r}"
+        assert 200 <= response.status_code < 300, (
+            f"{role} should be able to {cell.name}: {response.content!r}"
+        )
     else:
-        assert response.status_code == 403, f"{role} must not {cell.name}: got {response.status_code}"
+        assert response.status_code == 403, (
+            f"{role} must not {cell.name}: got {response.status_code}"
+        )
         assert response.json()["error"]["code"] == "forbidden"
 
 
 def test_admin_cannot_make_or_unmake_owners(tenant: Tenant) -> None:
     admin = client_for(tenant.user(A))
-    invite = admin.post(f"/api/organizations/{tenant.organization.pk}/invites/", {"role": "owner"}, format="json")
+    invite = admin.post(
+        f"/api/organizations/{tenant.organization.pk}/invites/", {"role": "owner"}, format="json"
+    )
     assert invite.status_code == 403
     owner_membership = Membership.objects.get(organization=tenant.organization, user=tenant.user(O))
-    demote = admin.patch(f"/api/memberships/{owner_membership.pk}/", {"role": "annotator"}, format="json")
+    demote = admin.patch(
+        f"/api/memberships/{owner_membership.pk}/", {"role": "annotator"}, format="json"
+    )
     assert demote.status_code == 403
 
 

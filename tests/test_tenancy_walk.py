@@ -56,7 +56,12 @@ def api_routes() -> list[Route]:
         cls = getattr(callback, "cls", None)
         queryset = getattr(cls, "queryset", None)
         model = queryset.model if queryset is not None else None
-        if cls is not None and getattr(cls, "get_queryset", None) and model is None and "pk" in kwargs:
+        if (
+            cls is not None
+            and getattr(cls, "get_queryset", None)
+            and model is None
+            and "pk" in kwargs
+        ):
             model = _model_from_get_queryset(cls)
         methods = tuple(sorted(method.upper() for method in actions)) or ("GET",)
         found.append(Route(name, kwargs, methods, model))
@@ -80,10 +85,14 @@ def victim(other_tenant: Tenant) -> Victim:
     owner = other_tenant.user(Role.OWNER)
     task = other_tenant.tasks[0]
     annotate(other_tenant, task)
-    add_prediction(task, model_name="m", model_version="1", shapes=[box(other_tenant.label) | {"score": 0.5}])
+    add_prediction(
+        task, model_name="m", model_version="1", shapes=[box(other_tenant.label) | {"score": 0.5}]
+    )
     invite, _token = create_invite(owner, other_tenant.organization, Role.ANNOTATOR)
     token, _key = create_api_token(owner, "ci")
-    membership = Membership.objects.get(organization=other_tenant.organization, user=other_tenant.user(Role.ANNOTATOR))
+    membership = Membership.objects.get(
+        organization=other_tenant.organization, user=other_tenant.user(Role.ANNOTATOR)
+    )
     return Victim(
         other_tenant,
         {
@@ -103,12 +112,18 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
     organization = tenant.organization
     return {
         "organization": list(Organization.objects.filter(pk=organization.pk).values()),
-        "members": list(Membership.objects.filter(organization=organization).values().order_by("id")),
+        "members": list(
+            Membership.objects.filter(organization=organization).values().order_by("id")
+        ),
         "invites": list(Invite.objects.filter(organization=organization).values().order_by("id")),
         "projects": list(Project.objects.filter(organization=organization).values().order_by("id")),
         "labels": list(Label.objects.filter(organization=organization).values().order_by("id")),
         "tasks": list(Task.objects.filter(organization=organization).values().order_by("id")),
-        "tokens": list(ApiToken.objects.filter(user__memberships__organization=organization).values().order_by("id")),
+        "tokens": list(
+            ApiToken.objects.filter(user__memberships__organization=organization)
+            .values()
+            .order_by("id")
+        ),
     }
 
 
@@ -116,7 +131,9 @@ def test_every_id_route_is_walked(db: Any) -> None:
     for route in api_routes():
         if route.name in NOT_TENANT_ROUTES or not route.kwargs:
             continue
-        assert route.kwargs == ("pk",), f"route {route.name} takes {route.kwargs}; teach the walk about it"
+        assert route.kwargs == ("pk",), (
+            f"route {route.name} takes {route.kwargs}; teach the walk about it"
+        )
         assert route.model in WALKED_MODELS, (
             f"route {route.name} addresses {route.model}; add that model to the victim fixture"
         )
@@ -126,7 +143,9 @@ WALKED_MODELS = {Organization, Project, Task, Label, Membership, Invite, ApiToke
 
 
 @pytest.mark.parametrize("role", [Role.OWNER, Role.ANNOTATOR])
-def test_other_organizations_ids_answer_404_on_every_route(tenant: Tenant, victim: Victim, role: str) -> None:
+def test_other_organizations_ids_answer_404_on_every_route(
+    tenant: Tenant, victim: Victim, role: str
+) -> None:
     before = snapshot(victim.tenant)
     client = client_for(tenant.user(role))
     walked = 0
@@ -137,7 +156,9 @@ def test_other_organizations_ids_answer_404_on_every_route(tenant: Tenant, victi
         url = reverse(route.name, kwargs={"pk": target.pk})
         for method in route.methods:
             response = client.generic(method, url, data="{}", content_type="application/json")
-            assert response.status_code == 404, f"{method} {url} ({route.name}) answered {response.status_code}"
+            assert response.status_code == 404, (
+                f"{method} {url} ({route.name}) answered {response.status_code}"
+            )
             assert str(target.pk) not in _visible_ids(response), f"{method} {url} leaked data"
             walked += 1
     assert walked >= 25
@@ -147,7 +168,9 @@ def test_other_organizations_ids_answer_404_on_every_route(tenant: Tenant, victi
 def _visible_ids(response: Any) -> str:
     if not response.content:
         return ""
-    body = response.json() if response.get("Content-Type", "").startswith("application/json") else {}
+    body = (
+        response.json() if response.get("Content-Type", "").startswith("application/json") else {}
+    )
     return str(body.get("error", {}).get("details", ""))
 
 
@@ -163,21 +186,30 @@ def test_lists_never_show_another_organizations_rows(tenant: Tenant, victim: Vic
 def test_ids_in_request_bodies_are_scoped_too(tenant: Tenant, victim: Victim) -> None:
     client = client_for(tenant.user(Role.OWNER))
     foreign_project = client.post(
-        "/api/projects/", {"organization": victim.tenant.organization.pk, "name": "x"}, format="json"
+        "/api/projects/",
+        {"organization": victim.tenant.organization.pk, "name": "x"},
+        format="json",
     )
     assert foreign_project.status_code == 404
     stranger = victim.tenant.user(Role.ANNOTATOR).pk
     assign = client.post(
-        f"/api/projects/{tenant.project.pk}/assign/", {"tasks": [tenant.tasks[0].pk], "assignee": stranger}, format="json"
+        f"/api/projects/{tenant.project.pk}/assign/",
+        {"tasks": [tenant.tasks[0].pk], "assignee": stranger},
+        format="json",
     )
     assert assign.status_code == 400
     foreign_label = client.put(
-        f"/api/tasks/{tenant.tasks[0].pk}/annotation/", {"shapes": [box(victim.tenant.label)]}, format="json"
+        f"/api/tasks/{tenant.tasks[0].pk}/annotation/",
+        {"shapes": [box(victim.tenant.label)]},
+        format="json",
     )
     assert foreign_label.status_code == 400
     foreign_tasks = client.post(
-        f"/api/projects/{tenant.project.pk}/assign/", {"tasks": [victim.tenant.tasks[0].pk], "assignee": None},
+        f"/api/projects/{tenant.project.pk}/assign/",
+        {"tasks": [victim.tenant.tasks[0].pk], "assignee": None},
         format="json",
     )
     assert foreign_tasks.json() == {"updated": 0}
-    assert not AuditEvent.objects.filter(organization=victim.tenant.organization, actor=tenant.user(Role.OWNER)).exists()
+    assert not AuditEvent.objects.filter(
+        organization=victim.tenant.organization, actor=tenant.user(Role.OWNER)
+    ).exists()

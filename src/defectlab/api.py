@@ -14,8 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from defectlab.errors import DefectLabError, Invalid, NotFound
-from defectlab.tenancy.models import Organization
+from defectlab.errors import DefectLabError, Invalid
+from defectlab.tenancy.models import Organization, User
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import require, scoped
 
@@ -42,7 +42,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response.data = error_body("invalid", _first_message(exc.detail), {"fields": response.data})
     else:
         codes = exc.get_codes()
-        response.data = error_body(codes if isinstance(codes, str) else "error", _first_message(exc.detail))
+        response.data = error_body(
+            codes if isinstance(codes, str) else "error", _first_message(exc.detail)
+        )
     return response
 
 
@@ -57,10 +59,10 @@ def _first_message(detail: Any) -> str:
 
 
 def organization_id_of(obj: models.Model) -> int:
-    return obj.pk if isinstance(obj, Organization) else obj.organization_id  # type: ignore[attr-defined]
+    return obj.pk if isinstance(obj, Organization) else getattr(obj, "organization_id")  # noqa: B009
 
 
-class TenantViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+class TenantViewSet(viewsets.GenericViewSet):
     """A viewset over tenant-owned rows.
 
     Rows come only through ``scoped()`` (other organizations' IDs answer 404), and each action
@@ -121,5 +123,9 @@ def query_int(request: Request, name: str, default: int | None = None) -> int | 
         raise Invalid(_("%(name)s must be a whole number.") % {"name": name}) from None
 
 
-def not_found() -> NotFound:
-    return NotFound(_("Not found."))
+def acting_user(request: Any) -> User:
+    """The signed-in user behind a request (views behind IsAuthenticated always have one)."""
+    user = request.user
+    if not isinstance(user, User):
+        raise exceptions.NotAuthenticated()
+    return user

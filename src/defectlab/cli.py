@@ -41,16 +41,22 @@ def check() -> None:
         executor = MigrationExecutor(connection)
         pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
         if pending:
-            problems.append(f"The database needs {len(pending)} migration(s): run `defectlab migrate`.")
+            problems.append(
+                f"The database needs {len(pending)} migration(s): run `defectlab migrate`."
+            )
     except Exception as error:  # any driver error means the same thing to the reader
-        problems.append(f"Cannot reach the database ({settings.DATABASES['default']['ENGINE']}): {error}")
+        problems.append(
+            f"Cannot reach the database ({settings.DATABASES['default']['ENGINE']}): {error}"
+        )
     data_dir = settings.DATA_DIR
     if not os.access(data_dir, os.W_OK):
         problems.append(f"The data directory {data_dir} is not writable.")
     if settings.DEBUG:
         problems.append("DEFECTLAB_DEBUG is on: never run like this in production.")
     if not problems:
-        click.echo(f"Configuration is fine. Data in {data_dir}; database {settings.DATABASES['default']['ENGINE']}.")
+        click.echo(
+            f"Configuration is fine. Data in {data_dir}; database {settings.DATABASES['default']['ENGINE']}."
+        )
         return
     for problem in problems:
         click.echo(f"- {problem}", err=True)
@@ -88,7 +94,9 @@ def createadmin(email: str | None) -> None:
 
 @main.command()
 @click.option("--email", default=None, help="Owner of the demo [default: DEFECTLAB_ADMIN_EMAIL].")
-@click.option("--images", default=50, show_default=True, help="How many synthetic images to generate.")
+@click.option(
+    "--images", default=50, show_default=True, help="How many synthetic images to generate."
+)
 def demo(email: str | None, images: int) -> None:
     """Create a demo organization and project with synthetic defect images (nothing downloaded)."""
     _django()
@@ -97,14 +105,23 @@ def demo(email: str | None, images: int) -> None:
     email = email or settings.ADMIN_EMAIL
     from defectlab.labeling.demo import create_demo
 
-    project = create_demo(email, images=images, progress=lambda done: click.echo(f"\r  {done}/{images} images", nl=False))
+    project = create_demo(
+        email,
+        images=images,
+        progress=lambda done: click.echo(f"\r  {done}/{images} images", nl=False),
+    )
     click.echo(f"\nThe demo project “{project.name}” has {project.task_count} tasks.")
 
 
 @main.command()
 @click.option("--host", default=None, help="Listen address [default: DEFECTLAB_HOST, 127.0.0.1].")
 @click.option("--port", default=None, type=int, help="Port [default: DEFECTLAB_PORT, 8080].")
-@click.option("--workers", default=None, type=int, help="Worker processes [default: DEFECTLAB_WEB_WORKERS, 2].")
+@click.option(
+    "--workers",
+    default=None,
+    type=int,
+    help="Worker processes [default: DEFECTLAB_WEB_WORKERS, 2].",
+)
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the web app and API with gunicorn (a production server)."""
     _django()
@@ -121,7 +138,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     call_command("collectstatic", interactive=False, verbosity=0)
     from gunicorn.app.base import BaseApplication
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -60,7 +60,13 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
-def env(name: str, default: str, help: str, parse: Callable[[str], T] = str) -> T:  # type: ignore[assignment]
+@overload
+def env(name: str, default: str, help: str) -> str: ...
+@overload
+def env(name: str, default: str, help: str, parse: Callable[[str], T]) -> T: ...
+
+
+def env(name: str, default: str, help: str, parse: Callable[[str], Any] = str) -> Any:
     SETTINGS[name] = Setting(name, default, help)
     raw = os.environ.get(name, default)
     try:
@@ -84,7 +90,12 @@ DATABASE_URL = env(
     "Database to use, e.g. `postgresql://user:pass@host:5432/defectlab`. "
     "Empty means SQLite at `$DEFECTLAB_DATA_DIR/defectlab.sqlite3`.",
 )
-DEBUG = env("DEFECTLAB_DEBUG", "false", "Development mode: detailed error pages. Never in production.", _bool)
+DEBUG = env(
+    "DEFECTLAB_DEBUG",
+    "false",
+    "Development mode: detailed error pages. Never in production.",
+    _bool,
+)
 PUBLIC_URLS = env(
     "DEFECTLAB_PUBLIC_URLS",
     "http://127.0.0.1:8080,http://localhost:8080",
@@ -143,7 +154,10 @@ MAX_ARCHIVE_MB = env(
     _positive_int,
 )
 MEDIA_URL_TTL = env(
-    "DEFECTLAB_MEDIA_URL_TTL", "600", "Seconds a signed image or thumbnail URL stays valid.", _positive_int
+    "DEFECTLAB_MEDIA_URL_TTL",
+    "600",
+    "Seconds a signed image or thumbnail URL stays valid.",
+    _positive_int,
 )
 TASK_LOCK_SECONDS = env(
     "DEFECTLAB_TASK_LOCK_SECONDS",
@@ -151,7 +165,9 @@ TASK_LOCK_SECONDS = env(
     "How long a task handed out by “next task” stays reserved for its annotator.",
     _positive_int,
 )
-INVITE_TTL_HOURS = env("DEFECTLAB_INVITE_TTL_HOURS", "168", "Hours an invite link stays valid.", _positive_int)
+INVITE_TTL_HOURS = env(
+    "DEFECTLAB_INVITE_TTL_HOURS", "168", "Hours an invite link stays valid.", _positive_int
+)
 LOGIN_MAX_FAILURES = env(
     "DEFECTLAB_LOGIN_MAX_FAILURES",
     "5",
@@ -159,7 +175,10 @@ LOGIN_MAX_FAILURES = env(
     _positive_int,
 )
 LOGIN_LOCKOUT_SECONDS = env(
-    "DEFECTLAB_LOGIN_LOCKOUT_SECONDS", "900", "Window and pause length for failed logins, in seconds.", _positive_int
+    "DEFECTLAB_LOGIN_LOCKOUT_SECONDS",
+    "900",
+    "Window and pause length for failed logins, in seconds.",
+    _positive_int,
 )
 SECRET_KEY_SETTING = env(
     "DEFECTLAB_SECRET_KEY",
@@ -187,7 +206,9 @@ def _database(url: str) -> dict[str, Any]:
     if not url:
         DATA_DIR.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{DATA_DIR / 'defectlab.sqlite3'}"
-    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+    config: dict[str, Any] = dict(
+        dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    )
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["CONN_MAX_AGE"] = 0
         config["OPTIONS"] = {
@@ -204,7 +225,9 @@ def _hosts(urls: list[str]) -> list[str]:
     for url in urls:
         parts = urlsplit(url)
         if not parts.scheme or not parts.hostname:
-            PROBLEMS.append(f"DEFECTLAB_PUBLIC_URLS entry {url!r} is not a full URL like https://host.")
+            PROBLEMS.append(
+                f"DEFECTLAB_PUBLIC_URLS entry {url!r} is not a full URL like https://host."
+            )
             continue
         hosts.add(parts.hostname)
     return sorted(hosts)
@@ -230,7 +253,10 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]

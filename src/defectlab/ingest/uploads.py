@@ -35,7 +35,8 @@ def checked_image(name: str, data: bytes) -> IncomingImage:
     limit = settings.MAX_UPLOAD_MB * MB
     if len(data) > limit:
         raise TooLarge(
-            _("%(name)s is larger than the %(limit)s MB limit.") % {"name": name, "limit": settings.MAX_UPLOAD_MB}
+            _("%(name)s is larger than the %(limit)s MB limit.")
+            % {"name": name, "limit": settings.MAX_UPLOAD_MB}
         )
     try:
         info = inspect_image(data, name=name, max_pixels=settings.MAX_IMAGE_PIXELS)
@@ -58,7 +59,9 @@ def images_from_uploads(files: Iterable[tuple[str, IO[bytes]]]) -> Iterator[Inco
 def unsafe_entry_name(name: str) -> bool:
     """True for entry names that would point outside the archive if extracted."""
     parts = re.split(r"[\\/]", name)
-    return name.startswith(("/", "\\")) or bool(_DRIVE.match(name)) or ".." in parts or "\x00" in name
+    return (
+        name.startswith(("/", "\\")) or bool(_DRIVE.match(name)) or ".." in parts or "\x00" in name
+    )
 
 
 def images_from_zip(archive_name: str, file: IO[bytes]) -> Iterator[IncomingImage]:
@@ -71,7 +74,9 @@ def images_from_zip(archive_name: str, file: IO[bytes]) -> Iterator[IncomingImag
     for entry in entries:
         if unsafe_entry_name(entry.filename):
             raise Invalid(
-                _("%(archive)s contains “%(entry)s”, a path that points outside the archive; nothing was imported.")
+                _(
+                    "%(archive)s contains “%(entry)s”, a path that points outside the archive; nothing was imported."
+                )
                 % {"archive": archive_name, "entry": entry.filename},
                 code="unsafe_path",
             )
@@ -89,13 +94,16 @@ def images_from_zip(archive_name: str, file: IO[bytes]) -> Iterator[IncomingImag
     for entry in wanted:
         if PurePosixPath(entry.filename).suffix.lower() not in IMAGE_SUFFIXES:
             raise Invalid(
-                _("“%(entry)s” in %(archive)s is not an image file (JPEG, PNG, BMP or TIFF); nothing was imported.")
+                _(
+                    "“%(entry)s” in %(archive)s is not an image file (JPEG, PNG, BMP or TIFF); nothing was imported."
+                )
                 % {"archive": archive_name, "entry": entry.filename},
                 code="unsupported_format",
             )
         if entry.flag_bits & 0x1:
             raise Invalid(
-                _("“%(entry)s” in %(archive)s is encrypted.") % {"archive": archive_name, "entry": entry.filename}
+                _("“%(entry)s” in %(archive)s is encrypted.")
+                % {"archive": archive_name, "entry": entry.filename}
             )
         try:
             # Read at most one byte past the limit: the sizes in a zip's directory can lie.
@@ -103,7 +111,8 @@ def images_from_zip(archive_name: str, file: IO[bytes]) -> Iterator[IncomingImag
                 data = member.read(settings.MAX_UPLOAD_MB * MB + 1)
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError):
             raise Invalid(
-                _("“%(entry)s” in %(archive)s is damaged.") % {"archive": archive_name, "entry": entry.filename}
+                _("“%(entry)s” in %(archive)s is damaged.")
+                % {"archive": archive_name, "entry": entry.filename}
             ) from None
         yield checked_image(entry.filename, data)
 

@@ -14,7 +14,14 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.api import TenantViewSet, decode_cursor, encode_cursor, query_bool, query_int
+from defectlab.api import (
+    TenantViewSet,
+    acting_user,
+    decode_cursor,
+    encode_cursor,
+    query_bool,
+    query_int,
+)
 from defectlab.errors import Invalid
 from defectlab.ingest.uploads import images_from_uploads
 from defectlab.labeling import services, workflow
@@ -52,15 +59,23 @@ class ProjectSerializer(serializers.ModelSerializer[Project]):
     class Meta:
         model = Project
         fields = [
-            "id", "organization", "name", "description", "instructions", "shape_types", "tags",
-            "labels", "counts", "created_at",
+            "id",
+            "organization",
+            "name",
+            "description",
+            "instructions",
+            "shape_types",
+            "tags",
+            "labels",
+            "counts",
+            "created_at",
         ]
         read_only_fields = ["id", "created_at"]
 
     def get_counts(self, project: Project) -> dict[str, int]:
-        return {status: getattr(project, counter) for status, counter in services.COUNTER.items()} | {
-            "total": project.task_count
-        }
+        return {
+            status: getattr(project, counter) for status, counter in services.COUNTER.items()
+        } | {"total": project.task_count}
 
     def validate_shape_types(self, value: Any) -> list[str]:
         return services.clean_shape_types(value)
@@ -76,9 +91,21 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
     class Meta:
         model = Task
         fields = [
-            "id", "project", "file_name", "width", "height", "status", "assignee", "lock_owner",
-            "lock_expires_at", "has_annotation", "has_prediction", "image_url", "thumbnail_url",
-            "created_at", "updated_at",
+            "id",
+            "project",
+            "file_name",
+            "width",
+            "height",
+            "status",
+            "assignee",
+            "lock_owner",
+            "lock_expires_at",
+            "has_annotation",
+            "has_prediction",
+            "image_url",
+            "thumbnail_url",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = [field for field in fields if field != "assignee"]
 
@@ -91,8 +118,15 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
     def validate_assignee(self, user: User | None) -> User | None:
         task = self.instance
         assert isinstance(task, Task)
-        if user is not None and not Membership.objects.filter(organization_id=task.organization_id, user=user).exists():
-            raise serializers.ValidationError(_("The assignee must be a member of this organization."))
+        if (
+            user is not None
+            and not Membership.objects.filter(
+                organization_id=task.organization_id, user=user
+            ).exists()
+        ):
+            raise serializers.ValidationError(
+                _("The assignee must be a member of this organization.")
+            )
         return user
 
 
@@ -109,7 +143,9 @@ class AnnotationSerializer(serializers.ModelSerializer[Annotation]):
 
 class SaveAnnotationSerializer(serializers.Serializer[Any]):
     version = serializers.IntegerField(
-        allow_null=True, required=False, help_text="The version you started from; omit or null for the first."
+        allow_null=True,
+        required=False,
+        help_text="The version you started from; omit or null for the first.",
     )
     shapes = serializers.JSONField()
     tags = serializers.ListField(child=serializers.CharField(), required=False)
@@ -143,7 +179,9 @@ class AssignSerializer(serializers.Serializer[Any]):
 
 
 class ImportSerializer(serializers.Serializer[Any]):
-    tasks = serializers.JSONField(help_text="A list of image URLs, or of {image, width?, height?, file_name?}.")
+    tasks = serializers.JSONField(
+        help_text="A list of image URLs, or of {image, width?, height?, file_name?}."
+    )
 
 
 class UploadResultSerializer(serializers.Serializer[Any]):
@@ -188,7 +226,9 @@ class ProjectViewSet(
     def get_queryset(self) -> QuerySet[Project]:
         projects = super().get_queryset().prefetch_related("labels")
         organization = query_int(self.request, "organization")
-        return projects.filter(organization_id=organization) if organization is not None else projects
+        return (
+            projects.filter(organization_id=organization) if organization is not None else projects
+        )
 
     def create(self, request: Request) -> Response:
         form = ProjectSerializer(data=request.data, context={"request": request})
@@ -196,22 +236,38 @@ class ProjectViewSet(
         data = dict(form.validated_data)
         organization = data.pop("organization")
         require(request.user, organization.pk, Can.MANAGE_PROJECTS)
-        project = services.create_project(organization, request.user, **data)  # type: ignore[arg-type]
+        project = services.create_project(organization, acting_user(request), **data)
         record(request._request, "project.created", organization=organization, target=project)
         return Response(ProjectSerializer(project, context={"request": request}).data, status=201)
 
     def perform_update(self, serializer: Any) -> None:
         if "labels" in serializer.validated_data:
-            raise Invalid(_("Change labels through /api/projects/{id}/labels/ and /api/labels/{id}/."))
-        if serializer.validated_data.get("organization", serializer.instance.organization) != serializer.instance.organization:
+            raise Invalid(
+                _("Change labels through /api/projects/{id}/labels/ and /api/labels/{id}/.")
+            )
+        if (
+            serializer.validated_data.get("organization", serializer.instance.organization)
+            != serializer.instance.organization
+        ):
             raise Invalid(_("A project cannot move to another organization."))
         project = serializer.save()
-        record(self.request._request, "project.updated", organization=project.organization_id, target=project)
+        record(
+            self.request._request,
+            "project.updated",
+            organization=project.organization_id,
+            target=project,
+        )
 
     def perform_destroy(self, instance: Project) -> None:
-        record(self.request._request, "project.deleted", organization=instance.organization_id,
-               data={"name": instance.name})
-        services.delete_tasks(instance, list(Task.objects.filter(project=instance).values_list("id", flat=True)))
+        record(
+            self.request._request,
+            "project.deleted",
+            organization=instance.organization_id,
+            data={"name": instance.name},
+        )
+        services.delete_tasks(
+            instance, list(Task.objects.filter(project=instance).values_list("id", flat=True))
+        )
         instance.delete()
 
     @extend_schema(methods=["get"], responses=LabelSerializer(many=True))
@@ -225,7 +281,9 @@ class ProjectViewSet(
         form = LabelSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         label = services.add_label(project, **form.validated_data)
-        record(request._request, "label.created", organization=project.organization_id, target=label)
+        record(
+            request._request, "label.created", organization=project.organization_id, target=label
+        )
         return Response(LabelSerializer(label).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=TASK_FILTERS, responses=TaskPageSerializer)
@@ -269,7 +327,14 @@ class ProjectViewSet(
         )
 
     @extend_schema(
-        request={"multipart/form-data": {"type": "object", "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
         responses={201: UploadResultSerializer},
     )
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
@@ -280,8 +345,13 @@ class ProjectViewSet(
         if not files:
             raise Invalid(_("Attach one or more files in the “files” field."))
         tasks = services.create_uploaded_tasks(project, images_from_uploads(files))
-        record(request._request, "tasks.uploaded", organization=project.organization_id, target=project,
-               data={"count": len(tasks)})
+        record(
+            request._request,
+            "tasks.uploaded",
+            organization=project.organization_id,
+            target=project,
+            data={"count": len(tasks)},
+        )
         return Response(
             {"created": len(tasks), "tasks": TaskSerializer(tasks[:100], many=True).data},
             status=status.HTTP_201_CREATED,
@@ -293,9 +363,14 @@ class ProjectViewSet(
         """Create tasks from a JSON list of image addresses (http(s):// or s3://), checked row by row."""
         project = self.get_object()
         items = request.data.get("tasks") if isinstance(request.data, dict) else request.data
-        created = services.import_references(project, items)
-        record(request._request, "tasks.imported", organization=project.organization_id, target=project,
-               data={"count": created})
+        created = services.import_references(project, items if isinstance(items, list) else [])
+        record(
+            request._request,
+            "tasks.imported",
+            organization=project.organization_id,
+            target=project,
+            data={"count": created},
+        )
         return Response({"created": created}, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=AssignSerializer, responses={200: OpenApiTypes.OBJECT})
@@ -305,13 +380,23 @@ class ProjectViewSet(
         form = AssignSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         assignee = form.validated_data["assignee"]
-        if assignee is not None and not Membership.objects.filter(
-            organization_id=project.organization_id, user_id=assignee
-        ).exists():
+        if (
+            assignee is not None
+            and not Membership.objects.filter(
+                organization_id=project.organization_id, user_id=assignee
+            ).exists()
+        ):
             raise Invalid(_("The assignee must be a member of this organization."))
-        updated = Task.objects.filter(project=project, id__in=form.validated_data["tasks"]).update(assignee_id=assignee)
-        record(request._request, "tasks.assigned", organization=project.organization_id, target=project,
-               data={"count": updated, "assignee": assignee})
+        updated = Task.objects.filter(project=project, id__in=form.validated_data["tasks"]).update(
+            assignee_id=assignee
+        )
+        record(
+            request._request,
+            "tasks.assigned",
+            organization=project.organization_id,
+            target=project,
+            data={"count": updated, "assignee": assignee},
+        )
         return Response({"updated": updated})
 
     @extend_schema(request=None, responses={200: TaskSerializer, 204: None})
@@ -319,41 +404,58 @@ class ProjectViewSet(
     def next_task(self, request: Request, pk: str) -> Response:
         """Reserve and return the next task for you; 204 when there is nothing left."""
         project = self.get_object()
-        task = workflow.next_task(project, request.user)  # type: ignore[arg-type]
+        task = workflow.next_task(project, acting_user(request))
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(TaskSerializer(task).data)
 
 
-class LabelViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet):
+class LabelViewSet(
+    mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet
+):
     queryset = Label.objects.all()
     serializer_class = LabelSerializer
-    capabilities = {"update": Can.MANAGE_PROJECTS, "partial_update": Can.MANAGE_PROJECTS, "destroy": Can.MANAGE_PROJECTS}
+    capabilities = {
+        "update": Can.MANAGE_PROJECTS,
+        "partial_update": Can.MANAGE_PROJECTS,
+        "destroy": Can.MANAGE_PROJECTS,
+    }
 
     def perform_update(self, serializer: Any) -> None:
         label: Label = serializer.instance
         data = serializer.validated_data
         services.check_label(
-            label.project, data.get("name", label.name), data.get("color", label.color),
-            data.get("hotkey", label.hotkey), exclude=label.pk,
+            label.project,
+            data.get("name", label.name),
+            data.get("color", label.color),
+            data.get("hotkey", label.hotkey),
+            exclude=label.pk,
         )
         if "attributes" in data:
             data["attributes"] = services.clean_label_attributes(data["attributes"])
         serializer.save()
-        record(self.request._request, "label.updated", organization=label.organization_id, target=label)
+        record(
+            self.request._request, "label.updated", organization=label.organization_id, target=label
+        )
 
     def perform_destroy(self, instance: Label) -> None:
         if TaskLabel.objects.filter(label=instance).exists():
             raise Invalid(_("Annotations use this label; it cannot be deleted."))
-        record(self.request._request, "label.deleted", organization=instance.organization_id,
-               data={"name": instance.name})
+        record(
+            self.request._request,
+            "label.deleted",
+            organization=instance.organization_id,
+            data={"name": instance.name},
+        )
         instance.delete()
 
 
 # ---------------------------------------------------------------------------- tasks
 
 
-class TaskViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet):
+class TaskViewSet(
+    mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet
+):
     queryset = Task.objects.select_related("project")
     serializer_class = TaskSerializer
     capabilities = {
@@ -366,11 +468,17 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.Des
 
     def perform_destroy(self, instance: Task) -> None:
         services.delete_tasks(instance.project, [instance.pk])
-        record(self.request._request, "task.deleted", organization=instance.organization_id,
-               data={"task": instance.pk, "file_name": instance.file_name})
+        record(
+            self.request._request,
+            "task.deleted",
+            organization=instance.organization_id,
+            data={"task": instance.pk, "file_name": instance.file_name},
+        )
 
     @extend_schema(methods=["get"], responses={200: AnnotationSerializer, 204: None})
-    @extend_schema(methods=["put"], request=SaveAnnotationSerializer, responses=AnnotationSerializer)
+    @extend_schema(
+        methods=["put"], request=SaveAnnotationSerializer, responses=AnnotationSerializer
+    )
     @action(detail=True, methods=["get", "put"])
     def annotation(self, request: Request, pk: str) -> Response:
         """The current annotation. PUT saves a new version; a stale `version` answers 409."""
@@ -384,7 +492,7 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.Des
         data = form.validated_data
         annotation = workflow.save_annotation(
             task,
-            request.user,  # type: ignore[arg-type]
+            acting_user(request),
             base_version=data.get("version"),
             shapes=data["shapes"],
             tags=data.get("tags"),
@@ -392,8 +500,13 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.Des
             submit=data["submit"],
         )
         if data["submit"]:
-            record(request._request, "task.submitted", organization=task.organization_id, target=task,
-                   data={"version": annotation.version})
+            record(
+                request._request,
+                "task.submitted",
+                organization=task.organization_id,
+                target=task,
+                data={"version": annotation.version},
+            )
         return Response(AnnotationSerializer(annotation).data)
 
     @extend_schema(responses=AnnotationVersionSerializer(many=True))
@@ -404,7 +517,9 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.Des
         return Response(AnnotationVersionSerializer(versions, many=True).data)
 
     @extend_schema(methods=["get"], responses=PredictionSerializer(many=True))
-    @extend_schema(methods=["post"], request=PredictionSerializer, responses={201: PredictionSerializer})
+    @extend_schema(
+        methods=["post"], request=PredictionSerializer, responses={201: PredictionSerializer}
+    )
     @action(detail=True, methods=["get", "post"])
     def predictions(self, request: Request, pk: str) -> Response:
         task = self.get_object()
@@ -433,18 +548,24 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.Des
         form = ReviewSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         verdict = workflow.review(
-            task, request.user,  # type: ignore[arg-type]
-            verdict=form.validated_data["verdict"], comment=form.validated_data.get("comment", ""),
+            task,
+            acting_user(request),
+            verdict=form.validated_data["verdict"],
+            comment=form.validated_data.get("comment", ""),
         )
         action_name = "task.approved" if verdict.verdict == "approve" else "task.rejected"
-        record(request._request, action_name, organization=task.organization_id, target=task,
-               data={"comment": verdict.comment})
+        record(
+            request._request,
+            action_name,
+            organization=task.organization_id,
+            target=task,
+            data={"comment": verdict.comment},
+        )
         return Response(ReviewSerializer(verdict).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str) -> Response:
         """Give back a task you reserved, e.g. when skipping it."""
-        workflow.release(self.get_object(), request.user)  # type: ignore[arg-type]
+        workflow.release(self.get_object(), acting_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
-

@@ -25,7 +25,9 @@ LABELS = [
 ]
 
 
-def create_demo(email: str, *, images: int = 50, progress: Callable[[int], None] | None = None) -> Project:
+def create_demo(
+    email: str, *, images: int = 50, progress: Callable[[int], None] | None = None
+) -> Project:
     """Create (once) the demo organization owned by ``email``; later calls return it unchanged."""
     owner = User.objects.filter(email=normalize_email(email)).first()
     if owner is None:
@@ -39,7 +41,9 @@ def create_demo(email: str, *, images: int = 50, progress: Callable[[int], None]
     if existing is not None:
         return existing
     with transaction.atomic():
-        organization = Organization.objects.filter(name=DEMO_ORGANIZATION, memberships__user=owner).first()
+        organization = Organization.objects.filter(
+            name=DEMO_ORGANIZATION, memberships__user=owner
+        ).first()
         if organization is None:
             organization = create_organization(DEMO_ORGANIZATION, owner)
         elif not Membership.objects.filter(organization=organization, user=owner).exists():
@@ -71,9 +75,17 @@ def create_demo(email: str, *, images: int = 50, progress: Callable[[int], None]
     for task, defects in zip(tasks, generated, strict=True):
         shapes = [
             (
-                Shape.polygon(defect.polygon, label=label_ids[defect.kind], attributes={"severity": defect.severity})
+                Shape.polygon(
+                    defect.polygon,
+                    label=label_ids[defect.kind],
+                    attributes={"severity": defect.severity},
+                )
                 if defect.kind == "stain"
-                else Shape.box(*defect.box, label=label_ids[defect.kind], attributes={"severity": defect.severity})
+                else Shape.box(
+                    *defect.box,
+                    label=label_ids[defect.kind],
+                    attributes={"severity": defect.severity},
+                )
             ).to_dict()
             | {"score": 0.9}
             for defect in defects

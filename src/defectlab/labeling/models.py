@@ -15,14 +15,18 @@ def default_shape_types() -> list[str]:
 
 
 class Project(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="projects")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="projects"
+    )
     name = models.CharField(_("name"), max_length=150)
     description = models.TextField(_("description"), blank=True)
     instructions = models.TextField(_("instructions"), blank=True)
     shape_types = models.JSONField(default=default_shape_types)
     # Image-level tags, e.g. [{"name": "OK", "color": "#2e7d32"}, {"name": "NG", ...}].
     tags = models.JSONField(default=list, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Stored counters so progress bars never count a million rows; kept by labeling.services.
     count_new = models.IntegerField(default=0)
@@ -57,7 +61,9 @@ class Label(models.Model):
 
     class Meta:
         ordering = ["order", "id"]
-        constraints = [models.UniqueConstraint(fields=["project", "name"], name="label_name_unique_in_project")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="label_name_unique_in_project")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -124,7 +130,9 @@ class Annotation(models.Model):
     version = models.IntegerField(default=1)
     shapes = models.JSONField(default=list)
     tags = models.JSONField(default=list)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     lead_time = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -136,14 +144,18 @@ class AnnotationVersion(models.Model):
     version = models.IntegerField()
     shapes = models.JSONField(default=list)
     tags = models.JSONField(default=list)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     lead_time = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-version"]
         constraints = [
-            models.UniqueConstraint(fields=["annotation", "version"], name="annotation_version_unique")
+            models.UniqueConstraint(
+                fields=["annotation", "version"], name="annotation_version_unique"
+            )
         ]
 
 
@@ -170,7 +182,9 @@ class Review(models.Model):
     annotation_version = models.IntegerField()
     verdict = models.CharField(max_length=8, choices=Verdict.choices)
     comment = models.TextField(blank=True)
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

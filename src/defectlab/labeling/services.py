@@ -51,7 +51,11 @@ def clean_tags(value: Any) -> list[dict[str, str]]:
     tags: list[dict[str, str]] = []
     for item in value:
         tag = {"name": item} if isinstance(item, str) else item
-        if not isinstance(tag, dict) or not isinstance(tag.get("name"), str) or not tag["name"].strip():
+        if (
+            not isinstance(tag, dict)
+            or not isinstance(tag.get("name"), str)
+            or not tag["name"].strip()
+        ):
             raise Invalid(_("Each tag needs a name."), details={"field": "tags"})
         color = tag.get("color", "#757575")
         if not isinstance(color, str) or not _COLOR.match(color):
@@ -86,25 +90,39 @@ def clean_label_attributes(value: Any) -> list[dict[str, Any]]:
                 _("The default of attribute %(name)s must be one of its options.") % {"name": name},
                 details={"field": "attributes"},
             )
-        cleaned.append({"name": name.strip(), "options": list(dict.fromkeys(options)), "default": default})
+        cleaned.append(
+            {"name": name.strip(), "options": list(dict.fromkeys(options)), "default": default}
+        )
     if len({attribute["name"] for attribute in cleaned}) != len(cleaned):
         raise Invalid(_("Attribute names must be unique."), details={"field": "attributes"})
     return cleaned
 
 
-def check_label(project: Project, name: str, color: str, hotkey: str, exclude: int | None = None) -> None:
+def check_label(
+    project: Project, name: str, color: str, hotkey: str, exclude: int | None = None
+) -> None:
     if not name.strip():
         raise Invalid(_("A label needs a name."), details={"field": "name"})
     if not _COLOR.match(color):
         raise Invalid(_("A color must look like #1e88e5."), details={"field": "color"})
-    siblings = Label.objects.filter(project=project).exclude(pk=exclude)
+    siblings = Label.objects.filter(project=project)
+    if exclude is not None:
+        siblings = siblings.exclude(pk=exclude)
     if siblings.filter(name=name.strip()).exists():
-        raise Invalid(_("This project already has a label named %(name)s.") % {"name": name}, details={"field": "name"})
+        raise Invalid(
+            _("This project already has a label named %(name)s.") % {"name": name},
+            details={"field": "name"},
+        )
     if hotkey:
         if not _HOTKEY.match(hotkey):
-            raise Invalid(_("A hotkey is one digit 1–9 or a lower-case letter."), details={"field": "hotkey"})
+            raise Invalid(
+                _("A hotkey is one digit 1–9 or a lower-case letter."), details={"field": "hotkey"}
+            )
         if siblings.filter(hotkey=hotkey).exists():
-            raise Invalid(_("Another label already uses hotkey %(key)s.") % {"key": hotkey}, details={"field": "hotkey"})
+            raise Invalid(
+                _("Another label already uses hotkey %(key)s.") % {"key": hotkey},
+                details={"field": "hotkey"},
+            )
 
 
 @transaction.atomic
@@ -179,13 +197,19 @@ def _reference_task(project: Project, index: int, item: Any) -> Task:
     parts = urlsplit(image)
     if parts.scheme not in ("http", "https", "s3") or not parts.netloc or len(image) > 1024:
         raise Invalid(
-            _("Row %(row)s: “%(image)s” is not an http(s):// or s3:// address.") % {**where, "image": image[:200]},
+            _("Row %(row)s: “%(image)s” is not an http(s):// or s3:// address.")
+            % {**where, "image": image[:200]},
             details=where,
         )
     width, height = entry.get("width"), entry.get("height")
     for value in (width, height):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-            raise Invalid(_("Row %(row)s: width and height must be whole numbers above zero.") % where, details=where)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value <= 0
+        ):
+            raise Invalid(
+                _("Row %(row)s: width and height must be whole numbers above zero.") % where,
+                details=where,
+            )
     name = entry.get("file_name") or parts.path.rsplit("/", 1)[-1] or parts.netloc
     return Task(
         organization_id=project.organization_id,
@@ -232,12 +256,19 @@ class TaskFilter:
         if self.has_prediction is not None:
             queryset = queryset.filter(has_prediction=self.has_prediction)
         if self.label is not None:
-            queryset = queryset.filter(id__in=TaskLabel.objects.filter(label_id=self.label).values("task_id"))
+            queryset = queryset.filter(
+                id__in=TaskLabel.objects.filter(label_id=self.label).values("task_id")
+            )
         return queryset
 
 
 def list_tasks(
-    project: Project, task_filter: TaskFilter, *, after: int | None, limit: int, descending: bool = False
+    project: Project,
+    task_filter: TaskFilter,
+    *,
+    after: int | None,
+    limit: int,
+    descending: bool = False,
 ) -> tuple[list[Task], int | None]:
     """One page of tasks in id order, found by keyset (``id > after``): as fast deep as shallow."""
     queryset = task_filter.apply(Task.objects.filter(project_id=project.pk))
@@ -254,24 +285,33 @@ def set_status(task: Task, status: str) -> None:
     if task.status == status:
         return
     Project.objects.filter(pk=task.project_id).update(
-        **{COUNTER[TaskStatus(task.status)]: F(COUNTER[TaskStatus(task.status)]) - 1,
-           COUNTER[TaskStatus(status)]: F(COUNTER[TaskStatus(status)]) + 1}
+        **{
+            COUNTER[TaskStatus(task.status)]: F(COUNTER[TaskStatus(task.status)]) - 1,
+            COUNTER[TaskStatus(status)]: F(COUNTER[TaskStatus(status)]) + 1,
+        }
     )
     task.status = status
 
 
 def delete_tasks(project: Project, task_ids: Sequence[int]) -> int:
-    storage = default_storage()
     with transaction.atomic():
-        tasks = list(Task.objects.filter(project=project, id__in=task_ids).only("id", "image", "status"))
+        tasks = list(
+            Task.objects.filter(project=project, id__in=task_ids).only("id", "image", "status")
+        )
         for status, counter in COUNTER.items():
             gone = sum(1 for task in tasks if task.status == status)
             if gone:
                 Project.objects.filter(pk=project.pk).update(**{counter: F(counter) - gone})
         Task.objects.filter(id__in=[task.pk for task in tasks]).delete()
         keys = [task.image for task in tasks if _is_stored(task.image)]
-        transaction.on_commit(lambda: [storage.delete(key) for key in keys])
+        transaction.on_commit(lambda: _delete_files(keys))
     return len(tasks)
+
+
+def _delete_files(keys: list[str]) -> None:
+    storage = default_storage()
+    for key in keys:
+        storage.delete(key)
 
 
 def _is_stored(image: str) -> bool:
@@ -286,6 +326,8 @@ def is_stored(task: Task) -> bool:
 def recount(project: Project) -> None:
     """Recompute the stored counters from the tasks (a repair tool; normal paths keep them)."""
     counts = {counter: 0 for counter in COUNTER.values()}
-    for status, number in Task.objects.filter(project=project).values_list("status").annotate(n=Count("id")):
+    for status, number in (
+        Task.objects.filter(project=project).values_list("status").annotate(n=Count("id"))
+    ):
         counts[COUNTER[TaskStatus(status)]] = number
     Project.objects.filter(pk=project.pk).update(**counts)

@@ -50,7 +50,9 @@ def next_task(project: Project, user: User) -> Task | None:
     until = now + timedelta(seconds=settings.TASK_LOCK_SECONDS)
     tasks = Task.objects.filter(project_id=project.pk)
     held = (
-        tasks.filter(lock_owner=user, lock_expires_at__gt=now, status__in=OPEN_FOR_LABELING).order_by("id").first()
+        tasks.filter(lock_owner=user, lock_expires_at__gt=now, status__in=OPEN_FOR_LABELING)
+        .order_by("id")
+        .first()
     )
     if held is not None:
         Task.objects.filter(pk=held.pk).update(lock_expires_at=until)
@@ -63,11 +65,17 @@ def next_task(project: Project, user: User) -> Task | None:
     ]
     for queue in queues:
         for _attempt in range(5):
-            candidates = list(queue.filter(_unlocked(now)).order_by("id").values_list("id", flat=True)[:10])
+            candidates = list(
+                queue.filter(_unlocked(now)).order_by("id").values_list("id", flat=True)[:10]
+            )
             if not candidates:
                 break
             for task_id in candidates:
-                if Task.objects.filter(pk=task_id).filter(_unlocked(now)).update(lock_owner=user, lock_expires_at=until):
+                if (
+                    Task.objects.filter(pk=task_id)
+                    .filter(_unlocked(now))
+                    .update(lock_owner=user, lock_expires_at=until)
+                ):
                     return _start(Task.objects.get(pk=task_id))
     return None
 
@@ -96,7 +104,9 @@ def _held_by_other(task: Task, user: User) -> bool:
 # ---------------------------------------------------------------------------- annotations
 
 
-def clean_shapes(project: Project, task: Task, data: Any, *, predictions: bool = False) -> list[Shape]:
+def clean_shapes(
+    project: Project, task: Task, data: Any, *, predictions: bool = False
+) -> list[Shape]:
     """Shapes checked against the image and the project's schema, with attribute defaults filled."""
     try:
         shapes = shapes_from_json(data)
@@ -110,10 +120,14 @@ def clean_shapes(project: Project, task: Task, data: Any, *, predictions: bool =
         where = {"shape": index + 1}
         label = labels.get(shape.label)
         if label is None:
-            raise Invalid(_("Shape %(shape)s uses a label that is not in this project.") % where, details=where)
+            raise Invalid(
+                _("Shape %(shape)s uses a label that is not in this project.") % where,
+                details=where,
+            )
         if shape.type not in project.shape_types:
             raise Invalid(
-                _("Shape %(shape)s is a %(type)s, which this project does not use.") % {**where, "type": shape.type},
+                _("Shape %(shape)s is a %(type)s, which this project does not use.")
+                % {**where, "type": shape.type},
                 details=where,
             )
         if shape.score is not None and not predictions:
@@ -128,12 +142,14 @@ def _with_attributes(shape: Shape, label: Label, where: dict[str, int]) -> Shape
     for name, value in values.items():
         if name not in schema:
             raise Invalid(
-                _("Shape %(shape)s: label %(label)s has no attribute %(name)s.") % {**where, "label": label.name, "name": name},
+                _("Shape %(shape)s: label %(label)s has no attribute %(name)s.")
+                % {**where, "label": label.name, "name": name},
                 details=where,
             )
         if value not in schema[name]["options"]:
             raise Invalid(
-                _("Shape %(shape)s: %(value)s is not an option of %(name)s.") % {**where, "value": value, "name": name},
+                _("Shape %(shape)s: %(value)s is not an option of %(name)s.")
+                % {**where, "value": value, "name": name},
                 details=where,
             )
     for name, attribute in schema.items():
@@ -180,7 +196,9 @@ def save_annotation(
         if _held_by_other(task, user) and not manages:
             raise Conflict(_("Someone else is working on this task."), code="locked")
         if task.status == TaskStatus.APPROVED and not manages:
-            raise Conflict(_("This task is approved; only a reviewer can change it."), code="approved")
+            raise Conflict(
+                _("This task is approved; only a reviewer can change it."), code="approved"
+            )
         current = Annotation.objects.filter(task=task).first()
         if current is None:
             if base_version:
@@ -199,7 +217,7 @@ def save_annotation(
             except IntegrityError:
                 raise _stale(Annotation.objects.get(task=task)) from None
         else:
-            updated = Annotation.objects.filter(pk=current.pk, version=base_version).update(
+            updated = Annotation.objects.filter(pk=current.pk, version=base_version or 0).update(
                 version=current.version + 1,
                 shapes=cleaned,
                 tags=image_tags,
@@ -228,13 +246,23 @@ def save_annotation(
                 task.lock_expires_at = None
         elif task.status == TaskStatus.NEW:
             set_status(task, TaskStatus.IN_PROGRESS)
-        task.save(update_fields=["has_annotation", "status", "lock_owner", "lock_expires_at", "updated_at"])
+        task.save(
+            update_fields=[
+                "has_annotation",
+                "status",
+                "lock_owner",
+                "lock_expires_at",
+                "updated_at",
+            ]
+        )
     return annotation
 
 
 def _stale(current: Annotation) -> Conflict:
     return Conflict(
-        _("This annotation changed since you opened it (now version %(version)s). Reload to see it; your edits were not saved.")
+        _(
+            "This annotation changed since you opened it (now version %(version)s). Reload to see it; your edits were not saved."
+        )
         % {"version": current.version},
         code="stale",
         details={"version": current.version, "shapes": current.shapes, "tags": current.tags},
@@ -244,7 +272,10 @@ def _stale(current: Annotation) -> Conflict:
 def _index_labels(task: Task, shapes: list[dict[str, Any]]) -> None:
     TaskLabel.objects.filter(task=task).delete()
     TaskLabel.objects.bulk_create(
-        [TaskLabel(task=task, label_id=label) for label in sorted({shape["label"] for shape in shapes})]
+        [
+            TaskLabel(task=task, label_id=label)
+            for label in sorted({shape["label"] for shape in shapes})
+        ]
     )
 
 
@@ -254,7 +285,9 @@ def _index_labels(task: Task, shapes: list[dict[str, Any]]) -> None:
 def add_prediction(task: Task, *, model_name: str, model_version: str, shapes: Any) -> Prediction:
     if not model_name.strip():
         raise Invalid(_("A prediction needs a model name."))
-    cleaned = [shape.to_dict() for shape in clean_shapes(task.project, task, shapes, predictions=True)]
+    cleaned = [
+        shape.to_dict() for shape in clean_shapes(task.project, task, shapes, predictions=True)
+    ]
     with transaction.atomic():
         prediction = Prediction.objects.create(
             organization_id=task.organization_id,

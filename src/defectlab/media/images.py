@@ -137,7 +137,7 @@ def _vet_and_load(
     # Refuse from the header alone, before a single pixel buffer is allocated.
     if max_pixels is not None and width * height > max_pixels:
         raise ImageError(
-            _("%(name)s is %(width)s×%(height)s pixels; the limit is %(limit)s pixels.")  # noqa: RUF001
+            _("%(name)s is %(width)s×%(height)s pixels; the limit is %(limit)s pixels.")
             % {"name": name, "width": width, "height": height, "limit": _count(max_pixels)},
             "too_many_pixels",
         )

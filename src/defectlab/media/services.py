@@ -47,7 +47,9 @@ def read_grant(token: str) -> MediaGrant | None:
     return MediaGrant(int(task_id), variant, int(expires))
 
 
-def variant_bytes(image_key: str, variant: Variant, storage: Storage | None = None) -> tuple[bytes, str]:
+def variant_bytes(
+    image_key: str, variant: Variant, storage: Storage | None = None
+) -> tuple[bytes, str]:
     """The bytes and content type to send for one variant of a stored image, cached in storage."""
     storage = storage or default_storage()
     if variant == "thumb":

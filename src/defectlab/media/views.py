@@ -18,7 +18,9 @@ def media(request: HttpRequest, token: str) -> HttpResponse:
     grant = read_grant(token)
     task = Task.objects.filter(pk=grant.task_id).only("image").first() if grant else None
     if grant is None or task is None or "://" in task.image:
-        return JsonResponse(error_body("not_found", _("This image link has expired or is not valid.")), status=404)
+        return JsonResponse(
+            error_body("not_found", _("This image link has expired or is not valid.")), status=404
+        )
     data, content_type = variant_bytes(task.image, grant.variant)
     response = HttpResponse(data, content_type=content_type)
     response["Cache-Control"] = f"private, max-age={max(0, grant.expires - int(time.time()))}"

@@ -16,10 +16,18 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.api import TenantViewSet, decode_cursor, encode_cursor
+from defectlab.api import TenantViewSet, acting_user, decode_cursor, encode_cursor
 from defectlab.errors import Invalid
 from defectlab.tenancy import services
-from defectlab.tenancy.models import ApiToken, AuditEvent, Invite, Membership, Organization, Role, User
+from defectlab.tenancy.models import (
+    ApiToken,
+    AuditEvent,
+    Invite,
+    Membership,
+    Organization,
+    Role,
+    User,
+)
 from defectlab.tenancy.roles import Can
 
 # ---------------------------------------------------------------------------- serializers
@@ -33,7 +41,9 @@ class UserSerializer(serializers.ModelSerializer[User]):
 
     def validate_language(self, value: str) -> str:
         if value not in ("", "en", "zh-hans"):
-            raise serializers.ValidationError(_("Choose en or zh-hans (or leave empty to follow the browser)."))
+            raise serializers.ValidationError(
+                _("Choose en or zh-hans (or leave empty to follow the browser).")
+            )
         return value
 
 
@@ -90,7 +100,9 @@ class InviteSerializer(serializers.ModelSerializer[Invite]):
 
 
 class NewInviteSerializer(InviteSerializer):
-    token = serializers.CharField(read_only=True, help_text="Shown once: the secret part of the invite link.")
+    token = serializers.CharField(
+        read_only=True, help_text="Shown once: the secret part of the invite link."
+    )
 
     class Meta(InviteSerializer.Meta):
         fields = [*InviteSerializer.Meta.fields, "token"]
@@ -105,14 +117,26 @@ class InvitePreviewSerializer(serializers.Serializer[Any]):
 class AcceptInviteSerializer(serializers.Serializer[Any]):
     token = serializers.CharField()
     email = serializers.EmailField(required=False, allow_blank=True)
-    password = serializers.CharField(required=False, allow_blank=True, style={"input_type": "password"})
+    password = serializers.CharField(
+        required=False, allow_blank=True, style={"input_type": "password"}
+    )
     name = serializers.CharField(required=False, allow_blank=True, max_length=150)
 
 
 class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
     class Meta:
         model = AuditEvent
-        fields = ["id", "actor_email", "action", "target_type", "target_id", "ip", "user_agent", "data", "created_at"]
+        fields = [
+            "id",
+            "actor_email",
+            "action",
+            "target_type",
+            "target_id",
+            "ip",
+            "user_agent",
+            "data",
+            "created_at",
+        ]
 
 
 # ---------------------------------------------------------------------------- session & account
@@ -126,7 +150,9 @@ class AuthViewSet(viewsets.ViewSet):
     def login(self, request: Request) -> Response:
         form = LoginSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        user = services.check_credentials(request._request, form.validated_data["email"], form.validated_data["password"])
+        user = services.check_credentials(
+            request._request, form.validated_data["email"], form.validated_data["password"]
+        )
         login(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
         services.record(request._request, "login", actor=user)
         return Response(UserSerializer(user).data)
@@ -141,12 +167,12 @@ class AuthViewSet(viewsets.ViewSet):
 class AccountViewSet(viewsets.ViewSet):
     @extend_schema(responses=UserSerializer)
     def list(self, request: Request) -> Response:
-        return Response(UserSerializer(request.user).data)
+        return Response(UserSerializer(acting_user(request)).data)
 
     @extend_schema(request=UserSerializer, responses=UserSerializer)
     @action(detail=False, methods=["patch"])
     def update_profile(self, request: Request) -> Response:
-        form = UserSerializer(request.user, data=request.data, partial=True)
+        form = UserSerializer(acting_user(request), data=request.data, partial=True)
         form.is_valid(raise_exception=True)
         form.save()
         return Response(form.data)
@@ -156,8 +182,7 @@ class AccountViewSet(viewsets.ViewSet):
     def password(self, request: Request) -> Response:
         form = PasswordSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        user = request.user
-        assert isinstance(user, User)
+        user = acting_user(request)
         if not user.check_password(form.validated_data["current_password"]):
             raise Invalid(_("The current password is wrong."))
         try:
@@ -172,22 +197,26 @@ class AccountViewSet(viewsets.ViewSet):
 
 
 class ApiTokenViewSet(
-    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet[ApiToken]
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet[ApiToken],
 ):
     """Your personal API tokens. A token acts as you, in every organization you belong to."""
 
     serializer_class = ApiTokenSerializer
 
     def get_queryset(self) -> QuerySet[ApiToken]:
-        return ApiToken.objects.filter(user_id=self.request.user.pk).order_by("-id")
+        return ApiToken.objects.filter(user=acting_user(self.request)).order_by("-id")
 
     @extend_schema(request=ApiTokenSerializer, responses={201: NewApiTokenSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         form = ApiTokenSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        user = request.user
-        assert isinstance(user, User)
-        token, key = services.create_api_token(user, form.validated_data["name"], form.validated_data.get("expires_at"))
+        user = acting_user(request)
+        token, key = services.create_api_token(
+            user, form.validated_data["name"], form.validated_data.get("expires_at")
+        )
         services.record(request._request, "api_token.created", target=token)
         token.key = key  # type: ignore[attr-defined]
         return Response(NewApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)
@@ -216,21 +245,33 @@ class OrganizationViewSet(
     def create(self, request: Request) -> Response:
         form = OrganizationSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
-        user = request.user
-        assert isinstance(user, User)
+        user = acting_user(request)
         organization = services.create_organization(form.validated_data["name"], user)
-        services.record(request._request, "organization.created", organization=organization, target=organization)
-        return Response(OrganizationSerializer(organization, context={"request": request}).data, status=201)
+        services.record(
+            request._request, "organization.created", organization=organization, target=organization
+        )
+        return Response(
+            OrganizationSerializer(organization, context={"request": request}).data, status=201
+        )
 
     def perform_update(self, serializer: Any) -> None:
         organization = serializer.save()
-        services.record(self.request._request, "organization.updated", organization=organization, target=organization)
+        services.record(
+            self.request._request,
+            "organization.updated",
+            organization=organization,
+            target=organization,
+        )
 
     @extend_schema(responses=MembershipSerializer(many=True))
     @action(detail=True, methods=["get"])
     def members(self, request: Request, pk: str) -> Response:
         organization = self.get_object()
-        memberships = Membership.objects.filter(organization=organization).select_related("user").order_by("id")
+        memberships = (
+            Membership.objects.filter(organization=organization)
+            .select_related("user")
+            .order_by("id")
+        )
         return Response(MembershipSerializer(memberships, many=True).data)
 
     @extend_schema(methods=["get"], responses=InviteSerializer(many=True))
@@ -239,17 +280,23 @@ class OrganizationViewSet(
     def invites(self, request: Request, pk: str) -> Response:
         organization = self.get_object()
         if request.method == "GET":
-            pending = Invite.objects.filter(organization=organization, accepted_at__isnull=True).order_by("-id")
+            pending = Invite.objects.filter(
+                organization=organization, accepted_at__isnull=True
+            ).order_by("-id")
             return Response(InviteSerializer(pending, many=True).data)
         form = InviteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        user = request.user
-        assert isinstance(user, User)
+        user = acting_user(request)
         invite, token = services.create_invite(
             user, organization, form.validated_data["role"], form.validated_data.get("email", "")
         )
-        services.record(request._request, "invite.created", organization=organization, target=invite,
-                        data={"role": invite.role, "email": invite.email})
+        services.record(
+            request._request,
+            "invite.created",
+            organization=organization,
+            target=invite,
+            data={"role": invite.role, "email": invite.email},
+        )
         invite.token = token  # type: ignore[attr-defined]
         return Response(NewInviteSerializer(invite).data, status=status.HTTP_201_CREATED)
 
@@ -263,24 +310,42 @@ class OrganizationViewSet(
             events = events.filter(id__lt=after)
         page = list(events[:101])
         next_cursor = encode_cursor(page[99].pk) if len(page) > 100 else None
-        return Response({"results": AuditEventSerializer(page[:100], many=True).data, "next_cursor": next_cursor})
+        return Response(
+            {
+                "results": AuditEventSerializer(page[:100], many=True).data,
+                "next_cursor": next_cursor,
+            }
+        )
 
 
 class MembershipViewSet(mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet):
     queryset = Membership.objects.select_related("user")
     serializer_class = MembershipSerializer
-    capabilities = {"update": Can.MANAGE_MEMBERS, "partial_update": Can.MANAGE_MEMBERS, "destroy": Can.MANAGE_MEMBERS}
+    capabilities = {
+        "update": Can.MANAGE_MEMBERS,
+        "partial_update": Can.MANAGE_MEMBERS,
+        "destroy": Can.MANAGE_MEMBERS,
+    }
 
     def perform_update(self, serializer: Any) -> None:
         role = serializer.validated_data.get("role", serializer.instance.role)
-        membership = services.change_role(self.request.user, serializer.instance, role)  # type: ignore[arg-type]
-        services.record(self.request._request, "member.role_changed", organization=membership.organization_id,
-                        target=membership, data={"role": role, "user": membership.user.email})
+        membership = services.change_role(acting_user(self.request), serializer.instance, role)
+        services.record(
+            self.request._request,
+            "member.role_changed",
+            organization=membership.organization_id,
+            target=membership,
+            data={"role": role, "user": membership.user.email},
+        )
 
     def perform_destroy(self, instance: Membership) -> None:
-        services.remove_member(self.request.user, instance)  # type: ignore[arg-type]
-        services.record(self.request._request, "member.removed", organization=instance.organization_id,
-                        data={"user": instance.user.email})
+        services.remove_member(acting_user(self.request), instance)
+        services.record(
+            self.request._request,
+            "member.removed",
+            organization=instance.organization_id,
+            data={"user": instance.user.email},
+        )
 
 
 class InviteViewSet(mixins.DestroyModelMixin, TenantViewSet):
@@ -289,15 +354,31 @@ class InviteViewSet(mixins.DestroyModelMixin, TenantViewSet):
     capabilities = {"destroy": Can.MANAGE_MEMBERS}
 
     def perform_destroy(self, instance: Invite) -> None:
-        services.record(self.request._request, "invite.revoked", organization=instance.organization_id, target=instance)
+        services.record(
+            self.request._request,
+            "invite.revoked",
+            organization=instance.organization_id,
+            target=instance,
+        )
         instance.delete()
 
     @extend_schema(responses=InvitePreviewSerializer)
-    @action(detail=False, methods=["get"], permission_classes=[AllowAny], url_path=r"preview/(?P<token>[^/]+)")
+    @action(
+        detail=False,
+        methods=["get"],
+        permission_classes=[AllowAny],
+        url_path=r"preview/(?P<token>[^/]+)",
+    )
     def preview(self, request: Request, token: str) -> Response:
         """What an invite link offers, shown before the person signs up."""
         invite = services.find_invite(token)
-        return Response({"organization": invite.organization.name, "role": Role(invite.role).label, "email": invite.email})
+        return Response(
+            {
+                "organization": invite.organization.name,
+                "role": Role(invite.role).label,
+                "email": invite.email,
+            }
+        )
 
     @extend_schema(request=AcceptInviteSerializer, responses={201: MembershipSerializer})
     @action(detail=False, methods=["post"], permission_classes=[AllowAny])
@@ -306,16 +387,25 @@ class InviteViewSet(mixins.DestroyModelMixin, TenantViewSet):
         form = AcceptInviteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        user = request.user if request.user.is_authenticated else None
+        user = request.user if isinstance(request.user, User) else None
         membership = services.accept_invite(
             data["token"],
-            user=user,  # type: ignore[arg-type]
+            user=user,
             email=data.get("email", ""),
             password=data.get("password", ""),
             name=data.get("name", ""),
         )
         if user is None:
-            login(request._request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
-        services.record(request._request, "invite.accepted", organization=membership.organization_id,
-                        target=membership, actor=membership.user)
+            login(
+                request._request,
+                membership.user,
+                backend="django.contrib.auth.backends.ModelBackend",
+            )
+        services.record(
+            request._request,
+            "invite.accepted",
+            organization=membership.organization_id,
+            target=membership,
+            actor=membership.user,
+        )
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)

@@ -20,7 +20,9 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if not header or header[0].lower() not in self.keywords:
             return None
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed(_("The Authorization header must be “Bearer <token>”."))
+            raise exceptions.AuthenticationFailed(
+                _("The Authorization header must be “Bearer <token>”.")
+            )
         user = user_for_api_key(header[1])
         if user is None:
             raise exceptions.AuthenticationFailed(_("This API token is not valid."))
@@ -30,7 +32,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         return "Bearer"
 
 
-class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
+class ApiTokenScheme(OpenApiAuthenticationExtension):
     target_class = ApiTokenAuthentication
     name = "apiToken"
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -52,7 +52,7 @@ def get_scoped(queryset: models.QuerySet[M], user: Any, **lookup: Any) -> M:
     """One row the user may see, or NotFound — the same answer whether it exists elsewhere or not."""
     try:
         return scoped(queryset, user).get(**lookup)
-    except (queryset.model.DoesNotExist, ValueError, TypeError, ValidationError):
+    except (ObjectDoesNotExist, ValueError, TypeError, ValidationError):
         raise NotFound(_("Not found.")) from None
 
 
@@ -119,7 +119,9 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_invite(actor: User, organization: Organization, role: str, email: str = "") -> tuple[Invite, str]:
+def create_invite(
+    actor: User, organization: Organization, role: str, email: str = ""
+) -> tuple[Invite, str]:
     """A new invite and its token. The token is returned once; only its hash is kept."""
     if not may_grant(role_in(actor, organization.pk), role):
         raise Forbidden(_("Your role does not allow this."))
@@ -161,7 +163,9 @@ def accept_invite(
         if invite.email and invite.email != email:
             raise Invalid(_("This invite is for a different e-mail address."))
         if User.objects.filter(email=email).exists():
-            raise Conflict(_("An account with this e-mail exists. Log in, then open the invite link again."))
+            raise Conflict(
+                _("An account with this e-mail exists. Log in, then open the invite link again.")
+            )
         try:
             validate_password(password)
         except ValidationError as error:
@@ -171,7 +175,9 @@ def accept_invite(
         raise Invalid(_("This invite is for a different e-mail address."))
     if Membership.objects.filter(organization_id=invite.organization_id, user=user).exists():
         raise Conflict(_("You are already a member of this organization."))
-    membership = Membership.objects.create(organization_id=invite.organization_id, user=user, role=invite.role)
+    membership = Membership.objects.create(
+        organization_id=invite.organization_id, user=user, role=invite.role
+    )
     invite.accepted_by = user
     invite.accepted_at = timezone.now()
     invite.save(update_fields=["accepted_by", "accepted_at"])
@@ -221,13 +227,14 @@ def check_credentials(request: HttpRequest, email: str, password: str) -> User:
     ip = client_ip(request)
     since = timezone.now() - timedelta(seconds=settings.LOGIN_LOCKOUT_SECONDS)
     recent = LoginFailure.objects.filter(created_at__gte=since)
-    if (
-        recent.filter(email=email).count() >= settings.LOGIN_MAX_FAILURES
-        or (ip and recent.filter(ip=ip).count() >= 4 * settings.LOGIN_MAX_FAILURES)
+    if recent.filter(email=email).count() >= settings.LOGIN_MAX_FAILURES or (
+        ip and recent.filter(ip=ip).count() >= 4 * settings.LOGIN_MAX_FAILURES
     ):
         record(request, "login.throttled", data={"email": email})
-        raise Throttled(_("Too many failed attempts. Wait %(minutes)s minutes and try again.")
-                        % {"minutes": max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)})
+        raise Throttled(
+            _("Too many failed attempts. Wait %(minutes)s minutes and try again.")
+            % {"minutes": max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)}
+        )
     user = authenticate(request, email=email, password=password)
     if user is None:
         LoginFailure.objects.create(email=email, ip=ip)
