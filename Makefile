@@ -48,7 +48,7 @@ lint: install
 	DEFECTLAB_DATABASE_URL= $(BIN)/defectlab manage makemigrations --check --dry-run
 
 messages: install
-	cd src/defectlab && ../../$(BIN)/defectlab manage makemessages -l zh_Hans -l en --no-obsolete
+	cd src/defectlab && ../../$(BIN)/defectlab manage makemessages -l zh_Hans --no-obsolete --no-wrap
 	cd src/defectlab && ../../$(BIN)/defectlab manage compilemessages
 
 bench-tasks: install

@@ -102,14 +102,18 @@ def demo(email: str | None, images: int) -> None:
     _django()
     from django.conf import settings
 
-    email = email or settings.ADMIN_EMAIL
+    from defectlab.errors import DefectLabError
     from defectlab.labeling.demo import create_demo
 
-    project = create_demo(
-        email,
-        images=images,
-        progress=lambda done: click.echo(f"\r  {done}/{images} images", nl=False),
-    )
+    email = email or settings.ADMIN_EMAIL
+    try:
+        project = create_demo(
+            email,
+            images=images,
+            progress=lambda done: click.echo(f"\r  {done}/{images} images", nl=False),
+        )
+    except DefectLabError as error:
+        raise click.ClickException(error.message) from None
     click.echo(f"\nThe demo project “{project.name}” has {project.task_count} tasks.")
 
 

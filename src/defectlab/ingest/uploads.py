@@ -65,6 +65,13 @@ def unsafe_entry_name(name: str) -> bool:
 
 
 def images_from_zip(archive_name: str, file: IO[bytes]) -> Iterator[IncomingImage]:
+    file.seek(0, 2)
+    if file.tell() > settings.MAX_ARCHIVE_MB * MB:
+        raise TooLarge(
+            _("%(archive)s is larger than %(limit)s MB.")
+            % {"archive": archive_name, "limit": settings.MAX_ARCHIVE_MB}
+        )
+    file.seek(0)
     try:
         archive = zipfile.ZipFile(file)
     except (zipfile.BadZipFile, OSError):

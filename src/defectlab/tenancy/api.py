@@ -204,6 +204,7 @@ class ApiTokenViewSet(
 ):
     """Your personal API tokens. A token acts as you, in every organization you belong to."""
 
+    queryset = ApiToken.objects.all()
     serializer_class = ApiTokenSerializer
 
     def get_queryset(self) -> QuerySet[ApiToken]:

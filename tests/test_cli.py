@@ -1,0 +1,80 @@
+"""The `defectlab` command as an operator uses it."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from defectlab.cli import main
+from defectlab.labeling.models import Prediction, Project, Task
+from defectlab.tenancy.models import Membership, Role, User
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), prog_name="defectlab")
+    return result.exit_code, result.output
+
+
+def test_createadmin_prints_a_generated_password_once_and_it_works(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.ADMIN_PASSWORD = ""
+    code, output = run("createadmin", "--email", "Boss@Plant.test")
+    assert code == 0
+    password = output.split("password is ")[1].split(" ")[0]
+    user = User.objects.get(email="boss@plant.test")
+    assert user.check_password(password)
+    code, again = run("createadmin", "--email", "boss@plant.test")
+    assert code == 0 and "already exists" in again and password not in again
+
+
+def test_createadmin_takes_the_password_from_the_environment(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.ADMIN_PASSWORD = "from-the-environment-1"
+    code, output = run("createadmin", "--email", "ops@plant.test")
+    assert code == 0 and "from-the-environment-1" not in output
+    assert User.objects.get(email="ops@plant.test").check_password("from-the-environment-1")
+
+
+def test_demo_builds_a_project_with_synthetic_images_and_proposals_once() -> None:
+    User.objects.create_user("admin@example.com", "x" * 12)
+    code, output = run("demo", "--email", "admin@example.com", "--images", "6")
+    assert code == 0, output
+    project = Project.objects.get()
+    assert project.task_count == Task.objects.count() == 6
+    assert {label.name for label in project.labels.all()} == {"scratch", "dent", "stain"}
+    assert Membership.objects.get(organization=project.organization).role == Role.OWNER
+    assert Prediction.objects.filter(task__project=project).count() == 6
+    assert all(task.width == 640 and task.height == 480 for task in Task.objects.all())
+    run("demo", "--email", "admin@example.com", "--images", "6")
+    assert Task.objects.count() == 6
+
+
+def test_demo_without_the_account_says_what_to_do() -> None:
+    code, output = run("demo", "--email", "nobody@example.com")
+    assert code == 1
+    assert "run `defectlab createadmin` first" in output
+
+
+def test_check_passes_on_a_migrated_database() -> None:
+    code, output = run("check")
+    assert code == 0, output
+    assert "Configuration is fine" in output
+
+
+def test_check_explains_a_bad_value_in_plain_words(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PROBLEMS = ["DEFECTLAB_PORT='eighty' is not valid (expected a whole number)."]
+    code, output = run("check")
+    assert code == 1
+    assert "DEFECTLAB_PORT" in output
+
+
+def test_a_bad_setting_is_reported_not_raised(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import defectlab.settings as product
+
+    monkeypatch.setenv("DEFECTLAB_TEST_NUMBER", "many")
+    problems_before = list(product.PROBLEMS)
+    value = product.env("DEFECTLAB_TEST_NUMBER", "3", "a test", product._positive_int)
+    assert value == 3
+    assert "DEFECTLAB_TEST_NUMBER='many' is not valid" in product.PROBLEMS[-1]
+    product.PROBLEMS[:] = problems_before
+    del product.SETTINGS["DEFECTLAB_TEST_NUMBER"]

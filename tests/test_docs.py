@@ -1,0 +1,45 @@
+"""Documentation that cannot drift: every setting and every CLI command is documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import defectlab
+from defectlab.cli import main
+from defectlab.settings import SETTINGS
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = Path(defectlab.__file__).parent
+CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
+CLI_DOCS = (ROOT / "docs" / "cli.md").read_text()
+
+
+def test_every_setting_is_documented() -> None:
+    undocumented = [name for name in SETTINGS if f"`{name}`" not in CONFIGURATION]
+    assert not undocumented, f"add to docs/configuration.md: {undocumented}"
+
+
+def test_every_defectlab_variable_in_the_code_is_a_registered_setting() -> None:
+    used = set()
+    for path in [*SOURCE.rglob("*.py"), ROOT / "Makefile", *(ROOT / ".ci").glob("*")]:
+        used |= set(re.findall(r"DEFECTLAB_[A-Z_]+[A-Z]", path.read_text()))
+    unregistered = sorted(used - set(SETTINGS))
+    assert not unregistered, f"read these through settings.env(): {unregistered}"
+
+
+def test_documented_settings_all_exist() -> None:
+    documented = set(re.findall(r"`(DEFECTLAB_[A-Z_]+)`", CONFIGURATION))
+    assert documented <= set(SETTINGS), f"documented but unknown: {documented - set(SETTINGS)}"
+
+
+def test_every_cli_command_is_documented_and_has_help() -> None:
+    runner = CliRunner()
+    for name, command in main.commands.items():
+        assert f"defectlab {name}" in CLI_DOCS, f"document `defectlab {name}` in docs/cli.md"
+        assert command.help, f"`defectlab {name}` needs a help text"
+        result = runner.invoke(main, [name, "--help"], prog_name="defectlab")
+        assert result.exit_code == 0
+        assert f"Usage: defectlab {name}" in result.output
