@@ -37,7 +37,9 @@ def test_translations_keep_the_placeholders_of_the_source() -> None:
 
 
 def test_compiled_catalog_matches_the_source_catalog() -> None:
-    compiled = {entry.msgid: entry.msgstr for entry in polib.mofile(str(CATALOG.with_suffix(".mo")))}
+    compiled = {
+        entry.msgid: entry.msgstr for entry in polib.mofile(str(CATALOG.with_suffix(".mo")))
+    }
     for entry in catalog().translated_entries():
         assert compiled.get(entry.msgid) == entry.msgstr, f"run `make messages`: {entry.msgid!r}"
 

@@ -12,7 +12,9 @@ from rest_framework.test import APIClient
 
 def test_openapi_schema_builds_without_warnings_and_validates(tmp_path: Path) -> None:
     target = tmp_path / "schema.yaml"
-    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target), stderr=StringIO())
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", str(target), stderr=StringIO()
+    )
     schema = yaml.safe_load(target.read_text())
     assert "/api/projects/{id}/tasks/" in schema["paths"]
     assert "apiToken" in schema["components"]["securitySchemes"]

@@ -97,7 +97,12 @@ def test_invite_link_signs_up_a_new_member_with_the_invited_role(tenant: Tenant)
     assert preview.json()["organization"] == "Acme"
     response = client.post(
         "/api/invites/accept/",
-        {"token": token, "email": "New@Acme.test", "password": "correct horse battery", "name": "Li"},
+        {
+            "token": token,
+            "email": "New@Acme.test",
+            "password": "correct horse battery",
+            "name": "Li",
+        },
         format="json",
     )
     assert response.status_code == 201, response.content
@@ -138,7 +143,9 @@ def test_expired_invite_is_refused(tenant: Tenant) -> None:
 def test_weak_password_at_sign_up_is_refused_and_creates_nothing(tenant: Tenant) -> None:
     token = invite_token(tenant)
     response = APIClient().post(
-        "/api/invites/accept/", {"token": token, "email": "w@acme.test", "password": "123"}, format="json"
+        "/api/invites/accept/",
+        {"token": token, "email": "w@acme.test", "password": "123"},
+        format="json",
     )
     assert response.status_code == 400
     assert not User.objects.filter(email="w@acme.test").exists()
@@ -215,7 +222,9 @@ def test_session_writes_need_a_csrf_token_from_a_trusted_origin(tenant: Tenant) 
 
 
 @pytest.mark.parametrize("language, expected", [("zh-hans", "邮箱或密码错误"), ("en", "wrong")])
-def test_api_errors_follow_the_request_language(tenant: Tenant, language: str, expected: str) -> None:
+def test_api_errors_follow_the_request_language(
+    tenant: Tenant, language: str, expected: str
+) -> None:
     response = APIClient().post(
         "/api/auth/login/",
         {"email": "owner@acme.test", "password": "nope"},
@@ -242,3 +251,25 @@ def test_changing_the_password_keeps_the_session_and_checks_the_old_one(tenant: 
     assert client.get("/api/account/").status_code == 200
     user = User.objects.get(pk=tenant.user(Role.ANNOTATOR).pk)
     assert user.check_password("another long secret")
+
+
+def test_a_members_chosen_language_wins_over_the_browser(tenant: Tenant) -> None:
+    client = client_for(tenant.user(Role.ANNOTATOR))
+    assert (
+        client.patch("/api/account/profile/", {"language": "zh-hans"}, format="json").status_code
+        == 200
+    )
+    response = client.patch(
+        f"/api/projects/{tenant.project.pk}/",
+        {"name": "x"},
+        format="json",
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == "您的角色无权执行此操作。"
+
+
+def test_health_and_readiness_endpoints(db) -> None:  # type: ignore[no-untyped-def]
+    client = APIClient()
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok"}

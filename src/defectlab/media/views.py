@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET
 
 from defectlab.api import error_body
 from defectlab.labeling.models import Task
+from defectlab.labeling.services import is_stored
 from defectlab.media.services import read_grant, variant_bytes
 
 
@@ -17,7 +18,7 @@ from defectlab.media.services import read_grant, variant_bytes
 def media(request: HttpRequest, token: str) -> HttpResponse:
     grant = read_grant(token)
     task = Task.objects.filter(pk=grant.task_id).only("image").first() if grant else None
-    if grant is None or task is None or "://" in task.image:
+    if grant is None or task is None or not is_stored(task):
         return JsonResponse(
             error_body("not_found", _("This image link has expired or is not valid.")), status=404
         )

@@ -170,7 +170,7 @@ class AccountViewSet(viewsets.ViewSet):
         return Response(UserSerializer(acting_user(request)).data)
 
     @extend_schema(request=UserSerializer, responses=UserSerializer)
-    @action(detail=False, methods=["patch"])
+    @action(detail=False, methods=["patch"], url_path="profile")
     def update_profile(self, request: Request) -> Response:
         form = UserSerializer(acting_user(request), data=request.data, partial=True)
         form.is_valid(raise_exception=True)
