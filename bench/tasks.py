@@ -1,0 +1,780 @@
+"""Import and task-list benchmark: projects of 100k and 1M tasks, each figure beside raw SQL.
+
+    .venv/bin/python bench/tasks.py                  # SQLite, 100k and 1M tasks (make bench-tasks)
+    .venv/bin/python bench/tasks.py --quick          # 10k and 100k: a smoke run
+    .venv/bin/python bench/tasks.py --database-url postgresql://root@127.0.0.1:5432/bench_tasks
+
+What is measured (see bench/README.md):
+
+* import: ``json.loads`` of a JSON list of image references plus
+  ``labeling.services.import_references`` — beside the same rows inserted by ``executemany`` on a
+  DB-API cursor (``connection.cursor()``) in one transaction;
+* task list: ``labeling.services.list_tasks`` plus ``TaskSerializer(page, many=True).data`` (what
+  ``ProjectViewSet.tasks`` does, minus HTTP) for the first page, a deep page (cursor after the id
+  at 90 % of the project) and filtered pages — beside the same SELECT written by hand and run with
+  ``fetchall()`` on ``connection.cursor()``. The full HTTP request through ``django.test.Client``
+  is an extra, informational column.
+
+It is a report: nothing here fails on a slow figure. Everything runs in a throwaway data
+directory (and, on PostgreSQL, a throwaway database whose name must start with ``bench``) that
+is removed at the end unless ``--keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+PAGE_SIZE = 50
+BATCH = 100_000  # one import = a JSON list of this many references (less when a size is smaller)
+
+# The columns Django selects for a Task, in model order, written by hand for the raw reference.
+TASK_COLUMNS = (
+    "id",
+    "organization_id",
+    "project_id",
+    "image",
+    "file_name",
+    "width",
+    "height",
+    "size_bytes",
+    "status",
+    "assignee_id",
+    "lock_owner_id",
+    "lock_expires_at",
+    "has_annotation",
+    "has_prediction",
+    "created_at",
+    "updated_at",
+)
+SELECT = "SELECT " + ", ".join(TASK_COLUMNS) + " FROM labeling_task"
+INSERT_COLUMNS = TASK_COLUMNS[1:]
+RAW_INSERT = (
+    f"INSERT INTO labeling_task ({', '.join(INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(INSERT_COLUMNS))})"
+)
+
+perf = time.perf_counter
+
+
+# ---------------------------------------------------------------------------- options
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench/tasks.py",
+        description="Import rate and task-list latency at 100k and 1M tasks, beside raw SQL.",
+    )
+    parser.add_argument(
+        "--sizes",
+        default="100000,1000000",
+        help="project sizes (tasks) to measure the list at, comma-separated (default %(default)s)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="sizes 10000,100000 and N=50: a smoke run"
+    )
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="PostgreSQL URL, e.g. postgresql://root@127.0.0.1:5432/bench_tasks; the database "
+        "name must start with 'bench' (it is created, and dropped at the end unless --keep). "
+        "Default: SQLite in a throwaway data directory.",
+    )
+    parser.add_argument("-n", type=int, default=200, help="timed runs per query (default 200)")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed runs first (default 20)")
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP column")
+    parser.add_argument(
+        "--explain", action="store_true", help="print the query plan of each product query"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write every number to PATH as JSON")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the data directory (and PostgreSQL database)"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes = "10000,100000"
+        if args.n == 200:
+            args.n = 50
+    try:
+        args.sizes = sorted({int(size) for size in args.sizes.split(",") if size.strip()})
+    except ValueError:
+        parser.error("--sizes takes whole numbers, e.g. 100000,1000000")
+    if not args.sizes or args.sizes[0] < 1000:
+        parser.error("every size must be at least 1000 tasks")
+    if args.n < 20 or args.warmup < 0:
+        parser.error("-n must be at least 20 and --warmup not negative")
+    if args.database_url:
+        parts = urlsplit(args.database_url)
+        if parts.scheme not in ("postgres", "postgresql"):
+            parser.error("--database-url must be a postgresql:// URL (the default is SQLite)")
+        if not parts.path.lstrip("/").startswith("bench"):
+            parser.error(
+                "the benchmark creates and drops its database: its name must start with 'bench' "
+                "(e.g. .../bench_tasks), so it can never touch a real one"
+            )
+    return args
+
+
+# ---------------------------------------------------------------------------- PostgreSQL database
+
+
+def _maintenance(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/")
+
+
+def pg_create(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    maintenance, name = _maintenance(url)
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        # A leftover of an interrupted run (the name starts with "bench": ours to drop).
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def pg_drop(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    maintenance, name = _maintenance(url)
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+@dataclass
+class Timing:
+    samples: list[float] = field(default_factory=list)  # seconds
+
+    def add(self, seconds: float) -> None:
+        self.samples.append(seconds)
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.samples)
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)] * 1000.0  # nearest rank, in ms
+
+    @property
+    def median(self) -> float:
+        return self.quantile(0.5)
+
+    @property
+    def p95(self) -> float:
+        return self.quantile(0.95)
+
+    def summary(self) -> dict[str, float]:
+        return {"median_ms": round(self.median, 4), "p95_ms": round(self.p95, 4)}
+
+
+def ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def count(size: int) -> str:
+    if size % 1_000_000 == 0:
+        return f"{size // 1_000_000}M"
+    if size % 1000 == 0:
+        return f"{size // 1000}k"
+    return str(size)
+
+
+# ---------------------------------------------------------------------------- the benchmark
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    data_dir = Path(tempfile.mkdtemp(prefix="defectlab-bench-"))
+    # The product's settings, configured the documented way, before Django starts.
+    os.environ["DJANGO_SETTINGS_MODULE"] = "defectlab.settings"
+    os.environ["DEFECTLAB_DATA_DIR"] = str(data_dir)
+    os.environ["DEFECTLAB_SECRET_KEY"] = "bench-only-secret-key-not-for-production-0123456789"
+    os.environ["DEFECTLAB_LOG_FORMAT"] = "text"
+    os.environ["DEFECTLAB_DATABASE_URL"] = args.database_url
+    os.environ.setdefault("DEFECTLAB_LOG_LEVEL", "WARNING")
+    if args.database_url:
+        pg_create(args.database_url)
+    try:
+        import django
+
+        django.setup()
+        return Bench(args, data_dir).run()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if args.keep:
+            where = f"{data_dir}" + (f" and database {args.database_url}" if args.database_url else "")
+            print(f"\nKept {where}.")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            if args.database_url:
+                pg_drop(args.database_url)
+
+
+@dataclass
+class Case:
+    key: str
+    title: str
+    task_filter: Any  # services.TaskFilter
+    after: int | None
+    sql: str
+    params: list[Any]
+    query: dict[str, str]  # the same request as API query parameters
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, data_dir: Path) -> None:
+        from django.db import connection
+
+        self.args = args
+        self.data_dir = data_dir
+        self.connection = connection
+        self.vendor = connection.vendor
+        self.results: dict[str, Any] = {"import": [], "list": [], "plans": {}}
+
+    # ------------------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        from django.core.management import call_command
+
+        from defectlab.labeling import services
+        from defectlab.labeling.models import Task
+        from defectlab.tenancy.models import User
+        from defectlab.tenancy.services import create_organization
+
+        columns = tuple(f.column for f in Task._meta.concrete_fields)
+        if columns != TASK_COLUMNS:  # the hand-written SQL must select what the ORM selects
+            raise SystemExit(f"labeling_task columns changed; update TASK_COLUMNS: {columns}")
+        started = perf()
+        call_command("migrate", verbosity=0, interactive=False)
+        self.owner = User.objects.create_user("bench-owner@example.com", name="Bench owner")
+        organization = create_organization("Bench plant", self.owner)
+        self.project = services.create_project(
+            organization,
+            self.owner,
+            name="Line 3 surface inspection",
+            labels=[
+                {"name": "scratch", "color": "#e53935", "hotkey": "1"},
+                {"name": "dent", "color": "#1e88e5", "hotkey": "2"},
+            ],
+        )
+        self.scratch, self.dent = list(self.project.labels.order_by("order"))
+        # Where the raw-SQL import reference writes (and is deleted from right after).
+        self.reference_project = services.create_project(
+            organization, self.owner, name="raw insert reference"
+        )
+        print(f"Set up in {perf() - started:.1f} s (migrate, owner, organization, project).")
+
+    # ------------------------------------------------------------------------ import
+
+    @staticmethod
+    def references(start: int, number: int) -> str:
+        return json.dumps(
+            [
+                {
+                    "image": f"https://cam-{index % 4 + 1}.plant.example/line3/{index:07d}.jpg",
+                    "width": 2448,
+                    "height": 2048,
+                }
+                for index in range(start, start + number)
+            ]
+        )
+
+    def product_import(self, text: str) -> float:
+        from defectlab.labeling import services
+
+        started = perf()
+        created = services.import_references(self.project, json.loads(text))
+        elapsed = perf() - started
+        assert created > 0
+        return elapsed
+
+    def raw_import(self, text: str) -> float:
+        """The same rows through executemany on the DB-API cursor, in one transaction."""
+        from django.db import transaction
+        from django.utils import timezone
+
+        project = self.reference_project
+        started = perf()
+        items = json.loads(text)
+        now = self.connection.ops.adapt_datetimefield_value(timezone.now())
+        org, pid = project.organization_id, project.pk
+        rows = [
+            (
+                org,
+                pid,
+                item["image"],
+                item["image"].rsplit("/", 1)[-1],
+                item["width"],
+                item["height"],
+                None,
+                "new",
+                None,
+                None,
+                None,
+                False,
+                False,
+                now,
+                now,
+            )
+            for item in items
+        ]
+        with transaction.atomic(), self.connection.cursor() as cursor:
+            cursor.executemany(RAW_INSERT, rows)
+            cursor.execute(
+                "UPDATE labeling_project SET count_new = count_new + %s WHERE id = %s",
+                [len(rows), pid],
+            )
+        elapsed = perf() - started
+        with transaction.atomic(), self.connection.cursor() as cursor:  # not measured
+            cursor.execute("DELETE FROM labeling_task WHERE project_id = %s", [pid])
+            cursor.execute("UPDATE labeling_project SET count_new = 0 WHERE id = %s", [pid])
+        return elapsed
+
+    def vary(self, after_id: int) -> None:
+        """Make filters mean something (bulk SQL, not measured): of the new tasks ~30 % have an
+        annotation, ~10 % are submitted (all annotated), ~5 % use "scratch" and ~2 % "dent"."""
+        from django.db import transaction
+
+        from defectlab.labeling import services
+
+        pid = self.project.pk
+        with transaction.atomic(), self.connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE labeling_task SET has_annotation = %s "
+                "WHERE project_id = %s AND id > %s AND (id %% 10) IN (3, 5, 8)",
+                [True, pid, after_id],
+            )
+            cursor.execute(
+                "UPDATE labeling_task SET status = %s "
+                "WHERE project_id = %s AND id > %s AND (id %% 10) = 3",
+                ["submitted", pid, after_id],
+            )
+            for label, where in ((self.scratch, "(id %% 20) = 5"), (self.dent, "(id %% 50) = 8")):
+                cursor.execute(
+                    "INSERT INTO labeling_tasklabel (task_id, label_id) SELECT id, %s "
+                    f"FROM labeling_task WHERE project_id = %s AND id > %s AND {where}",
+                    [label.pk, pid, after_id],
+                )
+        services.recount(self.project)
+
+    def max_id(self) -> int:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COALESCE(MAX(id), 0) FROM labeling_task WHERE project_id = %s",
+                [self.project.pk],
+            )
+            return int(cursor.fetchone()[0])
+
+    def grow(self, have: int, size: int) -> int:
+        """Import batches until the project holds ``size`` tasks; record both rates."""
+        batches: list[dict[str, Any]] = []
+        batch = min(BATCH, self.args.sizes[0])
+        while have < size:
+            number = min(batch, size - have)
+            text = self.references(have, number)
+            before = self.max_id()
+            product = self.product_import(text)
+            raw = self.raw_import(text)
+            self.vary(before)
+            have += number
+            batches.append(
+                {
+                    "tasks": number,
+                    "project_size_after": have,
+                    "product_s": round(product, 4),
+                    "raw_s": round(raw, 4),
+                    "product_rate": round(number / product),
+                    "raw_rate": round(number / raw),
+                }
+            )
+            print(
+                f"  imported {count(number)} → {count(have)}: "
+                f"product {number / product:,.0f} tasks/s, raw {number / raw:,.0f} tasks/s",
+                flush=True,
+            )
+        tasks = sum(b["tasks"] for b in batches)
+        product_s = sum(b["product_s"] for b in batches)
+        raw_s = sum(b["raw_s"] for b in batches)
+        self.results["import"].append(
+            {
+                "size": size,
+                "batches": len(batches),
+                "batch_tasks": batch,
+                "tasks_imported": tasks,
+                "product_rate": round(tasks / product_s),
+                "raw_rate": round(tasks / raw_s),
+                "product_over_raw_time": round(product_s / raw_s, 2),
+                "last_batch_product_rate": batches[-1]["product_rate"],
+                "last_batch_raw_rate": batches[-1]["raw_rate"],
+                "per_batch": batches,
+            }
+        )
+        return have
+
+    def settle(self) -> None:
+        """PostgreSQL: VACUUM ANALYZE, the state autovacuum reaches on its own soon after a bulk
+        import (done here so it does not start in the middle of a measurement). SQLite: nothing —
+        the product never runs ANALYZE, so its planner works without statistics."""
+        if self.vendor == "postgresql":
+            with self.connection.cursor() as cursor:
+                cursor.execute("VACUUM ANALYZE labeling_task")
+                cursor.execute("VACUUM ANALYZE labeling_tasklabel")
+        elif self.vendor == "sqlite":
+            with self.connection.cursor() as cursor:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # ------------------------------------------------------------------------ list
+
+    def cases(self, size: int) -> list[Case]:
+        from defectlab.api import encode_cursor
+        from defectlab.labeling.services import TaskFilter
+
+        pid = self.project.pk
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM labeling_task WHERE project_id = %s ORDER BY id LIMIT 1 OFFSET %s",
+                [pid, int(size * 0.9)],
+            )
+            deep = int(cursor.fetchone()[0])
+        limit = PAGE_SIZE + 1
+        true = True
+        by_project = f"{SELECT} WHERE project_id = %s"
+        submitted = " AND status IN (%s) AND has_annotation = %s"
+        labelled = " AND id IN (SELECT task_id FROM labeling_tasklabel WHERE label_id = %s)"
+        order = f" ORDER BY id LIMIT {limit}"
+        status_filter = TaskFilter(statuses=["submitted"], has_annotation=True)
+        label_filter = TaskFilter(label=self.scratch.pk)
+        status_query = {"status": "submitted", "has_annotation": "true"}
+        label_query = {"label": str(self.scratch.pk)}
+        cursor_query = {"cursor": encode_cursor(deep)}
+        return [
+            Case("first", "first page", TaskFilter(), None, by_project + order, [pid], {}),
+            Case(
+                "deep",
+                "deep page (after 90 %)",
+                TaskFilter(),
+                deep,
+                by_project + " AND id > %s" + order,
+                [pid, deep],
+                cursor_query,
+            ),
+            Case(
+                "submitted",
+                "submitted & annotated",
+                status_filter,
+                None,
+                by_project + submitted + order,
+                [pid, "submitted", true],
+                status_query,
+            ),
+            Case(
+                "submitted_deep",
+                "  same, deep",
+                status_filter,
+                deep,
+                by_project + submitted + " AND id > %s" + order,
+                [pid, "submitted", true, deep],
+                status_query | cursor_query,
+            ),
+            Case(
+                "label",
+                "label = scratch",
+                label_filter,
+                None,
+                by_project + labelled + order,
+                [pid, self.scratch.pk],
+                label_query,
+            ),
+            Case(
+                "label_deep",
+                "  same, deep",
+                label_filter,
+                deep,
+                by_project + labelled + " AND id > %s" + order,
+                [pid, self.scratch.pk, deep],
+                label_query | cursor_query,
+            ),
+        ]
+
+    def measure(self, size: int) -> None:
+        from django.test import Client
+        from django.test.utils import CaptureQueriesContext
+
+        from defectlab.labeling.api import TaskSerializer
+        from defectlab.labeling.services import list_tasks
+
+        args = self.args
+        project = self.project
+        client = None
+        if not args.no_http:
+            client = Client()
+            client.force_login(self.owner)
+        url = f"/api/projects/{project.pk}/tasks/"
+
+        for case in self.cases(size):
+            raw, orm, product, http = Timing(), Timing(), Timing(), Timing()
+
+            def run_raw(case: Case = case) -> list[tuple[Any, ...]]:
+                with self.connection.cursor() as cursor:
+                    cursor.execute(case.sql, case.params)
+                    return cursor.fetchall()
+
+            def run_product(case: Case = case) -> tuple[list[Any], Any, float]:
+                started = perf()
+                page, _last = list_tasks(project, case.task_filter, after=case.after, limit=50)
+                listed = perf()
+                data = TaskSerializer(page, many=True).data
+                return page, data, listed - started
+
+            # Same rows both ways? (a check of the hand-written SQL, not a timing)
+            rows = run_raw()
+            page, _data, _t = run_product()
+            same = [row[0] for row in rows[:PAGE_SIZE]] == [task.pk for task in page]
+            with CaptureQueriesContext(self.connection) as captured:
+                run_product()
+            product_sql = captured.captured_queries[-1]["sql"]
+            self.results["plans"][f"{size}/{case.key}"] = {
+                "product_sql": product_sql,
+                "plan": self.plan(product_sql),
+            }
+
+            for index in range(args.warmup + args.n):
+                # Alternate the order so neither side always runs on the other's warm cache.
+                order: list[Callable[[], None]] = []
+
+                def time_raw(target: Timing | None) -> None:
+                    started = perf()
+                    run_raw()
+                    if target is not None:
+                        target.add(perf() - started)
+
+                def time_product(target: bool) -> None:
+                    started = perf()
+                    _page, _data, listed = run_product()
+                    if target:
+                        product.add(perf() - started)
+                        orm.add(listed)
+
+                timed = index >= args.warmup
+                order = [
+                    lambda timed=timed: time_raw(raw if timed else None),
+                    lambda timed=timed: time_product(timed),
+                ]
+                if index % 2:
+                    order.reverse()
+                for step in order:
+                    step()
+
+            if client is not None:
+                # Separate loop: each request ends with close_old_connections(), which on SQLite
+                # (CONN_MAX_AGE 0) closes the connection; that must not leak into the columns above.
+                for index in range(args.warmup + args.n):
+                    started = perf()
+                    response = client.get(url, case.query, HTTP_ACCEPT="application/json")
+                    elapsed = perf() - started
+                    if response.status_code != 200:
+                        raise SystemExit(f"GET {url} {case.query}: {response.status_code}")
+                    if index >= args.warmup:
+                        http.add(elapsed)
+
+            row = {
+                "size": size,
+                "query": case.key,
+                "title": case.title.strip(),
+                "after": case.after,
+                "raw_sql": case.sql,
+                "same_rows": same,
+                "rows": len(page),
+                "raw": raw.summary(),
+                "list_tasks": orm.summary(),
+                "product": product.summary(),
+                "http": http.summary() if http.samples else None,
+                "p95_ratio": round(product.p95 / raw.p95, 2),
+            }
+            self.results["list"].append(row)
+            self.print_row(row, case.title)
+
+    def plan(self, sql: str) -> list[str]:
+        with self.connection.cursor() as cursor:
+            if self.vendor == "sqlite":
+                cursor.execute("EXPLAIN QUERY PLAN " + sql)
+                return [str(line[-1]) for line in cursor.fetchall()]
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql)
+            return [str(line[0]) for line in cursor.fetchall()]
+
+    # ------------------------------------------------------------------------ output
+
+    HEADER = (
+        f"{'size':>5}  {'query':<24}{'raw SQL':>17}{'list_tasks':>17}"
+        f"{'product':>17}{'p95 ×raw':>10}{'HTTP (info)':>17}"
+    )
+    SUBHEADER = f"{'':>5}  {'':<24}" + f"{'median':>9}{'p95':>8}" * 3 + f"{'':>10}" + (
+        f"{'median':>9}{'p95':>8}"
+    )
+
+    def print_row(self, row: dict[str, Any], title: str) -> None:
+        http = row["http"] or {}
+        flag = "" if row["same_rows"] else "  (rows differ!)"
+        print(
+            f"{count(row['size']):>5}  {title:<24}"
+            f"{ms(row['raw']['median_ms']):>9}{ms(row['raw']['p95_ms']):>8}"
+            f"{ms(row['list_tasks']['median_ms']):>9}{ms(row['list_tasks']['p95_ms']):>8}"
+            f"{ms(row['product']['median_ms']):>9}{ms(row['product']['p95_ms']):>8}"
+            f"{row['p95_ratio']:>9.1f}×"
+            f"{ms(http.get('median_ms')):>9}{ms(http.get('p95_ms')):>8}{flag}",
+            flush=True,
+        )
+
+    def verdicts(self) -> dict[str, Any]:
+        aims: dict[str, Any] = {"import": [], "list_vs_raw": [], "depth": []}
+        lines = ["", "Aims"]
+        for entry in self.results["import"]:
+            met = entry["product_rate"] >= 20_000
+            aims["import"].append({"size": entry["size"], "rate": entry["product_rate"], "met": met})
+            note = "" if self.vendor == "sqlite" else " (the aim is stated for SQLite)"
+            lines.append(
+                f"  import ≥ 20,000 tasks/s, {count(entry['size'])}: "
+                f"{entry['product_rate']:,} tasks/s — {'met' if met else 'MISSED'}{note}"
+            )
+        by_key = {(row["size"], row["query"]): row for row in self.results["list"]}
+        for row in self.results["list"]:
+            met = row["p95_ratio"] <= 2.0
+            aims["list_vs_raw"].append(
+                {"size": row["size"], "query": row["query"], "ratio": row["p95_ratio"], "met": met}
+            )
+        for size in self.args.sizes:
+            missed = [
+                f"{row['query']} {row['p95_ratio']:.1f}×"
+                for row in self.results["list"]
+                if row["size"] == size and row["p95_ratio"] > 2.0
+            ]
+            lines.append(
+                f"  list p95 within 2× of raw SQL, {count(size)}: "
+                + ("met" if not missed else "MISSED — " + ", ".join(missed))
+            )
+            for shallow, deep in (
+                ("first", "deep"),
+                ("submitted", "submitted_deep"),
+                ("label", "label_deep"),
+            ):
+                first, far = by_key[(size, shallow)], by_key[(size, deep)]
+                ratio = far["product"]["p95_ms"] / first["product"]["p95_ms"]
+                met = ratio <= 1.5
+                aims["depth"].append(
+                    {"size": size, "pair": f"{deep}/{shallow}", "ratio": round(ratio, 2), "met": met}
+                )
+                lines.append(
+                    f"  {deep} p95 within 1.5× of {shallow} p95, {count(size)}: "
+                    f"{ratio:.2f}× — {'met' if met else 'MISSED'}"
+                )
+        sizes = self.args.sizes
+        if len(sizes) > 1:
+            small, large = sizes[0], sizes[-1]
+            growth = {
+                key: by_key[(large, key)]["product"]["p95_ms"]
+                / by_key[(small, key)]["product"]["p95_ms"]
+                for key in ("first", "deep", "submitted", "label")
+            }
+            aims["growth_with_size"] = {key: round(value, 2) for key, value in growth.items()}
+            lines.append(
+                f"  (info) product p95 at {count(large)} ÷ at {count(small)}: "
+                + ", ".join(f"{key} {value:.2f}×" for key, value in growth.items())
+            )
+        print("\n".join(lines))
+        return aims
+
+    # ------------------------------------------------------------------------ run
+
+    def meta(self) -> dict[str, Any]:
+        import django
+        import rest_framework
+
+        info: dict[str, Any] = {
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "database": self.vendor,
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "django": django.get_version(),
+            "drf": rest_framework.VERSION,
+            "sizes": self.args.sizes,
+            "n": self.args.n,
+            "warmup": self.args.warmup,
+            "page_size": PAGE_SIZE,
+        }
+        with self.connection.cursor() as cursor:
+            if self.vendor == "sqlite":
+                cursor.execute("SELECT sqlite_version()")
+            else:
+                cursor.execute("SHOW server_version")
+            info["database_version"] = cursor.fetchone()[0]
+        return info
+
+    def run(self) -> int:
+        started = perf()
+        self.setup()
+        self.results["meta"] = meta = self.meta()
+        print(
+            f"DefectLab task benchmark — {meta['database']} {meta['database_version']}, "
+            f"{meta['cpus']} CPUs, Python {meta['python']}, Django {meta['django']}, "
+            f"DRF {meta['drf']}; N={self.args.n} after {self.args.warmup} warm-up runs, "
+            f"page size {PAGE_SIZE}; data in {self.data_dir}"
+        )
+        have = 0
+        for size in self.args.sizes:
+            print(f"\nGrowing the project to {count(size)} tasks")
+            have = self.grow(have, size)
+            self.settle()
+            print(f"\nTask list at {count(size)} tasks, times in ms")
+            print(self.HEADER)
+            print(self.SUBHEADER)
+            self.measure(size)
+            if self.args.explain:
+                for key, value in self.results["plans"].items():
+                    if key.startswith(f"{size}/"):
+                        print(f"  plan {key}: " + " | ".join(value["plan"]))
+
+        print("\nImport: JSON list of references → tasks (json.loads + import_references)")
+        print(
+            f"{'size':>5}  {'batches':>9}  {'product tasks/s':>16}  {'raw tasks/s':>12}  "
+            f"{'product ÷ raw time':>18}  {'last batch: product / raw':>26}"
+        )
+        for entry in self.results["import"]:
+            last = f"{entry['last_batch_product_rate']:,} / {entry['last_batch_raw_rate']:,}"
+            print(
+                f"{count(entry['size']):>5}  "
+                f"{str(entry['batches']) + '×' + count(entry['batch_tasks']):>9}  "
+                f"{entry['product_rate']:>16,}  {entry['raw_rate']:>12,}  "
+                f"{entry['product_over_raw_time']:>17.1f}×  {last:>26}"
+            )
+        self.results["aims"] = self.verdicts()
+        meta["seconds"] = round(perf() - started, 1)
+        print(f"\nDone in {meta['seconds']:.0f} s.")
+        if self.args.json:
+            path = Path(self.args.json)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
+            print(f"Numbers written to {path}.")
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

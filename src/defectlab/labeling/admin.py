@@ -1,0 +1,43 @@
+"""The operator's view of projects and tasks (site superusers only)."""
+
+from django.contrib import admin
+
+from defectlab.labeling.models import Label, Project, Task
+
+
+class LabelInline(admin.TabularInline):
+    model = Label
+    extra = 0
+    exclude = ["organization"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "task_count", "created_at"]
+    search_fields = ["name"]
+    inlines = [LabelInline]
+    readonly_fields = [
+        "count_new",
+        "count_in_progress",
+        "count_submitted",
+        "count_approved",
+        "count_rejected",
+    ]
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "project",
+        "file_name",
+        "status",
+        "assignee",
+        "has_annotation",
+        "has_prediction",
+    ]
+    list_filter = ["status"]
+    raw_id_fields = ["project", "assignee", "lock_owner"]
+    show_full_result_count = (
+        False  # counting a million rows on every page is what makes admins slow
+    )
