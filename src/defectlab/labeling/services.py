@@ -17,6 +17,7 @@ from defectlab.errors import Invalid
 from defectlab.geometry import ShapeType
 from defectlab.ingest.uploads import IncomingImage
 from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
+from defectlab.media.services import cached_copies
 from defectlab.media.storage import default_storage
 from defectlab.tenancy.models import Organization, User
 
@@ -311,7 +312,8 @@ def delete_tasks(project: Project, task_ids: Sequence[int]) -> int:
 def _delete_files(keys: list[str]) -> None:
     storage = default_storage()
     for key in keys:
-        storage.delete(key)
+        for stored in (key, *cached_copies(key)):
+            storage.delete(stored)
 
 
 def _is_stored(image: str) -> bool:

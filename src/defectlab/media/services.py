@@ -40,11 +40,17 @@ class MediaGrant:
 def read_grant(token: str) -> MediaGrant | None:
     try:
         task_id, variant, expires = signing.Signer(salt=_SALT).unsign_object(token)
+        grant = MediaGrant(int(task_id), variant, int(expires))
     except (signing.BadSignature, ValueError, TypeError):
         return None
-    if expires < time.time() or variant not in ("image", "thumb"):
+    if grant.expires < time.time() or grant.variant not in ("image", "thumb"):
         return None
-    return MediaGrant(int(task_id), variant, int(expires))
+    return grant
+
+
+def cached_copies(image_key: str) -> tuple[str, str]:
+    """The keys of the thumbnail and display copy `variant_bytes` may cache for an image."""
+    return f"cache/thumbs/{image_key}.jpg", f"cache/display/{image_key}.png"
 
 
 def variant_bytes(
@@ -53,13 +59,13 @@ def variant_bytes(
     """The bytes and content type to send for one variant of a stored image, cached in storage."""
     storage = storage or default_storage()
     if variant == "thumb":
-        cache_key = f"cache/thumbs/{image_key}.jpg"
+        cache_key = cached_copies(image_key)[0]
         if storage.exists(cache_key):
             return storage.read(cache_key), "image/jpeg"
         data = thumbnail(storage.read(image_key))
         storage.save(cache_key, data)
         return data, "image/jpeg"
-    cache_key = f"cache/display/{image_key}.png"
+    cache_key = cached_copies(image_key)[1]
     if storage.exists(cache_key):
         return storage.read(cache_key), "image/png"
     original = storage.read(image_key)
