@@ -107,14 +107,11 @@ def demo(email: str | None, images: int) -> None:
 
     email = email or settings.ADMIN_EMAIL
     try:
-        project = create_demo(
-            email,
-            images=images,
-            progress=lambda done: click.echo(f"\r  {done}/{images} images", nl=False),
-        )
+        with click.progressbar(length=images, label="Drawing synthetic panels") as bar:
+            project = create_demo(email, images=images, progress=lambda done: bar.update(1))
     except DefectLabError as error:
         raise click.ClickException(error.message) from None
-    click.echo(f"\nThe demo project “{project.name}” has {project.task_count} tasks.")
+    click.echo(f"The demo project “{project.name}” has {project.task_count} tasks.")
 
 
 @main.command()
@@ -149,6 +146,25 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             self.cfg.set("threads", 4)
             self.cfg.set("timeout", 120)
             self.cfg.set("accesslog", "-")
+            # gunicorn's own lines go through the same formatter as the app's (JSON by default).
+            self.cfg.set(
+                "logconfig_dict",
+                settings.LOGGING
+                | {
+                    "loggers": {
+                        "gunicorn.error": {
+                            "handlers": ["stdout"],
+                            "level": "INFO",
+                            "propagate": False,
+                        },
+                        "gunicorn.access": {
+                            "handlers": ["stdout"],
+                            "level": "INFO",
+                            "propagate": False,
+                        },
+                    }
+                },
+            )
 
         def load(self) -> Any:
             from defectlab.wsgi import application
