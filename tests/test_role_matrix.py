@@ -40,6 +40,11 @@ def _review(client: Any, t: Tenant) -> Any:
     return client.post(f"/api/tasks/{t.tasks[2].pk}/review/", {"verdict": "approve"}, format="json")
 
 
+def _next_review(client: Any, t: Tenant) -> Any:
+    annotate(t, t.tasks[2])
+    return client.post(f"/api/projects/{t.project.pk}/next-review/")
+
+
 def _upload(client: Any, t: Tenant) -> Any:
     files = {"files": [SimpleUploadedFile("a.png", png_bytes(), content_type="image/png")]}
     return client.post(f"/api/projects/{t.project.pk}/upload/", files, format="multipart")
@@ -65,6 +70,7 @@ MATRIX = [
     ),
     Cell("save an annotation", EVERYONE, _annotation),
     Cell("review a task", REVIEWERS, _review),
+    Cell("take the next review", REVIEWERS, _next_review),
     Cell(
         "create a project",
         MANAGERS,

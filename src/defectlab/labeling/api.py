@@ -221,6 +221,7 @@ class ProjectViewSet(
         "import_tasks": Can.MANAGE_PROJECTS,
         "assign": Can.MANAGE_PROJECTS,
         "next_task": Can.ANNOTATE,
+        "next_review": Can.REVIEW,
     }
 
     def get_queryset(self) -> QuerySet[Project]:
@@ -405,6 +406,15 @@ class ProjectViewSet(
         """Reserve and return the next task for you; 204 when there is nothing left."""
         project = self.get_object()
         task = workflow.next_task(project, acting_user(request))
+        if task is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(TaskSerializer(task).data)
+
+    @extend_schema(request=None, responses={200: TaskSerializer, 204: None})
+    @action(detail=True, methods=["post"], url_path="next-review")
+    def next_review(self, request: Request, pk: str) -> Response:
+        """Reserve and return the next submitted task to review; 204 when none is waiting."""
+        task = workflow.next_review(self.get_object(), acting_user(request))
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(TaskSerializer(task).data)

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -44,25 +44,46 @@ def next_task(project: Project, user: User) -> Task | None:
     """The task this annotator should work on now, reserved for them so nobody else gets it.
 
     Order: the one they already hold; tasks rejected back to them; tasks assigned to them;
-    then unassigned new work. The reservation is one conditional UPDATE, so two people
-    asking at once can never both win the same task."""
+    then unassigned new work."""
+    tasks = Task.objects.filter(project_id=project.pk)
+    task = _reserve(
+        user,
+        held=tasks.filter(status__in=OPEN_FOR_LABELING),
+        queues=[
+            tasks.filter(assignee=user, status=TaskStatus.REJECTED),
+            tasks.filter(assignee=user, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
+            tasks.filter(
+                assignee__isnull=True, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)
+            ),
+        ],
+    )
+    return _start(task) if task is not None else None
+
+
+def next_review(project: Project, user: User) -> Task | None:
+    """The submitted task this reviewer should look at now: others' work first, oldest first."""
+    submitted = Task.objects.filter(project_id=project.pk, status=TaskStatus.SUBMITTED)
+    return _reserve(
+        user,
+        held=submitted,
+        queues=[
+            submitted.exclude(annotation__author=user),
+            submitted.filter(annotation__author=user),
+        ],
+    )
+
+
+def _reserve(user: User, *, held: QuerySet[Task], queues: list[QuerySet[Task]]) -> Task | None:
+    """The task ``user`` already holds in ``held``, else the first free one of ``queues``.
+
+    A reservation is one conditional UPDATE, so two people asking at once never both win."""
     now = timezone.now()
     until = now + timedelta(seconds=settings.TASK_LOCK_SECONDS)
-    tasks = Task.objects.filter(project_id=project.pk)
-    held = (
-        tasks.filter(lock_owner=user, lock_expires_at__gt=now, status__in=OPEN_FOR_LABELING)
-        .order_by("id")
-        .first()
-    )
-    if held is not None:
-        Task.objects.filter(pk=held.pk).update(lock_expires_at=until)
-        held.lock_expires_at = until
-        return held
-    queues = [
-        tasks.filter(assignee=user, status=TaskStatus.REJECTED),
-        tasks.filter(assignee=user, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
-        tasks.filter(assignee__isnull=True, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
-    ]
+    mine = held.filter(lock_owner=user, lock_expires_at__gt=now).order_by("id").first()
+    if mine is not None:
+        Task.objects.filter(pk=mine.pk).update(lock_expires_at=until)
+        mine.lock_expires_at = until
+        return mine
     for queue in queues:
         for _attempt in range(5):
             candidates = list(
@@ -76,7 +97,7 @@ def next_task(project: Project, user: User) -> Task | None:
                     .filter(_unlocked(now))
                     .update(lock_owner=user, lock_expires_at=until)
                 ):
-                    return _start(Task.objects.get(pk=task_id))
+                    return Task.objects.get(pk=task_id)
     return None
 
 
@@ -328,5 +349,9 @@ def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review
         else:
             set_status(task, TaskStatus.REJECTED)
             task.assignee_id = annotation.author_id
-        task.save(update_fields=["status", "assignee", "updated_at"])
+        task.lock_owner = None
+        task.lock_expires_at = None
+        task.save(
+            update_fields=["status", "assignee", "lock_owner", "lock_expires_at", "updated_at"]
+        )
     return verdict_row
