@@ -118,9 +118,12 @@ def query_int(request: Request, name: str, default: int | None = None) -> int | 
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
+        if not -(2**63) <= value < 2**63:  # no database id is that large; SQLite would overflow
+            raise ValueError(raw)
     except ValueError:
         raise Invalid(_("%(name)s must be a whole number.") % {"name": name}) from None
+    return value
 
 
 def acting_user(request: Any) -> User:

@@ -292,7 +292,7 @@ class ProjectViewSet(
     def tasks(self, request: Request, pk: str) -> Response:
         project = self.get_object()
         task_filter = self._task_filter(request, project)
-        page_size = min(max(query_int(request, "page_size", 50) or 50, 1), 200)
+        page_size = min(max(query_int(request, "page_size", 50) or 0, 1), 200)
         page, last = services.list_tasks(
             project,
             task_filter,

@@ -102,8 +102,10 @@ def _reserve(user: User, *, held: QuerySet[Task], queues: list[QuerySet[Task]]) 
 
 
 def _start(task: Task) -> Task:
-    if task.status == TaskStatus.NEW:
-        with transaction.atomic():
+    with transaction.atomic():
+        # Re-read under the write lock: a manager may have saved this task since we won it.
+        task = Task.objects.select_for_update().get(pk=task.pk)
+        if task.status == TaskStatus.NEW:
             set_status(task, TaskStatus.IN_PROGRESS)
             task.save(update_fields=["status", "updated_at"])
     return task
@@ -134,7 +136,8 @@ def clean_shapes(
         if task.width and task.height:
             validate_shapes(shapes, task.width, task.height)
     except ShapeError as error:
-        raise Invalid(str(error), code="invalid_shape", details={"shape": error.index}) from None
+        details = None if error.index is None else {"shape": error.index + 1}
+        raise Invalid(str(error), code="invalid_shape", details=details) from None
     labels = {label.pk: label for label in Label.objects.filter(project_id=project.pk)}
     cleaned = []
     for index, shape in enumerate(shapes):
