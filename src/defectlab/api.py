@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -10,11 +9,10 @@ from django.db import models
 from django.http import Http404
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, viewsets
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from defectlab.errors import DefectLabError, Invalid
+from defectlab.errors import DefectLabError
 from defectlab.tenancy.models import Organization, User
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import require, scoped
@@ -80,50 +78,6 @@ class TenantViewSet(viewsets.GenericViewSet):
         obj = super().get_object()
         require(self.request.user, organization_id_of(obj), self.capability())
         return obj
-
-
-# ---------------------------------------------------------------------------- cursors
-
-
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _sep, value = raw.partition(":")
-        if kind != "id":
-            raise ValueError
-        return int(value)
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid(_("The cursor is not valid; start from the first page.")) from None
-
-
-def query_bool(request: Request, name: str) -> bool | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in ("1", "true", "yes"):
-        return True
-    if raw.lower() in ("0", "false", "no"):
-        return False
-    raise Invalid(_("%(name)s must be true or false.") % {"name": name})
-
-
-def query_int(request: Request, name: str, default: int | None = None) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-        if not -(2**63) <= value < 2**63:  # no database id is that large; SQLite would overflow
-            raise ValueError(raw)
-    except ValueError:
-        raise Invalid(_("%(name)s must be a whole number.") % {"name": name}) from None
-    return value
 
 
 def acting_user(request: Any) -> User:

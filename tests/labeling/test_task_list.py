@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from defectlab.api import encode_cursor
 from defectlab.labeling import services, workflow
 from defectlab.labeling.models import Annotation, Label, Project, Task, TaskStatus
+from defectlab.params import encode_cursor
 from defectlab.tenancy.models import AuditEvent, Role, User
 from tests.conftest import Tenant, box, client_for
 

@@ -14,14 +14,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.api import (
-    TenantViewSet,
-    acting_user,
-    decode_cursor,
-    encode_cursor,
-    query_bool,
-    query_int,
-)
+from defectlab.api import TenantViewSet, acting_user
 from defectlab.errors import Invalid
 from defectlab.ingest.uploads import images_from_uploads
 from defectlab.labeling import services, workflow
@@ -34,9 +27,9 @@ from defectlab.labeling.models import (
     Review,
     Task,
     TaskLabel,
-    TaskStatus,
 )
 from defectlab.media.services import signed_url
+from defectlab.params import query_int
 from defectlab.tenancy.models import Membership, Organization, User
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require
@@ -226,7 +219,7 @@ class ProjectViewSet(
 
     def get_queryset(self) -> QuerySet[Project]:
         projects = super().get_queryset().prefetch_related("labels")
-        organization = query_int(self.request, "organization")
+        organization = query_int(self.request.query_params, "organization")
         return (
             projects.filter(organization_id=organization) if organization is not None else projects
         )
@@ -291,40 +284,12 @@ class ProjectViewSet(
     @action(detail=True, methods=["get"])
     def tasks(self, request: Request, pk: str) -> Response:
         project = self.get_object()
-        task_filter = self._task_filter(request, project)
-        page_size = min(max(query_int(request, "page_size", 50) or 0, 1), 200)
-        page, last = services.list_tasks(
-            project,
-            task_filter,
-            after=decode_cursor(request.query_params.get("cursor")),
-            limit=page_size,
-            descending=request.query_params.get("order") == "desc",
-        )
+        page, next_cursor = services.task_page(project, request.query_params, acting_user(request))
         return Response(
             {
                 "results": TaskSerializer(page, many=True).data,
-                "next_cursor": encode_cursor(last) if last is not None else None,
+                "next_cursor": next_cursor,
             }
-        )
-
-    def _task_filter(self, request: Request, project: Project) -> services.TaskFilter:
-        statuses = [value for value in request.query_params.get("status", "").split(",") if value]
-        unknown = [value for value in statuses if value not in TaskStatus.values]
-        if unknown:
-            raise Invalid(_("Unknown status %(status)s.") % {"status": unknown[0]})
-        assignee_raw = request.query_params.get("assignee", "")
-        assignee: int | None = None
-        if assignee_raw == "me":
-            assignee = request.user.pk
-        elif assignee_raw not in ("", "none"):
-            assignee = query_int(request, "assignee")
-        return services.TaskFilter(
-            statuses=statuses,
-            assignee=assignee,
-            unassigned=assignee_raw == "none",
-            has_annotation=query_bool(request, "has_annotation"),
-            has_prediction=query_bool(request, "has_prediction"),
-            label=query_int(request, "label"),
         )
 
     @extend_schema(
@@ -381,16 +346,7 @@ class ProjectViewSet(
         form = AssignSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         assignee = form.validated_data["assignee"]
-        if (
-            assignee is not None
-            and not Membership.objects.filter(
-                organization_id=project.organization_id, user_id=assignee
-            ).exists()
-        ):
-            raise Invalid(_("The assignee must be a member of this organization."))
-        updated = Task.objects.filter(project=project, id__in=form.validated_data["tasks"]).update(
-            assignee_id=assignee
-        )
+        updated = services.assign_tasks(project, form.validated_data["tasks"], assignee)
         record(
             request._request,
             "tasks.assigned",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +19,8 @@ from defectlab.ingest.uploads import IncomingImage
 from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
 from defectlab.media.services import cached_copies
 from defectlab.media.storage import default_storage
-from defectlab.tenancy.models import Organization, User
+from defectlab.params import decode_cursor, encode_cursor, query_bool, query_int
+from defectlab.tenancy.models import Membership, Organization, User
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _HOTKEY = re.compile(r"^[1-9a-z]$")
@@ -263,6 +264,43 @@ class TaskFilter:
         return queryset
 
 
+def task_filter_from(params: Mapping[str, str], user: User) -> TaskFilter:
+    """The filter a query string asks for (`status=new,rejected&assignee=me&label=3`)."""
+    statuses = [value for value in params.get("status", "").split(",") if value]
+    unknown = [value for value in statuses if value not in TaskStatus.values]
+    if unknown:
+        raise Invalid(_("Unknown status %(status)s.") % {"status": unknown[0]})
+    assignee_raw = params.get("assignee", "")
+    assignee: int | None = None
+    if assignee_raw == "me":
+        assignee = user.pk
+    elif assignee_raw not in ("", "none"):
+        assignee = query_int(params, "assignee")
+    return TaskFilter(
+        statuses=statuses,
+        assignee=assignee,
+        unassigned=assignee_raw == "none",
+        has_annotation=query_bool(params, "has_annotation"),
+        has_prediction=query_bool(params, "has_prediction"),
+        label=query_int(params, "label"),
+    )
+
+
+def task_page(
+    project: Project, params: Mapping[str, str], user: User
+) -> tuple[list[Task], str | None]:
+    """One page of the project's tasks as a query string asks for it, and the next page's cursor."""
+    page_size = min(max(query_int(params, "page_size", 50) or 0, 1), 200)
+    page, last = list_tasks(
+        project,
+        task_filter_from(params, user),
+        after=decode_cursor(params.get("cursor")),
+        limit=page_size,
+        descending=params.get("order") == "desc",
+    )
+    return page, encode_cursor(last) if last is not None else None
+
+
 def list_tasks(
     project: Project,
     task_filter: TaskFilter,
@@ -279,6 +317,18 @@ def list_tasks(
     if len(page) > limit:
         return page[:limit], page[limit - 1].pk
     return page, None
+
+
+def assign_tasks(project: Project, task_ids: Sequence[int], assignee: int | None) -> int:
+    """Give tasks of ``project`` to a member (or to nobody); returns how many changed."""
+    if (
+        assignee is not None
+        and not Membership.objects.filter(
+            organization_id=project.organization_id, user_id=assignee
+        ).exists()
+    ):
+        raise Invalid(_("The assignee must be a member of this organization."))
+    return Task.objects.filter(project=project, id__in=list(task_ids)).update(assignee_id=assignee)
 
 
 def set_status(task: Task, status: str) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import login, logout, update_session_auth_hash
-from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
@@ -16,8 +14,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.api import TenantViewSet, acting_user, decode_cursor, encode_cursor
-from defectlab.errors import Invalid
+from defectlab.api import TenantViewSet, acting_user
+from defectlab.params import decode_cursor, encode_cursor
 from defectlab.tenancy import services
 from defectlab.tenancy.models import (
     ApiToken,
@@ -183,14 +181,9 @@ class AccountViewSet(viewsets.ViewSet):
         form = PasswordSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         user = acting_user(request)
-        if not user.check_password(form.validated_data["current_password"]):
-            raise Invalid(_("The current password is wrong."))
-        try:
-            validate_password(form.validated_data["new_password"], user)
-        except ValidationError as error:
-            raise Invalid(" ".join(error.messages)) from None
-        user.set_password(form.validated_data["new_password"])
-        user.save(update_fields=["password"])
+        services.change_password(
+            user, form.validated_data["current_password"], form.validated_data["new_password"]
+        )
         update_session_auth_hash(request._request, user)
         services.record(request._request, "password.changed")
         return Response(status=status.HTTP_204_NO_CONTENT)

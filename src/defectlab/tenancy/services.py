@@ -184,6 +184,17 @@ def accept_invite(
     return membership
 
 
+def change_password(user: User, current: str, new: str) -> None:
+    if not user.check_password(current):
+        raise Invalid(_("The current password is wrong."))
+    try:
+        validate_password(new, user)
+    except ValidationError as error:
+        raise Invalid(" ".join(error.messages)) from None
+    user.set_password(new)
+    user.save(update_fields=["password"])
+
+
 # ---------------------------------------------------------------------------- API tokens
 
 TOKEN_PREFIX = "dl_"

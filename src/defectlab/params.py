@@ -1,0 +1,51 @@
+"""Reading query parameters and keyset cursors, for the API and the pages alike."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+
+from django.utils.translation import gettext as _
+
+from defectlab.errors import Invalid
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _sep, value = raw.partition(":")
+        if kind != "id":
+            raise ValueError
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid(_("The cursor is not valid; start from the first page.")) from None
+
+
+def query_bool(params: Mapping[str, str], name: str) -> bool | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise Invalid(_("%(name)s must be true or false.") % {"name": name})
+
+
+def query_int(params: Mapping[str, str], name: str, default: int | None = None) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+        if not -(2**63) <= value < 2**63:  # no database id is that large; SQLite would overflow
+            raise ValueError(raw)
+    except ValueError:
+        raise Invalid(_("%(name)s must be a whole number.") % {"name": name}) from None
+    return value

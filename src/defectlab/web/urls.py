@@ -1,0 +1,15 @@
+from django.urls import path
+
+from defectlab.web import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.login_view, name="login"),
+    path("logout/", views.logout_view, name="logout"),
+    path("language/", views.set_language, name="set_language"),
+    path("invite/<str:token>/", views.invite_view, name="invite"),
+    path("account/", views.account, name="account"),
+    path("o/<int:pk>/", views.organization, name="organization"),
+    path("projects/<int:pk>/", views.project, name="project"),
+    path("projects/<int:pk>/assign/", views.assign, name="assign"),
+]

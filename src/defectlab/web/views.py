@@ -1,0 +1,262 @@
+"""The pages. Thin: each reads the request, calls a service, renders a template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login, logout, update_session_auth_hash
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import translation
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+from django.views.i18n import set_language as django_set_language
+
+from defectlab.api import acting_user
+from defectlab.errors import DefectLabError, Invalid, NotFound
+from defectlab.labeling import services
+from defectlab.labeling.models import Project, TaskStatus
+from defectlab.media.services import signed_url
+from defectlab.tenancy import services as tenancy
+from defectlab.tenancy.models import ApiToken, Membership, Organization, Role
+from defectlab.tenancy.roles import Can, allows
+
+PROGRESS_ORDER = [
+    TaskStatus.APPROVED,
+    TaskStatus.SUBMITTED,
+    TaskStatus.REJECTED,
+    TaskStatus.IN_PROGRESS,
+    TaskStatus.NEW,
+]
+
+
+def _scoped_or_404(queryset: Any, request: HttpRequest, **lookup: Any) -> Any:
+    try:
+        return tenancy.get_scoped(queryset, request.user, **lookup)
+    except NotFound:
+        raise Http404 from None
+
+
+def _safe_next(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return fallback
+
+
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    error, status = "", 200
+    email = request.POST.get("email", "")
+    if request.method == "POST":
+        try:
+            user = tenancy.check_credentials(request, email, request.POST.get("password", ""))
+        except DefectLabError as refusal:
+            error, status = refusal.message, refusal.status
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            tenancy.record(request, "login", actor=user)
+            return redirect(_safe_next(request, reverse("home")))
+    return render(request, "web/login.html", {"error": error, "email": email}, status=status)
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("login")
+
+
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """Switch the interface language; a signed-in person keeps the choice on every device."""
+    language = request.POST.get("language", "")
+    if request.user.is_authenticated and language in ("en", "zh-hans"):
+        user = acting_user(request)
+        user.language = language
+        user.save(update_fields=["language"])
+    return django_set_language(request)
+
+
+@require_http_methods(["GET", "POST"])
+def invite_view(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        invite = tenancy.find_invite(token)
+    except NotFound as gone:
+        return render(request, "web/invite.html", {"gone": gone.message}, status=404)
+    error = ""
+    if request.method == "POST":
+        signed_in = acting_user(request) if request.user.is_authenticated else None
+        try:
+            membership = tenancy.accept_invite(
+                token,
+                user=signed_in,
+                email=request.POST.get("email", ""),
+                password=request.POST.get("password", ""),
+                name=request.POST.get("name", ""),
+            )
+        except DefectLabError as refusal:
+            error = refusal.message
+        else:
+            if signed_in is None:
+                login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+            tenancy.record(
+                request,
+                "invite.accepted",
+                organization=membership.organization_id,
+                target=membership,
+                actor=membership.user,
+            )
+            return redirect("organization", membership.organization_id)
+    context = {
+        "invite": invite,
+        "role": Role(invite.role).label,
+        "error": error,
+        "email": request.POST.get("email", invite.email),
+        "name": request.POST.get("name", ""),
+    }
+    return render(request, "web/invite.html", context, status=400 if error else 200)
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    first = Membership.objects.filter(user=acting_user(request)).order_by("organization_id").first()
+    if first is None:
+        return render(request, "web/no_organization.html")
+    return redirect("organization", first.organization_id)
+
+
+@login_required
+def organization(request: HttpRequest, pk: int) -> HttpResponse:
+    current = _scoped_or_404(Organization.objects.all(), request, pk=pk)
+    role = tenancy.role_in(request.user, current.pk)
+    projects = Project.objects.filter(organization=current).order_by("name")
+    return render(
+        request,
+        "web/organization.html",
+        {
+            "organization": current,
+            "projects": [(project, progress(project)) for project in projects],
+            "can_manage": allows(role, Can.MANAGE_PROJECTS),
+            "current_organization_id": current.pk,
+        },
+    )
+
+
+def progress(project: Project) -> list[dict[str, Any]]:
+    """Segments of a project's progress bar, from the stored counters (no counting)."""
+    total = project.task_count or 1
+    labels = dict(TaskStatus.choices)
+    return [
+        {
+            "status": status.value,
+            "label": labels[status],
+            "count": getattr(project, services.COUNTER[status]),
+            "percent": round(100 * getattr(project, services.COUNTER[status]) / total, 2),
+        }
+        for status in PROGRESS_ORDER
+    ]
+
+
+@login_required
+def project(request: HttpRequest, pk: int) -> HttpResponse:
+    current = _scoped_or_404(Project.objects.select_related("organization"), request, pk=pk)
+    user = acting_user(request)
+    role = tenancy.role_in(user, current.organization_id)
+    try:
+        tasks, next_cursor = services.task_page(current, request.GET, user)
+    except DefectLabError as refusal:
+        messages.error(request, refusal.message)
+        return redirect("project", current.pk)
+    context = {
+        "project": current,
+        "rows": [
+            (task, signed_url(task.pk, "thumb") if services.is_stored(task) else None)
+            for task in tasks
+        ],
+        "next_cursor": next_cursor,
+        "query": request.GET.copy(),
+        "statuses": TaskStatus.choices,
+        "labels": current.labels.all(),
+        "members": Membership.objects.filter(
+            organization_id=current.organization_id
+        ).select_related("user"),
+        "progress": progress(current),
+        "can_manage": allows(role, Can.MANAGE_PROJECTS),
+        "can_review": allows(role, Can.REVIEW),
+        "current_organization_id": current.organization_id,
+    }
+    template = "web/_task_rows.html" if request.headers.get("HX-Request") else "web/project.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def assign(request: HttpRequest, pk: int) -> HttpResponse:
+    current = _scoped_or_404(Project.objects.all(), request, pk=pk)
+    try:
+        tenancy.require(request.user, current.organization_id, Can.MANAGE_PROJECTS)
+        raw_assignee = request.POST.get("assignee", "")
+        assignee = int(raw_assignee) if raw_assignee.isdigit() else None
+        task_ids = [int(value) for value in request.POST.getlist("tasks") if value.isdigit()]
+        updated = services.assign_tasks(current, task_ids, assignee)
+    except DefectLabError as refusal:
+        messages.error(request, refusal.message)
+    else:
+        tenancy.record(
+            request,
+            "tasks.assigned",
+            organization=current.organization_id,
+            target=current,
+            data={"count": updated, "assignee": assignee},
+        )
+        messages.success(request, _("%(count)s tasks assigned.") % {"count": updated})
+    return HttpResponseRedirect(_safe_next(request, reverse("project", args=[current.pk])))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account(request: HttpRequest) -> HttpResponse:
+    """Profile, password and personal API tokens."""
+    user = acting_user(request)
+    new_key = ""
+    if request.method == "POST":
+        try:
+            new_key = _account_action(request, user)
+        except DefectLabError as refusal:
+            messages.error(request, refusal.message)
+        else:
+            if not new_key:
+                return redirect("account")
+    tokens = ApiToken.objects.filter(user=user).order_by("-id")
+    return render(request, "web/account.html", {"tokens": tokens, "new_key": new_key})
+
+
+def _account_action(request: HttpRequest, user: Any) -> str:
+    action = request.POST.get("action")
+    if action == "profile":
+        language = request.POST.get("language", "")
+        if language not in ("", "en", "zh-hans"):
+            raise Invalid(_("Choose en or zh-hans (or leave empty to follow the browser)."))
+        user.name = request.POST.get("name", "")[:150]
+        user.language = language
+        user.save(update_fields=["name", "language"])
+        if language:
+            translation.activate(language)
+        messages.success(request, _("Saved."))
+    elif action == "password":
+        tenancy.change_password(user, request.POST.get("current", ""), request.POST.get("new", ""))
+        update_session_auth_hash(request, user)
+        tenancy.record(request, "password.changed")
+        messages.success(request, _("Your password was changed."))
+    elif action == "create_token":
+        token, key = tenancy.create_api_token(user, request.POST.get("name", "")[:100] or "token")
+        tenancy.record(request, "api_token.created", target=token)
+        return key
+    elif action == "revoke_token":
+        ApiToken.objects.filter(user=user, pk=request.POST.get("token", "0") or 0).delete()
+        messages.success(request, _("The token was revoked."))
+    return ""
