@@ -34,6 +34,9 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "organization": Organization,
     "project": Project,
     "assign": Project,
+    "members": Organization,
+    "project_new": Organization,
+    "project_settings": Project,
 }
 
 

@@ -121,6 +121,10 @@ def test_chinese_pages_show_no_english_interface_text(tenant: Tenant) -> None:
     pages = [
         owner.get(f"/o/{tenant.organization.pk}/"),
         owner.get(f"/projects/{tenant.project.pk}/?page_size=1"),
+        owner.get(f"/projects/{tenant.project.pk}/settings/"),
+        owner.get(f"/o/{tenant.organization.pk}/members/"),
+        owner.get(f"/o/{tenant.organization.pk}/projects/new/"),
+        owner.get("/account/"),
         Client(HTTP_ACCEPT_LANGUAGE="zh-hans").get("/login/"),
         Client(HTTP_ACCEPT_LANGUAGE="zh-hans").get(f"/invite/{token}/"),
     ]

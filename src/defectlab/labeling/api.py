@@ -26,7 +26,6 @@ from defectlab.labeling.models import (
     Project,
     Review,
     Task,
-    TaskLabel,
 )
 from defectlab.media.services import signed_url
 from defectlab.params import query_int
@@ -388,32 +387,19 @@ class LabelViewSet(
     }
 
     def perform_update(self, serializer: Any) -> None:
-        label: Label = serializer.instance
-        data = serializer.validated_data
-        services.check_label(
-            label.project,
-            data.get("name", label.name),
-            data.get("color", label.color),
-            data.get("hotkey", label.hotkey),
-            exclude=label.pk,
-        )
-        if "attributes" in data:
-            data["attributes"] = services.clean_label_attributes(data["attributes"])
-        serializer.save()
+        label = services.update_label(serializer.instance, **serializer.validated_data)
         record(
             self.request._request, "label.updated", organization=label.organization_id, target=label
         )
 
     def perform_destroy(self, instance: Label) -> None:
-        if TaskLabel.objects.filter(label=instance).exists():
-            raise Invalid(_("Annotations use this label; it cannot be deleted."))
+        services.delete_label(instance)
         record(
             self.request._request,
             "label.deleted",
             organization=instance.organization_id,
             data={"name": instance.name},
         )
-        instance.delete()
 
 
 # ---------------------------------------------------------------------------- tasks

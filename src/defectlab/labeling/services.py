@@ -154,6 +154,40 @@ def add_label(project: Project, **fields: Any) -> Label:
     )
 
 
+def update_label(label: Label, **fields: Any) -> Label:
+    name = str(fields.get("name", label.name)).strip()
+    color = fields.get("color", label.color)
+    hotkey = fields.get("hotkey", label.hotkey)
+    check_label(label.project, name, color, hotkey, exclude=label.pk)
+    label.name, label.color, label.hotkey = name, color, hotkey
+    if "attributes" in fields:
+        label.attributes = clean_label_attributes(fields["attributes"])
+    if "order" in fields:
+        label.order = int(fields["order"])
+    label.save()
+    return label
+
+
+def delete_label(label: Label) -> None:
+    if TaskLabel.objects.filter(label=label).exists():
+        raise Invalid(_("Annotations use this label; it cannot be deleted."))
+    label.delete()
+
+
+def update_project(project: Project, **fields: Any) -> Project:
+    """Change a project's settings (not its labels, which have their own functions)."""
+    if "shape_types" in fields:
+        fields["shape_types"] = clean_shape_types(fields["shape_types"])
+    if "tags" in fields:
+        fields["tags"] = clean_tags(fields["tags"])
+    if "name" in fields and not str(fields["name"]).strip():
+        raise Invalid(_("A project needs a name."), details={"field": "name"})
+    for name, value in fields.items():
+        setattr(project, name, value)
+    project.save(update_fields=list(fields))
+    return project
+
+
 # ---------------------------------------------------------------------------- tasks in
 
 

@@ -10,6 +10,9 @@ urlpatterns = [
     path("invite/<str:token>/", views.invite_view, name="invite"),
     path("account/", views.account, name="account"),
     path("o/<int:pk>/", views.organization, name="organization"),
+    path("o/<int:pk>/members/", views.members, name="members"),
+    path("o/<int:pk>/projects/new/", views.project_new, name="project_new"),
     path("projects/<int:pk>/", views.project, name="project"),
+    path("projects/<int:pk>/settings/", views.project_settings, name="project_settings"),
     path("projects/<int:pk>/assign/", views.assign, name="assign"),
 ]

@@ -22,8 +22,9 @@ from defectlab.labeling import services
 from defectlab.labeling.models import Project, TaskStatus
 from defectlab.media.services import signed_url
 from defectlab.tenancy import services as tenancy
-from defectlab.tenancy.models import ApiToken, Membership, Organization, Role
+from defectlab.tenancy.models import ApiToken, Invite, Membership, Organization, Role
 from defectlab.tenancy.roles import Can, allows
+from defectlab.web import forms
 
 PROGRESS_ORDER = [
     TaskStatus.APPROVED,
@@ -259,4 +260,192 @@ def _account_action(request: HttpRequest, user: Any) -> str:
     elif action == "revoke_token":
         ApiToken.objects.filter(user=user, pk=request.POST.get("token", "0") or 0).delete()
         messages.success(request, _("The token was revoked."))
+    return ""
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_new(request: HttpRequest, pk: int) -> HttpResponse:
+    current = _scoped_or_404(Organization.objects.all(), request, pk=pk)
+    try:
+        tenancy.require(request.user, current.pk, Can.MANAGE_PROJECTS)
+    except DefectLabError as refusal:
+        messages.error(request, refusal.message)
+        return redirect("organization", current.pk)
+    if request.method == "POST":
+        try:
+            created = services.create_project(
+                current,
+                acting_user(request),
+                name=request.POST.get("name", "").strip(),
+                description=request.POST.get("description", ""),
+                instructions=request.POST.get("instructions", ""),
+                shape_types=request.POST.getlist("shape_types"),
+                tags=forms.parse_tags(request.POST.get("tags", "")),
+            )
+        except DefectLabError as refusal:
+            messages.error(request, refusal.message)
+        else:
+            tenancy.record(request, "project.created", organization=current, target=created)
+            return redirect("project_settings", created.pk)
+    return render(
+        request,
+        "web/project_new.html",
+        {
+            "organization": current,
+            "current_organization_id": current.pk,
+            "form": request.POST,
+            "shape_types": request.POST.getlist("shape_types") or ["box", "polygon"],
+            "tags_text": request.POST.get("tags", "OK #2e7d32\nNG #c62828"),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    """Name, instructions, shape types, image tags and the label schema of a project."""
+    current = _scoped_or_404(Project.objects.select_related("organization"), request, pk=pk)
+    try:
+        tenancy.require(request.user, current.organization_id, Can.MANAGE_PROJECTS)
+        if request.method == "POST":
+            _settings_action(request, current)
+            return redirect("project_settings", current.pk)
+    except DefectLabError as refusal:
+        messages.error(request, refusal.message)
+        if request.method == "GET":
+            return redirect("project", current.pk)
+    labels = [(label, forms.format_attributes(label.attributes)) for label in current.labels.all()]
+    return render(
+        request,
+        "web/project_settings.html",
+        {
+            "project": current,
+            "labels": labels,
+            "tags_text": forms.format_tags(current.tags),
+            "current_organization_id": current.organization_id,
+        },
+    )
+
+
+def _settings_action(request: HttpRequest, current: Project) -> None:
+    action = request.POST.get("action")
+    data = request.POST
+    if action == "settings":
+        services.update_project(
+            current,
+            name=data.get("name", "").strip(),
+            description=data.get("description", ""),
+            instructions=data.get("instructions", ""),
+            shape_types=data.getlist("shape_types"),
+            tags=forms.parse_tags(data.get("tags", "")),
+        )
+        tenancy.record(
+            request, "project.updated", organization=current.organization_id, target=current
+        )
+    elif action == "add_label":
+        label = services.add_label(
+            current,
+            name=data.get("name", ""),
+            color=data.get("color", "#e53935"),
+            hotkey=data.get("hotkey", ""),
+            attributes=forms.parse_attributes(data.get("attributes", "")),
+        )
+        tenancy.record(request, "label.created", organization=current.organization_id, target=label)
+    elif action in ("update_label", "delete_label"):
+        chosen = current.labels.filter(pk=data.get("label", "0") or 0).first()
+        if chosen is None:
+            raise NotFound(_("Not found."))
+        label = chosen
+        if action == "delete_label":
+            services.delete_label(label)
+            tenancy.record(
+                request,
+                "label.deleted",
+                organization=current.organization_id,
+                data={"name": label.name},
+            )
+        else:
+            services.update_label(
+                label,
+                name=data.get("name", ""),
+                color=data.get("color", label.color),
+                hotkey=data.get("hotkey", ""),
+                attributes=forms.parse_attributes(data.get("attributes", "")),
+            )
+            tenancy.record(
+                request, "label.updated", organization=current.organization_id, target=label
+            )
+    messages.success(request, _("Saved."))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def members(request: HttpRequest, pk: int) -> HttpResponse:
+    """People in an organization, their roles, and invite links."""
+    current = _scoped_or_404(Organization.objects.all(), request, pk=pk)
+    user = acting_user(request)
+    new_link = ""
+    try:
+        if request.method == "POST":
+            tenancy.require(user, current.pk, Can.MANAGE_MEMBERS)
+            new_link = _members_action(request, current, user)
+            if not new_link:
+                return redirect("members", current.pk)
+    except DefectLabError as refusal:
+        messages.error(request, refusal.message)
+    role = tenancy.role_in(user, current.pk)
+    return render(
+        request,
+        "web/members.html",
+        {
+            "organization": current,
+            "memberships": Membership.objects.filter(organization=current)
+            .select_related("user")
+            .order_by("id"),
+            "invites": Invite.objects.filter(
+                organization=current, accepted_at__isnull=True
+            ).order_by("-id"),
+            "roles": Role.choices,
+            "can_manage": allows(role, Can.MANAGE_MEMBERS),
+            "new_link": new_link,
+            "current_organization_id": current.pk,
+        },
+    )
+
+
+def _members_action(request: HttpRequest, current: Organization, user: Any) -> str:
+    action = request.POST.get("action")
+    if action == "invite":
+        invite, token = tenancy.create_invite(
+            user, current, request.POST.get("role", ""), request.POST.get("email", "")
+        )
+        tenancy.record(
+            request,
+            "invite.created",
+            organization=current,
+            target=invite,
+            data={"role": invite.role},
+        )
+        return request.build_absolute_uri(reverse("invite", args=[token]))
+    membership = Membership.objects.filter(
+        organization=current, pk=request.POST.get("membership", "0") or 0
+    ).first()
+    pending = Invite.objects.filter(
+        organization=current, pk=request.POST.get("invite", "0") or 0
+    ).first()
+    if action == "role" and membership is not None:
+        tenancy.change_role(user, membership, request.POST.get("role", ""))
+        tenancy.record(request, "member.role_changed", organization=current, target=membership)
+    elif action == "remove" and membership is not None:
+        tenancy.remove_member(user, membership)
+        tenancy.record(
+            request, "member.removed", organization=current, data={"user": membership.user.email}
+        )
+    elif action == "revoke" and pending is not None:
+        pending.delete()
+        tenancy.record(request, "invite.revoked", organization=current)
+    else:
+        raise NotFound(_("Not found."))
+    messages.success(request, _("Saved."))
     return ""
