@@ -522,3 +522,18 @@ def test_an_annotator_cannot_import(tenant: Tenant) -> None:
 
     assert response.status_code == 403
     assert len(all_ids(tenant.project)) == 3
+
+
+def test_the_list_writes_each_task_exactly_as_the_task_serializer(tenant: Tenant) -> None:
+    from django.utils import timezone
+
+    from defectlab.labeling.api import TaskSerializer, task_rows
+
+    import_references(tenant.project, 2)  # remote references next to the uploads
+    Task.objects.filter(pk=tenant.tasks[0].pk).update(
+        assignee=tenant.user(Role.ANNOTATOR),
+        lock_owner=tenant.user(Role.ANNOTATOR),
+        lock_expires_at=timezone.now(),
+    )
+    tasks = list(Task.objects.filter(project=tenant.project).order_by("id"))
+    assert task_rows(tasks) == TaskSerializer(tasks, many=True).data

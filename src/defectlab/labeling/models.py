@@ -104,8 +104,28 @@ class Task(models.Model):
             models.Index(fields=["project", "id"], name="task_project"),
             models.Index(fields=["project", "status", "id"], name="task_project_status"),
             models.Index(fields=["project", "assignee", "id"], name="task_project_assignee"),
-            models.Index(fields=["project", "has_annotation", "id"], name="task_project_annotated"),
-            models.Index(fields=["project", "has_prediction", "id"], name="task_project_predicted"),
+            # Partial, one per value: Django writes has_annotation=True as a bare column ("WHERE
+            # has_annotation"), which SQLite can match to an index only through the index's WHERE.
+            models.Index(
+                fields=["project", "id"],
+                condition=models.Q(has_annotation=True),
+                name="task_project_annotated",
+            ),
+            models.Index(
+                fields=["project", "id"],
+                condition=models.Q(has_annotation=False),
+                name="task_project_not_annotated",
+            ),
+            models.Index(
+                fields=["project", "id"],
+                condition=models.Q(has_prediction=True),
+                name="task_project_predicted",
+            ),
+            models.Index(
+                fields=["project", "id"],
+                condition=models.Q(has_prediction=False),
+                name="task_project_not_predicted",
+            ),
         ]
 
     def __str__(self) -> str:
