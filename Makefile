@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/test
 
-.PHONY: help install run test test-sqlite test-postgres lint messages bench-tasks clean
+.PHONY: help install run test test-sqlite test-postgres lint frontend-check messages bench-tasks clean
 
 help:
 	@echo "make run            set up, migrate, create the owner and the demo, serve on :8080"
 	@echo "make test           set up and run the whole suite (SQLite, then PostgreSQL if reachable)"
 	@echo "make lint           ruff, mypy, makemigrations --check"
+	@echo "make frontend-check rebuild the canvas bundle (Vitest first) and fail if it differs"
 	@echo "make messages       refresh the translation catalogs from the source"
 	@echo "make bench-tasks    import and task-list benchmark (100k and 1M tasks)"
 
@@ -50,6 +51,11 @@ lint: install
 messages: install
 	cd src/defectlab && ../../$(BIN)/defectlab manage makemessages -l zh_Hans --no-obsolete --no-wrap
 	cd src/defectlab && ../../$(BIN)/defectlab manage compilemessages
+
+# The canvas bundle is committed (pip needs no Node); CI rebuilds it and fails on any difference.
+frontend-check:
+	cd frontend && npm ci --no-audit --no-fund && npm test && npm run build
+	git diff --exit-code -- src/defectlab/web/static/defectlab/canvas.js src/defectlab/web/static/defectlab/canvas.css
 
 bench-tasks: install
 	$(BIN)/python bench/tasks.py

@@ -37,6 +37,10 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "members": Organization,
     "project_new": Organization,
     "project_settings": Project,
+    "start_labeling": Project,
+    "start_review": Project,
+    "annotate": Task,
+    "review": Task,
 }
 
 

@@ -43,3 +43,17 @@ def test_reviewers_see_others_work_before_their_own(tenant: Tenant) -> None:
     annotate(tenant, tenant.tasks[1])
     picked = client_for(reviewer).post(f"/api/projects/{tenant.project.pk}/next-review/").json()
     assert picked["id"] == tenant.tasks[1].pk
+
+
+def test_a_skipped_task_goes_to_the_back_of_the_line(tenant: Tenant) -> None:
+    client = client_for(tenant.user(Role.ANNOTATOR))
+    url = f"/api/projects/{tenant.project.pk}/next-task/"
+    first = client.post(url).json()["id"]
+    assert client.post(f"/api/tasks/{first}/release/").status_code == 204
+    second = client.post(url).json()["id"]
+    assert second != first
+    client.post(f"/api/tasks/{second}/release/")
+    third = client.post(url).json()["id"]
+    assert third not in (first, second)
+    client.post(f"/api/tasks/{third}/release/")
+    assert client.post(url).json()["id"] == first  # only skipped ones are left: they come back

@@ -219,6 +219,8 @@ class UploadResultSerializer(serializers.Serializer[Any]):
     tasks = TaskSerializer(many=True)
 
 
+SKIPPED = "defectlab.skipped_tasks"
+
 # ---------------------------------------------------------------------------- projects
 
 TASK_FILTERS = [
@@ -398,7 +400,12 @@ class ProjectViewSet(
     def next_task(self, request: Request, pk: str) -> Response:
         """Reserve and return the next task for you; 204 when there is nothing left."""
         project = self.get_object()
-        task = workflow.next_task(project, acting_user(request))
+        skipped = (
+            request.session.get(SKIPPED, {}).get(str(project.pk), [])
+            if hasattr(request, "session")
+            else []
+        )
+        task = workflow.next_task(project, acting_user(request), skipped)
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(TaskSerializer(task).data)
@@ -557,5 +564,11 @@ class TaskViewSet(
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str) -> Response:
         """Give back a task you reserved, e.g. when skipping it."""
-        workflow.release(self.get_object(), acting_user(request))
+        task = self.get_object()
+        workflow.release(task, acting_user(request))
+        if hasattr(request, "session"):
+            # Remember the skip for this session, so "next" does not hand the same task back.
+            skipped = request.session.get(SKIPPED, {})
+            recent = [*skipped.get(str(task.project_id), [])[-199:], task.pk]
+            request.session[SKIPPED] = skipped | {str(task.project_id): recent}
         return Response(status=status.HTTP_204_NO_CONTENT)

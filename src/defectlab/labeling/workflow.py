@@ -3,6 +3,7 @@ concurrency (every version kept), predictions, and review verdicts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -40,23 +41,24 @@ def _unlocked(now: Any) -> Q:
     return Q(lock_owner__isnull=True) | Q(lock_expires_at__lte=now)
 
 
-def next_task(project: Project, user: User) -> Task | None:
+def next_task(project: Project, user: User, skipped: Sequence[int] = ()) -> Task | None:
     """The task this annotator should work on now, reserved for them so nobody else gets it.
 
     Order: the one they already hold; tasks rejected back to them; tasks assigned to them;
-    then unassigned new work."""
+    then unassigned new work. Tasks they ``skipped`` go to the back of the line."""
     tasks = Task.objects.filter(project_id=project.pk)
-    task = _reserve(
-        user,
-        held=tasks.filter(status__in=OPEN_FOR_LABELING),
-        queues=[
-            tasks.filter(assignee=user, status=TaskStatus.REJECTED),
-            tasks.filter(assignee=user, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
-            tasks.filter(
-                assignee__isnull=True, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)
-            ),
-        ],
-    )
+    held = tasks.filter(status__in=OPEN_FOR_LABELING)
+    queues = [
+        tasks.filter(assignee=user, status=TaskStatus.REJECTED),
+        tasks.filter(assignee=user, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
+        tasks.filter(assignee__isnull=True, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
+    ]
+    if skipped:
+        held = held.exclude(pk__in=list(skipped))
+        queues = [queue.exclude(pk__in=list(skipped)) for queue in queues] + [
+            queue.filter(pk__in=list(skipped)) for queue in queues
+        ]
+    task = _reserve(user, held=held, queues=queues)
     return _start(task) if task is not None else None
 
 
@@ -358,3 +360,15 @@ def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review
             update_fields=["status", "assignee", "lock_owner", "lock_expires_at", "updated_at"]
         )
     return verdict_row
+
+
+def claim(task: Task, user: User) -> bool:
+    """Reserve this very task for ``user`` if nobody else holds it; True when it is theirs."""
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.TASK_LOCK_SECONDS)
+    mine_or_free = _unlocked(now) | Q(lock_owner=user)
+    return bool(
+        Task.objects.filter(pk=task.pk)
+        .filter(mine_or_free)
+        .update(lock_owner=user, lock_expires_at=until)
+    )

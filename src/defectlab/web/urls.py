@@ -13,6 +13,10 @@ urlpatterns = [
     path("o/<int:pk>/members/", views.members, name="members"),
     path("o/<int:pk>/projects/new/", views.project_new, name="project_new"),
     path("projects/<int:pk>/", views.project, name="project"),
+    path("projects/<int:pk>/label/", views.start, {"mode": "annotate"}, name="start_labeling"),
+    path("projects/<int:pk>/review/", views.start, {"mode": "review"}, name="start_review"),
+    path("tasks/<int:pk>/annotate/", views.workspace_page, {"mode": "annotate"}, name="annotate"),
+    path("tasks/<int:pk>/review/", views.workspace_page, {"mode": "review"}, name="review"),
     path("projects/<int:pk>/settings/", views.project_settings, name="project_settings"),
     path("projects/<int:pk>/assign/", views.assign, name="assign"),
 ]

@@ -18,13 +18,14 @@ from django.views.i18n import set_language as django_set_language
 
 from defectlab.api import acting_user
 from defectlab.errors import DefectLabError, Invalid, NotFound
-from defectlab.labeling import services
-from defectlab.labeling.models import Project, TaskStatus
+from defectlab.labeling import services, workflow
+from defectlab.labeling.models import Project, Task, TaskStatus
 from defectlab.media.services import signed_url
 from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.models import ApiToken, Invite, Membership, Organization, Role
 from defectlab.tenancy.roles import Can, allows
 from defectlab.web import forms
+from defectlab.web.workspace import workspace_config
 
 PROGRESS_ORDER = [
     TaskStatus.APPROVED,
@@ -449,3 +450,53 @@ def _members_action(request: HttpRequest, current: Organization, user: Any) -> s
         raise NotFound(_("Not found."))
     messages.success(request, _("Saved."))
     return ""
+
+
+@login_required
+@require_POST
+def start(request: HttpRequest, pk: int, mode: str) -> HttpResponse:
+    """Reserve the next task (to label, or to review) and open it in the workspace."""
+    current = _scoped_or_404(Project.objects.all(), request, pk=pk)
+    user = acting_user(request)
+    try:
+        tenancy.require(
+            user, current.organization_id, Can.REVIEW if mode == "review" else Can.ANNOTATE
+        )
+    except DefectLabError as refusal:
+        messages.error(request, refusal.message)
+        return redirect("project", current.pk)
+    task = (
+        workflow.next_review(current, user)
+        if mode == "review"
+        else workflow.next_task(current, user)
+    )
+    if task is None:
+        messages.info(request, _("Nothing is waiting. Well done!"))
+        return redirect("project", current.pk)
+    return redirect("review" if mode == "review" else "annotate", task.pk)
+
+
+@login_required
+def workspace_page(request: HttpRequest, pk: int, mode: str) -> HttpResponse:
+    task = _scoped_or_404(
+        Task.objects.select_related("project", "project__organization"), request, pk=pk
+    )
+    user = acting_user(request)
+    try:
+        tenancy.require(
+            user, task.organization_id, Can.REVIEW if mode == "review" else Can.ANNOTATE
+        )
+    except DefectLabError as refusal:
+        messages.error(request, refusal.message)
+        return redirect("project", task.project_id)
+    if mode == "annotate":
+        workflow.claim(task, user)
+    return render(
+        request,
+        "web/workspace.html",
+        {
+            "task": task,
+            "config": workspace_config(request, task, mode),
+            "current_organization_id": task.organization_id,
+        },
+    )

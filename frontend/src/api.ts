@@ -1,0 +1,88 @@
+/** The server calls the canvas makes. Writes carry the CSRF token; cookies are same-origin. */
+import type { ShapeJSON, WorkspaceConfig } from "./types";
+
+export interface ApiError {
+  status: number;
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export type ApiResult<T> = { ok: true; status: number; data: T } | { ok: false; error: ApiError };
+
+export interface SaveBody {
+  version: number | null;
+  shapes: ShapeJSON[];
+  tags: string[];
+  lead_time: number;
+  submit: boolean;
+}
+
+export interface SavedAnnotation {
+  version: number;
+  shapes: ShapeJSON[];
+  tags: string[];
+}
+
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+export class ApiClient {
+  constructor(
+    private readonly urls: WorkspaceConfig["api"],
+    private readonly csrfToken: string,
+    private readonly fetchImpl: FetchLike,
+  ) {}
+
+  saveAnnotation(body: SaveBody): Promise<ApiResult<SavedAnnotation>> {
+    return this.call<SavedAnnotation>("PUT", this.urls.annotation, body);
+  }
+
+  /** The next task's id, or null when none is left (204). */
+  async nextTask(): Promise<ApiResult<{ id: number } | null>> {
+    return this.call<{ id: number } | null>("POST", this.urls.next);
+  }
+
+  release(): Promise<ApiResult<null>> {
+    return this.call<null>("POST", this.urls.release);
+  }
+
+  review(verdict: "approve" | "reject", comment: string): Promise<ApiResult<unknown>> {
+    return this.call("POST", this.urls.review, { verdict, comment });
+  }
+
+  private async call<T>(method: string, url: string, body?: unknown): Promise<ApiResult<T>> {
+    let response: Response;
+    try {
+      response = await this.fetchImpl(url, {
+        method,
+        credentials: "same-origin",
+        headers: {
+          Accept: "application/json",
+          "Content-Type": "application/json",
+          "X-CSRFToken": this.csrfToken,
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      return { ok: false, error: { status: 0, code: "network", message: "" } };
+    }
+    if (response.status === 204) return { ok: true, status: 204, data: null as T };
+    let data: unknown = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    if (response.ok) return { ok: true, status: response.status, data: data as T };
+    const error = (data as { error?: Partial<ApiError> } | null)?.error ?? {};
+    return {
+      ok: false,
+      error: {
+        status: response.status,
+        code: typeof error.code === "string" ? error.code : `http_${response.status}`,
+        message: typeof error.message === "string" ? error.message : "",
+        details: error.details,
+      },
+    };
+  }
+}

@@ -1,0 +1,81 @@
+/** The JSON the page hands to the canvas and the shapes the server stores (see geometry.py). */
+
+export type Point = [number, number];
+export type ShapeType = "box" | "polygon" | "points";
+export type Rotation = 0 | 90 | 180 | 270;
+
+export interface ShapeJSON {
+  type: ShapeType;
+  points: Point[];
+  label: number;
+  attributes?: Record<string, string>;
+  score?: number;
+  id?: string;
+}
+
+export interface AttributeDef {
+  name: string;
+  options: string[];
+  default: string;
+}
+
+export interface LabelDef {
+  id: number;
+  name: string;
+  color: string;
+  hotkey: string;
+  attributes: AttributeDef[];
+}
+
+export interface TagDef {
+  name: string;
+  color: string;
+}
+
+export interface PredictionJSON {
+  id: number;
+  modelName: string;
+  modelVersion: string;
+  shapes: ShapeJSON[];
+}
+
+export interface WorkspaceConfig {
+  task: { id: number; width: number; height: number; imageUrl: string; fileName: string; status: string };
+  project: {
+    id: number;
+    name: string;
+    labels: LabelDef[];
+    tags: TagDef[];
+    shapeTypes: ShapeType[];
+    instructions: string;
+  };
+  annotation: { version: number | null; shapes: ShapeJSON[]; tags: string[] };
+  predictions: PredictionJSON[];
+  /** The latest rejection comment, shown to the annotator. */
+  reviewComment: string | null;
+  mode: "annotate" | "review";
+  api: { annotation: string; next: string; release: string; review: string };
+  /** URL of this page for another task: "{id}" is replaced. */
+  workspaceUrl: string;
+  nextImageUrl: string | null;
+  csrfToken: string;
+  /** Every user-visible text, translated by the server (keys in web/canvas_strings.py). */
+  strings: Record<string, string>;
+}
+
+/** scale: screen px per image px; x, y: where image (0, 0) lands on screen; rotation: clockwise degrees. */
+export interface ViewState {
+  scale: number;
+  x: number;
+  y: number;
+  rotation: Rotation;
+}
+
+export interface FrameStats {
+  /** Frames rendered since the last reset. */
+  frames: number;
+  /** The longest single render, in milliseconds (performance.now() around each render). */
+  maxMs: number;
+  /** All render time added up, in milliseconds. */
+  totalMs: number;
+}

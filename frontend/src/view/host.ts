@@ -1,0 +1,43 @@
+/** What the views and the controller need from the workspace that owns them. */
+import type { Translate } from "../i18n";
+import type { AnnotationDocument } from "../model/document";
+import type { ModeMachine, Tool } from "../model/modes";
+import type { ViewTransform } from "../model/transform";
+import type { WorkspaceConfig } from "../types";
+
+export type Tone = "info" | "success" | "warning" | "error";
+
+export interface NoticeAction {
+  label: string;
+  run: () => void;
+}
+
+export interface Host {
+  readonly t: Translate;
+  readonly config: WorkspaceConfig;
+  readonly doc: AnnotationDocument;
+  readonly modes: ModeMachine;
+  readonly view: ViewTransform;
+  readonly tools: Tool[];
+  readonly activeLabel: number | null;
+  readonly busy: boolean;
+  setActiveLabel(id: number): void;
+  setTool(tool: Tool): void;
+  /** Select a shape and bring it into view if it is off screen. */
+  reveal(uid: number): void;
+  notify(text: string, tone?: Tone, options?: { sticky?: boolean; actions?: NoticeAction[]; id?: string }): void;
+  zoomBy(factor: number): void;
+  /** The view was panned or zoomed directly (wheel, drag): redraw, and stop auto-fitting. */
+  viewMoved(): void;
+  fit(): void;
+  rotate(quarterTurns: number): void;
+  undo(): void;
+  redo(): void;
+  save(): void;
+  submit(): void;
+  skip(): void;
+  review(verdict: "approve" | "reject"): void;
+  toggleHelp(open?: boolean): void;
+  focusSearch(): void;
+  setImageFilter(brightness: number, contrast: number): void;
+}

@@ -1,0 +1,88 @@
+"""The annotation workspace page: the configuration the canvas module starts from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.middleware.csrf import get_token
+from django.urls import reverse
+
+from defectlab.labeling.models import Annotation, Review, Task, TaskStatus, Verdict
+from defectlab.labeling.services import is_stored
+from defectlab.media.services import signed_url
+from defectlab.web.canvas_strings import CANVAS_STRINGS
+
+
+def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, Any]:
+    project = task.project
+    annotation = Annotation.objects.filter(task=task).first()
+    rejection = (
+        Review.objects.filter(task=task, verdict=Verdict.REJECT).order_by("-id").first()
+        if task.status == TaskStatus.REJECTED
+        else None
+    )
+    following = (
+        Task.objects.filter(project=project, id__gt=task.pk, status=TaskStatus.NEW)
+        .order_by("id")
+        .only("id", "image")
+        .first()
+    )
+    next_url = "next_review" if mode == "review" else "next_task"
+    return {
+        "task": {
+            "id": task.pk,
+            "width": task.width,
+            "height": task.height,
+            "imageUrl": signed_url(task.pk, "image") if is_stored(task) else None,
+            "fileName": task.file_name,
+            "status": task.status,
+        },
+        "project": {
+            "id": project.pk,
+            "name": project.name,
+            "labels": [
+                {
+                    "id": label.pk,
+                    "name": label.name,
+                    "color": label.color,
+                    "hotkey": label.hotkey,
+                    "attributes": label.attributes,
+                }
+                for label in project.labels.all()
+            ],
+            "tags": project.tags,
+            "shapeTypes": project.shape_types,
+            "instructions": project.instructions,
+        },
+        "annotation": {
+            "version": annotation.version if annotation else None,
+            "shapes": annotation.shapes if annotation else [],
+            "tags": annotation.tags if annotation else [],
+        },
+        "predictions": [
+            {
+                "id": prediction.pk,
+                "modelName": prediction.model_name,
+                "modelVersion": prediction.model_version,
+                "shapes": prediction.shapes,
+            }
+            for prediction in task.predictions.all()[:5]
+        ],
+        "reviewComment": rejection.comment if rejection else None,
+        "mode": mode,
+        "api": {
+            "annotation": reverse("task-annotation", args=[task.pk]),
+            "next": reverse(f"project-{next_url.replace('_', '-')}", args=[project.pk]),
+            "release": reverse("task-release", args=[task.pk]),
+            "review": reverse("task-review", args=[task.pk]),
+        },
+        "workspaceUrl": reverse("review" if mode == "review" else "annotate", args=[0]).replace(
+            "/0/", "/{id}/"
+        ),
+        "nextImageUrl": signed_url(following.pk, "image")
+        if following and is_stored(following)
+        else None,
+        "csrfToken": get_token(request),
+        "strings": {key: str(text) for key, text in CANVAS_STRINGS.items()},
+    }

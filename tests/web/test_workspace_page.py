@@ -1,0 +1,105 @@
+"""The workspace page hands the canvas everything it needs, and only to members who may use it."""
+
+from __future__ import annotations
+
+import json
+
+from django.test import Client
+
+from defectlab.labeling import workflow
+from defectlab.labeling.models import Task, TaskStatus
+from defectlab.tenancy.models import Role, User
+from tests.conftest import Tenant, annotate, box
+
+
+def signed_in(user: User, language: str = "en") -> Client:
+    client = Client(HTTP_ACCEPT_LANGUAGE=language)
+    client.force_login(user)
+    return client
+
+
+def config_of(html: str) -> dict:  # type: ignore[type-arg]
+    raw = html.split('<script id="workspace-config" type="application/json">')[1].split(
+        "</script>"
+    )[0]
+    return json.loads(raw)
+
+
+def test_start_labeling_reserves_a_task_and_opens_it(tenant: Tenant) -> None:
+    client = signed_in(tenant.user(Role.ANNOTATOR))
+    response = client.post(f"/projects/{tenant.project.pk}/label/")
+    task = Task.objects.get(lock_owner=tenant.user(Role.ANNOTATOR))
+    assert response["Location"] == f"/tasks/{task.pk}/annotate/"
+    assert task.status == TaskStatus.IN_PROGRESS
+
+
+def test_workspace_config_carries_the_task_schema_annotation_and_predictions(
+    tenant: Tenant,
+) -> None:
+    task = tenant.tasks[0]
+    workflow.add_prediction(
+        task, model_name="yolo", model_version="3", shapes=[box(tenant.label) | {"score": 0.8}]
+    )
+    annotate(tenant, task, submit=False)
+    html = (
+        signed_in(tenant.user(Role.ANNOTATOR)).get(f"/tasks/{task.pk}/annotate/").content.decode()
+    )
+    assert '<script type="module" src="/static/defectlab/canvas.js">' in html
+    config = config_of(html)
+    assert config["task"]["width"] == 64 and config["task"]["imageUrl"].startswith("/media/")
+    assert [label["name"] for label in config["project"]["labels"]] == ["scratch", "dent"]
+    assert config["annotation"]["version"] == 1 and len(config["annotation"]["shapes"]) == 1
+    assert config["predictions"][0]["shapes"][0]["score"] == 0.8
+    assert config["api"]["annotation"] == f"/api/tasks/{task.pk}/annotation/"
+    assert config["api"]["next"] == f"/api/projects/{tenant.project.pk}/next-task/"
+    assert config["workspaceUrl"] == "/tasks/{id}/annotate/"
+    assert config["csrfToken"] and config["mode"] == "annotate"
+    assert config["nextImageUrl"].startswith("/media/")
+
+
+def test_workspace_strings_follow_the_language(tenant: Tenant) -> None:
+    task = tenant.tasks[0]
+    english = config_of(
+        signed_in(tenant.user(Role.ANNOTATOR)).get(f"/tasks/{task.pk}/annotate/").content.decode()
+    )
+    chinese = config_of(
+        signed_in(tenant.user(Role.ANNOTATOR), "zh-hans")
+        .get(f"/tasks/{task.pk}/annotate/")
+        .content.decode()
+    )
+    assert english["strings"].keys() == chinese["strings"].keys()
+    differing = [
+        key for key in english["strings"] if english["strings"][key] != chinese["strings"][key]
+    ]
+    assert len(differing) > 0.8 * len(english["strings"])
+
+
+def test_a_rejected_task_shows_the_reviewers_comment(tenant: Tenant) -> None:
+    task = tenant.tasks[0]
+    annotate(tenant, task)
+    workflow.review(task, tenant.user(Role.REVIEWER), verdict="reject", comment="Missed the dent")
+    config = config_of(
+        signed_in(tenant.user(Role.ANNOTATOR)).get(f"/tasks/{task.pk}/annotate/").content.decode()
+    )
+    assert config["reviewComment"] == "Missed the dent"
+
+
+def test_review_mode_needs_a_reviewer(tenant: Tenant) -> None:
+    task = tenant.tasks[0]
+    annotate(tenant, task)
+    refused = signed_in(tenant.user(Role.ANNOTATOR)).get(f"/tasks/{task.pk}/review/", follow=True)
+    assert "Your role does not allow this." in refused.content.decode()
+    response = signed_in(tenant.user(Role.REVIEWER)).post(f"/projects/{tenant.project.pk}/review/")
+    assert response["Location"] == f"/tasks/{task.pk}/review/"
+    config = config_of(
+        signed_in(tenant.user(Role.REVIEWER)).get(response["Location"]).content.decode()
+    )
+    assert config["mode"] == "review" and config["workspaceUrl"] == "/tasks/{id}/review/"
+
+
+def test_nothing_left_says_so_on_the_project_page(tenant: Tenant) -> None:
+    Task.objects.update(status=TaskStatus.APPROVED)
+    page = signed_in(tenant.user(Role.ANNOTATOR)).post(
+        f"/projects/{tenant.project.pk}/label/", follow=True
+    )
+    assert "Nothing is waiting." in page.content.decode()
