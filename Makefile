@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/test
 
-.PHONY: help install run test test-sqlite test-postgres lint frontend-check messages bench-tasks clean
+.PHONY: help install run test test-sqlite test-postgres lint frontend-check messages bench-tasks bench-canvas chromium clean
 
 help:
 	@echo "make run            set up, migrate, create the owner and the demo, serve on :8080"
@@ -14,6 +14,7 @@ help:
 	@echo "make frontend-check rebuild the canvas bundle (Vitest first) and fail if it differs"
 	@echo "make messages       refresh the translation catalogs from the source"
 	@echo "make bench-tasks    import and task-list benchmark (100k and 1M tasks)"
+	@echo "make bench-canvas   canvas pan/zoom fps and next-task latency in headless Chromium"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +60,13 @@ frontend-check:
 
 bench-tasks: install
 	$(BIN)/python bench/tasks.py
+
+# Debian's Chromium: Playwright's own browser download does not work offline.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
+bench-canvas: install chromium
+	$(BIN)/python bench/canvas.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
