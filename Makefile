@@ -33,10 +33,10 @@ run: install
 test: test-sqlite test-postgres
 
 # pytest exits 5 when it collected nothing; that is a failure here, never a pass.
-test-sqlite: install
+test-sqlite: install chromium
 	DEFECTLAB_DATABASE_URL= $(BIN)/pytest -q -p no:cacheprovider
 
-test-postgres: install
+test-postgres: install chromium
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || [ -n "$$CI" ]; then \
 		DEFECTLAB_DATABASE_URL=$(POSTGRES_URL) $(BIN)/pytest -q -p no:cacheprovider; \
 	else \
