@@ -92,6 +92,7 @@ def test_screenshots_of_the_main_pages_in_both_languages(page: Any) -> None:
         shoot("account", language)
         page.click("header form button.link")  # log out
         page.wait_for_url("**/login/")
+        page.evaluate("() => localStorage.clear()")  # no restored draft in the next language
 
     for name in ["login", "organization", "project", "workspace", "review", "account"]:
         for language in ["en", "zh"]:
