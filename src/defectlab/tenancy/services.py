@@ -166,10 +166,7 @@ def accept_invite(
             raise Conflict(
                 _("An account with this e-mail exists. Log in, then open the invite link again.")
             )
-        try:
-            validate_password(password)
-        except ValidationError as error:
-            raise Invalid(" ".join(error.messages)) from None
+        _check_password_strength(password)
         user = User.objects.create_user(email=email, password=password, name=name)
     elif invite.email and invite.email != user.email:
         raise Invalid(_("This invite is for a different e-mail address."))
@@ -184,13 +181,17 @@ def accept_invite(
     return membership
 
 
+def _check_password_strength(password: str, user: User | None = None) -> None:
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise Invalid(" ".join(error.messages)) from None
+
+
 def change_password(user: User, current: str, new: str) -> None:
     if not user.check_password(current):
         raise Invalid(_("The current password is wrong."))
-    try:
-        validate_password(new, user)
-    except ValidationError as error:
-        raise Invalid(" ".join(error.messages)) from None
+    _check_password_strength(new, user)
     user.set_password(new)
     user.save(update_fields=["password"])
 

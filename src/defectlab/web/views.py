@@ -43,6 +43,16 @@ def _scoped_or_404(queryset: Any, request: HttpRequest, **lookup: Any) -> Any:
         raise Http404 from None
 
 
+def _role_allows(request: HttpRequest, organization_id: int, capability: Can) -> bool:
+    """True when the caller's role allows ``capability``; otherwise the refusal becomes a message."""
+    try:
+        tenancy.require(request.user, organization_id, capability)
+    except DefectLabError as refusal:
+        messages.error(request, refusal.message)
+        return False
+    return True
+
+
 def _safe_next(request: HttpRequest, fallback: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
@@ -268,10 +278,7 @@ def _account_action(request: HttpRequest, user: Any) -> str:
 @require_http_methods(["GET", "POST"])
 def project_new(request: HttpRequest, pk: int) -> HttpResponse:
     current = _scoped_or_404(Organization.objects.all(), request, pk=pk)
-    try:
-        tenancy.require(request.user, current.pk, Can.MANAGE_PROJECTS)
-    except DefectLabError as refusal:
-        messages.error(request, refusal.message)
+    if not _role_allows(request, current.pk, Can.MANAGE_PROJECTS):
         return redirect("organization", current.pk)
     if request.method == "POST":
         try:
@@ -452,18 +459,16 @@ def _members_action(request: HttpRequest, current: Organization, user: Any) -> s
     return ""
 
 
+_WORKSPACE_NEEDS = {"annotate": Can.ANNOTATE, "review": Can.REVIEW}
+
+
 @login_required
 @require_POST
 def start(request: HttpRequest, pk: int, mode: str) -> HttpResponse:
     """Reserve the next task (to label, or to review) and open it in the workspace."""
     current = _scoped_or_404(Project.objects.all(), request, pk=pk)
     user = acting_user(request)
-    try:
-        tenancy.require(
-            user, current.organization_id, Can.REVIEW if mode == "review" else Can.ANNOTATE
-        )
-    except DefectLabError as refusal:
-        messages.error(request, refusal.message)
+    if not _role_allows(request, current.organization_id, _WORKSPACE_NEEDS[mode]):
         return redirect("project", current.pk)
     task = (
         workflow.next_review(current, user)
@@ -482,12 +487,7 @@ def workspace_page(request: HttpRequest, pk: int, mode: str) -> HttpResponse:
         Task.objects.select_related("project", "project__organization"), request, pk=pk
     )
     user = acting_user(request)
-    try:
-        tenancy.require(
-            user, task.organization_id, Can.REVIEW if mode == "review" else Can.ANNOTATE
-        )
-    except DefectLabError as refusal:
-        messages.error(request, refusal.message)
+    if not _role_allows(request, task.organization_id, _WORKSPACE_NEEDS[mode]):
         return redirect("project", task.project_id)
     if mode == "annotate":
         workflow.claim(task, user)
