@@ -41,6 +41,8 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "start_review": Project,
     "annotate": Task,
     "review": Task,
+    "annotate_config": Task,
+    "review_config": Task,
 }
 
 

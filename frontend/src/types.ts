@@ -57,7 +57,10 @@ export interface WorkspaceConfig {
   api: { annotation: string; next: string; release: string; review: string };
   /** URL of this page for another task: "{id}" is replaced. */
   workspaceUrl: string;
-  nextImageUrl: string | null;
+  /** URL of this workspace's configuration (JSON) for another task: "{id}" is replaced. */
+  configUrl?: string;
+  /** The task likely to come next, so that its image can be fetched ahead. */
+  nextTask: { id: number; imageUrl: string | null } | null;
   csrfToken: string;
   /** Every user-visible text, translated by the server (keys in web/canvas_strings.py). */
   strings: Record<string, string>;

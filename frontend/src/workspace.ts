@@ -14,6 +14,7 @@ import type { FrameStats, Point, ShapeJSON, ViewState, WorkspaceConfig } from ".
 import { HelpOverlay, Notices, StatusLine, Toolbar, TopBar } from "./view/chrome";
 import { h } from "./view/dom";
 import type { Host, NoticeAction, Tone } from "./view/host";
+import type { ImageHandoff } from "./session";
 import { Renderer } from "./view/renderer";
 import { Sidebar, type SidebarChange } from "./view/sidebar";
 
@@ -23,6 +24,10 @@ export interface WorkspaceOptions {
   storage?: Storage | null;
   /** How to open another task's page. Defaults to location.assign. */
   navigate?: (url: string) => void;
+  /** Open task `id` (the session switches in place); defaults to navigating to its page. */
+  openTask?: (id: number) => void | Promise<void>;
+  /** Decoded images handed over from the previous task; null downloads each image itself. */
+  images?: ImageHandoff | null;
   now?: () => number;
 }
 
@@ -48,6 +53,8 @@ export class Workspace implements Host {
   private readonly api: ApiClient;
   private readonly autosave: Autosave;
   private readonly navigate: (url: string) => void;
+  private readonly openTask: (id: number) => void | Promise<void>;
+  private readonly images: ImageHandoff | null;
   private readonly now: () => number;
   private readonly renderer: Renderer;
   private readonly controller: Controller;
@@ -78,6 +85,8 @@ export class Workspace implements Host {
     this.t = translator(config.strings ?? {});
     this.now = options.now ?? (() => Date.now());
     this.navigate = options.navigate ?? ((url) => window.location.assign(url));
+    this.openTask = options.openTask ?? ((id) => this.navigate(config.workspaceUrl.replace("{id}", String(id))));
+    this.images = options.images ?? null;
     const fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
     this.api = new ApiClient(config.api, config.csrfToken, fetchImpl);
     let storage: Storage | null = null;
@@ -398,7 +407,7 @@ export class Workspace implements Host {
       this.showDone();
       return;
     }
-    this.navigate(this.config.workspaceUrl.replace("{id}", String(next.data.id)));
+    await this.openTask(next.data.id);
   }
 
   private showDone(): void {
@@ -497,21 +506,19 @@ export class Workspace implements Host {
   // ---- rendering and layout -------------------------------------------------------------------
 
   private loadImage(): void {
+    const handed = this.images?.take(this.config.task.id);
+    if (handed) {
+      void handed.then((bitmap) => (bitmap ? this.showImage(bitmap) : this.downloadImage()));
+      return;
+    }
+    this.downloadImage();
+  }
+
+  private downloadImage(): void {
+    if (this.dead) return;
     const image = new Image();
     image.decoding = "async";
-    const done = () => {
-      if (this.dead) return;
-      this.loading.remove();
-      const task = this.config.task;
-      if (!(task.width > 0 && task.height > 0)) {
-        // The server did not know the size yet: the image itself tells it.
-        task.width = image.naturalWidth;
-        task.height = image.naturalHeight;
-        this.fit();
-      }
-      this.renderer.setImage(image);
-      if (this.config.nextImageUrl) new Image().src = this.config.nextImageUrl;
-    };
+    const done = () => this.showImage(image);
     image.addEventListener("error", () => {
       if (this.dead) return;
       this.loading.textContent = this.t("image.error");
@@ -524,6 +531,28 @@ export class Workspace implements Host {
     });
     if (this.config.task.imageUrl) image.src = this.config.task.imageUrl;
     else image.dispatchEvent(new Event("error"));
+  }
+
+  private showImage(image: CanvasImageSource & { width: number; height: number }): void {
+    if (this.dead) {
+      if (typeof ImageBitmap !== "undefined" && image instanceof ImageBitmap) image.close();
+      return;
+    }
+    this.loading.remove();
+    const task = this.config.task;
+    if (!(task.width > 0 && task.height > 0)) {
+      // The server did not know the size yet: the image itself tells it.
+      task.width = image.width;
+      task.height = image.height;
+      this.fit();
+    }
+    this.renderer.setImage(image);
+    // The next task's image travels while this one is being looked at.
+    const next = this.config.nextTask;
+    if (next?.imageUrl) {
+      if (this.images) this.images.prefetch(next.id, next.imageUrl);
+      else new Image().src = next.imageUrl;
+    }
   }
 
   private layout(): void {

@@ -156,6 +156,29 @@ describe("the workspace", () => {
     expect(navigate).toHaveBeenCalledWith("/tasks/202/annotate/");
   });
 
+  it("shows an image handed over by the session, then fetches the next task's ahead", async () => {
+    const bitmap = { width: 1600, height: 1200 };
+    const images = { take: vi.fn(() => Promise.resolve(bitmap)), prefetch: vi.fn(), drop: vi.fn() };
+    const cfg = config({ nextTask: { id: 102, imageUrl: "/media/next" } });
+    mount(cfg, { images: images as never });
+    expect(images.take).toHaveBeenCalledWith(101);
+    await vi.waitFor(() => expect(root.querySelector(".dl-loading")).toBeNull());
+    expect(images.prefetch).toHaveBeenCalledWith(102, "/media/next");
+  });
+
+  it("opens the next task through the session when it has one", async () => {
+    const { fetch } = server({
+      "PUT /api/tasks/101/annotation/": () => json(200, { version: 4, shapes: [], tags: [] }),
+      "POST /api/projects/7/next-task/": () => json(200, { id: 202 }),
+    });
+    const openTask = vi.fn();
+    const navigate = vi.fn();
+    const ws = mount(config({ predictions: [] }), { fetch, openTask, navigate });
+    await ws.submit();
+    expect(openTask).toHaveBeenCalledWith(202);
+    expect(navigate).not.toHaveBeenCalled();
+  });
+
   it("asks once before submitting with undecided proposals", async () => {
     const { calls, fetch } = server({
       "PUT /api/tasks/101/annotation/": () => json(200, { version: 4 }),

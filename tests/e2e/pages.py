@@ -82,9 +82,16 @@ def task_id(page: Any) -> int:
 
 
 def submit_and_wait_for_next(page: Any, current: int) -> None:
+    """Submit and wait for the next task's image; it must open in place, without a page load."""
+    page.evaluate("() => { window.__samePage = true; }")
     page.keyboard.press("Control+Enter")
-    page.wait_for_url(
-        lambda url: (
-            re.search(r"/tasks/\d+/annotate/$", url) is not None and f"/tasks/{current}/" not in url
-        )
+    page.wait_for_function(
+        "(current) => window.__defectlabWorkspace.config.task.id !== current"
+        " && !document.querySelector('.dl-loading')",
+        arg=current,
+    )
+    assert re.search(r"/tasks/\d+/annotate/$", page.url) and f"/tasks/{current}/" not in page.url
+    assert page.evaluate("() => window.__samePage === true"), "the next task reloaded the page"
+    assert page.title().startswith(
+        page.evaluate("window.__defectlabWorkspace.config.task.fileName")
     )

@@ -54,7 +54,34 @@ def test_workspace_config_carries_the_task_schema_annotation_and_predictions(
     assert config["api"]["next"] == f"/api/projects/{tenant.project.pk}/next-task/"
     assert config["workspaceUrl"] == "/tasks/{id}/annotate/"
     assert config["csrfToken"] and config["mode"] == "annotate"
-    assert config["nextImageUrl"].startswith("/media/")
+    assert config["configUrl"] == "/tasks/{id}/annotate/config/"
+    assert config["nextTask"]["id"] == tenant.tasks[1].pk
+    assert config["nextTask"]["imageUrl"].startswith("/media/")
+
+
+def test_the_workspace_config_comes_as_json_for_in_place_switching(tenant: Tenant) -> None:
+    task = tenant.tasks[1]
+    page = config_of(
+        signed_in(tenant.user(Role.ANNOTATOR)).get(f"/tasks/{task.pk}/annotate/").content.decode()
+    )
+    response = signed_in(tenant.user(Role.ANNOTATOR)).get(f"/tasks/{task.pk}/annotate/config/")
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    config = response.json()
+    assert config["task"] == page["task"] | {"imageUrl": config["task"]["imageUrl"]}
+    assert config["api"] == page["api"] and config["mode"] == "annotate"
+    task.refresh_from_db()
+    assert task.lock_owner == tenant.user(Role.ANNOTATOR)  # opening it claims it, as the page does
+
+
+def test_the_json_config_refuses_with_a_json_error(tenant: Tenant) -> None:
+    task = tenant.tasks[0]
+    annotate(tenant, task)
+    response = signed_in(tenant.user(Role.ANNOTATOR), "zh-hans").get(
+        f"/tasks/{task.pk}/review/config/"
+    )
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+    assert response.json()["error"]["message"] == "您的角色无权执行此操作。"
 
 
 def test_workspace_strings_follow_the_language(tenant: Tenant) -> None:

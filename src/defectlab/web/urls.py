@@ -17,6 +17,19 @@ urlpatterns = [
     path("projects/<int:pk>/review/", views.start, {"mode": "review"}, name="start_review"),
     path("tasks/<int:pk>/annotate/", views.workspace_page, {"mode": "annotate"}, name="annotate"),
     path("tasks/<int:pk>/review/", views.workspace_page, {"mode": "review"}, name="review"),
+    # The same workspace as JSON: the canvas switches to the next task without a page load.
+    path(
+        "tasks/<int:pk>/annotate/config/",
+        views.workspace_page,
+        {"mode": "annotate", "as_json": True},
+        name="annotate_config",
+    ),
+    path(
+        "tasks/<int:pk>/review/config/",
+        views.workspace_page,
+        {"mode": "review", "as_json": True},
+        name="review_config",
+    ),
     path("projects/<int:pk>/settings/", views.project_settings, name="project_settings"),
     path("projects/<int:pk>/assign/", views.assign, name="assign"),
 ]

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import translation
@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.i18n import set_language as django_set_language
 
-from defectlab.api import acting_user
+from defectlab.api import acting_user, error_body
 from defectlab.errors import DefectLabError, Invalid, NotFound
 from defectlab.labeling import services, workflow
 from defectlab.labeling.models import Project, Task, TaskStatus
@@ -482,15 +482,25 @@ def start(request: HttpRequest, pk: int, mode: str) -> HttpResponse:
 
 
 @login_required
-def workspace_page(request: HttpRequest, pk: int, mode: str) -> HttpResponse:
+def workspace_page(request: HttpRequest, pk: int, mode: str, as_json: bool = False) -> HttpResponse:
     task = _scoped_or_404(
         Task.objects.select_related("project", "project__organization"), request, pk=pk
     )
     user = acting_user(request)
-    if not _role_allows(request, task.organization_id, _WORKSPACE_NEEDS[mode]):
+    if as_json:
+        # A refusal goes to the canvas, which then opens the page (and its message) the normal way.
+        try:
+            tenancy.require(request.user, task.organization_id, _WORKSPACE_NEEDS[mode])
+        except DefectLabError as refusal:
+            return JsonResponse(
+                error_body(refusal.code, refusal.message, refusal.details), status=refusal.status
+            )
+    elif not _role_allows(request, task.organization_id, _WORKSPACE_NEEDS[mode]):
         return redirect("project", task.project_id)
     if mode == "annotate":
         workflow.claim(task, user)
+    if as_json:
+        return JsonResponse(workspace_config(request, task, mode))
     return render(
         request,
         "web/workspace.html",

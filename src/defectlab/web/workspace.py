@@ -77,12 +77,19 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
             "release": reverse("task-release", args=[task.pk]),
             "review": reverse("task-review", args=[task.pk]),
         },
-        "workspaceUrl": reverse("review" if mode == "review" else "annotate", args=[0]).replace(
-            "/0/", "/{id}/"
-        ),
-        "nextImageUrl": signed_url(following.pk, "image")
-        if following and is_stored(following)
+        "workspaceUrl": _per_task_url("review" if mode == "review" else "annotate"),
+        "configUrl": _per_task_url(f"{mode}_config"),
+        "nextTask": {
+            "id": following.pk,
+            "imageUrl": signed_url(following.pk, "image") if is_stored(following) else None,
+        }
+        if following
         else None,
         "csrfToken": get_token(request),
         "strings": {key: str(text) for key, text in CANVAS_STRINGS.items()},
     }
+
+
+def _per_task_url(name: str) -> str:
+    """The URL of page ``name`` with "{id}" where the task id goes."""
+    return reverse(name, args=[0]).replace("/0/", "/{id}/")
