@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import sys
 from typing import Any
 
@@ -171,8 +172,41 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
             return application
 
+    worker = None
+    if settings.WORKER_EMBEDDED:
+        # The embedded default: one command runs everything, jobs included.
+        worker = subprocess.Popen([sys.executable, "-m", "defectlab.cli", "worker"])
     click.echo(f"DefectLab is serving on http://{host}:{port}/")
-    Server().run()
+    try:
+        Server().run()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+@main.command()
+@click.option(
+    "--threads",
+    default=None,
+    type=int,
+    help="Jobs run at a time [default: DEFECTLAB_WORKER_THREADS, 2].",
+)
+def worker(threads: int | None) -> None:
+    """Run background jobs (imports, storage syncs, exports) until stopped."""
+    _django()
+    from django.conf import settings
+
+    from defectlab.jobs.worker import run_worker
+
+    if settings.PROBLEMS:
+        for problem in settings.PROBLEMS:
+            click.echo(f"- {problem}", err=True)
+        sys.exit("Fix the configuration above first (`defectlab check`).")
+    run_worker(threads or settings.WORKER_THREADS)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -180,10 +180,69 @@ LOGIN_LOCKOUT_SECONDS = env(
     "Window and pause length for failed logins, in seconds.",
     _positive_int,
 )
+BROKER_URL = env(
+    "DEFECTLAB_BROKER_URL",
+    "",
+    "Job queue: `amqp://user:pass@host:5672/vhost` for RabbitMQ. Empty: the embedded queue in "
+    "`$DEFECTLAB_DATA_DIR/queue.sqlite3` (`sqlite:///path` picks another file).",
+)
+JOB_LEASE_SECONDS = env(
+    "DEFECTLAB_JOB_LEASE_SECONDS",
+    "30",
+    "Embedded queue: a killed worker's jobs are handed out again at most this many seconds later.",
+    _positive_int,
+)
+JOB_MAX_ATTEMPTS = env(
+    "DEFECTLAB_JOB_MAX_ATTEMPTS",
+    "5",
+    "Times a job that failed for a passing reason (a timeout, a lost connection) is tried, "
+    "with growing pauses, before it is marked failed.",
+    _positive_int,
+)
+WORKER_THREADS = env(
+    "DEFECTLAB_WORKER_THREADS", "2", "Jobs one `defectlab worker` runs at a time.", _positive_int
+)
+WORKER_EMBEDDED = env(
+    "DEFECTLAB_WORKER_EMBEDDED",
+    "true",
+    "`defectlab serve` also runs a worker process. Turn off when workers run on their own.",
+    _bool,
+)
 SECRET_KEY_SETTING = env(
     "DEFECTLAB_SECRET_KEY",
     "",
     "Key for signing sessions and media URLs. Empty: one is generated into the data directory.",
+)
+
+
+def _endpoint_map(value: str) -> dict[str, str]:
+    """``app-host=endpoint-url`` pairs, comma-separated."""
+    mapping: dict[str, str] = {}
+    for pair in _csv(value):
+        host, equals, url = (part.strip() for part in pair.partition("="))
+        parts = urlsplit(url)
+        if not equals or not host or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{pair!r} is not like app.example.com=https://s3.example.com")
+        mapping[host.lower()] = url
+    return mapping
+
+
+S3_PUBLIC_ENDPOINTS = env(
+    "DEFECTLAB_S3_PUBLIC_ENDPOINTS",
+    "",
+    "S3 / MinIO storage: the endpoint browsers can reach, per address they reach the app at, as "
+    "comma-separated `app-host=endpoint-url` pairs, e.g. "
+    "`defects.example.com=https://s3.example.com,10.1.2.3:8080=http://10.1.2.3:9000`. Image URLs "
+    "are signed for the endpoint mapped to the request's host (with its port, else without); "
+    "other hosts get the storage's own endpoint.",
+    _endpoint_map,
+)
+S3_MULTIPART_MB = env(
+    "DEFECTLAB_S3_MULTIPART_MB",
+    "16",
+    "S3 / MinIO storage: files larger than this many MB are uploaded in parts of this size "
+    "(at least 5).",
+    _positive_int,
 )
 
 # ---------------------------------------------------------------------------- derived
@@ -275,6 +334,7 @@ INSTALLED_APPS = [
     "defectlab.labeling",
     "defectlab.media",
     "defectlab.ingest",
+    "defectlab.jobs",
     "defectlab.web",
 ]
 MIDDLEWARE = [

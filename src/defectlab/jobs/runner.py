@@ -1,0 +1,143 @@
+"""Running a job: the handler registry, progress reporting, and the actor body that moves a Job
+row through its states.
+
+A handler is ``fn(job, progress) -> result dict``. It must be idempotent: after a crash the same
+job is delivered again and runs from the start, so a handler skips what it already finished (by
+looking at its own records) and writes its outputs so that a second run replaces, never adds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone, translation
+
+from defectlab.errors import DefectLabError
+from defectlab.jobs.models import Job, JobState
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job, "Progress"], dict[str, Any] | None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the handler of jobs of ``kind`` (in an app's ``jobs.py``)."""
+
+    def register(fn: Handler) -> Handler:
+        HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+class Cancelled(Exception):
+    """Raised inside a handler (by Progress) when someone asked the job to stop."""
+
+
+class Progress:
+    """What a handler reports as it goes. Writes reach the database at most every
+    ``interval`` seconds (and on flush), and each write also notices a cancel request."""
+
+    def __init__(self, job: Job, interval: float = 0.5) -> None:
+        self.job = job
+        self.interval = interval
+        self.done = job.done
+        self.failed = job.failed
+        self.total_steps = job.total
+        self._written = time.monotonic()
+
+    def total(self, steps: int) -> None:
+        self.total_steps = steps
+        self.flush()
+
+    def step(self, count: int = 1, *, failed: int = 0) -> None:
+        self.done += count
+        self.failed += failed
+        if time.monotonic() - self._written >= self.interval:
+            self.flush()
+
+    def at(self, done: int, *, failed: int = 0) -> None:
+        """Set absolute numbers (a resumed handler counts what earlier runs finished)."""
+        self.done, self.failed = done, failed
+        self.flush()
+
+    def flush(self) -> None:
+        self._written = time.monotonic()
+        Job.objects.filter(pk=self.job.pk).update(
+            done=self.done, failed=self.failed, total=self.total_steps, updated_at=timezone.now()
+        )
+        if Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+            raise Cancelled
+
+
+def run_job(job_id: int) -> None:
+    """The actor body: run job ``job_id`` once more, unless it already finished."""
+    from defectlab.jobs.queue import RetryLater
+
+    job = Job.objects.select_related("started_by").filter(pk=job_id).first()
+    if job is None or job.finished:
+        return  # deleted, or a duplicate delivery of finished work: nothing to do twice
+    if job.cancel_requested:
+        _finish(job, JobState.CANCELLED)
+        return
+    handle = HANDLERS.get(job.kind)
+    if handle is None:
+        _finish(job, JobState.FAILED, error=f"No handler for jobs of kind {job.kind!r}.")
+        return
+    Job.objects.filter(pk=job.pk).update(
+        state=JobState.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=Coalesce(F("started_at"), timezone.now()),
+        updated_at=timezone.now(),
+    )
+    job.refresh_from_db()
+    progress = Progress(job)
+    # Errors are written for the person who started the job, in their language.
+    language = (job.started_by.language if job.started_by else "") or settings.LANGUAGE_CODE
+    with translation.override(language):
+        try:
+            result = handle(job, progress)
+        except Cancelled:
+            _finish(job, JobState.CANCELLED, progress=progress)
+        except DefectLabError as refusal:
+            # Bad input or a refusal: trying again would give the same answer.
+            _finish(job, JobState.FAILED, error=refusal.message, progress=progress)
+        except Exception as error:
+            log.exception("job %s (%s) failed on attempt %s", job.pk, job.kind, job.attempts)
+            message = f"{type(error).__name__}: {error}"
+            if job.attempts < settings.JOB_MAX_ATTEMPTS:
+                Job.objects.filter(pk=job.pk).update(
+                    state=JobState.QUEUED, error=message, updated_at=timezone.now()
+                )
+                raise RetryLater(message) from error
+            _finish(job, JobState.FAILED, error=message, progress=progress)
+        else:
+            _finish(job, JobState.SUCCEEDED, result=result or {}, progress=progress)
+
+
+def _finish(
+    job: Job,
+    state: JobState,
+    *,
+    error: str = "",
+    result: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> None:
+    fields: dict[str, Any] = {
+        "state": state,
+        "error": error,
+        "finished_at": timezone.now(),
+        "updated_at": timezone.now(),
+    }
+    if result is not None:
+        fields["result"] = result
+    if progress is not None:
+        fields |= {"done": progress.done, "failed": progress.failed, "total": progress.total_steps}
+    Job.objects.filter(pk=job.pk).update(**fields)

@@ -1,0 +1,82 @@
+"""Starting and stopping jobs. Views and other apps' services call these; the work itself
+happens in a worker (jobs/runner.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from defectlab.errors import Conflict, Invalid
+from defectlab.jobs.models import FINISHED, Job, JobState
+from defectlab.jobs.runner import HANDLERS
+from defectlab.tenancy.models import Organization, User
+
+
+def start_job(
+    organization: Organization,
+    kind: str,
+    *,
+    params: dict[str, Any] | None = None,
+    user: User | None = None,
+    project: Any = None,
+) -> Job:
+    """Create the Job row and send its id to the queue once the row is committed (a worker
+    must never receive an id it cannot read yet)."""
+    if kind not in HANDLERS:
+        raise Invalid(_("Unknown kind of job: %(kind)s.") % {"kind": kind})
+    job = Job.objects.create(
+        organization=organization,
+        project=project,
+        kind=kind,
+        params=params or {},
+        started_by=user,
+    )
+    transaction.on_commit(lambda: send(job.pk))
+    return job
+
+
+def send(job_id: int) -> None:
+    from defectlab.jobs.queue import run_job_actor
+
+    run_job_actor().send(job_id)
+
+
+def cancel_job(job: Job) -> Job:
+    """Ask a job to stop. A queued job stops at once; a running one at its next progress
+    report (what it finished stays finished)."""
+    if job.state in FINISHED:
+        raise Conflict(_("This job has already finished."))
+    Job.objects.filter(pk=job.pk).update(cancel_requested=True, updated_at=timezone.now())
+    Job.objects.filter(pk=job.pk, state=JobState.QUEUED).update(
+        state=JobState.CANCELLED, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job
+
+
+def retry_job(job: Job, user: User | None) -> Job:
+    """Start a failed or cancelled job again with the same parameters. Handlers that keep
+    per-item records (URL imports) skip what already succeeded, so this retries only failures."""
+    if job.state not in (JobState.FAILED, JobState.CANCELLED):
+        raise Conflict(_("Only a failed or cancelled job can be retried."))
+    with transaction.atomic():
+        Job.objects.filter(pk=job.pk).update(
+            state=JobState.QUEUED,
+            cancel_requested=False,
+            error="",
+            finished_at=None,
+            updated_at=timezone.now(),
+        )
+        transaction.on_commit(lambda: send(job.pk))
+    job.refresh_from_db()
+    return job
+
+
+def recent_jobs(queryset: QuerySet[Job], *, project: Any = None) -> QuerySet[Job]:
+    if project is not None:
+        queryset = queryset.filter(project=project)
+    return queryset.select_related("started_by", "project").order_by("-id")

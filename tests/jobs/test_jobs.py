@@ -1,0 +1,153 @@
+"""The Job row through its states: progress, results, errors in the starter's language,
+retries of passing failures, cancelling, and duplicate deliveries doing nothing twice."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.utils.translation import gettext as _
+
+from defectlab.errors import Invalid
+from defectlab.jobs import queue, runner
+from defectlab.jobs.models import Job, JobState
+from defectlab.jobs.queue import RetryLater
+from defectlab.jobs.runner import Progress, run_job
+from defectlab.jobs.services import cancel_job, retry_job, start_job
+from defectlab.jobs.worker import run_worker
+from defectlab.tenancy.models import Role
+from tests.conftest import Tenant
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def behaviour() -> Iterator[dict[str, Any]]:
+    """A handler for kind "test" whose behaviour each test sets."""
+    plan: dict[str, Any] = {"runs": 0}
+
+    def handle(job: Job, progress: Progress) -> dict[str, Any]:
+        plan["runs"] += 1
+        progress.total(job.params.get("steps", 3))
+        for _step in range(job.params.get("steps", 3)):
+            if "during" in plan:
+                plan["during"](job)
+            progress.step()
+            if plan.get("report_each_step"):
+                progress.flush()  # as if each step took longer than the report interval
+        if "fail" in plan:
+            raise plan["fail"]
+        return {"sum": job.params.get("steps", 3)}
+
+    runner.HANDLERS["test"] = handle
+    yield plan
+    del runner.HANDLERS["test"]
+
+
+def test_a_job_runs_to_success_with_its_progress_and_result(
+    tenant: Tenant, behaviour: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks() as callbacks:
+        job = start_job(
+            tenant.organization, "test", params={"steps": 4}, user=tenant.user(Role.OWNER)
+        )
+    # The message goes out only after the row is committed.
+    assert callbacks and job.state == JobState.QUEUED
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    assert (job.done, job.total, job.attempts) == (4, 4, 1)
+    assert job.result == {"sum": 4} and job.finished_at is not None
+    run_job(job.pk)  # a duplicate delivery of a finished job does nothing
+    assert behaviour["runs"] == 1
+
+
+def test_a_refusal_fails_at_once_in_the_starters_language(
+    tenant: Tenant, behaviour: dict[str, Any]
+) -> None:
+    owner = tenant.user(Role.OWNER)
+    owner.language = "zh-hans"
+    owner.save()
+    behaviour["fail"] = Invalid("ignored")  # replaced below by a translated message
+
+    def fail_translated(job: Job) -> None:
+        behaviour["fail"] = Invalid(_("Not found."))
+
+    behaviour["during"] = fail_translated
+    job = start_job(tenant.organization, "test", user=owner)
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and job.attempts == 1
+    assert job.error == "未找到。"
+
+
+def test_a_passing_failure_is_retried_then_fails_for_good(
+    tenant: Tenant, behaviour: dict[str, Any], settings: Any
+) -> None:
+    settings.JOB_MAX_ATTEMPTS = 2
+    behaviour["fail"] = ConnectionResetError("storage went away")
+    job = start_job(tenant.organization, "test")
+    with pytest.raises(RetryLater):
+        run_job(job.pk)  # Dramatiq's Retries middleware sends it again, later
+    job.refresh_from_db()
+    assert job.state == JobState.QUEUED and "storage went away" in job.error
+    run_job(job.pk)  # the last attempt: no more retries, the job says why
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and job.attempts == 2
+    assert job.error == "ConnectionResetError: storage went away"
+
+
+def test_cancelling_a_queued_job_stops_it_before_it_runs(
+    tenant: Tenant, behaviour: dict[str, Any]
+) -> None:
+    job = cancel_job(start_job(tenant.organization, "test"))
+    assert job.state == JobState.CANCELLED
+    run_job(job.pk)
+    assert behaviour["runs"] == 0
+
+
+def test_cancelling_a_running_job_stops_it_at_its_next_report(
+    tenant: Tenant, behaviour: dict[str, Any]
+) -> None:
+    job = start_job(tenant.organization, "test", params={"steps": 5})
+    behaviour["report_each_step"] = True
+    behaviour["during"] = lambda running: Job.objects.filter(pk=running.pk).update(
+        cancel_requested=True
+    )
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED and job.done == 1
+
+
+def test_a_failed_job_can_be_retried(tenant: Tenant, behaviour: dict[str, Any]) -> None:
+    behaviour["fail"] = Invalid("bad input")
+    job = start_job(tenant.organization, "test")
+    run_job(job.pk)
+    del behaviour["fail"]
+    job = retry_job(Job.objects.get(pk=job.pk), None)
+    assert job.state == JobState.QUEUED and job.error == ""
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED and job.attempts == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_runs_a_started_job_through_the_embedded_queue(
+    tenant: Tenant, behaviour: dict[str, Any], settings: Any, tmp_path: Any
+) -> None:
+    settings.BROKER_URL = f"sqlite:///{tmp_path}/queue.sqlite3"
+    queue.reset()
+    stop = threading.Event()
+    worker = threading.Thread(target=run_worker, args=(1,), kwargs={"stop": stop})
+    worker.start()
+    try:
+        job = start_job(tenant.organization, "test", params={"steps": 2})
+        queue.broker().join(queue.QUEUE, timeout=30_000)
+    finally:
+        stop.set()
+        worker.join(30)
+        queue.reset()
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED and job.result == {"sum": 2}
