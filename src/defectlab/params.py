@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 
 from django.utils.translation import gettext as _
@@ -24,6 +25,26 @@ def decode_cursor(cursor: str | None) -> int | None:
             raise ValueError
         return int(value)
     except (ValueError, UnicodeDecodeError):
+        raise Invalid(_("The cursor is not valid; start from the first page.")) from None
+
+
+def encode_key_cursor(value: str | int, last_id: int) -> str:
+    """A cursor for lists in (value, id) order, e.g. by file name."""
+    raw = "key:" + json.dumps([value, last_id], ensure_ascii=False)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_key_cursor(cursor: str | None) -> tuple[str | int, int] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _sep, payload = raw.partition(":")
+        value, last_id = json.loads(payload) if kind == "key" else (None, None)
+        if not isinstance(value, str | int) or not isinstance(last_id, int):
+            raise ValueError
+        return value, last_id
+    except (ValueError, UnicodeDecodeError, TypeError):
         raise Invalid(_("The cursor is not valid; start from the first page.")) from None
 
 

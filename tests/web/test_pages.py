@@ -165,3 +165,19 @@ def test_api_token_from_the_account_page_is_shown_once_and_can_be_revoked(tenant
     token = tenant.user(Role.ANNOTATOR).api_tokens.get()
     client.post("/account/", {"action": "revoke_token", "token": token.pk})
     assert not tenant.user(Role.ANNOTATOR).api_tokens.exists()
+
+
+def test_the_task_table_sorts_by_file_name(tenant: Tenant) -> None:
+    names = {
+        task.pk: name for task, name in zip(tenant.tasks, ["c.png", "a.png", "b.png"], strict=False)
+    }
+    for task in tenant.tasks:
+        task.file_name = names[task.pk]
+        task.save()
+    html = (
+        signed_in(tenant.user(Role.OWNER))
+        .get(f"/projects/{tenant.project.pk}/?sort=file_name")
+        .content.decode()
+    )
+    assert html.index("a.png") < html.index("b.png") < html.index("c.png")
+    assert '<option value="file_name" selected>' in html

@@ -230,7 +230,13 @@ TASK_FILTERS = [
     OpenApiParameter("has_prediction", bool),
     OpenApiParameter("label", int, description="Tasks whose annotation uses this label id."),
     OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
-    OpenApiParameter("order", str, enum=["asc", "desc"]),
+    OpenApiParameter(
+        "sort",
+        str,
+        enum=["id", "-id", "file_name", "-file_name", "updated", "-updated"],
+        description="Sort key; a leading `-` reverses. Default `id`.",
+    ),
+    OpenApiParameter("order", str, enum=["asc", "desc"], description="Older form of `sort=-id`."),
     OpenApiParameter("page_size", int, description="1–200, default 50."),
 ]
 

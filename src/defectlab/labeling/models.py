@@ -104,6 +104,8 @@ class Task(models.Model):
             models.Index(fields=["project", "id"], name="task_project"),
             models.Index(fields=["project", "status", "id"], name="task_project_status"),
             models.Index(fields=["project", "assignee", "id"], name="task_project_assignee"),
+            models.Index(fields=["project", "file_name", "id"], name="task_project_file_name"),
+            models.Index(fields=["project", "updated_at", "id"], name="task_project_updated"),
             # Partial, one per value: Django writes has_annotation=True as a bare column ("WHERE
             # has_annotation"), which SQLite can match to an index only through the index's WHERE.
             models.Index(

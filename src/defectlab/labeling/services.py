@@ -8,6 +8,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +23,14 @@ from defectlab.ingest.uploads import IncomingImage
 from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
 from defectlab.media.services import cached_copies
 from defectlab.media.storage import default_storage
-from defectlab.params import decode_cursor, encode_cursor, query_bool, query_int
+from defectlab.params import (
+    decode_cursor,
+    decode_key_cursor,
+    encode_cursor,
+    encode_key_cursor,
+    query_bool,
+    query_int,
+)
 from defectlab.tenancy.models import Membership, Organization, User
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -354,19 +362,73 @@ def task_filter_from(params: Mapping[str, str], user: User) -> TaskFilter:
     )
 
 
+# Sort keys a task list accepts: the query value and the task field behind it. A leading "-"
+# reverses. Each has a (project, field, id) index, so a page is found by keyset at any depth.
+SORT_FIELDS = {"id": "id", "file_name": "file_name", "updated": "updated_at"}
+
+
+def task_sort_from(params: Mapping[str, str]) -> tuple[str, bool]:
+    """(field, descending) from `sort=file_name` / `sort=-updated` (or the older `order=desc`)."""
+    raw = params.get("sort") or ("-id" if params.get("order") == "desc" else "id")
+    descending = raw.startswith("-")
+    key = raw.removeprefix("-")
+    if key not in SORT_FIELDS:
+        raise Invalid(_("Tasks can be sorted by %(keys)s.") % {"keys": ", ".join(SORT_FIELDS)})
+    return SORT_FIELDS[key], descending
+
+
 def task_page(
     project: Project, params: Mapping[str, str], user: User
 ) -> tuple[list[Task], str | None]:
     """One page of the project's tasks as a query string asks for it, and the next page's cursor."""
     page_size = min(max(query_int(params, "page_size", 50) or 0, 1), 200)
-    page, last = list_tasks(
-        project,
-        task_filter_from(params, user),
-        after=decode_cursor(params.get("cursor")),
-        limit=page_size,
-        descending=params.get("order") == "desc",
+    field_name, descending = task_sort_from(params)
+    task_filter = task_filter_from(params, user)
+    if field_name == "id":
+        page, last = list_tasks(
+            project,
+            task_filter,
+            after=decode_cursor(params.get("cursor")),
+            limit=page_size,
+            descending=descending,
+        )
+        return page, encode_cursor(last) if last is not None else None
+    after = decode_key_cursor(params.get("cursor"))
+    page = _tasks_sorted(project, task_filter, field_name, descending, after, page_size + 1)
+    if len(page) <= page_size:
+        return page, None
+    last_task = page[page_size - 1]
+    value = getattr(last_task, field_name)
+    return page[:page_size], encode_key_cursor(
+        value.isoformat() if field_name == "updated_at" else value, last_task.pk
     )
-    return page, encode_cursor(last) if last is not None else None
+
+
+def _tasks_sorted(
+    project: Project,
+    task_filter: TaskFilter,
+    field_name: str,
+    descending: bool,
+    after: tuple[Any, int] | None,
+    count: int,
+) -> list[Task]:
+    """Tasks in (field, id) order after the keyset ``after``; the (project, field, id) index
+    gives the order, filters are checked along the way."""
+    queryset = task_filter.apply(Task.objects.filter(project_id=project.pk))
+    if after is not None:
+        value, last_id = after
+        if field_name == "updated_at":
+            try:
+                value = datetime.fromisoformat(str(value))
+            except ValueError:
+                raise Invalid(_("The cursor is not valid; start from the first page.")) from None
+        beyond = "lt" if descending else "gt"
+        queryset = queryset.filter(
+            Q(**{f"{field_name}__{beyond}": value})
+            | Q(**{field_name: value, f"id__{beyond}": last_id})
+        )
+    order = [f"-{field_name}", "-id"] if descending else [field_name, "id"]
+    return list(queryset.order_by(*order)[:count])
 
 
 def list_tasks(

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.i18n import set_language as django_set_language
 
@@ -192,6 +193,8 @@ def project(request: HttpRequest, pk: int) -> HttpResponse:
         "next_cursor": next_cursor,
         "query": request.GET.copy(),
         "statuses": TaskStatus.choices,
+        "sort": request.GET.get("sort") or ("-id" if request.GET.get("order") == "desc" else "id"),
+        "sort_options": SORT_OPTIONS,
         "labels": current.labels.all(),
         "members": Membership.objects.filter(
             organization_id=current.organization_id
@@ -203,6 +206,16 @@ def project(request: HttpRequest, pk: int) -> HttpResponse:
     }
     template = "web/_task_rows.html" if request.headers.get("HX-Request") else "web/project.html"
     return render(request, template, context)
+
+
+SORT_OPTIONS = [
+    ("id", _lazy("Oldest first")),
+    ("-id", _lazy("Newest first")),
+    ("file_name", _lazy("File name A–Z")),
+    ("-file_name", _lazy("File name Z–A")),
+    ("-updated", _lazy("Recently changed")),
+    ("updated", _lazy("Longest unchanged")),
+]
 
 
 @login_required
