@@ -1,6 +1,6 @@
 from django.urls import path
 
-from defectlab.web import views
+from defectlab.web import jobs, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,6 +11,9 @@ urlpatterns = [
     path("account/", views.account, name="account"),
     path("o/<int:pk>/", views.organization, name="organization"),
     path("o/<int:pk>/members/", views.members, name="members"),
+    path("o/<int:pk>/jobs/", jobs.jobs_page, name="jobs"),
+    path("jobs/<int:pk>/cancel/", jobs.job_action, {"action": "cancel"}, name="job_cancel"),
+    path("jobs/<int:pk>/retry/", jobs.job_action, {"action": "retry"}, name="job_retry"),
     path("o/<int:pk>/projects/new/", views.project_new, name="project_new"),
     path("projects/<int:pk>/", views.project, name="project"),
     path("projects/<int:pk>/label/", views.start, {"mode": "annotate"}, name="start_labeling"),

@@ -1,0 +1,95 @@
+"""The jobs page: every job of an organization with a live progress bar, its speed and errors,
+and buttons to cancel or retry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from defectlab.errors import DefectLabError, NotFound
+from defectlab.jobs import services
+from defectlab.jobs.api import job_rate
+from defectlab.jobs.models import FINISHED, Job
+from defectlab.tenancy import services as tenancy
+from defectlab.tenancy.models import Organization
+from defectlab.tenancy.roles import Can, allows
+
+KIND_NAMES = {
+    "url_import": _("Import from URLs"),
+    "export": _("Export"),
+    "storage_sync": _("Storage sync"),
+    "dataset_import": _("Dataset import"),
+}
+SHOWN = 50
+
+
+def _organization(request: HttpRequest, pk: int) -> Organization:
+    try:
+        return tenancy.get_scoped(Organization.objects.all(), request.user, pk=pk)
+    except NotFound:
+        raise Http404 from None
+
+
+def _rows(request: HttpRequest, organization: Organization) -> dict[str, Any]:
+    jobs = list(
+        Job.objects.filter(organization=organization)
+        .select_related("started_by", "project")
+        .order_by("-id")[:SHOWN]
+    )
+    may_manage = allows(tenancy.role_in(request.user, organization.pk), Can.MANAGE_PROJECTS)
+    rows = [
+        {
+            "job": job,
+            "kind": KIND_NAMES.get(job.kind, job.kind),
+            "percent": round(100 * job.done / job.total, 1) if job.total else None,
+            "rate": job_rate(job),
+            "may_steer": may_manage or job.started_by_id == request.user.pk,
+            "finished": job.state in FINISHED,
+        }
+        for job in jobs
+    ]
+    return {
+        "organization": organization,
+        "rows": rows,
+        # The table polls while something is still moving, and stops once all is done.
+        "active": any(not row["finished"] for row in rows),
+        "current_organization_id": organization.pk,
+    }
+
+
+@login_required
+def jobs_page(request: HttpRequest, pk: int) -> HttpResponse:
+    organization = _organization(request, pk)
+    context = _rows(request, organization)
+    if request.headers.get("HX-Request"):
+        return render(request, "web/_job_rows.html", context)
+    return render(request, "web/jobs.html", context)
+
+
+@login_required
+@require_POST
+def job_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    try:
+        job = tenancy.get_scoped(Job.objects.all(), request.user, pk=pk)
+    except NotFound:
+        raise Http404 from None
+    try:
+        if job.started_by_id != request.user.pk:
+            tenancy.require(request.user, job.organization_id, Can.MANAGE_PROJECTS)
+        if action == "cancel":
+            services.cancel_job(job)
+            messages.success(request, _("The job was asked to stop."))
+        else:
+            services.retry_job(job, request.user if request.user.is_authenticated else None)
+            messages.success(request, _("The job was started again."))
+        tenancy.record(request, f"job.{action}", organization=job.organization_id, target=job)
+    except DefectLabError as refusal:
+        messages.error(request, refusal.message)
+    return redirect("jobs", job.organization_id)
+
