@@ -15,3 +15,8 @@ from defectlab.settings import PASSWORD_HASHERS as PRODUCT_PASSWORD_HASHERS
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PRODUCT_PASSWORD_HASHERS]
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns when it is missing
 WHITENOISE_USE_FINDERS = True
+
+# A file, not SQLite's in-memory default: the job tests start real worker processes that must
+# see the same test database.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405

@@ -14,6 +14,8 @@ import pytest
 from django.db import models
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from defectlab.ingest.models import AllowedNetwork
+from defectlab.jobs.models import Job, JobState
 from defectlab.labeling.models import Label, Project, Task
 from defectlab.labeling.workflow import add_prediction
 from defectlab.tenancy.models import ApiToken, AuditEvent, Invite, Membership, Organization, Role
@@ -43,6 +45,9 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "review": Task,
     "annotate_config": Task,
     "review_config": Task,
+    "jobs": Organization,
+    "job_cancel": Job,
+    "job_retry": Job,
 }
 
 
@@ -112,6 +117,15 @@ def victim(other_tenant: Tenant) -> Victim:
     membership = Membership.objects.get(
         organization=other_tenant.organization, user=other_tenant.user(Role.ANNOTATOR)
     )
+    job = Job.objects.create(
+        organization=other_tenant.organization,
+        kind="export",
+        state=JobState.FAILED,
+        started_by=owner,
+    )
+    allowed = AllowedNetwork.objects.create(
+        organization=other_tenant.organization, value="10.20.0.0/24", created_by=owner
+    )
     return Victim(
         other_tenant,
         {
@@ -122,6 +136,8 @@ def victim(other_tenant: Tenant) -> Victim:
             Membership: membership,
             Invite: invite,
             ApiToken: token,
+            Job: job,
+            AllowedNetwork: allowed,
         },
     )
 
@@ -138,6 +154,10 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
         "projects": list(Project.objects.filter(organization=organization).values().order_by("id")),
         "labels": list(Label.objects.filter(organization=organization).values().order_by("id")),
         "tasks": list(Task.objects.filter(organization=organization).values().order_by("id")),
+        "jobs": list(Job.objects.filter(organization=organization).values().order_by("id")),
+        "allowlist": list(
+            AllowedNetwork.objects.filter(organization=organization).values().order_by("id")
+        ),
         "tokens": list(
             ApiToken.objects.filter(user__memberships__organization=organization)
             .values()
@@ -159,7 +179,17 @@ def test_every_id_route_is_walked(db: Any) -> None:
         )
 
 
-WALKED_MODELS = {Organization, Project, Task, Label, Membership, Invite, ApiToken}
+WALKED_MODELS = {
+    Organization,
+    Project,
+    Task,
+    Label,
+    Membership,
+    Invite,
+    ApiToken,
+    Job,
+    AllowedNetwork,
+}
 
 
 @pytest.mark.parametrize("role", [Role.OWNER, Role.ANNOTATOR])

@@ -153,6 +153,13 @@ MAX_ARCHIVE_MB = env(
     "Largest zip upload, in MB, both as uploaded and uncompressed.",
     _positive_int,
 )
+FETCH_TIMEOUT = env(
+    "DEFECTLAB_FETCH_TIMEOUT",
+    "30",
+    "Seconds one fetch of a user-supplied URL (URL import, webhook) may take in all: DNS, "
+    "connecting, every redirect and the whole body.",
+    _positive_int,
+)
 MEDIA_URL_TTL = env(
     "DEFECTLAB_MEDIA_URL_TTL",
     "600",

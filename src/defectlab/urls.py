@@ -5,6 +5,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from defectlab.ingest.api import AllowedNetworkViewSet
+from defectlab.jobs.api import JobViewSet
 from defectlab.labeling.api import LabelViewSet, ProjectViewSet, TaskViewSet
 from defectlab.media.views import media
 from defectlab.tenancy.api import (
@@ -26,6 +28,8 @@ router.register("invites", InviteViewSet, basename="invite")
 router.register("projects", ProjectViewSet, basename="project")
 router.register("labels", LabelViewSet, basename="label")
 router.register("tasks", TaskViewSet, basename="task")
+router.register("allowlist", AllowedNetworkViewSet, basename="allowlist")
+router.register("jobs", JobViewSet, basename="job")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -3,10 +3,12 @@ storage plugs in behind the same small interface."""
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 from django.conf import settings
 
@@ -17,6 +19,7 @@ class StorageError(ValueError):
 
 class Storage(Protocol):
     def save(self, key: str, data: bytes) -> None: ...
+    def save_stream(self, key: str, file: IO[bytes]) -> None: ...
     def read(self, key: str) -> bytes: ...
     def open(self, key: str) -> BinaryIO: ...
     def exists(self, key: str) -> bool: ...
@@ -39,13 +42,17 @@ class LocalStorage:
         return self.root.joinpath(*check_key(key).parts)
 
     def save(self, key: str, data: bytes) -> None:
+        self.save_stream(key, io.BytesIO(data))
+
+    def save_stream(self, key: str, file: IO[bytes]) -> None:
+        """Copy ``file`` in chunks (memory stays flat for a large export)."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write-then-rename, so a reader never sees half a file and a crash leaves no torn one.
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
         try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(data)
+            with os.fdopen(handle, "wb") as out:
+                shutil.copyfileobj(file, out, 1024 * 1024)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

@@ -1,0 +1,92 @@
+"""REST API for the organization's allowlist of non-global addresses its URL fetches may reach.
+
+Everyone in an organization may read its allowlist (so an annotator whose import was refused can
+see why); only roles that manage the organization may add or remove entries, and every change
+lands in the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from defectlab.api import TenantViewSet, acting_user
+from defectlab.ingest.models import AllowedNetwork
+from defectlab.ingest.services import add_allowed_network
+from defectlab.params import query_int
+from defectlab.tenancy.models import Organization, User
+from defectlab.tenancy.roles import Can
+from defectlab.tenancy.services import get_scoped, record, require
+
+
+class AllowedNetworkSerializer(serializers.ModelSerializer[AllowedNetwork]):
+    organization = serializers.IntegerField(source="organization_id")
+    value = serializers.CharField(
+        max_length=255,
+        help_text="An IP address, a network such as 10.20.0.0/24 (at most /8 for IPv4, /32 for "
+        "IPv6), or an exact host name. Stored in canonical form.",
+    )
+    kind = serializers.SerializerMethodField()
+    created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="email", read_only=True
+    )
+
+    class Meta:
+        model = AllowedNetwork
+        fields = ["id", "organization", "value", "kind", "note", "created_by", "created_at"]
+        read_only_fields = ["id", "kind", "created_by", "created_at"]
+
+    def get_kind(self, entry: AllowedNetwork) -> str:
+        """``network`` or ``hostname``."""
+        return entry.kind
+
+
+class AllowedNetworkViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, TenantViewSet):
+    """The allowlist: addresses outside the public internet that URL imports may fetch from."""
+
+    queryset = AllowedNetwork.objects.select_related("created_by").order_by("id")
+    serializer_class = AllowedNetworkSerializer
+    capabilities = {"destroy": Can.MANAGE_ORGANIZATION}
+
+    def get_queryset(self) -> QuerySet[AllowedNetwork]:
+        entries = super().get_queryset()
+        organization = query_int(self.request.query_params, "organization")
+        return entries.filter(organization_id=organization) if organization is not None else entries
+
+    @extend_schema(parameters=[OpenApiParameter("organization", int)])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    def create(self, request: Request) -> Response:
+        form = AllowedNetworkSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        organization = get_scoped(
+            Organization.objects.all(), request.user, pk=data["organization_id"]
+        )
+        require(request.user, organization.pk, Can.MANAGE_ORGANIZATION)
+        entry = add_allowed_network(
+            organization, acting_user(request), data["value"], data.get("note", "")
+        )
+        record(
+            request._request,
+            "allowlist.added",
+            organization=organization,
+            target=entry,
+            data={"value": entry.value, "note": entry.note},
+        )
+        return Response(AllowedNetworkSerializer(entry).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: AllowedNetwork) -> None:
+        record(
+            self.request._request,
+            "allowlist.removed",
+            organization=instance.organization_id,
+            target=instance,
+            data={"value": instance.value},
+        )
+        instance.delete()

@@ -1,0 +1,64 @@
+"""The organization's allowlist: the non-global addresses its URL fetches may reach."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from defectlab.tenancy.models import Organization, User
+
+
+class AllowedNetwork(models.Model):
+    """One allowlist entry: a network (``10.20.0.0/24``, ``192.168.1.7/32``, ``fd00:1::/64``) or an
+    exact host name. ``value`` is stored in the canonical form ``policy.normalize_entry`` gives,
+    so the same entry cannot be added twice in two spellings."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="allowed_networks"
+    )
+    value = models.CharField(max_length=255)
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "value"], name="one_allowed_network_per_org"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def kind(self) -> str:
+        return "network" if "/" in self.value else "hostname"
+
+
+class ImportState(models.TextChoices):
+    PENDING = "pending", _("Waiting")
+    DONE = "done", _("Imported")
+    FAILED = "failed", _("Failed")
+
+
+class UrlImportItem(models.Model):
+    """One address of a URL import job and what became of it (its task, or why it failed)."""
+
+    job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="url_items")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    index = models.IntegerField()
+    url = models.TextField()
+    state = models.CharField(
+        max_length=16, choices=ImportState.choices, default=ImportState.PENDING
+    )
+    error = models.TextField(blank=True)
+    rule = models.CharField(max_length=32, blank=True)
+    task = models.ForeignKey(
+        "labeling.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="one_url_import_item_per_index")
+        ]

@@ -1,0 +1,39 @@
+"""The allowlist's rows: reading them into the fetcher's value object, adding entries."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from defectlab.errors import Conflict
+from defectlab.ingest.models import AllowedNetwork
+from defectlab.ingest.policy import Allowlist, normalize_entry
+from defectlab.tenancy.models import Organization, User
+
+
+def allowlist_for(organization: Organization | int) -> Allowlist:
+    """What ``organization``'s fetches may reach beyond the public internet."""
+    organization_id = organization.pk if isinstance(organization, Organization) else organization
+    values = AllowedNetwork.objects.filter(organization_id=organization_id).values_list(
+        "value", flat=True
+    )
+    return Allowlist.from_entries(values)
+
+
+def add_allowed_network(
+    organization: Organization, actor: User | None, value: str, note: str = ""
+) -> AllowedNetwork:
+    """A new entry, in canonical form; Invalid for what cannot be allowed, Conflict for a twin.
+
+    The caller checks the actor's role."""
+    canonical = normalize_entry(value)
+    try:
+        with transaction.atomic():
+            return AllowedNetwork.objects.create(
+                organization=organization, value=canonical, note=note.strip(), created_by=actor
+            )
+    except IntegrityError:
+        raise Conflict(
+            _("%(value)s is already in this organization's allowlist.") % {"value": canonical},
+            details={"value": canonical},
+        ) from None

@@ -1,0 +1,81 @@
+"""Real worker processes for the crash tests: `defectlab worker` started with the test's
+database, data directory and broker, and killed the hard way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.db import connection
+
+
+def database_url() -> str:
+    """The test database as a URL another process can open."""
+    config = connection.settings_dict
+    if config["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{config['NAME']}"
+    host = config.get("HOST") or "127.0.0.1"
+    user = config.get("USER") or ""
+    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
+    credentials = f"{user}{password}@" if user else ""
+    return f"postgresql://{credentials}{host}:{config.get('PORT') or 5432}/{config['NAME']}"
+
+
+class WorkerProcess:
+    def __init__(self, data_dir: Path, broker_url: str, log: Path) -> None:
+        self.env = {
+            **os.environ,
+            "DEFECTLAB_DATABASE_URL": database_url(),
+            "DEFECTLAB_DATA_DIR": str(data_dir),
+            "DEFECTLAB_BROKER_URL": broker_url,
+            "DEFECTLAB_JOB_LEASE_SECONDS": "2",
+            "DEFECTLAB_LOG_FORMAT": "text",
+            "DEFECTLAB_WORKER_THREADS": "1",
+        }
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "defectlab.cli", "worker"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no requeue, no goodbye to the broker."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if worker.process is not None and worker.process.poll() is not None:
+            raise AssertionError(f"the worker exited while waiting for {what}:\n{worker.output()}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}; worker log:\n{worker.output()[-4000:]}")

@@ -1,0 +1,128 @@
+"""A worker killed with SIGKILL in the middle of a job: after a restart the job finishes, its
+result is complete, and nothing is duplicated. Run against both brokers, with real worker
+processes on the real test database (which is why these tests commit: transaction=True)."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from defectlab.ingest.models import ImportState, UrlImportItem
+from defectlab.ingest.services import add_allowed_network
+from defectlab.ingest.urlimport import start_url_import
+from defectlab.jobs import queue
+from defectlab.jobs.models import Job, JobState
+from defectlab.labeling.models import Project, Task
+from defectlab.tenancy.models import Role
+from tests.conftest import Tenant
+from tests.jobs.brokers import BROKERS, RABBITMQ_URL, require_rabbitmq
+from tests.jobs.processes import WorkerProcess, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.parametrize("kind", BROKERS)]
+
+IMAGES = 30
+
+
+def png(index: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (index * 8 % 256, 90, 200 - index)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+class SlowImages(BaseHTTPRequestHandler):
+    """/panel-<n>.png after a pause: slow enough that a kill lands in the middle of the import."""
+
+    def do_GET(self) -> None:
+        time.sleep(0.12)
+        index = int(self.path.strip("/").removeprefix("panel-").removesuffix(".png"))
+        body = png(index)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except BrokenPipeError:
+            pass  # the worker was killed mid-download: that is the point of the test
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def image_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowImages)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def worker(kind: str, tmp_path: Path, settings: Any) -> Iterator[WorkerProcess]:
+    if kind == "rabbitmq":
+        require_rabbitmq()
+        broker_url = RABBITMQ_URL
+    else:
+        broker_url = f"sqlite:///{tmp_path / 'queue.sqlite3'}"
+    data_dir = tmp_path / "data"
+    settings.STORAGE_DIR = data_dir / "storage"  # where the worker process will store images
+    settings.BROKER_URL = broker_url
+    queue.reset()
+    queue.run_job_actor()
+    queue.broker().flush(queue.QUEUE)  # nothing left over from an earlier run
+    process = WorkerProcess(data_dir, broker_url, tmp_path / "worker.log")
+    try:
+        yield process
+    finally:
+        process.stop()
+        queue.reset()
+
+
+def test_a_url_import_survives_a_killed_worker(
+    tenant: Tenant, image_server: str, worker: WorkerProcess
+) -> None:
+    owner = tenant.user(Role.OWNER)
+    add_allowed_network(tenant.organization, owner, "127.0.0.1/32")
+    before = Task.objects.filter(project=tenant.project).count()
+    new_before = Project.objects.get(pk=tenant.project.pk).count_new
+    urls = [f"{image_server}/panel-{index}.png" for index in range(IMAGES)]
+    job = start_url_import(tenant.project, urls, owner)
+
+    worker.start()
+    done = UrlImportItem.objects.filter(job=job, state=ImportState.DONE)
+    wait_until(lambda: done.count() >= 8, 60, "a quarter of the import", worker)
+    worker.kill()
+    assert done.count() < IMAGES, "the kill came too late to test anything"
+
+    worker.start()
+    wait_until(
+        lambda: Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED, 90, "the job", worker
+    )
+    job.refresh_from_db()
+    assert job.result == {"imported": IMAGES, "failed": 0}
+    assert (job.done, job.failed, job.total) == (IMAGES, 0, IMAGES)
+    assert job.attempts >= 2  # it really was run again
+    items = list(UrlImportItem.objects.filter(job=job).order_by("index"))
+    assert [item.state for item in items] == [ImportState.DONE] * IMAGES
+    task_ids = [item.task_id for item in items]
+    assert len(set(task_ids)) == IMAGES
+    # Exactly one task per URL, nothing twice, and each task's image is the one served.
+    assert Task.objects.filter(project=tenant.project).count() == before + IMAGES
+    tasks = {task.pk: task for task in Task.objects.filter(pk__in=task_ids)}
+    for index, item in enumerate(items):
+        task = tasks[item.task_id]
+        assert task.file_name == f"panel-{index}.png"
+        assert (
+            Path(worker.env["DEFECTLAB_DATA_DIR"]) / "storage" / task.image
+        ).read_bytes() == png(index)
+    assert Project.objects.get(pk=tenant.project.pk).count_new == new_before + IMAGES
