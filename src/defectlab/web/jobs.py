@@ -92,4 +92,3 @@ def job_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     except DefectLabError as refusal:
         messages.error(request, refusal.message)
     return redirect("jobs", job.organization_id)
-

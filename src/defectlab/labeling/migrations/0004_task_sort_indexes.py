@@ -5,20 +5,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0003_task_flag_partial_indexes'),
-        ('tenancy', '0001_initial'),
+        ("labeling", "0003_task_flag_partial_indexes"),
+        ("tenancy", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['project', 'file_name', 'id'], name='task_project_file_name'),
+            model_name="task",
+            index=models.Index(
+                fields=["project", "file_name", "id"], name="task_project_file_name"
+            ),
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['project', 'updated_at', 'id'], name='task_project_updated'),
+            model_name="task",
+            index=models.Index(fields=["project", "updated_at", "id"], name="task_project_updated"),
         ),
     ]
