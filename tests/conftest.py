@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from PIL import Image
 from rest_framework.test import APIClient
 
@@ -17,6 +20,18 @@ from defectlab.labeling import services, workflow
 from defectlab.labeling.models import Label, Project, Task
 from defectlab.tenancy.models import Membership, Organization, Role, User
 from defectlab.tenancy.services import create_organization
+
+# No timing in tests (bench/ measures speed): hypothesis's per-example deadline and its
+# too-slow check would fail on a busy CI machine, not on a wrong answer.
+# In CI the examples are derandomized, so a run is repeatable; locally they vary and keep
+# looking for new counterexamples.
+hypothesis_settings.register_profile(
+    "defectlab",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("CI") == "true",
+)
+hypothesis_settings.load_profile("defectlab")
 
 ROLES = [Role.OWNER, Role.ADMIN, Role.MANAGER, Role.REVIEWER, Role.ANNOTATOR]
 

@@ -4,6 +4,7 @@ processes on the real test database (which is why these tests commit: transactio
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import time
@@ -48,10 +49,9 @@ class SlowImages(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "image/png")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        try:
+        # The worker may be killed mid-download: that is the point of the test.
+        with contextlib.suppress(BrokenPipeError):
             self.wfile.write(body)
-        except BrokenPipeError:
-            pass  # the worker was killed mid-download: that is the point of the test
 
     def log_message(self, *args: Any) -> None:
         pass

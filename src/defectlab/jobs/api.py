@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import FileResponse, HttpResponseBase
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
@@ -13,13 +16,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from defectlab.api import TenantViewSet, acting_user
+from defectlab.errors import NotFound
 from defectlab.jobs import services
-from defectlab.jobs.models import Job
+from defectlab.jobs.models import Job, JobState
+from defectlab.media.storage import default_storage
 from defectlab.params import decode_cursor, encode_cursor, query_int
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require, role_in
 
 PAGE = 50
+ITEMS_PAGE = 500
 
 
 def job_rate(job: Job) -> float | None:
@@ -66,6 +72,15 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         return job_rate(job)
 
 
+class UrlImportItemSerializer(serializers.Serializer[Any]):
+    index = serializers.IntegerField()
+    url = serializers.CharField()
+    state = serializers.CharField()
+    error = serializers.CharField()
+    rule = serializers.CharField()
+    task = serializers.IntegerField(source="task_id", allow_null=True)
+
+
 class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
     queryset = Job.objects.select_related("started_by")
     serializer_class = JobSerializer
@@ -100,6 +115,49 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
                 "results": JobSerializer(page[:PAGE], many=True).data,
                 "next_cursor": encode_cursor(page[PAGE - 1].pk) if len(page) > PAGE else None,
             }
+        )
+
+    @extend_schema(
+        parameters=[OpenApiParameter("state", str, enum=["pending", "done", "failed"])],
+        responses=UrlImportItemSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def items(self, request: Request, pk: str) -> Response:
+        """The per-URL results of a URL import, in list order, 500 a page (`?after=<index>`)."""
+        from defectlab.ingest.models import UrlImportItem
+
+        job = self.get_object()
+        rows = UrlImportItem.objects.filter(job=job).order_by("index")
+        state = request.query_params.get("state")
+        if state:
+            rows = rows.filter(state=state)
+        after = query_int(request.query_params, "after")
+        if after is not None:
+            rows = rows.filter(index__gt=after)
+        page = list(rows[:ITEMS_PAGE])
+        return Response(
+            {
+                "results": UrlImportItemSerializer(page, many=True).data,
+                "next_after": page[-1].index if len(page) == ITEMS_PAGE else None,
+            }
+        )
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str) -> HttpResponseBase:
+        """The archive an export job wrote (404 until it has succeeded)."""
+        job = self.get_object()
+        key = job.result.get("key") if job.state == JobState.SUCCEEDED else None
+        if job.kind != "export" or not isinstance(key, str):
+            raise NotFound(_("This job has no file to download."))
+        storage = default_storage()
+        if not storage.exists(key):
+            raise NotFound(_("The exported file is no longer in storage."))
+        return FileResponse(
+            storage.open(key),
+            as_attachment=True,
+            filename=job.result.get("file_name") or f"export-{job.pk}.zip",
+            content_type="application/zip",
         )
 
     @extend_schema(request=None, responses=JobSerializer)

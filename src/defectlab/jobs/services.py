@@ -61,19 +61,28 @@ def cancel_job(job: Job) -> Job:
 def retry_job(job: Job, user: User | None) -> Job:
     """Start a failed or cancelled job again with the same parameters. Handlers that keep
     per-item records (URL imports) skip what already succeeded, so this retries only failures."""
-    if job.state not in (JobState.FAILED, JobState.CANCELLED):
-        raise Conflict(_("Only a failed or cancelled job can be retried."))
+    if not retryable(job):
+        raise Conflict(
+            _("Only a failed or cancelled job, or one with failed steps, can be retried.")
+        )
     with transaction.atomic():
         Job.objects.filter(pk=job.pk).update(
             state=JobState.QUEUED,
             cancel_requested=False,
             error="",
+            failed=0,
             finished_at=None,
             updated_at=timezone.now(),
         )
         transaction.on_commit(lambda: send(job.pk))
     job.refresh_from_db()
     return job
+
+
+def retryable(job: Job) -> bool:
+    return job.state in (JobState.FAILED, JobState.CANCELLED) or (
+        job.state == JobState.SUCCEEDED and job.failed > 0
+    )
 
 
 def recent_jobs(queryset: QuerySet[Job], *, project: Any = None) -> QuerySet[Job]:

@@ -19,7 +19,10 @@ from rest_framework.response import Response
 from defectlab.api import TenantViewSet, acting_user
 from defectlab.errors import Invalid
 from defectlab.ingest.uploads import images_from_uploads
+from defectlab.ingest.urlimport import start_url_import, urls_from_entries, urls_from_file
+from defectlab.jobs.api import JobSerializer
 from defectlab.labeling import services, workflow
+from defectlab.labeling.exports import start_export
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
@@ -104,10 +107,10 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
         read_only_fields = [field for field in fields if field != "assignee"]
 
     def get_image_url(self, task: Task) -> str | None:
-        return signed_url(task.pk, "image") if services.is_stored(task) else None
+        return signed_url(task.pk, "image") if services.is_viewable(task) else None
 
     def get_thumbnail_url(self, task: Task) -> str | None:
-        return signed_url(task.pk, "thumb") if services.is_stored(task) else None
+        return signed_url(task.pk, "thumb") if services.is_viewable(task) else None
 
     def validate_assignee(self, user: User | None) -> User | None:
         task = self.instance
@@ -137,7 +140,7 @@ def task_rows(tasks: list[Task]) -> list[dict[str, Any]]:
     DRF builds 15 fields per request and walks them per task, 60 % of a task page's time."""
     rows = []
     for task in tasks:
-        stored = services.is_stored(task)
+        viewable = services.is_viewable(task)
         rows.append(
             {
                 "id": task.pk,
@@ -151,8 +154,8 @@ def task_rows(tasks: list[Task]) -> list[dict[str, Any]]:
                 "lock_expires_at": _iso(task.lock_expires_at),
                 "has_annotation": task.has_annotation,
                 "has_prediction": task.has_prediction,
-                "image_url": signed_url(task.pk, "image") if stored else None,
-                "thumbnail_url": signed_url(task.pk, "thumb") if stored else None,
+                "image_url": signed_url(task.pk, "image") if viewable else None,
+                "thumbnail_url": signed_url(task.pk, "thumb") if viewable else None,
                 "created_at": _iso(task.created_at),
                 "updated_at": _iso(task.updated_at),
             }
@@ -257,6 +260,8 @@ class ProjectViewSet(
         "labels": Can.VIEW,
         "upload": Can.MANAGE_PROJECTS,
         "import_tasks": Can.MANAGE_PROJECTS,
+        "import_urls": Can.MANAGE_PROJECTS,
+        "export": Can.MANAGE_PROJECTS,
         "assign": Can.MANAGE_PROJECTS,
         "next_task": Can.ANNOTATE,
         "next_review": Can.REVIEW,
@@ -383,6 +388,60 @@ class ProjectViewSet(
             data={"count": created},
         )
         return Response({"created": created}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request={
+            "application/json": OpenApiTypes.OBJECT,
+            "multipart/form-data": OpenApiTypes.OBJECT,
+        },
+        responses={202: JobSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="import-urls",
+        parser_classes=[JSONParser, MultiPartParser, FormParser],
+    )
+    def import_urls(self, request: Request, pk: str) -> Response:
+        """Download images from URLs into the project, as a job: `{"urls": [...]}`, or a
+        .txt / .csv / .json list uploaded as `file`. Every URL goes through the guarded fetcher;
+        each keeps its own result (`/api/jobs/{id}/items/`)."""
+        project = self.get_object()
+        upload = request.FILES.get("file")
+        if upload is not None:
+            urls = urls_from_file(upload.name or "list.txt", upload.read())
+        else:
+            data = request.data
+            urls = urls_from_entries(data.get("urls") if isinstance(data, dict) else data)
+        job = start_url_import(project, urls, acting_user(request))
+        record(
+            request._request,
+            "tasks.url_import_started",
+            organization=project.organization_id,
+            target=project,
+            data={"count": len(urls), "job": job.pk},
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT}, responses={202: JobSerializer}
+    )
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser])
+    def export(self, request: Request, pk: str) -> Response:
+        """Export the project as a dataset, as a job: `{"format": "yolo", "only_approved": false,
+        "include_predictions": false, "split": {"train": 0.8, "val": 0.2}, "seed": 0}`. The zip is
+        at `/api/jobs/{id}/download/` once the job has succeeded."""
+        project = self.get_object()
+        options = request.data if isinstance(request.data, dict) else {}
+        job = start_export(project, options, acting_user(request))
+        record(
+            request._request,
+            "project.export_started",
+            organization=project.organization_id,
+            target=project,
+            data={"format": job.params["format"], "job": job.pk},
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=AssignSerializer, responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])

@@ -539,6 +539,12 @@ def is_stored(task: Task) -> bool:
     return _is_stored(task.image)
 
 
+def is_viewable(task: Task) -> bool:
+    """True when browsers can be given the task's image: it is stored, or it is an http(s)
+    reference the media view fetches through the guarded fetcher."""
+    return _is_stored(task.image) or task.image.startswith(("http://", "https://"))
+
+
 def recount(project: Project) -> None:
     """Recompute the stored counters from the tasks (a repair tool; normal paths keep them)."""
     counts = {counter: 0 for counter in COUNTER.values()}

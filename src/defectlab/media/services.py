@@ -73,3 +73,29 @@ def variant_bytes(
     if display is not original and display != original:
         storage.save(cache_key, display)
     return display, content_type
+
+
+def remote_variant(
+    task_id: int, organization_id: int, url: str, variant: Variant
+) -> tuple[bytes, str]:
+    """A variant of an image kept by reference: fetched through the guarded fetcher under the
+    organization's allowlist each time (that is what "by reference" means), except thumbnails,
+    which are cached like those of stored images. Refusals and failures raise the fetcher's
+    errors, which name the rule."""
+    from defectlab.ingest.fetcher import fetch
+    from defectlab.ingest.services import allowlist_for
+
+    storage = default_storage()
+    cache_key = f"cache/remote/{task_id}.jpg"
+    if variant == "thumb" and storage.exists(cache_key):
+        return storage.read(cache_key), "image/jpeg"
+    fetched = fetch(
+        url,
+        allowlist=allowlist_for(organization_id),
+        max_bytes=settings.MAX_UPLOAD_MB * 1024 * 1024,
+    )
+    if variant == "thumb":
+        data = thumbnail(fetched.body)
+        storage.save(cache_key, data)
+        return data, "image/jpeg"
+    return render_for_display(fetched.body)

@@ -9,20 +9,36 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from defectlab.api import error_body
+from defectlab.errors import DefectLabError
 from defectlab.labeling.models import Task
-from defectlab.labeling.services import is_stored
-from defectlab.media.services import read_grant, variant_bytes
+from defectlab.labeling.services import is_stored, is_viewable
+from defectlab.media.services import read_grant, remote_variant, variant_bytes
 
 
 @require_GET
 def media(request: HttpRequest, token: str) -> HttpResponse:
     grant = read_grant(token)
-    task = Task.objects.filter(pk=grant.task_id).only("image").first() if grant else None
-    if grant is None or task is None or not is_stored(task):
+    task = (
+        Task.objects.filter(pk=grant.task_id).only("image", "organization_id").first()
+        if grant
+        else None
+    )
+    if grant is None or task is None or not is_viewable(task):
         return JsonResponse(
             error_body("not_found", _("This image link has expired or is not valid.")), status=404
         )
-    data, content_type = variant_bytes(task.image, grant.variant)
+    try:
+        if is_stored(task):
+            data, content_type = variant_bytes(task.image, grant.variant)
+        else:
+            data, content_type = remote_variant(
+                task.pk, task.organization_id, task.image, grant.variant
+            )
+    except DefectLabError as failure:
+        # A reference the policy refuses or that cannot be fetched: say which rule, and why.
+        return JsonResponse(
+            error_body(failure.code, failure.message, failure.details), status=failure.status
+        )
     response = HttpResponse(data, content_type=content_type)
     response["Cache-Control"] = f"private, max-age={max(0, grant.expires - int(time.time()))}"
     response["Content-Disposition"] = "inline"

@@ -51,6 +51,7 @@ def _rows(request: HttpRequest, organization: Organization) -> dict[str, Any]:
             "rate": job_rate(job),
             "may_steer": may_manage or job.started_by_id == request.user.pk,
             "finished": job.state in FINISHED,
+            "retryable": services.retryable(job),
         }
         for job in jobs
     ]

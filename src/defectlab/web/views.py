@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.i18n import set_language as django_set_language
 
@@ -187,7 +187,7 @@ def project(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "project": current,
         "rows": [
-            (task, signed_url(task.pk, "thumb") if services.is_stored(task) else None)
+            (task, signed_url(task.pk, "thumb") if services.is_viewable(task) else None)
             for task in tasks
         ],
         "next_cursor": next_cursor,
@@ -209,12 +209,12 @@ def project(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 SORT_OPTIONS = [
-    ("id", _lazy("Oldest first")),
-    ("-id", _lazy("Newest first")),
-    ("file_name", _lazy("File name A–Z")),
-    ("-file_name", _lazy("File name Z–A")),
-    ("-updated", _lazy("Recently changed")),
-    ("updated", _lazy("Longest unchanged")),
+    ("id", gettext_lazy("Oldest first")),
+    ("-id", gettext_lazy("Newest first")),
+    ("file_name", gettext_lazy("File name A–Z")),
+    ("-file_name", gettext_lazy("File name Z–A")),
+    ("-updated", gettext_lazy("Recently changed")),
+    ("updated", gettext_lazy("Longest unchanged")),
 ]
 
 

@@ -9,7 +9,7 @@ from django.middleware.csrf import get_token
 from django.urls import reverse
 
 from defectlab.labeling.models import Annotation, Review, Task, TaskStatus, Verdict
-from defectlab.labeling.services import is_stored
+from defectlab.labeling.services import is_viewable
 from defectlab.media.services import signed_url
 from defectlab.web.canvas_strings import CANVAS_STRINGS
 
@@ -34,7 +34,7 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
             "id": task.pk,
             "width": task.width,
             "height": task.height,
-            "imageUrl": signed_url(task.pk, "image") if is_stored(task) else None,
+            "imageUrl": signed_url(task.pk, "image") if is_viewable(task) else None,
             "fileName": task.file_name,
             "status": task.status,
         },
@@ -81,7 +81,7 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
         "configUrl": _per_task_url(f"{mode}_config"),
         "nextTask": {
             "id": following.pk,
-            "imageUrl": signed_url(following.pk, "image") if is_stored(following) else None,
+            "imageUrl": signed_url(following.pk, "image") if is_viewable(following) else None,
         }
         if following
         else None,

@@ -1,0 +1,388 @@
+"""Zip archives in and out: a streaming zip writer for exports, and a guarded reader of zip
+archives, folders or single files for imports.
+
+The writer never holds an image in memory: each one is copied in chunks into its member, and
+already-compressed formats are stored rather than deflated. It also works on output that cannot
+seek (an HTTP response, an upload stream). The reader refuses, before any data is read, entries
+that would escape the archive, symlinks, encrypted entries and archives that unpack to more than
+the limits allow; afterwards zipfile itself never inflates a member past its declared size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import posixpath
+import re
+import stat
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from django.utils.translation import gettext as _
+
+from defectlab.datasets.model import DatasetError, ImageOpener
+
+CHUNK = 1 << 20
+MB = 1 << 20
+# Already compressed: deflating them again costs CPU and saves nothing.
+STORED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".zip"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+_JUNK = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What an import may hold; the caller passes its settings in."""
+
+    max_entries: int = 200_000
+    max_member_bytes: int = 2048 * MB
+    max_total_bytes: int = 64 * 1024 * MB
+    # Annotation files (JSON, XML, text) are parsed in memory, so they get a tighter cap.
+    max_text_bytes: int = 512 * MB
+    # A deflated member this many times smaller than its content is a bomb, not a dataset.
+    max_ratio: int = 250
+    max_image_pixels: int | None = None
+
+
+def unsafe_name(name: str) -> bool:
+    """Whether a member name could point outside the archive or be read differently on
+    another system (backslashes are separators on Windows, so they are refused too)."""
+    return (
+        not name
+        or name.startswith("/")
+        or "\\" in name
+        or "\x00" in name
+        or bool(_DRIVE.match(name))
+        or any(part in ("..", ".") for part in name.rstrip("/").split("/"))
+    )
+
+
+def check_member_name(name: str) -> str:
+    """Return `name` if it is a safe relative member path, else raise DatasetError."""
+    if unsafe_name(name) or "//" in name or name.endswith("/"):
+        raise DatasetError(_("This file name is not a safe relative path."), where=name)
+    return name
+
+
+def stem(name: str) -> str:
+    """The member name without its suffix. (pathlib interns every path part it parses, which
+    grows memory with each item of a large export, so hot export paths use posixpath.)"""
+    return posixpath.splitext(name)[0]
+
+
+def is_junk(name: str) -> bool:
+    return any(part in _JUNK or part.startswith("._") for part in name.split("/"))
+
+
+class _CountingWriter(io.RawIOBase):
+    """Write-only pass-through that counts bytes; it has no seek, so zipfile streams
+    (sizes go in data descriptors after each member instead of being patched in)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.out.write(data)
+        self.count += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def _unreadable(name: str) -> DatasetError:
+    return DatasetError(_("The image could not be read from storage."), where=name)
+
+
+class ZipSink:
+    """The export archive. Member names are checked and must be unique."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        seekable = False
+        with contextlib.suppress(AttributeError, OSError):
+            seekable = out.seekable()
+        self._counter: _CountingWriter | None = None
+        self._start = 0
+        if seekable:
+            self._start = out.tell()
+            target: IO[bytes] = out
+        else:
+            self._counter = _CountingWriter(out)
+            target = self._counter  # type: ignore[assignment]
+        self._out = out
+        self._zip = zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+        # Every member gets the export's start time: one shared tuple, not one per member.
+        self._now = time.localtime()[:6]
+        # Needed to refuse duplicates; zipfile keeps its own per-member record anyway (the
+        # central directory), so this adds a little to that, not to the images.
+        self._names: set[str] = set()
+
+    def _info(self, name: str, *, compress: bool) -> zipfile.ZipInfo:
+        check_member_name(name)
+        if name in self._names:
+            raise DatasetError(_("Two items would be written to this same file."), where=name)
+        self._names.add(name)
+        info = zipfile.ZipInfo(name, date_time=self._now)
+        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        info.external_attr = 0o644 << 16
+        return info
+
+    def write_text(self, name: str, text: str) -> None:
+        self._zip.writestr(self._info(name, compress=True), text.encode("utf-8"))
+
+    def copy_image(self, name: str, opener: ImageOpener) -> int:
+        """Copy an image into a new member in chunks; returns the bytes copied. Read failures
+        name the member; write failures (the output) propagate as they are."""
+        compress = posixpath.splitext(name)[1].lower() not in STORED_SUFFIXES
+        try:
+            source = opener()
+        except OSError as error:
+            raise _unreadable(name) from error
+        total = 0
+        with (
+            source,
+            self._zip.open(self._info(name, compress=compress), "w", force_zip64=True) as dst,
+        ):
+            while True:
+                try:
+                    chunk = source.read(CHUNK)
+                except OSError as error:
+                    raise _unreadable(name) from error
+                if not chunk:
+                    return total
+                dst.write(chunk)
+                total += len(chunk)
+
+    def write_parts(self, name: str, parts: list[str | Spool]) -> None:
+        """One deflated member made of literal text and spooled fragments, in order."""
+        with self._zip.open(self._info(name, compress=True), "w", force_zip64=True) as member:
+            for part in parts:
+                if isinstance(part, Spool):
+                    part.copy_into(member)
+                else:
+                    member.write(part.encode("utf-8"))
+
+    def abort(self) -> None:
+        """Close after a failed export so nothing writes to `out` later (zipfile would from
+        its finaliser); what was written is a partial archive for the caller to discard."""
+        with contextlib.suppress(Exception):
+            self._zip.close()
+
+    def close(self) -> int:
+        """Finish the archive (central directory) and return its size in bytes."""
+        self._zip.close()
+        if self._counter is not None:
+            return self._counter.count
+        return self._out.tell() - self._start
+
+
+class Spool:
+    """Text written now and copied into a member later, kept on disk past 256 KB. It lets one
+    JSON or XML member hold every item while the images stream into the archive first."""
+
+    def __init__(self) -> None:
+        # Closed by copy_into or close, which the exporters call in a finally block.
+        self._file = tempfile.SpooledTemporaryFile(max_size=256 * 1024)  # noqa: SIM115
+        self.count = 0
+
+    def add(self, text: str, *, separator: str = "") -> None:
+        if self.count and separator:
+            self._file.write(separator.encode("utf-8"))
+        self._file.write(text.encode("utf-8"))
+        self.count += 1
+
+    def copy_into(self, member: IO[bytes]) -> None:
+        self._file.seek(0)
+        while chunk := self._file.read(CHUNK):
+            member.write(chunk)
+        self._file.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Source:
+    """A read-only tree of files (zip archive, folder or one file) with `/`-separated names,
+    relative to the dataset's root (see `root_at`)."""
+
+    def __init__(self, sizes: dict[str, int], limits: Limits) -> None:
+        self.limits = limits
+        wanted = {name: size for name, size in sizes.items() if not is_junk(name)}
+        if len(wanted) > limits.max_entries:
+            raise DatasetError(
+                _("The archive holds %(count)s files; the limit is %(limit)s.")
+                % {"count": len(wanted), "limit": limits.max_entries}
+            )
+        for name, size in wanted.items():
+            if size > limits.max_member_bytes:
+                raise DatasetError(_("This file is larger than the import limit."), where=name)
+        if sum(wanted.values()) > limits.max_total_bytes:
+            raise DatasetError(_("The archive unpacks to more than the import limit."))
+        self._prefix = ""
+        self._sizes = wanted
+
+    def root_at(self, found: Callable[[Iterable[str]], bool]) -> None:
+        """Look inside the archive's only top folder when the dataset is not at the top
+        (`found` tells whether a set of names holds the format's marker files)."""
+        if found(self._sizes):
+            return
+        prefix = _common_folder(self._sizes)
+        inner = {name[len(prefix) :]: size for name, size in self._sizes.items()}
+        if prefix and found(inner):
+            self._prefix, self._sizes = prefix, inner
+
+    def names(self) -> list[str]:
+        return sorted(self._sizes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._sizes
+
+    def size(self, name: str) -> int:
+        return self._sizes[name]
+
+    def open(self, name: str) -> IO[bytes]:
+        raise NotImplementedError
+
+    def read(self, name: str) -> bytes:
+        """The whole content of an annotation file, within the text limit."""
+        if self._sizes[name] > self.limits.max_text_bytes:
+            raise DatasetError(_("This annotation file is too large to import."), where=name)
+        with self.open(name) as file:
+            data = file.read(self.limits.max_text_bytes + 1)
+        if len(data) > self.limits.max_text_bytes:
+            raise DatasetError(_("This annotation file is too large to import."), where=name)
+        return data
+
+    def opener(self, name: str) -> ImageOpener:
+        return lambda: self.open(name)
+
+    def close(self) -> None:
+        pass
+
+
+def _common_folder(sizes: dict[str, int]) -> str:
+    firsts = {name.split("/", 1)[0] for name in sizes}
+    if len(firsts) == 1 and all("/" in name for name in sizes):
+        return firsts.pop() + "/"
+    return ""
+
+
+class ZipSource(Source):
+    def __init__(self, path: Path, limits: Limits) -> None:
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as error:
+            raise DatasetError(_("This is not a readable zip archive."), where=path.name) from error
+        try:
+            self._infos = self._check(limits)
+            super().__init__({name: info.file_size for name, info in self._infos.items()}, limits)
+        except BaseException:
+            self._zip.close()
+            raise
+
+    def _check(self, limits: Limits) -> dict[str, zipfile.ZipInfo]:
+        infos: dict[str, zipfile.ZipInfo] = {}
+        # Every entry is checked before any is read: one bad entry refuses the whole archive.
+        for info in self._zip.infolist():
+            name = info.filename
+            if unsafe_name(name):
+                raise DatasetError(
+                    _("This entry's path points outside the archive; nothing was imported."),
+                    where=name,
+                )
+            if info.is_dir():
+                continue
+            if info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16):
+                raise DatasetError(_("Symbolic links are not accepted in archives."), where=name)
+            if info.flag_bits & 0x1:
+                raise DatasetError(_("This entry is encrypted."), where=name)
+            if name in infos:
+                raise DatasetError(_("The archive holds this file twice."), where=name)
+            if info.file_size > MB and info.file_size > info.compress_size * limits.max_ratio:
+                raise DatasetError(
+                    _("This entry is compressed suspiciously well (a zip bomb?)."), where=name
+                )
+            infos[name] = info
+        return infos
+
+    def open(self, name: str) -> IO[bytes]:
+        try:
+            return self._zip.open(self._infos[self._prefix + name])
+        except (zipfile.BadZipFile, OSError, NotImplementedError) as error:
+            raise DatasetError(_("This entry is damaged."), where=name) from error
+
+    def read(self, name: str) -> bytes:
+        try:
+            return super().read(name)
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            raise DatasetError(_("This entry is damaged."), where=name) from error
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+class FolderSource(Source):
+    def __init__(self, root: Path, limits: Limits) -> None:
+        self._root = root
+        sizes: dict[str, int] = {}
+        for name, path in _walk(root):
+            sizes[name] = path.stat().st_size
+        super().__init__(sizes, limits)
+
+    def open(self, name: str) -> IO[bytes]:
+        path = self._root / (self._prefix + name)
+        # O_NOFOLLOW: a file swapped for a symlink after the walk is still refused.
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            return os.fdopen(os.open(path, flags), "rb")
+        except OSError as error:
+            raise DatasetError(_("This file could not be read."), where=name) from error
+
+
+def _walk(root: Path) -> Iterator[tuple[str, Path]]:
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        base = Path(folder)
+        for entry in (*dirs, *files):
+            path = base / entry
+            if path.is_symlink():
+                name = path.relative_to(root).as_posix()
+                raise DatasetError(_("Symbolic links are not accepted in archives."), where=name)
+        for entry in files:
+            path = base / entry
+            # Only regular files: opening a FIFO or a device would block or read forever.
+            if stat.S_ISREG(path.lstat().st_mode):
+                yield path.relative_to(root).as_posix(), path
+
+
+class FileSource(FolderSource):
+    """A single annotation file given on its own (a Label Studio or COCO JSON)."""
+
+    def __init__(self, path: Path, limits: Limits) -> None:
+        if path.is_symlink():
+            raise DatasetError(_("Symbolic links are not accepted in archives."), where=path.name)
+        self._root = path.parent
+        self._prefix = ""
+        Source.__init__(self, {path.name: path.stat().st_size}, limits)
+
+
+def open_source(path: str | os.PathLike[str], limits: Limits | None = None) -> Source:
+    limits = limits or Limits()
+    target = Path(path)
+    if target.is_dir():
+        return FolderSource(target, limits)
+    if not target.is_file():
+        raise DatasetError(_("There is no file or folder here."), where=str(path))
+    if zipfile.is_zipfile(target):
+        return ZipSource(target, limits)
+    return FileSource(target, limits)

@@ -1,0 +1,198 @@
+"""Exporting a project as a dataset, as a job: tasks become `datasets.DatasetItem`s one chunk at
+a time, the chosen format adapter streams them into a zip, and the zip lands in storage under a
+key fixed by the job's id — so a second run (after a crash) replaces the file, never adds one.
+
+Options (the job's params): ``format`` (see ``datasets.FORMATS``), ``only_approved``,
+``include_predictions``, ``include_images`` (default true) and ``split`` — ratios such as
+``{"train": 0.8, "val": 0.2}`` with a ``seed``; each task's split is drawn from the seed and its
+own id, so it is the same in every run and does not depend on which tasks are exported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from defectlab.datasets import FORMATS, SPLITS, DatasetHeader, DatasetItem, DatasetLabel, export
+from defectlab.errors import Invalid
+from defectlab.geometry import Shape, shapes_from_json
+from defectlab.jobs.models import Job
+from defectlab.jobs.runner import Progress
+from defectlab.jobs.services import start_job
+from defectlab.labeling.models import Annotation, Prediction, Project, Task, TaskStatus
+from defectlab.labeling.services import is_stored
+from defectlab.media.storage import default_storage
+from defectlab.tenancy.models import User
+
+KIND = "export"
+CHUNK = 500
+
+
+def clean_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The export options a person asked for, checked; Invalid names the one that is wrong."""
+    format_name = options.get("format")
+    if format_name not in FORMATS:
+        raise Invalid(_("Choose an export format: %(formats)s.") % {"formats": ", ".join(FORMATS)})
+    split = options.get("split") or {}
+    if not isinstance(split, Mapping) or any(
+        name not in SPLITS or not isinstance(ratio, int | float) or ratio < 0
+        for name, ratio in split.items()
+    ):
+        raise Invalid(_("The split gives each of train, val, test a ratio of zero or more."))
+    if split and sum(split.values()) <= 0:
+        raise Invalid(_("The split ratios add up to nothing."))
+    seed = options.get("seed", 0)
+    if not isinstance(seed, int):
+        raise Invalid(_("The seed must be a whole number."))
+    return {
+        "format": format_name,
+        "only_approved": bool(options.get("only_approved", False)),
+        "include_predictions": bool(options.get("include_predictions", False)),
+        "include_images": bool(options.get("include_images", True)),
+        "split": {name: float(ratio) for name, ratio in split.items()},
+        "seed": seed,
+    }
+
+
+def start_export(project: Project, options: Mapping[str, Any], user: User | None) -> Job:
+    return start_job(
+        project.organization, KIND, params=clean_options(options), user=user, project=project
+    )
+
+
+def split_of(task_id: int, ratios: Mapping[str, float], seed: int) -> str | None:
+    """The split a task falls in: a stable draw from (seed, task id), cut by the ratios."""
+    if not ratios:
+        return None
+    digest = hashlib.sha256(f"{seed}:{task_id}".encode()).digest()
+    draw = int.from_bytes(digest[:8], "big") / 2**64 * sum(ratios.values())
+    for name in SPLITS:
+        draw -= ratios.get(name, 0.0)
+        if draw < 0:
+            return name
+    return next(name for name in reversed(SPLITS) if ratios.get(name))
+
+
+def export_key(job: Job) -> str:
+    return f"org/{job.organization_id}/exports/job-{job.pk}.zip"
+
+
+def download_name(job: Job) -> str:
+    project = job.project.name if job.project else "dataset"
+    safe = re.sub(r"[^\w.-]+", "-", project, flags=re.UNICODE).strip("-") or "dataset"
+    return f"{safe}-{job.params.get('format', 'export')}-{job.pk}.zip"
+
+
+def run_export(job: Job, progress: Progress) -> dict[str, Any]:
+    project = Project.objects.get(pk=job.project_id or 0)
+    options = clean_options(job.params)
+    tasks = Task.objects.filter(project=project)
+    if options["only_approved"]:
+        tasks = tasks.filter(status=TaskStatus.APPROVED)
+    progress.total(tasks.count())
+    progress.at(0)
+    header = DatasetHeader(
+        labels=[
+            DatasetLabel(label.pk, label.name, label.color)
+            for label in project.labels.order_by("order", "id")
+        ],
+        tags=[tag["name"] if isinstance(tag, dict) else str(tag) for tag in project.tags],
+        name=project.name,
+    )
+    storage = default_storage()
+    # The zip is spooled to a temporary file (on disk past 16 MB) and then copied into storage
+    # in chunks: memory stays flat, and storage only ever holds a finished archive.
+    with tempfile.SpooledTemporaryFile(
+        max_size=16 * 1024 * 1024, dir=str(settings.DATA_DIR)
+    ) as out:
+        stats = export(
+            options["format"],
+            header,
+            _items(tasks, options, storage),
+            out,
+            include_images=options["include_images"],
+            on_item=lambda _count: progress.step(),
+        )
+        out.seek(0)
+        storage.save_stream(export_key(job), out)
+    return {
+        "key": export_key(job),
+        "file_name": download_name(job),
+        "format": options["format"],
+        "items": stats.items,
+        "images": stats.images,
+        "bytes": stats.bytes,
+        "skipped_shapes": stats.skipped_shapes,
+    }
+
+
+def _items(tasks: Any, options: Mapping[str, Any], storage: Any) -> Iterator[DatasetItem]:
+    """The project's tasks as dataset items, read CHUNK at a time in id order."""
+    after = 0
+    used_names: set[str] = set()
+    while True:
+        chunk = list(tasks.filter(id__gt=after).order_by("id")[:CHUNK])
+        if not chunk:
+            return
+        after = chunk[-1].pk
+        ids = [task.pk for task in chunk]
+        annotations = {a.task_id: a for a in Annotation.objects.filter(task_id__in=ids)}
+        predictions: dict[int, list[Shape]] = {}
+        if options["include_predictions"]:
+            for prediction in Prediction.objects.filter(task_id__in=ids).order_by("task_id", "id"):
+                predictions.setdefault(prediction.task_id, []).extend(
+                    shapes_from_json(prediction.shapes)
+                )
+        for task in chunk:
+            annotation = annotations.get(task.pk)
+            yield DatasetItem(
+                key=str(task.pk),
+                file_name=_unique_name(task, used_names),
+                width=task.width or 0,
+                height=task.height or 0,
+                shapes=shapes_from_json(annotation.shapes) if annotation else [],
+                tags=list(annotation.tags) if annotation else [],
+                split=split_of(task.pk, options["split"], options["seed"]),
+                image=_opener(task, storage),
+                predictions=predictions.get(task.pk, []),
+                image_ref=None if is_stored(task) else task.image,
+            )
+
+
+def _unique_name(task: Task, used: set[str]) -> str:
+    """The task's file name, made unique in the archive (two uploads may share a name)."""
+    name = re.sub(r"[\\/\x00-\x1f]+", "_", task.file_name).strip(" .") or f"task-{task.pk}"
+    if name in used:
+        stem, dot, suffix = name.rpartition(".")
+        name = f"{stem}-{task.pk}.{suffix}" if dot else f"{name}-{task.pk}"
+    used.add(name)
+    return name
+
+
+def _opener(task: Task, storage: Any) -> Callable[[], IO[bytes]]:
+    """Opens the task's image when the writer gets to it: from storage, or for a task kept
+    by reference, from its URL through the guarded fetcher (the organization's allowlist)."""
+    key = task.image
+    if is_stored(task):
+        return lambda: storage.open(key)
+    organization_id = task.organization_id
+
+    def fetch_remote() -> IO[bytes]:
+        from defectlab.ingest.fetcher import fetch
+        from defectlab.ingest.services import allowlist_for
+
+        fetched = fetch(
+            key,
+            allowlist=allowlist_for(organization_id),
+            max_bytes=settings.MAX_UPLOAD_MB * 1024 * 1024,
+        )
+        return io.BytesIO(fetched.body)
+
+    return fetch_remote
