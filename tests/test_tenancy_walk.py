@@ -46,6 +46,9 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "annotate_config": Task,
     "review_config": Task,
     "jobs": Organization,
+    "job": Job,
+    "project_data": Project,
+    "network_access": Organization,
     "job_cancel": Job,
     "job_retry": Job,
 }

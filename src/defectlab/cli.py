@@ -209,6 +209,126 @@ def worker(threads: int | None) -> None:
     run_worker(threads or settings.WORKER_THREADS)
 
 
+def _project_and_user(project_id: int, email: str | None) -> tuple[Any, Any]:
+    from django.conf import settings
+
+    from defectlab.labeling.models import Project
+    from defectlab.tenancy.models import User
+
+    project = Project.objects.select_related("organization").filter(pk=project_id).first()
+    if project is None:
+        raise click.ClickException(f"There is no project {project_id}.")
+    user = User.objects.filter(email=(email or settings.ADMIN_EMAIL).lower()).first()
+    return project, user
+
+
+def _run_with_progress(job: Any, label: str) -> Any:
+    """Run ``job`` in this process (a thread does the work) and draw its progress bar."""
+    import threading
+
+    from defectlab.jobs.models import Job
+    from defectlab.jobs.runner import run_job
+
+    worker = threading.Thread(target=run_job, args=(job.pk,), daemon=True)
+    worker.start()
+    shown = 0
+    with click.progressbar(length=max(job.total or 1, 1), label=label, show_pos=True) as bar:
+        while worker.is_alive():
+            worker.join(0.3)
+            current = Job.objects.get(pk=job.pk)
+            if current.total and bar.length != current.total:
+                bar.length = current.total
+            bar.update(current.done - shown)
+            shown = current.done
+    job.refresh_from_db()
+    if job.error:
+        raise click.ClickException(job.error)
+    return job
+
+
+@main.command(name="import-urls")
+@click.argument("project_id", type=int)
+@click.argument("listing", type=click.Path(exists=True, dir_okay=False))
+@click.option("--as", "email", default=None, help="Who starts it [default: DEFECTLAB_ADMIN_EMAIL].")
+def import_urls(project_id: int, listing: str, email: str | None) -> None:
+    """Download the images listed in LISTING (.txt, .csv or .json) into a project."""
+    _django()
+    from defectlab.errors import DefectLabError
+    from defectlab.ingest.models import UrlImportItem
+    from defectlab.ingest.urlimport import start_url_import, urls_from_file
+
+    project, user = _project_and_user(project_id, email)
+    with open(listing, "rb") as file:
+        try:
+            job = start_url_import(project, urls_from_file(listing, file.read()), user)
+        except DefectLabError as error:
+            raise click.ClickException(error.message) from None
+    job = _run_with_progress(job, "Importing")
+    click.echo(f"Imported {job.result.get('imported', 0)}, failed {job.result.get('failed', 0)}.")
+    for item in UrlImportItem.objects.filter(job=job, state="failed").order_by("index")[:20]:
+        click.echo(f"  line {item.index + 1}: {item.error}", err=True)
+
+
+@main.command()
+@click.argument("project_id", type=int)
+@click.option("--format", "format_name", default="yolo", show_default=True, help="Dataset format.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True), help="Where to copy the zip."
+)
+@click.option("--only-approved", is_flag=True, help="Only approved tasks.")
+@click.option("--predictions", is_flag=True, help="Include model predictions.")
+@click.option("--split", default="", help="Ratios, e.g. train=0.8,val=0.1,test=0.1.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the split.")
+@click.option("--as", "email", default=None, help="Who starts it [default: DEFECTLAB_ADMIN_EMAIL].")
+def export(
+    project_id: int,
+    format_name: str,
+    out: str | None,
+    only_approved: bool,
+    predictions: bool,
+    split: str,
+    seed: int,
+    email: str | None,
+) -> None:
+    """Export a project as a dataset zip (with its images), showing progress."""
+    _django()
+    import shutil
+
+    from defectlab.errors import DefectLabError
+    from defectlab.labeling.exports import start_export
+    from defectlab.media.storage import default_storage
+
+    project, user = _project_and_user(project_id, email)
+    try:
+        ratios = {
+            name.strip(): float(value)
+            for name, _sep, value in (part.partition("=") for part in split.split(",") if part)
+        }
+        job = start_export(
+            project,
+            {
+                "format": format_name,
+                "only_approved": only_approved,
+                "include_predictions": predictions,
+                "split": ratios,
+                "seed": seed,
+            },
+            user,
+        )
+    except (DefectLabError, ValueError) as error:
+        raise click.ClickException(getattr(error, "message", str(error))) from None
+    job = _run_with_progress(job, "Exporting")
+    key = job.result["key"]
+    if out:
+        with default_storage().open(key) as source, open(out, "wb") as target:
+            shutil.copyfileobj(source, target, 1024 * 1024)
+        click.echo(f"Wrote {out} ({job.result['items']} images).")
+    else:
+        click.echo(
+            f"Stored as {key} ({job.result['items']} images); download it from job {job.pk}."
+        )
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def manage(args: tuple[str, ...]) -> None:

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
@@ -92,4 +93,7 @@ def job_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         tenancy.record(request, f"job.{action}", organization=job.organization_id, target=job)
     except DefectLabError as refusal:
         messages.error(request, refusal.message)
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
     return redirect("jobs", job.organization_id)

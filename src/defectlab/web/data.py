@@ -1,0 +1,212 @@
+"""Data in and out of a project: upload images, import from URLs, import a dataset, export —
+and the page of one job (its progress, the URLs that failed, the file to download)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from defectlab.api import acting_user
+from defectlab.datasets import FORMATS
+from defectlab.errors import DefectLabError, Invalid, NotFound
+from defectlab.ingest.models import ImportState, UrlImportItem
+from defectlab.ingest.uploads import images_from_uploads
+from defectlab.ingest.urlimport import start_url_import, urls_from_file
+from defectlab.jobs.api import job_rate
+from defectlab.jobs.models import FINISHED, Job
+from defectlab.jobs.services import retryable
+from defectlab.labeling import services
+from defectlab.labeling.exports import start_export
+from defectlab.labeling.models import Project
+from defectlab.tenancy import services as tenancy
+from defectlab.tenancy.roles import Can, allows
+from defectlab.web.jobs import KIND_NAMES
+
+FAILURES_SHOWN = 500
+
+
+def _project(request: HttpRequest, pk: int) -> Project:
+    try:
+        return tenancy.get_scoped(
+            Project.objects.select_related("organization"), request.user, pk=pk
+        )
+    except NotFound:
+        raise Http404 from None
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_data(request: HttpRequest, pk: int) -> HttpResponse:
+    project = _project(request, pk)
+    try:
+        tenancy.require(request.user, project.organization_id, Can.MANAGE_PROJECTS)
+    except DefectLabError as refusal:
+        messages.error(request, refusal.message)
+        return redirect("project", project.pk)
+    if request.method == "POST":
+        try:
+            return _act(request, project, request.POST.get("action", ""))
+        except DefectLabError as refusal:
+            messages.error(request, refusal.message)
+            return redirect("project_data", project.pk)
+    return render(
+        request,
+        "web/project_data.html",
+        {
+            "project": project,
+            "formats": [(name, fmt.title) for name, fmt in FORMATS.items()],
+            "import_formats": [
+                (name, fmt.title) for name, fmt in FORMATS.items() if fmt.loader is not None
+            ],
+            "jobs": _job_rows(
+                request, Job.objects.filter(project=project).select_related("started_by")
+            ),
+            "current_organization_id": project.organization_id,
+        },
+    )
+
+
+def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
+    user = acting_user(request)
+    if action == "upload":
+        files = [(f.name or "upload", f) for f in request.FILES.getlist("files")]
+        if not files:
+            raise Invalid(_("Choose one or more images or zip archives."))
+        tasks = services.create_uploaded_tasks(project, images_from_uploads(files))
+        tenancy.record(
+            request,
+            "tasks.uploaded",
+            organization=project.organization_id,
+            target=project,
+            data={"count": len(tasks)},
+        )
+        messages.success(request, _("%(count)s images were added.") % {"count": len(tasks)})
+        return redirect("project", project.pk)
+    if action == "import_urls":
+        listed = request.FILES.get("list")
+        if listed is not None:
+            urls = urls_from_file(listed.name or "list.txt", listed.read())
+        else:
+            lines = (line.strip() for line in request.POST.get("urls", "").splitlines())
+            urls = [line for line in lines if line and not line.startswith("#")]
+        if request.POST.get("keep") == "reference":
+            created = services.import_references(project, urls)
+            tenancy.record(
+                request,
+                "tasks.imported",
+                organization=project.organization_id,
+                target=project,
+                data={"count": created},
+            )
+            messages.success(
+                request, _("%(count)s images were added by reference.") % {"count": created}
+            )
+            return redirect("project", project.pk)
+        job = start_url_import(project, urls, user)
+        return _started(request, project, job, "tasks.url_import_started")
+    if action == "export":
+        data = request.POST
+        split = {
+            name: float(data.get(f"split_{name}") or 0)
+            for name in ("train", "val", "test")
+            if _number(data.get(f"split_{name}"))
+        }
+        job = start_export(
+            project,
+            {
+                "format": data.get("format"),
+                "only_approved": data.get("only_approved") == "on",
+                "include_predictions": data.get("include_predictions") == "on",
+                "split": split,
+                "seed": _seed(data.get("seed", "")),
+            },
+            user,
+        )
+        return _started(request, project, job, "project.export_started")
+    if action == "import_dataset":
+        from defectlab.labeling.datasetimport import start_dataset_import
+
+        archive = request.FILES.get("archive")
+        if archive is None:
+            raise Invalid(_("Choose the dataset's zip archive."))
+        job = start_dataset_import(project, archive, request.POST.get("format", ""), user)
+        return _started(request, project, job, "project.dataset_import_started")
+    raise Invalid(_("Unknown action."))
+
+
+def _number(raw: str | None) -> bool:
+    try:
+        return raw is not None and raw.strip() != "" and float(raw) >= 0
+    except ValueError:
+        raise Invalid(_("“%(value)s” is not a number.") % {"value": raw}) from None
+
+
+def _seed(raw: str) -> int:
+    text = raw.strip() or "0"
+    if not text.lstrip("-").isdigit():
+        raise Invalid(_("The seed must be a whole number."))
+    return int(text)
+
+
+def _started(request: HttpRequest, project: Project, job: Job, action: str) -> HttpResponse:
+    tenancy.record(
+        request, action, organization=project.organization_id, target=project, data={"job": job.pk}
+    )
+    messages.success(request, _("The job has started; this page follows it."))
+    return redirect("job", job.pk)
+
+
+def _job_rows(request: HttpRequest, jobs: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "job": job,
+            "kind": KIND_NAMES.get(job.kind, job.kind),
+            "percent": round(100 * job.done / job.total, 1) if job.total else None,
+            "rate": job_rate(job),
+            "finished": job.state in FINISHED,
+        }
+        for job in jobs.order_by("-id")[:10]
+    ]
+
+
+@login_required
+def job_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """One job: its progress (live while it runs), its error, its failures, its file."""
+    try:
+        job = tenancy.get_scoped(
+            Job.objects.select_related("started_by", "project"), request.user, pk=pk
+        )
+    except NotFound:
+        raise Http404 from None
+    role = tenancy.role_in(request.user, job.organization_id)
+    failures = (
+        list(
+            UrlImportItem.objects.filter(job=job, state=ImportState.FAILED).order_by("index")[
+                :FAILURES_SHOWN
+            ]
+        )
+        if job.kind == "url_import"
+        else []
+    )
+    context = {
+        "row": {
+            "job": job,
+            "kind": KIND_NAMES.get(job.kind, job.kind),
+            "percent": round(100 * job.done / job.total, 1) if job.total else None,
+            "rate": job_rate(job),
+            "finished": job.state in FINISHED,
+            "retryable": retryable(job),
+            "may_steer": allows(role, Can.MANAGE_PROJECTS) or job.started_by_id == request.user.pk,
+        },
+        "failures": failures,
+        "download": job.kind == "export" and job.state == "succeeded",
+        "current_organization_id": job.organization_id,
+    }
+    template = "web/_job_detail.html" if request.headers.get("HX-Request") else "web/job.html"
+    return render(request, template, context)

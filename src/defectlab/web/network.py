@@ -1,0 +1,80 @@
+"""The organization's network access page: the allowlist of company addresses that URL
+imports (and storages, and everything else the guarded fetcher reaches) may use."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from defectlab.api import acting_user
+from defectlab.errors import DefectLabError, NotFound
+from defectlab.ingest.models import AllowedNetwork
+from defectlab.ingest.services import add_allowed_network
+from defectlab.tenancy import services as tenancy
+from defectlab.tenancy.models import Organization
+from defectlab.tenancy.roles import Can, allows
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def network_access(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        organization = tenancy.get_scoped(Organization.objects.all(), request.user, pk=pk)
+    except NotFound:
+        raise Http404 from None
+    if request.method == "POST":
+        try:
+            tenancy.require(request.user, organization.pk, Can.MANAGE_ORGANIZATION)
+            _change(request, organization)
+        except DefectLabError as refusal:
+            messages.error(request, refusal.message)
+        return redirect("network_access", organization.pk)
+    role = tenancy.role_in(request.user, organization.pk)
+    return render(
+        request,
+        "web/network.html",
+        {
+            "organization": organization,
+            "entries": AllowedNetwork.objects.filter(organization=organization)
+            .select_related("created_by")
+            .order_by("value"),
+            "can_change": allows(role, Can.MANAGE_ORGANIZATION),
+            "current_organization_id": organization.pk,
+        },
+    )
+
+
+def _change(request: HttpRequest, organization: Organization) -> None:
+    if request.POST.get("action") == "delete":
+        entry = AllowedNetwork.objects.filter(
+            organization=organization, pk=request.POST.get("entry") or 0
+        ).first()
+        if entry is None:
+            raise NotFound(_("Not found."))
+        tenancy.record(
+            request,
+            "allowlist.removed",
+            organization=organization.pk,
+            data={"value": entry.value},
+        )
+        entry.delete()
+        messages.success(request, _("%(value)s was removed.") % {"value": entry.value})
+        return
+    entry = add_allowed_network(
+        organization,
+        acting_user(request),
+        request.POST.get("value", ""),
+        request.POST.get("note", ""),
+    )
+    tenancy.record(
+        request,
+        "allowlist.added",
+        organization=organization.pk,
+        target=entry,
+        data={"value": entry.value},
+    )
+    messages.success(request, _("%(value)s is allowed now.") % {"value": entry.value})
