@@ -46,6 +46,9 @@ def test_language_switch_shows_chinese_on_every_page(page: Any) -> None:
         f"/projects/{project}/",
         f"/projects/{project}/settings/",
         f"/o/{organization}/members/",
+        f"/o/{organization}/jobs/",
+        f"/o/{organization}/network/",
+        f"/projects/{project}/data/",
         "/account/",
     ]:
         page.goto(url)
@@ -88,12 +91,25 @@ def test_screenshots_of_the_main_pages_in_both_languages(page: Any) -> None:
         shoot("workspace", language)
         open_workspace(page, f"/tasks/{reviewing.pk}/review/")
         shoot("review", language)
+        page.goto(f"/projects/{tenant.project.pk}/data/")
+        shoot("data", language)
+        page.goto(f"/o/{tenant.organization.pk}/jobs/")
+        shoot("jobs", language)
         page.goto("/account/")
         shoot("account", language)
         page.click("header form button.link")  # log out
         page.wait_for_url("**/login/")
         page.evaluate("() => localStorage.clear()")  # no restored draft in the next language
 
-    for name in ["login", "organization", "project", "workspace", "review", "account"]:
+    for name in [
+        "login",
+        "organization",
+        "project",
+        "workspace",
+        "review",
+        "data",
+        "jobs",
+        "account",
+    ]:
         for language in ["en", "zh"]:
             assert (SCREENSHOTS / f"{name}-{language}.png").stat().st_size > 5000

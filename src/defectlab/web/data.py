@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
 from defectlab.api import acting_user
@@ -86,7 +87,11 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
             target=project,
             data={"count": len(tasks)},
         )
-        messages.success(request, _("%(count)s images were added.") % {"count": len(tasks)})
+        messages.success(
+            request,
+            ngettext("%(count)s image was added.", "%(count)s images were added.", len(tasks))
+            % {"count": len(tasks)},
+        )
         return redirect("project", project.pk)
     if action == "import_urls":
         listed = request.FILES.get("list")
@@ -105,7 +110,13 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
                 data={"count": created},
             )
             messages.success(
-                request, _("%(count)s images were added by reference.") % {"count": created}
+                request,
+                ngettext(
+                    "%(count)s image was added by reference.",
+                    "%(count)s images were added by reference.",
+                    created,
+                )
+                % {"count": created},
             )
             return redirect("project", project.pk)
         job = start_url_import(project, urls, user)
