@@ -9,17 +9,8 @@ from django.utils import timezone
 from defectlab.jobs.models import Job, JobState
 from defectlab.tenancy.models import Role
 from tests.conftest import Tenant
+from tests.jobs.test_api import make_job
 from tests.web.test_pages import signed_in
-
-
-def make_job(tenant: Tenant, role: str = Role.ANNOTATOR, **fields: object) -> Job:
-    return Job.objects.create(
-        organization=tenant.organization,
-        project=tenant.project,
-        kind="url_import",
-        started_by=tenant.user(role),
-        **fields,
-    )
 
 
 def test_a_running_job_shows_its_bar_speed_and_failures_and_the_table_polls(tenant: Tenant) -> None:

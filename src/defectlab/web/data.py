@@ -3,8 +3,6 @@ and the page of one job (its progress, the URLs that failed, the file to downloa
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -19,15 +17,13 @@ from defectlab.errors import DefectLabError, Invalid, NotFound
 from defectlab.ingest.models import ImportState, UrlImportItem
 from defectlab.ingest.uploads import images_from_uploads
 from defectlab.ingest.urlimport import start_url_import, urls_from_file
-from defectlab.jobs.api import job_rate
-from defectlab.jobs.models import FINISHED, Job
-from defectlab.jobs.services import retryable
+from defectlab.jobs.models import Job
 from defectlab.labeling import services
 from defectlab.labeling.exports import start_export
 from defectlab.labeling.models import Project
 from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.roles import Can, allows
-from defectlab.web.jobs import KIND_NAMES
+from defectlab.web.jobs import job_row
 
 FAILURES_SHOWN = 500
 
@@ -65,9 +61,9 @@ def project_data(request: HttpRequest, pk: int) -> HttpResponse:
             "import_formats": [
                 (name, fmt.title) for name, fmt in FORMATS.items() if fmt.loader is not None
             ],
-            "jobs": _job_rows(
-                request, Job.objects.filter(project=project).select_related("started_by")
-            ),
+            "jobs": [
+                job_row(job) for job in Job.objects.filter(project=project).order_by("-id")[:10]
+            ],
             "current_organization_id": project.organization_id,
         },
     )
@@ -173,19 +169,6 @@ def _started(request: HttpRequest, project: Project, job: Job, action: str) -> H
     return redirect("job", job.pk)
 
 
-def _job_rows(request: HttpRequest, jobs: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "job": job,
-            "kind": KIND_NAMES.get(job.kind, job.kind),
-            "percent": round(100 * job.done / job.total, 1) if job.total else None,
-            "rate": job_rate(job),
-            "finished": job.state in FINISHED,
-        }
-        for job in jobs.order_by("-id")[:10]
-    ]
-
-
 @login_required
 def job_page(request: HttpRequest, pk: int) -> HttpResponse:
     """One job: its progress (live while it runs), its error, its failures, its file."""
@@ -205,16 +188,9 @@ def job_page(request: HttpRequest, pk: int) -> HttpResponse:
         if job.kind == "url_import"
         else []
     )
+    may_steer = allows(role, Can.MANAGE_PROJECTS) or job.started_by_id == request.user.pk
     context = {
-        "row": {
-            "job": job,
-            "kind": KIND_NAMES.get(job.kind, job.kind),
-            "percent": round(100 * job.done / job.total, 1) if job.total else None,
-            "rate": job_rate(job),
-            "finished": job.state in FINISHED,
-            "retryable": retryable(job),
-            "may_steer": allows(role, Can.MANAGE_PROJECTS) or job.started_by_id == request.user.pk,
-        },
+        "row": job_row(job, may_steer=may_steer),
         "failures": failures,
         "download": job.kind == "export" and job.state == "succeeded",
         "current_organization_id": job.organization_id,

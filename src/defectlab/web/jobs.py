@@ -37,6 +37,19 @@ def _organization(request: HttpRequest, pk: int) -> Organization:
         raise Http404 from None
 
 
+def job_row(job: Job, *, may_steer: bool = False) -> dict[str, Any]:
+    """What the pages show of a job: its name, how far it is, how fast, what may be done."""
+    return {
+        "job": job,
+        "kind": KIND_NAMES.get(job.kind, job.kind),
+        "percent": round(100 * job.done / job.total, 1) if job.total else None,
+        "rate": job_rate(job),
+        "may_steer": may_steer,
+        "finished": job.state in FINISHED,
+        "retryable": services.retryable(job),
+    }
+
+
 def _rows(request: HttpRequest, organization: Organization) -> dict[str, Any]:
     jobs = list(
         Job.objects.filter(organization=organization)
@@ -45,16 +58,7 @@ def _rows(request: HttpRequest, organization: Organization) -> dict[str, Any]:
     )
     may_manage = allows(tenancy.role_in(request.user, organization.pk), Can.MANAGE_PROJECTS)
     rows = [
-        {
-            "job": job,
-            "kind": KIND_NAMES.get(job.kind, job.kind),
-            "percent": round(100 * job.done / job.total, 1) if job.total else None,
-            "rate": job_rate(job),
-            "may_steer": may_manage or job.started_by_id == request.user.pk,
-            "finished": job.state in FINISHED,
-            "retryable": services.retryable(job),
-        }
-        for job in jobs
+        job_row(job, may_steer=may_manage or job.started_by_id == request.user.pk) for job in jobs
     ]
     return {
         "organization": organization,
