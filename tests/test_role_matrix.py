@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from defectlab.media.connections import create_connection
 from defectlab.tenancy.models import Membership, Role
 from tests.conftest import Tenant, annotate, box, client_for, png_bytes
 
@@ -48,6 +49,33 @@ def _next_review(client: Any, t: Tenant) -> Any:
 def _upload(client: Any, t: Tenant) -> Any:
     files = {"files": [SimpleUploadedFile("a.png", png_bytes(), content_type="image/png")]}
     return client.post(f"/api/projects/{t.project.pk}/upload/", files, format="multipart")
+
+
+def _storage(t: Tenant) -> Any:
+    """A source storage on a private address nothing is allowed to reach: no request leaves."""
+    return create_connection(
+        t.project,
+        t.user(O),
+        role="source",
+        name="camera",
+        endpoint_url="http://10.9.9.9:9000",
+        bucket="frames",
+        access_key="access",
+        secret_key="secret",
+    )
+
+
+def _create_storage(client: Any, t: Tenant) -> Any:
+    body = {
+        "project": t.project.pk,
+        "role": "target",
+        "name": "results",
+        "endpoint_url": "http://10.9.9.9:9000",
+        "bucket": "results",
+        "access_key": "access",
+        "secret_key": "secret",
+    }
+    return client.post("/api/storages/", body, format="json")
 
 
 def _role_change(client: Any, t: Tenant) -> Any:
@@ -121,6 +149,17 @@ MATRIX = [
         ),
     ),
     Cell("delete a task", MANAGERS, lambda c, t: c.delete(f"/api/tasks/{t.tasks[0].pk}/")),
+    Cell("list storages", EVERYONE, lambda c, t: c.get(f"/api/storages/?project={t.project.pk}")),
+    Cell("view a storage", EVERYONE, lambda c, t: c.get(f"/api/storages/{_storage(t).pk}/")),
+    Cell("add a storage", MANAGERS, _create_storage),
+    Cell(
+        "change a storage",
+        MANAGERS,
+        lambda c, t: c.patch(f"/api/storages/{_storage(t).pk}/", {"prefix": "a/"}, format="json"),
+    ),
+    Cell("delete a storage", MANAGERS, lambda c, t: c.delete(f"/api/storages/{_storage(t).pk}/")),
+    Cell("test a storage", MANAGERS, lambda c, t: c.post(f"/api/storages/{_storage(t).pk}/test/")),
+    Cell("sync a storage", MANAGERS, lambda c, t: c.post(f"/api/storages/{_storage(t).pk}/sync/")),
     Cell(
         "invite someone",
         ADMINS,

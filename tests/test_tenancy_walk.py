@@ -18,6 +18,8 @@ from defectlab.ingest.models import AllowedNetwork
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling.models import Label, Project, Task
 from defectlab.labeling.workflow import add_prediction
+from defectlab.media.connections import create_connection
+from defectlab.media.models import StorageConnection
 from defectlab.tenancy.models import ApiToken, AuditEvent, Invite, Membership, Organization, Role
 from defectlab.tenancy.services import create_api_token, create_invite
 from tests.conftest import Tenant, annotate, box, client_for
@@ -48,6 +50,7 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "jobs": Organization,
     "job": Job,
     "project_data": Project,
+    "project_storages": Project,
     "network_access": Organization,
     "job_cancel": Job,
     "job_retry": Job,
@@ -129,6 +132,16 @@ def victim(other_tenant: Tenant) -> Victim:
     allowed = AllowedNetwork.objects.create(
         organization=other_tenant.organization, value="10.20.0.0/24", created_by=owner
     )
+    storage = create_connection(
+        other_tenant.project,
+        owner,
+        role="source",
+        name="line 3 camera",
+        endpoint_url="http://10.20.0.5:9000",
+        bucket="frames",
+        access_key="victim-access-key",
+        secret_key="victim-secret-key",
+    )
     return Victim(
         other_tenant,
         {
@@ -141,6 +154,7 @@ def victim(other_tenant: Tenant) -> Victim:
             ApiToken: token,
             Job: job,
             AllowedNetwork: allowed,
+            StorageConnection: storage,
         },
     )
 
@@ -160,6 +174,9 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
         "jobs": list(Job.objects.filter(organization=organization).values().order_by("id")),
         "allowlist": list(
             AllowedNetwork.objects.filter(organization=organization).values().order_by("id")
+        ),
+        "storages": list(
+            StorageConnection.objects.filter(organization=organization).values().order_by("id")
         ),
         "tokens": list(
             ApiToken.objects.filter(user__memberships__organization=organization)
@@ -192,6 +209,7 @@ WALKED_MODELS = {
     ApiToken,
     Job,
     AllowedNetwork,
+    StorageConnection,
 }
 
 

@@ -193,6 +193,11 @@ BROKER_URL = env(
     "Job queue: `amqp://user:pass@host:5672/vhost` for RabbitMQ. Empty: the embedded queue in "
     "`$DEFECTLAB_DATA_DIR/queue.sqlite3` (`sqlite:///path` picks another file).",
 )
+JOB_QUEUE = env(
+    "DEFECTLAB_JOB_QUEUE",
+    "jobs",
+    "Name of the job queue; give installations that share one RabbitMQ different names.",
+)
 JOB_LEASE_SECONDS = env(
     "DEFECTLAB_JOB_LEASE_SECONDS",
     "30",
@@ -410,6 +415,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # A storage's role (source/target) is not a member's role.
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "defectlab.tenancy.models.Role",
+        "StorageRoleEnum": "defectlab.media.models.StorageRole",
+    },
 }
 
 LOGGING = {

@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 from defectlab.ingest.api import AllowedNetworkViewSet
 from defectlab.jobs.api import JobViewSet
 from defectlab.labeling.api import LabelViewSet, ProjectViewSet, TaskViewSet
+from defectlab.media.api import StorageConnectionViewSet
 from defectlab.media.views import media
 from defectlab.tenancy.api import (
     AccountViewSet,
@@ -30,6 +31,7 @@ router.register("labels", LabelViewSet, basename="label")
 router.register("tasks", TaskViewSet, basename="task")
 router.register("allowlist", AllowedNetworkViewSet, basename="allowlist")
 router.register("jobs", JobViewSet, basename="job")
+router.register("storages", StorageConnectionViewSet, basename="storage")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -8,8 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from django.db import connection
 
@@ -79,3 +82,43 @@ def wait_until(
             raise AssertionError(f"the worker exited while waiting for {what}:\n{worker.output()}")
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}; worker log:\n{worker.output()[-4000:]}")
+
+
+@contextmanager
+def crash_worker(kind: str, tmp_path: Path, settings: Any) -> Iterator[WorkerProcess]:
+    """A worker process (not yet started) on ``kind``'s broker, the test's database and a data
+    directory under ``tmp_path``, with its own TMPDIR. The queue name is this test's own, so a
+    test run never takes (or flushes) the messages of another run sharing the same RabbitMQ."""
+    from defectlab.jobs import queue
+    from tests.jobs.brokers import RABBITMQ_URL, require_rabbitmq
+
+    if kind == "rabbitmq":
+        require_rabbitmq()
+        broker_url = RABBITMQ_URL
+    else:
+        broker_url = f"sqlite:///{tmp_path / 'queue.sqlite3'}"
+    data_dir = tmp_path / "data"
+    settings.STORAGE_DIR = data_dir / "storage"  # where the worker process reads and writes
+    settings.BROKER_URL = broker_url
+    settings.JOB_QUEUE = f"test-{uuid.uuid4().hex[:12]}"
+    queue.reset()
+    queue.run_job_actor()
+    process = WorkerProcess(data_dir, broker_url, tmp_path / "worker.log")
+    process.env["DEFECTLAB_JOB_QUEUE"] = settings.JOB_QUEUE
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    process.env["TMPDIR"] = str(tmp_path / "tmp")
+    try:
+        yield process
+    finally:
+        process.stop()
+        if kind == "rabbitmq":
+            delete_rabbitmq_queues(queue.broker(), settings.JOB_QUEUE)
+        queue.reset()
+
+
+def delete_rabbitmq_queues(broker: Any, name: str) -> None:
+    from dramatiq.common import dq_name, xq_name
+
+    channel = broker.channel
+    for queue_name in (name, dq_name(name), xq_name(name)):
+        channel.queue_delete(queue_name)

@@ -19,13 +19,12 @@ from PIL import Image
 from defectlab.ingest.models import ImportState, UrlImportItem
 from defectlab.ingest.services import add_allowed_network
 from defectlab.ingest.urlimport import start_url_import
-from defectlab.jobs import queue
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling.models import Project, Task
 from defectlab.tenancy.models import Role
 from tests.conftest import Tenant
-from tests.jobs.brokers import BROKERS, RABBITMQ_URL, require_rabbitmq
-from tests.jobs.processes import WorkerProcess, wait_until
+from tests.jobs.brokers import BROKERS
+from tests.jobs.processes import WorkerProcess, crash_worker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.parametrize("kind", BROKERS)]
 
@@ -69,23 +68,8 @@ def image_server() -> Iterator[str]:
 
 @pytest.fixture
 def worker(kind: str, tmp_path: Path, settings: Any) -> Iterator[WorkerProcess]:
-    if kind == "rabbitmq":
-        require_rabbitmq()
-        broker_url = RABBITMQ_URL
-    else:
-        broker_url = f"sqlite:///{tmp_path / 'queue.sqlite3'}"
-    data_dir = tmp_path / "data"
-    settings.STORAGE_DIR = data_dir / "storage"  # where the worker process will store images
-    settings.BROKER_URL = broker_url
-    queue.reset()
-    queue.run_job_actor()
-    queue.broker().flush(queue.QUEUE)  # nothing left over from an earlier run
-    process = WorkerProcess(data_dir, broker_url, tmp_path / "worker.log")
-    try:
+    with crash_worker(kind, tmp_path, settings) as process:
         yield process
-    finally:
-        process.stop()
-        queue.reset()
 
 
 def test_a_url_import_survives_a_killed_worker(

@@ -144,7 +144,7 @@ def test_a_worker_runs_a_started_job_through_the_embedded_queue(
     worker.start()
     try:
         job = start_job(tenant.organization, "test", params={"steps": 2})
-        queue.broker().join(queue.QUEUE, timeout=30_000)
+        queue.broker().join(queue.queue_name(), timeout=30_000)
     finally:
         stop.set()
         worker.join(30)

@@ -9,13 +9,12 @@ from urllib.parse import urlsplit
 
 import dramatiq
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from dramatiq.broker import Broker
 from dramatiq.middleware import Middleware, Retries
 
 from defectlab.jobs.broker import SQLiteBroker
 
-QUEUE = "jobs"
 # Retry backoff for transient failures (a storage that timed out, a database restart).
 MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 300_000
@@ -39,6 +38,10 @@ class DjangoConnections(Middleware):
         close_old_connections()
 
     after_skip_message = after_process_message
+
+    def before_worker_thread_shutdown(self, broker: Broker, thread: Any) -> None:
+        # Django's connections are per thread: a worker thread that ends closes its own.
+        connections.close_all()
 
 
 def build_broker(url: str) -> Broker:
@@ -70,6 +73,11 @@ _broker: Broker | None = None
 _actor: dramatiq.Actor[..., Any] | None = None
 
 
+def queue_name() -> str:
+    """DEFECTLAB_JOB_QUEUE: lets several DefectLab installations share one RabbitMQ."""
+    return str(settings.JOB_QUEUE)
+
+
 def broker() -> Broker:
     """The process's broker, built from DEFECTLAB_BROKER_URL on first use."""
     global _broker
@@ -85,12 +93,12 @@ def run_job_actor() -> dramatiq.Actor[..., Any]:
     global _actor
     current = broker()
     with _lock:
-        if _actor is None or _actor.broker is not current:
+        if _actor is None or _actor.broker is not current or _actor.queue_name != queue_name():
             from defectlab.jobs.runner import run_job
 
             declare = dramatiq.actor(
                 actor_name="run_job",
-                queue_name=QUEUE,
+                queue_name=queue_name(),
                 broker=current,
                 max_retries=settings.JOB_MAX_ATTEMPTS,
             )

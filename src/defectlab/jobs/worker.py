@@ -9,7 +9,7 @@ from typing import Any
 
 from dramatiq import Worker
 
-from defectlab.jobs.queue import QUEUE, broker, run_job_actor
+from defectlab.jobs.queue import broker, queue_name, run_job_actor
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def run_worker(threads: int, *, stop: threading.Event | None = None) -> None:
     redelivery), which is safe because handlers are idempotent."""
     stop = stop or threading.Event()
     run_job_actor()  # declares the queue on this process's broker
-    worker = Worker(broker(), queues={QUEUE}, worker_threads=threads, worker_timeout=1000)
+    worker = Worker(broker(), queues={queue_name()}, worker_threads=threads, worker_timeout=1000)
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("worker: signal %s, stopping", signum)

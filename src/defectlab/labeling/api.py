@@ -22,6 +22,7 @@ from defectlab.ingest.uploads import images_from_uploads
 from defectlab.ingest.urlimport import start_url_import, urls_from_entries, urls_from_file
 from defectlab.jobs.api import JobSerializer
 from defectlab.labeling import services, workflow
+from defectlab.labeling.datasetimport import importable_formats, start_dataset_import
 from defectlab.labeling.exports import start_export
 from defectlab.labeling.models import (
     Annotation,
@@ -262,6 +263,7 @@ class ProjectViewSet(
         "import_tasks": Can.MANAGE_PROJECTS,
         "import_urls": Can.MANAGE_PROJECTS,
         "export": Can.MANAGE_PROJECTS,
+        "import_dataset": Can.MANAGE_PROJECTS,
         "assign": Can.MANAGE_PROJECTS,
         "next_task": Can.ANNOTATE,
         "next_review": Can.REVIEW,
@@ -440,6 +442,53 @@ class ProjectViewSet(
             organization=project.organization_id,
             target=project,
             data={"format": job.params["format"], "job": job.pk},
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "format": {"type": "string", "enum": importable_formats()},
+                },
+                "required": ["file", "format"],
+            }
+        },
+        responses={202: JobSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="import-dataset",
+        parser_classes=[MultiPartParser, FormParser],
+    )
+    def import_dataset(self, request: Request, pk: str) -> Response:
+        """Import a dataset (a zip with images and annotations in `format`) into the project, as
+        a job. Everything is checked before anything lands: if one entry is wrong the job fails
+        naming it, and nothing is imported. Missing labels and tags are created."""
+        project = self.get_object()
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise Invalid(_("Attach the dataset's zip archive in the “file” field."))
+        format_name = request.data.get("format")
+        job = start_dataset_import(
+            project,
+            upload,
+            format_name if isinstance(format_name, str) else None,
+            acting_user(request),
+        )
+        record(
+            request._request,
+            "project.dataset_import_started",
+            organization=project.organization_id,
+            target=project,
+            data={
+                "format": job.params["format"],
+                "file_name": job.params["file_name"],
+                "job": job.pk,
+            },
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -1,6 +1,8 @@
 """Exporting a project as a dataset, as a job: tasks become `datasets.DatasetItem`s one chunk at
 a time, the chosen format adapter streams them into a zip, and the zip lands in storage under a
 key fixed by the job's id — so a second run (after a crash) replaces the file, never adds one.
+A run killed mid-way leaves at most one unfinished partial file, which the next export of the
+organization removes (see `_write_archive`).
 
 Options (the job's params): ``format`` (see ``datasets.FORMATS``), ``only_approved``,
 ``include_predictions``, ``include_images`` (default true) and ``split`` — ratios such as
@@ -12,15 +14,25 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from defectlab.datasets import FORMATS, SPLITS, DatasetHeader, DatasetItem, DatasetLabel, export
+from defectlab.datasets import (
+    FORMATS,
+    SPLITS,
+    DatasetHeader,
+    DatasetItem,
+    DatasetLabel,
+    ExportStats,
+    export,
+)
 from defectlab.errors import Invalid
 from defectlab.geometry import Shape, shapes_from_json
 from defectlab.jobs.models import Job
@@ -28,11 +40,17 @@ from defectlab.jobs.runner import Progress
 from defectlab.jobs.services import start_job
 from defectlab.labeling.models import Annotation, Prediction, Project, Task, TaskStatus
 from defectlab.labeling.services import is_stored
-from defectlab.media.storage import default_storage
+from defectlab.media.storage import LocalStorage, Storage, check_key, default_storage
 from defectlab.tenancy.models import User
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: partial files of killed runs are not swept
+    fcntl = None  # type: ignore[assignment]
 
 KIND = "export"
 CHUNK = 500
+PARTIAL = ".partial"
 
 
 def clean_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,12 +125,9 @@ def run_export(job: Job, progress: Progress) -> dict[str, Any]:
         name=project.name,
     )
     storage = default_storage()
-    # The zip is spooled to a temporary file (on disk past 16 MB) and then copied into storage
-    # in chunks: memory stays flat, and storage only ever holds a finished archive.
-    with tempfile.SpooledTemporaryFile(
-        max_size=16 * 1024 * 1024, dir=str(settings.DATA_DIR)
-    ) as out:
-        stats = export(
+
+    def write(out: IO[bytes]) -> ExportStats:
+        return export(
             options["format"],
             header,
             _items(tasks, options, storage),
@@ -120,8 +135,8 @@ def run_export(job: Job, progress: Progress) -> dict[str, Any]:
             include_images=options["include_images"],
             on_item=lambda _count: progress.step(),
         )
-        out.seek(0)
-        storage.save_stream(export_key(job), out)
+
+    stats = _write_archive(storage, export_key(job), write)
     return {
         "key": export_key(job),
         "file_name": download_name(job),
@@ -131,6 +146,86 @@ def run_export(job: Job, progress: Progress) -> dict[str, Any]:
         "bytes": stats.bytes,
         "skipped_shapes": stats.skipped_shapes,
     }
+
+
+def _write_archive(
+    storage: Storage, key: str, write: Callable[[IO[bytes]], ExportStats]
+) -> ExportStats:
+    """Write the archive to `key` so that storage only ever holds a finished one.
+
+    On local storage the zip is written straight into a partial file next to its key and renamed
+    over it when complete (one write, no copy). The writer holds a lock on its partial file; a
+    worker killed mid-export leaves its partial behind unlocked, and the next export in the
+    organization deletes it (`_sweep`), so at most one per killed run exists, and only until
+    then. Elsewhere (S3) the zip is spooled to an anonymous temporary file, which the system
+    reclaims even after a kill, and uploaded in parts (S3 shows an object only once complete).
+    """
+    if isinstance(storage, LocalStorage):
+        return _write_local(storage.root.joinpath(*check_key(key).parts), write)
+    with tempfile.SpooledTemporaryFile(
+        max_size=16 * 1024 * 1024, dir=str(settings.DATA_DIR)
+    ) as out:
+        stats = write(out)
+        out.seek(0)
+        storage.save_stream(key, out)
+    return stats
+
+
+def _write_local(target: Path, write: Callable[[IO[bytes]], ExportStats]) -> ExportStats:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(target.parent)
+    while True:
+        handle, name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=PARTIAL
+        )
+        _lock(handle)
+        # A sweep between mkstemp and the lock may have taken this file: then make another.
+        if _same_file(handle, name):
+            break
+        os.close(handle)
+    partial = Path(name)
+    try:
+        with os.fdopen(handle, "w+b") as out:
+            stats = write(out)
+            out.flush()
+            os.fsync(out.fileno())
+            os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return stats
+
+
+def _same_file(handle: int, name: str) -> bool:
+    try:
+        return os.stat(name).st_ino == os.fstat(handle).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _lock(handle: int, *, wait: bool = True) -> bool:
+    """An exclusive lock on an open file, held until it is closed (or its process dies)."""
+    if fcntl is None:
+        return not wait  # no locks on this system: never sweep, never wait
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _sweep(folder: Path) -> None:
+    """Delete the partial archives of exports whose writer is gone (it no longer holds the lock)."""
+    for path in folder.glob(f".*{PARTIAL}"):
+        try:
+            handle = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            if fcntl is not None and _lock(handle, wait=False) and _same_file(handle, str(path)):
+                path.unlink(missing_ok=True)
+        finally:
+            os.close(handle)
 
 
 def _items(tasks: Any, options: Mapping[str, Any], storage: Any) -> Iterator[DatasetItem]:
@@ -183,6 +278,10 @@ def _opener(task: Task, storage: Any) -> Callable[[], IO[bytes]]:
     if is_stored(task):
         return lambda: storage.open(key)
     organization_id = task.organization_id
+    if key.startswith("storage://"):  # synced from a storage connection
+        from defectlab.media.references import open_reference
+
+        return lambda: open_reference(organization_id, key)
 
     def fetch_remote() -> IO[bytes]:
         from defectlab.ingest.fetcher import fetch

@@ -21,7 +21,7 @@ from defectlab.errors import Invalid
 from defectlab.geometry import ShapeType
 from defectlab.ingest.uploads import IncomingImage
 from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
-from defectlab.media.services import cached_copies
+from defectlab.media.services import STORAGE_REFERENCE, cached_copies
 from defectlab.media.storage import default_storage
 from defectlab.params import (
     decode_cursor,
@@ -540,9 +540,12 @@ def is_stored(task: Task) -> bool:
 
 
 def is_viewable(task: Task) -> bool:
-    """True when browsers can be given the task's image: it is stored, or it is an http(s)
-    reference the media view fetches through the guarded fetcher."""
-    return _is_stored(task.image) or task.image.startswith(("http://", "https://"))
+    """True when browsers can be given the task's image: it is stored, it is an http(s)
+    reference the media view fetches through the guarded fetcher, or it lives in one of the
+    organization's storage connections (``storage://``, see media.connections)."""
+    return _is_stored(task.image) or task.image.startswith(
+        ("http://", "https://", STORAGE_REFERENCE)
+    )
 
 
 def recount(project: Project) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +29,7 @@ from defectlab.labeling.models import (
     Verdict,
 )
 from defectlab.labeling.services import set_status
+from defectlab.media.sync import annotation_submitted
 from defectlab.tenancy.models import User
 from defectlab.tenancy.roles import Can, allows
 from defectlab.tenancy.services import role_in
@@ -270,6 +272,14 @@ def save_annotation(
             if task.lock_owner_id == user.pk:
                 task.lock_owner = None
                 task.lock_expires_at = None
+            # Once committed, queue a write of this version to the project's target storages
+            # (jobs: a broken target never blocks or loses the save; see media.sync).
+            transaction.on_commit(
+                partial(
+                    annotation_submitted, task.pk, task.project_id, annotation.version, user.pk
+                ),
+                robust=True,
+            )
         elif task.status == TaskStatus.NEW:
             set_status(task, TaskStatus.IN_PROGRESS)
         task.save(

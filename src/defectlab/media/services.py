@@ -48,6 +48,25 @@ def read_grant(token: str) -> MediaGrant | None:
     return grant
 
 
+# Tasks synced from a storage connection keep `storage://<connection id>/<key>` as their image:
+# not stored by us (`is_stored` is false: there is "://"), served by `media.references`.
+STORAGE_REFERENCE = "storage://"
+
+
+def storage_reference(connection_id: int, key: str) -> str:
+    return f"{STORAGE_REFERENCE}{connection_id}/{key}"
+
+
+def parse_storage_reference(image: str) -> tuple[int, str] | None:
+    """(connection id, key) of a storage reference; None for anything else."""
+    if not image.startswith(STORAGE_REFERENCE):
+        return None
+    connection, _slash, key = image[len(STORAGE_REFERENCE) :].partition("/")
+    if not connection.isascii() or not connection.isdigit() or not key:
+        return None
+    return int(connection), key
+
+
 def cached_copies(image_key: str) -> tuple[str, str]:
     """The keys of the thumbnail and display copy `variant_bytes` may cache for an image."""
     return f"cache/thumbs/{image_key}.jpg", f"cache/display/{image_key}.png"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
@@ -12,11 +12,17 @@ from defectlab.api import error_body
 from defectlab.errors import DefectLabError
 from defectlab.labeling.models import Task
 from defectlab.labeling.services import is_stored, is_viewable
-from defectlab.media.services import read_grant, remote_variant, variant_bytes
+from defectlab.media.references import serve_reference
+from defectlab.media.services import (
+    STORAGE_REFERENCE,
+    read_grant,
+    remote_variant,
+    variant_bytes,
+)
 
 
 @require_GET
-def media(request: HttpRequest, token: str) -> HttpResponse:
+def media(request: HttpRequest, token: str) -> HttpResponseBase:
     grant = read_grant(token)
     task = (
         Task.objects.filter(pk=grant.task_id).only("image", "organization_id").first()
@@ -28,6 +34,10 @@ def media(request: HttpRequest, token: str) -> HttpResponse:
             error_body("not_found", _("This image link has expired or is not valid.")), status=404
         )
     try:
+        if task.image.startswith(STORAGE_REFERENCE):
+            # A redirect to a presigned URL, the bytes streamed through (proxy mode), or a
+            # rendered copy, depending on the connection and the format.
+            return serve_reference(request, task, grant)
         if is_stored(task):
             data, content_type = variant_bytes(task.image, grant.variant)
         else:

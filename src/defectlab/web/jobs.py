@@ -26,6 +26,7 @@ KIND_NAMES = {
     "export": _("Export"),
     "storage_sync": _("Storage sync"),
     "dataset_import": _("Dataset import"),
+    "storage_write": _("Write to storage"),
 }
 SHOWN = 50
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from defectlab.web import data, jobs, network, views
+from defectlab.web import data, jobs, network, storages, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,6 +15,7 @@ urlpatterns = [
     path("o/<int:pk>/network/", network.network_access, name="network_access"),
     path("jobs/<int:pk>/", data.job_page, name="job"),
     path("projects/<int:pk>/data/", data.project_data, name="project_data"),
+    path("projects/<int:pk>/storages/", storages.project_storages, name="project_storages"),
     path("jobs/<int:pk>/cancel/", jobs.job_action, {"action": "cancel"}, name="job_cancel"),
     path("jobs/<int:pk>/retry/", jobs.job_action, {"action": "retry"}, name="job_retry"),
     path("o/<int:pk>/projects/new/", views.project_new, name="project_new"),

@@ -1,0 +1,180 @@
+"""Images that live in a storage connection (tasks whose image is ``storage://<id>/<key>``):
+what the media view answers for them, and how exports read them.
+
+- ``image`` of a browser-native format (JPEG, PNG, BMP, WebP, GIF) is a 302 to a presigned URL
+  (presign mode: signed for the connection's public endpoint matching the request's host; no
+  request to the store, so nothing is resolved or checked) or streamed through the app with
+  Range support (proxy mode). TIFF is rendered by the app, since browsers cannot show it.
+- ``thumb`` is made by the app once and cached in the local storage as
+  ``cache/storage/<task id>.jpg`` (a sync that sees the object change drops it); a format the
+  app cannot decode (WebP, GIF) gets the original instead.
+- Reads go through ``connections.shared_storage``: checked against the organization's policy and
+  pinned to the checked addresses. The signed /media/ token is the access check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.utils.translation import gettext as _
+from PIL import ExifTags, Image
+
+from defectlab.errors import DefectLabError, Invalid, NotFound, TooLarge
+from defectlab.labeling.models import Task
+from defectlab.media.connections import (
+    connection_of,
+    shared_storage,
+    signer_for,
+    storage_failure,
+)
+from defectlab.media.images import ImageError, render_for_display, thumbnail
+from defectlab.media.models import MediaMode, StorageConnection
+from defectlab.media.s3 import S3Config, S3Storage
+from defectlab.media.s3proxy import serve_object
+from defectlab.media.services import MediaGrant
+from defectlab.media.storage import default_storage
+
+MB = 1024 * 1024
+BROWSER_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif"})
+# What the app decodes (media.images): thumbnails are made of these only.
+DECODED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
+
+
+def open_reference(organization_id: int, image: str) -> BinaryIO:
+    """The bytes of a ``storage://`` image, streamed (for exports). Failures are OSErrors,
+    which the archive writer reports as an image that could not be read."""
+    connection, key = connection_of(organization_id, image)
+    storage = shared_storage(connection)
+    try:
+        return storage.open(key)
+    except (BotoCoreError, ClientError) as error:
+        raise OSError(str(storage_failure(error, storage.config))) from error
+
+
+def thumbnail_key(task_id: int) -> str:
+    return f"cache/storage/{task_id}.jpg"
+
+
+def serve_reference(request: HttpRequest, task: Task, grant: MediaGrant) -> HttpResponseBase:
+    """The media view's answer for a task synced from a storage connection (see the module
+    docstring). The signed /media/ token was checked by the caller: it is the access check."""
+    connection, key = connection_of(task.organization_id, task.image)
+    max_age = max(0, grant.expires - int(time.time()))
+    if grant.variant == "thumb":
+        data = _thumbnail(task, connection, key)
+        if data is not None:
+            return _bytes(data, "image/jpeg", max_age)
+    suffix = PurePosixPath(key).suffix.lower()
+    if suffix not in BROWSER_SUFFIXES:
+        data, content_type = render_image(connection, key)
+        return _bytes(data, content_type, max_age)
+    if connection.media_mode == MediaMode.PRESIGN:
+        signer = signer_for(connection)
+        expires = max(60, settings.MEDIA_URL_TTL)
+        response: HttpResponseBase = HttpResponseRedirect(
+            signer.presigned_url(key, request.get_host(), expires=expires)
+        )
+        # The link changes every second; caching the redirect keeps the browser's image cache.
+        response["Cache-Control"] = f"private, max-age={min(max_age, expires // 2)}"
+        return response
+    storage = shared_storage(connection)
+    try:
+        response = serve_object(request, storage, key)
+    except (BotoCoreError, ClientError) as error:
+        raise _unavailable(error, storage.config) from None
+    if response.status_code in (200, 206):
+        response["Cache-Control"] = f"private, max-age={max_age}"
+    return response
+
+
+def _bytes(data: bytes, content_type: str, max_age: int) -> HttpResponse:
+    response = HttpResponse(data, content_type=content_type)
+    response["Cache-Control"] = f"private, max-age={max_age}"
+    response["Content-Disposition"] = "inline"
+    return response
+
+
+def _unavailable(error: Exception, config: S3Config) -> DefectLabError:
+    failure = DefectLabError(str(storage_failure(error, config)), code="storage_unavailable")
+    failure.status = 502
+    return failure
+
+
+def read_object(storage: S3Storage, key: str) -> bytes:
+    """The whole object, refused above the upload limit (it is decoded in memory)."""
+    limit = settings.MAX_UPLOAD_MB * MB
+    try:
+        if storage.size(key) > limit:
+            raise TooLarge(
+                _("This image is larger than the %(limit)s MB limit for showing it here.")
+                % {"limit": settings.MAX_UPLOAD_MB}
+            )
+        with storage.open(key) as file:
+            data = file.read(limit + 1)
+    except FileNotFoundError:
+        raise NotFound(_("This file is no longer in storage.")) from None
+    except (BotoCoreError, ClientError) as error:
+        raise _unavailable(error, storage.config) from None
+    if len(data) > limit:  # it grew since we looked
+        raise TooLarge(
+            _("This image is larger than the %(limit)s MB limit for showing it here.")
+            % {"limit": settings.MAX_UPLOAD_MB}
+        )
+    return data
+
+
+def render_image(connection: StorageConnection, key: str) -> tuple[bytes, str]:
+    data = read_object(shared_storage(connection), key)
+    try:
+        return render_for_display(data)
+    except ImageError as error:
+        raise Invalid(str(error), code=error.code) from None
+
+
+def _thumbnail(task: Task, connection: StorageConnection, key: str) -> bytes | None:
+    """The cached thumbnail, made on first use; None for a format the app does not decode
+    (WebP, GIF), which browsers then get in full."""
+    if PurePosixPath(key).suffix.lower() not in DECODED_SUFFIXES:
+        return None
+    cache = default_storage()
+    cache_key = thumbnail_key(task.pk)
+    if cache.exists(cache_key):
+        return cache.read(cache_key)
+    data = read_object(shared_storage(connection), key)
+    try:
+        small = thumbnail(data)
+    except ImageError as error:
+        if error.code == "unsupported_format":
+            return None
+        raise Invalid(str(error), code=error.code) from None
+    cache.save(cache_key, small)
+    size = image_size(data)
+    if size is not None:  # the sync could not tell from the header: now we know
+        Task.objects.filter(pk=task.pk, width__isnull=True).update(width=size[0], height=size[1])
+    return small
+
+
+_SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+
+
+def image_size(head: bytes) -> tuple[int, int] | None:
+    """Width and height as displayed (after EXIF rotation) from an image's first bytes, or
+    None if they do not tell (the header is longer, or this is no image Pillow knows)."""
+    try:
+        with Image.open(io.BytesIO(head)) as image:
+            width, height = image.size
+            orientation = 1
+            with contextlib.suppress(Exception):  # damaged EXIF: take the stored size
+                orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # truncated headers and hostile input make Pillow raise anything
+        return None
+    if width < 1 or height < 1:
+        return None
+    return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)

@@ -1,0 +1,142 @@
+"""A project's storages page: S3 / MinIO connections (a source feeds tasks, a target receives
+annotations), with "test connection" in plain words, sync, and removal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from defectlab.api import acting_user
+from defectlab.errors import DefectLabError, Invalid, NotFound
+from defectlab.labeling.models import Project
+from defectlab.media import connections
+from defectlab.media.models import Encryption, MediaMode, StorageConnection, StorageRole
+from defectlab.media.sync import start_sync
+from defectlab.tenancy import services as tenancy
+from defectlab.tenancy.roles import Can
+
+
+def _project(request: HttpRequest, pk: int) -> Project:
+    try:
+        return tenancy.get_scoped(
+            Project.objects.select_related("organization"), request.user, pk=pk
+        )
+    except NotFound:
+        raise Http404 from None
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_storages(request: HttpRequest, pk: int) -> HttpResponse:
+    project = _project(request, pk)
+    try:
+        tenancy.require(request.user, project.organization_id, Can.MANAGE_PROJECTS)
+    except DefectLabError as refusal:
+        messages.error(request, refusal.message)
+        return redirect("project", project.pk)
+    problems: list[dict[str, str]] | None = None
+    form: QueryDict | dict[str, Any] = {}
+    if request.method == "POST":
+        form = request.POST
+        try:
+            outcome = _act(request, project)
+        except DefectLabError as refusal:
+            messages.error(request, refusal.message)
+        else:
+            if isinstance(outcome, HttpResponse):
+                return outcome
+            problems = outcome
+    return render(
+        request,
+        "web/storages.html",
+        {
+            "project": project,
+            "storages": StorageConnection.objects.filter(project=project)
+            .select_related("last_sync_job")
+            .order_by("role", "name"),
+            "roles": StorageRole.choices,
+            "encryptions": Encryption.choices,
+            "media_modes": MediaMode.choices,
+            "form": form,
+            "problems": problems,
+            "current_organization_id": project.organization_id,
+        },
+    )
+
+
+def _act(request: HttpRequest, project: Project) -> HttpResponse | list[dict[str, str]]:
+    """Run the form's action: a response (redirect) or, for a test, the problems found."""
+    data = request.POST
+    action = data.get("action", "")
+    if action in ("sync", "delete", "test_saved"):
+        connection = StorageConnection.objects.filter(project=project, pk=data.get("storage") or 0)
+        existing = connection.first()
+        if existing is None:
+            raise NotFound(_("Not found."))
+        if action == "sync":
+            job = start_sync(existing, acting_user(request))
+            tenancy.record(
+                request, "storage.sync_started", organization=project.organization_id,
+                target=existing, data={"job": job.pk},
+            )  # fmt: skip
+            return redirect("job", job.pk)
+        if action == "delete":
+            tenancy.record(
+                request, "storage.deleted", organization=project.organization_id,
+                data={"name": existing.name, "bucket": existing.bucket},
+            )  # fmt: skip
+            connections.delete_connection(existing)
+            messages.success(request, _("The storage was removed; its tasks stay."))
+            return redirect("project_storages", project.pk)
+        return connections.test_connection(existing)
+    fields = _fields(data)
+    secret = data.get("secret_key", "")
+    if action == "test":
+        draft = connections.draft_connection(
+            project, role=data.get("role", ""), secret_key=secret, **fields
+        )
+        return connections.test_connection(draft, secret_key=secret)
+    if action == "add":
+        created = connections.create_connection(
+            project, acting_user(request), role=data.get("role", ""), secret_key=secret, **fields
+        )
+        tenancy.record(
+            request, "storage.created", organization=project.organization_id, target=created,
+            data={"role": created.role, "bucket": created.bucket},
+        )  # fmt: skip
+        messages.success(request, _("The storage %(name)s was added.") % {"name": created.name})
+        return redirect("project_storages", project.pk)
+    raise Invalid(_("Unknown action."))
+
+
+def _fields(data: QueryDict) -> dict[str, Any]:
+    public: dict[str, str] = {}
+    for number, line in enumerate(data.get("public_endpoints", "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        host, sep, url = line.partition("=")
+        if not sep:
+            raise Invalid(
+                _("Line %(row)s of the public endpoints: write host=endpoint URL.")
+                % {"row": number}
+            )
+        public[host.strip()] = url.strip()
+    return {
+        "name": data.get("name", ""),
+        "endpoint_url": data.get("endpoint_url", ""),
+        "bucket": data.get("bucket", ""),
+        "prefix": data.get("prefix", ""),
+        "region": data.get("region", "") or "us-east-1",
+        "path_style": data.get("path_style") == "on",
+        "public_endpoints": public,
+        "sse": data.get("sse", "none"),
+        "kms_key_id": data.get("kms_key_id", ""),
+        "access_key": data.get("access_key", ""),
+        "media_mode": data.get("media_mode", "presign"),
+    }
