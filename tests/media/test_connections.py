@@ -462,3 +462,22 @@ def test_export_archives_can_be_copied_to_every_target(
     ]
     stored = get(s3_server, bucket, "out/exports/Acme-yolo-7.zip")
     assert stored["Body"] == b"PK archive bytes" and stored["ServerSideEncryption"] == "AES256"
+
+
+def test_an_export_job_copies_its_archive_to_the_target(
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str
+) -> None:
+    from defectlab.jobs.runner import run_job
+    from defectlab.labeling.exports import start_export
+
+    with pytest.raises(Invalid):
+        start_export(tenant.project, {"format": "yolo", "to_storage": True}, None)
+    allow_loopback(tenant)
+    make_connection(s3_server, bucket, tenant, role="target", prefix="out")
+    job = start_export(tenant.project, {"format": "yolo", "to_storage": True}, None)
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.error
+    (copy,) = job.result["copies"]
+    stored = get(s3_server, bucket, copy["key"])
+    assert stored["Body"][:2] == b"PK" and copy["key"].startswith("out/exports/")

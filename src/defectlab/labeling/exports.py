@@ -74,15 +74,20 @@ def clean_options(options: Mapping[str, Any]) -> dict[str, Any]:
         "only_approved": bool(options.get("only_approved", False)),
         "include_predictions": bool(options.get("include_predictions", False)),
         "include_images": bool(options.get("include_images", True)),
+        "to_storage": bool(options.get("to_storage", False)),
         "split": {name: float(ratio) for name, ratio in split.items()},
         "seed": seed,
     }
 
 
 def start_export(project: Project, options: Mapping[str, Any], user: User | None) -> Job:
-    return start_job(
-        project.organization, KIND, params=clean_options(options), user=user, project=project
-    )
+    params = clean_options(options)
+    if params["to_storage"]:
+        from defectlab.media.connections import targets_of
+
+        if not targets_of(project.pk):
+            raise Invalid(_("This project has no target storage to export to."))
+    return start_job(project.organization, KIND, params=params, user=user, project=project)
 
 
 def split_of(task_id: int, ratios: Mapping[str, float], seed: int) -> str | None:
@@ -137,8 +142,17 @@ def run_export(job: Job, progress: Progress) -> dict[str, Any]:
         )
 
     stats = _write_archive(storage, export_key(job), write)
+    copies: list[dict[str, Any]] = []
+    if options["to_storage"]:
+        # The project's target storages get the same archive (one upload each, overwriting,
+        # so a rerun after a crash leaves one copy).
+        from defectlab.media.sync import upload_export
+
+        with storage.open(export_key(job)) as archive:
+            copies = upload_export(project, archive, download_name(job))
     return {
         "key": export_key(job),
+        "copies": copies,
         "file_name": download_name(job),
         "format": options["format"],
         "items": stats.items,

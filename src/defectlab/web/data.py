@@ -130,6 +130,7 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
                 "format": data.get("format"),
                 "only_approved": data.get("only_approved") == "on",
                 "include_predictions": data.get("include_predictions") == "on",
+                "to_storage": data.get("to_storage") == "on",
                 "split": split,
                 "seed": _seed(data.get("seed", "")),
             },
