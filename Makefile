@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/test
 
-.PHONY: help install run test test-sqlite test-postgres lint frontend-check messages bench-tasks bench-canvas chromium clean
+.PHONY: help install run test test-sqlite test-postgres lint frontend-check messages bench-tasks bench-canvas bench-export chromium clean
 
 help:
 	@echo "make run            set up, migrate, create the owner and the demo, serve on :8080"
@@ -15,6 +15,7 @@ help:
 	@echo "make messages       refresh the translation catalogs from the source"
 	@echo "make bench-tasks    import and task-list benchmark (100k and 1M tasks)"
 	@echo "make bench-canvas   canvas pan/zoom fps and next-task latency in headless Chromium"
+	@echo "make bench-export   export MB/s beside plain zipfile, and its peak memory (1k and 10k images)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +68,9 @@ chromium:
 
 bench-canvas: install chromium
 	$(BIN)/python bench/canvas.py
+
+bench-export: install
+	$(BIN)/python bench/export.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -124,15 +124,13 @@ class ZipSink:
         self._zip = zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
         # Every member gets the export's start time: one shared tuple, not one per member.
         self._now = time.localtime()[:6]
-        # Needed to refuse duplicates; zipfile keeps its own per-member record anyway (the
-        # central directory), so this adds a little to that, not to the images.
-        self._names: set[str] = set()
 
     def _info(self, name: str, *, compress: bool) -> zipfile.ZipInfo:
         check_member_name(name)
-        if name in self._names:
+        # zipfile's own index of written members (it keeps one record a member for the central
+        # directory anyway) refuses duplicates; a second set of names would double that.
+        if name in self._zip.NameToInfo:
             raise DatasetError(_("Two items would be written to this same file."), where=name)
-        self._names.add(name)
         info = zipfile.ZipInfo(name, date_time=self._now)
         info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
         info.external_attr = 0o644 << 16

@@ -1,0 +1,731 @@
+"""Export benchmark: a project's images into a dataset zip, beside plain ``zipfile`` on the same files.
+
+    .venv/bin/python bench/export.py                      # 1k and 10k tasks, YOLO (make bench-export)
+    .venv/bin/python bench/export.py --sizes 1000 --repeat 1      # a smoke run
+    .venv/bin/python bench/export.py --format coco --json bench/out/export-coco.json
+
+What is measured (see bench/README.md):
+
+* the product: a Job row of kind ``export`` run by ``jobs.runner.run_job`` (what a worker does with
+  the job's id), which calls ``labeling.exports.run_export``: tasks read from the database 500 at a
+  time, each image copied into the zip, label files written, the archive put in storage (however
+  ``run_export`` does that today; time spent in ``os.fsync`` is counted and shown apart);
+* the reference: ``zipfile.ZipFile(path, "w", ZIP_STORED)`` and ``zf.write(file, arcname)`` for the
+  same image files under the same member names, to a file on the same disk. What an ``fsync`` of
+  that file then takes is shown beside it, for information.
+
+Both read the images from the page cache (the parent reads them all once first), and an untimed
+reference run comes first at each size. The timed runs of the two sides take turns and the best
+of ``--repeat`` is shown. Rate is image bytes (10^6 a MB) over wall time. Peak memory is measured two ways, each in a fresh
+process per run, so that every run starts from the same state: tracemalloc's peak (Python
+allocations, in a separate run, since tracing slows the code) and the growth of the resident set's
+high-water mark (VmHWM, reset through /proc/self/clear_refs before the timed part, in the timed
+run). The parent process builds the data and orchestrates; each child measures one run and prints
+one JSON line.
+
+It is a report: nothing here fails on a slow figure. Everything runs in a throwaway data
+directory that is removed at the end unless ``--keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+perf = time.perf_counter
+MB = 1_000_000
+POOL = 48  # distinct JPEGs; each task gets its own file holding the bytes of one of them
+# Camera-like frames of 1.2 to 1.8 megapixels; JPEG quality 90 makes them about 210 to 430 KB.
+FRAME_SIZES = ((1280, 960), (1536, 1152), (1280, 1024), (1440, 1080))
+LABELS = (
+    {"name": "scratch", "color": "#e53935", "hotkey": "1"},
+    {"name": "dent", "color": "#1e88e5", "hotkey": "2"},
+    {"name": "stain", "color": "#fdd835", "hotkey": "3"},
+)
+RATE_AIM = 0.7  # export MB/s ÷ zipfile MB/s
+FLAT_AIM = 1.5  # peak memory at the largest size ÷ at the smallest
+
+
+# ---------------------------------------------------------------------------- options
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench/export.py",
+        description="Export rate (MB/s) beside plain zipfile, and the export's peak memory.",
+    )
+    parser.add_argument(
+        "--sizes",
+        default="1000,10000",
+        help="project sizes (tasks, one image each), comma-separated (default %(default)s)",
+    )
+    parser.add_argument(
+        "--format", default="yolo", help="export format: yolo (default), coco, or any other"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="timed runs of each side per size, taking turns; the best is shown (default 3)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also run the largest export once under cProfile and print where the time goes",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write every number to PATH as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)  # one measured run
+    args = parser.parse_args(argv)
+    if args.child:
+        return args
+    try:
+        args.sizes = sorted({int(size) for size in args.sizes.split(",") if size.strip()})
+    except ValueError:
+        parser.error("--sizes takes whole numbers, e.g. 1000,10000")
+    if not args.sizes or args.sizes[0] < 10:
+        parser.error("every size must be at least 10 tasks")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
+def over(large: float, small: float) -> float:
+    """large ÷ small for figures printed to 0.1 MB: a smaller denominator counts as 0.1."""
+    return large / max(small, 0.1)
+
+
+def count(size: int) -> str:
+    if size % 1000 == 0:
+        return f"{size // 1000}k"
+    return str(size)
+
+
+# ---------------------------------------------------------------------------- memory
+
+
+def status_kb(field: str) -> int:
+    """A line of /proc/self/status, in KB (VmRSS: resident now, VmHWM: its high-water mark)."""
+    text = Path("/proc/self/status").read_text()
+    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def reset_peak() -> bool:
+    """Set VmHWM back to the current VmRSS (Linux ≥ 4.0: `echo 5 > /proc/PID/clear_refs`)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return status_kb("VmHWM") <= status_kb("VmRSS") + 64
+
+
+def source_state() -> dict[str, Any]:
+    """Which code was measured: the commit, and whether the export path differs from it."""
+    root = Path(__file__).resolve().parent.parent
+    paths = [
+        "src/defectlab/labeling/exports.py",
+        "src/defectlab/datasets",
+        "src/defectlab/media/storage.py",
+        "src/defectlab/jobs/runner.py",
+    ]
+
+    def git(*command: str) -> str:
+        done = subprocess.run(
+            ["git", *command], cwd=root, capture_output=True, text=True, check=False
+        )
+        return done.stdout.rstrip()
+
+    changed = git("status", "--porcelain", "--", *paths)
+    digest = hashlib.sha256()
+    for name in ("src/defectlab/labeling/exports.py", "src/defectlab/datasets/archive.py"):
+        digest.update((root / name).read_bytes())
+    return {
+        "commit": git("rev-parse", "--short", "HEAD").strip() or "unknown",
+        "export_path_changed": [line[3:] for line in changed.splitlines()],
+        # Tells two runs on the same commit apart when the export path had uncommitted changes.
+        "exports_and_archive_sha256": digest.hexdigest()[:16],
+    }
+
+
+# ---------------------------------------------------------------------------- one measured run
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Measure one run (product or reference) in this fresh process; returns its numbers."""
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from defectlab.labeling.models import Task
+
+    project_id = spec["project"]
+    image_bytes = sum(
+        size or 0
+        for size in Task.objects.filter(project_id=project_id).values_list("size_bytes", flat=True)
+    )
+    if spec["side"] == "product":
+        from defectlab.jobs.models import Job, JobState
+        from defectlab.jobs.runner import run_job
+        from defectlab.labeling.exports import KIND, clean_options, export_key
+        from defectlab.labeling.models import Project
+
+        project = Project.objects.get(pk=project_id)
+        job = Job.objects.create(
+            organization_id=project.organization_id,
+            project=project,
+            kind=KIND,
+            params=clean_options({"format": spec["format"]}),
+        )
+
+        def work() -> None:
+            run_job(job.pk)
+
+    else:
+        root = Path(settings.STORAGE_DIR)
+        files = [
+            (str(root / key), f"images/train/{name}")
+            for key, name in Task.objects.filter(project_id=project_id)
+            .order_by("id")
+            .values_list("image", "file_name")
+        ]
+        output = Path(settings.DATA_DIR) / f"reference-{project_id}.zip"
+
+        def work() -> None:
+            with zipfile.ZipFile(output, "w", zipfile.ZIP_STORED) as archive:
+                for path, arcname in files:
+                    archive.write(path, arcname)
+
+    # The product fsyncs its archive before renaming it into place; count that time apart
+    # (a wrapper around os.fsync that only times the call).
+    fsync_seconds = [0.0]
+    real_fsync = os.fsync
+
+    def timed_fsync(fd: Any) -> None:
+        begun = perf()
+        try:
+            real_fsync(fd)
+        finally:
+            fsync_seconds[0] += perf() - begun
+
+    os.fsync = timed_fsync
+    profiler = None
+    if spec.get("profile"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+    gc.collect()
+    peak_reset = reset_peak()
+    rss_before = status_kb("VmRSS")
+    hwm_before = status_kb("VmHWM")
+    if spec.get("trace"):
+        import tracemalloc
+
+        tracemalloc.start()
+    started = perf()
+    if profiler is not None:
+        profiler.runcall(work)
+    else:
+        work()
+    seconds = perf() - started
+    os.fsync = real_fsync
+    if spec["side"] == "reference":
+        # Not part of its time: what flushing the reference's archive to disk would add, for
+        # comparison with the product, which does flush (an information column).
+        begun = perf()
+        handle = os.open(output, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+        fsync_seconds[0] = perf() - begun
+    result: dict[str, Any] = {
+        "side": spec["side"],
+        "size": spec["size"],
+        "seconds": seconds,
+        "fsync_seconds": fsync_seconds[0],  # product: inside `seconds`; reference: after it
+        "image_bytes": image_bytes,
+        "rss_before_mb": rss_before / 1024,
+        "rss_peak_mb": status_kb("VmHWM") / 1024,
+        # Without the reset the high-water mark may be older than the run: then growth is
+        # counted from it, which can only hide growth, never invent it.
+        "rss_growth_mb": (status_kb("VmHWM") - max(rss_before, hwm_before)) / 1024
+        if not peak_reset
+        else (status_kb("VmHWM") - rss_before) / 1024,
+        "peak_reset": peak_reset,
+        "trace": bool(spec.get("trace")),
+    }
+    if spec.get("trace"):
+        import tracemalloc
+
+        result["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / (1024 * 1024)
+        tracemalloc.stop()
+    if profiler is not None:
+        import io
+        import pstats
+
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
+        result["profile"] = text.getvalue()
+
+    # Not measured from here on: check the output and remove it.
+    if spec["side"] == "product":
+        job.refresh_from_db()
+        if job.state != JobState.SUCCEEDED:
+            raise SystemExit(f"the export job ended {job.state}: {job.error}")
+        output = Path(settings.STORAGE_DIR) / export_key(job)
+        result["job_result"] = job.result
+    with zipfile.ZipFile(output) as archive:
+        names = archive.namelist()
+    result["archive_bytes"] = output.stat().st_size
+    result["members"] = len(names)
+    result["image_members"] = sum(name.startswith("images/") for name in names)
+    output.unlink()
+    return result
+
+
+# ---------------------------------------------------------------------------- the benchmark
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))), flush=True)
+        return 0
+    data_dir = Path(tempfile.mkdtemp(prefix="defectlab-bench-export-"))
+    # The product's settings, configured the documented way, before Django starts; the
+    # children inherit them.
+    os.environ["DJANGO_SETTINGS_MODULE"] = "defectlab.settings"
+    os.environ["DEFECTLAB_DATA_DIR"] = str(data_dir)
+    os.environ["DEFECTLAB_SECRET_KEY"] = "bench-only-secret-key-not-for-production-0123456789"
+    os.environ["DEFECTLAB_LOG_FORMAT"] = "text"
+    os.environ["DEFECTLAB_DATABASE_URL"] = ""
+    os.environ.setdefault("DEFECTLAB_LOG_LEVEL", "WARNING")
+    try:
+        import django
+
+        django.setup()
+        return Bench(args, data_dir).run()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if args.keep:
+            print(f"\nKept {data_dir}.")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, data_dir: Path) -> None:
+        self.args = args
+        self.data_dir = data_dir
+        self.projects: dict[int, int] = {}  # size → project id
+        self.files: dict[int, list[Path]] = {}  # size → its image files
+        self.results: dict[str, Any] = {"runs": [], "rows": []}
+
+    # ------------------------------------------------------------------------ data
+
+    def pool(self) -> list[tuple[bytes, int, int]]:
+        """POOL distinct camera-like JPEGs (synthetic metal panels, nothing downloaded)."""
+        from defectlab.synthetic import defect_image, encode
+
+        pool = []
+        for index in range(POOL):
+            width, height = FRAME_SIZES[index % len(FRAME_SIZES)]
+            image, _defects = defect_image(9000 + index, width, height)
+            pool.append((encode(image), width, height))
+        return pool
+
+    @staticmethod
+    def shapes(rng: random.Random, width: int, height: int, labels: list[int]) -> list[Any]:
+        """1 to 4 defects: boxes and polygons (5 to 8 vertices), inside the image."""
+        from defectlab.geometry import Shape
+
+        shapes = []
+        for _index in range(rng.randint(1, 4)):
+            w, h = rng.uniform(20, width / 5), rng.uniform(20, height / 5)
+            x, y = rng.uniform(0, width - w), rng.uniform(0, height - h)
+            label = rng.choice(labels)
+            if rng.random() < 0.5:
+                shapes.append(Shape.box(x, y, x + w, y + h, label=label).to_dict())
+                continue
+            vertices = rng.randint(5, 8)
+            points = []
+            for k in range(vertices):
+                angle = 2 * math.pi * (k + rng.uniform(0.1, 0.9)) / vertices
+                reach = rng.uniform(0.6, 1.0) / 2
+                points.append(
+                    (
+                        x + w / 2 + reach * w * math.cos(angle),
+                        y + h / 2 + reach * h * math.sin(angle),
+                    )
+                )
+            shapes.append(Shape.polygon(points, label=label).to_dict())
+        return shapes
+
+    def build(self) -> None:
+        from django.conf import settings
+        from django.core.management import call_command
+
+        from defectlab.labeling import services
+        from defectlab.labeling.models import Annotation, Task, TaskStatus
+        from defectlab.tenancy.models import User
+        from defectlab.tenancy.services import create_organization
+
+        started = perf()
+        call_command("migrate", verbosity=0, interactive=False)
+        owner = User.objects.create_user("bench-owner@example.com", name="Bench owner")
+        organization = create_organization("Bench plant", owner)
+        print(f"Rendering {POOL} distinct JPEGs…", flush=True)
+        pool = self.pool()
+        sizes = [len(data) for data, _w, _h in pool]
+        print(
+            f"  {min(sizes) // 1024}–{max(sizes) // 1024} KB, mean "
+            f"{sum(sizes) / len(sizes) / 1024:.0f} KB, {len(FRAME_SIZES)} frame sizes from "
+            f"{min(w * h for w, h in FRAME_SIZES) / 1e6:.1f} to "
+            f"{max(w * h for w, h in FRAME_SIZES) / 1e6:.1f} MP ({perf() - started:.0f} s)",
+            flush=True,
+        )
+        storage = Path(settings.STORAGE_DIR)
+        rng = random.Random(11)
+        for size in self.args.sizes:
+            step = perf()
+            project = services.create_project(
+                organization, owner, name=f"Line 3, {count(size)} frames", labels=list(LABELS)
+            )
+            labels = list(project.labels.values_list("pk", flat=True))
+            folder = f"org/{organization.pk}/projects/{project.pk}"
+            (storage / folder).mkdir(parents=True, exist_ok=True)
+            tasks, files, shapes = [], [], []
+            for index in range(size):
+                data, width, height = pool[index % POOL]
+                # The key create_uploaded_tasks gives an upload; the file is its own copy.
+                key = f"{folder}/{uuid.uuid4().hex}.jpg"
+                path = storage / key
+                path.write_bytes(data)
+                files.append(path)
+                tasks.append(
+                    Task(
+                        organization_id=organization.pk,
+                        project=project,
+                        image=key,
+                        file_name=f"cam{index % 4 + 1}_{index:06d}.jpg",
+                        width=width,
+                        height=height,
+                        size_bytes=len(data),
+                        status=TaskStatus.SUBMITTED,
+                        has_annotation=True,
+                    )
+                )
+                shapes.append(self.shapes(rng, width, height, labels))
+            created = Task.objects.bulk_create(tasks, batch_size=500)
+            Annotation.objects.bulk_create(
+                [
+                    Annotation(
+                        organization_id=organization.pk, task=task, shapes=drawn, author=owner
+                    )
+                    for task, drawn in zip(created, shapes, strict=True)
+                ],
+                batch_size=500,
+            )
+            services.recount(project)
+            self.projects[size] = project.pk
+            self.files[size] = files
+            total = sum(len(pool[index % POOL][0]) for index in range(size))
+            print(
+                f"Project of {count(size)} tasks: {total / MB:,.0f} MB of JPEGs, "
+                f"{sum(len(s) for s in shapes):,} shapes ({perf() - step:.0f} s)",
+                flush=True,
+            )
+        from django.db import connections
+
+        connections.close_all()  # the children open their own
+        os.sync()
+        print(f"Built in {perf() - started:.0f} s, data in {self.data_dir}", flush=True)
+
+    def warm(self, size: int) -> float:
+        """Read every image of the project once, so both sides read from the page cache."""
+        started = perf()
+        for path in self.files[size]:
+            with path.open("rb") as file:
+                while file.read(1 << 20):
+                    pass
+        return perf() - started
+
+    # ------------------------------------------------------------------------ runs
+
+    def run_child(self, size: int, side: str, **extra: Any) -> dict[str, Any]:
+        spec = {
+            "side": side,
+            "size": size,
+            "project": self.projects[size],
+            "format": self.args.format,
+            **extra,
+        }
+        os.sync()  # the previous run's output is on disk before this one starts
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr)
+            raise SystemExit(f"the {side} run at {count(size)} failed")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        result["mb_per_s"] = result["image_bytes"] / MB / result["seconds"]
+        self.results["runs"].append(result)
+        result["warmup"] = bool(extra.get("warmup"))
+        what = "tracemalloc" if result["trace"] else ("cProfile" if "profile" in result else "")
+        if result["warmup"]:
+            what = "warm-up, not counted"
+        fsync = result["fsync_seconds"]
+        print(
+            f"  {count(size):>4} {side:<9} {result['seconds']:8.2f} s {result['mb_per_s']:8.1f} MB/s"
+            + (f" (fsync in it {fsync:.2f} s)" if side == "product" else f" (+fsync {fsync:.2f} s)")
+            + f"  RSS +{result['rss_growth_mb']:.1f} MB"
+            + (
+                f", tracemalloc peak {result['tracemalloc_peak_mb']:.1f} MB"
+                if result["trace"]
+                else ""
+            )
+            + (f"  ({what})" if what else ""),
+            flush=True,
+        )
+        return result
+
+    def measure(self, size: int) -> dict[str, Any]:
+        warmed = self.warm(size)
+        print(f"\n{count(size)} tasks (cache warmed: every image read once, {warmed:.1f} s)")
+        # The first run after a pause writes into memory the VM has to fault in afresh (see
+        # bench/README.md); one untimed run puts every later run in the same state.
+        self.run_child(size, "reference", warmup=True)
+        timed: dict[str, list[dict[str, Any]]] = {"product": [], "reference": []}
+        for turn in range(self.args.repeat):
+            order = ("reference", "product") if turn % 2 == 0 else ("product", "reference")
+            for side in order:
+                timed[side].append(self.run_child(size, side))
+        traced = {side: self.run_child(size, side, trace=True) for side in ("product", "reference")}
+        best = {side: min(runs, key=lambda run: run["seconds"]) for side, runs in timed.items()}
+        product, reference = best["product"], best["reference"]
+        flushed = min(timed["reference"], key=lambda run: run["seconds"] + run["fsync_seconds"])
+        flushed_seconds = flushed["seconds"] + flushed["fsync_seconds"]
+        expected = len(self.files[size])
+        row = {
+            "size": size,
+            "images": expected,
+            "image_mb": round(product["image_bytes"] / MB, 1),
+            "export_seconds": round(product["seconds"], 3),
+            "export_mb_per_s": round(product["mb_per_s"], 1),
+            "zipfile_seconds": round(reference["seconds"], 3),
+            "zipfile_mb_per_s": round(reference["mb_per_s"], 1),
+            "ratio": round(product["mb_per_s"] / reference["mb_per_s"], 3),
+            "export_fsync_seconds": round(product["fsync_seconds"], 3),
+            "zipfile_fsync_seconds": round(flushed_seconds, 3),
+            "zipfile_fsync_mb_per_s": round(product["image_bytes"] / MB / flushed_seconds, 1),
+            "ratio_to_zipfile_fsync": round(flushed_seconds / product["seconds"], 3),
+            "export_seconds_all": [round(run["seconds"], 3) for run in timed["product"]],
+            "zipfile_seconds_all": [round(run["seconds"], 3) for run in timed["reference"]],
+            # RSS from the timed runs (tracing adds its own memory), the larger of the runs.
+            "export_rss_growth_mb": round(max(r["rss_growth_mb"] for r in timed["product"]), 1),
+            "zipfile_rss_growth_mb": round(max(r["rss_growth_mb"] for r in timed["reference"]), 1),
+            "export_tracemalloc_mb": round(traced["product"]["tracemalloc_peak_mb"], 1),
+            "zipfile_tracemalloc_mb": round(traced["reference"]["tracemalloc_peak_mb"], 1),
+            "export_archive_mb": round(product["archive_bytes"] / MB, 1),
+            "zipfile_archive_mb": round(reference["archive_bytes"] / MB, 1),
+            "export_members": product["members"],
+            "export_image_members": product["image_members"],
+            "peak_reset": all(run["peak_reset"] for run in self.results["runs"]),
+        }
+        if product["image_members"] != expected or reference["image_members"] != expected:
+            print(
+                f"  (the archives hold {product['image_members']} and "
+                f"{reference['image_members']} images, not {expected}!)"
+            )
+        self.results["rows"].append(row)
+        return row
+
+    # ------------------------------------------------------------------------ output
+
+    def report(self) -> None:
+        rows = self.results["rows"]
+        best = f"best of {self.args.repeat}" if self.args.repeat > 1 else "one run"
+        print(
+            f"\nExport rate: image MB (10^6 bytes) ÷ wall time, {best} per side; "
+            f"zipfile = ZipFile(ZIP_STORED).write() of the same images"
+        )
+        print(
+            f"{'size':>5} {'images':>7} {'image MB':>9} {'export s':>9} {'of it fsync':>12}"
+            f" {'export MB/s':>12} {'zipfile s':>10} {'zipfile MB/s':>13} {'ratio':>6}"
+            f"  {'(info) zipfile+fsync s':>22} {'MB/s':>6} {'ratio':>6}"
+        )
+        for row in rows:
+            print(
+                f"{count(row['size']):>5} {row['images']:>7,} {row['image_mb']:>9,.1f}"
+                f" {row['export_seconds']:>9.2f} {row['export_fsync_seconds']:>12.2f}"
+                f" {row['export_mb_per_s']:>12.1f}"
+                f" {row['zipfile_seconds']:>10.2f} {row['zipfile_mb_per_s']:>13.1f}"
+                f" {row['ratio']:>5.2f}×"
+                f"  {row['zipfile_fsync_seconds']:>22.2f} {row['zipfile_fsync_mb_per_s']:>6.1f}"
+                f" {row['ratio_to_zipfile_fsync']:>5.2f}×"
+            )
+        print("\nPeak memory of the run, MB (each run in a fresh process)")
+        print(
+            f"{'size':>5} {'export tracemalloc':>19} {'export RSS growth':>18}"
+            f" {'zipfile tracemalloc':>20} {'zipfile RSS growth':>19}"
+        )
+        for row in rows:
+            print(
+                f"{count(row['size']):>5} {row['export_tracemalloc_mb']:>19.1f}"
+                f" {row['export_rss_growth_mb']:>18.1f}"
+                f" {row['zipfile_tracemalloc_mb']:>20.1f} {row['zipfile_rss_growth_mb']:>19.1f}"
+            )
+        if len(rows) > 1:
+            small, large = rows[0], rows[-1]
+            label = f"{count(large['size'])}÷{count(small['size'])}"
+            print(
+                f"{label:>5}"
+                + "".join(
+                    f" {over(large[key], small[key]):>{width - 1}.2f}×"
+                    for key, width in (
+                        ("export_tracemalloc_mb", 19),
+                        ("export_rss_growth_mb", 18),
+                        ("zipfile_tracemalloc_mb", 20),
+                        ("zipfile_rss_growth_mb", 19),
+                    )
+                )
+            )
+        if len(rows) > 1:
+            small, large = rows[0], rows[-1]
+            tasks = large["size"] - small["size"]
+            growth = {
+                key: (large[key] - small[key]) * 1024 / tasks
+                for key in ("export_tracemalloc_mb", "zipfile_tracemalloc_mb")
+            }
+            self.results["growth_kb_per_task"] = {k: round(v, 2) for k, v in growth.items()}
+            print(
+                f"  (info) tracemalloc peak growth per task: export "
+                f"{growth['export_tracemalloc_mb']:.2f} KB, zipfile "
+                f"{growth['zipfile_tracemalloc_mb']:.2f} KB (one member a task: its central directory)"
+            )
+        if not all(row["peak_reset"] for row in rows):
+            print("  (VmHWM could not be reset here: RSS growth is counted from the older peak)")
+
+    def verdicts(self) -> dict[str, Any]:
+        rows = self.results["rows"]
+        aims: dict[str, Any] = {"rate": [], "flat_memory": {}}
+        lines = ["", "Aims"]
+        for row in rows:
+            met = row["ratio"] >= RATE_AIM
+            aims["rate"].append({"size": row["size"], "ratio": row["ratio"], "met": met})
+            lines.append(
+                f"  export MB/s ≥ {RATE_AIM} × zipfile MB/s, {count(row['size'])}: "
+                f"{row['ratio']:.2f}× ({row['export_mb_per_s']:.0f} vs "
+                f"{row['zipfile_mb_per_s']:.0f} MB/s) — {'met' if met else 'MISSED'}"
+            )
+        if len(rows) > 1:
+            small, large = rows[0], rows[-1]
+            parts = []
+            for key, name in (
+                ("export_tracemalloc_mb", "tracemalloc"),
+                ("export_rss_growth_mb", "RSS growth"),
+            ):
+                ratio = over(large[key], small[key])
+                met = ratio <= FLAT_AIM
+                aims["flat_memory"][name] = {"ratio": round(ratio, 2), "met": met}
+                parts.append(
+                    f"{name} {small[key]:.1f} → {large[key]:.1f} MB = {ratio:.2f}× — "
+                    f"{'met' if met else 'MISSED'}"
+                )
+            lines.append(
+                f"  export peak memory flat from {count(small['size'])} to "
+                f"{count(large['size'])} (≤ {FLAT_AIM}×): " + "; ".join(parts)
+            )
+        else:
+            lines.append("  export peak memory flat: needs two sizes")
+        print("\n".join(lines))
+        return aims
+
+    def meta(self) -> dict[str, Any]:
+        import django
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT sqlite_version()")
+            sqlite = cursor.fetchone()[0]
+        return {
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "django": django.get_version(),
+            "sqlite": sqlite,
+            "kernel": platform.release(),
+            "format": self.args.format,
+            "sizes": self.args.sizes,
+            "repeat": self.args.repeat,
+            "pool": POOL,
+            "frame_sizes": FRAME_SIZES,
+            **source_state(),
+        }
+
+    def run(self) -> int:
+        from defectlab.datasets import FORMATS
+
+        if self.args.format not in FORMATS:
+            raise SystemExit(f"unknown format {self.args.format!r}; one of {', '.join(FORMATS)}")
+        started = perf()
+        self.results["meta"] = meta = self.meta()
+        changed = meta["export_path_changed"]
+        print(
+            f"DefectLab export benchmark — format {meta['format']}, {meta['cpus']} CPUs, "
+            f"Python {meta['python']}, Django {meta['django']}, SQLite {meta['sqlite']}, "
+            f"Linux {meta['kernel']}; code at {meta['commit']}"
+            + (
+                f" with uncommitted changes to {', '.join(changed)} (exports.py + archive.py "
+                f"sha256 {meta['exports_and_archive_sha256']})"
+                if changed
+                else ""
+            )
+        )
+        self.build()
+        for size in self.args.sizes:
+            self.measure(size)
+        if self.args.profile:
+            largest = self.args.sizes[-1]
+            print(f"\nWhere the export's time goes at {count(largest)} (cProfile, tottime):")
+            profiled = self.run_child(largest, "product", profile=True)
+            print(profiled["profile"])
+            self.results["profile"] = profiled["profile"]
+        self.report()
+        self.results["aims"] = self.verdicts()
+        meta["seconds"] = round(perf() - started, 1)
+        print(f"\nDone in {meta['seconds']:.0f} s.")
+        if self.args.json:
+            path = Path(self.args.json)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
+            print(f"Numbers written to {path}.")
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
