@@ -269,6 +269,18 @@ def test_presign_mode_redirects_to_a_link_signed_for_the_browsers_endpoint(
     assert fetch(location) == (200, data)  # a plain HTTP client, through that endpoint
 
 
+def test_without_its_own_map_a_connection_uses_the_deployments_public_endpoints(
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
+) -> None:
+    settings.ALLOWED_HOSTS = ["outside.example"]
+    settings.S3_PUBLIC_ENDPOINTS = {"outside.example": s3_server.url("localhost")}
+    data = png(20, 10)
+    _storage, task = one_synced(tenant, s3_server, bucket, "cam/0002.png", data)
+    response = client_for(None).get(signed_url(task.pk, "image"), HTTP_HOST="outside.example")
+    assert response["Location"].startswith(f"{s3_server.url('localhost')}/{bucket}/cam/0002.png?")
+    assert fetch(response["Location"]) == (200, data)
+
+
 def test_proxy_mode_streams_with_range(tenant: Tenant, s3_server: LoopbackS3, bucket: str) -> None:
     data = png(64, 64, (200, 10, 10))
     _storage, task = one_synced(tenant, s3_server, bucket, "panel.png", data, media_mode="proxy")

@@ -20,9 +20,10 @@ Decisions:
   botocore derives from the (validated) region name; it is not checked or pinned.
 - Presigning needs no connection (signatures are computed locally), so media in presign mode
   neither resolves nor checks the endpoint. Presigned links are signed for the connection's own
-  ``public_endpoints`` (app host → endpoint browsers reach), not for the global
-  ``DEFECTLAB_S3_PUBLIC_ENDPOINTS``, which describes the deployment's own storage and would send
-  one organization's links to another store's host.
+  ``public_endpoints`` (app host → endpoint browsers reach). A self-hosted connection without
+  its own map falls back to ``DEFECTLAB_S3_PUBLIC_ENDPOINTS``, the map of the deployment's own
+  MinIO; a connection to another store sets its own map (else its links would name the
+  deployment's host).
 - Tasks synced from a source keep ``storage://<connection id>/<key>`` as their image (the key
   relative to the prefix). A connection's bucket, prefix or endpoint may change later (moving a
   MinIO, say): its tasks then read from the new place. Deleting a connection keeps its tasks and
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.httpsession import ProxyConfiguration
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 from urllib3.exceptions import NewConnectionError
@@ -253,8 +255,17 @@ def config_of(connection: StorageConnection, *, secret_key: str | None = None) -
         path_style=connection.path_style,
         sse=cast(Any, connection.sse),
         kms_key_id=connection.kms_key_id or None,
-        public_endpoints=dict(connection.public_endpoints or {}),
+        public_endpoints=public_endpoints_of(connection),
     )
+
+
+def public_endpoints_of(connection: StorageConnection) -> dict[str, str]:
+    """The connection's own map of app host → endpoint browsers reach; a self-hosted connection
+    without one uses the deployment's DEFECTLAB_S3_PUBLIC_ENDPOINTS (meant for the MinIO the
+    deployment runs, e.g. deploy/compose.yaml's)."""
+    if connection.public_endpoints:
+        return dict(connection.public_endpoints)
+    return dict(settings.S3_PUBLIC_ENDPOINTS) if connection.endpoint_url else {}
 
 
 def checked_addresses(
