@@ -229,7 +229,15 @@ def _run_with_progress(job: Any, label: str) -> Any:
     from defectlab.jobs.models import Job
     from defectlab.jobs.runner import run_job
 
-    worker = threading.Thread(target=run_job, args=(job.pk,), daemon=True)
+    def work() -> None:
+        from django.db import connections
+
+        try:
+            run_job(job.pk)
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    worker = threading.Thread(target=work, daemon=True)
     worker.start()
     shown = 0
     with click.progressbar(length=max(job.total or 1, 1), label=label, show_pos=True) as bar:
