@@ -63,8 +63,10 @@ bench-tasks: install
 	$(BIN)/python bench/tasks.py
 
 # Debian's Chromium: Playwright's own browser download does not work offline.
+# Debian's Chromium, and a CJK font so the Chinese pages render (and screenshot) as text.
 chromium:
-	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	@(command -v chromium >/dev/null && fc-list | grep -qi wqy) || \
+		(apt-get update -q && apt-get install -y -q chromium fonts-wqy-microhei)
 
 bench-canvas: install chromium
 	$(BIN)/python bench/canvas.py
