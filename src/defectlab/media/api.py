@@ -24,6 +24,7 @@ from defectlab.errors import Invalid
 from defectlab.jobs.api import JobSerializer
 from defectlab.labeling.models import Project
 from defectlab.media import connections
+from defectlab.media.connections import EDITABLE
 from defectlab.media.models import Encryption, MediaMode, StorageConnection, StorageRole
 from defectlab.media.secrets import decrypt_secret
 from defectlab.media.sync import start_sync
@@ -51,17 +52,7 @@ class StorageConnectionSerializer(serializers.ModelSerializer[StorageConnection]
             "organization",
             "project",
             "role",
-            "name",
-            "endpoint_url",
-            "bucket",
-            "prefix",
-            "region",
-            "path_style",
-            "public_endpoints",
-            "sse",
-            "kms_key_id",
-            "access_key",
-            "media_mode",
+            *EDITABLE,
             "created_by",
             "created_at",
             "updated_at",

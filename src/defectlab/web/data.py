@@ -23,28 +23,17 @@ from defectlab.labeling.exports import start_export
 from defectlab.labeling.models import Project
 from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.roles import Can, allows
+from defectlab.web.access import role_allows, scoped_or_404
 from defectlab.web.jobs import job_row
 
 FAILURES_SHOWN = 500
 
 
-def _project(request: HttpRequest, pk: int) -> Project:
-    try:
-        return tenancy.get_scoped(
-            Project.objects.select_related("organization"), request.user, pk=pk
-        )
-    except NotFound:
-        raise Http404 from None
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_data(request: HttpRequest, pk: int) -> HttpResponse:
-    project = _project(request, pk)
-    try:
-        tenancy.require(request.user, project.organization_id, Can.MANAGE_PROJECTS)
-    except DefectLabError as refusal:
-        messages.error(request, refusal.message)
+    project = scoped_or_404(Project.objects.select_related("organization"), request, pk=pk)
+    if not role_allows(request, project.organization_id, Can.MANAGE_PROJECTS):
         return redirect("project", project.pk)
     if request.method == "POST":
         try:

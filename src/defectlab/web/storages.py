@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
@@ -20,25 +20,14 @@ from defectlab.media.models import Encryption, MediaMode, StorageConnection, Sto
 from defectlab.media.sync import start_sync
 from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.roles import Can
-
-
-def _project(request: HttpRequest, pk: int) -> Project:
-    try:
-        return tenancy.get_scoped(
-            Project.objects.select_related("organization"), request.user, pk=pk
-        )
-    except NotFound:
-        raise Http404 from None
+from defectlab.web.access import role_allows, scoped_or_404
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_storages(request: HttpRequest, pk: int) -> HttpResponse:
-    project = _project(request, pk)
-    try:
-        tenancy.require(request.user, project.organization_id, Can.MANAGE_PROJECTS)
-    except DefectLabError as refusal:
-        messages.error(request, refusal.message)
+    project = scoped_or_404(Project.objects.select_related("organization"), request, pk=pk)
+    if not role_allows(request, project.organization_id, Can.MANAGE_PROJECTS):
         return redirect("project", project.pk)
     problems: list[dict[str, str]] | None = None
     form: QueryDict | dict[str, Any] = {}

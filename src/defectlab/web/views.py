@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import translation
@@ -26,6 +26,7 @@ from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.models import ApiToken, Invite, Membership, Organization, Role
 from defectlab.tenancy.roles import Can, allows
 from defectlab.web import forms
+from defectlab.web.access import role_allows, scoped_or_404
 from defectlab.web.workspace import workspace_config
 
 PROGRESS_ORDER = [
@@ -35,23 +36,6 @@ PROGRESS_ORDER = [
     TaskStatus.IN_PROGRESS,
     TaskStatus.NEW,
 ]
-
-
-def _scoped_or_404(queryset: Any, request: HttpRequest, **lookup: Any) -> Any:
-    try:
-        return tenancy.get_scoped(queryset, request.user, **lookup)
-    except NotFound:
-        raise Http404 from None
-
-
-def _role_allows(request: HttpRequest, organization_id: int, capability: Can) -> bool:
-    """True when the caller's role allows ``capability``; otherwise the refusal becomes a message."""
-    try:
-        tenancy.require(request.user, organization_id, capability)
-    except DefectLabError as refusal:
-        messages.error(request, refusal.message)
-        return False
-    return True
 
 
 def _safe_next(request: HttpRequest, fallback: str) -> str:
@@ -144,7 +128,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def organization(request: HttpRequest, pk: int) -> HttpResponse:
-    current = _scoped_or_404(Organization.objects.all(), request, pk=pk)
+    current = scoped_or_404(Organization.objects.all(), request, pk=pk)
     role = tenancy.role_in(request.user, current.pk)
     projects = Project.objects.filter(organization=current).order_by("name")
     return render(
@@ -176,7 +160,7 @@ def progress(project: Project) -> list[dict[str, Any]]:
 
 @login_required
 def project(request: HttpRequest, pk: int) -> HttpResponse:
-    current = _scoped_or_404(Project.objects.select_related("organization"), request, pk=pk)
+    current = scoped_or_404(Project.objects.select_related("organization"), request, pk=pk)
     user = acting_user(request)
     role = tenancy.role_in(user, current.organization_id)
     try:
@@ -221,7 +205,7 @@ SORT_OPTIONS = [
 @login_required
 @require_POST
 def assign(request: HttpRequest, pk: int) -> HttpResponse:
-    current = _scoped_or_404(Project.objects.all(), request, pk=pk)
+    current = scoped_or_404(Project.objects.all(), request, pk=pk)
     try:
         tenancy.require(request.user, current.organization_id, Can.MANAGE_PROJECTS)
         raw_assignee = request.POST.get("assignee", "")
@@ -290,8 +274,8 @@ def _account_action(request: HttpRequest, user: Any) -> str:
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_new(request: HttpRequest, pk: int) -> HttpResponse:
-    current = _scoped_or_404(Organization.objects.all(), request, pk=pk)
-    if not _role_allows(request, current.pk, Can.MANAGE_PROJECTS):
+    current = scoped_or_404(Organization.objects.all(), request, pk=pk)
+    if not role_allows(request, current.pk, Can.MANAGE_PROJECTS):
         return redirect("organization", current.pk)
     if request.method == "POST":
         try:
@@ -326,7 +310,7 @@ def project_new(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def project_settings(request: HttpRequest, pk: int) -> HttpResponse:
     """Name, instructions, shape types, image tags and the label schema of a project."""
-    current = _scoped_or_404(Project.objects.select_related("organization"), request, pk=pk)
+    current = scoped_or_404(Project.objects.select_related("organization"), request, pk=pk)
     try:
         tenancy.require(request.user, current.organization_id, Can.MANAGE_PROJECTS)
         if request.method == "POST":
@@ -404,7 +388,7 @@ def _settings_action(request: HttpRequest, current: Project) -> None:
 @require_http_methods(["GET", "POST"])
 def members(request: HttpRequest, pk: int) -> HttpResponse:
     """People in an organization, their roles, and invite links."""
-    current = _scoped_or_404(Organization.objects.all(), request, pk=pk)
+    current = scoped_or_404(Organization.objects.all(), request, pk=pk)
     user = acting_user(request)
     new_link = ""
     try:
@@ -479,9 +463,9 @@ _WORKSPACE_NEEDS = {"annotate": Can.ANNOTATE, "review": Can.REVIEW}
 @require_POST
 def start(request: HttpRequest, pk: int, mode: str) -> HttpResponse:
     """Reserve the next task (to label, or to review) and open it in the workspace."""
-    current = _scoped_or_404(Project.objects.all(), request, pk=pk)
+    current = scoped_or_404(Project.objects.all(), request, pk=pk)
     user = acting_user(request)
-    if not _role_allows(request, current.organization_id, _WORKSPACE_NEEDS[mode]):
+    if not role_allows(request, current.organization_id, _WORKSPACE_NEEDS[mode]):
         return redirect("project", current.pk)
     task = (
         workflow.next_review(current, user)
@@ -496,7 +480,7 @@ def start(request: HttpRequest, pk: int, mode: str) -> HttpResponse:
 
 @login_required
 def workspace_page(request: HttpRequest, pk: int, mode: str, as_json: bool = False) -> HttpResponse:
-    task = _scoped_or_404(
+    task = scoped_or_404(
         Task.objects.select_related("project", "project__organization"), request, pk=pk
     )
     user = acting_user(request)
@@ -508,7 +492,7 @@ def workspace_page(request: HttpRequest, pk: int, mode: str, as_json: bool = Fal
             return JsonResponse(
                 error_body(refusal.code, refusal.message, refusal.details), status=refusal.status
             )
-    elif not _role_allows(request, task.organization_id, _WORKSPACE_NEEDS[mode]):
+    elif not role_allows(request, task.organization_id, _WORKSPACE_NEEDS[mode]):
         return redirect("project", task.project_id)
     if mode == "annotate":
         workflow.claim(task, user)
