@@ -159,3 +159,19 @@ def test_a_reference_is_fetched_on_view_through_the_guarded_fetcher(
     assert anyone.get(thumb_url)["Content-Type"] == "image/jpeg"
     anyone.get(thumb_url)
     assert [seen.path for seen in server.seen] == ["/part_7.png", "/part_7.png"]  # thumb cached
+
+
+def test_deleting_a_reference_task_removes_its_cached_thumbnail(
+    tenant: Tenant, serve: Callable[..., LoopbackServer], storage_dir: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:  # fmt: skip
+    server = serve({"/p.png": send(PNG)})
+    add_allowed_network(tenant.organization, tenant.user(Role.OWNER), "127.0.0.1/32")
+    services.import_references(tenant.project, [server.url("/p.png")])
+    task = Task.objects.get(project=tenant.project, file_name="p.png")
+    client_for(None).get(media_services.signed_url(task.pk, "thumb"))
+    cached = storage_dir / media_services.reference_thumbnails(task.pk)[0]
+    assert cached.is_file()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_tasks(tenant.project, [task.pk])
+    assert not cached.exists()

@@ -21,7 +21,7 @@ from defectlab.errors import Invalid
 from defectlab.geometry import ShapeType
 from defectlab.ingest.uploads import IncomingImage
 from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
-from defectlab.media.services import STORAGE_REFERENCE, cached_copies
+from defectlab.media.services import STORAGE_REFERENCE, cached_copies, reference_thumbnails
 from defectlab.media.storage import default_storage
 from defectlab.params import (
     decode_cursor,
@@ -518,16 +518,24 @@ def delete_tasks(project: Project, task_ids: Sequence[int]) -> int:
             if gone:
                 Project.objects.filter(pk=project.pk).update(**{counter: F(counter) - gone})
         Task.objects.filter(id__in=[task.pk for task in tasks]).delete()
-        keys = [task.image for task in tasks if _is_stored(task.image)]
-        transaction.on_commit(lambda: _delete_files(keys))
+        # The image and its cached copies; for a task kept by reference, its cached thumbnail.
+        paths = [
+            path
+            for task in tasks
+            for path in (
+                (task.image, *cached_copies(task.image))
+                if _is_stored(task.image)
+                else reference_thumbnails(task.pk)
+            )
+        ]
+        transaction.on_commit(lambda: _delete_files(paths))
     return len(tasks)
 
 
-def _delete_files(keys: list[str]) -> None:
+def _delete_files(paths: list[str]) -> None:
     storage = default_storage()
-    for key in keys:
-        for stored in (key, *cached_copies(key)):
-            storage.delete(stored)
+    for path in paths:
+        storage.delete(path)
 
 
 def _is_stored(image: str) -> bool:

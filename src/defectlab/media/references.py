@@ -38,7 +38,7 @@ from defectlab.media.images import ImageError, render_for_display, thumbnail
 from defectlab.media.models import MediaMode, StorageConnection
 from defectlab.media.s3 import S3Config, S3Storage
 from defectlab.media.s3proxy import serve_object
-from defectlab.media.services import MediaGrant
+from defectlab.media.services import MediaGrant, reference_thumbnails
 from defectlab.media.storage import default_storage
 
 MB = 1024 * 1024
@@ -59,7 +59,7 @@ def open_reference(organization_id: int, image: str) -> BinaryIO:
 
 
 def thumbnail_key(task_id: int) -> str:
-    return f"cache/storage/{task_id}.jpg"
+    return reference_thumbnails(task_id)[1]
 
 
 def serve_reference(request: HttpRequest, task: Task, grant: MediaGrant) -> HttpResponseBase:

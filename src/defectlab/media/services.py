@@ -72,6 +72,12 @@ def cached_copies(image_key: str) -> tuple[str, str]:
     return f"cache/thumbs/{image_key}.jpg", f"cache/display/{image_key}.png"
 
 
+def reference_thumbnails(task_id: int) -> tuple[str, str]:
+    """Where the thumbnail of a task kept by reference is cached: (from a URL, from a storage
+    connection)."""
+    return f"cache/remote/{task_id}.jpg", f"cache/storage/{task_id}.jpg"
+
+
 def variant_bytes(
     image_key: str, variant: Variant, storage: Storage | None = None
 ) -> tuple[bytes, str]:
@@ -105,7 +111,7 @@ def remote_variant(
     from defectlab.ingest.services import allowlist_for
 
     storage = default_storage()
-    cache_key = f"cache/remote/{task_id}.jpg"
+    cache_key = reference_thumbnails(task_id)[0]
     if variant == "thumb" and storage.exists(cache_key):
         return storage.read(cache_key), "image/jpeg"
     fetched = fetch(
