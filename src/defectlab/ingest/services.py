@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Conflict
+from defectlab.ingest.fetcher import fetch
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.ingest.policy import Allowlist, normalize_entry
 from defectlab.tenancy.models import Organization, User
@@ -18,6 +19,13 @@ def allowlist_for(organization: Organization | int) -> Allowlist:
         "value", flat=True
     )
     return Allowlist.from_entries(values)
+
+
+def fetch_referenced(organization_id: int, url: str) -> bytes:
+    """An image ``organization_id`` keeps by reference, fetched through the guarded fetcher under
+    its allowlist (the upload size limit applies). Refusals and failures raise the fetcher's
+    errors, which name the rule."""
+    return fetch(url, allowlist=allowlist_for(organization_id)).body
 
 
 def add_allowed_network(

@@ -21,8 +21,7 @@ from defectlab.jobs import services
 from defectlab.jobs.models import Job, JobState
 from defectlab.media.storage import default_storage
 from defectlab.params import decode_cursor, encode_cursor, query_int
-from defectlab.tenancy.roles import Can
-from defectlab.tenancy.services import record, require, role_in
+from defectlab.tenancy.services import record
 
 PAGE = 50
 ITEMS_PAGE = 500
@@ -88,7 +87,7 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
     def get_object(self) -> Any:
         job = super().get_object()
         if self.action in ("cancel", "retry"):
-            _may_steer(self.request, job)
+            services.require_steer(self.request.user, job)
         return job
 
     @extend_schema(
@@ -173,10 +172,3 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
         job = services.retry_job(self.get_object(), acting_user(request))
         record(request._request, "job.retried", organization=job.organization_id, target=job)
         return Response(JobSerializer(job).data)
-
-
-def _may_steer(request: Request, job: Job) -> None:
-    """Whoever started a job may stop or retry it; otherwise managing projects is needed."""
-    if job.started_by_id == request.user.pk and role_in(request.user, job.organization_id):
-        return
-    require(request.user, job.organization_id, Can.MANAGE_PROJECTS)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -14,6 +13,8 @@ from defectlab.errors import Conflict, Invalid
 from defectlab.jobs.models import FINISHED, Job, JobState
 from defectlab.jobs.runner import HANDLERS
 from defectlab.tenancy.models import Organization, User
+from defectlab.tenancy.roles import Can, allows
+from defectlab.tenancy.services import require, role_in
 
 
 def start_job(
@@ -79,13 +80,19 @@ def retry_job(job: Job, user: User | None) -> Job:
     return job
 
 
+def may_steer(user: Any, job: Job) -> bool:
+    """Whoever started a job may stop or retry it; other members need to manage projects."""
+    role = role_in(user, job.organization_id)
+    return role is not None and (job.started_by_id == user.pk or allows(role, Can.MANAGE_PROJECTS))
+
+
+def require_steer(user: Any, job: Job) -> None:
+    """``may_steer``, or the refusal that says why not (Forbidden; NotFound for a non-member)."""
+    if not may_steer(user, job):
+        require(user, job.organization_id, Can.MANAGE_PROJECTS)
+
+
 def retryable(job: Job) -> bool:
     return job.state in (JobState.FAILED, JobState.CANCELLED) or (
         job.state == JobState.SUCCEEDED and job.failed > 0
     )
-
-
-def recent_jobs(queryset: QuerySet[Job], *, project: Any = None) -> QuerySet[Job]:
-    if project is not None:
-        queryset = queryset.filter(project=project)
-    return queryset.select_related("started_by", "project").order_by("-id")

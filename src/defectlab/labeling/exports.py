@@ -298,14 +298,8 @@ def _opener(task: Task, storage: Any) -> Callable[[], IO[bytes]]:
         return lambda: open_reference(organization_id, key)
 
     def fetch_remote() -> IO[bytes]:
-        from defectlab.ingest.fetcher import fetch
-        from defectlab.ingest.services import allowlist_for
+        from defectlab.ingest.services import fetch_referenced
 
-        fetched = fetch(
-            key,
-            allowlist=allowlist_for(organization_id),
-            max_bytes=settings.MAX_UPLOAD_MB * 1024 * 1024,
-        )
-        return io.BytesIO(fetched.body)
+        return io.BytesIO(fetch_referenced(organization_id, key))
 
     return fetch_remote

@@ -107,20 +107,15 @@ def remote_variant(
     organization's allowlist each time (that is what "by reference" means), except thumbnails,
     which are cached like those of stored images. Refusals and failures raise the fetcher's
     errors, which name the rule."""
-    from defectlab.ingest.fetcher import fetch
-    from defectlab.ingest.services import allowlist_for
+    from defectlab.ingest.services import fetch_referenced
 
     storage = default_storage()
     cache_key = reference_thumbnails(task_id)[0]
     if variant == "thumb" and storage.exists(cache_key):
         return storage.read(cache_key), "image/jpeg"
-    fetched = fetch(
-        url,
-        allowlist=allowlist_for(organization_id),
-        max_bytes=settings.MAX_UPLOAD_MB * 1024 * 1024,
-    )
+    original = fetch_referenced(organization_id, url)
     if variant == "thumb":
-        data = thumbnail(fetched.body)
+        data = thumbnail(original)
         storage.save(cache_key, data)
         return data, "image/jpeg"
-    return render_for_display(fetched.body)
+    return render_for_display(original)

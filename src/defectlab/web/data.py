@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -13,16 +13,17 @@ from django.views.decorators.http import require_http_methods
 
 from defectlab.api import acting_user
 from defectlab.datasets import FORMATS
-from defectlab.errors import DefectLabError, Invalid, NotFound
+from defectlab.errors import DefectLabError, Invalid
 from defectlab.ingest.models import ImportState, UrlImportItem
 from defectlab.ingest.uploads import images_from_uploads
 from defectlab.ingest.urlimport import start_url_import, urls_from_file
 from defectlab.jobs.models import Job
+from defectlab.jobs.services import may_steer
 from defectlab.labeling import services
 from defectlab.labeling.exports import start_export
 from defectlab.labeling.models import Project
 from defectlab.tenancy import services as tenancy
-from defectlab.tenancy.roles import Can, allows
+from defectlab.tenancy.roles import Can
 from defectlab.web.access import role_allows, scoped_or_404
 from defectlab.web.jobs import job_row
 
@@ -162,13 +163,7 @@ def _started(request: HttpRequest, project: Project, job: Job, action: str) -> H
 @login_required
 def job_page(request: HttpRequest, pk: int) -> HttpResponse:
     """One job: its progress (live while it runs), its error, its failures, its file."""
-    try:
-        job = tenancy.get_scoped(
-            Job.objects.select_related("started_by", "project"), request.user, pk=pk
-        )
-    except NotFound:
-        raise Http404 from None
-    role = tenancy.role_in(request.user, job.organization_id)
+    job = scoped_or_404(Job.objects.select_related("started_by", "project"), request, pk=pk)
     failures = (
         list(
             UrlImportItem.objects.filter(job=job, state=ImportState.FAILED).order_by("index")[
@@ -178,9 +173,8 @@ def job_page(request: HttpRequest, pk: int) -> HttpResponse:
         if job.kind == "url_import"
         else []
     )
-    may_steer = allows(role, Can.MANAGE_PROJECTS) or job.started_by_id == request.user.pk
     context = {
-        "row": job_row(job, may_steer=may_steer),
+        "row": job_row(job, may_steer=may_steer(request.user, job)),
         "failures": failures,
         "download": job.kind == "export" and job.state == "succeeded",
         "current_organization_id": job.organization_id,

@@ -7,19 +7,19 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from defectlab.errors import DefectLabError, NotFound
+from defectlab.errors import DefectLabError
 from defectlab.jobs import services
 from defectlab.jobs.api import job_rate
 from defectlab.jobs.models import FINISHED, Job
 from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.models import Organization
-from defectlab.tenancy.roles import Can, allows
+from defectlab.web.access import scoped_or_404
 
 KIND_NAMES = {
     "url_import": _("Import from URLs"),
@@ -29,13 +29,6 @@ KIND_NAMES = {
     "storage_write": _("Write to storage"),
 }
 SHOWN = 50
-
-
-def _organization(request: HttpRequest, pk: int) -> Organization:
-    try:
-        return tenancy.get_scoped(Organization.objects.all(), request.user, pk=pk)
-    except NotFound:
-        raise Http404 from None
 
 
 def job_row(job: Job, *, may_steer: bool = False) -> dict[str, Any]:
@@ -57,10 +50,7 @@ def _rows(request: HttpRequest, organization: Organization) -> dict[str, Any]:
         .select_related("started_by", "project")
         .order_by("-id")[:SHOWN]
     )
-    may_manage = allows(tenancy.role_in(request.user, organization.pk), Can.MANAGE_PROJECTS)
-    rows = [
-        job_row(job, may_steer=may_manage or job.started_by_id == request.user.pk) for job in jobs
-    ]
+    rows = [job_row(job, may_steer=services.may_steer(request.user, job)) for job in jobs]
     return {
         "organization": organization,
         "rows": rows,
@@ -72,7 +62,7 @@ def _rows(request: HttpRequest, organization: Organization) -> dict[str, Any]:
 
 @login_required
 def jobs_page(request: HttpRequest, pk: int) -> HttpResponse:
-    organization = _organization(request, pk)
+    organization = scoped_or_404(Organization.objects.all(), request, pk=pk)
     context = _rows(request, organization)
     if request.headers.get("HX-Request"):
         return render(request, "web/_job_rows.html", context)
@@ -82,13 +72,9 @@ def jobs_page(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def job_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    job = scoped_or_404(Job.objects.all(), request, pk=pk)
     try:
-        job = tenancy.get_scoped(Job.objects.all(), request.user, pk=pk)
-    except NotFound:
-        raise Http404 from None
-    try:
-        if job.started_by_id != request.user.pk:
-            tenancy.require(request.user, job.organization_id, Can.MANAGE_PROJECTS)
+        services.require_steer(request.user, job)
         if action == "cancel":
             services.cancel_job(job)
             messages.success(request, _("The job was asked to stop."))

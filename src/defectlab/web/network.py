@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
@@ -17,15 +17,13 @@ from defectlab.ingest.services import add_allowed_network
 from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.models import Organization
 from defectlab.tenancy.roles import Can, allows
+from defectlab.web.access import scoped_or_404
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def network_access(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        organization = tenancy.get_scoped(Organization.objects.all(), request.user, pk=pk)
-    except NotFound:
-        raise Http404 from None
+    organization = scoped_or_404(Organization.objects.all(), request, pk=pk)
     if request.method == "POST":
         try:
             tenancy.require(request.user, organization.pk, Can.MANAGE_ORGANIZATION)
