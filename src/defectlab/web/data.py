@@ -20,6 +20,7 @@ from defectlab.ingest.urlimport import start_url_import, urls_from_file
 from defectlab.jobs.models import Job
 from defectlab.jobs.services import may_steer
 from defectlab.labeling import services
+from defectlab.labeling.datasetimport import start_dataset_import
 from defectlab.labeling.exports import start_export
 from defectlab.labeling.models import Project
 from defectlab.tenancy import services as tenancy
@@ -109,11 +110,8 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
         return _started(request, project, job, "tasks.url_import_started")
     if action == "export":
         data = request.POST
-        split = {
-            name: float(data.get(f"split_{name}") or 0)
-            for name in ("train", "val", "test")
-            if _number(data.get(f"split_{name}"))
-        }
+        ratios = {name: _ratio(data.get(f"split_{name}")) for name in ("train", "val", "test")}
+        split = {name: ratio for name, ratio in ratios.items() if ratio is not None}
         job = start_export(
             project,
             {
@@ -128,8 +126,6 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
         )
         return _started(request, project, job, "project.export_started")
     if action == "import_dataset":
-        from defectlab.labeling.datasetimport import start_dataset_import
-
         archive = request.FILES.get("archive")
         if archive is None:
             raise Invalid(_("Choose the dataset's zip archive."))
@@ -138,11 +134,15 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
     raise Invalid(_("Unknown action."))
 
 
-def _number(raw: str | None) -> bool:
+def _ratio(raw: str | None) -> float | None:
+    """A split ratio from the form; None for a field left empty (or below zero)."""
+    if raw is None or not raw.strip():
+        return None
     try:
-        return raw is not None and raw.strip() != "" and float(raw) >= 0
+        ratio = float(raw)
     except ValueError:
         raise Invalid(_("“%(value)s” is not a number.") % {"value": raw}) from None
+    return ratio if ratio >= 0 else None
 
 
 def _seed(raw: str) -> int:
