@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.db import connections as db_connections
 from django.test import Client
 
 from defectlab.jobs.models import Job, JobState
@@ -118,7 +119,10 @@ def test_a_hanging_store_holds_only_a_few_threads_and_other_requests_are_answere
     lock = threading.Condition()
 
     def show(url: str) -> int:
-        status = Client().get(url).status_code
+        try:
+            status = Client().get(url).status_code
+        finally:
+            db_connections.close_all()  # this thread's own
         with lock:
             answered.append(status)
             lock.notify_all()
@@ -147,7 +151,14 @@ def test_a_sync_against_a_hanging_store_stops_when_cancelled(
 ) -> None:
     storage = hanging_source(tenant, hole)
     job = start_sync(storage, tenant.user(Role.MANAGER))
-    worker = threading.Thread(target=run_job, args=(job.pk,), daemon=True)
+
+    def work() -> None:
+        try:
+            run_job(job.pk)
+        finally:
+            db_connections.close_all()  # this thread's own
+
+    worker = threading.Thread(target=work, daemon=True)
     worker.start()
     assert hole.wait_for(1)  # the sync is listing the bucket, which never answers
     cancelled = client_for(tenant.user(Role.MANAGER)).post(f"/api/jobs/{job.pk}/cancel/")
