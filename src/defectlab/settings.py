@@ -47,6 +47,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("expected a number above zero")
+    return number
+
+
 def _csv(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -254,6 +261,39 @@ S3_MULTIPART_MB = env(
     "16",
     "S3 / MinIO storage: files larger than this many MB are uploaded in parts of this size "
     "(at least 5).",
+    _positive_int,
+)
+
+S3_INTERACTIVE_TIMEOUT = env(
+    "DEFECTLAB_S3_INTERACTIVE_TIMEOUT",
+    "5",
+    "S3 / MinIO storage: seconds a request made while a person waits (an image shown through "
+    "DefectLab, a thumbnail, a TIFF rendered) waits to connect and then for each answer; it is "
+    "not retried. Syncs, writes and exports wait longer and retry.",
+    _positive_float,
+)
+S3_BREAKER_FAILURES = env(
+    "DEFECTLAB_S3_BREAKER_FAILURES",
+    "3",
+    "S3 / MinIO storage: after this many failures in a row to reach a storage, images from it "
+    "are answered at once with an error for `DEFECTLAB_S3_BREAKER_SECONDS`, then one request "
+    "tries again.",
+    _positive_int,
+)
+S3_BREAKER_SECONDS = env(
+    "DEFECTLAB_S3_BREAKER_SECONDS",
+    "30",
+    "S3 / MinIO storage: seconds a storage that stopped answering is left alone before one "
+    "request tries it again.",
+    _positive_int,
+)
+S3_CALLS_PER_STORAGE = env(
+    "DEFECTLAB_S3_CALLS_PER_STORAGE",
+    "2",
+    "S3 / MinIO storage: requests one web process makes to one storage at the same time for "
+    "images and thumbnails; more are answered at once with 503 (try again). Keep it below the "
+    "web server's threads per process, so a storage that hangs leaves threads for everything "
+    "else.",
     _positive_int,
 )
 

@@ -16,8 +16,11 @@ behaviours of real stores that moto (5.2) lacks, added as a WSGI layer in front 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import socket
+import threading
 import time
 from calendar import timegm
 from collections.abc import Callable, Iterable, Iterator
@@ -161,3 +164,44 @@ class LoopbackS3:
         wrong secrets SignatureDoesNotMatch, keys without a policy AccessDenied."""
         with enable_iam_authentication():
             yield
+
+
+class BlackHole:
+    """A storage that hangs: a TCP server on loopback that accepts every connection and never
+    answers, counting the connections it was offered. ``close`` lets go of them all (their
+    clients see the connection closed) and stops listening."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.port = self._listener.getsockname()[1]
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._changed = threading.Condition()
+        threading.Thread(target=self._accept, name="black-hole", daemon=True).start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _address = self._listener.accept()
+            except OSError:
+                return  # closed
+            with self._changed:
+                self.accepted += 1
+                self._held.append(connection)
+                self._changed.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 30) -> bool:
+        """Whether ``count`` connections arrived (waiting at most ``timeout`` seconds)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.accepted >= count, timeout)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self._listener.close()
+        with self._changed:
+            for connection in self._held:
+                connection.close()

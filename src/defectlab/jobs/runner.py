@@ -37,6 +37,11 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
+class PassingFailure(Exception):
+    """A failure worth retrying whose message is already written for people (translated): the
+    job's error is the message alone."""
+
+
 class Cancelled(Exception):
     """Raised inside a handler (by Progress) when someone asked the job to stop."""
 
@@ -111,7 +116,11 @@ def run_job(job_id: int) -> None:
             _finish(job, JobState.FAILED, error=refusal.message, progress=progress)
         except Exception as error:
             log.exception("job %s (%s) failed on attempt %s", job.pk, job.kind, job.attempts)
-            message = f"{type(error).__name__}: {error}"
+            message = (
+                str(error)
+                if isinstance(error, PassingFailure)
+                else f"{type(error).__name__}: {error}"
+            )
             if job.attempts < settings.JOB_MAX_ATTEMPTS:
                 Job.objects.filter(pk=job.pk).update(
                     state=JobState.QUEUED, error=message, updated_at=timezone.now()

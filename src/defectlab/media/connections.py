@@ -31,6 +31,14 @@ Decisions:
 - Reads for people and exports reuse a checked, pinned storage per connection for up to
   ``STORAGE_TTL`` seconds (pinning makes reuse safe; a narrowed allowlist applies to them
   within that time). Jobs check and pin afresh on every run.
+- Reads a person waits on wait ``DEFECTLAB_S3_INTERACTIVE_TIMEOUT`` seconds and are not retried
+  (``media.breaker`` keeps a hanging store from holding the web's threads); jobs and exports
+  wait longer and retry.
+- A failure is *permanent* when trying again cannot help until someone changes a setting (the
+  keys, the bucket, its permissions, its region, http:// against https://): it is a
+  `s3check.StorageProblem` (a refusal: its job fails at once). Anything else (no answer, a
+  refused connection, the store's own 5xx) is `StorageUnavailable`, which jobs retry. Both say
+  what is wrong in s3check's plain words.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from botocore.httpsession import ProxyConfiguration
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -52,8 +60,9 @@ from defectlab.errors import Conflict, Invalid, NotFound
 from defectlab.ingest.fetcher import Resolver, check_url
 from defectlab.ingest.policy import FetchFailed, IPAddress, Refused
 from defectlab.ingest.services import allowlist_for
+from defectlab.jobs.runner import PassingFailure
 from defectlab.labeling.models import Project
-from defectlab.media import s3check
+from defectlab.media import breaker, s3check
 from defectlab.media.models import (
     Encryption,
     MediaMode,
@@ -239,9 +248,15 @@ def delete_connection(connection: StorageConnection) -> None:
 # ---------------------------------------------------------------------------- reaching a store
 
 
-class StorageUnavailable(Exception):
+class StorageUnavailable(PassingFailure):
     """The store failed in a way worth retrying (network, the store's own error). Not a
     DefectLabError on purpose: the job runner retries these; the message is the diagnosis."""
+
+
+# s3check's codes for what only a change of settings can cure.
+PERMANENT = frozenset(
+    {"credentials", "access_denied", "bucket_missing", "region_mismatch", "tls", "invalid"}
+)
 
 
 def config_of(connection: StorageConnection, *, secret_key: str | None = None) -> S3Config:
@@ -350,22 +365,41 @@ def open_storage(
     interactive: bool = False,
 ) -> S3Storage:
     """An S3Storage for ``connection`` whose client may only reach checked addresses.
-    ``interactive``: short timeouts and one retry, for a person waiting on a page."""
+    ``interactive``: short timeouts and no retry, for a person waiting on a page."""
     config = config_of(connection)
     addresses = checked_addresses(connection.organization_id, config, resolver)
     storage = S3Storage(config)
     storage.client.close()
-    timeouts = {"connect_timeout": 5, "read_timeout": 20, "attempts": 2} if interactive else {}
-    storage.client = pinned_client(config, addresses, **timeouts)
+    if interactive:
+        seconds = float(settings.S3_INTERACTIVE_TIMEOUT)
+        storage.client = pinned_client(
+            config, addresses, connect_timeout=seconds, read_timeout=seconds, attempts=1
+        )
+    else:
+        storage.client = pinned_client(config, addresses)
     return storage
 
 
-def storage_failure(error: Exception, config: S3Config) -> StorageUnavailable:
-    """A botocore error as a sentence (the connection test's diagnosis)."""
-    if isinstance(error, BotoCoreError | ClientError):
-        where = s3check._Where(_endpoint_of(config), config, 10)
-        return StorageUnavailable(s3check._diagnose(error, where, "list").message)
-    return StorageUnavailable(str(error))
+def storage_failure(
+    error: BaseException, storage: S3Storage
+) -> s3check.StorageProblem | StorageUnavailable:
+    """A botocore error as the connection test's diagnosis: a `s3check.StorageProblem` when it
+    is permanent (``PERMANENT``), else `StorageUnavailable`. A timeout names the seconds the
+    storage's client really waited."""
+    if not isinstance(error, BotoCoreError | ClientError):
+        return StorageUnavailable(str(error))
+    options: Any = storage.client.meta.config
+    seconds = (
+        options.read_timeout if isinstance(error, ReadTimeoutError) else options.connect_timeout
+    )
+    where = s3check._Where(_endpoint_of(storage.config), storage.config, _seconds(seconds))
+    problem = s3check._diagnose(error, where, "list")
+    return problem if problem.code in PERMANENT else StorageUnavailable(problem.message)
+
+
+def _seconds(value: Any) -> float | int:
+    number = float(value or 0)
+    return int(number) if number.is_integer() else number
 
 
 def _endpoint_of(config: S3Config) -> str:
@@ -379,13 +413,15 @@ def test_connection(
     connection: StorageConnection,
     *,
     resolver: Resolver | None = None,
-    timeout: float = 5.0,
+    timeout: float | None = None,
     secret_key: str | None = None,
 ) -> list[dict[str, str]]:
     """Everything wrong with the connection, in plain words: ``[{"code", "message"}]``, empty
     when it works. A refusal by the address policy comes first as code ``refused`` with the
     ``rule`` that refused (no request is sent then); otherwise the codes of
-    ``s3check.StorageProblem``. The check lists, writes and deletes a probe object."""
+    ``s3check.StorageProblem``. The check lists, writes and deletes a probe object, each call
+    waiting ``timeout`` seconds (default ``DEFECTLAB_S3_INTERACTIVE_TIMEOUT``), once."""
+    timeout = float(timeout or settings.S3_INTERACTIVE_TIMEOUT)
     config = config_of(connection, secret_key=secret_key)
     try:
         addresses = checked_addresses(connection.organization_id, config, resolver)
@@ -398,7 +434,7 @@ def test_connection(
         config, addresses, connect_timeout=timeout, read_timeout=timeout, attempts=1
     )
     try:
-        problems = _diagnose(client, config, timeout)
+        problems = _diagnose(client, config, _seconds(timeout))
     finally:
         client.close()
     return [{"code": problem.code, "message": problem.message} for problem in problems]
@@ -445,24 +481,26 @@ def connection_of(organization_id: int, image: str) -> tuple[StorageConnection, 
 # unchecked address; remade when the connection changes or after STORAGE_TTL seconds, which
 # is how long a narrowed allowlist may take to apply to them.
 STORAGE_TTL = 60.0
-_shared: dict[int, tuple[Any, float, S3Storage]] = {}
+_shared: dict[tuple[int, bool], tuple[Any, float, S3Storage]] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_storage(connection: StorageConnection) -> S3Storage:
-    """A checked, pinned storage for ``connection`` with short timeouts, reused for a while
-    (do not close it). Raises Refused / FetchFailed like ``open_storage``."""
+def shared_storage(connection: StorageConnection, *, background: bool = False) -> S3Storage:
+    """A checked, pinned storage for ``connection``, reused for a while (do not close it): with
+    the short timeouts of a person waiting, or a job's (``background``, for exports). Raises
+    Refused / FetchFailed like ``open_storage``."""
     now = time.monotonic()
+    slot = (connection.pk, background)
     with _shared_lock:
-        entry = _shared.get(connection.pk)
+        entry = _shared.get(slot)
         if entry and entry[0] == connection.updated_at and now - entry[1] < STORAGE_TTL:
             return entry[2]
-    storage = open_storage(connection, interactive=True)  # DNS: not under the lock
+    storage = open_storage(connection, interactive=not background)  # DNS: not under the lock
     with _shared_lock:
-        stale = [_shared.pop(connection.pk, None)]
+        stale = [_shared.pop(slot, None)]
         while len(_shared) >= 32:
             stale.append(_shared.pop(next(iter(_shared))))
-        _shared[connection.pk] = (connection.updated_at, now, storage)
+        _shared[slot] = (connection.updated_at, now, storage)
     for old in stale:
         if old is not None:
             old[2].close()  # requests under way finish; their connections are not reused
@@ -475,15 +513,18 @@ def clear_caches() -> None:
         storages = [entry[2] for entry in _shared.values()] + list(_signers.values())
         _shared.clear()
         _signers.clear()
+    breaker.forget()
     for storage in storages:
         storage.close()
 
 
 def _forget_storages(connection_id: int) -> None:
     with _shared_lock:
-        entry = _shared.pop(connection_id, None)
-    if entry is not None:
-        entry[2].close()
+        entries = [_shared.pop((connection_id, kind), None) for kind in (False, True)]
+    breaker.forget(connection_id)  # new settings deserve a fresh try
+    for entry in entries:
+        if entry is not None:
+            entry[2].close()
 
 
 _signers: dict[tuple[int, Any], S3Storage] = {}

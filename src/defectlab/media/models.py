@@ -64,8 +64,8 @@ class StorageConnection(models.Model):
     last_sync_job = models.ForeignKey(
         "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # The last failed write to a target (cleared by the next one that works), so a broken
-    # target shows on the connection and not only in its jobs.
+    # Why the last sync of a source or write to a target failed, in plain words (cleared by the
+    # next one that works), so a broken storage shows on the connection and not only in its jobs.
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
 

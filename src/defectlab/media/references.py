@@ -10,6 +10,9 @@ what the media view answers for them, and how exports read them.
   app cannot decode (WebP, GIF) gets the original instead.
 - Reads go through ``connections.shared_storage``: checked against the organization's policy and
   pinned to the checked addresses. The signed /media/ token is the access check.
+- Reads for people wait ``DEFECTLAB_S3_INTERACTIVE_TIMEOUT`` seconds, once, under
+  ``media.breaker`` (a store that hangs is answered for at once: 503); a store that fails
+  answers 502 with the reason; exports read with a job's longer timeouts and retries.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import time
+from contextlib import AbstractContextManager
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
@@ -28,6 +32,7 @@ from PIL import ExifTags, Image
 
 from defectlab.errors import DefectLabError, Invalid, NotFound, TooLarge
 from defectlab.labeling.models import Task
+from defectlab.media import breaker
 from defectlab.media.connections import (
     connection_of,
     shared_storage,
@@ -36,7 +41,7 @@ from defectlab.media.connections import (
 )
 from defectlab.media.images import ImageError, render_for_display, thumbnail
 from defectlab.media.models import MediaMode, StorageConnection
-from defectlab.media.s3 import S3Config, S3Storage
+from defectlab.media.s3 import S3Storage
 from defectlab.media.s3proxy import serve_object
 from defectlab.media.services import MediaGrant, reference_thumbnails
 from defectlab.media.storage import default_storage
@@ -51,11 +56,11 @@ def open_reference(organization_id: int, image: str) -> BinaryIO:
     """The bytes of a ``storage://`` image, streamed (for exports). Failures are OSErrors,
     which the archive writer reports as an image that could not be read."""
     connection, key = connection_of(organization_id, image)
-    storage = shared_storage(connection)
+    storage = shared_storage(connection, background=True)
     try:
         return storage.open(key)
     except (BotoCoreError, ClientError) as error:
-        raise OSError(str(storage_failure(error, storage.config))) from error
+        raise OSError(_message(storage_failure(error, storage))) from error
 
 
 def thumbnail_key(task_id: int) -> str:
@@ -86,9 +91,10 @@ def serve_reference(request: HttpRequest, task: Task, grant: MediaGrant) -> Http
         return response
     storage = shared_storage(connection)
     try:
-        response = serve_object(request, storage, key)
+        with _guarded(connection, storage):
+            response = serve_object(request, storage, key)
     except (BotoCoreError, ClientError) as error:
-        raise _unavailable(error, storage.config) from None
+        raise _unavailable(error, storage) from None
     if response.status_code in (200, 206):
         response["Cache-Control"] = f"private, max-age={max_age}"
     return response
@@ -101,27 +107,42 @@ def _bytes(data: bytes, content_type: str, max_age: int) -> HttpResponse:
     return response
 
 
-def _unavailable(error: Exception, config: S3Config) -> DefectLabError:
-    failure = DefectLabError(str(storage_failure(error, config)), code="storage_unavailable")
+def _message(failure: Exception) -> str:
+    return failure.message if isinstance(failure, DefectLabError) else str(failure)
+
+
+def _unavailable(error: BaseException, storage: S3Storage) -> DefectLabError:
+    failure = DefectLabError(_message(storage_failure(error, storage)), code="storage_unavailable")
     failure.status = 502
     return failure
 
 
-def read_object(storage: S3Storage, key: str) -> bytes:
+def _guarded(connection: StorageConnection, storage: S3Storage) -> AbstractContextManager[None]:
+    """``breaker.guarded`` for this connection, its reasons in the words of the diagnosis."""
+    return breaker.guarded(
+        connection.pk, connection.name, lambda error: _message(storage_failure(error, storage))
+    )
+
+
+def read_object(connection: StorageConnection, key: str) -> bytes:
     """The whole object, refused above the upload limit (it is decoded in memory)."""
     limit = settings.MAX_UPLOAD_MB * MB
+    storage = shared_storage(connection)
     try:
-        if storage.size(key) > limit:
+        with _guarded(connection, storage):
+            size = storage.size(key)
+            if size <= limit:
+                with storage.open(key) as file:
+                    data = file.read(limit + 1)
+        if size > limit:
             raise TooLarge(
                 _("This image is larger than the %(limit)s MB limit for showing it here.")
                 % {"limit": settings.MAX_UPLOAD_MB}
             )
-        with storage.open(key) as file:
-            data = file.read(limit + 1)
     except FileNotFoundError:
         raise NotFound(_("This file is no longer in storage.")) from None
     except (BotoCoreError, ClientError) as error:
-        raise _unavailable(error, storage.config) from None
+        raise _unavailable(error, storage) from None
     if len(data) > limit:  # it grew since we looked
         raise TooLarge(
             _("This image is larger than the %(limit)s MB limit for showing it here.")
@@ -131,7 +152,7 @@ def read_object(storage: S3Storage, key: str) -> bytes:
 
 
 def render_image(connection: StorageConnection, key: str) -> tuple[bytes, str]:
-    data = read_object(shared_storage(connection), key)
+    data = read_object(connection, key)
     try:
         return render_for_display(data)
     except ImageError as error:
@@ -147,7 +168,7 @@ def _thumbnail(task: Task, connection: StorageConnection, key: str) -> bytes | N
     cache_key = thumbnail_key(task.pk)
     if cache.exists(cache_key):
         return cache.read(cache_key)
-    data = read_object(shared_storage(connection), key)
+    data = read_object(connection, key)
     try:
         small = thumbnail(data)
     except ImageError as error:

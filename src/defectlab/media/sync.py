@@ -21,6 +21,13 @@ out of order never roll an annotation back; running one twice writes the same by
 never touches the saved annotation: it is the job's error (retried with back-off by the runner)
 and the connection's ``last_error``.
 
+A sync honours cancel while the store hangs: its network calls (listing, reading headers) run
+on helper threads with a job's timeouts, and the job's thread waits for them in steps of
+``CANCEL_POLL`` seconds, looking at the cancel flag in between; a cancelled sync ends at once and
+leaves the call it abandoned to time out on its own. A failure that needs a change of settings
+(keys, bucket, permissions, TLS) fails the sync at once; every failure is kept, in plain words,
+as the connection's ``last_error`` (a sync that works clears it).
+
 ``upload_export`` copies a finished export archive to every target of the project as
 ``<prefix>exports/<archive name>``; the name comes from the job, so a rerun replaces the file.
 """
@@ -31,9 +38,10 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import PurePosixPath
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, TypeVar, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.db import IntegrityError, transaction
@@ -43,10 +51,11 @@ from django.utils.translation import gettext as _
 
 from defectlab.errors import Conflict, DefectLabError, Invalid
 from defectlab.jobs.models import Job, JobState
-from defectlab.jobs.runner import Progress
+from defectlab.jobs.runner import Cancelled, Progress
 from defectlab.jobs.services import start_job
 from defectlab.labeling.models import AnnotationVersion, Label, Project, Task
 from defectlab.media.connections import (
+    StorageUnavailable,
     connection_of,
     open_storage,
     storage_failure,
@@ -67,6 +76,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
 HEAD_BYTES = 64 * 1024
 PAGE = 500  # objects compared (and keys sent in one IN list) at a time
 PROBE_THREADS = 8
+T = TypeVar("T")
 _TASK_IMAGE_LENGTH = Task._meta.get_field("image").max_length or 1024
 
 
@@ -111,24 +121,62 @@ def _connection(job: Job, role: str) -> StorageConnection:
 
 def run_sync(job: Job, progress: Progress) -> dict[str, Any]:
     connection = _connection(job, StorageRole.SOURCE)
+    try:
+        result = _sync(job, connection, progress)
+    except (DefectLabError, StorageUnavailable) as failure:
+        _record(connection, str(failure))
+        raise
+    StorageConnection.objects.filter(pk=connection.pk).update(
+        last_sync_at=timezone.now(), last_sync_job=job, last_error="", last_error_at=None
+    )
+    return result
+
+
+CANCEL_POLL = 1.0  # seconds a sync's thread waits on the network before looking at cancel
+
+
+class _Watch:
+    """Waits for a sync's network calls in steps, noticing a cancel request in between."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.io = ThreadPoolExecutor(1, thread_name_prefix="defectlab-sync-io")
+        self.probes = ThreadPoolExecutor(PROBE_THREADS, thread_name_prefix="defectlab-probe")
+
+    def wait(self, future: Future[T]) -> T:
+        while True:
+            try:
+                return future.result(timeout=CANCEL_POLL)
+            except FutureTimeout:
+                if Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+                    raise Cancelled from None
+
+    def next(self, items: Iterator[T]) -> T | None:
+        return self.wait(self.io.submit(next, items, None))
+
+    def close(self) -> None:
+        # Never wait here for a call that hangs: it ends by its own timeout.
+        self.io.shutdown(wait=False, cancel_futures=True)
+        self.probes.shutdown(wait=False, cancel_futures=True)
+
+
+def _sync(job: Job, connection: StorageConnection, progress: Progress) -> dict[str, Any]:
     page_size = int(job.params.get("page_size") or PAGE)
     progress.at(0)  # every run lists from the start; known objects cost one query a page
     counts: Counter[str] = Counter()
     storage = open_storage(connection)  # Refused names the rule; the job fails, no retry
+    watch = _Watch(job)
     try:
-        with ThreadPoolExecutor(PROBE_THREADS, thread_name_prefix="defectlab-probe") as pool:
-            for page in _pages(connection, storage, page_size, counts):
-                _sync_page(connection, storage, page, pool, counts)
-                progress.step(len(page))
+        for page in _pages(connection, storage, page_size, counts, watch):
+            _sync_page(connection, storage, page, watch, counts)
+            progress.step(len(page))  # notices a cancel, every half second or so
     except (BotoCoreError, ClientError) as error:
-        raise storage_failure(error, storage.config) from error
+        raise storage_failure(error, storage) from error
     finally:
+        watch.close()
         storage.close()
     seen = counts["new"] + counts["changed"] + counts["unchanged"]
     missing = SyncedObject.objects.filter(connection=connection).count() - seen
-    StorageConnection.objects.filter(pk=connection.pk).update(
-        last_sync_at=timezone.now(), last_sync_job=job
-    )
     progress.total(progress.done)
     return {
         "listed": seen,
@@ -145,10 +193,15 @@ def is_image_key(key: str) -> bool:
 
 
 def _pages(
-    connection: StorageConnection, storage: S3Storage, page_size: int, counts: Counter[str]
+    connection: StorageConnection,
+    storage: S3Storage,
+    page_size: int,
+    counts: Counter[str],
+    watch: _Watch,
 ) -> Iterator[list[StoredObject]]:
     page: list[StoredObject] = []
-    for item in storage.iter_keys(page_size=page_size):
+    listed = storage.iter_keys(page_size=page_size)
+    while (item := watch.next(listed)) is not None:
         if (
             not is_image_key(item.key)
             or item.size == 0
@@ -168,7 +221,7 @@ def _sync_page(
     connection: StorageConnection,
     storage: S3Storage,
     page: list[StoredObject],
-    pool: ThreadPoolExecutor,
+    watch: _Watch,
     counts: Counter[str],
 ) -> None:
     for attempt in range(3):
@@ -182,13 +235,8 @@ def _sync_page(
         changed = [item for item in page if item.key in known and known[item.key][0] != item.etag]
         # Read the headers before the transaction: no database lock is held across the network.
         probed = new + changed
-        sizes = dict(
-            zip(
-                [item.key for item in probed],
-                pool.map(lambda item: _probe(storage, item), probed),
-                strict=True,
-            )
-        )
+        futures = [watch.probes.submit(_probe, storage, item) for item in probed]
+        sizes = {item.key: watch.wait(future) for item, future in zip(probed, futures, strict=True)}
         try:
             if new or changed:
                 with transaction.atomic():
@@ -398,7 +446,7 @@ class _target:
         assert self.storage is not None
         self.storage.close()
         if isinstance(error, BotoCoreError | ClientError):
-            failure = storage_failure(error, self.storage.config)
+            failure = storage_failure(error, self.storage)
             _record(self.connection, str(failure))
             raise failure from error
         if error is None:

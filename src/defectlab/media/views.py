@@ -6,7 +6,7 @@ import time
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from defectlab.api import error_body
 from defectlab.errors import DefectLabError
@@ -21,7 +21,7 @@ from defectlab.media.services import (
 )
 
 
-@require_GET
+@require_safe  # GET and HEAD (which answers the same headers, without a body)
 def media(request: HttpRequest, token: str) -> HttpResponseBase:
     grant = read_grant(token)
     task = (
