@@ -133,10 +133,10 @@ def test_by_default_only_submitted_and_approved_tasks_are_exported(tenant: Tenan
     client = manager(tenant)
 
     job = run_export(client, project, format="yolo")
-    assert job.params["include_unlabeled"] is False
     archive = download(client, job)
     assert sorted(images(archive)) == ["approved.png", "clean-part.png", "submitted.png"]
     assert job.result["items"] == job.total == 3
+    assert job.params["include_unlabeled"] is False
     with zipfile.ZipFile(io.BytesIO(archive)) as opened:
         assert opened.read("labels/train/clean-part.txt") == b""  # "no defect", as reviewed
         assert opened.read("labels/train/submitted.txt").count(b"\n") == 1

@@ -18,7 +18,7 @@ sizes are the ratios' shares of the count, rounded by largest remainders (`split
 tasks at 0.67 / 0.33 are 2 / 1. The same tasks and seed give the same splits in every run; a task
 added or left out moves at most the tasks next to a cut.
 
-File names (`Names`): a task's file name, made unique by its stem, case-insensitively — YOLO's
+File names (`FileNames`): a task's file name, made unique by its stem, case-insensitively — YOLO's
 label files and VOC's annotations are named by the stem, so `a.jpg` and `a.png` would collide.
 Every task whose stem another task of the project shares gets its id appended (`a-12.jpg`), so
 the name depends on the project, not on which tasks this export selects.
@@ -318,7 +318,7 @@ def _items(
 ) -> Iterator[DatasetItem]:
     """The exported tasks as dataset items, read CHUNK at a time in id order."""
     after = 0
-    names = Names(project)
+    names = FileNames(project)
     splitter = Splitter(
         tasks.values_list("id", flat=True).iterator(chunk_size=2000),
         options["split"],
@@ -361,7 +361,7 @@ def _stem_key(name: str) -> str:
     return name_stem(name).casefold()
 
 
-class Names:
+class FileNames:
     """Archive file names for a project's tasks, unique by stem (see the module's docstring)."""
 
     def __init__(self, project: Project) -> None:
