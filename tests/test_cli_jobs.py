@@ -30,10 +30,19 @@ def test_export_writes_the_zip_with_a_progress_bar(tenant: Tenant, tmp_path: Pat
         "--as", tenant.user(Role.OWNER).email,
     )  # fmt: skip
     assert code == 0, output
-    assert "Exporting" in output and f"Wrote {out} (3 images)." in output
+    # Only the labeled task by default; the two nobody labeled when asked for.
+    assert "Exporting" in output and f"Wrote {out} (1 images)." in output
+    names = zipfile.ZipFile(out).namelist()
+    assert len([n for n in names if n.startswith("images/")]) == 1
+    assert Job.objects.get(kind="export").started_by == tenant.user(Role.OWNER)
+    code, output = run(
+        "export", str(tenant.project.pk), "--format", "yolo", "--out", str(out),
+        "--include-unlabeled",
+    )  # fmt: skip
+    assert code == 0, output
     names = zipfile.ZipFile(out).namelist()
     assert len([n for n in names if n.startswith("images/")]) == 3
-    assert Job.objects.get(kind="export").started_by == tenant.user(Role.OWNER)
+    assert Job.objects.filter(kind="export").latest("id").params["include_unlabeled"] is True
 
 
 def test_a_bad_export_option_is_a_clear_error(tenant: Tenant) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from click.testing import CliRunner
 import defectlab
 from defectlab.cli import main
 from defectlab.settings import SETTINGS
+from defectlab.tenancy.models import Role
+from tests.conftest import Tenant, box, client_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = Path(defectlab.__file__).parent
@@ -43,3 +46,19 @@ def test_every_cli_command_is_documented_and_has_help() -> None:
         result = runner.invoke(main, [name, "--help"], prog_name="defectlab")
         assert result.exit_code == 0
         assert f"Usage: defectlab {name}" in result.output
+
+
+def test_the_error_example_in_the_api_docs_numbers_shapes_as_the_api_does(tenant: Tenant) -> None:
+    """docs/api.md says shape numbers are 1-based, and its example is an answer the API gives."""
+    api_docs = (ROOT / "docs" / "api.md").read_text()
+    errors = api_docs[api_docs.index("## Errors") :]
+    assert "1-based" in errors[: errors.index("\n## ")]
+    example = json.loads(errors.split("```json\n", 1)[1].split("```", 1)[0])["error"]
+    # The second shape of a save is a box without area.
+    task = tenant.tasks[0]
+    shapes = [box(tenant.label), box(tenant.label, 10, 10, 10, 30)]
+    response = client_for(tenant.user(Role.ANNOTATOR)).put(
+        f"/api/tasks/{task.pk}/annotation/", {"version": None, "shapes": shapes}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == example

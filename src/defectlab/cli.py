@@ -284,6 +284,11 @@ def import_urls(project_id: int, listing: str, email: str | None) -> None:
     "--out", type=click.Path(dir_okay=False, writable=True), help="Where to copy the zip."
 )
 @click.option("--only-approved", is_flag=True, help="Only approved tasks.")
+@click.option(
+    "--include-unlabeled",
+    is_flag=True,
+    help="Also tasks nobody has submitted (by default only submitted or approved ones).",
+)
 @click.option("--predictions", is_flag=True, help="Include model predictions.")
 @click.option("--split", default="", help="Ratios, e.g. train=0.8,val=0.1,test=0.1.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the split.")
@@ -293,6 +298,7 @@ def export(
     format_name: str,
     out: str | None,
     only_approved: bool,
+    include_unlabeled: bool,
     predictions: bool,
     split: str,
     seed: int,
@@ -317,6 +323,7 @@ def export(
             {
                 "format": format_name,
                 "only_approved": only_approved,
+                "include_unlabeled": include_unlabeled,
                 "include_predictions": predictions,
                 "split": ratios,
                 "seed": seed,

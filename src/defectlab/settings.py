@@ -152,7 +152,11 @@ MAX_IMAGE_PIXELS = env(
     _positive_int,
 )
 MAX_ARCHIVE_FILES = env(
-    "DEFECTLAB_MAX_ARCHIVE_FILES", "20000", "Most entries a zip upload may hold.", _positive_int
+    "DEFECTLAB_MAX_ARCHIVE_FILES",
+    "100000",
+    "Most images a zip upload or dataset import may hold. A dataset may also hold one annotation "
+    "file per image and 1,000 other files; sizes and compression ratios are checked apart.",
+    _positive_int,
 )
 MAX_ARCHIVE_MB = env(
     "DEFECTLAB_MAX_ARCHIVE_MB",

@@ -52,6 +52,9 @@ def test_upload_then_export_and_download(page: Any, worker: None) -> None:
 
     page.goto(f"/projects/{tenant.project.pk}/data/")
     page.select_option("#export select[name=format]", "coco")
+    # One task is labeled; the form says so, and the two others go in only when asked for.
+    expect(page.locator("#export-tasks")).to_contain_text("Labeled: submitted or approved (1 task)")
+    page.check("#export input[name=tasks][value=all]")
     page.click("#export button[type=submit]")
     page.wait_for_url("**/jobs/*/")
     # The page follows the job by itself until it is done.

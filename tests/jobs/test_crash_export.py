@@ -84,7 +84,8 @@ def test_an_export_survives_a_killed_worker(
     data_dir = Path(worker.env["DEFECTLAB_DATA_DIR"])
     temporary = Path(worker.env["TMPDIR"])
     before = files_under(data_dir)
-    job = start_export(project, {"format": "yolo"}, owner)  # sent at once: autocommit
+    # Unlabeled tasks too: their empty label files are part of what is checked below.
+    job = start_export(project, {"format": "yolo", "include_unlabeled": True}, owner)  # autocommit
     key = export_key(job)
     exports = PurePosixPath("storage", key).parent.as_posix()  # relative to the data directory
 

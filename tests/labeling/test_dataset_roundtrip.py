@@ -347,7 +347,8 @@ def test_a_project_survives_export_and_import_in_every_format(tenant: Tenant, fm
     fill(source, tenant.user(Role.MANAGER), fixed_tasks(integer=fmt == "voc"))
     target = empty_project(tenant)
     client = manager(tenant)
-    job, _archive = export_then_import(client, source, target, fmt)
+    # c.png was never labeled: asked for, it goes out and comes back as a new task.
+    job, _archive = export_then_import(client, source, target, fmt, include_unlabeled=True)
     assert_round_trip(fmt, source, target)
     created = [label.name for label in source.labels.all()] if fmt != "classification" else []
     assert job.result["labels_created"] == created
@@ -475,7 +476,10 @@ def test_a_yolo_export_has_one_label_file_per_image_and_one_image_per_task(
 ) -> None:
     project = source_project(tenant)
     tasks = many_tasks(tenant, project, 9)
-    archive = download(manager(tenant), run_export(manager(tenant), project, format="yolo"))
+    archive = download(
+        manager(tenant),
+        run_export(manager(tenant), project, format="yolo", include_unlabeled=True),
+    )
     names = members(archive)
     images = [name for name in names if name.startswith("images/")]
     labels = [name for name in names if name.startswith("labels/")]
@@ -499,7 +503,7 @@ def test_only_approved_exports_only_approved_tasks(tenant: Tenant) -> None:
     images = [name for name in members(download(client, job)) if name.startswith("images/")]
     assert {PurePosixPath(name).name for name in images} == approved
     assert job.result["items"] == 2
-    everything = run_export(client, project, format="yolo")
+    everything = run_export(client, project, format="yolo", include_unlabeled=True)
     assert everything.result["items"] == 6
 
 
@@ -519,9 +523,10 @@ def test_the_split_is_stable_for_a_seed_and_changes_with_it(tenant: Tenant) -> N
     split = {"train": 0.5, "val": 0.3, "test": 0.2}
 
     def run(seed: int) -> dict[str, str]:
-        return splits_of(
-            download(client, run_export(client, project, format="yolo", split=split, seed=seed))
+        job = run_export(
+            client, project, format="yolo", split=split, seed=seed, include_unlabeled=True
         )
+        return splits_of(download(client, job))
 
     first, again, other = run(7), run(7), run(8)
     assert first == again
@@ -544,10 +549,16 @@ def test_predictions_are_exported_with_their_scores_when_asked(tenant: Tenant) -
         shapes=[Shape.box(4, 4, 30, 30, label=dent.pk, score=0.875).to_dict()],
     )
     client = manager(tenant)
+    # The predicted task was never labeled, so the exports ask for unlabeled tasks too.
     with_predictions = download(
-        client, run_export(client, source, format="labelstudio", include_predictions=True)
+        client,
+        run_export(
+            client, source, format="labelstudio", include_predictions=True, include_unlabeled=True
+        ),
     )
-    without = download(client, run_export(client, source, format="labelstudio"))
+    without = download(
+        client, run_export(client, source, format="labelstudio", include_unlabeled=True)
+    )
 
     def tasks_json(archive: bytes) -> list[dict[str, Any]]:
         with zipfile.ZipFile(io.BytesIO(archive)) as opened:
@@ -830,7 +841,7 @@ def test_an_archive_over_the_size_limit_is_refused(
 def test_archive_limits_come_from_the_settings(settings: Any) -> None:
     settings.MAX_ARCHIVE_MB, settings.MAX_ARCHIVE_FILES, settings.MAX_IMAGE_PIXELS = 3, 7, 1000
     limits = datasetimport.limits()
-    assert (limits.max_entries, limits.max_total_bytes, limits.max_image_pixels) == (
+    assert (limits.max_images, limits.max_total_bytes, limits.max_image_pixels) == (
         7,
         3 * 1024 * 1024,
         1000,
@@ -919,7 +930,7 @@ def import_job(tenant: Tenant, target: Project) -> Job:
     source = source_project(tenant)
     fill(source, tenant.user(Role.MANAGER), fixed_tasks())
     client = manager(tenant)
-    archive = download(client, run_export(client, source, format="coco"))
+    archive = download(client, run_export(client, source, format="coco", include_unlabeled=True))
     response = start_import(client, target, "coco", archive)
     assert response.status_code == 202
     return Job.objects.get(pk=response.json()["id"])

@@ -326,7 +326,9 @@ def test_exports_read_synced_images_from_the_bucket(
 ) -> None:
     data = png(16, 12)
     one_synced(tenant, s3_server, bucket, "cam/part.png", data)
-    job = start_export(tenant.project, {"format": "yolo"}, tenant.user(Role.MANAGER))
+    job = start_export(
+        tenant.project, {"format": "yolo", "include_unlabeled": True}, tenant.user(Role.MANAGER)
+    )
     finished = run(job.pk)
     assert finished.state == JobState.SUCCEEDED, finished.error
     download = client_for(tenant.user(Role.MANAGER)).get(f"/api/jobs/{job.pk}/download/")

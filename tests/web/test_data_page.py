@@ -138,3 +138,29 @@ def test_a_bad_export_option_is_explained(tenant: Tenant) -> None:
     )
     assert "The seed must be a whole number." in page.content.decode()
     assert not Job.objects.exists()
+
+
+def test_the_export_form_says_which_tasks_go_in_and_passes_the_choice(tenant: Tenant) -> None:
+    # Of the three tasks one is submitted; nobody has labeled the other two.
+    annotate(tenant, tenant.tasks[0])
+    client = signed_in(tenant.user(Role.MANAGER))
+    page = client.get(data_url(tenant)).content.decode()
+    assert "Labeled: submitted or approved (1 task)" in page
+    assert "Only approved (0 tasks)" in page
+    assert "All, unlabeled ones too (3 tasks)" in page
+    assert "Without a val split, val = train" in page
+    chinese = signed_in(tenant.user(Role.MANAGER), "zh-hans").get(data_url(tenant)).content.decode()
+    assert "已标注：已提交或已通过（1 个任务）" in chinese
+    for choice, approved, unlabeled in (
+        (None, False, False),
+        ("labeled", False, False),
+        ("approved", True, False),
+        ("all", False, True),
+    ):
+        form = {"action": "export", "format": "yolo"} | ({"tasks": choice} if choice else {})
+        client.post(data_url(tenant), form)
+        job = Job.objects.filter(kind="export").latest("id")
+        assert (job.params["only_approved"], job.params["include_unlabeled"]) == (
+            approved,
+            unlabeled,
+        ), choice

@@ -34,14 +34,24 @@ MB = 1 << 20
 STORED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".zip"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 _JUNK = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
+# Files an archive may hold besides its images and one annotation file per image.
+EXTRA_FILES = 1000
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What an import may hold; the caller passes its settings in."""
+    """What an import may hold; the caller passes its settings in.
 
-    max_entries: int = 200_000
+    The count limit is on images, the thing a person counts: an exported dataset has one
+    annotation file per image in some formats (YOLO, VOC) and one for all of them in others, so
+    the files besides images may number as many as the images plus `EXTRA_FILES` (data.yaml,
+    split lists, ...). `max_entries`, when given, caps every file instead. Sizes and the
+    compression ratio (`max_ratio`, member by member and for the archive as a whole) guard the
+    rest."""
+
+    max_images: int = 100_000
+    max_entries: int | None = None
     max_member_bytes: int = 2048 * MB
     max_total_bytes: int = 64 * 1024 * MB
     # Annotation files (JSON, XML, text) are parsed in memory, so they get a tighter cap.
@@ -49,6 +59,12 @@ class Limits:
     # A deflated member this many times smaller than its content is a bomb, not a dataset.
     max_ratio: int = 250
     max_image_pixels: int | None = None
+
+    @property
+    def entry_limit(self) -> int:
+        if self.max_entries is not None:
+            return self.max_entries
+        return 2 * self.max_images + EXTRA_FILES
 
 
 def unsafe_name(name: str) -> bool:
@@ -75,6 +91,10 @@ def stem(name: str) -> str:
     """The member name without its suffix. (pathlib interns every path part it parses, which
     grows memory with each item of a large export, so hot export paths use posixpath.)"""
     return posixpath.splitext(name)[0]
+
+
+def is_image(name: str) -> bool:
+    return posixpath.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
 def is_junk(name: str) -> bool:
@@ -217,10 +237,16 @@ class Source:
     def __init__(self, sizes: dict[str, int], limits: Limits) -> None:
         self.limits = limits
         wanted = {name: size for name, size in sizes.items() if not is_junk(name)}
-        if len(wanted) > limits.max_entries:
+        images = sum(1 for name in wanted if is_image(name))
+        if images > limits.max_images:
+            raise DatasetError(
+                _("The archive holds %(count)s images; the limit is %(limit)s.")
+                % {"count": images, "limit": limits.max_images}
+            )
+        if len(wanted) > limits.entry_limit:
             raise DatasetError(
                 _("The archive holds %(count)s files; the limit is %(limit)s.")
-                % {"count": len(wanted), "limit": limits.max_entries}
+                % {"count": len(wanted), "limit": limits.entry_limit}
             )
         for name, size in wanted.items():
             if size > limits.max_member_bytes:
@@ -312,6 +338,15 @@ class ZipSource(Source):
                     _("This entry is compressed suspiciously well (a zip bomb?)."), where=name
                 )
             infos[name] = info
+        # Small members escape the check above one by one; thousands of them are a bomb too.
+        unpacked = sum(info.file_size for info in infos.values())
+        packed = sum(info.compress_size for info in infos.values())
+        if unpacked > MB and unpacked > packed * limits.max_ratio:
+            raise DatasetError(
+                _(
+                    "The archive is compressed suspiciously well (a zip bomb?); nothing was imported."
+                )
+            )
         return infos
 
     def open(self, name: str) -> IO[bytes]:

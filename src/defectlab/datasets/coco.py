@@ -11,7 +11,8 @@ round trip holds however the ids were numbered. Shape attributes go in an `attri
 the tag names in a top-level `tags` list (other tools ignore both).
 
 Import also reads Roboflow's `<split>/_annotations.coco.json` and COCO 2017's `train2017/`
-layout. A multi-part polygon becomes one polygon per part; RLE masks come in as their boxes.
+layout. A multi-part polygon becomes one polygon per part; RLE masks come in as their boxes, and
+so does a `segmentation` that is neither (a warning names those annotations).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -31,6 +33,7 @@ from defectlab.datasets.common import (
     Writer,
     at,
     attribute_text,
+    check_pixels,
     make_header,
     make_shape,
     number,
@@ -44,6 +47,7 @@ from defectlab.datasets.model import DatasetError, DatasetItem, ImportedDataset
 from defectlab.geometry import Shape, ShapeType
 
 _SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+_SHOWN = 5  # annotations named in a warning
 
 
 def _round(value: float) -> float:
@@ -134,18 +138,36 @@ def load(source: Source, limits: Limits) -> ImportedDataset:
         raise DatasetError(_("No COCO annotation file (annotations/instances_*.json) was found."))
     labels, tags = Names(), Names()
     items: list[DatasetItem] = []
-    masks = 0
+    odd = _Odd()
     for name in files:
-        masks += _load_file(source, name, labels, tags, items, single=len(files) == 1)
+        _load_file(source, limits, name, labels, tags, items, odd, single=len(files) == 1)
     warnings = []
-    if masks:
+    if odd.masks:
         message = ngettext(
             "%(count)s mask annotation was imported as its bounding box.",
             "%(count)s mask annotations were imported as their bounding boxes.",
-            masks,
+            odd.masks,
         )
-        warnings.append(message % {"count": masks})
+        warnings.append(message % {"count": odd.masks})
+    if odd.unknown:
+        count = len(odd.unknown)
+        shown = "; ".join(odd.unknown[:_SHOWN]) + ("; …" if count > _SHOWN else "")
+        message = ngettext(
+            "%(count)s annotation has a “segmentation” that is neither polygons nor RLE; its bounding box was imported instead: %(where)s.",
+            "%(count)s annotations have a “segmentation” that is neither polygons nor RLE; their bounding boxes were imported instead: %(where)s.",
+            count,
+        )
+        warnings.append(message % {"count": count, "where": shown})
     return ImportedDataset(make_header(labels, tags), items, warnings, source=source)
+
+
+@dataclass
+class _Odd:
+    """Annotations imported as their boxes: RLE masks (counted), and segmentations of no kind
+    we know (named, for the warning)."""
+
+    masks: int = 0
+    unknown: list[str] = field(default_factory=list)
 
 
 def _list(data: dict[str, Any], key: str, name: str, *, required: bool = True) -> list[Any]:
@@ -163,13 +185,15 @@ def _object(value: object, where: str) -> dict[str, Any]:
 
 def _load_file(
     source: Source,
+    limits: Limits,
     name: str,
     labels: Names,
     tags: Names,
     items: list[DatasetItem],
+    odd: _Odd,
     *,
     single: bool,
-) -> int:
+) -> None:
     data = _object(parse_json(source.read(name), name), name)
     categories: dict[int, int] = {}
     for position, raw in enumerate(_list(data, "categories", name)):
@@ -203,6 +227,7 @@ def _load_file(
         width, height = whole(record.get("width"), where), whole(record.get("height"), where)
         if width <= 0 or height <= 0:
             raise DatasetError(_("The image's width and height must be positive."), where=where)
+        check_pixels(width, height, where, limits.max_image_pixels)
         image_tags = record.get("tags", [])
         if not isinstance(image_tags, list):
             raise DatasetError(_("“%(key)s” must be a list.") % {"key": "tags"}, where=where)
@@ -216,7 +241,6 @@ def _load_file(
         }
         shapes[image_id] = []
 
-    masks = 0
     for position, raw in enumerate(_list(data, "annotations", name, required=False)):
         where = at(name, f"annotations[{position}]")
         annotation = _object(raw, where)
@@ -238,9 +262,9 @@ def _load_file(
                 % {"id": json.dumps(category_ref)[:40]},
                 where=where,
             )
-        found, mask = _shapes(annotation, categories[category_ref], records[image_id], where)
-        shapes[image_id].extend(found)
-        masks += mask
+        shapes[image_id].extend(
+            _shapes(annotation, categories[category_ref], records[image_id], where, odd)
+        )
 
     for image_id, record in records.items():
         file_name = record["file_name"]
@@ -258,12 +282,11 @@ def _load_file(
                 image_ref=None if path else file_name,
             )
         )
-    return masks
 
 
 def _shapes(
-    annotation: dict[str, Any], label: int, image: dict[str, Any], where: str
-) -> tuple[list[Shape], int]:
+    annotation: dict[str, Any], label: int, image: dict[str, Any], where: str, odd: _Odd
+) -> list[Shape]:
     width, height = image["width"], image["height"]
     raw_attributes = annotation.get("attributes") or {}
     if not isinstance(raw_attributes, dict):
@@ -289,7 +312,7 @@ def _shapes(
             values = [number(value, where) for value in part]
             points = list(zip(values[0::2], values[1::2], strict=True))
             shapes.append(make_shape(ShapeType.POLYGON, points, label, **common))
-        return shapes, 0
+        return shapes
     bbox = annotation.get("bbox")
     if not isinstance(bbox, list) or len(bbox) != 4:
         raise DatasetError(_("“bbox” must be [x, y, width, height]."), where=where)
@@ -297,7 +320,11 @@ def _shapes(
     if w <= 0 or h <= 0:
         raise DatasetError(_("The box has no area: its width or height is zero."), where=where)
     box = make_shape(ShapeType.BOX, [(x, y), (x + w, y + h)], label, **common)
-    return [box], int(isinstance(segmentation, dict))
+    if isinstance(segmentation, dict) and "counts" in segmentation:
+        odd.masks += 1  # RLE
+    elif segmentation not in (None, []):
+        odd.unknown.append(where)
+    return [box]
 
 
 def _split(name: str) -> tuple[str, str | None]:

@@ -262,6 +262,14 @@ def make_shape(
     return shape
 
 
+def check_pixels(width: int, height: int, where: str, max_pixels: int | None) -> None:
+    """Refuse an image size, read from an image or declared by an annotation file, that is
+    above the pixel limit (an image kept by reference is never read, so its size is checked
+    as declared)."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise DatasetError(_("This image has too many pixels."), where=where)
+
+
 def image_size(
     open_image: Callable[[], IO[bytes]], where: str, max_pixels: int | None
 ) -> tuple[int, int]:
@@ -278,8 +286,7 @@ def image_size(
         raise
     except Exception:  # hostile input can make any Pillow plugin raise anything
         raise DatasetError(_("This image cannot be read."), where=where) from None
-    if max_pixels is not None and width * height > max_pixels:
-        raise DatasetError(_("This image has too many pixels."), where=where)
+    check_pixels(width, height, where, max_pixels)
     if orientation in _SWAPPING_ORIENTATIONS:
         width, height = height, width
     return width, height

@@ -28,6 +28,7 @@ from defectlab.datasets.archive import Limits, Source, Spool
 from defectlab.datasets.common import (
     Names,
     Writer,
+    check_pixels,
     image_size,
     make_header,
     make_shape,
@@ -174,6 +175,7 @@ def _image_item(
     image = next((path for path in (f"images/{name}", name) if path in source), None)
     width = whole(element.get("width", "0"), base)
     height = whole(element.get("height", "0"), base)
+    check_pixels(width, height, base, limits.max_image_pixels)
     if (width <= 0 or height <= 0) and image is not None:
         width, height = image_size(source.opener(image), image, limits.max_image_pixels)
     counts: Counter[str] = Counter()

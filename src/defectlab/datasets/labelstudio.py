@@ -33,6 +33,7 @@ from defectlab.datasets.common import (
     Names,
     Writer,
     at,
+    check_pixels,
     image_size,
     make_header,
     make_shape,
@@ -272,6 +273,7 @@ class _TaskReader:
                     raise DatasetError(
                         _("The image's width and height must be positive."), where=where
                     )
+                check_pixels(width, height, where, self.limits.max_image_pixels)
                 if self.width and (width, height) != (self.width, self.height):
                     raise DatasetError(_("The results give different image sizes."), where=where)
                 self.width, self.height = width, height

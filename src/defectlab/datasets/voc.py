@@ -29,6 +29,7 @@ from defectlab.datasets.common import (
     Writer,
     at,
     at_line,
+    check_pixels,
     image_size,
     make_header,
     make_shape,
@@ -184,6 +185,7 @@ def _read_file(
     if size is not None:
         width = whole(size.findtext("width", "0").strip() or "0", at(name, "size"))
         height = whole(size.findtext("height", "0").strip() or "0", at(name, "size"))
+        check_pixels(width, height, at(name, "size"), limits.max_image_pixels)
     if (width <= 0 or height <= 0) and image is not None:
         width, height = image_size(source.opener(image), image, limits.max_image_pixels)
     shapes = [

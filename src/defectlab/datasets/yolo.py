@@ -8,7 +8,8 @@
 
 Every exported image gets a label file, an empty one when nothing is drawn, so images and label
 files always pair up. Detection writes polygons as their bounding boxes; segmentation writes boxes
-as 4-corner polygons; point shapes are skipped. Items without a split go to `train`.
+as 4-corner polygons; point shapes are skipped. Items without a split go to `train`; without a
+val split, data.yaml's `val` points at the training images and a comment at its top says so.
 
 Import reads both variants alike (5 tokens are a box, `class` plus 3 or more x y pairs a polygon),
 takes image sizes from the image headers, and also accepts `classes.txt` / `obj.names` instead of
@@ -45,6 +46,10 @@ _MAX_YAML = 1 << 20  # a data.yaml is a few lines; a big one is an alias bomb or
 _YAML_FILES = ("data.yaml", "data.yml", "dataset.yaml")
 _NAME_FILES = (*_YAML_FILES, "classes.txt", "obj.names", "labels/classes.txt")
 _SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+# Written at the top of data.yaml when the export has no val split (a file for trainers, so English).
+NO_VAL_COMMENT = (
+    "# No val split was exported: val = train (the model validates on its training images)."
+)
 
 
 def export_detection(writer: Writer, items: Iterable[DatasetItem]) -> None:
@@ -97,7 +102,10 @@ def _data_yaml(header: DatasetHeader, splits: set[str]) -> str:
         data["test"] = "images/test"
     data["nc"] = len(header.labels)
     data["names"] = header.label_names
-    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    if "val" not in splits:
+        text = f"{NO_VAL_COMMENT}\n{text}"
+    return text
 
 
 def load(source: Source, limits: Limits) -> ImportedDataset:

@@ -431,7 +431,9 @@ class ProjectViewSet(
     @action(detail=True, methods=["post"], parser_classes=[JSONParser])
     def export(self, request: Request, pk: str) -> Response:
         """Export the project as a dataset, as a job: `{"format": "yolo", "only_approved": false,
-        "include_predictions": false, "split": {"train": 0.8, "val": 0.2}, "seed": 0}`. The zip is
+        "include_unlabeled": false, "include_predictions": false, "split": {"train": 0.8,
+        "val": 0.2}, "seed": 0}`. By default only submitted and approved tasks are exported;
+        `include_unlabeled` adds the rest, `only_approved` keeps approved ones only. The zip is
         at `/api/jobs/{id}/download/` once the job has succeeded."""
         project = self.get_object()
         options = request.data if isinstance(request.data, dict) else {}

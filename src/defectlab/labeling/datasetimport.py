@@ -35,6 +35,8 @@ Decisions:
 * An item with shapes or tags becomes a "submitted" task with annotation version 1 by the person
   who started the import, so reviewers see it; an item without either becomes "new". Splits are
   not kept (a project has none; exports draw them again).
+* An archive that gives no item at all (no image, no annotation the format reads) is refused
+  with a message saying what it holds instead, never "succeeds" with 0 tasks.
 * An item whose image is not in the archive is imported by reference when the dataset gives an
   http(s) address for it (Label Studio); otherwise the import fails naming the image.
 * The upload is deleted once the import has landed, or when the dataset is refused (the same
@@ -56,6 +58,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import F, Max
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from defectlab.datasets import FORMATS, DatasetError, DatasetItem, ImportedDataset, Limits, load
 from defectlab.errors import DefectLabError, Invalid, TooLarge
@@ -102,7 +105,7 @@ def limits() -> Limits:
     """The import limits, from the settings that bound every upload."""
     archive = settings.MAX_ARCHIVE_MB * MB
     return Limits(
-        max_entries=settings.MAX_ARCHIVE_FILES,
+        max_images=settings.MAX_ARCHIVE_FILES,
         max_member_bytes=archive,
         max_total_bytes=archive,
         max_text_bytes=min(512 * MB, archive),
@@ -197,6 +200,7 @@ def run_dataset_import(job: Job, progress: Progress) -> dict[str, Any]:
             load(str(job.params.get("format")), path, limits=limits()) as dataset,
         ):
             _check_names(dataset)
+            _check_not_empty(dataset, str(job.params.get("format")))
             progress.total(len(dataset.items))
             progress.at(0)
             stored: list[str] = []
@@ -257,6 +261,24 @@ def _check_names(dataset: ImportedDataset) -> None:
                 _("The tag name “%(name)s” is longer than %(limit)s characters.")
                 % {"name": _shown(name), "limit": MAX_TAG_NAME}
             )
+
+
+def _check_not_empty(dataset: ImportedDataset, format_name: str) -> None:
+    """An import that would bring nothing is refused, saying what the archive holds instead."""
+    if dataset.items:
+        return
+    names = dataset.source.names() if dataset.source is not None else []
+    if not names:
+        raise DatasetError(_("The archive is empty; nothing was imported."))
+    message = ngettext(
+        "Nothing to import: the archive's %(count)s file (“%(example)s”) holds no image or annotation that the %(format)s format reads.",
+        "Nothing to import: the archive's %(count)s files (“%(example)s”, …) hold no image or annotation that the %(format)s format reads.",
+        len(names),
+    )
+    raise DatasetError(
+        message
+        % {"count": len(names), "example": _shown(names[0]), "format": FORMATS[format_name].title}
+    )
 
 
 def _shown(name: str) -> str:

@@ -5,19 +5,36 @@ A run killed mid-way leaves at most one unfinished partial file, which the next 
 organization removes (see `_write_archive`).
 
 Options (the job's params): ``format`` (see ``datasets.FORMATS``), ``only_approved``,
-``include_predictions``, ``include_images`` (default true) and ``split`` — ratios such as
-``{"train": 0.8, "val": 0.2}`` with a ``seed``; each task's split is drawn from the seed and its
-own id, so it is the same in every run and does not depend on which tasks are exported.
+``include_unlabeled``, ``include_predictions``, ``include_images`` (default true) and ``split`` —
+ratios such as ``{"train": 0.8, "val": 0.2}`` with a ``seed``.
+
+Which tasks (`exported_tasks`): by default those whose annotation is submitted or approved — an
+approved empty image is a true negative, but an image nobody labeled would be written as an empty
+label file, which trainers read as "no defect". ``only_approved`` narrows that to approved tasks,
+``include_unlabeled`` widens it to every task.
+
+Splits (`Splitter`): the tasks are ranked by a draw from (seed, task id) and cut into runs whose
+sizes are the ratios' shares of the count, rounded by largest remainders (`split_counts`), so 3
+tasks at 0.67 / 0.33 are 2 / 1. The same tasks and seed give the same splits in every run; a task
+added or left out moves at most the tasks next to a cut.
+
+File names (`FileNames`): a task's file name, made unique by its stem, case-insensitively — YOLO's
+label files and VOC's annotations are named by the stem, so `a.jpg` and `a.png` would collide.
+Every task whose stem another task of the project shares gets its id appended (`a-12.jpg`), so
+the name depends on the project, not on which tasks this export selects.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,6 +50,7 @@ from defectlab.datasets import (
     ExportStats,
     export,
 )
+from defectlab.datasets.archive import stem as name_stem
 from defectlab.errors import Invalid
 from defectlab.geometry import Shape, shapes_from_json
 from defectlab.jobs.models import Job
@@ -69,9 +87,16 @@ def clean_options(options: Mapping[str, Any]) -> dict[str, Any]:
     seed = options.get("seed", 0)
     if not isinstance(seed, int):
         raise Invalid(_("The seed must be a whole number."))
+    only_approved = bool(options.get("only_approved", False))
+    include_unlabeled = bool(options.get("include_unlabeled", False))
+    if only_approved and include_unlabeled:
+        raise Invalid(
+            _("Export either only approved tasks or unlabeled tasks too, not both at once.")
+        )
     return {
         "format": format_name,
-        "only_approved": bool(options.get("only_approved", False)),
+        "only_approved": only_approved,
+        "include_unlabeled": include_unlabeled,
         "include_predictions": bool(options.get("include_predictions", False)),
         "include_images": bool(options.get("include_images", True)),
         "to_storage": bool(options.get("to_storage", False)),
@@ -90,17 +115,65 @@ def start_export(project: Project, options: Mapping[str, Any], user: User | None
     return start_job(project.organization, KIND, params=params, user=user, project=project)
 
 
-def split_of(task_id: int, ratios: Mapping[str, float], seed: int) -> str | None:
-    """The split a task falls in: a stable draw from (seed, task id), cut by the ratios."""
-    if not ratios:
-        return None
+LABELED = (TaskStatus.SUBMITTED, TaskStatus.APPROVED)
+
+
+def exported_tasks(project: Project, options: Mapping[str, Any]) -> Any:
+    """The tasks an export with these (cleaned) options writes; see the module's docstring."""
+    tasks = Task.objects.filter(project=project)
+    if options.get("only_approved"):
+        return tasks.filter(status=TaskStatus.APPROVED)
+    if options.get("include_unlabeled"):
+        return tasks
+    return tasks.filter(status__in=LABELED)
+
+
+def split_counts(total: int, ratios: Mapping[str, float]) -> dict[str, int]:
+    """How many of `total` tasks each split with a ratio above zero gets: its share of the total
+    rounded down, and the tasks left over to the largest remainders (ties in SPLITS order). The
+    counts add up to `total` and each is less than 1 away from its exact share."""
+    weights = {name: Fraction(ratios[name]) for name in SPLITS if ratios.get(name, 0) > 0}
+    whole = sum(weights.values())
+    shares = {name: total * weight / whole for name, weight in weights.items()}
+    counts = {name: int(share) for name, share in shares.items()}  # floor: shares are >= 0
+    left = total - sum(counts.values())
+    by_remainder = sorted(
+        shares, key=lambda name: (counts[name] - shares[name], SPLITS.index(name))
+    )
+    for name in by_remainder[:left]:
+        counts[name] += 1
+    return counts
+
+
+def _draw(seed: int, task_id: int) -> int:
+    """A task's place in the split order: a stable draw from (seed, id), the id breaking ties."""
     digest = hashlib.sha256(f"{seed}:{task_id}".encode()).digest()
-    draw = int.from_bytes(digest[:8], "big") / 2**64 * sum(ratios.values())
-    for name in SPLITS:
-        draw -= ratios.get(name, 0.0)
-        if draw < 0:
-            return name
-    return next(name for name in reversed(SPLITS) if ratios.get(name))
+    return int.from_bytes(digest[:8], "big") << 64 | task_id
+
+
+class Splitter:
+    """Assigns tasks to splits so that the split sizes are `split_counts` of the tasks given."""
+
+    def __init__(self, task_ids: Iterable[int], ratios: Mapping[str, float], seed: int) -> None:
+        self.seed = seed
+        self._cuts: list[int] = []
+        self._names: list[str] = []
+        if not ratios:
+            return
+        draws = sorted(_draw(seed, task_id) for task_id in task_ids)
+        counts = split_counts(len(draws), ratios)
+        position = 0
+        for name, count in counts.items():
+            position += count
+            self._names.append(name)
+            # A task whose draw is below the draw at the cut belongs to this split or an earlier one.
+            self._cuts.append(draws[position] if position < len(draws) else 1 << 200)
+
+    def __call__(self, task_id: int) -> str | None:
+        if not self._names:
+            return None
+        index = bisect.bisect_right(self._cuts, _draw(self.seed, task_id))
+        return self._names[min(index, len(self._names) - 1)]
 
 
 def export_key(job: Job) -> str:
@@ -116,9 +189,7 @@ def download_name(job: Job) -> str:
 def run_export(job: Job, progress: Progress) -> dict[str, Any]:
     project = Project.objects.get(pk=job.project_id or 0)
     options = clean_options(job.params)
-    tasks = Task.objects.filter(project=project)
-    if options["only_approved"]:
-        tasks = tasks.filter(status=TaskStatus.APPROVED)
+    tasks = exported_tasks(project, options)
     progress.total(tasks.count())
     progress.at(0)
     header = DatasetHeader(
@@ -135,7 +206,7 @@ def run_export(job: Job, progress: Progress) -> dict[str, Any]:
         return export(
             options["format"],
             header,
-            _items(tasks, options, storage),
+            _items(project, tasks, options, storage),
             out,
             include_images=options["include_images"],
             on_item=lambda _count: progress.step(),
@@ -242,10 +313,17 @@ def _sweep(folder: Path) -> None:
             os.close(handle)
 
 
-def _items(tasks: Any, options: Mapping[str, Any], storage: Any) -> Iterator[DatasetItem]:
-    """The project's tasks as dataset items, read CHUNK at a time in id order."""
+def _items(
+    project: Project, tasks: Any, options: Mapping[str, Any], storage: Any
+) -> Iterator[DatasetItem]:
+    """The exported tasks as dataset items, read CHUNK at a time in id order."""
     after = 0
-    used_names: set[str] = set()
+    names = FileNames(project)
+    splitter = Splitter(
+        tasks.values_list("id", flat=True).iterator(chunk_size=2000),
+        options["split"],
+        options["seed"],
+    )
     while True:
         chunk = list(tasks.filter(id__gt=after).order_by("id")[:CHUNK])
         if not chunk:
@@ -263,26 +341,49 @@ def _items(tasks: Any, options: Mapping[str, Any], storage: Any) -> Iterator[Dat
             annotation = annotations.get(task.pk)
             yield DatasetItem(
                 key=str(task.pk),
-                file_name=_unique_name(task, used_names),
+                file_name=names(task),
                 width=task.width or 0,
                 height=task.height or 0,
                 shapes=shapes_from_json(annotation.shapes) if annotation else [],
                 tags=list(annotation.tags) if annotation else [],
-                split=split_of(task.pk, options["split"], options["seed"]),
+                split=splitter(task.pk),
                 image=_opener(task, storage),
                 predictions=predictions.get(task.pk, []),
                 image_ref=None if is_stored(task) else task.image,
             )
 
 
-def _unique_name(task: Task, used: set[str]) -> str:
-    """The task's file name, made unique in the archive (two uploads may share a name)."""
-    name = re.sub(r"[\\/\x00-\x1f]+", "_", task.file_name).strip(" .") or f"task-{task.pk}"
-    if name in used:
-        stem, dot, suffix = name.rpartition(".")
-        name = f"{stem}-{task.pk}.{suffix}" if dot else f"{name}-{task.pk}"
-    used.add(name)
-    return name
+def _clean_name(task_id: int, file_name: str) -> str:
+    return re.sub(r"[\\/\x00-\x1f]+", "_", file_name).strip(" .") or f"task-{task_id}"
+
+
+def _stem_key(name: str) -> str:
+    return name_stem(name).casefold()
+
+
+class FileNames:
+    """Archive file names for a project's tasks, unique by stem (see the module's docstring)."""
+
+    def __init__(self, project: Project) -> None:
+        stems = Counter(
+            _stem_key(_clean_name(task_id, file_name))
+            for task_id, file_name in Task.objects.filter(project=project)
+            .values_list("id", "file_name")
+            .iterator(chunk_size=2000)
+        )
+        self._shared = {key for key, count in stems.items() if count > 1}
+        self._used: set[str] = set()
+
+    def __call__(self, task: Task) -> str:
+        name = _clean_name(task.pk, task.file_name)
+        # A task added since the count, or a name like "a-12.png" that the suffix made twice.
+        while _stem_key(name) in self._shared or _stem_key(name) in self._used:
+            stem = name_stem(name)
+            name = f"{stem}-{task.pk}{name[len(stem) :]}"
+            if _stem_key(name) not in self._used:
+                break
+        self._used.add(_stem_key(name))
+        return name
 
 
 def _opener(task: Task, storage: Any) -> Callable[[], IO[bytes]]:

@@ -55,6 +55,7 @@ def project_data(request: HttpRequest, pk: int) -> HttpResponse:
             "jobs": [
                 job_row(job) for job in Job.objects.filter(project=project).order_by("-id")[:10]
             ],
+            "task_counts": _task_counts(project),
             "current_organization_id": project.organization_id,
         },
     )
@@ -116,7 +117,8 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
             project,
             {
                 "format": data.get("format"),
-                "only_approved": data.get("only_approved") == "on",
+                "only_approved": data.get("tasks") == "approved",
+                "include_unlabeled": data.get("tasks") == "all",
                 "include_predictions": data.get("include_predictions") == "on",
                 "to_storage": data.get("to_storage") == "on",
                 "split": split,
@@ -132,6 +134,15 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
         job = start_dataset_import(project, archive, request.POST.get("format", ""), user)
         return _started(request, project, job, "project.dataset_import_started")
     raise Invalid(_("Unknown action."))
+
+
+def _task_counts(project: Project) -> dict[str, int]:
+    """How many tasks each choice of the export form writes, from the project's counters."""
+    return {
+        "labeled": project.count_submitted + project.count_approved,
+        "approved": project.count_approved,
+        "all": project.task_count,
+    }
 
 
 def _ratio(raw: str | None) -> float | None:
