@@ -28,6 +28,7 @@ from defectlab.labeling.models import (
     TaskStatus,
     Verdict,
 )
+from defectlab.labeling.referenced import learn_size
 from defectlab.labeling.services import set_status
 from defectlab.media.sync import annotation_submitted
 from defectlab.tenancy.models import User
@@ -134,9 +135,15 @@ def _held_by_other(task: Task, user: User) -> bool:
 def clean_shapes(
     project: Project, task: Task, data: Any, *, predictions: bool = False
 ) -> list[Shape]:
-    """Shapes checked against the image and the project's schema, with attribute defaults filled."""
+    """Shapes checked against the image and the project's schema, with attribute defaults filled.
+
+    On an image kept by reference whose size is still unknown, the size is learned first; if
+    the image cannot be fetched, the shapes are accepted and checked once the size is learned
+    (see labeling.referenced)."""
     try:
         shapes = shapes_from_json(data)
+        if shapes:
+            learn_size(task)
         if task.width and task.height:
             validate_shapes(shapes, task.width, task.height)
     except ShapeError as error:
