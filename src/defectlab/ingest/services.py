@@ -26,18 +26,21 @@ def allowlist_for(organization: Organization | int) -> Allowlist:
     return Allowlist.from_entries(values)
 
 
-def fetch_referenced(organization_id: int, url: str) -> bytes:
+def fetch_referenced(organization_id: int, url: str, *, timeout: float | None = None) -> bytes:
     """An image ``organization_id`` keeps by reference, fetched through the guarded fetcher under
     its allowlist (the upload size limit applies). Refusals and failures raise the fetcher's
-    errors, which name the rule."""
-    return fetch(url, allowlist=allowlist_for(organization_id)).body
+    errors, which name the rule. ``timeout`` defaults to ``DEFECTLAB_FETCH_TIMEOUT``."""
+    return fetch(url, allowlist=allowlist_for(organization_id), timeout=timeout).body
 
 
-def fetch_referenced_head(organization_id: int, url: str, size: int = HEAD_BYTES) -> bytes:
+def fetch_referenced_head(
+    organization_id: int, url: str, size: int = HEAD_BYTES, *, timeout: float | None = None
+) -> bytes:
     """The first ``size`` bytes of an image kept by reference: asked for with an HTTP Range
     request, and read no further when a server ignores it and sends the whole image."""
     head = bytearray()
-    with stream(url, allowlist=allowlist_for(organization_id), first_bytes=size) as response:
+    allowlist = allowlist_for(organization_id)
+    with stream(url, allowlist=allowlist, first_bytes=size, timeout=timeout) as response:
         for chunk in response:
             head += chunk
             if len(head) >= size:
@@ -45,14 +48,16 @@ def fetch_referenced_head(organization_id: int, url: str, size: int = HEAD_BYTES
     return bytes(head[:size])
 
 
-def referenced_size(organization_id: int, url: str) -> tuple[int, int] | None:
+def referenced_size(
+    organization_id: int, url: str, *, timeout: float | None = None
+) -> tuple[int, int] | None:
     """The displayed size of an image kept by reference, read from its header (the first
     ``HEAD_BYTES``); only when the header is longer than that is the whole image fetched.
     None when the bytes are no image Pillow knows. Raises the fetcher's errors."""
-    head = fetch_referenced_head(organization_id, url)
+    head = fetch_referenced_head(organization_id, url, timeout=timeout)
     size = image_size(head)
     if size is None and len(head) >= HEAD_BYTES:
-        size = image_size(fetch_referenced(organization_id, url))
+        size = image_size(fetch_referenced(organization_id, url, timeout=timeout))
     return size
 
 

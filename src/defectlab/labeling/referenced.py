@@ -52,6 +52,9 @@ ImageOpener = Callable[[], IO[bytes]]
 
 RETRY_PAUSE = 0.5  # seconds before the second attempt; doubled each time
 MAX_PAUSE = 4.0
+# Saving an annotation waits at most this long (or DEFECTLAB_FETCH_TIMEOUT if shorter) to learn
+# the size; a header is small, and an annotator should not wait on a host that is down.
+SAVE_TIMEOUT = 5.0
 
 
 def size_known(task: Task) -> bool:
@@ -61,14 +64,14 @@ def size_known(task: Task) -> bool:
 # ---------------------------------------------------------------------------- sizes
 
 
-def learn_size(task: Task) -> bool:
+def learn_size(task: Task, *, timeout: float | None = None) -> bool:
     """Learn the size of ``task``'s image if it is unknown, reading its header (one attempt).
     True when the task has a size now (``task`` is updated); False when the image cannot be
     fetched or read — the caller goes on without it."""
     if size_known(task):
         return True
     try:
-        size = _read_size(task)
+        size = _read_size(task, timeout)
     except (DefectLabError, OSError) as error:
         log.info("size of task %s not learned: %s", task.pk, error)
         return False
@@ -86,7 +89,7 @@ def learn_size_from(task: Task, data: bytes) -> None:
             note_size(task, size)
 
 
-def _read_size(task: Task) -> tuple[int, int] | None:
+def _read_size(task: Task, timeout: float | None = None) -> tuple[int, int] | None:
     if task.image.startswith(STORAGE_REFERENCE):
         from defectlab.media.references import reference_size
 
@@ -94,7 +97,7 @@ def _read_size(task: Task) -> tuple[int, int] | None:
     if task.image.startswith(("http://", "https://")):
         from defectlab.ingest.services import referenced_size
 
-        return referenced_size(task.organization_id, task.image)
+        return referenced_size(task.organization_id, task.image, timeout=timeout)
     return None  # uploads always have a size; other schemes cannot be fetched
 
 

@@ -28,7 +28,7 @@ from defectlab.labeling.models import (
     TaskStatus,
     Verdict,
 )
-from defectlab.labeling.referenced import learn_size
+from defectlab.labeling.referenced import SAVE_TIMEOUT, learn_size
 from defectlab.labeling.services import set_status
 from defectlab.media.sync import annotation_submitted
 from defectlab.tenancy.models import User
@@ -143,7 +143,7 @@ def clean_shapes(
     try:
         shapes = shapes_from_json(data)
         if shapes:
-            learn_size(task)
+            learn_size(task, timeout=min(SAVE_TIMEOUT, settings.FETCH_TIMEOUT))
         if task.width and task.height:
             validate_shapes(shapes, task.width, task.height)
     except ShapeError as error:
