@@ -41,7 +41,7 @@ from django.utils.translation import gettext as _
 
 from defectlab.errors import DefectLabError
 from defectlab.geometry import Shape, ShapeError, shapes_from_json
-from defectlab.labeling.models import Annotation, AnnotationVersion, Task, TaskLabel
+from defectlab.labeling.models import Annotation, AnnotationVersion, Task
 from defectlab.media.images import image_size
 from defectlab.media.services import STORAGE_REFERENCE
 
@@ -163,11 +163,10 @@ def _fit_annotation(task: Task, width: int, height: int) -> None:
         tags=annotation.tags,
         author=None,
     )
-    TaskLabel.objects.filter(task_id=task.pk).delete()
-    TaskLabel.objects.bulk_create(
-        [TaskLabel(task_id=task.pk, label_id=label) for label in sorted({s.label for s in fitted})]
-    )
+    from defectlab.labeling.workflow import _index_labels  # the label filter's index
     from defectlab.tenancy.services import record
+
+    _index_labels(task, shapes)
 
     record(
         None,

@@ -222,12 +222,17 @@ def save_annotation(
     project = task.project
     role = role_in(user, task.organization_id)
     manages = allows(role, Can.MANAGE_PROJECTS) or allows(role, Can.REVIEW)
-    cleaned = [shape.to_dict() for shape in clean_shapes(project, task, shapes)]
+    checked = clean_shapes(project, task, shapes)
+    unchecked = not (task.width and task.height)  # the image's size could not be learned
+    cleaned = [shape.to_dict() for shape in checked]
     image_tags = clean_image_tags(project, tags)
     lead_time = max(0.0, float(lead_time or 0.0))
     with transaction.atomic():
         # Re-read under the write lock: status and counters must move from the true state.
         task = Task.objects.select_for_update().get(pk=task.pk)
+        if unchecked and task.width and task.height:
+            # The size was learned meanwhile (and the shapes then saved fitted to it).
+            clean_shapes(project, task, shapes)
         if _held_by_other(task, user) and not manages:
             raise Conflict(_("Someone else is working on this task."), code="locked")
         if task.status == TaskStatus.APPROVED and not manages:
