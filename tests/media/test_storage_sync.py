@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from defectlab.jobs.models import JobState
-from defectlab.labeling import services
+from defectlab.labeling import services, workflow
 from defectlab.labeling.exports import start_export
 from defectlab.labeling.models import Task
 from defectlab.media.models import StorageConnection, SyncedObject
@@ -335,3 +335,36 @@ def test_exports_read_synced_images_from_the_bucket(
     archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
     images = [name for name in archive.namelist() if name.endswith("part.png")]
     assert [archive.read(name) for name in images] == [data]
+
+
+def test_an_export_learns_a_synced_images_size_and_leaves_out_a_removed_one(
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str
+) -> None:
+    storage, task = one_synced(tenant, s3_server, bucket, "cam/part.png", png(40, 30))
+    put(s3_server, bucket, {"cam/gone.png": png(40, 30)})
+    sync(tenant, storage)
+    gone = Task.objects.get(project=tenant.project, file_name="gone.png")
+    for each in (task, gone):
+        workflow.save_annotation(
+            each,
+            tenant.user(Role.MANAGER),
+            base_version=None,
+            shapes=[{"type": "box", "points": [[5, 5], [25, 25]], "label": tenant.label.pk}],
+        )
+    # The sizes are unknown again, as when the sync's probe and the save both could not reach
+    # the bucket.
+    Task.objects.filter(pk__in=[task.pk, gone.pk]).update(width=None, height=None)
+    admin_client(s3_server).delete_object(Bucket=bucket, Key="cam/gone.png")
+
+    job = start_export(tenant.project, {"format": "yolo"}, tenant.user(Role.MANAGER))
+    finished = run(job.pk)
+
+    assert finished.state == JobState.SUCCEEDED, finished.error
+    task.refresh_from_db()
+    assert (task.width, task.height) == (40, 30)
+    [warning] = finished.result["warnings"]
+    assert (warning["task"], warning["reason"]) == (gone.pk, "This file is no longer in storage.")
+    download = client_for(tenant.user(Role.MANAGER)).get(f"/api/jobs/{job.pk}/download/")
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
+    assert archive.read("labels/train/part.txt").decode().strip() == "0 0.375 0.5 0.5 0.666667"
+    assert not [name for name in archive.namelist() if "gone" in name]

@@ -304,12 +304,15 @@ def stream(
     content_types: Sequence[str] = ("image/",),
     resolver: Resolver | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    first_bytes: int | None = None,
 ) -> Iterator[FetchStream]:
     """Open ``url`` under the policy and yield the response to read in chunks (for proxying).
 
     ``max_bytes`` defaults to the upload limit, ``timeout`` (seconds, for everything together) to
     ``DEFECTLAB_FETCH_TIMEOUT``. ``content_types``: accepted media types; one ending in ``/``
-    accepts the whole family; empty accepts anything. ``ssl_context``: for a private CA."""
+    accepts the whole family; empty accepts anything. ``ssl_context``: for a private CA.
+    ``first_bytes``: ask for only that many bytes from the start (an HTTP Range request); a
+    server may answer with the whole body anyway, so the caller stops reading when it has them."""
     limit = max_bytes if max_bytes is not None else settings.MAX_UPLOAD_MB * 1024 * 1024
     deadline = _Deadline(timeout if timeout is not None else settings.FETCH_TIMEOUT)
     current = url
@@ -326,7 +329,7 @@ def stream(
         sock, address = _connect(target, addresses, deadline, ssl_context)
         try:
             with _failures(target.given, address, deadline):
-                response = _request(sock, target, content_types, deadline)
+                response = _request(sock, target, content_types, deadline, first_bytes)
             location = response.getheader("Location")
             if response.status in REDIRECT_STATUSES and location:
                 current = urljoin(target.url, location.strip())
@@ -419,7 +422,11 @@ def _connect(
 
 
 def _request(
-    sock: socket.socket, target: Target, content_types: Sequence[str], deadline: _Deadline
+    sock: socket.socket,
+    target: Target,
+    content_types: Sequence[str],
+    deadline: _Deadline,
+    first_bytes: int | None = None,
 ) -> http.client.HTTPResponse:
     # http.client only formats the request and parses the answer: the socket is already
     # connected (to the checked address), so it never connects or resolves anything itself.
@@ -431,6 +438,8 @@ def _request(
     connection.putheader("Accept", _accept_header(content_types))
     connection.putheader("Accept-Encoding", "identity")
     connection.putheader("Connection", "close")
+    if first_bytes is not None:
+        connection.putheader("Range", f"bytes=0-{max(first_bytes, 1) - 1}")
     connection.endheaders()
     return connection.getresponse()
 

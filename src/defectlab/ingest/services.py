@@ -6,10 +6,15 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Conflict
-from defectlab.ingest.fetcher import fetch
+from defectlab.ingest.fetcher import FetchFailed, fetch, stream
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.ingest.policy import Allowlist, normalize_entry
+from defectlab.media.images import image_size
 from defectlab.tenancy.models import Organization, User
+
+# Enough for the header of every image format we know, EXIF included (JPEG caps a segment at
+# 64 KiB); a header longer than this makes us read the whole image.
+HEAD_BYTES = 64 * 1024
 
 
 def allowlist_for(organization: Organization | int) -> Allowlist:
@@ -21,11 +26,50 @@ def allowlist_for(organization: Organization | int) -> Allowlist:
     return Allowlist.from_entries(values)
 
 
-def fetch_referenced(organization_id: int, url: str) -> bytes:
+def fetch_referenced(organization_id: int, url: str, *, timeout: float | None = None) -> bytes:
     """An image ``organization_id`` keeps by reference, fetched through the guarded fetcher under
     its allowlist (the upload size limit applies). Refusals and failures raise the fetcher's
-    errors, which name the rule."""
-    return fetch(url, allowlist=allowlist_for(organization_id)).body
+    errors, which name the rule. ``timeout`` defaults to ``DEFECTLAB_FETCH_TIMEOUT``."""
+    return fetch(url, allowlist=allowlist_for(organization_id), timeout=timeout).body
+
+
+def fetch_referenced_head(
+    organization_id: int, url: str, size: int = HEAD_BYTES, *, timeout: float | None = None
+) -> bytes:
+    """The first ``size`` bytes of an image kept by reference: asked for with an HTTP Range
+    request, and read no further when a server ignores it and sends the whole image."""
+    head = bytearray()
+    allowlist = allowlist_for(organization_id)
+    with stream(url, allowlist=allowlist, first_bytes=size, timeout=timeout) as response:
+        for chunk in response:
+            head += chunk
+            if len(head) >= size:
+                break
+    return bytes(head[:size])
+
+
+def referenced_size(
+    organization_id: int, url: str, *, timeout: float | None = None
+) -> tuple[int, int] | None:
+    """The displayed size of an image kept by reference, read from its header (the first
+    ``HEAD_BYTES``); only when the header is longer than that is the whole image fetched.
+    None when the bytes are no image Pillow knows. Raises the fetcher's errors."""
+    head = fetch_referenced_head(organization_id, url, timeout=timeout)
+    size = image_size(head)
+    if size is None and len(head) >= HEAD_BYTES:
+        size = image_size(fetch_referenced(organization_id, url, timeout=timeout))
+    return size
+
+
+def may_pass(error: BaseException) -> bool:
+    """True for a fetch failure that may pass if tried again: DNS, the connection, TLS, time,
+    or a server error (5xx, 408, 429). A refusal by the policy, or a 404, will not."""
+    if not isinstance(error, FetchFailed):
+        return False
+    if error.rule != "http_status":
+        return True
+    status = int(str((error.details or {}).get("status", "0")) or 0)
+    return status >= 500 or status in (408, 429)
 
 
 def add_allowed_network(

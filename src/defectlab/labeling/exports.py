@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import io
 import os
 import re
 import tempfile
@@ -57,6 +56,7 @@ from defectlab.jobs.models import Job
 from defectlab.jobs.runner import Progress
 from defectlab.jobs.services import start_job
 from defectlab.labeling.models import Annotation, Prediction, Project, Task, TaskStatus
+from defectlab.labeling.referenced import ExportFetcher, MissingImage, size_known
 from defectlab.labeling.services import is_stored
 from defectlab.media.storage import LocalStorage, Storage, check_key, default_storage
 from defectlab.tenancy.models import User
@@ -69,6 +69,7 @@ except ImportError:  # pragma: no cover - Windows: partial files of killed runs 
 KIND = "export"
 CHUNK = 500
 PARTIAL = ".partial"
+WARNINGS_KEPT = 200  # images left out that the job's result lists (it counts them all)
 
 
 def clean_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,12 +202,18 @@ def run_export(job: Job, progress: Progress) -> dict[str, Any]:
         name=project.name,
     )
     storage = default_storage()
+    missing: list[dict[str, Any]] = []
+
+    def left_out(task: Task, reason: str) -> None:
+        # An image kept by reference that could not be had: the task is left out whole.
+        missing.append({"task": task.pk, "file_name": task.file_name, "reason": reason})
+        progress.step(failed=1)
 
     def write(out: IO[bytes]) -> ExportStats:
         return export(
             options["format"],
             header,
-            _items(project, tasks, options, storage),
+            _items(project, tasks, options, storage, left_out),
             out,
             include_images=options["include_images"],
             on_item=lambda _count: progress.step(),
@@ -230,6 +237,8 @@ def run_export(job: Job, progress: Progress) -> dict[str, Any]:
         "images": stats.images,
         "bytes": stats.bytes,
         "skipped_shapes": stats.skipped_shapes,
+        "missing": len(missing),
+        "warnings": missing[:WARNINGS_KEPT],
     }
 
 
@@ -314,9 +323,15 @@ def _sweep(folder: Path) -> None:
 
 
 def _items(
-    project: Project, tasks: Any, options: Mapping[str, Any], storage: Any
+    project: Project,
+    tasks: Any,
+    options: Mapping[str, Any],
+    storage: Any,
+    left_out: Callable[[Task, str], None],
 ) -> Iterator[DatasetItem]:
-    """The exported tasks as dataset items, read CHUNK at a time in id order."""
+    """The exported tasks as dataset items, read CHUNK at a time in id order. A task whose
+    image is kept by reference and cannot be fetched (or whose size cannot be learned) is
+    not yielded but handed to ``left_out`` with the reason."""
     after = 0
     names = FileNames(project)
     splitter = Splitter(
@@ -324,6 +339,7 @@ def _items(
         options["split"],
         options["seed"],
     )
+    fetcher = ExportFetcher()
     while True:
         chunk = list(tasks.filter(id__gt=after).order_by("id")[:CHUNK])
         if not chunk:
@@ -338,7 +354,15 @@ def _items(
                     shapes_from_json(prediction.shapes)
                 )
         for task in chunk:
+            sized = size_known(task)
+            try:
+                image = _opener(task, storage, fetcher, options["include_images"])
+            except MissingImage as missing:
+                left_out(task, missing.reason)
+                continue
             annotation = annotations.get(task.pk)
+            if not sized and annotation is not None:  # shapes were fitted to the learned size
+                annotation = Annotation.objects.filter(task_id=task.pk).first()
             yield DatasetItem(
                 key=str(task.pk),
                 file_name=names(task),
@@ -347,7 +371,7 @@ def _items(
                 shapes=shapes_from_json(annotation.shapes) if annotation else [],
                 tags=list(annotation.tags) if annotation else [],
                 split=splitter(task.pk),
-                image=_opener(task, storage),
+                image=image,
                 predictions=predictions.get(task.pk, []),
                 image_ref=None if is_stored(task) else task.image,
             )
@@ -386,21 +410,14 @@ class FileNames:
         return name
 
 
-def _opener(task: Task, storage: Any) -> Callable[[], IO[bytes]]:
-    """Opens the task's image when the writer gets to it: from storage, or for a task kept
-    by reference, from its URL through the guarded fetcher (the organization's allowlist)."""
+def _opener(
+    task: Task, storage: Any, fetcher: ExportFetcher, include_image: bool
+) -> Callable[[], IO[bytes]] | None:
+    """Opens the task's image when the writer gets to it. A stored image is read from storage
+    then; one kept by reference (a URL, through the guarded fetcher under the organization's
+    allowlist, or a storage connection) is fetched now, with its size if unknown — MissingImage
+    when it cannot be (see labeling.referenced)."""
     key = task.image
     if is_stored(task):
         return lambda: storage.open(key)
-    organization_id = task.organization_id
-    if key.startswith("storage://"):  # synced from a storage connection
-        from defectlab.media.references import open_reference
-
-        return lambda: open_reference(organization_id, key)
-
-    def fetch_remote() -> IO[bytes]:
-        from defectlab.ingest.services import fetch_referenced
-
-        return io.BytesIO(fetch_referenced(organization_id, key))
-
-    return fetch_remote
+    return fetcher.prepare(task, include_image=include_image)

@@ -28,6 +28,7 @@ from defectlab.labeling.models import (
     TaskStatus,
     Verdict,
 )
+from defectlab.labeling.referenced import SAVE_TIMEOUT, learn_size
 from defectlab.labeling.services import set_status
 from defectlab.media.sync import annotation_submitted
 from defectlab.tenancy.models import User
@@ -134,9 +135,15 @@ def _held_by_other(task: Task, user: User) -> bool:
 def clean_shapes(
     project: Project, task: Task, data: Any, *, predictions: bool = False
 ) -> list[Shape]:
-    """Shapes checked against the image and the project's schema, with attribute defaults filled."""
+    """Shapes checked against the image and the project's schema, with attribute defaults filled.
+
+    On an image kept by reference whose size is still unknown, the size is learned first; if
+    the image cannot be fetched, the shapes are accepted and checked once the size is learned
+    (see labeling.referenced)."""
     try:
         shapes = shapes_from_json(data)
+        if shapes:
+            learn_size(task, timeout=min(SAVE_TIMEOUT, settings.FETCH_TIMEOUT))
         if task.width and task.height:
             validate_shapes(shapes, task.width, task.height)
     except ShapeError as error:
@@ -215,12 +222,17 @@ def save_annotation(
     project = task.project
     role = role_in(user, task.organization_id)
     manages = allows(role, Can.MANAGE_PROJECTS) or allows(role, Can.REVIEW)
-    cleaned = [shape.to_dict() for shape in clean_shapes(project, task, shapes)]
+    checked = clean_shapes(project, task, shapes)
+    unchecked = not (task.width and task.height)  # the image's size could not be learned
+    cleaned = [shape.to_dict() for shape in checked]
     image_tags = clean_image_tags(project, tags)
     lead_time = max(0.0, float(lead_time or 0.0))
     with transaction.atomic():
         # Re-read under the write lock: status and counters must move from the true state.
         task = Task.objects.select_for_update().get(pk=task.pk)
+        if unchecked and task.width and task.height:
+            # The size was learned meanwhile (and the shapes then saved fitted to it).
+            clean_shapes(project, task, shapes)
         if _held_by_other(task, user) and not manages:
             raise Conflict(_("Someone else is working on this task."), code="locked")
         if task.status == TaskStatus.APPROVED and not manages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import warnings
@@ -61,6 +62,23 @@ def inspect_image(data: bytes, *, name: str, max_pixels: int) -> ImageInfo:
     image, info, _rotation = _decode(data, name=name, max_pixels=max_pixels)
     image.close()
     return info
+
+
+def image_size(head: bytes) -> tuple[int, int] | None:
+    """Width and height as displayed (after EXIF rotation) from an image's first bytes, or
+    None if they do not tell (the header is longer, or this is no image Pillow knows). Only
+    the header is read: nothing is decoded."""
+    try:
+        with Image.open(io.BytesIO(head)) as image:
+            width, height = image.size
+            orientation = 1
+            with contextlib.suppress(Exception):  # damaged EXIF: take the stored size
+                orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # truncated headers and hostile input make Pillow raise anything
+        return None
+    if width < 1 or height < 1:
+        return None
+    return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
 
 
 def render_for_display(data: bytes, *, max_side: int | None = None) -> tuple[bytes, str]:

@@ -17,8 +17,6 @@ what the media view answers for them, and how exports read them.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import time
 from contextlib import AbstractContextManager
 from pathlib import PurePosixPath
@@ -28,7 +26,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.utils.translation import gettext as _
-from PIL import ExifTags, Image
 
 from defectlab.errors import DefectLabError, Invalid, NotFound, TooLarge
 from defectlab.labeling.models import Task
@@ -39,7 +36,7 @@ from defectlab.media.connections import (
     signer_for,
     storage_failure,
 )
-from defectlab.media.images import ImageError, render_for_display, thumbnail
+from defectlab.media.images import ImageError, image_size, render_for_display, thumbnail
 from defectlab.media.models import MediaMode, StorageConnection
 from defectlab.media.s3 import S3Storage
 from defectlab.media.s3proxy import serve_object
@@ -61,6 +58,25 @@ def open_reference(organization_id: int, image: str) -> BinaryIO:
         return storage.open(key)
     except (BotoCoreError, ClientError) as error:
         raise OSError(_message(storage_failure(error, storage))) from error
+
+
+def reference_size(organization_id: int, image: str) -> tuple[int, int] | None:
+    """The displayed size of a ``storage://`` image from its first bytes (a ranged read); the
+    whole object only when its header is longer. Failures are OSErrors, as in ``open_reference``."""
+    from defectlab.ingest.services import HEAD_BYTES
+
+    connection, key = connection_of(organization_id, image)
+    storage = shared_storage(connection)
+    try:
+        with storage.open_range(key, 0, HEAD_BYTES - 1) as file:
+            head = file.read()
+        size = image_size(head)
+        if size is None and len(head) >= HEAD_BYTES:
+            with storage.open(key) as file:
+                size = image_size(file.read(settings.MAX_UPLOAD_MB * MB))
+    except (BotoCoreError, ClientError) as error:
+        raise OSError(str(storage_failure(error, storage.config))) from error
+    return size
 
 
 def thumbnail_key(task_id: int) -> str:
@@ -176,26 +192,8 @@ def _thumbnail(task: Task, connection: StorageConnection, key: str) -> bytes | N
             return None
         raise Invalid(str(error), code=error.code) from None
     cache.save(cache_key, small)
-    size = image_size(data)
-    if size is not None:  # the sync could not tell from the header: now we know
-        Task.objects.filter(pk=task.pk, width__isnull=True).update(width=size[0], height=size[1])
+    # If the sync could not tell the size from the header, now we know (and check the shapes).
+    from defectlab.labeling.referenced import learn_size_from
+
+    learn_size_from(task, data)
     return small
-
-
-_SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
-
-
-def image_size(head: bytes) -> tuple[int, int] | None:
-    """Width and height as displayed (after EXIF rotation) from an image's first bytes, or
-    None if they do not tell (the header is longer, or this is no image Pillow knows)."""
-    try:
-        with Image.open(io.BytesIO(head)) as image:
-            width, height = image.size
-            orientation = 1
-            with contextlib.suppress(Exception):  # damaged EXIF: take the stored size
-                orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-    except Exception:  # truncated headers and hostile input make Pillow raise anything
-        return None
-    if width < 1 or height < 1:
-        return None
-    return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -101,12 +102,17 @@ def variant_bytes(
 
 
 def remote_variant(
-    task_id: int, organization_id: int, url: str, variant: Variant
+    task_id: int,
+    organization_id: int,
+    url: str,
+    variant: Variant,
+    seen: Callable[[bytes], None] | None = None,
 ) -> tuple[bytes, str]:
     """A variant of an image kept by reference: fetched through the guarded fetcher under the
     organization's allowlist each time (that is what "by reference" means), except thumbnails,
     which are cached like those of stored images. Refusals and failures raise the fetcher's
-    errors, which name the rule."""
+    errors, which name the rule. ``seen`` is given the original bytes when they were fetched
+    (to learn the image's size)."""
     from defectlab.ingest.services import fetch_referenced
 
     storage = default_storage()
@@ -114,6 +120,8 @@ def remote_variant(
     if variant == "thumb" and storage.exists(cache_key):
         return storage.read(cache_key), "image/jpeg"
     original = fetch_referenced(organization_id, url)
+    if seen is not None:
+        seen(original)
     if variant == "thumb":
         data = thumbnail(original)
         storage.save(cache_key, data)

@@ -61,8 +61,9 @@ from defectlab.media.connections import (
     storage_failure,
     targets_of,
 )
+from defectlab.media.images import image_size
 from defectlab.media.models import StorageConnection, StorageRole, SyncedObject
-from defectlab.media.references import image_size, thumbnail_key
+from defectlab.media.references import thumbnail_key
 from defectlab.media.s3 import ObjectChanged, S3Storage, StoredObject
 from defectlab.media.services import STORAGE_REFERENCE, storage_reference
 from defectlab.media.storage import default_storage

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.translation import gettext as _
@@ -11,6 +12,7 @@ from django.views.decorators.http import require_safe
 from defectlab.api import error_body
 from defectlab.errors import DefectLabError
 from defectlab.labeling.models import Task
+from defectlab.labeling.referenced import learn_size_from
 from defectlab.labeling.services import is_stored, is_viewable
 from defectlab.media.references import serve_reference
 from defectlab.media.services import (
@@ -25,7 +27,9 @@ from defectlab.media.services import (
 def media(request: HttpRequest, token: str) -> HttpResponseBase:
     grant = read_grant(token)
     task = (
-        Task.objects.filter(pk=grant.task_id).only("image", "organization_id").first()
+        Task.objects.filter(pk=grant.task_id)
+        .only("image", "organization_id", "width", "height")
+        .first()
         if grant
         else None
     )
@@ -41,8 +45,13 @@ def media(request: HttpRequest, token: str) -> HttpResponseBase:
         if is_stored(task):
             data, content_type = variant_bytes(task.image, grant.variant)
         else:
+            # The first time the image passes through us, its size is learned if unknown.
             data, content_type = remote_variant(
-                task.pk, task.organization_id, task.image, grant.variant
+                task.pk,
+                task.organization_id,
+                task.image,
+                grant.variant,
+                seen=partial(learn_size_from, task),
             )
     except DefectLabError as failure:
         # A reference the policy refuses or that cannot be fetched: say which rule, and why.
