@@ -165,7 +165,7 @@ def test_an_image_that_cannot_be_fetched_is_retried_then_left_out_with_a_warning
     for task in tasks:
         assert put_shapes(tenant, task, [box(project, 2, 2, 20, 20)]).status_code == 200
 
-    job, archive = export(tenant, project, format="yolo")
+    job, archive = export(tenant, project, format="yolo", include_unlabeled=True)
 
     names = set(archive.namelist())
     assert {"images/train/good.png", "labels/train/good.txt"} <= names
@@ -219,7 +219,9 @@ def test_an_annotated_reference_imported_without_a_size_exports(
     assert Task.objects.get(pk=task.pk).width is None
     allow_loopback(tenant)
 
-    job, archive = export(tenant, project, format=fmt, include_images=include_images)
+    job, archive = export(
+        tenant, project, format=fmt, include_images=include_images, include_unlabeled=True
+    )
 
     assert job.result["missing"] == 0 and job.result["warnings"] == []
     member, expected = EXPECTED[fmt]

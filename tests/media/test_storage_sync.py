@@ -356,7 +356,9 @@ def test_an_export_learns_a_synced_images_size_and_leaves_out_a_removed_one(
     Task.objects.filter(pk__in=[task.pk, gone.pk]).update(width=None, height=None)
     admin_client(s3_server).delete_object(Bucket=bucket, Key="cam/gone.png")
 
-    job = start_export(tenant.project, {"format": "yolo"}, tenant.user(Role.MANAGER))
+    job = start_export(
+        tenant.project, {"format": "yolo", "include_unlabeled": True}, tenant.user(Role.MANAGER)
+    )
     finished = run(job.pk)
 
     assert finished.state == JobState.SUCCEEDED, finished.error
