@@ -163,7 +163,8 @@ FETCH_TIMEOUT = env(
 MEDIA_URL_TTL = env(
     "DEFECTLAB_MEDIA_URL_TTL",
     "600",
-    "Seconds a signed image or thumbnail URL stays valid.",
+    "Longest time, in seconds, a signed image or thumbnail URL stays valid (the same link is "
+    "handed out again for up to half of it, so browsers can cache the image).",
     _positive_int,
 )
 TASK_LOCK_SECONDS = env(
