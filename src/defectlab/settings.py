@@ -208,8 +208,8 @@ JOB_LEASE_SECONDS = env(
 JOB_MAX_ATTEMPTS = env(
     "DEFECTLAB_JOB_MAX_ATTEMPTS",
     "5",
-    "Times a job that failed for a passing reason (a timeout, a lost connection) is tried, "
-    "with growing pauses, before it is marked failed.",
+    "Times a job is tried before it is marked failed: after a passing failure (a timeout, a "
+    "lost connection; with growing pauses) or a worker that died while running it.",
     _positive_int,
 )
 WORKER_THREADS = env(
