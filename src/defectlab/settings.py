@@ -221,6 +221,13 @@ WORKER_EMBEDDED = env(
     "`defectlab serve` also runs a worker process. Turn off when workers run on their own.",
     _bool,
 )
+WORKER_HEARTBEAT_SECONDS = env(
+    "DEFECTLAB_WORKER_HEARTBEAT_SECONDS",
+    "5",
+    "How often each job worker records that it is alive. `/readyz` answers 503 when no worker "
+    "has for three times this long.",
+    _positive_int,
+)
 SECRET_KEY_SETTING = env(
     "DEFECTLAB_SECRET_KEY",
     "",
