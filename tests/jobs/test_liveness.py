@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from defectlab.jobs.liveness import Heartbeat
 from defectlab.jobs.models import WorkerHeartbeat
 from tests.jobs.processes import WorkerProcess, crash_worker, wait_for, wait_until
 
@@ -64,3 +65,20 @@ def test_readyz_follows_a_real_worker_killed_restarted_and_stopped(worker: Worke
     assert readyz() == (503, NOBODY)
     assert not WorkerHeartbeat.objects.filter(name__contains=f":{pid}:").exists()
     assert WorkerHeartbeat.objects.count() == 1  # the killed one's, until it is forgotten
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_forgets_rows_of_workers_dead_for_a_day_and_removes_its_own(
+    settings: Any,
+) -> None:
+    settings.WORKER_HEARTBEAT_SECONDS = 1
+    now = timezone.now()
+    for name, age in (("gone:1:aa", timedelta(days=2)), ("recent:2:bb", timedelta(hours=1))):
+        WorkerHeartbeat.objects.create(name=name, started_at=now - age, last_seen=now - age)
+    heartbeat = Heartbeat()
+    heartbeat.start()
+    mine = WorkerHeartbeat.objects.filter(name=heartbeat.name)
+    wait_for(mine.exists, "the heartbeat")
+    assert readyz() == (200, {"status": "ok"})
+    heartbeat.stop()
+    assert sorted(WorkerHeartbeat.objects.values_list("name", flat=True)) == ["recent:2:bb"]

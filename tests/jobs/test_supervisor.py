@@ -137,3 +137,16 @@ def test_a_killed_worker_is_replaced_and_the_next_job_runs(
 
 def heartbeat_of(pid: int) -> bool:
     return WorkerHeartbeat.objects.filter(name__contains=f":{pid}:").exists()
+
+
+def test_a_worker_reaped_by_gunicorns_arbiter_still_counts_as_exited() -> None:
+    """gunicorn's arbiter reaps every child of `defectlab serve`, the worker included: the
+    supervisor must still see it gone (its exit code is then unknown)."""
+    supervisor = WorkerSupervisor(python("raise SystemExit(3)"))
+    supervisor._spawn()
+    assert supervisor.process is not None
+    os.waitpid(supervisor.process.pid, 0)  # what the arbiter's waitpid(-1) does on SIGCHLD
+    assert supervisor._exited() == (True, None)
+    supervisor._spawn()
+    supervisor.process.wait()
+    assert supervisor._exited() == (True, 3)

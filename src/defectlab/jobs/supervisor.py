@@ -8,6 +8,7 @@ shutdown it stops the worker cleanly (SIGTERM, then SIGKILL if it does not go)."
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import threading
 import time
@@ -60,17 +61,34 @@ class WorkerSupervisor:
             process.kill()
             process.wait()
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> subprocess.Popen[bytes]:
         # Its own session: a Ctrl+C meant for `defectlab serve` reaches the worker through
         # stop(), not behind the supervisor's back (which would look like a crash).
         self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True)
         self._started = time.monotonic()
+        return self.process
+
+    def _exited(self) -> tuple[bool, int | None]:
+        """Whether the worker has exited, and its exit code (negative: the signal) if known.
+        Under gunicorn the arbiter reaps every child of the process, ours included, before we
+        may: then the worker is gone but its exit code is not known (None)."""
+        assert self.process is not None
+        if self.process.returncode is not None:
+            return True, self.process.returncode
+        try:
+            pid, status = os.waitpid(self.process.pid, os.WNOHANG)
+        except ChildProcessError:
+            self.process.returncode = -1  # so that Popen never waits for it again
+            return True, None
+        if pid == 0:
+            return False, None
+        self.process.returncode = os.waitstatus_to_exitcode(status)
+        return True, self.process.returncode
 
     def _watch(self) -> None:
         while not self._stopping.is_set():
-            assert self.process is not None
-            code = self.process.poll()
-            if code is None:
+            exited, code = self._exited()
+            if not exited:
                 self._stopping.wait(self.poll)
                 continue
             if self._stopping.is_set():
@@ -80,12 +98,13 @@ class WorkerSupervisor:
                 self.backoff = self.min_backoff  # it had been fine for a while
             delay = self.backoff
             self.backoff = min(self.backoff * 2, self.max_backoff)
+            pid = self.process.pid if self.process is not None else None
             log.error(
-                "job worker %s exited with code %s after %.1f s; restarting it in %s s",
-                self.process.pid, code, uptime, delay,
+                "job worker %s exited (code %s) after %.1f s; restarting it in %s s",
+                pid, "unknown" if code is None else code, uptime, delay,
                 extra={
                     "event": "worker_exited",
-                    "pid": self.process.pid,
+                    "pid": pid,
                     "exit_code": code,
                     "uptime_seconds": round(uptime, 1),
                     "restart_in_seconds": delay,
@@ -93,9 +112,9 @@ class WorkerSupervisor:
             )  # fmt: skip
             if self._stopping.wait(delay):
                 return
-            self._spawn()
+            process = self._spawn()
             self.restarts += 1
             log.info(
-                "job worker restarted as %s", self.process.pid,
-                extra={"event": "worker_restarted", "pid": self.process.pid, "restarts": self.restarts},
+                "job worker restarted as %s", process.pid,
+                extra={"event": "worker_restarted", "pid": process.pid, "restarts": self.restarts},
             )  # fmt: skip
