@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 from click.testing import CliRunner
 
@@ -78,3 +81,42 @@ def test_a_bad_setting_is_reported_not_raised(monkeypatch) -> None:  # type: ign
     assert "DEFECTLAB_TEST_NUMBER='many' is not valid" in product.PROBLEMS[-1]
     product.PROBLEMS[:] = problems_before
     del product.SETTINGS["DEFECTLAB_TEST_NUMBER"]
+
+
+@pytest.mark.parametrize("embedded", [True, False])
+def test_serve_supervises_its_worker_and_stops_it_on_shutdown(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, embedded: bool
+) -> None:
+    """gunicorn itself is replaced (no port is bound in tests): its run() ends the way a
+    SIGTERM ends it, with SystemExit. The supervisor is recorded, not started: it is tested
+    with real worker processes in tests/jobs/test_supervisor.py."""
+    import sys
+
+    from gunicorn.app.base import BaseApplication
+
+    from defectlab.jobs import supervisor
+
+    settings.WORKER_EMBEDDED = embedded
+    settings.STATIC_ROOT = tmp_path / "static"
+    events: list[object] = []
+
+    class Recorder:
+        def __init__(self, command: list[str]) -> None:
+            events.append(command)
+
+        def start(self) -> None:
+            events.append("start")
+
+        def stop(self) -> None:
+            events.append("stop")
+
+    def gunicorn_run(self: object) -> None:
+        events.append("serving")
+        raise SystemExit(0)
+
+    monkeypatch.setattr(supervisor, "WorkerSupervisor", Recorder)
+    monkeypatch.setattr(BaseApplication, "run", gunicorn_run)
+    code, output = run("serve", "--port", "18999")
+    assert code == 0, output
+    worker = [sys.executable, "-m", "defectlab.cli", "worker"]
+    assert events == ([worker, "start", "serving", "stop"] if embedded else ["serving"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
 from typing import Any
 
@@ -172,20 +171,20 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
             return application
 
-    worker = None
+    from defectlab.jobs.supervisor import WorkerSupervisor
+
+    supervisor = None
     if settings.WORKER_EMBEDDED:
-        # The embedded default: one command runs everything, jobs included.
-        worker = subprocess.Popen([sys.executable, "-m", "defectlab.cli", "worker"])
+        # The embedded default: one command runs everything, jobs included; a worker that
+        # dies is started again.
+        supervisor = WorkerSupervisor([sys.executable, "-m", "defectlab.cli", "worker"])
+        supervisor.start()
     click.echo(f"DefectLab is serving on http://{host}:{port}/")
     try:
         Server().run()
     finally:
-        if worker is not None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if supervisor is not None:
+            supervisor.stop()
 
 
 @main.command()

@@ -174,7 +174,8 @@ FETCH_TIMEOUT = env(
 MEDIA_URL_TTL = env(
     "DEFECTLAB_MEDIA_URL_TTL",
     "600",
-    "Seconds a signed image or thumbnail URL stays valid.",
+    "Longest time, in seconds, a signed image or thumbnail URL stays valid (the same link is "
+    "handed out again for up to half of it, so browsers can cache the image).",
     _positive_int,
 )
 TASK_LOCK_SECONDS = env(
@@ -218,8 +219,8 @@ JOB_LEASE_SECONDS = env(
 JOB_MAX_ATTEMPTS = env(
     "DEFECTLAB_JOB_MAX_ATTEMPTS",
     "5",
-    "Times a job that failed for a passing reason (a timeout, a lost connection) is tried, "
-    "with growing pauses, before it is marked failed.",
+    "Times a job is tried before it is marked failed: after a passing failure (a timeout, a "
+    "lost connection; with growing pauses) or a worker that died while running it.",
     _positive_int,
 )
 WORKER_THREADS = env(
@@ -230,6 +231,13 @@ WORKER_EMBEDDED = env(
     "true",
     "`defectlab serve` also runs a worker process. Turn off when workers run on their own.",
     _bool,
+)
+WORKER_HEARTBEAT_SECONDS = env(
+    "DEFECTLAB_WORKER_HEARTBEAT_SECONDS",
+    "5",
+    "How often each job worker records that it is alive. `/readyz` answers 503 when no worker "
+    "has for three times this long.",
+    _positive_int,
 )
 SECRET_KEY_SETTING = env(
     "DEFECTLAB_SECRET_KEY",

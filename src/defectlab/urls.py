@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 
 from defectlab.ingest.api import AllowedNetworkViewSet
 from defectlab.jobs.api import JobViewSet
+from defectlab.jobs.liveness import worker_problem
 from defectlab.labeling.api import LabelViewSet, ProjectViewSet, TaskViewSet
 from defectlab.media.api import StorageConnectionViewSet
 from defectlab.media.views import media
@@ -40,12 +41,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    """The process can serve: its database answers."""
+    """The process can serve: its database answers, and a job worker was seen lately (without
+    one, every job would wait forever)."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
+        problem = worker_problem()
     except DatabaseError:
         return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
+    if problem is not None:
+        return JsonResponse({"status": "unavailable", "worker": problem}, status=503)
     return JsonResponse({"status": "ok"})
 
 

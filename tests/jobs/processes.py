@@ -43,10 +43,14 @@ class WorkerProcess:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
+    @staticmethod
+    def command() -> list[str]:
+        return [sys.executable, "-m", "defectlab.cli", "worker"]
+
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "defectlab.cli", "worker"],
+                self.command(),
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -82,6 +86,15 @@ def wait_until(
             raise AssertionError(f"the worker exited while waiting for {what}:\n{worker.output()}")
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}; worker log:\n{worker.output()[-4000:]}")
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """``wait_until`` for when no worker is meant to be running."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import models
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid
@@ -130,7 +131,55 @@ def test_a_failed_job_can_be_retried(tenant: Tenant, behaviour: dict[str, Any]) 
     assert job.state == JobState.QUEUED and job.error == ""
     run_job(job.pk)
     job.refresh_from_db()
-    assert job.state == JobState.SUCCEEDED and job.attempts == 2
+    assert job.state == JobState.SUCCEEDED and job.attempts == 1  # this run's attempts
+
+
+def killed_attempt(job: Job) -> None:
+    """What a worker killed mid-job leaves: the delivery counted, the row still running."""
+    Job.objects.filter(pk=job.pk).update(state=JobState.RUNNING, attempts=models.F("attempts") + 1)
+
+
+def test_a_job_whose_worker_keeps_dying_stops_at_the_limit_in_the_starters_language(
+    tenant: Tenant, behaviour: dict[str, Any], settings: Any
+) -> None:
+    settings.JOB_MAX_ATTEMPTS = 3
+    user = tenant.user(Role.OWNER)
+    user.language = "zh-hans"
+    user.save()
+    job = start_job(tenant.organization, "test", user=user)
+    for _attempt in range(3):
+        killed_attempt(job)
+    run_job(job.pk)  # the fourth delivery: not run, the job fails and the message is acked
+    job.refresh_from_db()
+    assert behaviour["runs"] == 0
+    assert (job.state, job.attempts) == (JobState.FAILED, 3)
+    assert job.error == "已尝试 3 次后停止：工作进程在运行该任务时停止了。"
+    run_job(job.pk)  # yet another duplicate delivery changes nothing
+    job.refresh_from_db()
+    assert (job.state, job.attempts, behaviour["runs"]) == (JobState.FAILED, 3, 0)
+
+
+def test_the_last_allowed_attempt_still_runs_and_a_retry_gets_all_attempts_again(
+    tenant: Tenant, behaviour: dict[str, Any], settings: Any
+) -> None:
+    settings.JOB_MAX_ATTEMPTS = 2
+    job = start_job(tenant.organization, "test")
+    killed_attempt(job)
+    run_job(job.pk)  # the second and last attempt
+    job.refresh_from_db()
+    assert (job.state, job.attempts, behaviour["runs"]) == (JobState.SUCCEEDED, 2, 1)
+
+    job = start_job(tenant.organization, "test")
+    killed_attempt(job)
+    killed_attempt(job)
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and "Stopped after 2 attempts" in job.error
+    job = retry_job(job, None)
+    assert (job.state, job.attempts) == (JobState.QUEUED, 0)
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert (job.state, job.attempts, behaviour["runs"]) == (JobState.SUCCEEDED, 1, 2)
 
 
 @pytest.mark.django_db(transaction=True)

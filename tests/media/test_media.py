@@ -146,10 +146,32 @@ def test_repeated_calls_within_half_the_ttl_give_the_same_url(
     clock.now = start + step + 1
     later = urls_of(tenant, tenant.tasks[0])
     assert later != first
-    for url in (*first, *later):
-        grant = payload_of(token_of(url))
-        assert grant[2] >= clock.now + 600 - step  # never shorter-lived than the TTL promises
-        assert fetch(url).status_code == 200
+    for issued, urls in ((start + 1, first), (clock.now, later)):
+        for url in urls:
+            expires = payload_of(token_of(url))[2]
+            # At least half the TTL, never more than the TTL, from when it was handed out.
+            assert issued + 600 - step <= expires <= issued + 600
+            assert fetch(url).status_code == 200
+
+
+@pytest.mark.parametrize("ttl", [600, 61, 2])
+def test_no_media_url_opens_after_the_ttl_from_when_it_was_issued(
+    tenant: Tenant, settings: Any, monkeypatch: pytest.MonkeyPatch, ttl: int
+) -> None:
+    """DEFECTLAB_MEDIA_URL_TTL is a maximum wherever in a caching step the link is minted."""
+    settings.MEDIA_URL_TTL = ttl
+    step = max(1, ttl // 2)
+    boundary = (int(time.time()) // step + 1) * step
+    clock = Clock(boundary)
+    monkeypatch.setattr(media_services, "time", clock)
+    for issued in (boundary, boundary + 0.001, boundary + step / 2, boundary + step - 0.001):
+        clock.now = issued
+        image_url, thumbnail_url = urls_of(tenant, tenant.tasks[0])
+        clock.now = issued + ttl / 2 - 0.001
+        assert fetch(image_url).status_code == 200  # still good for half the TTL
+        clock.now = issued + ttl + 0.001
+        assert_not_found(fetch(image_url))
+        assert_not_found(fetch(thumbnail_url))
 
 
 # --- serving ------------------------------------------------------------------------------------
@@ -259,8 +281,8 @@ def test_expired_url_is_not_found(
     settings.MEDIA_URL_TTL = 60
     image_url, thumbnail_url = urls_of(tenant, tenant.tasks[0])
     assert fetch(image_url).status_code == 200
-    # At most TTL + TTL/2 later (expiry is rounded up to a half-TTL step) the URL is dead.
-    monkeypatch.setattr(media_services, "time", Clock(time.time() + 60 + 30 + 1))
+    # One TTL later at the most, the URL is dead.
+    monkeypatch.setattr(media_services, "time", Clock(time.time() + 60 + 1))
     assert_not_found(fetch(image_url))
     assert_not_found(fetch(thumbnail_url))
 

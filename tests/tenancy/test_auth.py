@@ -270,6 +270,9 @@ def test_a_members_chosen_language_wins_over_the_browser(tenant: Tenant) -> None
 
 
 def test_health_and_readiness_endpoints(db) -> None:  # type: ignore[no-untyped-def]
+    from defectlab.jobs.liveness import Heartbeat
+
     client = APIClient()
     assert client.get("/healthz").json() == {"status": "ok"}
+    Heartbeat().beat()  # a job worker is alive (tests/jobs/test_liveness.py: when none is)
     assert client.get("/readyz").json() == {"status": "ok"}

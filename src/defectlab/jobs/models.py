@@ -58,3 +58,16 @@ class Job(models.Model):
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per running `defectlab worker` process, refreshed every
+    DEFECTLAB_WORKER_HEARTBEAT_SECONDS; `/readyz` reads them (jobs/liveness.py). Workers on other
+    machines share the database, so this works wherever they run."""
+
+    name = models.CharField(max_length=255, unique=True)  # host:pid:random
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -17,9 +17,10 @@ from django.conf import settings
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
+from django.utils.translation import ngettext
 
 from defectlab.errors import DefectLabError
-from defectlab.jobs.models import Job, JobState
+from defectlab.jobs.models import FINISHED, Job, JobState
 
 log = logging.getLogger(__name__)
 
@@ -92,20 +93,28 @@ def run_job(job_id: int) -> None:
     if job.cancel_requested:
         _finish(job, JobState.CANCELLED)
         return
+    # Errors are written for the person who started the job, in their language.
+    language = (job.started_by.language if job.started_by else "") or settings.LANGUAGE_CODE
     handle = HANDLERS.get(job.kind)
     if handle is None:
         _finish(job, JobState.FAILED, error=f"No handler for jobs of kind {job.kind!r}.")
         return
-    Job.objects.filter(pk=job.pk).update(
-        state=JobState.RUNNING,
-        attempts=F("attempts") + 1,
-        started_at=Coalesce(F("started_at"), timezone.now()),
-        updated_at=timezone.now(),
-    )
+    if not _take(job):
+        job.refresh_from_db()
+        if not job.finished:
+            # A delivery past the limit means the last attempt never came back: its worker was
+            # killed, ran out of memory or lost power while running it (an error it survives is
+            # recorded, and the job is requeued or failed with that error).
+            log.error(
+                "job %s (%s) stopped after %s attempts: the worker stopped while running it",
+                job.pk, job.kind, job.attempts,
+                extra={"job": job.pk, "attempts": job.attempts},
+            )  # fmt: skip
+            with translation.override(language):
+                _finish(job, JobState.FAILED, error=_worker_stopped(job.attempts))
+        return  # the message is acked: no delivery beyond DEFECTLAB_JOB_MAX_ATTEMPTS
     job.refresh_from_db()
     progress = Progress(job)
-    # Errors are written for the person who started the job, in their language.
-    language = (job.started_by.language if job.started_by else "") or settings.LANGUAGE_CODE
     with translation.override(language):
         try:
             result = handle(job, progress)
@@ -129,6 +138,31 @@ def run_job(job_id: int) -> None:
             _finish(job, JobState.FAILED, error=message, progress=progress)
         else:
             _finish(job, JobState.SUCCEEDED, result=result or {}, progress=progress)
+
+
+def _take(job: Job) -> bool:
+    """Count this delivery and mark the job running, in one statement and before any work, so
+    that a worker killed mid-job (which leaves no other trace) still used up an attempt. False
+    when the job finished meanwhile or has had all its DEFECTLAB_JOB_MAX_ATTEMPTS."""
+    taken = (
+        Job.objects.filter(pk=job.pk, attempts__lt=settings.JOB_MAX_ATTEMPTS)
+        .exclude(state__in=FINISHED)
+        .update(
+            state=JobState.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), timezone.now()),
+            updated_at=timezone.now(),
+        )
+    )
+    return taken == 1
+
+
+def _worker_stopped(attempts: int) -> str:
+    return ngettext(
+        "Stopped after %(count)d attempt: the worker stopped while running it.",
+        "Stopped after %(count)d attempts: the worker stopped while running it.",
+        attempts,
+    ) % {"count": attempts}
 
 
 def _finish(

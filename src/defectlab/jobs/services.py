@@ -61,7 +61,8 @@ def cancel_job(job: Job) -> Job:
 
 def retry_job(job: Job, user: User | None) -> Job:
     """Start a failed or cancelled job again with the same parameters. Handlers that keep
-    per-item records (URL imports) skip what already succeeded, so this retries only failures."""
+    per-item records (URL imports) skip what already succeeded, so this retries only failures.
+    The retried job gets its DEFECTLAB_JOB_MAX_ATTEMPTS again: `attempts` counts this run's."""
     if not retryable(job):
         raise Conflict(
             _("Only a failed or cancelled job, or one with failed steps, can be retried.")
@@ -70,6 +71,7 @@ def retry_job(job: Job, user: User | None) -> Job:
         Job.objects.filter(pk=job.pk).update(
             state=JobState.QUEUED,
             cancel_requested=False,
+            attempts=0,
             error="",
             failed=0,
             finished_at=None,

@@ -9,6 +9,7 @@ from typing import Any
 
 from dramatiq import Worker
 
+from defectlab.jobs.liveness import Heartbeat
 from defectlab.jobs.queue import broker, queue_name, run_job_actor
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,12 @@ def run_worker(threads: int, *, stop: threading.Event | None = None) -> None:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     worker.start()
+    heartbeat = Heartbeat()
+    heartbeat.start()
     log.info("worker: running %s threads on %s", threads, type(broker()).__name__)
     try:
         stop.wait()
     finally:
         worker.stop(timeout=10_000)
+        heartbeat.stop()
         broker().close()

@@ -22,11 +22,12 @@ _SALT = "defectlab.media"
 def signed_url(task_id: int, variant: Variant) -> str:
     """A URL anyone holding it can open until it expires; minted only for members.
 
-    Expiry is rounded up to a half-TTL step so the same image keeps the same URL for a while
-    and the browser's cache works."""
+    DEFECTLAB_MEDIA_URL_TTL is a maximum: the expiry is rounded *down* to a half-TTL step, so
+    the same image keeps the same URL for a while (the browser's cache works) and a link lives
+    between half the TTL and the TTL, never longer."""
     ttl = settings.MEDIA_URL_TTL
     step = max(1, ttl // 2)
-    expires = math.ceil((time.time() + ttl) / step) * step
+    expires = math.floor((time.time() + ttl) / step) * step
     token = signing.Signer(salt=_SALT).sign_object([task_id, variant, expires])
     return reverse("media", kwargs={"token": token})
 
