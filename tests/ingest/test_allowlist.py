@@ -221,3 +221,16 @@ def test_the_operator_setting_opens_loopback_for_every_organization(
     settings.FETCH_ALLOWLIST = ["localhost"]
     fetched = fetch(by_name, allowlist=allowlist_for(tenant.organization), resolver=dns, timeout=5)
     assert fetched.body == PNG
+
+
+def test_an_operator_entry_that_does_not_parse_is_ignored_and_the_rest_applies(
+    tenant: Tenant, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.FETCH_ALLOWLIST = ["0.0.0.0/0", "*.plant.test", "127.0.0.1/32"]
+    allowlist = allowlist_for(tenant.organization)
+    assert allowlist.opened_networks == (ipaddress.ip_network("127.0.0.1/32"),)
+    assert allowlist.opened_hostnames == frozenset()
+    check_url("http://127.0.0.1:9000/", allowlist=allowlist)
+    with pytest.raises(Refused):
+        check_url("http://127.0.0.2:9000/", allowlist=allowlist)
+    assert "ignoring an allowlist entry" in caplog.text
