@@ -171,6 +171,17 @@ FETCH_TIMEOUT = env(
     "connecting, every redirect and the whole body.",
     _positive_int,
 )
+FETCH_ALLOWLIST = env(
+    "DEFECTLAB_FETCH_ALLOWLIST",
+    "",
+    "Comma-separated addresses, networks (CIDR) or exact host names that every organization's "
+    "fetches may reach although the policy refuses them: loopback (`127.0.0.1/32`, `localhost`), "
+    "link-local, cloud metadata, this server's own addresses. Organizations can open private "
+    "ranges themselves; this is for what only the operator may decide. Anything listed here is "
+    "reachable by every user who can import from a URL or add a storage — see “Opening addresses "
+    "for every organization” below.",
+    _csv,
+)
 MEDIA_URL_TTL = env(
     "DEFECTLAB_MEDIA_URL_TTL",
     "600",
@@ -410,6 +421,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "defectlab.tenancy.middleware.UserLanguageMiddleware",
+    "defectlab.ingest.bodylimit.BodyLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

@@ -34,8 +34,9 @@ from tests.ingest.conftest import (
 )
 
 Serve = Callable[..., LoopbackServer]
-LOOPBACK_1 = Allowlist.from_entries(["127.0.0.1/32"])
-LOOPBACK_BOTH = Allowlist.from_entries(["127.0.0.1/32", "127.0.0.2/32"])
+# Loopback test servers: only the operator's allowlist (DEFECTLAB_FETCH_ALLOWLIST) opens loopback.
+LOOPBACK_1 = Allowlist.from_entries([], opened=["127.0.0.1/32"])
+LOOPBACK_BOTH = Allowlist.from_entries([], opened=["127.0.0.1/32", "127.0.0.2/32"])
 
 
 def test_a_loopback_server_is_refused_by_default(
@@ -71,12 +72,12 @@ def test_the_allowlist_is_exact(serve: Serve, connections: list[tuple[str, int]]
     assert connections == []
 
 
-def test_a_host_name_entry_allows_what_that_name_resolves_to(
+def test_an_operator_host_name_entry_opens_what_that_name_resolves_to(
     serve: Serve, connections: list[tuple[str, int]]
 ) -> None:
     server = serve({"/a.png": send()})
     dns = FakeDNS({"camera.plant.test": ["127.0.0.1"], "other.plant.test": ["127.0.0.1"]})
-    allowlist = Allowlist.from_entries(["Camera.Plant.Test"])
+    allowlist = Allowlist.from_entries([], opened=["Camera.Plant.Test"])
     fetched = fetch(
         server.url("/a.png", host="camera.plant.test"), allowlist=allowlist, resolver=dns, timeout=5
     )
@@ -156,7 +157,7 @@ def test_every_redirect_hop_is_checked_again(
     if address == "127.0.0.1":
         # The first hop must pass, so allow it by name; the decimal form is 127.0.0.1 itself.
         dns.table["start.example.test"] = ["127.0.0.1"]
-        allowlist = Allowlist.from_entries(["start.example.test"])
+        allowlist = Allowlist.from_entries([], opened=["start.example.test"])
         start = server.url("/start", host="start.example.test")
     else:
         start = server.url("/start")

@@ -7,16 +7,8 @@ import ipaddress
 import pytest
 
 from defectlab.errors import Invalid
-from defectlab.ingest.policy import (
-    NO_ALLOWLIST,
-    Allowlist,
-    Refused,
-    check_address,
-    classify,
-    normalize_entry,
-    parse_host,
-    parse_url,
-)
+from defectlab.ingest.allowlist import NO_ALLOWLIST, Allowlist, check_address, normalize_entry
+from defectlab.ingest.policy import Refused, classify, parse_host, parse_url
 
 
 @pytest.mark.parametrize(

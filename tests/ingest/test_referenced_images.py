@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from defectlab.ingest.services import HEAD_BYTES, add_allowed_network
+from defectlab.ingest.services import HEAD_BYTES
 from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.runner import run_job
 from defectlab.labeling import referenced, services
@@ -89,8 +89,9 @@ def noise_png(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
-def allow_loopback(tenant: Tenant) -> None:
-    add_allowed_network(tenant.organization, tenant.user(Role.OWNER), "127.0.0.1/32")
+def allow_loopback(settings: Any) -> None:
+    """The test servers are on loopback, which only the operator's setting can open."""
+    settings.FETCH_ALLOWLIST = ["127.0.0.1/32"]
 
 
 def new_project(tenant: Tenant) -> Project:
@@ -151,7 +152,7 @@ def test_an_image_that_cannot_be_fetched_is_retried_then_left_out_with_a_warning
         }
     )
     down = closed_port()
-    allow_loopback(tenant)
+    allow_loopback(settings)
     project = new_project(tenant)
     urls = [
         server.url("/good.png"),
@@ -207,7 +208,11 @@ EXPECTED = {
 @pytest.mark.parametrize("include_images", [True, False])
 @pytest.mark.parametrize("fmt", sorted(EXPECTED))
 def test_an_annotated_reference_imported_without_a_size_exports(
-    tenant: Tenant, serve: Callable[..., LoopbackServer], fmt: str, include_images: bool
+    tenant: Tenant,
+    serve: Callable[..., LoopbackServer],
+    fmt: str,
+    include_images: bool,
+    settings: Any,
 ) -> None:
     asked: list[str | None] = []
     sent: list[int] = []
@@ -217,7 +222,7 @@ def test_an_annotated_reference_imported_without_a_size_exports(
     # Drawn while the address was not yet allowed: the size could not be learned on save.
     assert put_shapes(tenant, task, [box(project, 5, 5, 25, 25)]).status_code == 200
     assert Task.objects.get(pk=task.pk).width is None
-    allow_loopback(tenant)
+    allow_loopback(settings)
 
     job, archive = export(
         tenant, project, format=fmt, include_images=include_images, include_unlabeled=True
@@ -237,14 +242,14 @@ def test_an_annotated_reference_imported_without_a_size_exports(
 
 
 def test_the_size_is_read_from_the_header_of_a_large_image(
-    tenant: Tenant, serve: Callable[..., LoopbackServer]
+    tenant: Tenant, serve: Callable[..., LoopbackServer], settings: Any
 ) -> None:
     big = noise_png(300, 200)
     assert len(big) > 2 * HEAD_BYTES
     asked: list[str | None] = []
     sent: list[int] = []
     server = serve({"/big.png": ranged(big, asked, sent), "/all.png": send(big)})
-    allow_loopback(tenant)
+    allow_loopback(settings)
     project = new_project(tenant)
     for path in ("/big.png", "/all.png"):  # a server that honours Range, one that does not
         task = reference(project, server.url(path))
@@ -254,10 +259,10 @@ def test_the_size_is_read_from_the_header_of_a_large_image(
 
 
 def test_shapes_are_checked_against_the_size_learned_on_save(
-    tenant: Tenant, serve: Callable[..., LoopbackServer]
+    tenant: Tenant, serve: Callable[..., LoopbackServer], settings: Any
 ) -> None:
     server = serve({"/w.png": send(png_bytes(40, 30))})
-    allow_loopback(tenant)
+    allow_loopback(settings)
     project = new_project(tenant)
     task = reference(project, server.url("/w.png"))
 
@@ -271,7 +276,7 @@ def test_shapes_are_checked_against_the_size_learned_on_save(
 
 
 def test_shapes_saved_before_the_size_was_known_are_fitted_when_it_is_learned(
-    tenant: Tenant, serve: Callable[..., LoopbackServer]
+    tenant: Tenant, serve: Callable[..., LoopbackServer], settings: Any
 ) -> None:
     server = serve({"/w.png": send(png_bytes(40, 30))})
     project = new_project(tenant)
@@ -283,7 +288,7 @@ def test_shapes_saved_before_the_size_was_known_are_fitted_when_it_is_learned(
     ]
     # The image cannot be fetched yet (its address is not allowed): the shapes are accepted.
     assert put_shapes(tenant, task, drawn).status_code == 200
-    allow_loopback(tenant)
+    allow_loopback(settings)
 
     # The first time someone looks at it, the size is learned and the shapes are checked.
     thumb = client_for(None).get(media_services.signed_url(task.pk, "thumb"))

@@ -11,7 +11,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from defectlab.ingest.models import UrlImportItem
-from defectlab.ingest.services import add_allowed_network
 from defectlab.ingest.urlimport import urls_from_file
 from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.runner import run_job
@@ -38,10 +37,10 @@ def items(tenant: Tenant, job_id: int, **params: Any) -> list[dict[str, Any]]:
 
 
 def test_each_url_gets_its_own_result_and_a_retry_retries_only_failures(
-    tenant: Tenant, serve: Callable[..., LoopbackServer], connections: list[Any]
+    tenant: Tenant, serve: Callable[..., LoopbackServer], connections: list[Any], settings: Any
 ) -> None:
     server = serve({"/good.png": send(PNG), "/notes.txt": send(b"hello", "text/plain")})
-    add_allowed_network(tenant.organization, tenant.user(Role.OWNER), "127.0.0.1/32")
+    settings.FETCH_ALLOWLIST = ["127.0.0.1/32"]  # the operator opens loopback
     urls = [
         server.url("/good.png"),
         "http://10.1.2.3/private.png",  # refused by the policy, nothing is connected
@@ -139,7 +138,7 @@ def test_an_annotator_cannot_start_an_import(tenant: Tenant) -> None:
 
 
 def test_a_reference_is_fetched_on_view_through_the_guarded_fetcher(
-    tenant: Tenant, serve: Callable[..., LoopbackServer]
+    tenant: Tenant, serve: Callable[..., LoopbackServer], settings: Any
 ) -> None:
     server = serve({"/part_7.png": send(PNG)})
     services.import_references(tenant.project, [server.url("/part_7.png")])
@@ -152,7 +151,7 @@ def test_a_reference_is_fetched_on_view_through_the_guarded_fetcher(
     assert refused.json()["error"]["details"]["rule"] == "loopback"
     assert server.seen == []  # refused before connecting
 
-    add_allowed_network(tenant.organization, tenant.user(Role.OWNER), "127.0.0.1/32")
+    settings.FETCH_ALLOWLIST = ["127.0.0.1/32"]  # the operator opens loopback
     shown = anyone.get(image_url)
     assert shown.status_code == 200 and shown.content == PNG
     thumb_url = media_services.signed_url(task.pk, "thumb")
@@ -163,10 +162,10 @@ def test_a_reference_is_fetched_on_view_through_the_guarded_fetcher(
 
 def test_deleting_a_reference_task_removes_its_cached_thumbnail(
     tenant: Tenant, serve: Callable[..., LoopbackServer], storage_dir: Any,
-    django_capture_on_commit_callbacks: Any,
+    django_capture_on_commit_callbacks: Any, settings: Any,
 ) -> None:  # fmt: skip
     server = serve({"/p.png": send(PNG)})
-    add_allowed_network(tenant.organization, tenant.user(Role.OWNER), "127.0.0.1/32")
+    settings.FETCH_ALLOWLIST = ["127.0.0.1/32"]  # the operator opens loopback
     services.import_references(tenant.project, [server.url("/p.png")])
     task = Task.objects.get(project=tenant.project, file_name="p.png")
     client_for(None).get(media_services.signed_url(task.pk, "thumb"))

@@ -17,7 +17,6 @@ import pytest
 from PIL import Image
 
 from defectlab.ingest.models import ImportState, UrlImportItem
-from defectlab.ingest.services import add_allowed_network
 from defectlab.ingest.urlimport import start_url_import
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling.models import Project, Task
@@ -73,10 +72,13 @@ def worker(kind: str, tmp_path: Path, settings: Any) -> Iterator[WorkerProcess]:
 
 
 def test_a_url_import_survives_a_killed_worker(
-    tenant: Tenant, image_server: str, worker: WorkerProcess
+    tenant: Tenant, image_server: str, worker: WorkerProcess, settings: Any
 ) -> None:
     owner = tenant.user(Role.OWNER)
-    add_allowed_network(tenant.organization, owner, "127.0.0.1/32")
+    # The image server is on loopback, which only the operator's setting opens (here and in the
+    # worker process).
+    settings.FETCH_ALLOWLIST = ["127.0.0.1/32"]
+    worker.env["DEFECTLAB_FETCH_ALLOWLIST"] = "127.0.0.1/32"
     before = Task.objects.filter(project=tenant.project).count()
     new_before = Project.objects.get(pk=tenant.project.pk).count_new
     urls = [f"{image_server}/panel-{index}.png" for index in range(IMAGES)]

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from defectlab.ingest.services import add_allowed_network
 from defectlab.jobs.models import Job
 from defectlab.jobs.runner import run_job
 from defectlab.media import connections
@@ -36,8 +35,9 @@ def record_sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return ids
 
 
-def allow_loopback(tenant: Tenant) -> None:
-    add_allowed_network(tenant.organization, tenant.user(Role.OWNER), "127.0.0.1/32")
+def allow_loopback(settings: Any) -> None:
+    """The loopback S3 server is 127.0.0.1: only the operator's setting can open loopback."""
+    settings.FETCH_ALLOWLIST = ["127.0.0.1/32"]
 
 
 def settings_for(server: LoopbackS3, bucket: str, tenant: Tenant, **changes: Any) -> dict[str, Any]:

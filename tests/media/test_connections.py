@@ -179,9 +179,9 @@ def test_annotators_may_not_create_test_or_sync(
 
 
 def test_connection_ok_once_the_organization_allows_the_address(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
 ) -> None:
-    allow_loopback(tenant)
+    allow_loopback(settings)
     storage = make_connection(s3_server, bucket, tenant, sse="AES256", prefix="in/")
     response = manager(tenant).post(f"/api/storages/{storage.pk}/test/")
     assert response.status_code == 200
@@ -208,16 +208,18 @@ def test_connection_refused_by_the_policy_names_the_rule_and_sends_nothing(
     assert "allowlist" in problem["message"]
 
 
-def test_connection_bucket_missing(tenant: Tenant, s3_server: LoopbackS3) -> None:
-    allow_loopback(tenant)
+def test_connection_bucket_missing(tenant: Tenant, s3_server: LoopbackS3, settings: Any) -> None:
+    allow_loopback(settings)
     storage = make_connection(s3_server, "no-such-bucket-here", tenant)
     [problem] = manager(tenant).post(f"/api/storages/{storage.pk}/test/").json()["problems"]
     assert problem["code"] == "bucket_missing" and "no-such-bucket-here" in problem["message"]
 
 
-def test_connection_wrong_credentials(tenant: Tenant, s3_server: LoopbackS3, bucket: str) -> None:
+def test_connection_wrong_credentials(
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
+) -> None:
     # moto checks signatures only with its IAM checks on, and only for keys it issued.
-    allow_loopback(tenant)
+    allow_loopback(settings)
     iam = admin_client(s3_server, service="iam")
     user = f"lab-{uuid.uuid4().hex[:8]}"
     iam.create_user(UserName=user)
@@ -236,9 +238,9 @@ def test_connection_wrong_credentials(tenant: Tenant, s3_server: LoopbackS3, buc
 
 
 def test_unsaved_settings_can_be_checked_with_a_saved_secret(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
 ) -> None:
-    allow_loopback(tenant)
+    allow_loopback(settings)
     saved = make_connection(s3_server, bucket, tenant)
     body = settings_for(s3_server, bucket, tenant, prefix="elsewhere/")
     assert manager(tenant).post("/api/storages/check/", body, format="json").json() == {
@@ -276,12 +278,12 @@ class Resolver:
 
 
 def test_connections_go_to_the_checked_address_without_resolving_again(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
 ) -> None:
     # The name is under .invalid: if anything but the checked address were used (botocore
     # resolving the name itself), the lookup would fail (see `loopback_only`). It starts with
     # "localhost" only because moto reads other dotted hosts as virtual-hosted bucket names.
-    allow_loopback(tenant)
+    allow_loopback(settings)
     name = "localhost.minio.invalid"
     storage = make_connection(
         s3_server, bucket, tenant, endpoint_url=f"http://{name}:{s3_server.port}"
@@ -320,8 +322,9 @@ def test_a_submitted_annotation_is_written_to_the_target_as_json(
     bucket: str,
     sent: list[int],
     django_capture_on_commit_callbacks: Any,
+    settings: Any,
 ) -> None:
-    allow_loopback(tenant)
+    allow_loopback(settings)
     make_connection(s3_server, bucket, tenant, role="target", prefix="results/")
     task = tenant.tasks[0]
     with django_capture_on_commit_callbacks(execute=True):  # a draft: nothing is written
@@ -357,8 +360,9 @@ def test_writes_finishing_out_of_order_never_roll_an_annotation_back(
     bucket: str,
     sent: list[int],
     django_capture_on_commit_callbacks: Any,
+    settings: Any,
 ) -> None:
-    allow_loopback(tenant)
+    allow_loopback(settings)
     make_connection(s3_server, bucket, tenant, role="target")
     submit(tenant, django_capture_on_commit_callbacks)
     submit(tenant, django_capture_on_commit_callbacks, version=1)
@@ -375,8 +379,9 @@ def test_targets_written_with_sse_carry_it(
     bucket: str,
     sent: list[int],
     django_capture_on_commit_callbacks: Any,
+    settings: Any,
 ) -> None:
-    allow_loopback(tenant)
+    allow_loopback(settings)
     make_connection(s3_server, bucket, tenant, role="target", sse="AES256")
     submit(tenant, django_capture_on_commit_callbacks)
     assert run(sent[0]).state == JobState.SUCCEEDED
@@ -392,7 +397,7 @@ def test_a_broken_target_never_loses_the_annotation_and_says_why(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     settings.JOB_MAX_ATTEMPTS = 1
-    allow_loopback(tenant)
+    allow_loopback(settings)
     target = make_connection(s3_server, "no-such-target-bucket", tenant, role="target")
     annotation = submit(tenant, django_capture_on_commit_callbacks)
     job = run(sent[0])
@@ -448,11 +453,11 @@ def test_only_sources_sync(tenant: Tenant, s3_server: LoopbackS3, bucket: str) -
 
 
 def test_export_archives_can_be_copied_to_every_target(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
 ) -> None:
     with pytest.raises(Invalid):
         upload_export(tenant.project, io.BytesIO(b"zip"), "none.zip")
-    allow_loopback(tenant)
+    allow_loopback(settings)
     target = make_connection(s3_server, bucket, tenant, role="target", prefix="out", sse="AES256")
     archive = io.BytesIO(b"PK archive bytes")
     archive.read()  # wherever the caller left it
@@ -465,14 +470,14 @@ def test_export_archives_can_be_copied_to_every_target(
 
 
 def test_an_export_job_copies_its_archive_to_the_target(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
 ) -> None:
     from defectlab.jobs.runner import run_job
     from defectlab.labeling.exports import start_export
 
     with pytest.raises(Invalid):
         start_export(tenant.project, {"format": "yolo", "to_storage": True}, None)
-    allow_loopback(tenant)
+    allow_loopback(settings)
     make_connection(s3_server, bucket, tenant, role="target", prefix="out")
     job = start_export(tenant.project, {"format": "yolo", "to_storage": True}, None)
     run_job(job.pk)

@@ -39,6 +39,12 @@ pytestmark = [pytest.mark.usefixtures("loopback_only")]
 fresh_caches = pytest.fixture(autouse=True)(clear_caches)
 
 
+@pytest.fixture(autouse=True)
+def loopback_open(settings: Any) -> None:
+    """The test stores are on loopback, which only the operator's setting opens."""
+    allow_loopback(settings)
+
+
 @pytest.fixture
 def hole() -> Iterator[BlackHole]:
     server = BlackHole()
@@ -47,7 +53,6 @@ def hole() -> Iterator[BlackHole]:
 
 
 def hanging_source(tenant: Tenant, hole: BlackHole, **changes: Any) -> StorageConnection:
-    allow_loopback(tenant)
     return connections.create_connection(
         tenant.project,
         tenant.user(Role.OWNER),
@@ -183,7 +188,6 @@ def test_permanent_refusals_fail_the_sync_at_once_and_say_why_on_the_storages_pa
     tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
 ) -> None:
     settings.JOB_MAX_ATTEMPTS = 5
-    allow_loopback(tenant)
     put(s3_server, bucket, {"a.png": png(2, 2)})
     cases = {
         "no such bucket": (
@@ -228,7 +232,6 @@ def test_a_passing_failure_is_retried_and_says_why_in_the_users_language(
     closed = socket.create_server(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()  # nothing listens there: the store is down, it may come back
-    allow_loopback(tenant)
     storage = make_connection(s3_server, bucket, tenant, endpoint_url=f"http://127.0.0.1:{port}")
     manager = tenant.user(Role.MANAGER)
     manager.language = "zh-hans"
@@ -253,7 +256,6 @@ def test_a_passing_failure_is_retried_and_says_why_in_the_users_language(
 def test_head_of_a_proxied_image_answers_like_get_without_a_body(
     tenant: Tenant, s3_server: LoopbackS3, bucket: str
 ) -> None:
-    allow_loopback(tenant)
     data = png(30, 20)
     storage = make_connection(s3_server, bucket, tenant, media_mode="proxy")
     put(s3_server, bucket, {"cam/a.png": data})

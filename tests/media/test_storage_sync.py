@@ -59,9 +59,9 @@ def sync(tenant: Tenant, storage: StorageConnection, page_size: int = 500) -> di
 
 
 def test_first_sync_creates_a_task_per_image_and_skips_the_rest(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
 ) -> None:
-    allow_loopback(tenant)
+    allow_loopback(settings)
     storage = make_connection(s3_server, bucket, tenant, prefix="line3")
     put(
         s3_server,
@@ -110,8 +110,10 @@ def test_first_sync_creates_a_task_per_image_and_skips_the_rest(
     assert listed["image_url"] and listed["thumbnail_url"]
 
 
-def test_syncs_are_incremental(tenant: Tenant, s3_server: LoopbackS3, bucket: str) -> None:
-    allow_loopback(tenant)
+def test_syncs_are_incremental(
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
+) -> None:
+    allow_loopback(settings)
     storage = make_connection(s3_server, bucket, tenant)
     put(s3_server, bucket, {f"{index}.png": png(8, 8) for index in range(4)})
     assert sync(tenant, storage)["new"] == 4
@@ -147,9 +149,9 @@ def test_syncs_are_incremental(tenant: Tenant, s3_server: LoopbackS3, bucket: st
 
 
 def test_a_large_listing_is_compared_a_page_at_a_time(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
 ) -> None:
-    allow_loopback(tenant)
+    allow_loopback(settings)
     storage = make_connection(s3_server, bucket, tenant)
     put(s3_server, bucket, {f"batch/{index:04d}.png": png(2, 2) for index in range(300)})
     with CaptureQueriesContext(db) as first:
@@ -186,9 +188,13 @@ def test_a_sync_the_policy_refuses_fails_naming_the_rule(
 
 
 def test_a_crashed_sync_resumes_without_twins(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+    tenant: Tenant,
+    s3_server: LoopbackS3,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> None:
-    allow_loopback(tenant)
+    allow_loopback(settings)
     storage = make_connection(s3_server, bucket, tenant)
     put(s3_server, bucket, {f"{index:02d}.png": png(2, 2) for index in range(10)})
     from defectlab.media import sync as sync_module
@@ -226,9 +232,15 @@ def fetch(url: str) -> tuple[int, bytes]:
 
 
 def one_synced(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str, key: str, data: bytes, **changes: Any
+    settings: Any,
+    tenant: Tenant,
+    s3_server: LoopbackS3,
+    bucket: str,
+    key: str,
+    data: bytes,
+    **changes: Any,
 ) -> tuple[StorageConnection, Task]:
-    allow_loopback(tenant)
+    allow_loopback(settings)
     storage = make_connection(s3_server, bucket, tenant, **changes)
     put(s3_server, bucket, {key: data})
     sync(tenant, storage)
@@ -251,6 +263,7 @@ def test_presign_mode_redirects_to_a_link_signed_for_the_browsers_endpoint(
     settings.ALLOWED_HOSTS = ["outside.example", "vpn.example"]
     data = png(30, 20)
     _storage, task = one_synced(
+        settings,
         tenant,
         s3_server,
         bucket,
@@ -275,15 +288,19 @@ def test_without_its_own_map_a_connection_uses_the_deployments_public_endpoints(
     settings.ALLOWED_HOSTS = ["outside.example"]
     settings.S3_PUBLIC_ENDPOINTS = {"outside.example": s3_server.url("localhost")}
     data = png(20, 10)
-    _storage, task = one_synced(tenant, s3_server, bucket, "cam/0002.png", data)
+    _storage, task = one_synced(settings, tenant, s3_server, bucket, "cam/0002.png", data)
     response = client_for(None).get(signed_url(task.pk, "image"), HTTP_HOST="outside.example")
     assert response["Location"].startswith(f"{s3_server.url('localhost')}/{bucket}/cam/0002.png?")
     assert fetch(response["Location"]) == (200, data)
 
 
-def test_proxy_mode_streams_with_range(tenant: Tenant, s3_server: LoopbackS3, bucket: str) -> None:
+def test_proxy_mode_streams_with_range(
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
+) -> None:
     data = png(64, 64, (200, 10, 10))
-    _storage, task = one_synced(tenant, s3_server, bucket, "panel.png", data, media_mode="proxy")
+    _storage, task = one_synced(
+        settings, tenant, s3_server, bucket, "panel.png", data, media_mode="proxy"
+    )
     url = signed_url(task.pk, "image")
     whole = client_for(None).get(url)
     assert whole.status_code == 200 and b"".join(whole.streaming_content) == data
@@ -295,11 +312,11 @@ def test_proxy_mode_streams_with_range(tenant: Tenant, s3_server: LoopbackS3, bu
 
 
 def test_thumbnails_are_made_once_and_tiffs_are_rendered(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str, storage_dir: Any
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, storage_dir: Any, settings: Any
 ) -> None:
     tiff = io.BytesIO()
     Image.new("L", (300, 200), 128).save(tiff, "TIFF")
-    storage, task = one_synced(tenant, s3_server, bucket, "scan.tif", tiff.getvalue())
+    storage, task = one_synced(settings, tenant, s3_server, bucket, "scan.tif", tiff.getvalue())
     thumb = client_for(None).get(signed_url(task.pk, "thumb"))
     assert (thumb.status_code, thumb["Content-Type"]) == (200, "image/jpeg")
     assert Image.open(io.BytesIO(thumb.content)).size == (256, 171)
@@ -322,10 +339,10 @@ def test_thumbnails_are_made_once_and_tiffs_are_rendered(
 
 
 def test_exports_read_synced_images_from_the_bucket(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
 ) -> None:
     data = png(16, 12)
-    one_synced(tenant, s3_server, bucket, "cam/part.png", data)
+    one_synced(settings, tenant, s3_server, bucket, "cam/part.png", data)
     job = start_export(
         tenant.project, {"format": "yolo", "include_unlabeled": True}, tenant.user(Role.MANAGER)
     )
@@ -338,9 +355,9 @@ def test_exports_read_synced_images_from_the_bucket(
 
 
 def test_an_export_learns_a_synced_images_size_and_leaves_out_a_removed_one(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str
+    settings: Any, tenant: Tenant, s3_server: LoopbackS3, bucket: str
 ) -> None:
-    storage, task = one_synced(tenant, s3_server, bucket, "cam/part.png", png(40, 30))
+    storage, task = one_synced(settings, tenant, s3_server, bucket, "cam/part.png", png(40, 30))
     put(s3_server, bucket, {"cam/gone.png": png(40, 30)})
     sync(tenant, storage)
     gone = Task.objects.get(project=tenant.project, file_name="gone.png")

@@ -44,13 +44,13 @@ def url(tenant: Tenant) -> str:
 
 
 def test_testing_an_internal_storage_names_the_rule_until_it_is_allowed(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
 ) -> None:
     client = signed_in(tenant.user(Role.MANAGER))
     refused = client.post(url(tenant), {"action": "test", **form(s3_server, bucket)})
     html = refused.content.decode()
     assert "The storage cannot be used yet" in html and "loopback" in html
-    allow_loopback(tenant)
+    allow_loopback(settings)
     works = client.post(url(tenant), {"action": "test", **form(s3_server, bucket)})
     assert "The connection works" in works.content.decode()
     missing = client.post(url(tenant), {"action": "test", **form(s3_server, "no-such-bucket")})
@@ -59,9 +59,9 @@ def test_testing_an_internal_storage_names_the_rule_until_it_is_allowed(
 
 
 def test_adding_a_source_then_syncing_it_makes_tasks(
-    tenant: Tenant, s3_server: LoopbackS3, bucket: str
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
 ) -> None:
-    allow_loopback(tenant)
+    allow_loopback(settings)
     put(
         s3_server,
         bucket,

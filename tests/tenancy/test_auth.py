@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -276,3 +279,126 @@ def test_health_and_readiness_endpoints(db) -> None:  # type: ignore[no-untyped-
     assert client.get("/healthz").json() == {"status": "ok"}
     Heartbeat().beat()  # a job worker is alive (tests/jobs/test_liveness.py: when none is)
     assert client.get("/readyz").json() == {"status": "ok"}
+
+
+# ---------------------------------------------------------------------------- login CSRF
+
+SIGN_IN = {"email": "owner@acme.test", "password": PASSWORD}
+
+
+def signed_in_as(client: Client) -> str | None:
+    response = client.get("/api/account/")
+    return response.json()["email"] if response.status_code == 200 else None
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded", urlencode(SIGN_IN)),
+        ("text/plain", json.dumps(SIGN_IN)),  # what <form enctype="text/plain"> can forge
+        ("multipart/form-data; boundary=BoUnDaRy", None),
+    ],
+)
+def test_a_cross_site_form_post_does_not_sign_anyone_in(
+    tenant: Tenant, content_type: str, body: str | None
+) -> None:
+    """An attacker's page auto-submitting a form to /api/auth/login/ with the attacker's own
+    credentials: the visitor's browser must not end up signed in as the attacker."""
+    client = Client()
+    if body is None:
+        response = client.post("/api/auth/login/", SIGN_IN, HTTP_ORIGIN="https://evil.example")
+    else:
+        response = client.post(
+            "/api/auth/login/", body, content_type=content_type, HTTP_ORIGIN="https://evil.example"
+        )
+    assert response.status_code == 415, response.content
+    assert "JSON" in response.json()["error"]["message"]
+    assert "sessionid" not in response.cookies
+    assert signed_in_as(client) is None
+    assert not AuditEvent.objects.filter(action="login").exists()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"HTTP_ORIGIN": "https://evil.example"},
+        {"HTTP_ORIGIN": "null"},  # sandboxed frames and some redirects
+        {"HTTP_ORIGIN": "http://testserver.evil.example"},
+        {"HTTP_REFERER": "https://evil.example/page", "secure": True},
+    ],
+)
+def test_a_json_login_from_another_site_is_refused(tenant: Tenant, headers: dict[str, Any]) -> None:
+    client = Client()
+    response = client.post(
+        "/api/auth/login/", json.dumps(SIGN_IN), content_type="application/json", **headers
+    )
+    assert response.status_code == 403, response.content
+    error = response.json()["error"]
+    assert error["code"] == "cross_site"
+    assert "another site" in error["message"] and "DEFECTLAB_PUBLIC_URLS" in error["message"]
+    assert signed_in_as(client) is None
+
+
+def test_the_cross_site_refusal_is_in_the_callers_language(tenant: Tenant) -> None:
+    response = Client(HTTP_ACCEPT_LANGUAGE="zh-hans").post(
+        "/api/auth/login/",
+        json.dumps(SIGN_IN),
+        content_type="application/json",
+        HTTP_ORIGIN="https://evil.example",
+    )
+    assert response.status_code == 403
+    assert "不允许从其他网站登录" in response.json()["error"]["message"]
+    form = Client(HTTP_ACCEPT_LANGUAGE="zh-hans").post("/api/auth/login/", SIGN_IN)
+    assert form.status_code == 415 and "JSON" in form.json()["error"]["message"]
+    assert "请以 JSON" in form.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # curl and scripts send no Origin
+        {"HTTP_ORIGIN": "http://testserver"},  # the app's own pages
+        {"HTTP_ORIGIN": "https://defects.factory.example"},  # listed in DEFECTLAB_PUBLIC_URLS
+        {"HTTP_REFERER": "https://testserver/login/", "secure": True},
+    ],
+)
+def test_json_logins_from_scripts_and_this_installation_pass(
+    tenant: Tenant, settings: Any, headers: dict[str, Any]
+) -> None:
+    settings.CSRF_TRUSTED_ORIGINS = ["https://defects.factory.example"]
+    client = Client()
+    response = client.post(
+        "/api/auth/login/", json.dumps(SIGN_IN), content_type="application/json", **headers
+    )
+    assert response.status_code == 200, response.content
+    assert signed_in_as(client) == "owner@acme.test"
+
+
+def test_an_invite_cannot_be_accepted_by_a_cross_site_form_either(tenant: Tenant) -> None:
+    token = invite_token(tenant)
+    body = {"token": token, "email": "mallory@evil.example", "password": PASSWORD, "name": "M"}
+    client = Client()
+    form = client.post("/api/invites/accept/", body, HTTP_ORIGIN="https://evil.example")
+    assert form.status_code == 415
+    cross_site = client.post(
+        "/api/invites/accept/",
+        json.dumps(body),
+        content_type="application/json",
+        HTTP_ORIGIN="https://evil.example",
+    )
+    assert cross_site.status_code == 403
+    assert signed_in_as(client) is None
+    assert not User.objects.filter(email="mallory@evil.example").exists()
+
+
+def test_the_login_page_form_still_signs_in_with_csrf_checks_on(tenant: Tenant) -> None:
+    """The browser login page posts its own form (with the CSRF token) to /login/."""
+    client = Client(enforce_csrf_checks=True)
+    page = client.get("/login/")
+    token = client.cookies["csrftoken"].value
+    assert 'name="csrfmiddlewaretoken"' in page.content.decode()
+    response = client.post(
+        "/login/", {**SIGN_IN, "csrfmiddlewaretoken": token}, HTTP_ORIGIN="http://testserver"
+    )
+    assert response.status_code == 302
+    assert signed_in_as(client) == "owner@acme.test"

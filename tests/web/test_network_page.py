@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterator
+
+import pytest
+from django.utils import translation
+
+from defectlab.ingest import hostaddrs
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.tenancy.models import AuditEvent, Role
 from tests.conftest import Tenant
+from tests.ingest.test_allowlist import OPERATOR_ONLY, SERVER_ADDRESS
 from tests.web.test_pages import signed_in
+
+
+@pytest.fixture(autouse=True)
+def english_afterwards() -> Iterator[None]:
+    yield
+    translation.deactivate()  # a Chinese page leaves Chinese active in this thread
 
 
 def url(tenant: Tenant) -> str:
@@ -47,3 +61,33 @@ def test_another_organizations_entry_cannot_be_removed(
     )
     signed_in(tenant.user(Role.ADMIN)).post(url(tenant), {"action": "delete", "entry": theirs.pk})
     assert AllowedNetwork.objects.filter(pk=theirs.pk).exists()
+
+
+@pytest.mark.parametrize(("value", "rule"), OPERATOR_ONLY, ids=[row[0] for row in OPERATOR_ONLY])
+def test_the_page_refuses_what_only_the_operator_may_open(
+    tenant: Tenant, value: str, rule: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hostaddrs, "own_addresses", lambda: {ipaddress.ip_address(SERVER_ADDRESS)})
+    page = signed_in(tenant.user(Role.ADMIN)).post(url(tenant), {"value": value}, follow=True)
+    html = page.content.decode()
+    assert "cannot be opened by an organization" in html
+    assert f"(rule: {rule})" in html and "DEFECTLAB_FETCH_ALLOWLIST" in html
+    assert not AllowedNetwork.objects.exists()
+    assert not AuditEvent.objects.filter(action="allowlist.added").exists()
+
+
+def test_the_page_refuses_in_chinese_too(tenant: Tenant) -> None:
+    admin = signed_in(tenant.user(Role.ADMIN), "zh-hans")
+    html = admin.post(url(tenant), {"value": "127.0.0.1"}, follow=True).content.decode()
+    assert "组织无法开放 127.0.0.1/32" in html and "规则：loopback" in html
+    assert not AllowedNetwork.objects.exists()
+
+
+def test_entries_stored_before_the_rule_are_flagged_as_not_in_effect(tenant: Tenant) -> None:
+    for value in ("127.0.0.1/32", "10.20.0.0/24"):
+        AllowedNetwork.objects.create(organization=tenant.organization, value=value)
+    html = signed_in(tenant.user(Role.MANAGER)).get(url(tenant)).content.decode()
+    assert html.count("Not in effect:") == 1
+    assert "127.0.0.1 is a loopback address" in html and "(rule: loopback)" in html
+    zh = signed_in(tenant.user(Role.MANAGER), "zh-hans").get(url(tenant)).content.decode()
+    assert "未生效：" in zh

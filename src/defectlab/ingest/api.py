@@ -27,22 +27,44 @@ class AllowedNetworkSerializer(serializers.ModelSerializer[AllowedNetwork]):
     organization = serializers.IntegerField(source="organization_id")
     value = serializers.CharField(
         max_length=255,
-        help_text="An IP address, a network such as 10.20.0.0/24 (at most /8 for IPv4, /32 for "
-        "IPv6), or an exact host name. Stored in canonical form.",
+        help_text="An address or a network inside a private range such as 10.20.0.0/24 (at most "
+        "/8 for IPv4, /32 for IPv6), or an exact intranet host name. Stored in canonical form. "
+        "Loopback, link-local, cloud metadata and the server's own addresses can only be opened "
+        "by the operator (DEFECTLAB_FETCH_ALLOWLIST).",
     )
     kind = serializers.SerializerMethodField()
+    in_effect = serializers.SerializerMethodField()
+    problem = serializers.SerializerMethodField()
     created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
         slug_field="email", read_only=True
     )
 
     class Meta:
         model = AllowedNetwork
-        fields = ["id", "organization", "value", "kind", "note", "created_by", "created_at"]
-        read_only_fields = ["id", "kind", "created_by", "created_at"]
+        fields = [
+            "id",
+            "organization",
+            "value",
+            "kind",
+            "in_effect",
+            "problem",
+            "note",
+            "created_by",
+            "created_at",
+        ]
+        read_only_fields = ["id", "kind", "in_effect", "problem", "created_by", "created_at"]
 
     def get_kind(self, entry: AllowedNetwork) -> str:
         """``network`` or ``hostname``."""
         return entry.kind
+
+    def get_in_effect(self, entry: AllowedNetwork) -> bool:
+        """False for an entry stored before the rules forbade it: it lets nothing in."""
+        return entry.problem is None
+
+    def get_problem(self, entry: AllowedNetwork) -> str | None:
+        """Why the entry is not in effect (it names the rule), or null."""
+        return entry.problem
 
 
 class AllowedNetworkViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, TenantViewSet):

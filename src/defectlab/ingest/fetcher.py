@@ -54,14 +54,12 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
 from defectlab import __version__
+from defectlab.ingest.allowlist import NO_ALLOWLIST, Allowlist, check_address
 from defectlab.ingest.policy import (
-    NO_ALLOWLIST,
-    Allowlist,
     FetchFailed,
     IPAddress,
     Refused,
     Target,
-    check_address,
     is_localhost_name,
     parse_url,
     unwrap_mapped,
@@ -190,8 +188,9 @@ def _checked_addresses(
         host = None
     else:
         host = target.host
-        if is_localhost_name(host) and not allowlist.allows_host(host):
-            # Judged without asking DNS: whatever it answers, this name means this machine.
+        if is_localhost_name(host) and not allowlist.opens_host(host):
+            # Judged without asking DNS: whatever it answers, this name means this machine
+            # (only the operator can open it, by this exact name).
             raise Refused("loopback", target.given, host)
         addresses = _resolve(target, resolver or system_resolver, deadline)
     for ip in addresses:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from defectlab.ingest.allowlist import organization_problem
 from defectlab.tenancy.models import Organization, User
 
 
@@ -34,6 +37,12 @@ class AllowedNetwork(models.Model):
     @property
     def kind(self) -> str:
         return "network" if "/" in self.value else "hostname"
+
+    @cached_property
+    def problem(self) -> str | None:
+        """Why this entry lets nothing in (stored before the rule that forbids it), or None."""
+        problem = organization_problem(self.value)
+        return None if problem is None else problem.message
 
 
 class ImportState(models.TextChoices):

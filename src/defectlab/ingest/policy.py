@@ -1,6 +1,6 @@
-"""What the guarded fetcher may connect to: strict URL parsing, the address policy and the
-organization allowlist. Nothing here touches the network or the database (``fetcher.py`` does
-the network, ``services.allowlist_for`` reads the allowlist rows).
+"""What the guarded fetcher may connect to: strict URL parsing and the address policy (the
+allowlists that lift it are in ``allowlist.py``). Nothing here touches the network or the
+database (``fetcher.py`` does the network, ``services.allowlist_for`` reads the allowlist rows).
 
 Hosts are read the way the C library would read them, because that is what would be connected
 to: ``2130706433``, ``0177.0.0.1``, ``0x7f.1`` and ``127.1`` are all 127.0.0.1 to ``inet_aton``
@@ -8,8 +8,9 @@ to: ``2130706433``, ``0177.0.0.1``, ``0x7f.1`` and ``127.1`` are all 127.0.0.1 t
 address and judged as such. A host that looks numeric but is not a valid address is refused
 rather than handed to a resolver that might read it some other way.
 
-Every non-global address is refused unless the organization's allowlist names it; the
-refusal names the rule. IPv4-mapped IPv6 (``::ffff:127.0.0.1``) is the IPv4 address itself —
+Every non-global address (and every address of this server) is refused unless an allowlist
+opens it (``allowlist.py``: an organization may open private ranges only, the operator anything
+but ``NEVER_ALLOWED``); the refusal names the rule. IPv4-mapped IPv6 (``::ffff:127.0.0.1``) is the IPv4 address itself —
 the kernel connects to exactly that — so it is converted before any check. Transition forms that
 carry an IPv4 address inside (NAT64 ``64:ff9b::/96``, 6to4 ``2002::/16``) are judged by the
 address they lead to; the deprecated IPv4-compatible form (``::a.b.c.d``) and Teredo are
@@ -19,9 +20,7 @@ refused outright.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -29,9 +28,7 @@ from urllib.parse import quote, urlsplit
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from defectlab.errors import DefectLabError, Forbidden, Invalid
-
-log = logging.getLogger(__name__)
+from defectlab.errors import DefectLabError, Forbidden
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -67,6 +64,8 @@ REFUSAL_REASONS = {
     ),
     "ipv4_compatible": gettext_noop("%(address)s is a deprecated IPv4-compatible IPv6 address"),
     "teredo": gettext_noop("%(address)s is a Teredo tunnel address"),
+    "metadata": gettext_noop("%(address)s is a cloud metadata service address"),
+    "own_address": gettext_noop("%(address)s is an address of this server"),
     "redirect_limit": gettext_noop("it redirected more than %(limit)s times"),
     "too_large": gettext_noop("the response is larger than %(limit)s"),
     "content_type": gettext_noop("its content type “%(content_type)s” is not accepted here"),
@@ -85,11 +84,12 @@ FAILURE_REASONS = {
 
 # Refused even when the allowlist names them: none of these is a server anyone means.
 NEVER_ALLOWED = frozenset({"unspecified", "multicast", "broadcast"})
-# The address rules an allowlist entry can lift.
-ALLOWLISTABLE = frozenset(
+# The address rules an organization's allowlist can lift: private ranges only.
+ORGANIZATION_OPENABLE = frozenset({"private"})
+# The address rules only the operator's allowlist (DEFECTLAB_FETCH_ALLOWLIST) can lift.
+OPERATOR_OPENABLE = frozenset(
     {
         "loopback",
-        "private",
         "link_local",
         "cgnat",
         "documentation",
@@ -99,6 +99,8 @@ ALLOWLISTABLE = frozenset(
         "6to4",
         "ipv4_compatible",
         "teredo",
+        "metadata",
+        "own_address",
     }
 )
 
@@ -119,9 +121,14 @@ class Refused(Forbidden):
             "reason": reason,
             "rule": rule,
         }
-        if rule in ALLOWLISTABLE:
+        if rule in ORGANIZATION_OPENABLE:
             message += " " + _(
                 "An administrator can allow this address in the organization's allowlist."
+            )
+        elif rule in OPERATOR_OPENABLE:
+            message += " " + _(
+                "Organization allowlists cannot open it; only the operator of this installation "
+                "can, with the setting DEFECTLAB_FETCH_ALLOWLIST."
             )
         details = {"url": url, "address": address, "rule": rule} | {
             key: str(value) for key, value in params.items()
@@ -328,6 +335,7 @@ _IPV4_RULES = _networks(
     ("192.168.0.0/16", "private"),
     ("169.254.0.0/16", "link_local"),  # 169.254.169.254: AWS, GCP, Azure, OpenStack metadata
     ("100.64.0.0/10", "cgnat"),  # also Alibaba Cloud's metadata at 100.100.100.200
+    ("168.63.129.16/32", "metadata"),  # Azure's wire server: a public address, inside Azure
     ("224.0.0.0/4", "multicast"),
     ("255.255.255.255/32", "broadcast"),
     ("240.0.0.0/4", "reserved"),
@@ -348,6 +356,7 @@ _IPV6_RULES = _networks(
     ("2001:db8::/32", "documentation"),
     ("3fff::/20", "documentation"),
     ("100::/64", "reserved"),  # discard-only
+    ("fd00:ec2::254/128", "metadata"),  # AWS instance metadata over IPv6 (Nitro)
     ("fc00::/7", "private"),  # unique local addresses
     ("fec0::/10", "private"),  # the retired site-local range
     ("fe80::/10", "link_local"),
@@ -394,142 +403,11 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Addres
     return None
 
 
-# ---------------------------------------------------------------------------- the allowlist
-
-
-@dataclass(frozen=True)
-class Allowlist:
-    """What one organization lets through the non-global check.
-
-    A network entry lets in the addresses inside it. A host name entry lets in whatever that
-    exact name resolves to (not its subdomains): the organization trusts that name's DNS. Neither
-    lifts ``NEVER_ALLOWED``. Built from the organization's rows by ``services.allowlist_for``."""
-
-    networks: tuple[IPNetwork, ...] = ()
-    hostnames: frozenset[str] = frozenset()
-
-    @classmethod
-    def from_entries(cls, entries: Iterable[str]) -> Allowlist:
-        networks: list[IPNetwork] = []
-        hostnames: set[str] = set()
-        for entry in entries:
-            try:
-                value = normalize_entry(entry)
-            except Invalid:
-                # A stored entry the rules no longer accept lets nothing in, and breaks nothing.
-                log.warning("ignoring an allowlist entry the policy refuses: %r", entry)
-                continue
-            if "/" in value:
-                networks.append(ipaddress.ip_network(value))
-            else:
-                hostnames.add(value)
-        return cls(tuple(networks), frozenset(hostnames))
-
-    def allows_host(self, host: str) -> bool:
-        return host in self.hostnames
-
-    def allows(self, ip: IPAddress, host: str | None = None) -> bool:
-        if host is not None and self.allows_host(host):
-            return True
-        ip = unwrap_mapped(ip)
-        return any(ip.version == network.version and ip in network for network in self.networks)
-
-
-NO_ALLOWLIST = Allowlist()
-
-
-def check_address(
-    ip: IPAddress, *, url: str, allowlist: Allowlist, host: str | None = None
-) -> None:
-    """Refused unless ``ip`` is global or allowed. ``host``: the name it was resolved from."""
-    verdict = classify(ip)
-    if verdict is None:
-        return
-    if verdict.rule not in NEVER_ALLOWED and allowlist.allows(ip, host):
-        return
-    params = {"embedded": str(verdict.embedded)} if verdict.rule in {"nat64", "6to4"} else {}
-    raise Refused(verdict.rule, url, str(unwrap_mapped(ip)), **params)
+def rule_networks(rule: str) -> tuple[IPNetwork, ...]:
+    """The ranges ``classify`` puts under ``rule`` (``private``: what organizations may open)."""
+    return tuple(network for network, named in _IPV4_RULES + _IPV6_RULES if named == rule)
 
 
 def is_localhost_name(host: str) -> bool:
     """``localhost`` and its subdomains are this machine by definition (RFC 6761)."""
     return host == "localhost" or host.endswith(".localhost")
-
-
-# ---------------------------------------------------------------------------- allowlist entries
-
-_NARROWEST_ALLOWED_PREFIX = {4: 8, 6: 32}
-_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
-_NEVER_NETWORKS = tuple(
-    ipaddress.ip_network(cidr)
-    for cidr in ("0.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32", "::/128", "ff00::/8")
-)
-
-
-def normalize_entry(value: str) -> str:
-    """The canonical form of an allowlist entry (``10.20.0.0/24``, ``192.168.1.7/32``, ``fd00::/64``
-    or ``camera.plant.example``), or Invalid with a message that says what to write instead."""
-    text = value.strip()
-    if "/" in text:
-        network = _network_entry(text, value)
-    else:
-        try:
-            host = parse_host(text)
-        except BadHost:
-            raise Invalid(_entry_help(), details={"value": value}) from None
-        if isinstance(host, str):
-            return host
-        network = ipaddress.ip_network(host)
-    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
-        # ::ffff:a.b.c.d/n is the IPv4 network a.b.c.d/(n-96); checks see it that way too.
-        network = ipaddress.IPv4Network(
-            (int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96)
-        )
-    if network.prefixlen < _NARROWEST_ALLOWED_PREFIX[network.version]:
-        raise Invalid(
-            _(
-                "%(value)s is too broad. Allow at most a /8 network for IPv4 or a /32 network "
-                "for IPv6, and better only the addresses you need."
-            )
-            % {"value": text},
-            code="allowlist_too_broad",
-            details={"value": value},
-        )
-    if any(
-        network.version == never.version and network.subnet_of(never)  # type: ignore[arg-type]
-        for never in _NEVER_NETWORKS
-    ):
-        raise Invalid(
-            _(
-                "%(value)s can never be allowed: unspecified, multicast and broadcast addresses "
-                "are always refused."
-            )
-            % {"value": text},
-            details={"value": value},
-        )
-    return str(network)
-
-
-def _network_entry(text: str, value: str) -> IPNetwork:
-    """A network in CIDR form, as written by people: ``10.20.0.0/24``, ``fd00:1::/64``."""
-    try:
-        if "%" in text:
-            raise ValueError(text)
-        network = ipaddress.ip_network(text, strict=False)
-        given = ipaddress.ip_address(text.partition("/")[0])
-    except ValueError:
-        raise Invalid(_entry_help(), details={"value": value}) from None
-    if (
-        given != network.network_address
-        and network.prefixlen >= (_NARROWEST_ALLOWED_PREFIX[network.version])
-    ):
-        raise Invalid(
-            _("%(value)s has bits set after the prefix; did you mean %(network)s?")
-            % {"value": text, "network": network},
-            details={"value": value},
-        )
-    return network
-
-
-def _entry_help() -> str:
-    return _("Enter an IP address, a network such as 10.20.0.0/24, or an exact host name.")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Conflict
+from defectlab.ingest.allowlist import Allowlist, organization_entry
 from defectlab.ingest.fetcher import FetchFailed, fetch, stream
 from defectlab.ingest.models import AllowedNetwork
-from defectlab.ingest.policy import Allowlist, normalize_entry
 from defectlab.media.images import image_size
 from defectlab.tenancy.models import Organization, User
 
@@ -18,12 +19,13 @@ HEAD_BYTES = 64 * 1024
 
 
 def allowlist_for(organization: Organization | int) -> Allowlist:
-    """What ``organization``'s fetches may reach beyond the public internet."""
+    """What ``organization``'s fetches may reach beyond the public internet: its own entries
+    (private ranges) and what the operator opened for everyone (``DEFECTLAB_FETCH_ALLOWLIST``)."""
     organization_id = organization.pk if isinstance(organization, Organization) else organization
     values = AllowedNetwork.objects.filter(organization_id=organization_id).values_list(
         "value", flat=True
     )
-    return Allowlist.from_entries(values)
+    return Allowlist.from_entries(values, opened=settings.FETCH_ALLOWLIST)
 
 
 def fetch_referenced(organization_id: int, url: str, *, timeout: float | None = None) -> bytes:
@@ -75,10 +77,11 @@ def may_pass(error: BaseException) -> bool:
 def add_allowed_network(
     organization: Organization, actor: User | None, value: str, note: str = ""
 ) -> AllowedNetwork:
-    """A new entry, in canonical form; Invalid for what cannot be allowed, Conflict for a twin.
+    """A new entry, in canonical form; Invalid for what cannot be allowed (or what only the
+    operator may open), Conflict for a twin.
 
     The caller checks the actor's role."""
-    canonical = normalize_entry(value)
+    canonical = organization_entry(value)
     try:
         with transaction.atomic():
             return AllowedNetwork.objects.create(

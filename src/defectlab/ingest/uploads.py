@@ -31,13 +31,27 @@ class IncomingImage:
     info: ImageInfo
 
 
+def image_too_large(name: str) -> TooLarge:
+    """The refusal of an image file above ``MAX_UPLOAD_MB`` (also while it streams in)."""
+    return TooLarge(
+        _("%(name)s is larger than the %(limit)s MB limit.")
+        % {"name": name, "limit": settings.MAX_UPLOAD_MB},
+        details={"file": name, "limit_mb": settings.MAX_UPLOAD_MB},
+    )
+
+
+def archive_too_large(name: str) -> TooLarge:
+    """The refusal of a zip archive above ``MAX_ARCHIVE_MB`` (also while it streams in)."""
+    return TooLarge(
+        _("%(archive)s is larger than %(limit)s MB.")
+        % {"archive": name, "limit": settings.MAX_ARCHIVE_MB},
+        details={"file": name, "limit_mb": settings.MAX_ARCHIVE_MB},
+    )
+
+
 def checked_image(name: str, data: bytes) -> IncomingImage:
-    limit = settings.MAX_UPLOAD_MB * MB
-    if len(data) > limit:
-        raise TooLarge(
-            _("%(name)s is larger than the %(limit)s MB limit.")
-            % {"name": name, "limit": settings.MAX_UPLOAD_MB}
-        )
+    if len(data) > settings.MAX_UPLOAD_MB * MB:
+        raise image_too_large(name)
     try:
         info = inspect_image(data, name=name, max_pixels=settings.MAX_IMAGE_PIXELS)
     except ImageError as error:
@@ -67,10 +81,7 @@ def unsafe_entry_name(name: str) -> bool:
 def images_from_zip(archive_name: str, file: IO[bytes]) -> Iterator[IncomingImage]:
     file.seek(0, 2)
     if file.tell() > settings.MAX_ARCHIVE_MB * MB:
-        raise TooLarge(
-            _("%(archive)s is larger than %(limit)s MB.")
-            % {"archive": archive_name, "limit": settings.MAX_ARCHIVE_MB}
-        )
+        raise archive_too_large(archive_name)
     file.seek(0)
     try:
         archive = zipfile.ZipFile(file)

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from defectlab.api import TenantViewSet, acting_user
 from defectlab.params import decode_cursor, encode_cursor
 from defectlab.tenancy import services
+from defectlab.tenancy.auth import refuse_cross_site_sign_in
 from defectlab.tenancy.models import (
     ApiToken,
     AuditEvent,
@@ -146,6 +147,9 @@ class AuthViewSet(viewsets.ViewSet):
     @extend_schema(request=LoginSerializer, responses=UserSerializer)
     @action(detail=False, methods=["post"])
     def login(self, request: Request) -> Response:
+        """Sign in with ``{"email", "password"}`` as JSON; 415 for any other body, 403 when the
+        browser's Origin is another site (login CSRF)."""
+        refuse_cross_site_sign_in(request)
         form = LoginSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         user = services.check_credentials(
@@ -377,7 +381,9 @@ class InviteViewSet(mixins.DestroyModelMixin, TenantViewSet):
     @extend_schema(request=AcceptInviteSerializer, responses={201: MembershipSerializer})
     @action(detail=False, methods=["post"], permission_classes=[AllowAny])
     def accept(self, request: Request) -> Response:
-        """Join through an invite: signed in, or by creating an account with e-mail and password."""
+        """Join through an invite: signed in, or by creating an account with e-mail and password
+        (JSON only, and not from another site: it may sign the caller in)."""
+        refuse_cross_site_sign_in(request)
         form = AcceptInviteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
