@@ -303,3 +303,26 @@ def test_self_approval_is_off_by_default_and_set_by_managers_through_the_api(
         "/api/projects/", {"organization": tenant.organization.pk, "name": "Solo"}, format="json"
     )
     assert created.json()["allow_self_approval"] is False
+
+
+def test_a_reassignment_landing_during_a_save_is_respected(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interleaving, replayed in order: the annotator's save passed the rule on an
+    unassigned task; while its shapes are checked, a manager gives the task to someone else.
+    The rule is asked again under the row lock, so the save is refused and writes nothing."""
+    annotator, other, task = tenant.user(N), member(tenant, "other"), tenant.tasks[0]
+    check_tags = workflow.clean_image_tags
+
+    def tags_after_a_reassignment(project: Any, tags: Any) -> list[str]:
+        services.assign_tasks(tenant.project, [task.pk], other.pk)
+        return check_tags(project, tags)
+
+    monkeypatch.setattr(workflow, "clean_image_tags", tags_after_a_reassignment)
+
+    refused = put(annotator, task, None, submit=True)
+
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "assigned_elsewhere"
+    assert not Annotation.objects.filter(task=task).exists()
+    assert Task.objects.get(pk=task.pk).status == TaskStatus.NEW

@@ -287,14 +287,19 @@ def save_annotation(
     ``base_version`` is the version the client started from (None for the first one). If
     someone saved in between, nothing is written and Conflict carries the current version,
     so the client can merge instead of overwriting."""
+    act = Act.SUBMIT if submit else Act.SAVE
+    # Who may save is asked first (a 403 before any 400), on the task as it is now; the shapes
+    # are then checked outside the lock, as before.
+    check(Task.objects.select_related("project").get(pk=task.pk), user, act)
+    project = task.project
+    cleaned = [shape.to_dict() for shape in clean_shapes(project, task, shapes)]
+    image_tags = clean_image_tags(project, tags)
     lead_time = max(0.0, float(lead_time or 0.0))
     with transaction.atomic():
-        # Re-read under the write lock: who may save, the status and the counters all go by
-        # the true state, and a refusal (403 before 400) writes nothing.
+        # Re-read under the write lock: status and counters must move from the true state, and
+        # the rule is asked again (a verdict or a reassignment may have landed meanwhile).
         task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
-        check(task, user, Act.SUBMIT if submit else Act.SAVE)
-        cleaned = [shape.to_dict() for shape in clean_shapes(task.project, task, shapes)]
-        image_tags = clean_image_tags(task.project, tags)
+        check(task, user, act)
         current = Annotation.objects.filter(task=task).first()
         if current is None:
             if base_version:
