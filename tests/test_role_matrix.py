@@ -1,7 +1,9 @@
 """Who may do what: every role against every guarded action, through the API.
 
 A cell is either allowed (2xx) or refused with 403: members learn that the thing exists but
-their role does not reach it (non-members get 404, see test_tenancy_walk.py)."""
+their role does not reach it (non-members get 404, see test_tenancy_walk.py). Which task a
+member may save, submit or review also depends on the task's state and their part in it: that
+table is tests/labeling/test_workflow_rules.py."""
 
 from __future__ import annotations
 

@@ -312,8 +312,8 @@ def catalog(tenant: Tenant) -> Tenant:
     save(annotator, tasks[2], [box(dent)], submit=True)
     save(manager, tasks[3], [box(dent), box(tenant.label)], submit=True)
     workflow.review(tasks[3], reviewer, verdict="approve")
-    save(annotator, tasks[5], [box(tenant.label)], submit=True)
-    workflow.review(tasks[5], reviewer, verdict="reject", comment="Redo")
+    save(reviewer, tasks[5], [box(tenant.label)], submit=True)  # assigned to them
+    workflow.review(tasks[5], manager, verdict="reject", comment="Redo")
     save(annotator, tasks[8], [box(tenant.label)])
     save(annotator, tasks[8], [box(dent)])
     save(manager, tasks[9], [])

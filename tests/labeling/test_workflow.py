@@ -528,7 +528,7 @@ def test_an_approved_task_is_changed_by_a_reviewer_but_not_an_annotator(tenant: 
     refused = put_annotation(annotator, task, shapes=[box(tenant.label, 1, 1, 3, 3)], version=1)
     corrected = put_annotation(reviewer, task, shapes=[box(tenant.label, 1, 1, 3, 3)], version=1)
 
-    assert refused.status_code == 409
+    assert refused.status_code == 403
     assert error_of(refused)["code"] == "approved"
     assert corrected.status_code == 200
     assert corrected.json()["version"] == 2

@@ -365,7 +365,8 @@ def test_writes_finishing_out_of_order_never_roll_an_annotation_back(
     allow_loopback(settings)
     make_connection(s3_server, bucket, tenant, role="target")
     submit(tenant, django_capture_on_commit_callbacks)
-    submit(tenant, django_capture_on_commit_callbacks, version=1)
+    workflow.review(tenant.tasks[0], tenant.user(Role.REVIEWER), verdict="reject", comment="Redo")
+    submit(tenant, django_capture_on_commit_callbacks, version=1)  # fixed and submitted again
     first, second = sent
     assert run(second).result["version"] == 2
     assert run(first).result["skipped"] == "newer"

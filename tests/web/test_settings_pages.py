@@ -107,3 +107,19 @@ def test_an_admin_changes_roles_and_revokes_invites_but_a_reviewer_cannot(tenant
     admin.post(url, {"action": "invite", "role": "annotator"})
     admin.post(url, {"action": "revoke", "invite": Invite.objects.get().pk})
     assert not Invite.objects.exists()
+
+
+def test_a_manager_turns_self_approval_on_and_off_on_the_settings_page(tenant: Tenant) -> None:
+    client = signed_in(tenant.user(Role.MANAGER))
+    url = f"/projects/{tenant.project.pk}/settings/"
+    fields = {"action": "settings", "name": "Acme project", "shape_types": ["box"], "tags": "OK"}
+    assert 'name="allow_self_approval" >' in client.get(url).content.decode()  # off by default
+
+    client.post(url, fields | {"allow_self_approval": "on"})
+    tenant.project.refresh_from_db()
+    assert tenant.project.allow_self_approval is True
+    assert 'name="allow_self_approval" checked' in client.get(url).content.decode()
+
+    client.post(url, fields)  # an unticked box is not sent at all
+    tenant.project.refresh_from_db()
+    assert tenant.project.allow_self_approval is False

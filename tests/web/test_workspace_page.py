@@ -8,7 +8,7 @@ from django.test import Client
 
 from defectlab.labeling import workflow
 from defectlab.labeling.models import Task, TaskStatus
-from defectlab.tenancy.models import Role, User
+from defectlab.tenancy.models import Membership, Role, User
 from tests.conftest import Tenant, annotate, box
 
 
@@ -130,3 +130,31 @@ def test_nothing_left_says_so_on_the_project_page(tenant: Tenant) -> None:
         f"/projects/{tenant.project.pk}/label/", follow=True
     )
     assert "Nothing is waiting." in page.content.decode()
+
+
+def test_opening_someone_elses_task_in_the_canvas_neither_locks_it_nor_saves(
+    tenant: Tenant,
+) -> None:
+    """Assignment binds on the canvas page too: an annotator who opens a colleague's task (a
+    shared link) must not lock the assignee out, and the canvas's save is refused."""
+    assignee = User.objects.create_user("assignee@acme.test", "a-long-password-1")
+    Membership.objects.create(organization=tenant.organization, user=assignee, role=Role.ANNOTATOR)
+    task = tenant.tasks[0]
+    Task.objects.filter(pk=task.pk).update(assignee=assignee)
+    intruder = signed_in(tenant.user(Role.ANNOTATOR))
+
+    assert intruder.get(f"/tasks/{task.pk}/annotate/").status_code == 200
+    assert intruder.get(f"/tasks/{task.pk}/annotate/config/").status_code == 200
+
+    task.refresh_from_db()
+    assert task.lock_owner is None
+    saved = intruder.put(
+        f"/api/tasks/{task.pk}/annotation/",
+        {"version": None, "shapes": [box(tenant.label)], "submit": True},
+        content_type="application/json",
+    )
+    assert saved.status_code == 403
+    assert saved.json()["error"]["code"] == "assigned_elsewhere"
+    signed_in(assignee).get(f"/tasks/{task.pk}/annotate/")
+    task.refresh_from_db()
+    assert task.lock_owner == assignee

@@ -24,6 +24,8 @@ class Project(models.Model):
     shape_types = models.JSONField(default=default_shape_types)
     # Image-level tags, e.g. [{"name": "OK", "color": "#2e7d32"}, {"name": "NG", ...}].
     tags = models.JSONField(default=list, blank=True)
+    # Off: nobody approves work they submitted. On for one-person teams (labeling.workflow.check).
+    allow_self_approval = models.BooleanField(_("allow self-approval"), default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -94,6 +96,10 @@ class Task(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     lock_expires_at = models.DateTimeField(null=True, blank=True)
+    # Who submitted the work under review: its author for the review rules (labeling.workflow).
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     has_annotation = models.BooleanField(default=False)
     has_prediction = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,10 +1,12 @@
-"""The labeling workflow: handing out tasks under a lock, saving annotations with optimistic
-concurrency (every version kept), predictions, and review verdicts."""
+"""The labeling workflow: handing out tasks under a lock, the one rule for who may save, submit
+or review a task (``check``), saving annotations with optimistic concurrency (every version
+kept), predictions, and review verdicts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from enum import StrEnum
 from functools import partial
 from typing import Any
 
@@ -14,7 +16,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from defectlab.errors import Conflict, Invalid
+from defectlab.errors import Conflict, DefectLabError, Forbidden, Invalid
 from defectlab.geometry import Shape, ShapeError, shapes_from_json, validate_shapes
 from defectlab.labeling.models import (
     Annotation,
@@ -33,9 +35,82 @@ from defectlab.labeling.services import set_status
 from defectlab.media.sync import annotation_submitted
 from defectlab.tenancy.models import User
 from defectlab.tenancy.roles import Can, allows
-from defectlab.tenancy.services import role_in
+from defectlab.tenancy.services import require
 
 OPEN_FOR_LABELING = (TaskStatus.NEW, TaskStatus.IN_PROGRESS, TaskStatus.REJECTED)
+
+# ---------------------------------------------------------------------------- the rule
+
+
+class Act(StrEnum):
+    SAVE = "save"
+    SUBMIT = "submit"
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+def check(task: Task, user: User, act: Act) -> None:
+    """May ``user`` do ``act`` to ``task`` now? Returns if so, raises if not.
+
+    The one rule every path calls (API, canvas, review verdicts), written out in docs/api.md:
+
+    - Open work (new, in progress, rejected) is saved and submitted by its assignee, or by
+      anyone who may annotate while it is unassigned. A rejection assigns it back to whoever
+      submitted it. Managers (and admins, owners) may save and submit any open task.
+    - Submitted and approved work is never submitted again. It is changed only by reviewers
+      correcting someone else's work, and by managers; its author waits for a rejection.
+    - Only submitted work gets a verdict, from a reviewer. Nobody approves work they submitted
+      unless the project allows self-approval (one-person teams); withdrawing it (reject) is fine.
+    - Someone else's live lock stops everyone but managers (409, it passes).
+
+    Forbidden (403) when the rule says no, Conflict (409) when the task is not in a state for it
+    right now, NotFound for someone outside the organization."""
+    verdict = act in (Act.APPROVE, Act.REJECT)
+    role = require(user, task.organization_id, Can.REVIEW if verdict else Can.ANNOTATE)
+    manages = allows(role, Can.MANAGE_PROJECTS)
+    own = task.submitted_by_id is not None and task.submitted_by_id == user.pk
+    if verdict:
+        if task.status != TaskStatus.SUBMITTED:
+            raise Conflict(_("Only submitted tasks can be reviewed."), code="not_submitted")
+        if act == Act.APPROVE and own and not task.project.allow_self_approval:
+            raise Forbidden(
+                _("You submitted this work, so someone else must approve it."), code="own_work"
+            )
+        return
+    if task.status in OPEN_FOR_LABELING:
+        if not manages and task.assignee_id not in (None, user.pk):
+            raise Forbidden(_("This task is assigned to someone else."), code="assigned_elsewhere")
+    elif act == Act.SUBMIT:
+        raise Forbidden(
+            _("This task was submitted already. Save your corrections without submitting."),
+            code="already_submitted",
+        )
+    elif not manages:
+        if not allows(role, Can.REVIEW):
+            if task.status == TaskStatus.APPROVED:
+                raise Forbidden(
+                    _("This task is approved; only a reviewer can change it."), code="approved"
+                )
+            raise Forbidden(
+                _("This task waits for review; it can be changed again if it is sent back."),
+                code="submitted",
+            )
+        if own:
+            raise Forbidden(
+                _("You submitted this work, so someone else must correct it."), code="own_work"
+            )
+    if _held_by_other(task, user) and not manages:
+        raise Conflict(_("Someone else is working on this task."), code="locked")
+
+
+def may(task: Task, user: User, act: Act) -> bool:
+    """``check`` as a yes or no, for pages deciding what to offer."""
+    try:
+        check(task, user, act)
+    except DefectLabError:
+        return False
+    return True
+
 
 # ---------------------------------------------------------------------------- next task
 
@@ -66,15 +141,15 @@ def next_task(project: Project, user: User, skipped: Sequence[int] = ()) -> Task
 
 
 def next_review(project: Project, user: User) -> Task | None:
-    """The submitted task this reviewer should look at now: others' work first, oldest first."""
+    """The submitted task this reviewer should look at now: others' work, oldest first; their
+    own only where the project allows self-approval, and last."""
     submitted = Task.objects.filter(project_id=project.pk, status=TaskStatus.SUBMITTED)
+    others = submitted.exclude(submitted_by=user)
+    own = submitted.filter(submitted_by=user)
     return _reserve(
         user,
-        held=submitted,
-        queues=[
-            submitted.exclude(annotation__author=user),
-            submitted.filter(annotation__author=user),
-        ],
+        held=submitted if project.allow_self_approval else others,
+        queues=[others, own] if project.allow_self_approval else [others],
     )
 
 
@@ -219,26 +294,24 @@ def save_annotation(
     ``base_version`` is the version the client started from (None for the first one). If
     someone saved in between, nothing is written and Conflict carries the current version,
     so the client can merge instead of overwriting."""
+    act = Act.SUBMIT if submit else Act.SAVE
+    # Who may save is asked first (a 403 before any 400), on the task as it is now; the shapes
+    # are then checked outside the lock, as before.
+    check(Task.objects.select_related("project").get(pk=task.pk), user, act)
     project = task.project
-    role = role_in(user, task.organization_id)
-    manages = allows(role, Can.MANAGE_PROJECTS) or allows(role, Can.REVIEW)
     checked = clean_shapes(project, task, shapes)
     unchecked = not (task.width and task.height)  # the image's size could not be learned
     cleaned = [shape.to_dict() for shape in checked]
     image_tags = clean_image_tags(project, tags)
     lead_time = max(0.0, float(lead_time or 0.0))
     with transaction.atomic():
-        # Re-read under the write lock: status and counters must move from the true state.
-        task = Task.objects.select_for_update().get(pk=task.pk)
+        # Re-read under the write lock: status and counters must move from the true state, and
+        # the rule is asked again (a verdict or a reassignment may have landed meanwhile).
+        task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
+        check(task, user, act)
         if unchecked and task.width and task.height:
             # The size was learned meanwhile (and the shapes then saved fitted to it).
             clean_shapes(project, task, shapes)
-        if _held_by_other(task, user) and not manages:
-            raise Conflict(_("Someone else is working on this task."), code="locked")
-        if task.status == TaskStatus.APPROVED and not manages:
-            raise Conflict(
-                _("This task is approved; only a reviewer can change it."), code="approved"
-            )
         current = Annotation.objects.filter(task=task).first()
         if current is None:
             if base_version:
@@ -281,6 +354,7 @@ def save_annotation(
         task.has_annotation = True
         if submit:
             set_status(task, TaskStatus.SUBMITTED)
+            task.submitted_by = user
             if task.lock_owner_id == user.pk:
                 task.lock_owner = None
                 task.lock_expires_at = None
@@ -298,6 +372,7 @@ def save_annotation(
             update_fields=[
                 "has_annotation",
                 "status",
+                "submitted_by",
                 "lock_owner",
                 "lock_expires_at",
                 "updated_at",
@@ -353,15 +428,14 @@ def add_prediction(task: Task, *, model_name: str, model_version: str, shapes: A
 
 
 def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review:
-    """Approve or reject a submitted task. A rejected task goes back to its annotator."""
+    """Approve or reject a submitted task. A rejected task goes back to whoever submitted it."""
     if verdict not in Verdict.values:
         raise Invalid(_("The verdict must be approve or reject."))
-    if verdict == Verdict.REJECT and not comment.strip():
-        raise Invalid(_("Say what needs fixing when you reject a task."))
     with transaction.atomic():
-        task = Task.objects.select_for_update().get(pk=task.pk)
-        if task.status != TaskStatus.SUBMITTED:
-            raise Conflict(_("Only submitted tasks can be reviewed."), code="not_submitted")
+        task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
+        check(task, user, Act.APPROVE if verdict == Verdict.APPROVE else Act.REJECT)
+        if verdict == Verdict.REJECT and not comment.strip():
+            raise Invalid(_("Say what needs fixing when you reject a task."))
         annotation = Annotation.objects.get(task=task)
         verdict_row = Review.objects.create(
             organization_id=task.organization_id,
@@ -375,7 +449,7 @@ def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review
             set_status(task, TaskStatus.APPROVED)
         else:
             set_status(task, TaskStatus.REJECTED)
-            task.assignee_id = annotation.author_id
+            task.assignee_id = task.submitted_by_id or annotation.author_id
         task.lock_owner = None
         task.lock_expires_at = None
         task.save(

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -137,8 +137,13 @@ def create_invite(
     return invite, token
 
 
-def find_invite(token: str) -> Invite:
-    invite = Invite.objects.select_related("organization").filter(token_hash=_digest(token)).first()
+def find_invite(token: str, *, for_update: bool = False) -> Invite:
+    """The usable invite behind ``token``, else NotFound. ``for_update`` (inside a transaction)
+    locks its row first, so whoever waited behind another acceptance sees it used."""
+    invites = Invite.objects.select_related("organization").filter(token_hash=_digest(token))
+    if for_update:
+        invites = invites.select_for_update(of=("self",))
+    invite = invites.first()
     if invite is None or not invite.is_usable:
         raise NotFound(_("This invite link is not valid any more. Ask for a new one."))
     return invite
@@ -153,9 +158,11 @@ def accept_invite(
     password: str = "",
     name: str = "",
 ) -> Membership:
-    """Join an organization through an invite: as the signed-in ``user``, or as a new account."""
-    invite = find_invite(token)
-    Invite.objects.select_for_update().filter(pk=invite.pk).first()
+    """Join an organization through an invite: as the signed-in ``user``, or as a new account.
+
+    The invite's row is locked and checked again under the lock: of many acceptances at once,
+    one joins and the others find the invite used."""
+    invite = find_invite(token, for_update=True)
     if user is None:
         email = normalize_email(email)
         if not email:
@@ -170,11 +177,16 @@ def accept_invite(
         user = User.objects.create_user(email=email, password=password, name=name)
     elif invite.email and invite.email != user.email:
         raise Invalid(_("This invite is for a different e-mail address."))
+    already = Conflict(_("You are already a member of this organization."))
     if Membership.objects.filter(organization_id=invite.organization_id, user=user).exists():
-        raise Conflict(_("You are already a member of this organization."))
-    membership = Membership.objects.create(
-        organization_id=invite.organization_id, user=user, role=invite.role
-    )
+        raise already
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(
+                organization_id=invite.organization_id, user=user, role=invite.role
+            )
+    except IntegrityError:
+        raise already from None  # joined meanwhile through another invite
     invite.accepted_by = user
     invite.accepted_at = timezone.now()
     invite.save(update_fields=["accepted_by", "accepted_at"])

@@ -344,6 +344,7 @@ def _settings_action(request: HttpRequest, current: Project) -> None:
             instructions=data.get("instructions", ""),
             shape_types=data.getlist("shape_types"),
             tags=forms.parse_tags(data.get("tags", "")),
+            allow_self_approval=data.get("allow_self_approval") == "on",
         )
         tenancy.record(
             request, "project.updated", organization=current.organization_id, target=current
@@ -494,7 +495,8 @@ def workspace_page(request: HttpRequest, pk: int, mode: str, as_json: bool = Fal
             )
     elif not role_allows(request, task.organization_id, _WORKSPACE_NEEDS[mode]):
         return redirect("project", task.project_id)
-    if mode == "annotate":
+    if mode == "annotate" and workflow.may(task, user, workflow.Act.SAVE):
+        # Opening a task you may not change (someone else's, or handed in) must not lock it.
         workflow.claim(task, user)
     if as_json:
         return JsonResponse(workspace_config(request, task, mode))
