@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
@@ -41,17 +42,22 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    """The process can serve: its database answers, and a job worker was seen lately (without
-    one, every job would wait forever)."""
+    """The process can serve: its database answers, and a job worker was seen lately.
+
+    Where `serve` runs its own worker (the embedded default), no worker means every job waits
+    forever, so the process is not ready. Where workers run on their own, a missing worker is
+    said in the answer but does not take the web out of service."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         problem = worker_problem()
     except DatabaseError:
         return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
-    if problem is not None:
+    if problem is None:
+        return JsonResponse({"status": "ok"})
+    if settings.WORKER_EMBEDDED:
         return JsonResponse({"status": "unavailable", "worker": problem}, status=503)
-    return JsonResponse({"status": "ok"})
+    return JsonResponse({"status": "ok", "worker": problem})
 
 
 urlpatterns = [

@@ -37,6 +37,14 @@ def test_readyz_wants_a_worker_seen_within_three_heartbeats(settings: Any) -> No
     assert readyz() == (200, {"status": "ok"})
 
 
+@pytest.mark.django_db
+def test_where_workers_run_on_their_own_readyz_says_so_but_stays_ready(settings: Any) -> None:
+    # A web replica beside separate worker Deployments must not leave service with them.
+    settings.WORKER_EMBEDDED = False
+    settings.WORKER_HEARTBEAT_SECONDS = 1
+    assert readyz() == (200, {"status": "ok", "worker": NOBODY["worker"]})
+
+
 @pytest.fixture
 def worker(tmp_path: Path, settings: Any) -> Iterator[WorkerProcess]:
     settings.WORKER_HEARTBEAT_SECONDS = 1
