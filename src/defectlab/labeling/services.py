@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet
@@ -30,6 +29,7 @@ from defectlab.params import (
     encode_key_cursor,
     query_bool,
     query_int,
+    split_url,
 )
 from defectlab.tenancy.models import Membership, Organization, User
 
@@ -49,7 +49,11 @@ COUNTER = {
 
 def clean_shape_types(value: Any) -> list[str]:
     allowed = {shape_type.value for shape_type in ShapeType}
-    if not isinstance(value, list) or not value or not all(item in allowed for item in value):
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(item, str) and item in allowed for item in value)
+    ):
         raise Invalid(
             _("Shape types must be a non-empty list drawn from: %(allowed)s.")
             % {"allowed": ", ".join(sorted(allowed))},
@@ -145,7 +149,7 @@ def create_project(organization: Organization, user: User, **fields: Any) -> Pro
     fields["tags"] = clean_tags(fields.get("tags", []))
     project = Project.objects.create(organization=organization, created_by=user, **fields)
     for order, label in enumerate(labels):
-        add_label(project, order=order, **label)
+        add_label(project, **{"order": order, **label})
     return project
 
 
@@ -242,7 +246,7 @@ def _reference_row(index: int, item: Any) -> tuple[Any, ...]:
     where = {"row": index + 1}
     if not isinstance(image, str) or not image:
         raise Invalid(_("Row %(row)s: each entry needs an “image” address.") % where, details=where)
-    parts = urlsplit(image)
+    parts = split_url(image)
     if parts.scheme not in ("http", "https", "s3") or not parts.netloc or len(image) > 1024:
         raise Invalid(
             _("Row %(row)s: “%(image)s” is not an http(s):// or s3:// address.")
