@@ -47,6 +47,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _whole_number(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("expected a whole number, zero or more")
+    return number
+
+
 def _csv(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -109,6 +116,13 @@ PROXY_HEADERS = env(
     "Trust `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-For` from a reverse proxy. "
     "Turn on only when the app is reachable solely through that proxy.",
     _bool,
+)
+HSTS_SECONDS = env(
+    "DEFECTLAB_HSTS_SECONDS",
+    "31536000",
+    "Responses served over HTTPS tell browsers to use only HTTPS for this host name for this "
+    "many seconds (Strict-Transport-Security; never sent over plain http). 0 turns it off.",
+    _whole_number,
 )
 HOST = env("DEFECTLAB_HOST", "127.0.0.1", "Address `defectlab serve` listens on.")
 PORT = env("DEFECTLAB_PORT", "8080", "Port `defectlab serve` listens on.", _positive_int)
@@ -310,7 +324,10 @@ CSRF_TRUSTED_ORIGINS = [url.rstrip("/") for url in PUBLIC_URLS if urlsplit(url).
 if PROXY_HEADERS:
     USE_X_FORWARDED_HOST = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = all(url.startswith("https://") for url in PUBLIC_URLS)
+# Secure per request, not fixed: defectlab.https.SecureCookiesMiddleware marks the cookies of
+# HTTPS responses, so one installation can serve the LAN over http and the WAN over https.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
+SECURE_HSTS_SECONDS = HSTS_SECONDS
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
@@ -351,6 +368,7 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "defectlab.https.SecureCookiesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
