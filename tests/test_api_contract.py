@@ -29,10 +29,11 @@ from schemathesis.specs.openapi.checks import (
 
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.jobs.models import Job
+from defectlab.labeling.models import Task
 from defectlab.tenancy.models import Membership, Role
 from defectlab.tenancy.services import create_api_token, create_invite
 from defectlab.wsgi import application
-from tests.conftest import Tenant, make_tenant
+from tests.conftest import Tenant, client_for, make_tenant
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 # Every text field refuses NUL characters (DRF's rule, not ours to document field by field).
@@ -162,3 +163,64 @@ def test_api_matches_its_schema(case: Any, seeded: Seeded) -> None:
     if f"{case.method} {case.path}" not in NOT_POSITIVE:
         checks.append(positive_data_acceptance)
     case.call_and_validate(headers={"Authorization": f"Bearer {seeded.key}"}, checks=checks)
+
+
+# ---------------------------------------------------------------------------- what it found
+# Each of these answered 500 (or HTML) before; each is a request a person or script sends.
+
+
+def test_a_project_created_with_labels_that_say_their_own_order(tenant: Tenant) -> None:
+    api = client_for(tenant.user(Role.MANAGER))
+    response = api.post(
+        "/api/projects/",
+        {
+            "organization": tenant.organization.pk,
+            "name": "Copied project",
+            "labels": [{"name": "dent", "order": 1}, {"name": "scratch", "order": 0}],
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    labels = {label["name"]: label["order"] for label in response.json()["labels"]}
+    assert labels == {"dent": 1, "scratch": 0}
+
+
+def test_shape_types_that_are_not_names_are_refused_in_words(tenant: Tenant) -> None:
+    api = client_for(tenant.user(Role.MANAGER))
+    response = api.post(
+        "/api/projects/",
+        {"organization": tenant.organization.pk, "name": "P", "shape_types": [{"box": True}]},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"field": "shape_types"}
+
+
+def test_an_address_python_cannot_parse_is_refused_naming_its_row(tenant: Tenant) -> None:
+    api = client_for(tenant.user(Role.MANAGER))
+    project = tenant.project.pk
+    tasks = ["https://cam.example.com/a.png", "http://[fe80::1/b.png"]
+    response = api.post(f"/api/projects/{project}/import/", {"tasks": tasks}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"row": 2}
+    response = api.post(f"/api/projects/{project}/import-urls/", {"urls": tasks}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"row": 2}
+    assert Task.objects.filter(project=project).count() == len(tenant.tasks)
+
+
+def test_a_prediction_that_found_nothing(tenant: Tenant) -> None:
+    api = client_for(tenant.user(Role.MANAGER))
+    task = tenant.tasks[0].pk
+    response = api.post(f"/api/tasks/{task}/predictions/", {"model_name": "yolo"}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["shapes"] == []
+
+
+def test_an_api_address_nothing_answers_is_a_json_404(tenant: Tenant) -> None:
+    api = client_for(tenant.user(Role.OWNER))
+    response = api.get("/api/projects/1.5/")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    # Pages keep their ordinary 404.
+    assert "text/html" in api.get("/no-such-page/").headers["Content-Type"]
