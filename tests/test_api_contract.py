@@ -224,3 +224,23 @@ def test_an_api_address_nothing_answers_is_a_json_404(tenant: Tenant) -> None:
     assert response.json()["error"]["code"] == "not_found"
     # Pages keep their ordinary 404.
     assert "text/html" in api.get("/no-such-page/").headers["Content-Type"]
+
+
+def test_a_width_beyond_any_image_is_refused_naming_its_row(tenant: Tenant) -> None:
+    # PostgreSQL's integer column overflowed (500); SQLite took it silently.
+    api = client_for(tenant.user(Role.MANAGER))
+    rows = [{"image": "https://cam.example.com/a.png", "width": 3_000_000_000, "height": 10}]
+    response = api.post(
+        f"/api/projects/{tenant.project.pk}/import/", {"tasks": rows}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"row": 1}
+
+
+def test_a_storage_prefix_too_long_to_store_is_refused(tenant: Tenant) -> None:
+    # Stored with a trailing "/", a 500-character prefix overflowed its column on PostgreSQL.
+    api = client_for(tenant.user(Role.MANAGER))
+    settings = {"project": tenant.project.pk, "role": "source", "name": "line 3", "bucket": "b"}
+    response = api.post("/api/storages/", {**settings, "prefix": "p" * 500}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("prefix:")

@@ -333,8 +333,8 @@ class ImportSerializer(serializers.Serializer[Any]):
                         "type": "object",
                         "properties": {
                             "image": IMAGE_ADDRESS,
-                            "width": {"type": "integer", "minimum": 1},
-                            "height": {"type": "integer", "minimum": 1},
+                            "width": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                            "height": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
                             "file_name": {"type": "string"},
                         },
                         "required": ["image"],

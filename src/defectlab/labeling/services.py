@@ -239,6 +239,9 @@ def create_uploaded_tasks(project: Project, images: Iterable[IncomingImage]) -> 
         raise
 
 
+MAX_SIDE = 2**31 - 1  # the database's integer; no camera comes near it
+
+
 def _reference_row(index: int, item: Any) -> tuple[Any, ...]:
     """(image, file_name, width, height) of one checked import row."""
     entry = {"image": item} if isinstance(item, str) else item
@@ -260,6 +263,12 @@ def _reference_row(index: int, item: Any) -> tuple[Any, ...]:
         ):
             raise Invalid(
                 _("Row %(row)s: width and height must be whole numbers above zero.") % where,
+                details=where,
+            )
+        if value is not None and value > MAX_SIDE:
+            raise Invalid(
+                _("Row %(row)s: an image is at most %(max)s pixels wide or high.")
+                % {**where, "max": MAX_SIDE},
                 details=where,
             )
     name = entry.get("file_name") or parts.path.rsplit("/", 1)[-1] or parts.netloc
