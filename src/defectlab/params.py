@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from urllib.parse import SplitResult, urlsplit
 
 from django.utils.translation import gettext as _
 
@@ -70,3 +71,12 @@ def query_int(params: Mapping[str, str], name: str, default: int | None = None) 
     except ValueError:
         raise Invalid(_("%(name)s must be a whole number.") % {"name": name}) from None
     return value
+
+
+def split_url(text: str) -> SplitResult:
+    """A typed-in address's parts; empty parts when Python cannot parse it (an unclosed ``[``
+    such as ``http://[fe80::1/a.png``), so the caller refuses it in its own words."""
+    try:
+        return urlsplit(text)
+    except ValueError:
+        return SplitResult("", "", "", "", "")

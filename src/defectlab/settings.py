@@ -54,6 +54,13 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _whole_number(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("expected a whole number, zero or more")
+    return number
+
+
 def _csv(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -116,6 +123,13 @@ PROXY_HEADERS = env(
     "Trust `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-For` from a reverse proxy. "
     "Turn on only when the app is reachable solely through that proxy.",
     _bool,
+)
+HSTS_SECONDS = env(
+    "DEFECTLAB_HSTS_SECONDS",
+    "31536000",
+    "Responses served over HTTPS tell browsers to use only HTTPS for this host name for this "
+    "many seconds (Strict-Transport-Security; never sent over plain http). 0 turns it off.",
+    _whole_number,
 )
 HOST = env("DEFECTLAB_HOST", "127.0.0.1", "Address `defectlab serve` listens on.")
 PORT = env("DEFECTLAB_PORT", "8080", "Port `defectlab serve` listens on.", _positive_int)
@@ -373,7 +387,10 @@ CSRF_TRUSTED_ORIGINS = [url.rstrip("/") for url in PUBLIC_URLS if urlsplit(url).
 if PROXY_HEADERS:
     USE_X_FORWARDED_HOST = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = all(url.startswith("https://") for url in PUBLIC_URLS)
+# Secure per request, not fixed: defectlab.https.SecureCookiesMiddleware marks the cookies of
+# HTTPS responses, so one installation can serve the LAN over http and the WAN over https.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
+SECURE_HSTS_SECONDS = HSTS_SECONDS
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
@@ -414,6 +431,7 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "defectlab.https.SecureCookiesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -466,7 +484,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "defectlab.schema.AutoSchema",
     "EXCEPTION_HANDLER": "defectlab.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

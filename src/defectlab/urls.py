@@ -21,6 +21,8 @@ from defectlab.tenancy.api import (
     OrganizationViewSet,
 )
 
+handler404 = "defectlab.api.not_found"
+
 router = SimpleRouter(trailing_slash=True)
 router.register("auth", AuthViewSet, basename="auth")
 router.register("account", AccountViewSet, basename="account")

@@ -32,6 +32,7 @@ from defectlab.jobs.runner import Progress
 from defectlab.jobs.services import start_job
 from defectlab.labeling.models import Project
 from defectlab.labeling.services import create_uploaded_tasks
+from defectlab.params import split_url
 from defectlab.tenancy.models import User
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def check_list(urls: Sequence[str]) -> None:
             % {"limit": MAX_URLS, "count": len(urls)}
         )
     for index, url in enumerate(urls):
-        parts = urlsplit(url)
+        parts = split_url(url)
         if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_URL_LENGTH:
             raise Invalid(
                 _("Line %(row)s: “%(url)s” is not an http:// or https:// address.")

@@ -21,6 +21,7 @@ from defectlab.jobs import services
 from defectlab.jobs.models import Job, JobState
 from defectlab.media.storage import default_storage
 from defectlab.params import decode_cursor, encode_cursor, query_int
+from defectlab.schema import page_serializer
 from defectlab.tenancy.services import record
 
 PAGE = 50
@@ -96,7 +97,7 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
             OpenApiParameter("project", int),
             OpenApiParameter("cursor", str),
         ],
-        responses=JobSerializer(many=True),
+        responses=page_serializer("JobPageSerializer", JobSerializer),
     )
     def list(self, request: Request) -> Response:
         """The caller's organizations' jobs, newest first, 50 a page."""
@@ -117,8 +118,13 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
         )
 
     @extend_schema(
-        parameters=[OpenApiParameter("state", str, enum=["pending", "done", "failed"])],
-        responses=UrlImportItemSerializer(many=True),
+        parameters=[
+            OpenApiParameter("state", str, enum=["pending", "done", "failed"]),
+            OpenApiParameter("after", int, description="`next_after` of the previous page."),
+        ],
+        responses=page_serializer(
+            "UrlImportItemPageSerializer", UrlImportItemSerializer, cursor="next_after"
+        ),
     )
     @action(detail=True, methods=["get"])
     def items(self, request: Request, pk: str) -> Response:

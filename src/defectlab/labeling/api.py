@@ -8,8 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -17,7 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from defectlab.api import TenantViewSet, acting_user
+from defectlab.datasets import FORMATS
 from defectlab.errors import Invalid
+from defectlab.geometry import ShapeType
 from defectlab.ingest.uploads import images_from_uploads
 from defectlab.ingest.urlimport import start_url_import, urls_from_entries, urls_from_file
 from defectlab.jobs.api import JobSerializer
@@ -32,9 +33,11 @@ from defectlab.labeling.models import (
     Project,
     Review,
     Task,
+    TaskStatus,
 )
 from defectlab.media.services import signed_url
 from defectlab.params import query_int
+from defectlab.schema import documented_field
 from defectlab.tenancy.models import Membership, Organization, User
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require
@@ -42,7 +45,97 @@ from defectlab.tenancy.services import record, require
 # ---------------------------------------------------------------------------- serializers
 
 
+# What the services check, stated in the schema too (the services keep their own messages).
+NON_BLANK = r"\S"
+COLOR = {"type": "string", "pattern": r"^#[0-9a-fA-F]{6}$", "example": "#1e88e5"}
+ColorField = documented_field("ColorField", serializers.CharField, COLOR)
+HotkeyField = documented_field(
+    "HotkeyField",
+    serializers.CharField,
+    {"type": "string", "pattern": r"^[1-9a-z]$", "description": "One digit 1–9 or a letter."},
+)
+AttributesField = documented_field(
+    "AttributesField",
+    serializers.JSONField,
+    {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "pattern": NON_BLANK},
+                "options": {
+                    "type": "array",
+                    "items": {"type": "string", "minLength": 1},
+                    "minItems": 1,
+                },
+                "default": {"type": "string", "description": "One of the options."},
+            },
+            "required": ["name", "options"],
+        },
+        "description": "Per-shape attributes, e.g. severity with its options (names unique).",
+    },
+)
+ShapeTypesField = documented_field(
+    "ShapeTypesField",
+    serializers.JSONField,
+    {
+        "type": "array",
+        "items": {"type": "string", "enum": [shape_type.value for shape_type in ShapeType]},
+        "minItems": 1,
+    },
+)
+TagsField = documented_field(
+    "TagsField",
+    serializers.JSONField,
+    {
+        "type": "array",
+        "items": {
+            "oneOf": [
+                {"type": "string", "pattern": NON_BLANK},
+                {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "pattern": NON_BLANK},
+                        "color": COLOR,
+                    },
+                    "required": ["name"],
+                },
+            ]
+        },
+        "uniqueItems": True,
+        "description": "Image-level tags such as OK / NG (names unique).",
+    },
+)
+
+
+SHAPE = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string", "enum": [shape_type.value for shape_type in ShapeType]},
+        "points": {
+            "type": "array",
+            "items": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+            "description": "[x, y] in image pixels: a box's two corners, a polygon's 3 or more "
+            "vertices.",
+        },
+        "label": {"type": "integer", "description": "A label of the task's project."},
+        "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
+        "id": {"type": "string"},
+    },
+    "required": ["type", "points", "label"],
+    "additionalProperties": False,
+}
+ShapesField = documented_field(
+    "ShapesField", serializers.JSONField, {"type": "array", "items": SHAPE}
+)
+
+
 class LabelSerializer(serializers.ModelSerializer[Label]):
+    color = ColorField(max_length=7, required=False)
+    hotkey = HotkeyField(max_length=1, required=False, allow_blank=True)
+    attributes = AttributesField(required=False)
+
     class Meta:
         model = Label
         fields = ["id", "name", "color", "hotkey", "attributes", "order"]
@@ -53,6 +146,8 @@ class ProjectSerializer(serializers.ModelSerializer[Project]):
     labels = LabelSerializer(many=True, required=False)
     organization = serializers.PrimaryKeyRelatedField(queryset=Organization.objects.all())
     counts = serializers.SerializerMethodField()
+    shape_types = ShapeTypesField(required=False)
+    tags = TagsField(required=False)
 
     class Meta:
         model = Project
@@ -81,6 +176,13 @@ class ProjectSerializer(serializers.ModelSerializer[Project]):
 
     def validate_tags(self, value: Any) -> list[dict[str, str]]:
         return services.clean_tags(value)
+
+
+class ProjectChangeSerializer(ProjectSerializer):
+    """What PUT and PATCH take: labels change through their own endpoints."""
+
+    class Meta(ProjectSerializer.Meta):
+        fields = [field for field in ProjectSerializer.Meta.fields if field != "labels"]
 
 
 class TaskSerializer(serializers.ModelSerializer[Task]):
@@ -182,7 +284,7 @@ class SaveAnnotationSerializer(serializers.Serializer[Any]):
         required=False,
         help_text="The version you started from; omit or null for the first.",
     )
-    shapes = serializers.JSONField()
+    shapes = ShapesField()
     tags = serializers.ListField(child=serializers.CharField(), required=False)
     lead_time = serializers.FloatField(required=False, default=0.0, min_value=0.0)
     submit = serializers.BooleanField(required=False, default=False)
@@ -195,6 +297,8 @@ class AnnotationVersionSerializer(serializers.ModelSerializer[AnnotationVersion]
 
 
 class PredictionSerializer(serializers.ModelSerializer[Prediction]):
+    shapes = ShapesField(required=False)
+
     class Meta:
         model = Prediction
         fields = ["id", "model_name", "model_version", "shapes", "created_at"]
@@ -213,10 +317,73 @@ class AssignSerializer(serializers.Serializer[Any]):
     assignee = serializers.IntegerField(allow_null=True)
 
 
+IMAGE_ADDRESS = {"type": "string", "pattern": r"^(https?|s3)://\S+$"}
+
+
 class ImportSerializer(serializers.Serializer[Any]):
-    tasks = serializers.JSONField(
-        help_text="A list of image URLs, or of {image, width?, height?, file_name?}."
+    tasks = documented_field(
+        "ImportTasksField",
+        serializers.JSONField,
+        {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "oneOf": [
+                    IMAGE_ADDRESS,
+                    {
+                        "type": "object",
+                        "properties": {
+                            "image": IMAGE_ADDRESS,
+                            "width": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                            "height": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                            "file_name": {"type": "string"},
+                        },
+                        "required": ["image"],
+                    },
+                ]
+            },
+            "description": "Image addresses (http(s):// or s3://), or objects with one.",
+        },
+    )()
+
+
+class ImportUrlsSerializer(serializers.Serializer[Any]):
+    urls = serializers.ListField(
+        child=documented_field(
+            "WebAddressField",
+            serializers.CharField,
+            {"type": "string", "pattern": r"^https?://[^\s/?#]+", "maxLength": 2048},
+        )(),
+        min_length=1,
+        max_length=100_000,
+        help_text="http:// or https:// addresses of images (or objects with `url`).",
     )
+
+
+SplitField = documented_field(
+    "SplitField",
+    serializers.JSONField,
+    {
+        "type": "object",
+        "properties": {name: {"type": "number", "minimum": 0} for name in ("train", "val", "test")},
+        "additionalProperties": False,
+        "description": "Ratios per split; they must add up to more than zero.",
+    },
+)
+
+
+class ExportOptionsSerializer(serializers.Serializer[Any]):
+    format = serializers.ChoiceField(choices=list(FORMATS))
+    only_approved = serializers.BooleanField(required=False, default=False)
+    include_predictions = serializers.BooleanField(required=False, default=False)
+    include_images = serializers.BooleanField(required=False, default=True)
+    to_storage = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also copy the zip to the project's target storages (it needs one).",
+    )
+    split = SplitField(required=False)
+    seed = serializers.IntegerField(required=False, default=0)
 
 
 class UploadResultSerializer(serializers.Serializer[Any]):
@@ -229,8 +396,18 @@ SKIPPED = "defectlab.skipped_tasks"
 # ---------------------------------------------------------------------------- projects
 
 TASK_FILTERS = [
-    OpenApiParameter("status", str, description="Comma-separated statuses."),
-    OpenApiParameter("assignee", str, description="A user id, `me` or `none`."),
+    OpenApiParameter(
+        "status",
+        str,
+        pattern=r"^({0})(,({0}))*$".format("|".join(TaskStatus.values)),
+        description="Comma-separated statuses.",
+    ),
+    OpenApiParameter(
+        "assignee",
+        str,
+        pattern=r"^(me|none|[0-9]{1,18})$",
+        description="A user id, `me` or `none`.",
+    ),
     OpenApiParameter("has_annotation", bool),
     OpenApiParameter("has_prediction", bool),
     OpenApiParameter("label", int, description="Tasks whose annotation uses this label id."),
@@ -286,6 +463,14 @@ class ProjectViewSet(
         project = services.create_project(organization, acting_user(request), **data)
         record(request._request, "project.created", organization=organization, target=project)
         return Response(ProjectSerializer(project, context={"request": request}).data, status=201)
+
+    @extend_schema(request=ProjectChangeSerializer)
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().update(request, *args, **kwargs)
+
+    @extend_schema(request=ProjectChangeSerializer)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().partial_update(request, *args, **kwargs)
 
     def perform_update(self, serializer: Any) -> None:
         if "labels" in serializer.validated_data:
@@ -350,8 +535,13 @@ class ProjectViewSet(
             "multipart/form-data": {
                 "type": "object",
                 "properties": {
-                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    "files": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "minItems": 1,
+                    }
                 },
+                "required": ["files"],
             }
         },
         responses={201: UploadResultSerializer},
@@ -376,7 +566,10 @@ class ProjectViewSet(
             status=status.HTTP_201_CREATED,
         )
 
-    @extend_schema(request=ImportSerializer, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(
+        request=ImportSerializer,
+        responses={201: inline_serializer("ImportResult", {"created": serializers.IntegerField()})},
+    )
     @action(detail=True, methods=["post"], url_path="import", parser_classes=[JSONParser])
     def import_tasks(self, request: Request, pk: str) -> Response:
         """Create tasks from a JSON list of image addresses (http(s):// or s3://), checked row by row."""
@@ -394,8 +587,13 @@ class ProjectViewSet(
 
     @extend_schema(
         request={
-            "application/json": OpenApiTypes.OBJECT,
-            "multipart/form-data": OpenApiTypes.OBJECT,
+            "application/json": ImportUrlsSerializer,
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+                "description": "A .txt, .csv or .json list of addresses.",
+            },
         },
         responses={202: JobSerializer},
     )
@@ -426,9 +624,7 @@ class ProjectViewSet(
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(
-        request={"application/json": OpenApiTypes.OBJECT}, responses={202: JobSerializer}
-    )
+    @extend_schema(request=ExportOptionsSerializer, responses={202: JobSerializer})
     @action(detail=True, methods=["post"], parser_classes=[JSONParser])
     def export(self, request: Request, pk: str) -> Response:
         """Export the project as a dataset, as a job: `{"format": "yolo", "only_approved": false,
@@ -495,7 +691,10 @@ class ProjectViewSet(
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=AssignSerializer, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        request=AssignSerializer,
+        responses=inline_serializer("AssignResult", {"updated": serializers.IntegerField()}),
+    )
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk: str) -> Response:
         project = self.get_object()
@@ -646,7 +845,7 @@ class TaskViewSet(
             task,
             model_name=form.validated_data["model_name"],
             model_version=form.validated_data.get("model_version", ""),
-            shapes=form.validated_data["shapes"],
+            shapes=form.validated_data.get("shapes", []),
         )
         return Response(PredictionSerializer(prediction).data, status=status.HTTP_201_CREATED)
 

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet
@@ -30,6 +29,7 @@ from defectlab.params import (
     encode_key_cursor,
     query_bool,
     query_int,
+    split_url,
 )
 from defectlab.tenancy.models import Membership, Organization, User
 
@@ -49,7 +49,11 @@ COUNTER = {
 
 def clean_shape_types(value: Any) -> list[str]:
     allowed = {shape_type.value for shape_type in ShapeType}
-    if not isinstance(value, list) or not value or not all(item in allowed for item in value):
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(item, str) and item in allowed for item in value)
+    ):
         raise Invalid(
             _("Shape types must be a non-empty list drawn from: %(allowed)s.")
             % {"allowed": ", ".join(sorted(allowed))},
@@ -145,7 +149,7 @@ def create_project(organization: Organization, user: User, **fields: Any) -> Pro
     fields["tags"] = clean_tags(fields.get("tags", []))
     project = Project.objects.create(organization=organization, created_by=user, **fields)
     for order, label in enumerate(labels):
-        add_label(project, order=order, **label)
+        add_label(project, **{"order": order, **label})
     return project
 
 
@@ -235,6 +239,9 @@ def create_uploaded_tasks(project: Project, images: Iterable[IncomingImage]) -> 
         raise
 
 
+MAX_SIDE = 2**31 - 1  # the database's integer; no camera comes near it
+
+
 def _reference_row(index: int, item: Any) -> tuple[Any, ...]:
     """(image, file_name, width, height) of one checked import row."""
     entry = {"image": item} if isinstance(item, str) else item
@@ -242,7 +249,7 @@ def _reference_row(index: int, item: Any) -> tuple[Any, ...]:
     where = {"row": index + 1}
     if not isinstance(image, str) or not image:
         raise Invalid(_("Row %(row)s: each entry needs an “image” address.") % where, details=where)
-    parts = urlsplit(image)
+    parts = split_url(image)
     if parts.scheme not in ("http", "https", "s3") or not parts.netloc or len(image) > 1024:
         raise Invalid(
             _("Row %(row)s: “%(image)s” is not an http(s):// or s3:// address.")
@@ -256,6 +263,12 @@ def _reference_row(index: int, item: Any) -> tuple[Any, ...]:
         ):
             raise Invalid(
                 _("Row %(row)s: width and height must be whole numbers above zero.") % where,
+                details=where,
+            )
+        if value is not None and value > MAX_SIDE:
+            raise Invalid(
+                _("Row %(row)s: an image is at most %(max)s pixels wide or high.")
+                % {**where, "max": MAX_SIDE},
                 details=where,
             )
     name = entry.get("file_name") or parts.path.rsplit("/", 1)[-1] or parts.netloc

@@ -79,7 +79,8 @@ class StorageSettingsSerializer(serializers.Serializer[Any]):
         "non-public address must be in the organization's allowlist.",
     )
     bucket = serializers.CharField(max_length=255, required=False)
-    prefix = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    # 499: the prefix is stored with a trailing "/" in a 500-character column.
+    prefix = serializers.CharField(max_length=499, required=False, allow_blank=True)
     region = serializers.CharField(max_length=32, required=False)
     path_style = serializers.BooleanField(
         required=False, help_text="Default: on when an endpoint is given (MinIO wants it)."

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.db.models import QuerySet
-from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from django.utils.translation import gettext_lazy
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from defectlab.api import TenantViewSet, acting_user
 from defectlab.params import decode_cursor, encode_cursor
+from defectlab.schema import page_serializer
 from defectlab.tenancy import services
 from defectlab.tenancy.auth import refuse_cross_site_sign_in
 from defectlab.tenancy.models import (
@@ -32,18 +33,22 @@ from defectlab.tenancy.roles import Can
 # ---------------------------------------------------------------------------- serializers
 
 
+@extend_schema_serializer(many=False)  # GET /api/account/ answers the one account
 class UserSerializer(serializers.ModelSerializer[User]):
+    language = serializers.ChoiceField(
+        choices=["", "en", "zh-hans"],
+        required=False,
+        error_messages={
+            "invalid_choice": gettext_lazy(
+                "Choose en or zh-hans (or leave empty to follow the browser)."
+            )
+        },
+    )
+
     class Meta:
         model = User
         fields = ["id", "email", "name", "language"]
         read_only_fields = ["id", "email"]
-
-    def validate_language(self, value: str) -> str:
-        if value not in ("", "en", "zh-hans"):
-            raise serializers.ValidationError(
-                _("Choose en or zh-hans (or leave empty to follow the browser).")
-            )
-        return value
 
 
 class LoginSerializer(serializers.Serializer[Any]):
@@ -298,7 +303,10 @@ class OrganizationViewSet(
         invite.token = token  # type: ignore[attr-defined]
         return Response(NewInviteSerializer(invite).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=AuditEventSerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("cursor", str)],
+        responses=page_serializer("AuditEventPageSerializer", AuditEventSerializer),
+    )
     @action(detail=True, methods=["get"], url_path="audit-events")
     def audit_events(self, request: Request, pk: str) -> Response:
         organization = self.get_object()
