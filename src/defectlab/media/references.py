@@ -75,7 +75,7 @@ def reference_size(organization_id: int, image: str) -> tuple[int, int] | None:
             with storage.open(key) as file:
                 size = image_size(file.read(settings.MAX_UPLOAD_MB * MB))
     except (BotoCoreError, ClientError) as error:
-        raise OSError(str(storage_failure(error, storage.config))) from error
+        raise OSError(_message(storage_failure(error, storage))) from error
     return size
 
 
