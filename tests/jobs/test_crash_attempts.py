@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from defectlab.ingest.services import add_allowed_network
 from defectlab.ingest.urlimport import start_url_import
 from defectlab.jobs import queue
 from defectlab.jobs.broker import SQLiteBroker
@@ -64,8 +63,10 @@ def hanging_server() -> Iterator[Hanging]:
 @pytest.fixture
 def worker(kind: str, tmp_path: Path, settings: Any) -> Iterator[WorkerProcess]:
     settings.JOB_MAX_ATTEMPTS = LIMIT
+    settings.FETCH_ALLOWLIST = ["127.0.0.1/32"]  # the hanging server is on loopback
     with crash_worker(kind, tmp_path, settings) as process:
         process.env["DEFECTLAB_JOB_MAX_ATTEMPTS"] = str(LIMIT)
+        process.env["DEFECTLAB_FETCH_ALLOWLIST"] = "127.0.0.1/32"
         yield process
 
 
@@ -81,7 +82,6 @@ def test_a_job_killed_on_every_attempt_stops_exactly_at_the_limit(
     tenant: Tenant, hanging_server: Hanging, worker: WorkerProcess, settings: Any
 ) -> None:
     owner = tenant.user(Role.OWNER)
-    add_allowed_network(tenant.organization, owner, "127.0.0.1/32")
     port = hanging_server.server_address[1]
     job = start_url_import(tenant.project, [f"http://127.0.0.1:{port}/panel.png"], owner)
 

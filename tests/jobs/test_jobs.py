@@ -97,7 +97,23 @@ def test_a_passing_failure_is_retried_then_fails_for_good(
     run_job(job.pk)  # the last attempt: no more retries, the job says why
     job.refresh_from_db()
     assert job.state == JobState.FAILED and job.attempts == 2
-    assert job.error == "ConnectionResetError: storage went away"
+    assert job.error == "A connection or file error stopped the job: storage went away"
+
+
+def test_an_unexpected_error_is_told_without_python_class_names(
+    tenant: Tenant, behaviour: dict[str, Any], settings: Any
+) -> None:
+    settings.JOB_MAX_ATTEMPTS = 1
+    owner = tenant.user(Role.OWNER)
+    owner.language = "zh-hans"
+    owner.save(update_fields=["language"])
+    behaviour["fail"] = KeyError("label")
+    job = start_job(tenant.organization, "test", user=owner)
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert "KeyError" not in job.error and "Error" not in job.error
+    assert job.error == "任务因意外错误而停止（'label'）；详情见 worker 的日志。"
 
 
 def test_cancelling_a_queued_job_stops_it_before_it_runs(

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from defectlab.ingest.services import add_allowed_network
 from defectlab.ingest.urlimport import start_url_import
 from defectlab.jobs.models import Job, JobState, WorkerHeartbeat
 from defectlab.jobs.supervisor import WorkerSupervisor
@@ -109,9 +108,12 @@ def test_a_killed_worker_is_replaced_and_the_next_job_runs(
 ) -> None:
     caplog.set_level(logging.INFO, LOGGER)
     owner = tenant.user(Role.OWNER)
-    add_allowed_network(tenant.organization, owner, "127.0.0.1/32")
+    settings.FETCH_ALLOWLIST = ["127.0.0.1/32"]  # the image server is on loopback
     with crash_worker(kind, tmp_path, settings) as template:
-        env = template.env | {"DEFECTLAB_WORKER_HEARTBEAT_SECONDS": "1"}
+        env = template.env | {
+            "DEFECTLAB_WORKER_HEARTBEAT_SECONDS": "1",
+            "DEFECTLAB_FETCH_ALLOWLIST": "127.0.0.1/32",
+        }
         supervisor = WorkerSupervisor(WorkerProcess.command(), env=env, min_backoff=0.1)
         supervised.append(supervisor)
         supervisor.start()

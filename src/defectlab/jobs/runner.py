@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from defectlab.errors import DefectLabError
@@ -125,11 +126,7 @@ def run_job(job_id: int) -> None:
             _finish(job, JobState.FAILED, error=refusal.message, progress=progress)
         except Exception as error:
             log.exception("job %s (%s) failed on attempt %s", job.pk, job.kind, job.attempts)
-            message = (
-                str(error)
-                if isinstance(error, PassingFailure)
-                else f"{type(error).__name__}: {error}"
-            )
+            message = _plain(error)
             if job.attempts < settings.JOB_MAX_ATTEMPTS:
                 Job.objects.filter(pk=job.pk).update(
                     state=JobState.QUEUED, error=message, updated_at=timezone.now()
@@ -138,6 +135,23 @@ def run_job(job_id: int) -> None:
             _finish(job, JobState.FAILED, error=message, progress=progress)
         else:
             _finish(job, JobState.SUCCEEDED, result=result or {}, progress=progress)
+
+
+def _plain(error: Exception) -> str:
+    """A failure as the job's error, for people: never a Python class name (the log above has
+    the traceback)."""
+    if isinstance(error, PassingFailure):
+        return str(error)
+    reason = str(error).strip()
+    if isinstance(error, OSError):
+        if not reason:
+            return _("A connection or file error stopped the job.")
+        return _("A connection or file error stopped the job: %(reason)s") % {"reason": reason}
+    if not reason:
+        return _("The job stopped on an unexpected error; the worker's log has the details.")
+    return _(
+        "The job stopped on an unexpected error (%(reason)s); the worker's log has the details."
+    ) % {"reason": reason}
 
 
 def _take(job: Job) -> bool:
