@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from defectlab.cli import main
 from defectlab.jobs.models import Job, JobState
+from defectlab.labeling import services
+from defectlab.labeling.models import Task
 from defectlab.tenancy.models import Role
 from tests.conftest import Tenant, annotate
 
@@ -43,6 +47,24 @@ def test_export_writes_the_zip_with_a_progress_bar(tenant: Tenant, tmp_path: Pat
     names = zipfile.ZipFile(out).namelist()
     assert len([n for n in names if n.startswith("images/")]) == 3
     assert Job.objects.filter(kind="export").latest("id").params["include_unlabeled"] is True
+
+
+def test_export_names_the_images_it_left_out(tenant: Tenant, tmp_path: Path, settings: Any) -> None:
+    settings.FETCH_ALLOWLIST = ["127.0.0.1/32"]
+    settings.JOB_MAX_ATTEMPTS = 1
+    with socket.socket() as probe:  # a port nobody listens on: the image's host is down
+        probe.bind(("127.0.0.1", 0))
+        down = probe.getsockname()[1]
+    services.import_references(tenant.project, [{"image": f"http://127.0.0.1:{down}/gone.png"}])
+    gone = Task.objects.filter(project=tenant.project).latest("id")
+    out = tmp_path / "dataset.zip"
+    code, output = run(
+        "export", str(tenant.project.pk), "--format", "yolo", "--out", str(out),
+        "--include-unlabeled",
+    )  # fmt: skip
+    assert code == 0, output
+    assert f"Left out task {gone.pk} (gone.png): " in output
+    assert f"Wrote {out} (3 images)." in output
 
 
 def test_a_bad_export_option_is_a_clear_error(tenant: Tenant) -> None:

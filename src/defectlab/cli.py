@@ -333,6 +333,15 @@ def export(
         raise click.ClickException(getattr(error, "message", str(error))) from None
     job = _run_with_progress(job, "Exporting")
     key = job.result["key"]
+    for warning in job.result.get("warnings", []):
+        click.echo(
+            f"Left out task {warning['task']} ({warning['file_name']}): {warning['reason']}",
+            err=True,
+        )
+    if job.result.get("missing", 0) > len(job.result.get("warnings", [])):
+        click.echo(
+            f"{job.result['missing']} tasks left out in all; job {job.pk} lists them.", err=True
+        )
     if out:
         with default_storage().open(key) as source, open(out, "wb") as target:
             shutil.copyfileobj(source, target, 1024 * 1024)
