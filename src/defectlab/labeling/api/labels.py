@@ -8,12 +8,8 @@ from rest_framework import mixins
 
 from defectlab.api import TenantViewSet
 from defectlab.labeling import services
-from defectlab.labeling.api.serializers import (
-    LabelSerializer,
-)
-from defectlab.labeling.models import (
-    Label,
-)
+from defectlab.labeling.api.serializers import LabelSerializer
+from defectlab.labeling.models import Label
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record
 

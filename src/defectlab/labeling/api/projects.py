@@ -24,11 +24,7 @@ from defectlab.labeling.api.serializers import (
     task_rows,
 )
 from defectlab.labeling.api.transfers import ProjectTransfers
-from defectlab.labeling.models import (
-    Project,
-    Task,
-    TaskStatus,
-)
+from defectlab.labeling.models import Project, Task, TaskStatus
 from defectlab.params import query_int
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require

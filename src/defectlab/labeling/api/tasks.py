@@ -19,11 +19,7 @@ from defectlab.labeling.api.serializers import (
     SaveAnnotationSerializer,
     TaskSerializer,
 )
-from defectlab.labeling.models import (
-    Annotation,
-    AnnotationVersion,
-    Task,
-)
+from defectlab.labeling.models import Annotation, AnnotationVersion, Task
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require
 
