@@ -289,7 +289,7 @@ def test_connections_go_to_the_checked_address_without_resolving_again(
         s3_server, bucket, tenant, endpoint_url=f"http://{name}:{s3_server.port}"
     )
     resolver = Resolver({name: ["127.0.0.1"]})
-    assert connections.test_connection(storage, resolver=resolver) == []
+    assert connections.connection_problems(storage, resolver=resolver) == []
     assert resolver.asked == [name]
     opened = connections.open_storage(storage, resolver=resolver)
     opened.save("a.png", b"bytes")
@@ -297,7 +297,7 @@ def test_connections_go_to_the_checked_address_without_resolving_again(
     opened.close()
     # The same name answering a private address the organization did not allow: refused.
     rebound = Resolver({name: ["10.0.0.7"]})
-    [problem] = connections.test_connection(storage, resolver=rebound)
+    [problem] = connections.connection_problems(storage, resolver=rebound)
     assert (problem["code"], problem["rule"]) == ("refused", "private")
 
 

@@ -1,4 +1,4 @@
-"""`test_connection` against the loopback S3 server and against loopback ports that refuse, stay
+"""`storage_problems` against the loopback S3 server and against loopback ports that refuse, stay
 silent or speak no TLS. Every diagnosis is checked by its stable code and must carry a message.
 No request leaves this machine (see `loopback_only` in conftest.py)."""
 
@@ -27,14 +27,14 @@ def codes(problems: list[s3check.StorageProblem]) -> list[str]:
 
 
 def test_connection_ok(s3_server: LoopbackS3, bucket: str) -> None:
-    assert s3check.test_connection(config_for(s3_server, bucket, sse="AES256")) == []
+    assert s3check.storage_problems(config_for(s3_server, bucket, sse="AES256")) == []
     raw = admin_client(s3_server)
     assert "Contents" not in raw.list_objects_v2(Bucket=bucket)  # the probe was cleaned up
     raw.close()
 
 
 def test_connection_bucket_missing(s3_server: LoopbackS3) -> None:
-    problems = s3check.test_connection(config_for(s3_server, "no-such-bucket-here"))
+    problems = s3check.storage_problems(config_for(s3_server, "no-such-bucket-here"))
     assert codes(problems) == ["bucket_missing"]
     assert "no-such-bucket-here" in problems[0].message
 
@@ -51,7 +51,7 @@ def test_connection_refused(bucket: str) -> None:
             secret_key="b",
             path_style=True,
         )
-        problems = s3check.test_connection(config)
+        problems = s3check.storage_problems(config)
     assert codes(problems) == ["refused"]
     assert str(port) in problems[0].message
 
@@ -64,7 +64,7 @@ def test_connection_dns_failure(bucket: str) -> None:
         secret_key="b",
         path_style=True,
     )
-    problems = s3check.test_connection(config)
+    problems = s3check.storage_problems(config)
     assert codes(problems) == ["dns"]
     assert "s3.defectlab.invalid" in problems[0].message
 
@@ -82,13 +82,13 @@ def test_connection_timeout(bucket: str) -> None:
             secret_key="b",
             path_style=True,
         )
-        assert codes(s3check.test_connection(config, timeout=0.3)) == ["timeout"]
+        assert codes(s3check.storage_problems(config, timeout=0.3)) == ["timeout"]
 
 
 def test_connection_tls_error(s3_server: LoopbackS3, bucket: str) -> None:
     # https:// to a server that speaks plain HTTP.
     config = config_for(s3_server, bucket, endpoint_url=f"https://127.0.0.1:{s3_server.port}")
-    assert codes(s3check.test_connection(config)) == ["tls"]
+    assert codes(s3check.storage_problems(config)) == ["tls"]
 
 
 def test_connection_unreachable_is_named() -> None:
@@ -105,7 +105,7 @@ def test_connection_region_mismatch(s3_server: LoopbackS3) -> None:
     raw = admin_client(s3_server, "eu-west-1")
     raw.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     raw.close()
-    problems = s3check.test_connection(config_for(s3_server, name, region="us-east-1"))
+    problems = s3check.storage_problems(config_for(s3_server, name, region="us-east-1"))
     assert codes(problems) == ["region_mismatch"]
     assert "eu-west-1" in problems[0].message
 
@@ -113,9 +113,9 @@ def test_connection_region_mismatch(s3_server: LoopbackS3) -> None:
 def test_connection_sse_unsupported_like_minio(s3_server: LoopbackS3, bucket: str) -> None:
     s3_server.check.refuse_sse.add(bucket)
     try:
-        problems = s3check.test_connection(config_for(s3_server, bucket, sse="AES256"))
+        problems = s3check.storage_problems(config_for(s3_server, bucket, sse="AES256"))
         assert codes(problems) == ["sse_unsupported"]
-        assert s3check.test_connection(config_for(s3_server, bucket)) == []  # without SSE: fine
+        assert s3check.storage_problems(config_for(s3_server, bucket)) == []  # without SSE: fine
     finally:
         s3_server.check.refuse_sse.discard(bucket)
     raw = admin_client(s3_server)
@@ -126,7 +126,7 @@ def test_connection_sse_unsupported_like_minio(s3_server: LoopbackS3, bucket: st
 def test_connection_sse_silently_ignored(s3_server: LoopbackS3, bucket: str) -> None:
     s3_server.check.ignore_sse.add(bucket)
     try:
-        problems = s3check.test_connection(config_for(s3_server, bucket, sse="AES256"))
+        problems = s3check.storage_problems(config_for(s3_server, bucket, sse="AES256"))
     finally:
         s3_server.check.ignore_sse.discard(bucket)
     assert codes(problems) == ["sse_unsupported"]
@@ -156,7 +156,7 @@ def test_connection_credentials_and_permissions(s3_server: LoopbackS3, bucket: s
         key = keys[role]
         credentials = {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
         config = config_for(s3_server, bucket, **{**credentials, **changes})
-        return codes(s3check.test_connection(config))
+        return codes(s3check.storage_problems(config))
 
     with s3_server.iam_checks():
         assert check("full") == []

@@ -123,3 +123,17 @@ def test_a_manager_turns_self_approval_on_and_off_on_the_settings_page(tenant: T
     client.post(url, fields)  # an unticked box is not sent at all
     tenant.project.refresh_from_db()
     assert tenant.project.allow_self_approval is False
+
+
+def test_the_members_page_offers_role_changes_and_invites_to_admins_not_to_managers(
+    tenant: Tenant,
+) -> None:
+    # A manager manages projects, not people: the page lists the members and offers nothing.
+    url = f"/o/{tenant.organization.pk}/members/"
+    manager_page = signed_in(tenant.user(Role.MANAGER)).get(url).content.decode()
+    admin_page = signed_in(tenant.user(Role.ADMIN)).get(url).content.decode()
+    for page in (manager_page, admin_page):
+        assert tenant.user(Role.ANNOTATOR).email in page
+    for form in ('value="role"', 'value="remove"', 'value="invite"'):
+        assert form in admin_page
+        assert form not in manager_page

@@ -194,7 +194,38 @@ def _load_file(
     *,
     single: bool,
 ) -> None:
+    """One COCO JSON file's categories, tags, images and annotations, checked in that order,
+    appended to ``items`` (one per image, with its shapes)."""
     data = _object(parse_json(source.read(name), name), name)
+    categories = _categories(data, name, labels)
+    declared_tags = data.get("tags", [])
+    if not isinstance(declared_tags, list):
+        raise DatasetError(_("“%(key)s” must be a list.") % {"key": "tags"}, where=name)
+    for position, tag in enumerate(declared_tags):
+        tags.add(tag, at(name, f"tags[{position}]"))
+    split_part, split = _split(name)
+    records = _image_records(data, name, limits, tags)
+    shapes = _shapes_by_image(data, name, categories, records, odd)
+    for image_id, record in records.items():
+        file_name = record["file_name"]
+        path = _find_image(source, name, split_part, file_name)
+        items.append(
+            DatasetItem(
+                key=str(image_id) if single else f"{name}#{image_id}",
+                file_name=file_name,
+                width=record["width"],
+                height=record["height"],
+                shapes=shapes[image_id],
+                tags=record["tags"],
+                split=split,
+                image=source.opener(path) if path else None,
+                image_ref=None if path else file_name,
+            )
+        )
+
+
+def _categories(data: dict[str, Any], name: str, labels: Names) -> dict[int, int]:
+    """The file's category ids, each mapped to its label (unique ids)."""
     categories: dict[int, int] = {}
     for position, raw in enumerate(_list(data, "categories", name)):
         where = at(name, f"categories[{position}]")
@@ -205,16 +236,15 @@ def _load_file(
                 _("Two categories have the id %(id)s.") % {"id": category_id}, where=where
             )
         categories[category_id] = labels.add(category.get("name"), where, category.get("color"))
+    return categories
 
-    declared_tags = data.get("tags", [])
-    if not isinstance(declared_tags, list):
-        raise DatasetError(_("“%(key)s” must be a list.") % {"key": "tags"}, where=name)
-    for position, tag in enumerate(declared_tags):
-        tags.add(tag, at(name, f"tags[{position}]"))
 
-    split_part, split = _split(name)
+def _image_records(
+    data: dict[str, Any], name: str, limits: Limits, tags: Names
+) -> dict[object, dict[str, Any]]:
+    """The file's images by id: a safe file name, a positive size within the pixel limit, and
+    their tags (added to ``tags``)."""
     records: dict[object, dict[str, Any]] = {}
-    shapes: dict[object, list[Shape]] = {}
     for position, raw in enumerate(_list(data, "images", name)):
         where = at(name, f"images[{position}]")
         record = _object(raw, where)
@@ -239,8 +269,19 @@ def _load_file(
             "height": height,
             "tags": [tag.strip() for tag in image_tags],
         }
-        shapes[image_id] = []
+    return records
 
+
+def _shapes_by_image(
+    data: dict[str, Any],
+    name: str,
+    categories: dict[int, int],
+    records: dict[object, dict[str, Any]],
+    odd: _Odd,
+) -> dict[object, list[Shape]]:
+    """The file's annotations as shapes, by image id (every image has a list, maybe empty);
+    an annotation must name a known image and category."""
+    shapes: dict[object, list[Shape]] = {image_id: [] for image_id in records}
     for position, raw in enumerate(_list(data, "annotations", name, required=False)):
         where = at(name, f"annotations[{position}]")
         annotation = _object(raw, where)
@@ -265,23 +306,7 @@ def _load_file(
         shapes[image_id].extend(
             _shapes(annotation, categories[category_ref], records[image_id], where, odd)
         )
-
-    for image_id, record in records.items():
-        file_name = record["file_name"]
-        path = _find_image(source, name, split_part, file_name)
-        items.append(
-            DatasetItem(
-                key=str(image_id) if single else f"{name}#{image_id}",
-                file_name=file_name,
-                width=record["width"],
-                height=record["height"],
-                shapes=shapes[image_id],
-                tags=record["tags"],
-                split=split,
-                image=source.opener(path) if path else None,
-                image_ref=None if path else file_name,
-            )
-        )
+    return shapes
 
 
 def _shapes(

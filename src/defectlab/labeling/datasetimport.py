@@ -330,6 +330,9 @@ def _reference(item: DatasetItem) -> _Row:
 def _commit(
     job: Job, project: Project, dataset: ImportedDataset, rows: Sequence[_Row]
 ) -> dict[str, Any]:
+    """Everything the checked rows bring lands in one transaction, once per job: the widened
+    schema, the tasks, their annotations and predictions, the counters; the job's result says
+    what landed."""
     with transaction.atomic():
         # The job row's lock serialises two runs of one job; the second finds the first's mark.
         locked = Job.objects.select_for_update().get(pk=job.pk)
@@ -337,75 +340,10 @@ def _commit(
             return dict(locked.result)
         project = Project.objects.select_for_update().get(pk=project.pk)
         schema = _apply_schema(project, dataset)
-        author_id = job.started_by_id
-        tasks = Task.objects.bulk_create(
-            [
-                Task(
-                    organization_id=project.organization_id,
-                    project=project,
-                    image=row.image,
-                    file_name=row.item.file_name[-255:],
-                    width=row.width,
-                    height=row.height,
-                    size_bytes=row.size_bytes,
-                    status=TaskStatus.SUBMITTED if _annotated(row.item) else TaskStatus.NEW,
-                    has_annotation=_annotated(row.item),
-                    has_prediction=bool(row.item.predictions),
-                )
-                for row in rows
-            ],
-            batch_size=500,
+        tasks = _create_tasks(project, rows)
+        submitted, predictions = _create_annotations_and_predictions(
+            job, project, schema, tasks, rows
         )
-        annotations: list[Annotation] = []
-        links: list[TaskLabel] = []
-        predictions: list[Prediction] = []
-        for task, row in zip(tasks, rows, strict=True):
-            item = row.item
-            if item.predictions:
-                predictions.append(
-                    Prediction(
-                        organization_id=project.organization_id,
-                        task=task,
-                        model_name=PREDICTION_MODEL,
-                        model_version=str(job.params.get("format", ""))[:100],
-                        shapes=_shapes(item.predictions, schema, keep_scores=True),
-                    )
-                )
-            if not _annotated(item):
-                continue
-            shapes = _shapes(item.shapes, schema, keep_scores=False)
-            annotations.append(
-                Annotation(
-                    organization_id=project.organization_id,
-                    task=task,
-                    version=1,
-                    shapes=shapes,
-                    tags=list(dict.fromkeys(item.tags)),
-                    author_id=author_id,
-                )
-            )
-            links.extend(
-                TaskLabel(task=task, label_id=label)
-                for label in sorted({shape["label"] for shape in shapes})
-            )
-        Annotation.objects.bulk_create(annotations, batch_size=500)
-        AnnotationVersion.objects.bulk_create(
-            [
-                AnnotationVersion(
-                    organization_id=project.organization_id,
-                    annotation=annotation,
-                    version=1,
-                    shapes=annotation.shapes,
-                    tags=annotation.tags,
-                    author_id=author_id,
-                )
-                for annotation in annotations
-            ],
-            batch_size=500,
-        )
-        TaskLabel.objects.bulk_create(links, batch_size=1000)
-        Prediction.objects.bulk_create(predictions, batch_size=500)
-        submitted = len(annotations)
         Project.objects.filter(pk=project.pk).update(
             count_new=F("count_new") + len(tasks) - submitted,
             count_submitted=F("count_submitted") + submitted,
@@ -417,7 +355,7 @@ def _commit(
             "annotated": submitted,
             "images": sum(1 for row in rows if row.size_bytes is not None),
             "references": sum(1 for row in rows if row.size_bytes is None),
-            "predictions": len(predictions),
+            "predictions": predictions,
             "labels_created": schema.created,
             "labels_extended": schema.extended,
             "tags_added": schema.tags_added,
@@ -426,6 +364,86 @@ def _commit(
         }
         Job.objects.filter(pk=job.pk).update(result=result)
     return result
+
+
+def _create_tasks(project: Project, rows: Sequence[_Row]) -> list[Task]:
+    """One task per row: submitted when the dataset annotated it, new otherwise."""
+    return Task.objects.bulk_create(
+        [
+            Task(
+                organization_id=project.organization_id,
+                project=project,
+                image=row.image,
+                file_name=row.item.file_name[-255:],
+                width=row.width,
+                height=row.height,
+                size_bytes=row.size_bytes,
+                status=TaskStatus.SUBMITTED if _annotated(row.item) else TaskStatus.NEW,
+                has_annotation=_annotated(row.item),
+                has_prediction=bool(row.item.predictions),
+            )
+            for row in rows
+        ],
+        batch_size=500,
+    )
+
+
+def _create_annotations_and_predictions(
+    job: Job, project: Project, schema: _Schema, tasks: Sequence[Task], rows: Sequence[_Row]
+) -> tuple[int, int]:
+    """The rows' annotations (version 1, by whoever started the job, with their history and
+    label index) and predictions, for the tasks just created; how many of each."""
+    author_id = job.started_by_id
+    annotations: list[Annotation] = []
+    links: list[TaskLabel] = []
+    predictions: list[Prediction] = []
+    for task, row in zip(tasks, rows, strict=True):
+        item = row.item
+        if item.predictions:
+            predictions.append(
+                Prediction(
+                    organization_id=project.organization_id,
+                    task=task,
+                    model_name=PREDICTION_MODEL,
+                    model_version=str(job.params.get("format", ""))[:100],
+                    shapes=_shapes(item.predictions, schema, keep_scores=True),
+                )
+            )
+        if not _annotated(item):
+            continue
+        shapes = _shapes(item.shapes, schema, keep_scores=False)
+        annotations.append(
+            Annotation(
+                organization_id=project.organization_id,
+                task=task,
+                version=1,
+                shapes=shapes,
+                tags=list(dict.fromkeys(item.tags)),
+                author_id=author_id,
+            )
+        )
+        links.extend(
+            TaskLabel(task=task, label_id=label)
+            for label in sorted({shape["label"] for shape in shapes})
+        )
+    Annotation.objects.bulk_create(annotations, batch_size=500)
+    AnnotationVersion.objects.bulk_create(
+        [
+            AnnotationVersion(
+                organization_id=project.organization_id,
+                annotation=annotation,
+                version=1,
+                shapes=annotation.shapes,
+                tags=annotation.tags,
+                author_id=author_id,
+            )
+            for annotation in annotations
+        ],
+        batch_size=500,
+    )
+    TaskLabel.objects.bulk_create(links, batch_size=1000)
+    Prediction.objects.bulk_create(predictions, batch_size=500)
+    return len(annotations), len(predictions)
 
 
 def _annotated(item: DatasetItem) -> bool:

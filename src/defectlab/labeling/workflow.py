@@ -67,7 +67,7 @@ def check(task: Task, user: User, act: Act) -> None:
     right now, NotFound for someone outside the organization."""
     verdict = act in (Act.APPROVE, Act.REJECT)
     role = require(user, task.organization_id, Can.REVIEW if verdict else Can.ANNOTATE)
-    manages = allows(role, Can.MANAGE_PROJECTS)
+    manages_projects = allows(role, Can.MANAGE_PROJECTS)  # managers, admins, owners
     own = task.submitted_by_id is not None and task.submitted_by_id == user.pk
     if verdict:
         if task.status != TaskStatus.SUBMITTED:
@@ -78,14 +78,14 @@ def check(task: Task, user: User, act: Act) -> None:
             )
         return
     if task.status in OPEN_FOR_LABELING:
-        if not manages and task.assignee_id not in (None, user.pk):
+        if not manages_projects and task.assignee_id not in (None, user.pk):
             raise Forbidden(_("This task is assigned to someone else."), code="assigned_elsewhere")
     elif act == Act.SUBMIT:
         raise Forbidden(
             _("This task was submitted already. Save your corrections without submitting."),
             code="already_submitted",
         )
-    elif not manages:
+    elif not manages_projects:
         if not allows(role, Can.REVIEW):
             if task.status == TaskStatus.APPROVED:
                 raise Forbidden(
@@ -99,7 +99,7 @@ def check(task: Task, user: User, act: Act) -> None:
             raise Forbidden(
                 _("You submitted this work, so someone else must correct it."), code="own_work"
             )
-    if _held_by_other(task, user) and not manages:
+    if _held_by_other(task, user) and not manages_projects:
         raise Conflict(_("Someone else is working on this task."), code="locked")
 
 
@@ -312,73 +312,95 @@ def save_annotation(
         if unchecked and task.width and task.height:
             # The size was learned meanwhile (and the shapes then saved fitted to it).
             clean_shapes(project, task, shapes)
-        current = Annotation.objects.filter(task=task).first()
-        if current is None:
-            if base_version:
-                raise Conflict(_("This annotation changed since you opened it."), code="stale")
-            try:
-                with transaction.atomic():
-                    annotation = Annotation.objects.create(
-                        organization_id=task.organization_id,
-                        task=task,
-                        version=1,
-                        shapes=cleaned,
-                        tags=image_tags,
-                        author=user,
-                        lead_time=lead_time,
-                    )
-            except IntegrityError:
-                raise _stale(Annotation.objects.get(task=task)) from None
-        else:
-            updated = Annotation.objects.filter(pk=current.pk, version=base_version or 0).update(
-                version=current.version + 1,
-                shapes=cleaned,
-                tags=image_tags,
-                author=user,
-                lead_time=current.lead_time + lead_time,
-                updated_at=timezone.now(),
-            )
-            if not updated:
-                raise _stale(current)
-            annotation = Annotation.objects.get(pk=current.pk)
-        AnnotationVersion.objects.create(
-            organization_id=task.organization_id,
-            annotation=annotation,
-            version=annotation.version,
-            shapes=cleaned,
-            tags=image_tags,
-            author=user,
-            lead_time=lead_time,
+        annotation = _write_version(
+            task, user, base_version, shapes=cleaned, tags=image_tags, lead_time=lead_time
         )
         _index_labels(task, cleaned)
-        task.has_annotation = True
-        if submit:
-            set_status(task, TaskStatus.SUBMITTED)
-            task.submitted_by = user
-            if task.lock_owner_id == user.pk:
-                task.lock_owner = None
-                task.lock_expires_at = None
-            # Once committed, queue a write of this version to the project's target storages
-            # (jobs: a broken target never blocks or loses the save; see media.sync).
-            transaction.on_commit(
-                partial(
-                    annotation_submitted, task.pk, task.project_id, annotation.version, user.pk
-                ),
-                robust=True,
-            )
-        elif task.status == TaskStatus.NEW:
-            set_status(task, TaskStatus.IN_PROGRESS)
-        task.save(
-            update_fields=[
-                "has_annotation",
-                "status",
-                "submitted_by",
-                "lock_owner",
-                "lock_expires_at",
-                "updated_at",
-            ]
-        )
+        _mark_saved(task, user, annotation, submit=submit)
     return annotation
+
+
+def _write_version(
+    task: Task,
+    user: User,
+    base_version: int | None,
+    *,
+    shapes: list[dict[str, Any]],
+    tags: list[str],
+    lead_time: float,
+) -> Annotation:
+    """The task's annotation moved from ``base_version`` to the next version, and that version
+    kept in the history; Conflict (nothing written) when someone saved in between. Inside the
+    caller's transaction, with the task locked."""
+    current = Annotation.objects.filter(task=task).first()
+    if current is None:
+        if base_version:
+            raise Conflict(_("This annotation changed since you opened it."), code="stale")
+        try:
+            with transaction.atomic():
+                annotation = Annotation.objects.create(
+                    organization_id=task.organization_id,
+                    task=task,
+                    version=1,
+                    shapes=shapes,
+                    tags=tags,
+                    author=user,
+                    lead_time=lead_time,
+                )
+        except IntegrityError:
+            raise _stale(Annotation.objects.get(task=task)) from None
+    else:
+        updated = Annotation.objects.filter(pk=current.pk, version=base_version or 0).update(
+            version=current.version + 1,
+            shapes=shapes,
+            tags=tags,
+            author=user,
+            lead_time=current.lead_time + lead_time,
+            updated_at=timezone.now(),
+        )
+        if not updated:
+            raise _stale(current)
+        annotation = Annotation.objects.get(pk=current.pk)
+    AnnotationVersion.objects.create(
+        organization_id=task.organization_id,
+        annotation=annotation,
+        version=annotation.version,
+        shapes=shapes,
+        tags=tags,
+        author=user,
+        lead_time=lead_time,
+    )
+    return annotation
+
+
+def _mark_saved(task: Task, user: User, annotation: Annotation, *, submit: bool) -> None:
+    """The task's status, submitter and lock after a save (submitted, or in progress when it
+    was new); a submission also queues the write to the project's target storages."""
+    task.has_annotation = True
+    if submit:
+        set_status(task, TaskStatus.SUBMITTED)
+        task.submitted_by = user
+        if task.lock_owner_id == user.pk:
+            task.lock_owner = None
+            task.lock_expires_at = None
+        # Once committed, queue a write of this version to the project's target storages
+        # (jobs: a broken target never blocks or loses the save; see media.sync).
+        transaction.on_commit(
+            partial(annotation_submitted, task.pk, task.project_id, annotation.version, user.pk),
+            robust=True,
+        )
+    elif task.status == TaskStatus.NEW:
+        set_status(task, TaskStatus.IN_PROGRESS)
+    task.save(
+        update_fields=[
+            "has_annotation",
+            "status",
+            "submitted_by",
+            "lock_owner",
+            "lock_expires_at",
+            "updated_at",
+        ]
+    )
 
 
 def _stale(current: Annotation) -> Conflict:

@@ -245,7 +245,7 @@ class StorageConnectionViewSet(
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str) -> Response:
         """Test the saved settings: reach the store, list, write and delete a probe object."""
-        return _tested(connections.test_connection(self.get_object()))
+        return _tested(connections.connection_problems(self.get_object()))
 
     @extend_schema(request=StorageSettingsSerializer, responses=TestResultSerializer)
     @action(detail=False, methods=["post"])
@@ -262,7 +262,7 @@ class StorageConnectionViewSet(
         draft = connections.draft_connection(
             project, role=data.get("role") or StorageRole.SOURCE, secret_key=secret, **_fields(data)
         )
-        return _tested(connections.test_connection(draft, secret_key=secret))
+        return _tested(connections.connection_problems(draft, secret_key=secret))
 
     @extend_schema(request=None, responses={202: JobSerializer})
     @action(detail=True, methods=["post"])

@@ -181,7 +181,7 @@ def draft_connection(
     project: Project, *, role: str, secret_key: str, **fields: Any
 ) -> StorageConnection:
     """An unsaved connection from settings a person entered: checked, normalised, ready to test
-    (with ``test_connection(draft, secret_key=...)``) or to save."""
+    (with ``connection_problems(draft, secret_key=...)``) or to save."""
     if role not in StorageRole.values:
         raise Invalid(
             _("A storage is a source (images come in) or a target (annotations go out)."),
@@ -406,10 +406,10 @@ def _endpoint_of(config: S3Config) -> str:
     return config.endpoint_url or f"https://s3.{config.region}.amazonaws.com"
 
 
-# ---------------------------------------------------------------------------- testing
+# ---------------------------------------------------------------------------- checking
 
 
-def test_connection(
+def connection_problems(
     connection: StorageConnection,
     *,
     resolver: Resolver | None = None,
@@ -434,28 +434,10 @@ def test_connection(
         config, addresses, connect_timeout=timeout, read_timeout=timeout, attempts=1
     )
     try:
-        problems = _diagnose(client, config, _seconds(timeout))
+        problems = s3check.problems_on(client, config, _seconds(timeout))
     finally:
         client.close()
     return [{"code": problem.code, "message": problem.message} for problem in problems]
-
-
-# Not a test: keep pytest from collecting it when a test module imports it by name.
-test_connection.__test__ = False  # type: ignore[attr-defined]
-
-
-def _diagnose(client: S3Client, config: S3Config, timeout: float) -> list[s3check.StorageProblem]:
-    """``s3check.test_connection``'s steps, on a client pinned to the checked addresses."""
-    where = s3check._Where(client.meta.endpoint_url, config, timeout)
-    try:
-        client.list_objects_v2(Bucket=config.bucket, Prefix=config.prefix, MaxKeys=1)
-    except (BotoCoreError, ClientError) as error:
-        return [s3check._diagnose(error, where, "list")]
-    problems: list[s3check.StorageProblem] = []
-    actual = s3check._bucket_region(client, config)
-    if actual and actual != config.region:
-        problems.append(s3check._region_problem(where, actual))
-    return problems + s3check._probe_write(client, config, where)
 
 
 # ---------------------------------------------------------------------------- references

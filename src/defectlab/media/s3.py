@@ -8,7 +8,7 @@ What other tools get wrong, and this module does not (DESIGN.md, "Media"):
 - Server-side encryption headers are sent only when configured: MinIO without a KMS rejects them.
 - Reads stream; big uploads go in parts.
 
-Next to it: `s3check.test_connection` explains a broken configuration in plain words, and
+Next to it: `s3check.storage_problems` explains a broken configuration in plain words, and
 `s3proxy.serve_object` streams byte ranges through the app for networks that cannot reach the
 bucket."""
 

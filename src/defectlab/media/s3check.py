@@ -52,29 +52,31 @@ class StorageProblem(Invalid):
         super().__init__(message, code=code)
 
 
-def test_connection(config: S3Config, *, timeout: float = 5.0) -> list[StorageProblem]:
+def storage_problems(config: S3Config, *, timeout: float = 5.0) -> list[StorageProblem]:
     """Everything wrong with ``config``, most fundamental first; an empty list means it works.
     A problem that stops the check (no connection, no bucket) is the only one returned."""
     client = make_client(
         config, config.endpoint_url, connect_timeout=timeout, read_timeout=timeout, attempts=1
     )
+    try:
+        return problems_on(client, config, timeout)
+    finally:
+        client.close()
+
+
+def problems_on(client: S3Client, config: S3Config, timeout: float) -> list[StorageProblem]:
+    """``storage_problems``' steps (list, region, write and delete a probe) on a client the
+    caller made: ``connections`` passes one pinned to the addresses its policy checked."""
     where = _Where(client.meta.endpoint_url, config, timeout)
     try:
         client.list_objects_v2(Bucket=config.bucket, Prefix=config.prefix, MaxKeys=1)
     except (BotoCoreError, ClientError) as error:
         return [_diagnose(error, where, "list")]
-    else:
-        problems: list[StorageProblem] = []
-        actual = _bucket_region(client, config)
-        if actual and actual != config.region:
-            problems.append(_region_problem(where, actual))
-        return problems + _probe_write(client, config, where)
-    finally:
-        client.close()
-
-
-# Not a test: keep pytest from collecting it when a test module imports it by name.
-test_connection.__test__ = False  # type: ignore[attr-defined]
+    problems: list[StorageProblem] = []
+    actual = _bucket_region(client, config)
+    if actual and actual != config.region:
+        problems.append(_region_problem(where, actual))
+    return problems + _probe_write(client, config, where)
 
 
 class _Where:

@@ -83,14 +83,14 @@ def _act(request: HttpRequest, project: Project) -> HttpResponse | list[dict[str
             connections.delete_connection(existing)
             messages.success(request, _("The storage was removed; its tasks stay."))
             return redirect("project_storages", project.pk)
-        return connections.test_connection(existing)
+        return connections.connection_problems(existing)
     fields = _fields(data)
     secret = data.get("secret_key", "")
     if action == "test":
         draft = connections.draft_connection(
             project, role=data.get("role", ""), secret_key=secret, **fields
         )
-        return connections.test_connection(draft, secret_key=secret)
+        return connections.connection_problems(draft, secret_key=secret)
     if action == "add":
         created = connections.create_connection(
             project, acting_user(request), role=data.get("role", ""), secret_key=secret, **fields

@@ -413,7 +413,7 @@ def members(request: HttpRequest, pk: int) -> HttpResponse:
                 organization=current, accepted_at__isnull=True
             ).order_by("-id"),
             "roles": Role.choices,
-            "can_manage": allows(role, Can.MANAGE_MEMBERS),
+            "can_manage_members": allows(role, Can.MANAGE_MEMBERS),
             "new_link": new_link,
             "current_organization_id": current.pk,
         },

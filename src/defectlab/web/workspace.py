@@ -11,7 +11,7 @@ from django.urls import reverse
 from defectlab.labeling.models import Annotation, Review, Task, TaskStatus, Verdict
 from defectlab.labeling.services import is_viewable
 from defectlab.media.services import signed_url
-from defectlab.web.canvas_strings import CANVAS_STRINGS
+from defectlab.web.canvas_strings import canvas_strings
 
 
 def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
         if following
         else None,
         "csrfToken": get_token(request),
-        "strings": {key: str(text) for key, text in CANVAS_STRINGS.items()},
+        "strings": canvas_strings(),
     }
 
 

@@ -1,0 +1,10 @@
+"""REST API for projects, labels, tasks, annotations, predictions and reviews, one module per
+noun: ``projects`` (with ``transfers``: uploads, imports, exports; and ``assignments``: who works
+on which task), ``labels``, ``tasks``; their serializers in ``serializers``."""
+
+from defectlab.labeling.api.labels import LabelViewSet
+from defectlab.labeling.api.projects import ProjectViewSet
+from defectlab.labeling.api.serializers import TaskSerializer, task_rows
+from defectlab.labeling.api.tasks import TaskViewSet
+
+__all__ = ["LabelViewSet", "ProjectViewSet", "TaskSerializer", "TaskViewSet", "task_rows"]

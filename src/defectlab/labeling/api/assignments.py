@@ -1,0 +1,73 @@
+"""Who works on which task: assigning tasks, handing out the next task to label or review."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from defectlab.api import TenantViewSet, acting_user
+from defectlab.labeling import services, workflow
+from defectlab.labeling.api.serializers import AssignSerializer, TaskSerializer
+from defectlab.tenancy.roles import Can
+from defectlab.tenancy.services import record
+
+# The session key of the tasks skipped per project: TaskViewSet.release writes it, next_task
+# sends them to the back of the line.
+SKIPPED = "defectlab.skipped_tasks"
+
+
+class ProjectAssignments(TenantViewSet):
+    # The project's actions that say who works on which task; mixed into ``ProjectViewSet``
+    # (same URLs, same rows).
+    capabilities = {
+        "assign": Can.MANAGE_PROJECTS,
+        "next_task": Can.ANNOTATE,
+        "next_review": Can.REVIEW,
+    }
+
+    @extend_schema(
+        request=AssignSerializer,
+        responses=inline_serializer("AssignResult", {"updated": serializers.IntegerField()}),
+    )
+    @action(detail=True, methods=["post"])
+    def assign(self, request: Request, pk: str) -> Response:
+        project = self.get_object()
+        form = AssignSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        assignee = form.validated_data["assignee"]
+        updated = services.assign_tasks(project, form.validated_data["tasks"], assignee)
+        record(
+            request._request,
+            "tasks.assigned",
+            organization=project.organization_id,
+            target=project,
+            data={"count": updated, "assignee": assignee},
+        )
+        return Response({"updated": updated})
+
+    @extend_schema(request=None, responses={200: TaskSerializer, 204: None})
+    @action(detail=True, methods=["post"], url_path="next-task")
+    def next_task(self, request: Request, pk: str) -> Response:
+        """Reserve and return the next task for you; 204 when there is nothing left."""
+        project = self.get_object()
+        skipped = (
+            request.session.get(SKIPPED, {}).get(str(project.pk), [])
+            if hasattr(request, "session")
+            else []
+        )
+        task = workflow.next_task(project, acting_user(request), skipped)
+        if task is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(TaskSerializer(task).data)
+
+    @extend_schema(request=None, responses={200: TaskSerializer, 204: None})
+    @action(detail=True, methods=["post"], url_path="next-review")
+    def next_review(self, request: Request, pk: str) -> Response:
+        """Reserve and return the next submitted task to review; 204 when none is waiting."""
+        task = workflow.next_review(self.get_object(), acting_user(request))
+        if task is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(TaskSerializer(task).data)

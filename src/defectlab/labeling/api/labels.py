@@ -1,0 +1,41 @@
+"""Labels of a project: change and delete one (they are created under their project)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import mixins
+
+from defectlab.api import TenantViewSet
+from defectlab.labeling import services
+from defectlab.labeling.api.serializers import LabelSerializer
+from defectlab.labeling.models import Label
+from defectlab.tenancy.roles import Can
+from defectlab.tenancy.services import record
+
+
+class LabelViewSet(
+    mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet
+):
+    queryset = Label.objects.all()
+    serializer_class = LabelSerializer
+    capabilities = {
+        "update": Can.MANAGE_PROJECTS,
+        "partial_update": Can.MANAGE_PROJECTS,
+        "destroy": Can.MANAGE_PROJECTS,
+    }
+
+    def perform_update(self, serializer: Any) -> None:
+        label = services.update_label(serializer.instance, **serializer.validated_data)
+        record(
+            self.request._request, "label.updated", organization=label.organization_id, target=label
+        )
+
+    def perform_destroy(self, instance: Label) -> None:
+        services.delete_label(instance)
+        record(
+            self.request._request,
+            "label.deleted",
+            organization=instance.organization_id,
+            data={"name": instance.name},
+        )

@@ -1,0 +1,167 @@
+"""Projects: list, create, change and delete them, their labels and their task pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from defectlab.api import TenantViewSet, acting_user
+from defectlab.errors import Invalid
+from defectlab.labeling import services
+from defectlab.labeling.api.assignments import ProjectAssignments
+from defectlab.labeling.api.serializers import (
+    LabelSerializer,
+    ProjectChangeSerializer,
+    ProjectSerializer,
+    TaskPageSerializer,
+    task_rows,
+)
+from defectlab.labeling.api.transfers import ProjectTransfers
+from defectlab.labeling.models import Project, Task, TaskStatus
+from defectlab.params import query_int
+from defectlab.tenancy.roles import Can
+from defectlab.tenancy.services import record, require
+
+# ---------------------------------------------------------------------------- projects
+
+TASK_FILTERS = [
+    OpenApiParameter(
+        "status",
+        str,
+        pattern=r"^({0})(,({0}))*$".format("|".join(TaskStatus.values)),
+        description="Comma-separated statuses.",
+    ),
+    OpenApiParameter(
+        "assignee",
+        str,
+        pattern=r"^(me|none|[0-9]{1,18})$",
+        description="A user id, `me` or `none`.",
+    ),
+    OpenApiParameter("has_annotation", bool),
+    OpenApiParameter("has_prediction", bool),
+    OpenApiParameter("label", int, description="Tasks whose annotation uses this label id."),
+    OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
+    OpenApiParameter(
+        "sort",
+        str,
+        enum=["id", "-id", "file_name", "-file_name", "updated", "-updated"],
+        description="Sort key; a leading `-` reverses. Default `id`.",
+    ),
+    OpenApiParameter("order", str, enum=["asc", "desc"], description="Older form of `sort=-id`."),
+    OpenApiParameter("page_size", int, description="1–200, default 50."),
+]
+
+
+class ProjectViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    ProjectTransfers,
+    ProjectAssignments,
+    TenantViewSet,
+):
+    # ``/api/projects/``: the project itself here; its uploads, imports and exports come from
+    # ``ProjectTransfers``, assigning and handing out tasks from ``ProjectAssignments``.
+    # (Comments, not docstrings: drf-spectacular would print a class docstring as the
+    # description of every operation.)
+    queryset = Project.objects.order_by("id")
+    serializer_class = ProjectSerializer
+    capabilities = {
+        "update": Can.MANAGE_PROJECTS,
+        "partial_update": Can.MANAGE_PROJECTS,
+        "destroy": Can.MANAGE_PROJECTS,
+        "labels": Can.VIEW,
+        **ProjectTransfers.capabilities,
+        **ProjectAssignments.capabilities,
+    }
+
+    def get_queryset(self) -> QuerySet[Project]:
+        projects = super().get_queryset().prefetch_related("labels")
+        organization = query_int(self.request.query_params, "organization")
+        return (
+            projects.filter(organization_id=organization) if organization is not None else projects
+        )
+
+    def create(self, request: Request) -> Response:
+        form = ProjectSerializer(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        organization = data.pop("organization")
+        require(request.user, organization.pk, Can.MANAGE_PROJECTS)
+        project = services.create_project(organization, acting_user(request), **data)
+        record(request._request, "project.created", organization=organization, target=project)
+        return Response(ProjectSerializer(project, context={"request": request}).data, status=201)
+
+    @extend_schema(request=ProjectChangeSerializer)
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().update(request, *args, **kwargs)
+
+    @extend_schema(request=ProjectChangeSerializer)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().partial_update(request, *args, **kwargs)
+
+    def perform_update(self, serializer: Any) -> None:
+        if "labels" in serializer.validated_data:
+            raise Invalid(
+                _("Change labels through /api/projects/{id}/labels/ and /api/labels/{id}/.")
+            )
+        if (
+            serializer.validated_data.get("organization", serializer.instance.organization)
+            != serializer.instance.organization
+        ):
+            raise Invalid(_("A project cannot move to another organization."))
+        project = serializer.save()
+        record(
+            self.request._request,
+            "project.updated",
+            organization=project.organization_id,
+            target=project,
+        )
+
+    def perform_destroy(self, instance: Project) -> None:
+        record(
+            self.request._request,
+            "project.deleted",
+            organization=instance.organization_id,
+            data={"name": instance.name},
+        )
+        services.delete_tasks(
+            instance, list(Task.objects.filter(project=instance).values_list("id", flat=True))
+        )
+        instance.delete()
+
+    @extend_schema(methods=["get"], responses=LabelSerializer(many=True))
+    @extend_schema(methods=["post"], request=LabelSerializer, responses={201: LabelSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def labels(self, request: Request, pk: str) -> Response:
+        project = self.get_object()
+        if request.method == "GET":
+            return Response(LabelSerializer(project.labels.all(), many=True).data)
+        require(request.user, project.organization_id, Can.MANAGE_PROJECTS)
+        form = LabelSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        label = services.add_label(project, **form.validated_data)
+        record(
+            request._request, "label.created", organization=project.organization_id, target=label
+        )
+        return Response(LabelSerializer(label).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=TASK_FILTERS, responses=TaskPageSerializer)
+    @action(detail=True, methods=["get"])
+    def tasks(self, request: Request, pk: str) -> Response:
+        project = self.get_object()
+        page, next_cursor = services.task_page(project, request.query_params, acting_user(request))
+        return Response(
+            {
+                "results": task_rows(page),
+                "next_cursor": next_cursor,
+            }
+        )

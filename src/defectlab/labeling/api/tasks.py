@@ -1,0 +1,148 @@
+"""Tasks: their annotation and its versions, predictions, reviews, and giving one back."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from defectlab.api import TenantViewSet, acting_user
+from defectlab.labeling import services, workflow
+from defectlab.labeling.api.assignments import SKIPPED
+from defectlab.labeling.api.serializers import (
+    AnnotationSerializer,
+    AnnotationVersionSerializer,
+    PredictionSerializer,
+    ReviewSerializer,
+    SaveAnnotationSerializer,
+    TaskSerializer,
+)
+from defectlab.labeling.models import Annotation, AnnotationVersion, Task
+from defectlab.tenancy.roles import Can
+from defectlab.tenancy.services import record, require
+
+
+class TaskViewSet(
+    mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet
+):
+    queryset = Task.objects.select_related("project")
+    serializer_class = TaskSerializer
+    capabilities = {
+        "update": Can.MANAGE_PROJECTS,
+        "partial_update": Can.MANAGE_PROJECTS,
+        "destroy": Can.MANAGE_PROJECTS,
+        "release": Can.ANNOTATE,
+        "review": Can.VIEW,
+    }
+
+    def perform_destroy(self, instance: Task) -> None:
+        services.delete_tasks(instance.project, [instance.pk])
+        record(
+            self.request._request,
+            "task.deleted",
+            organization=instance.organization_id,
+            data={"task": instance.pk, "file_name": instance.file_name},
+        )
+
+    @extend_schema(methods=["get"], responses={200: AnnotationSerializer, 204: None})
+    @extend_schema(
+        methods=["put"], request=SaveAnnotationSerializer, responses=AnnotationSerializer
+    )
+    @action(detail=True, methods=["get", "put"])
+    def annotation(self, request: Request, pk: str) -> Response:
+        """The current annotation. PUT saves a new version; a stale `version` answers 409. Who
+        may save or submit which task is workflow.check's to say (403 with the reason)."""
+        task = self.get_object()
+        if request.method == "GET":
+            current = Annotation.objects.filter(task=task).first()
+            return Response(AnnotationSerializer(current).data) if current else Response(status=204)
+        form = SaveAnnotationSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        annotation = workflow.save_annotation(
+            task,
+            acting_user(request),
+            base_version=data.get("version"),
+            shapes=data["shapes"],
+            tags=data.get("tags"),
+            lead_time=data["lead_time"],
+            submit=data["submit"],
+        )
+        if data["submit"]:
+            record(
+                request._request,
+                "task.submitted",
+                organization=task.organization_id,
+                target=task,
+                data={"version": annotation.version},
+            )
+        return Response(AnnotationSerializer(annotation).data)
+
+    @extend_schema(responses=AnnotationVersionSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="annotation/versions")
+    def annotation_versions(self, request: Request, pk: str) -> Response:
+        task = self.get_object()
+        versions = AnnotationVersion.objects.filter(annotation__task=task)
+        return Response(AnnotationVersionSerializer(versions, many=True).data)
+
+    @extend_schema(methods=["get"], responses=PredictionSerializer(many=True))
+    @extend_schema(
+        methods=["post"], request=PredictionSerializer, responses={201: PredictionSerializer}
+    )
+    @action(detail=True, methods=["get", "post"])
+    def predictions(self, request: Request, pk: str) -> Response:
+        task = self.get_object()
+        if request.method == "GET":
+            return Response(PredictionSerializer(task.predictions.all(), many=True).data)
+        require(request.user, task.organization_id, Can.MANAGE_PROJECTS)
+        form = PredictionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        prediction = workflow.add_prediction(
+            task,
+            model_name=form.validated_data["model_name"],
+            model_version=form.validated_data.get("model_version", ""),
+            shapes=form.validated_data.get("shapes", []),
+        )
+        return Response(PredictionSerializer(prediction).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(methods=["get"], responses=ReviewSerializer(many=True))
+    @extend_schema(methods=["post"], request=ReviewSerializer, responses={201: ReviewSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def review(self, request: Request, pk: str) -> Response:
+        """GET: the task's review history. POST: approve or reject a submitted task (not your
+        own unless the project allows self-approval)."""
+        task = self.get_object()
+        if request.method == "GET":
+            return Response(ReviewSerializer(task.reviews.all(), many=True).data)
+        form = ReviewSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        verdict = workflow.review(
+            task,
+            acting_user(request),
+            verdict=form.validated_data["verdict"],
+            comment=form.validated_data.get("comment", ""),
+        )
+        action_name = "task.approved" if verdict.verdict == "approve" else "task.rejected"
+        record(
+            request._request,
+            action_name,
+            organization=task.organization_id,
+            target=task,
+            data={"comment": verdict.comment},
+        )
+        return Response(ReviewSerializer(verdict).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["post"])
+    def release(self, request: Request, pk: str) -> Response:
+        """Give back a task you reserved, e.g. when skipping it."""
+        task = self.get_object()
+        workflow.release(task, acting_user(request))
+        if hasattr(request, "session"):
+            # Remember the skip for this session, so "next" does not hand the same task back.
+            skipped = request.session.get(SKIPPED, {})
+            recent = [*skipped.get(str(task.project_id), [])[-199:], task.pk]
+            request.session[SKIPPED] = skipped | {str(task.project_id): recent}
+        return Response(status=status.HTTP_204_NO_CONTENT)
