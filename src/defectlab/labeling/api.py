@@ -38,6 +38,7 @@ from defectlab.labeling.models import (
 from defectlab.media.services import signed_url
 from defectlab.params import query_int
 from defectlab.schema import documented_field
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import Membership, Organization, User
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require
@@ -461,7 +462,9 @@ class ProjectViewSet(
         organization = data.pop("organization")
         require(request.user, organization.pk, Can.MANAGE_PROJECTS)
         project = services.create_project(organization, acting_user(request), **data)
-        record(request._request, "project.created", organization=organization, target=project)
+        record(
+            request._request, AuditAction.PROJECT_CREATED, organization=organization, target=project
+        )
         return Response(ProjectSerializer(project, context={"request": request}).data, status=201)
 
     @extend_schema(request=ProjectChangeSerializer)
@@ -485,7 +488,7 @@ class ProjectViewSet(
         project = serializer.save()
         record(
             self.request._request,
-            "project.updated",
+            AuditAction.PROJECT_UPDATED,
             organization=project.organization_id,
             target=project,
         )
@@ -493,7 +496,7 @@ class ProjectViewSet(
     def perform_destroy(self, instance: Project) -> None:
         record(
             self.request._request,
-            "project.deleted",
+            AuditAction.PROJECT_DELETED,
             organization=instance.organization_id,
             data={"name": instance.name},
         )
@@ -514,7 +517,10 @@ class ProjectViewSet(
         form.is_valid(raise_exception=True)
         label = services.add_label(project, **form.validated_data)
         record(
-            request._request, "label.created", organization=project.organization_id, target=label
+            request._request,
+            AuditAction.LABEL_CREATED,
+            organization=project.organization_id,
+            target=label,
         )
         return Response(LabelSerializer(label).data, status=status.HTTP_201_CREATED)
 
@@ -556,7 +562,7 @@ class ProjectViewSet(
         tasks = services.create_uploaded_tasks(project, images_from_uploads(files))
         record(
             request._request,
-            "tasks.uploaded",
+            AuditAction.TASKS_UPLOADED,
             organization=project.organization_id,
             target=project,
             data={"count": len(tasks)},
@@ -578,7 +584,7 @@ class ProjectViewSet(
         created = services.import_references(project, items if isinstance(items, list) else [])
         record(
             request._request,
-            "tasks.imported",
+            AuditAction.TASKS_IMPORTED,
             organization=project.organization_id,
             target=project,
             data={"count": created},
@@ -615,13 +621,6 @@ class ProjectViewSet(
             data = request.data
             urls = urls_from_entries(data.get("urls") if isinstance(data, dict) else data)
         job = start_url_import(project, urls, acting_user(request))
-        record(
-            request._request,
-            "tasks.url_import_started",
-            organization=project.organization_id,
-            target=project,
-            data={"count": len(urls), "job": job.pk},
-        )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=ExportOptionsSerializer, responses={202: JobSerializer})
@@ -635,13 +634,6 @@ class ProjectViewSet(
         project = self.get_object()
         options = request.data if isinstance(request.data, dict) else {}
         job = start_export(project, options, acting_user(request))
-        record(
-            request._request,
-            "project.export_started",
-            organization=project.organization_id,
-            target=project,
-            data={"format": job.params["format"], "job": job.pk},
-        )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -678,17 +670,6 @@ class ProjectViewSet(
             format_name if isinstance(format_name, str) else None,
             acting_user(request),
         )
-        record(
-            request._request,
-            "project.dataset_import_started",
-            organization=project.organization_id,
-            target=project,
-            data={
-                "format": job.params["format"],
-                "file_name": job.params["file_name"],
-                "job": job.pk,
-            },
-        )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -704,7 +685,7 @@ class ProjectViewSet(
         updated = services.assign_tasks(project, form.validated_data["tasks"], assignee)
         record(
             request._request,
-            "tasks.assigned",
+            AuditAction.TASKS_ASSIGNED,
             organization=project.organization_id,
             target=project,
             data={"count": updated, "assignee": assignee},
@@ -750,14 +731,17 @@ class LabelViewSet(
     def perform_update(self, serializer: Any) -> None:
         label = services.update_label(serializer.instance, **serializer.validated_data)
         record(
-            self.request._request, "label.updated", organization=label.organization_id, target=label
+            self.request._request,
+            AuditAction.LABEL_UPDATED,
+            organization=label.organization_id,
+            target=label,
         )
 
     def perform_destroy(self, instance: Label) -> None:
         services.delete_label(instance)
         record(
             self.request._request,
-            "label.deleted",
+            AuditAction.LABEL_DELETED,
             organization=instance.organization_id,
             data={"name": instance.name},
         )
@@ -783,7 +767,7 @@ class TaskViewSet(
         services.delete_tasks(instance.project, [instance.pk])
         record(
             self.request._request,
-            "task.deleted",
+            AuditAction.TASK_DELETED,
             organization=instance.organization_id,
             data={"task": instance.pk, "file_name": instance.file_name},
         )
@@ -815,7 +799,7 @@ class TaskViewSet(
         if data["submit"]:
             record(
                 request._request,
-                "task.submitted",
+                AuditAction.TASK_SUBMITTED,
                 organization=task.organization_id,
                 target=task,
                 data={"version": annotation.version},
@@ -866,7 +850,9 @@ class TaskViewSet(
             verdict=form.validated_data["verdict"],
             comment=form.validated_data.get("comment", ""),
         )
-        action_name = "task.approved" if verdict.verdict == "approve" else "task.rejected"
+        action_name = (
+            AuditAction.TASK_APPROVED if verdict.verdict == "approve" else AuditAction.TASK_REJECTED
+        )
         record(
             request._request,
             action_name,
