@@ -23,8 +23,8 @@ from defectlab.ingest.models import AllowedNetwork
 from defectlab.jobs.models import Job, JobState
 from defectlab.media.models import StorageConnection
 from defectlab.tenancy.audit import AuditAction
-from defectlab.tenancy.models import AuditEvent, Role, User
-from defectlab.tenancy.services import record
+from defectlab.tenancy.models import AuditEvent, Membership, Role, User
+from defectlab.tenancy.services import create_invite, record
 from tests.conftest import Tenant, client_for
 from tests.web.test_pages import signed_in
 
@@ -343,3 +343,70 @@ def test_the_documented_actions_are_the_enumeration() -> None:
     names = {member.value for member in AuditAction}
     assert names <= quoted
     assert {word for word in quoted if "." in word} == {name for name in names if "." in name}
+
+
+# ---------------------------------------------------------------------------- members
+
+
+def members_by_api(tenant: Tenant, user: User, verb: str, subject: Any) -> None:
+    client = api(user)
+    if verb == "invite":
+        body = {"role": Role.ANNOTATOR, "email": "new@acme.test"}
+        url = f"/api/organizations/{tenant.organization.pk}/invites/"
+        assert client.post(url, body, format="json").status_code == 201
+    elif verb == "role":
+        body = {"role": Role.REVIEWER}
+        assert (
+            client.patch(f"/api/memberships/{subject.pk}/", body, format="json").status_code == 200
+        )
+    elif verb == "remove":
+        assert client.delete(f"/api/memberships/{subject.pk}/").status_code == 204
+    else:
+        assert client.delete(f"/api/invites/{subject.pk}/").status_code == 204
+
+
+def members_by_page(tenant: Tenant, user: User, verb: str, subject: Any) -> None:
+    url = f"/o/{tenant.organization.pk}/members/"
+    form: dict[str, Any] = {"action": verb}
+    if verb == "invite":
+        form |= {"role": Role.ANNOTATOR, "email": "new@acme.test"}
+    elif verb == "role":
+        form |= {"membership": subject.pk, "role": Role.REVIEWER}
+    elif verb == "remove":
+        form |= {"membership": subject.pk}
+    else:
+        form |= {"invite": subject.pk}
+    answer = page(user).post(url, form)
+    assert answer.status_code in (200, 302)
+
+
+MEMBER_ACTIONS = {
+    "invite": AuditAction.INVITE_CREATED,
+    "role": AuditAction.MEMBER_ROLE_CHANGED,
+    "remove": AuditAction.MEMBER_REMOVED,
+    "revoke": AuditAction.INVITE_REVOKED,
+}
+
+
+@pytest.mark.parametrize("verb", list(MEMBER_ACTIONS))
+def test_member_changes_write_the_same_row_from_the_api_and_from_the_members_page(
+    tenant: Tenant, verb: str
+) -> None:
+    owner = tenant.user(Role.OWNER)
+    shapes = []
+    for number, door in enumerate((members_by_api, members_by_page)):
+        subject: Any = None
+        if verb in ("role", "remove"):
+            person = User.objects.create_user(f"worker{number}@acme.test", "x" * 12)
+            subject = Membership.objects.create(
+                organization=tenant.organization, user=person, role=Role.ANNOTATOR
+            )
+        elif verb == "revoke":
+            subject, _token = create_invite(owner, tenant.organization, Role.ANNOTATOR)
+        before = last_id()
+        door(tenant, owner, verb, subject)
+        event = only_new_event(before)
+        assert (event.ip, event.user_agent) == ("127.0.0.1", "audit-test")
+        shapes.append(shape(event))
+    assert shapes[0] == shapes[1]
+    assert shapes[0]["action"] == MEMBER_ACTIONS[verb]

@@ -297,15 +297,8 @@ class OrganizationViewSet(
         form = InviteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         user = acting_user(request)
-        invite, token = services.create_invite(
+        invite, token = services.invite_member(
             user, organization, form.validated_data["role"], form.validated_data.get("email", "")
-        )
-        services.record(
-            request._request,
-            AuditAction.INVITE_CREATED,
-            organization=organization,
-            target=invite,
-            data={"role": invite.role, "email": invite.email},
         )
         invite.token = token  # type: ignore[attr-defined]
         return Response(NewInviteSerializer(invite).data, status=status.HTTP_201_CREATED)
@@ -342,23 +335,10 @@ class MembershipViewSet(mixins.UpdateModelMixin, mixins.DestroyModelMixin, Tenan
 
     def perform_update(self, serializer: Any) -> None:
         role = serializer.validated_data.get("role", serializer.instance.role)
-        membership = services.change_role(acting_user(self.request), serializer.instance, role)
-        services.record(
-            self.request._request,
-            AuditAction.MEMBER_ROLE_CHANGED,
-            organization=membership.organization_id,
-            target=membership,
-            data={"role": role, "user": membership.user.email},
-        )
+        services.change_role(acting_user(self.request), serializer.instance, role)
 
     def perform_destroy(self, instance: Membership) -> None:
         services.remove_member(acting_user(self.request), instance)
-        services.record(
-            self.request._request,
-            AuditAction.MEMBER_REMOVED,
-            organization=instance.organization_id,
-            data={"user": instance.user.email},
-        )
 
 
 class InviteViewSet(mixins.DestroyModelMixin, TenantViewSet):
@@ -367,13 +347,7 @@ class InviteViewSet(mixins.DestroyModelMixin, TenantViewSet):
     capabilities = {"destroy": Can.MANAGE_MEMBERS}
 
     def perform_destroy(self, instance: Invite) -> None:
-        services.record(
-            self.request._request,
-            AuditAction.INVITE_REVOKED,
-            organization=instance.organization_id,
-            target=instance,
-        )
-        instance.delete()
+        services.revoke_invite(acting_user(self.request), instance)
 
     @extend_schema(responses=InvitePreviewSerializer)
     @action(

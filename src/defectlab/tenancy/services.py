@@ -96,6 +96,14 @@ def change_role(actor: User, membership: Membership, role: str) -> Membership:
         _keep_an_owner(membership)
     membership.role = role
     membership.save(update_fields=["role"])
+    record(
+        None,
+        AuditAction.MEMBER_ROLE_CHANGED,
+        organization=membership.organization_id,
+        target=membership,
+        actor=actor,
+        data={"role": role, "user": membership.user.email},
+    )
     return membership
 
 
@@ -105,6 +113,13 @@ def remove_member(actor: User, membership: Membership) -> None:
     if membership.role == Role.OWNER:
         _keep_an_owner(membership)
     membership.delete()
+    record(
+        None,
+        AuditAction.MEMBER_REMOVED,
+        organization=membership.organization_id,
+        actor=actor,
+        data={"user": membership.user.email},
+    )
 
 
 def _keep_an_owner(membership: Membership) -> None:
@@ -136,6 +151,34 @@ def create_invite(
         created_by=actor,
     )
     return invite, token
+
+
+def invite_member(
+    actor: User, organization: Organization, role: str, email: str = ""
+) -> tuple[Invite, str]:
+    """A person invites someone (:func:`create_invite`), in the audit trail as ``actor``'s."""
+    invite, token = create_invite(actor, organization, role, email)
+    record(
+        None,
+        AuditAction.INVITE_CREATED,
+        organization=organization,
+        target=invite,
+        actor=actor,
+        data={"role": invite.role, "email": invite.email},
+    )
+    return invite, token
+
+
+def revoke_invite(actor: User, invite: Invite) -> None:
+    """Delete an unused invite (the caller checks the actor's role)."""
+    record(
+        None,
+        AuditAction.INVITE_REVOKED,
+        organization=invite.organization_id,
+        target=invite,
+        actor=actor,
+    )
+    invite.delete()
 
 
 def find_invite(token: str, *, for_update: bool = False) -> Invite:

@@ -432,15 +432,8 @@ def members(request: HttpRequest, pk: int) -> HttpResponse:
 def _members_action(request: HttpRequest, current: Organization, user: Any) -> str:
     action = request.POST.get("action")
     if action == "invite":
-        invite, token = tenancy.create_invite(
+        _invite, token = tenancy.invite_member(
             user, current, request.POST.get("role", ""), request.POST.get("email", "")
-        )
-        tenancy.record(
-            request,
-            AuditAction.INVITE_CREATED,
-            organization=current,
-            target=invite,
-            data={"role": invite.role},
         )
         return request.build_absolute_uri(reverse("invite", args=[token]))
     membership = Membership.objects.filter(
@@ -451,20 +444,10 @@ def _members_action(request: HttpRequest, current: Organization, user: Any) -> s
     ).first()
     if action == "role" and membership is not None:
         tenancy.change_role(user, membership, request.POST.get("role", ""))
-        tenancy.record(
-            request, AuditAction.MEMBER_ROLE_CHANGED, organization=current, target=membership
-        )
     elif action == "remove" and membership is not None:
         tenancy.remove_member(user, membership)
-        tenancy.record(
-            request,
-            AuditAction.MEMBER_REMOVED,
-            organization=current,
-            data={"user": membership.user.email},
-        )
     elif action == "revoke" and pending is not None:
-        pending.delete()
-        tenancy.record(request, AuditAction.INVITE_REVOKED, organization=current)
+        tenancy.revoke_invite(user, pending)
     else:
         raise NotFound(_("Not found."))
     messages.success(request, _("Saved."))
