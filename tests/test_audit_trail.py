@@ -28,6 +28,7 @@ from defectlab.tenancy.services import create_invite, record
 from tests.conftest import Tenant, client_for
 from tests.web.test_pages import signed_in
 
+PASSWORD = "a long old secret 1"
 SRC = Path(defectlab.__file__).resolve().parent  # the code under test
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -410,3 +411,32 @@ def test_member_changes_write_the_same_row_from_the_api_and_from_the_members_pag
         shapes.append(shape(event))
     assert shapes[0] == shapes[1]
     assert shapes[0]["action"] == MEMBER_ACTIONS[verb]
+
+
+# ---------------------------------------------------------------------------- the account
+
+
+@pytest.mark.parametrize("verb", ["password", "token"])
+def test_account_changes_write_the_same_row_from_the_api_and_from_the_account_page(
+    tenant: Tenant, verb: str
+) -> None:
+    events = []
+    for number, door in enumerate(("api", "page")):
+        user = User.objects.create_user(f"person{number}@acme.test", PASSWORD)
+        before = last_id()
+        new = "another long secret 7"
+        if door == "api" and verb == "password":
+            body = {"current_password": PASSWORD, "new_password": new}
+            assert api(user).post("/api/account/password/", body, format="json").status_code == 204
+        elif door == "api":
+            assert api(user).post("/api/tokens/", {"name": "ci"}, format="json").status_code == 201
+        elif verb == "password":
+            page(user).post("/account/", {"action": "password", "current": PASSWORD, "new": new})
+        else:
+            page(user).post("/account/", {"action": "create_token", "name": "ci"})
+        event = only_new_event(before)
+        assert event.actor == user and (event.ip, event.user_agent) == ("127.0.0.1", "audit-test")
+        events.append(event)
+    assert {key: value for key, value in shape(events[0]).items() if key != "actor"} == {
+        key: value for key, value in shape(events[1]).items() if key != "actor"
+    }

@@ -198,7 +198,6 @@ class AccountViewSet(viewsets.ViewSet):
             user, form.validated_data["current_password"], form.validated_data["new_password"]
         )
         update_session_auth_hash(request._request, user)
-        services.record(request._request, AuditAction.PASSWORD_CHANGED)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -224,7 +223,6 @@ class ApiTokenViewSet(
         token, key = services.create_api_token(
             user, form.validated_data["name"], form.validated_data.get("expires_at")
         )
-        services.record(request._request, AuditAction.API_TOKEN_CREATED, target=token)
         token.key = key  # type: ignore[attr-defined]
         return Response(NewApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)
 

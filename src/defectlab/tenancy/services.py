@@ -250,6 +250,7 @@ def change_password(user: User, current: str, new: str) -> None:
     _check_password_strength(new, user)
     user.set_password(new)
     user.save(update_fields=["password"])
+    record(None, AuditAction.PASSWORD_CHANGED, actor=user)
 
 
 # ---------------------------------------------------------------------------- API tokens
@@ -262,6 +263,7 @@ def create_api_token(user: User, name: str, expires_at: Any = None) -> tuple[Api
     token = ApiToken.objects.create(
         user=user, name=name, prefix=key[:11], key_hash=_digest(key), expires_at=expires_at
     )
+    record(None, AuditAction.API_TOKEN_CREATED, target=token, actor=user)
     return token, key
 
 

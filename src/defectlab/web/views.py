@@ -258,11 +258,9 @@ def _account_action(request: HttpRequest, user: Any) -> str:
     elif action == "password":
         tenancy.change_password(user, request.POST.get("current", ""), request.POST.get("new", ""))
         update_session_auth_hash(request, user)
-        tenancy.record(request, AuditAction.PASSWORD_CHANGED)
         messages.success(request, _("Your password was changed."))
     elif action == "create_token":
-        token, key = tenancy.create_api_token(user, request.POST.get("name", "")[:100] or "token")
-        tenancy.record(request, AuditAction.API_TOKEN_CREATED, target=token)
+        _token, key = tenancy.create_api_token(user, request.POST.get("name", "")[:100] or "token")
         return key
     elif action == "revoke_token":
         ApiToken.objects.filter(user=user, pk=request.POST.get("token", "0") or 0).delete()
