@@ -439,6 +439,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "defectlab.tenancy.middleware.UserLanguageMiddleware",
+    "defectlab.tenancy.middleware.AuditOriginMiddleware",
     "defectlab.ingest.bodylimit.BodyLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -16,11 +16,11 @@ from rest_framework.response import Response
 
 from defectlab.api import TenantViewSet, acting_user
 from defectlab.ingest.models import AllowedNetwork
-from defectlab.ingest.services import add_allowed_network
+from defectlab.ingest.services import allow_network, remove_allowed_network
 from defectlab.params import query_int
 from defectlab.tenancy.models import Organization, User
 from defectlab.tenancy.roles import Can
-from defectlab.tenancy.services import get_scoped, record, require
+from defectlab.tenancy.services import get_scoped, require
 
 
 class AllowedNetworkSerializer(serializers.ModelSerializer[AllowedNetwork]):
@@ -91,24 +91,10 @@ class AllowedNetworkViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, Ten
             Organization.objects.all(), request.user, pk=data["organization_id"]
         )
         require(request.user, organization.pk, Can.MANAGE_ORGANIZATION)
-        entry = add_allowed_network(
+        entry = allow_network(
             organization, acting_user(request), data["value"], data.get("note", "")
-        )
-        record(
-            request._request,
-            "allowlist.added",
-            organization=organization,
-            target=entry,
-            data={"value": entry.value, "note": entry.note},
         )
         return Response(AllowedNetworkSerializer(entry).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: AllowedNetwork) -> None:
-        record(
-            self.request._request,
-            "allowlist.removed",
-            organization=instance.organization_id,
-            target=instance,
-            data={"value": instance.value},
-        )
-        instance.delete()
+        remove_allowed_network(instance, acting_user(self.request))

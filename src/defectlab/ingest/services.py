@@ -1,4 +1,5 @@
-"""The allowlist's rows: reading them into the fetcher's value object, adding entries."""
+"""The allowlist's rows: reading them into the fetcher's value object, adding and removing
+entries (each change in the audit trail)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from defectlab.ingest.allowlist import Allowlist, organization_entry
 from defectlab.ingest.fetcher import FetchFailed, fetch, stream
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.media.images import image_size
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import Organization, User
+from defectlab.tenancy.services import record
 
 # Enough for the header of every image format we know, EXIF included (JPEG caps a segment at
 # 64 KiB); a header longer than this makes us read the whole image.
@@ -78,13 +81,14 @@ def add_allowed_network(
     organization: Organization, actor: User | None, value: str, note: str = ""
 ) -> AllowedNetwork:
     """A new entry, in canonical form; Invalid for what cannot be allowed (or what only the
-    operator may open), Conflict for a twin.
+    operator may open), Conflict for a twin. No audit row: a person's change goes through
+    :func:`allow_network`.
 
     The caller checks the actor's role."""
     canonical = organization_entry(value)
     try:
         with transaction.atomic():
-            return AllowedNetwork.objects.create(
+            entry = AllowedNetwork.objects.create(
                 organization=organization, value=canonical, note=note.strip(), created_by=actor
             )
     except IntegrityError:
@@ -92,3 +96,34 @@ def add_allowed_network(
             _("%(value)s is already in this organization's allowlist.") % {"value": canonical},
             details={"value": canonical},
         ) from None
+    return entry
+
+
+def allow_network(
+    organization: Organization, actor: User | None, value: str, note: str = ""
+) -> AllowedNetwork:
+    """A person adds an entry (:func:`add_allowed_network`), in the audit trail as ``actor``'s.
+    The caller checks the actor's role."""
+    entry = add_allowed_network(organization, actor, value, note)
+    record(
+        None,
+        AuditAction.ALLOWLIST_ADDED,
+        organization=organization,
+        target=entry,
+        actor=actor,
+        data={"value": entry.value, "note": entry.note},
+    )
+    return entry
+
+
+def remove_allowed_network(entry: AllowedNetwork, actor: User | None) -> None:
+    """Remove an entry (the audit trail says who did). The caller checks the actor's role."""
+    record(
+        None,
+        AuditAction.ALLOWLIST_REMOVED,
+        organization=entry.organization_id,
+        target=entry,
+        actor=actor,
+        data={"value": entry.value},
+    )
+    entry.delete()

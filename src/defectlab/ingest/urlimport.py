@@ -33,7 +33,9 @@ from defectlab.jobs.services import start_job
 from defectlab.labeling.models import Project
 from defectlab.labeling.services import create_uploaded_tasks
 from defectlab.params import split_url
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
+from defectlab.tenancy.services import record
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +118,8 @@ def check_list(urls: Sequence[str]) -> None:
 
 
 def start_url_import(project: Project, urls: Sequence[str], user: User | None) -> Job:
-    """Record the URLs and start the job that fetches them (the message leaves on commit)."""
+    """Record the URLs and start the job that fetches them (the message leaves on commit), in
+    the audit trail as ``user``'s."""
     check_list(urls)
     with transaction.atomic():
         job = start_job(
@@ -134,6 +137,14 @@ def start_url_import(project: Project, urls: Sequence[str], user: User | None) -
                 for index, url in enumerate(urls)
             ],
             batch_size=1000,
+        )
+        record(
+            None,
+            AuditAction.TASKS_URL_IMPORT_STARTED,
+            organization=project.organization_id,
+            target=project,
+            actor=user,
+            data={"count": len(urls), "job": job.pk},
         )
     return job
 

@@ -22,7 +22,6 @@ from defectlab.jobs.models import Job, JobState
 from defectlab.media.storage import default_storage
 from defectlab.params import decode_cursor, encode_cursor, query_int
 from defectlab.schema import page_serializer
-from defectlab.tenancy.services import record
 
 PAGE = 50
 ITEMS_PAGE = 500
@@ -168,13 +167,11 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        job = services.cancel_job(self.get_object())
-        record(request._request, "job.cancelled", organization=job.organization_id, target=job)
+        job = services.cancel_job(self.get_object(), acting_user(request))
         return Response(JobSerializer(job).data)
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
         job = services.retry_job(self.get_object(), acting_user(request))
-        record(request._request, "job.retried", organization=job.organization_id, target=job)
         return Response(JobSerializer(job).data)

@@ -12,9 +12,10 @@ from django.utils.translation import gettext as _
 from defectlab.errors import Conflict, Invalid
 from defectlab.jobs.models import FINISHED, Job, JobState
 from defectlab.jobs.runner import HANDLERS
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import Organization, User
 from defectlab.tenancy.roles import Can, allows
-from defectlab.tenancy.services import require, role_in
+from defectlab.tenancy.services import record, require, role_in
 
 
 def start_job(
@@ -46,9 +47,9 @@ def send(job_id: int) -> None:
     run_job_actor().send(job_id)
 
 
-def cancel_job(job: Job) -> Job:
+def cancel_job(job: Job, actor: User | None = None) -> Job:
     """Ask a job to stop. A queued job stops at once; a running one at its next progress
-    report (what it finished stays finished)."""
+    report (what it finished stays finished). ``actor`` is who asked (in the audit trail)."""
     if job.state in FINISHED:
         raise Conflict(_("This job has already finished."))
     Job.objects.filter(pk=job.pk).update(cancel_requested=True, updated_at=timezone.now())
@@ -56,6 +57,9 @@ def cancel_job(job: Job) -> Job:
         state=JobState.CANCELLED, finished_at=timezone.now()
     )
     job.refresh_from_db()
+    record(
+        None, AuditAction.JOB_CANCELLED, organization=job.organization_id, target=job, actor=actor
+    )
     return job
 
 
@@ -79,6 +83,7 @@ def retry_job(job: Job, user: User | None) -> Job:
         )
         transaction.on_commit(lambda: send(job.pk))
     job.refresh_from_db()
+    record(None, AuditAction.JOB_RETRIED, organization=job.organization_id, target=job, actor=user)
     return job
 
 

@@ -78,7 +78,9 @@ from defectlab.labeling.models import (
     TaskStatus,
 )
 from defectlab.media.storage import LocalStorage, Storage, check_key, default_storage
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
+from defectlab.tenancy.services import record
 
 KIND = "dataset_import"
 MB = 1024 * 1024
@@ -120,7 +122,8 @@ def start_dataset_import(
     project: Project, upload: Any, format_name: str | None, user: User | None
 ) -> Job:
     """Keep the uploaded zip in storage and start the job that imports it (the message leaves
-    once both are committed). `upload` is an uploaded file or any readable, seekable file."""
+    once both are committed), in the audit trail as ``user``'s. `upload` is an uploaded file or
+    any readable, seekable file."""
     formats = importable_formats()
     if format_name not in formats:
         raise Invalid(
@@ -153,6 +156,14 @@ def start_dataset_import(
             key = upload_key(job)
             file.seek(0)
             storage.save_stream(key, file)
+            record(
+                None,
+                AuditAction.PROJECT_DATASET_IMPORT_STARTED,
+                organization=project.organization_id,
+                target=project,
+                actor=user,
+                data={"format": format_name, "file_name": name, "job": job.pk},
+            )
     except BaseException:
         if key is not None:
             storage.delete(key)

@@ -59,7 +59,9 @@ from defectlab.labeling.models import Annotation, Prediction, Project, Task, Tas
 from defectlab.labeling.referenced import ExportFetcher, MissingImage, size_known
 from defectlab.labeling.services import is_stored
 from defectlab.media.storage import LocalStorage, Storage, check_key, default_storage
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
+from defectlab.tenancy.services import record
 
 try:
     import fcntl
@@ -113,7 +115,16 @@ def start_export(project: Project, options: Mapping[str, Any], user: User | None
 
         if not targets_of(project.pk):
             raise Invalid(_("This project has no target storage to export to."))
-    return start_job(project.organization, KIND, params=params, user=user, project=project)
+    job = start_job(project.organization, KIND, params=params, user=user, project=project)
+    record(
+        None,
+        AuditAction.PROJECT_EXPORT_STARTED,
+        organization=project.organization_id,
+        target=project,
+        actor=user,
+        data={"format": job.params["format"], "job": job.pk},
+    )
+    return job
 
 
 LABELED = (TaskStatus.SUBMITTED, TaskStatus.APPROVED)

@@ -164,13 +164,14 @@ def _fit_annotation(task: Task, width: int, height: int) -> None:
         author=None,
     )
     from defectlab.labeling.workflow import _index_labels  # the label filter's index
+    from defectlab.tenancy.audit import AuditAction
     from defectlab.tenancy.services import record
 
     _index_labels(task, shapes)
 
     record(
         None,
-        "annotation.fitted",
+        AuditAction.ANNOTATION_FITTED,
         organization=annotation.organization_id,
         target=task,
         data={

@@ -31,7 +31,7 @@ from defectlab.media.sync import start_sync
 from defectlab.params import query_int
 from defectlab.tenancy.models import User
 from defectlab.tenancy.roles import Can
-from defectlab.tenancy.services import get_scoped, record, require
+from defectlab.tenancy.services import get_scoped, require
 
 
 class StorageConnectionSerializer(serializers.ModelSerializer[StorageConnection]):
@@ -182,19 +182,6 @@ class StorageConnectionViewSet(
             secret_key=data.get("secret_key", ""),
             **_fields(data),
         )
-        record(
-            request._request,
-            "storage.created",
-            organization=project.organization_id,
-            target=connection,
-            data={
-                "name": connection.name,
-                "role": connection.role,
-                "project": project.pk,
-                "endpoint_url": connection.endpoint_url,
-                "bucket": connection.bucket,
-            },
-        )
         return Response(
             StorageConnectionSerializer(connection).data, status=status.HTTP_201_CREATED
         )
@@ -214,17 +201,9 @@ class StorageConnectionViewSet(
                     "another connection instead."
                 )
             )
-        changed = connections.update_connection(
-            connection, _fields(data), data.get("secret_key") or None
+        connections.update_connection(
+            connection, _fields(data), data.get("secret_key") or None, actor=acting_user(request)
         )
-        if changed:
-            record(
-                request._request,
-                "storage.updated",
-                organization=connection.organization_id,
-                target=connection,
-                data={"changed": changed},
-            )
         return Response(StorageConnectionSerializer(connection).data)
 
     @extend_schema(request=StorageSettingsSerializer, responses=StorageConnectionSerializer)
@@ -232,14 +211,7 @@ class StorageConnectionViewSet(
         return self.update(request, *args, **kwargs)
 
     def perform_destroy(self, instance: StorageConnection) -> None:
-        record(
-            self.request._request,
-            "storage.deleted",
-            organization=instance.organization_id,
-            target=instance,
-            data={"name": instance.name, "role": instance.role, "project": instance.project_id},
-        )
-        connections.delete_connection(instance)
+        connections.delete_connection(instance, acting_user(self.request))
 
     @extend_schema(request=None, responses=TestResultSerializer)
     @action(detail=True, methods=["post"])
@@ -270,11 +242,4 @@ class StorageConnectionViewSet(
         """Create a task for every new image under the source's prefix, as a job."""
         connection = self.get_object()
         job = start_sync(connection, acting_user(request))
-        record(
-            request._request,
-            "storage.sync_started",
-            organization=connection.organization_id,
-            target=connection,
-            data={"job": job.pk},
-        )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

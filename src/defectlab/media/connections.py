@@ -72,7 +72,9 @@ from defectlab.media.models import (
 from defectlab.media.s3 import S3Config, S3Storage, check_endpoint_url, make_client
 from defectlab.media.secrets import decrypt_secret, encrypt_secret
 from defectlab.media.services import parse_storage_reference
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
+from defectlab.tenancy.services import record
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -198,7 +200,8 @@ def draft_connection(
 def create_connection(
     project: Project, user: User | None, *, role: str, secret_key: str, **fields: Any
 ) -> StorageConnection:
-    """A new connection for ``project``. The caller checks the user's role."""
+    """A new connection for ``project``, in the audit trail as ``user``'s. The caller checks the
+    user's role."""
     connection = draft_connection(project, role=role, secret_key=secret_key, **fields)
     connection.secret_key_encrypted = encrypt_secret(secret_key)
     connection.created_by = user
@@ -207,15 +210,33 @@ def create_connection(
             connection.save()
     except IntegrityError:
         raise _name_taken(connection.name) from None
+    record(
+        None,
+        AuditAction.STORAGE_CREATED,
+        organization=project.organization_id,
+        target=connection,
+        actor=user,
+        data={
+            "name": connection.name,
+            "role": connection.role,
+            "project": project.pk,
+            "endpoint_url": connection.endpoint_url,
+            "bucket": connection.bucket,
+        },
+    )
     return connection
 
 
 def update_connection(
-    connection: StorageConnection, changes: Mapping[str, Any], secret_key: str | None = None
+    connection: StorageConnection,
+    changes: Mapping[str, Any],
+    secret_key: str | None = None,
+    *,
+    actor: User | None = None,
 ) -> list[str]:
     """Apply ``changes`` (and a new secret key, if given); returns the names of what changed,
-    ``secret_key`` included, never its value. Project and role are not among ``EDITABLE``: they
-    cannot change (the caller refuses them)."""
+    ``secret_key`` included, never its value (so does the audit row, as ``actor``'s). Project and
+    role are not among ``EDITABLE``: they cannot change (the caller refuses them)."""
     current = {name: getattr(connection, name) for name in EDITABLE}
     merged = current | {name: value for name, value in changes.items() if name in EDITABLE}
     secret = secret_key if secret_key else decrypt_secret(connection.secret_key_encrypted)
@@ -234,11 +255,28 @@ def update_connection(
             raise _name_taken(cleaned["name"]) from None
         _forget_signer(connection.pk)
         _forget_storages(connection.pk)
+        record(
+            None,
+            AuditAction.STORAGE_UPDATED,
+            organization=connection.organization_id,
+            target=connection,
+            actor=actor,
+            data={"changed": changed},
+        )
     return changed
 
 
-def delete_connection(connection: StorageConnection) -> None:
-    """Remove the connection and its sync records. Its tasks and their annotations stay."""
+def delete_connection(connection: StorageConnection, actor: User | None = None) -> None:
+    """Remove the connection and its sync records (``actor`` did, says the audit trail). Its
+    tasks and their annotations stay."""
+    record(
+        None,
+        AuditAction.STORAGE_DELETED,
+        organization=connection.organization_id,
+        target=connection,
+        actor=actor,
+        data={"name": connection.name, "role": connection.role, "project": connection.project_id},
+    )
     connection_id = connection.pk
     connection.delete()
     _forget_signer(connection_id)

@@ -67,7 +67,9 @@ from defectlab.media.references import thumbnail_key
 from defectlab.media.s3 import ObjectChanged, S3Storage, StoredObject
 from defectlab.media.services import STORAGE_REFERENCE, storage_reference
 from defectlab.media.storage import default_storage
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
+from defectlab.tenancy.services import record
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,8 @@ _TASK_IMAGE_LENGTH = Task._meta.get_field("image").max_length or 1024
 
 
 def start_sync(connection: StorageConnection, user: User | None, *, page_size: int = PAGE) -> Job:
-    """Queue a sync of a source; Conflict while another one of it is queued or running."""
+    """Queue a sync of a source, in the audit trail as ``user``'s; Conflict while another one of
+    it is queued or running."""
     if connection.role != StorageRole.SOURCE:
         raise Invalid(_("Only a source storage can be synced; a target receives annotations."))
     running = Job.objects.filter(
@@ -106,6 +109,14 @@ def start_sync(connection: StorageConnection, user: User | None, *, page_size: i
             project=connection.project,
         )
         StorageConnection.objects.filter(pk=connection.pk).update(last_sync_job=job)
+        record(
+            None,
+            AuditAction.STORAGE_SYNC_STARTED,
+            organization=connection.organization_id,
+            target=connection,
+            actor=user,
+            data={"job": job.pk},
+        )
     return job
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.db.models import QuerySet
-from django.utils.translation import gettext_lazy
+from django.utils.functional import lazy
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -18,6 +18,7 @@ from defectlab.api import TenantViewSet, acting_user
 from defectlab.params import decode_cursor, encode_cursor
 from defectlab.schema import page_serializer
 from defectlab.tenancy import services
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.auth import refuse_cross_site_sign_in
 from defectlab.tenancy.models import (
     ApiToken,
@@ -36,19 +37,22 @@ from defectlab.tenancy.roles import Can
 @extend_schema_serializer(many=False)  # GET /api/account/ answers the one account
 class UserSerializer(serializers.ModelSerializer[User]):
     language = serializers.ChoiceField(
-        choices=["", "en", "zh-hans"],
+        choices=["", *services.language_codes()],
         required=False,
-        error_messages={
-            "invalid_choice": gettext_lazy(
-                "Choose en or zh-hans (or leave empty to follow the browser)."
-            )
-        },
+        error_messages={"invalid_choice": lazy(services.language_refusal, str)()},
     )
 
     class Meta:
         model = User
         fields = ["id", "email", "name", "language"]
         read_only_fields = ["id", "email"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # settings.LANGUAGES as it is now, not as it was when this module was imported
+        language = self.fields["language"]
+        assert isinstance(language, serializers.ChoiceField)
+        language.choices = ["", *services.language_codes()]
 
 
 class LoginSerializer(serializers.Serializer[Any]):
@@ -161,7 +165,7 @@ class AuthViewSet(viewsets.ViewSet):
             request._request, form.validated_data["email"], form.validated_data["password"]
         )
         login(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
-        services.record(request._request, "login", actor=user)
+        services.record(request._request, AuditAction.LOGIN, actor=user)
         return Response(UserSerializer(user).data)
 
     @extend_schema(request=None, responses={204: None})
@@ -194,7 +198,6 @@ class AccountViewSet(viewsets.ViewSet):
             user, form.validated_data["current_password"], form.validated_data["new_password"]
         )
         update_session_auth_hash(request._request, user)
-        services.record(request._request, "password.changed")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -220,7 +223,6 @@ class ApiTokenViewSet(
         token, key = services.create_api_token(
             user, form.validated_data["name"], form.validated_data.get("expires_at")
         )
-        services.record(request._request, "api_token.created", target=token)
         token.key = key  # type: ignore[attr-defined]
         return Response(NewApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)
 
@@ -251,7 +253,10 @@ class OrganizationViewSet(
         user = acting_user(request)
         organization = services.create_organization(form.validated_data["name"], user)
         services.record(
-            request._request, "organization.created", organization=organization, target=organization
+            request._request,
+            AuditAction.ORGANIZATION_CREATED,
+            organization=organization,
+            target=organization,
         )
         return Response(
             OrganizationSerializer(organization, context={"request": request}).data, status=201
@@ -261,7 +266,7 @@ class OrganizationViewSet(
         organization = serializer.save()
         services.record(
             self.request._request,
-            "organization.updated",
+            AuditAction.ORGANIZATION_UPDATED,
             organization=organization,
             target=organization,
         )
@@ -290,15 +295,8 @@ class OrganizationViewSet(
         form = InviteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         user = acting_user(request)
-        invite, token = services.create_invite(
+        invite, token = services.invite_member(
             user, organization, form.validated_data["role"], form.validated_data.get("email", "")
-        )
-        services.record(
-            request._request,
-            "invite.created",
-            organization=organization,
-            target=invite,
-            data={"role": invite.role, "email": invite.email},
         )
         invite.token = token  # type: ignore[attr-defined]
         return Response(NewInviteSerializer(invite).data, status=status.HTTP_201_CREATED)
@@ -335,23 +333,10 @@ class MembershipViewSet(mixins.UpdateModelMixin, mixins.DestroyModelMixin, Tenan
 
     def perform_update(self, serializer: Any) -> None:
         role = serializer.validated_data.get("role", serializer.instance.role)
-        membership = services.change_role(acting_user(self.request), serializer.instance, role)
-        services.record(
-            self.request._request,
-            "member.role_changed",
-            organization=membership.organization_id,
-            target=membership,
-            data={"role": role, "user": membership.user.email},
-        )
+        services.change_role(acting_user(self.request), serializer.instance, role)
 
     def perform_destroy(self, instance: Membership) -> None:
         services.remove_member(acting_user(self.request), instance)
-        services.record(
-            self.request._request,
-            "member.removed",
-            organization=instance.organization_id,
-            data={"user": instance.user.email},
-        )
 
 
 class InviteViewSet(mixins.DestroyModelMixin, TenantViewSet):
@@ -360,13 +345,7 @@ class InviteViewSet(mixins.DestroyModelMixin, TenantViewSet):
     capabilities = {"destroy": Can.MANAGE_MEMBERS}
 
     def perform_destroy(self, instance: Invite) -> None:
-        services.record(
-            self.request._request,
-            "invite.revoked",
-            organization=instance.organization_id,
-            target=instance,
-        )
-        instance.delete()
+        services.revoke_invite(acting_user(self.request), instance)
 
     @extend_schema(responses=InvitePreviewSerializer)
     @action(
@@ -411,7 +390,7 @@ class InviteViewSet(mixins.DestroyModelMixin, TenantViewSet):
             )
         services.record(
             request._request,
-            "invite.accepted",
+            AuditAction.INVITE_ACCEPTED,
             organization=membership.organization_id,
             target=membership,
             actor=membership.user,

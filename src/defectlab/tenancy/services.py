@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Conflict, Forbidden, Invalid, NotFound, Throttled
+from defectlab.tenancy.audit import AuditAction, request_origin
 from defectlab.tenancy.models import (
     ApiToken,
     AuditEvent,
@@ -95,6 +96,14 @@ def change_role(actor: User, membership: Membership, role: str) -> Membership:
         _keep_an_owner(membership)
     membership.role = role
     membership.save(update_fields=["role"])
+    record(
+        None,
+        AuditAction.MEMBER_ROLE_CHANGED,
+        organization=membership.organization_id,
+        target=membership,
+        actor=actor,
+        data={"role": role, "user": membership.user.email},
+    )
     return membership
 
 
@@ -104,6 +113,13 @@ def remove_member(actor: User, membership: Membership) -> None:
     if membership.role == Role.OWNER:
         _keep_an_owner(membership)
     membership.delete()
+    record(
+        None,
+        AuditAction.MEMBER_REMOVED,
+        organization=membership.organization_id,
+        actor=actor,
+        data={"user": membership.user.email},
+    )
 
 
 def _keep_an_owner(membership: Membership) -> None:
@@ -135,6 +151,34 @@ def create_invite(
         created_by=actor,
     )
     return invite, token
+
+
+def invite_member(
+    actor: User, organization: Organization, role: str, email: str = ""
+) -> tuple[Invite, str]:
+    """A person invites someone (:func:`create_invite`), in the audit trail as ``actor``'s."""
+    invite, token = create_invite(actor, organization, role, email)
+    record(
+        None,
+        AuditAction.INVITE_CREATED,
+        organization=organization,
+        target=invite,
+        actor=actor,
+        data={"role": invite.role, "email": invite.email},
+    )
+    return invite, token
+
+
+def revoke_invite(actor: User, invite: Invite) -> None:
+    """Delete an unused invite (the caller checks the actor's role)."""
+    record(
+        None,
+        AuditAction.INVITE_REVOKED,
+        organization=invite.organization_id,
+        target=invite,
+        actor=actor,
+    )
+    invite.delete()
 
 
 def find_invite(token: str, *, for_update: bool = False) -> Invite:
@@ -206,6 +250,7 @@ def change_password(user: User, current: str, new: str) -> None:
     _check_password_strength(new, user)
     user.set_password(new)
     user.save(update_fields=["password"])
+    record(None, AuditAction.PASSWORD_CHANGED, actor=user)
 
 
 # ---------------------------------------------------------------------------- API tokens
@@ -218,6 +263,7 @@ def create_api_token(user: User, name: str, expires_at: Any = None) -> tuple[Api
     token = ApiToken.objects.create(
         user=user, name=name, prefix=key[:11], key_hash=_digest(key), expires_at=expires_at
     )
+    record(None, AuditAction.API_TOKEN_CREATED, target=token, actor=user)
     return token, key
 
 
@@ -254,7 +300,7 @@ def check_credentials(request: HttpRequest, email: str, password: str) -> User:
     if recent.filter(email=email).count() >= settings.LOGIN_MAX_FAILURES or (
         ip and recent.filter(ip=ip).count() >= 4 * settings.LOGIN_MAX_FAILURES
     ):
-        record(request, "login.throttled", data={"email": email})
+        record(request, AuditAction.LOGIN_THROTTLED, data={"email": email})
         raise Throttled(
             _("Too many failed attempts. Wait %(minutes)s minutes and try again.")
             % {"minutes": max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)}
@@ -262,11 +308,32 @@ def check_credentials(request: HttpRequest, email: str, password: str) -> User:
     user = authenticate(request, email=email, password=password)
     if user is None:
         LoginFailure.objects.create(email=email, ip=ip)
-        record(request, "login.failed", data={"email": email})
+        record(request, AuditAction.LOGIN_FAILED, data={"email": email})
         raise Invalid(_("E-mail or password is wrong."), code="invalid_credentials")
     LoginFailure.objects.filter(email=email).delete()
     assert isinstance(user, User)
     return user
+
+
+# ---------------------------------------------------------------------------- languages
+
+
+def language_codes() -> list[str]:
+    """The interface languages a person may choose: those of ``settings.LANGUAGES``."""
+    return [code for code, _name in settings.LANGUAGES]
+
+
+def language_refusal() -> str:
+    return _("Choose one of %(languages)s (or leave empty to follow the browser).") % {
+        "languages": ", ".join(language_codes())
+    }
+
+
+def check_language(value: str) -> str:
+    """``value`` if it is one of :func:`language_codes` or empty (follow the browser)."""
+    if value and value not in language_codes():
+        raise Invalid(language_refusal(), details={"field": "language"})
+    return value
 
 
 # ---------------------------------------------------------------------------- audit
@@ -274,14 +341,20 @@ def check_credentials(request: HttpRequest, email: str, password: str) -> User:
 
 def record(
     request: HttpRequest | None,
-    action: str,
+    action: AuditAction,
     *,
     organization: Organization | int | None = None,
     target: models.Model | None = None,
     data: dict[str, Any] | None = None,
     actor: User | None = None,
 ) -> AuditEvent:
-    if actor is None and request is not None and getattr(request, "user", None) is not None:
+    """Write one audit row. ``action`` must be an :class:`AuditAction`; ``request`` (or else the
+    request being served, see :mod:`defectlab.tenancy.audit`) gives the address and browser, and
+    its user is the actor unless ``actor`` is given."""
+    action = AuditAction(action)  # an unknown name is a bug: refuse it rather than store it
+    if request is None:
+        request = request_origin()
+    elif actor is None and getattr(request, "user", None) is not None:
         candidate = request.user
         actor = candidate if isinstance(candidate, User) else None
     organization_id = organization.pk if isinstance(organization, Organization) else organization
@@ -289,7 +362,7 @@ def record(
         organization_id=organization_id,
         actor=actor,
         actor_email=actor.email if actor else "",
-        action=action,
+        action=action.value,
         target_type=target._meta.model_name or "" if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
         ip=client_ip(request),

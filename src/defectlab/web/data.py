@@ -24,6 +24,7 @@ from defectlab.labeling.datasetimport import start_dataset_import
 from defectlab.labeling.exports import start_export
 from defectlab.labeling.models import Project
 from defectlab.tenancy import services as tenancy
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.web.access import role_allows, scoped_or_404
 from defectlab.web.jobs import job_row
@@ -70,7 +71,7 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
         tasks = services.create_uploaded_tasks(project, images_from_uploads(files))
         tenancy.record(
             request,
-            "tasks.uploaded",
+            AuditAction.TASKS_UPLOADED,
             organization=project.organization_id,
             target=project,
             data={"count": len(tasks)},
@@ -92,7 +93,7 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
             created = services.import_references(project, urls)
             tenancy.record(
                 request,
-                "tasks.imported",
+                AuditAction.TASKS_IMPORTED,
                 organization=project.organization_id,
                 target=project,
                 data={"count": created},
@@ -108,7 +109,7 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
             )
             return redirect("project", project.pk)
         job = start_url_import(project, urls, user)
-        return _started(request, project, job, "tasks.url_import_started")
+        return _started(request, job)
     if action == "export":
         data = request.POST
         ratios = {name: _ratio(data.get(f"split_{name}")) for name in ("train", "val", "test")}
@@ -126,13 +127,13 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
             },
             user,
         )
-        return _started(request, project, job, "project.export_started")
+        return _started(request, job)
     if action == "import_dataset":
         archive = request.FILES.get("archive")
         if archive is None:
             raise Invalid(_("Choose the dataset's zip archive."))
         job = start_dataset_import(project, archive, request.POST.get("format", ""), user)
-        return _started(request, project, job, "project.dataset_import_started")
+        return _started(request, job)
     raise Invalid(_("Unknown action."))
 
 
@@ -163,10 +164,7 @@ def _seed(raw: str) -> int:
     return int(text)
 
 
-def _started(request: HttpRequest, project: Project, job: Job, action: str) -> HttpResponse:
-    tenancy.record(
-        request, action, organization=project.organization_id, target=project, data={"job": job.pk}
-    )
+def _started(request: HttpRequest, job: Job) -> HttpResponse:
     messages.success(request, _("The job has started; this page follows it."))
     return redirect("job", job.pk)
 

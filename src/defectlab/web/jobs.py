@@ -13,11 +13,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+from defectlab.api import acting_user
 from defectlab.errors import DefectLabError
 from defectlab.jobs import services
 from defectlab.jobs.api import job_rate
 from defectlab.jobs.models import FINISHED, Job
-from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.models import Organization
 from defectlab.web.access import scoped_or_404
 
@@ -76,12 +76,11 @@ def job_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     try:
         services.require_steer(request.user, job)
         if action == "cancel":
-            services.cancel_job(job)
+            services.cancel_job(job, acting_user(request))
             messages.success(request, _("The job was asked to stop."))
         else:
-            services.retry_job(job, request.user if request.user.is_authenticated else None)
+            services.retry_job(job, acting_user(request))
             messages.success(request, _("The job was started again."))
-        tenancy.record(request, f"job.{action}", organization=job.organization_id, target=job)
     except DefectLabError as refusal:
         messages.error(request, refusal.message)
     target = request.POST.get("next", "")

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods
 from defectlab.api import acting_user
 from defectlab.errors import DefectLabError, NotFound
 from defectlab.ingest.models import AllowedNetwork
-from defectlab.ingest.services import add_allowed_network
+from defectlab.ingest.services import allow_network, remove_allowed_network
 from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.models import Organization
 from defectlab.tenancy.roles import Can, allows
@@ -53,26 +53,13 @@ def _change(request: HttpRequest, organization: Organization) -> None:
         ).first()
         if entry is None:
             raise NotFound(_("Not found."))
-        tenancy.record(
-            request,
-            "allowlist.removed",
-            organization=organization.pk,
-            data={"value": entry.value},
-        )
-        entry.delete()
+        remove_allowed_network(entry, acting_user(request))
         messages.success(request, _("%(value)s was removed.") % {"value": entry.value})
         return
-    entry = add_allowed_network(
+    entry = allow_network(
         organization,
         acting_user(request),
         request.POST.get("value", ""),
         request.POST.get("note", ""),
-    )
-    tenancy.record(
-        request,
-        "allowlist.added",
-        organization=organization.pk,
-        target=entry,
-        data={"value": entry.value},
     )
     messages.success(request, _("%(value)s is allowed now.") % {"value": entry.value})

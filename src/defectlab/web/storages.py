@@ -18,7 +18,6 @@ from defectlab.labeling.models import Project
 from defectlab.media import connections
 from defectlab.media.models import Encryption, MediaMode, StorageConnection, StorageRole
 from defectlab.media.sync import start_sync
-from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.roles import Can
 from defectlab.web.access import role_allows, scoped_or_404
 
@@ -70,17 +69,9 @@ def _act(request: HttpRequest, project: Project) -> HttpResponse | list[dict[str
             raise NotFound(_("Not found."))
         if action == "sync":
             job = start_sync(existing, acting_user(request))
-            tenancy.record(
-                request, "storage.sync_started", organization=project.organization_id,
-                target=existing, data={"job": job.pk},
-            )  # fmt: skip
             return redirect("job", job.pk)
         if action == "delete":
-            tenancy.record(
-                request, "storage.deleted", organization=project.organization_id,
-                data={"name": existing.name, "bucket": existing.bucket},
-            )  # fmt: skip
-            connections.delete_connection(existing)
+            connections.delete_connection(existing, acting_user(request))
             messages.success(request, _("The storage was removed; its tasks stay."))
             return redirect("project_storages", project.pk)
         return connections.connection_problems(existing)
@@ -95,10 +86,6 @@ def _act(request: HttpRequest, project: Project) -> HttpResponse | list[dict[str
         created = connections.create_connection(
             project, acting_user(request), role=data.get("role", ""), secret_key=secret, **fields
         )
-        tenancy.record(
-            request, "storage.created", organization=project.organization_id, target=created,
-            data={"role": created.role, "bucket": created.bucket},
-        )  # fmt: skip
         messages.success(request, _("The storage %(name)s was added.") % {"name": created.name})
         return redirect("project_storages", project.pk)
     raise Invalid(_("Unknown action."))

@@ -18,11 +18,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.i18n import set_language as django_set_language
 
 from defectlab.api import acting_user, error_body
-from defectlab.errors import DefectLabError, Invalid, NotFound
+from defectlab.errors import DefectLabError, NotFound
 from defectlab.labeling import services, workflow
 from defectlab.labeling.models import Project, Task, TaskStatus
 from defectlab.media.services import signed_url
 from defectlab.tenancy import services as tenancy
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import ApiToken, Invite, Membership, Organization, Role
 from defectlab.tenancy.roles import Can, allows
 from defectlab.web import forms
@@ -56,7 +57,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
             error, status = refusal.message, refusal.status
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            tenancy.record(request, "login", actor=user)
+            tenancy.record(request, AuditAction.LOGIN, actor=user)
             return redirect(_safe_next(request, reverse("home")))
     return render(request, "web/login.html", {"error": error, "email": email}, status=status)
 
@@ -71,7 +72,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 def set_language(request: HttpRequest) -> HttpResponse:
     """Switch the interface language; a signed-in person keeps the choice on every device."""
     language = request.POST.get("language", "")
-    if request.user.is_authenticated and language in ("en", "zh-hans"):
+    if request.user.is_authenticated and language in tenancy.language_codes():
         user = acting_user(request)
         user.language = language
         user.save(update_fields=["language"])
@@ -102,7 +103,7 @@ def invite_view(request: HttpRequest, token: str) -> HttpResponse:
                 login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
             tenancy.record(
                 request,
-                "invite.accepted",
+                AuditAction.INVITE_ACCEPTED,
                 organization=membership.organization_id,
                 target=membership,
                 actor=membership.user,
@@ -217,7 +218,7 @@ def assign(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         tenancy.record(
             request,
-            "tasks.assigned",
+            AuditAction.TASKS_ASSIGNED,
             organization=current.organization_id,
             target=current,
             data={"count": updated, "assignee": assignee},
@@ -247,9 +248,7 @@ def account(request: HttpRequest) -> HttpResponse:
 def _account_action(request: HttpRequest, user: Any) -> str:
     action = request.POST.get("action")
     if action == "profile":
-        language = request.POST.get("language", "")
-        if language not in ("", "en", "zh-hans"):
-            raise Invalid(_("Choose en or zh-hans (or leave empty to follow the browser)."))
+        language = tenancy.check_language(request.POST.get("language", ""))
         user.name = request.POST.get("name", "")[:150]
         user.language = language
         user.save(update_fields=["name", "language"])
@@ -259,11 +258,9 @@ def _account_action(request: HttpRequest, user: Any) -> str:
     elif action == "password":
         tenancy.change_password(user, request.POST.get("current", ""), request.POST.get("new", ""))
         update_session_auth_hash(request, user)
-        tenancy.record(request, "password.changed")
         messages.success(request, _("Your password was changed."))
     elif action == "create_token":
-        token, key = tenancy.create_api_token(user, request.POST.get("name", "")[:100] or "token")
-        tenancy.record(request, "api_token.created", target=token)
+        _token, key = tenancy.create_api_token(user, request.POST.get("name", "")[:100] or "token")
         return key
     elif action == "revoke_token":
         ApiToken.objects.filter(user=user, pk=request.POST.get("token", "0") or 0).delete()
@@ -291,7 +288,9 @@ def project_new(request: HttpRequest, pk: int) -> HttpResponse:
         except DefectLabError as refusal:
             messages.error(request, refusal.message)
         else:
-            tenancy.record(request, "project.created", organization=current, target=created)
+            tenancy.record(
+                request, AuditAction.PROJECT_CREATED, organization=current, target=created
+            )
             return redirect("project_settings", created.pk)
     return render(
         request,
@@ -347,7 +346,10 @@ def _settings_action(request: HttpRequest, current: Project) -> None:
             allow_self_approval=data.get("allow_self_approval") == "on",
         )
         tenancy.record(
-            request, "project.updated", organization=current.organization_id, target=current
+            request,
+            AuditAction.PROJECT_UPDATED,
+            organization=current.organization_id,
+            target=current,
         )
     elif action == "add_label":
         label = services.add_label(
@@ -357,7 +359,9 @@ def _settings_action(request: HttpRequest, current: Project) -> None:
             hotkey=data.get("hotkey", ""),
             attributes=forms.parse_attributes(data.get("attributes", "")),
         )
-        tenancy.record(request, "label.created", organization=current.organization_id, target=label)
+        tenancy.record(
+            request, AuditAction.LABEL_CREATED, organization=current.organization_id, target=label
+        )
     elif action in ("update_label", "delete_label"):
         chosen = current.labels.filter(pk=data.get("label", "0") or 0).first()
         if chosen is None:
@@ -367,7 +371,7 @@ def _settings_action(request: HttpRequest, current: Project) -> None:
             services.delete_label(label)
             tenancy.record(
                 request,
-                "label.deleted",
+                AuditAction.LABEL_DELETED,
                 organization=current.organization_id,
                 data={"name": label.name},
             )
@@ -380,7 +384,10 @@ def _settings_action(request: HttpRequest, current: Project) -> None:
                 attributes=forms.parse_attributes(data.get("attributes", "")),
             )
             tenancy.record(
-                request, "label.updated", organization=current.organization_id, target=label
+                request,
+                AuditAction.LABEL_UPDATED,
+                organization=current.organization_id,
+                target=label,
             )
     messages.success(request, _("Saved."))
 
@@ -423,15 +430,8 @@ def members(request: HttpRequest, pk: int) -> HttpResponse:
 def _members_action(request: HttpRequest, current: Organization, user: Any) -> str:
     action = request.POST.get("action")
     if action == "invite":
-        invite, token = tenancy.create_invite(
+        _invite, token = tenancy.invite_member(
             user, current, request.POST.get("role", ""), request.POST.get("email", "")
-        )
-        tenancy.record(
-            request,
-            "invite.created",
-            organization=current,
-            target=invite,
-            data={"role": invite.role},
         )
         return request.build_absolute_uri(reverse("invite", args=[token]))
     membership = Membership.objects.filter(
@@ -442,15 +442,10 @@ def _members_action(request: HttpRequest, current: Organization, user: Any) -> s
     ).first()
     if action == "role" and membership is not None:
         tenancy.change_role(user, membership, request.POST.get("role", ""))
-        tenancy.record(request, "member.role_changed", organization=current, target=membership)
     elif action == "remove" and membership is not None:
         tenancy.remove_member(user, membership)
-        tenancy.record(
-            request, "member.removed", organization=current, data={"user": membership.user.email}
-        )
     elif action == "revoke" and pending is not None:
-        pending.delete()
-        tenancy.record(request, "invite.revoked", organization=current)
+        tenancy.revoke_invite(user, pending)
     else:
         raise NotFound(_("Not found."))
     messages.success(request, _("Saved."))

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from defectlab.api import TenantViewSet, acting_user
 from defectlab.labeling import services, workflow
 from defectlab.labeling.api.serializers import AssignSerializer, TaskSerializer
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record
 
@@ -41,7 +42,7 @@ class ProjectAssignments(TenantViewSet):
         updated = services.assign_tasks(project, form.validated_data["tasks"], assignee)
         record(
             request._request,
-            "tasks.assigned",
+            AuditAction.TASKS_ASSIGNED,
             organization=project.organization_id,
             target=project,
             data={"count": updated, "assignee": assignee},

@@ -10,6 +10,7 @@ from defectlab.api import TenantViewSet
 from defectlab.labeling import services
 from defectlab.labeling.api.serializers import LabelSerializer
 from defectlab.labeling.models import Label
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record
 
@@ -28,14 +29,17 @@ class LabelViewSet(
     def perform_update(self, serializer: Any) -> None:
         label = services.update_label(serializer.instance, **serializer.validated_data)
         record(
-            self.request._request, "label.updated", organization=label.organization_id, target=label
+            self.request._request,
+            AuditAction.LABEL_UPDATED,
+            organization=label.organization_id,
+            target=label,
         )
 
     def perform_destroy(self, instance: Label) -> None:
         services.delete_label(instance)
         record(
             self.request._request,
-            "label.deleted",
+            AuditAction.LABEL_DELETED,
             organization=instance.organization_id,
             data={"name": instance.name},
         )

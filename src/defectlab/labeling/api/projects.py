@@ -26,6 +26,7 @@ from defectlab.labeling.api.serializers import (
 from defectlab.labeling.api.transfers import ProjectTransfers
 from defectlab.labeling.models import Project, Task, TaskStatus
 from defectlab.params import query_int
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require
 
@@ -97,7 +98,9 @@ class ProjectViewSet(
         organization = data.pop("organization")
         require(request.user, organization.pk, Can.MANAGE_PROJECTS)
         project = services.create_project(organization, acting_user(request), **data)
-        record(request._request, "project.created", organization=organization, target=project)
+        record(
+            request._request, AuditAction.PROJECT_CREATED, organization=organization, target=project
+        )
         return Response(ProjectSerializer(project, context={"request": request}).data, status=201)
 
     @extend_schema(request=ProjectChangeSerializer)
@@ -121,7 +124,7 @@ class ProjectViewSet(
         project = serializer.save()
         record(
             self.request._request,
-            "project.updated",
+            AuditAction.PROJECT_UPDATED,
             organization=project.organization_id,
             target=project,
         )
@@ -129,7 +132,7 @@ class ProjectViewSet(
     def perform_destroy(self, instance: Project) -> None:
         record(
             self.request._request,
-            "project.deleted",
+            AuditAction.PROJECT_DELETED,
             organization=instance.organization_id,
             data={"name": instance.name},
         )
@@ -150,7 +153,10 @@ class ProjectViewSet(
         form.is_valid(raise_exception=True)
         label = services.add_label(project, **form.validated_data)
         record(
-            request._request, "label.created", organization=project.organization_id, target=label
+            request._request,
+            AuditAction.LABEL_CREATED,
+            organization=project.organization_id,
+            target=label,
         )
         return Response(LabelSerializer(label).data, status=status.HTTP_201_CREATED)
 

@@ -20,6 +20,7 @@ from defectlab.labeling.api.serializers import (
     TaskSerializer,
 )
 from defectlab.labeling.models import Annotation, AnnotationVersion, Task
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require
 
@@ -41,7 +42,7 @@ class TaskViewSet(
         services.delete_tasks(instance.project, [instance.pk])
         record(
             self.request._request,
-            "task.deleted",
+            AuditAction.TASK_DELETED,
             organization=instance.organization_id,
             data={"task": instance.pk, "file_name": instance.file_name},
         )
@@ -73,7 +74,7 @@ class TaskViewSet(
         if data["submit"]:
             record(
                 request._request,
-                "task.submitted",
+                AuditAction.TASK_SUBMITTED,
                 organization=task.organization_id,
                 target=task,
                 data={"version": annotation.version},
@@ -124,7 +125,9 @@ class TaskViewSet(
             verdict=form.validated_data["verdict"],
             comment=form.validated_data.get("comment", ""),
         )
-        action_name = "task.approved" if verdict.verdict == "approve" else "task.rejected"
+        action_name = (
+            AuditAction.TASK_APPROVED if verdict.verdict == "approve" else AuditAction.TASK_REJECTED
+        )
         record(
             request._request,
             action_name,

@@ -25,6 +25,7 @@ from defectlab.labeling.api.serializers import (
 )
 from defectlab.labeling.datasetimport import importable_formats, start_dataset_import
 from defectlab.labeling.exports import start_export
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record
 
@@ -66,7 +67,7 @@ class ProjectTransfers(TenantViewSet):
         tasks = services.create_uploaded_tasks(project, images_from_uploads(files))
         record(
             request._request,
-            "tasks.uploaded",
+            AuditAction.TASKS_UPLOADED,
             organization=project.organization_id,
             target=project,
             data={"count": len(tasks)},
@@ -88,7 +89,7 @@ class ProjectTransfers(TenantViewSet):
         created = services.import_references(project, items if isinstance(items, list) else [])
         record(
             request._request,
-            "tasks.imported",
+            AuditAction.TASKS_IMPORTED,
             organization=project.organization_id,
             target=project,
             data={"count": created},
@@ -125,13 +126,6 @@ class ProjectTransfers(TenantViewSet):
             data = request.data
             urls = urls_from_entries(data.get("urls") if isinstance(data, dict) else data)
         job = start_url_import(project, urls, acting_user(request))
-        record(
-            request._request,
-            "tasks.url_import_started",
-            organization=project.organization_id,
-            target=project,
-            data={"count": len(urls), "job": job.pk},
-        )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=ExportOptionsSerializer, responses={202: JobSerializer})
@@ -145,13 +139,6 @@ class ProjectTransfers(TenantViewSet):
         project = self.get_object()
         options = request.data if isinstance(request.data, dict) else {}
         job = start_export(project, options, acting_user(request))
-        record(
-            request._request,
-            "project.export_started",
-            organization=project.organization_id,
-            target=project,
-            data={"format": job.params["format"], "job": job.pk},
-        )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -187,16 +174,5 @@ class ProjectTransfers(TenantViewSet):
             upload,
             format_name if isinstance(format_name, str) else None,
             acting_user(request),
-        )
-        record(
-            request._request,
-            "project.dataset_import_started",
-            organization=project.organization_id,
-            target=project,
-            data={
-                "format": job.params["format"],
-                "file_name": job.params["file_name"],
-                "job": job.pk,
-            },
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
