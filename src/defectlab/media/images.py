@@ -14,7 +14,9 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from PIL import ExifTags, Image, ImageFile, ImageOps
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "TIFF"})
+# The formats we accept, each with the suffix an image of it is stored under.
+STORED_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif"}
+ACCEPTED_FORMATS = frozenset(STORED_SUFFIX)
 # The file names taken for images wherever files arrive (uploads, zip archives, dataset imports,
 # storage syncs): the suffixes of the formats above, 8 or 16 bit, which Pillow decodes and we
 # accept. A suffix outside it is not an image; one inside it is still decoded before it is kept.

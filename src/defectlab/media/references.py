@@ -36,12 +36,7 @@ from defectlab.media.connections import (
     signer_for,
     storage_failure,
 )
-from defectlab.media.images import (
-    ImageError,
-    image_size,
-    is_image_name,
-    render_for_display,
-)
+from defectlab.media.images import ImageError, image_size, is_image_name, render_for_display
 from defectlab.media.models import MediaMode, StorageConnection
 from defectlab.media.s3 import S3Storage
 from defectlab.media.s3proxy import serve_object
