@@ -6,12 +6,14 @@ import io
 import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 from PIL import Image
 
 from defectlab.datasets import export, load
 from defectlab.geometry import Shape, ShapeType
 from tests.datasets.support import HEADER, export_to, item, opener, png, write_zip
+from tests.media.test_images import damaged_exif_png
 
 SCRATCH, DENT = 11, 12
 
@@ -142,19 +144,30 @@ def test_import_reads_names_as_a_mapping_and_roboflow_folders(tmp_path: Path) ->
         assert (entry.file_name, entry.split, len(entry.shapes)) == ("a.png", "val", 1)
 
 
-def test_import_takes_the_upright_size_of_exif_rotated_photos(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("image", "size", "points"),
+    [
+        (jpeg(100, 50, orientation=6), (50, 100), ((12.5, 25), (37.5, 75))),
+        # A damaged EXIF orientation is ignored, as on upload (media.images.upright_size).
+        (damaged_exif_png(100, 50), (100, 50), ((25, 12.5), (75, 37.5))),
+    ],
+    ids=["rotated", "damaged-exif"],
+)
+def test_import_takes_the_upright_size_of_exif_rotated_photos(
+    tmp_path: Path, image: bytes, size: tuple[int, int], points: tuple[tuple[float, float], ...]
+) -> None:
     path = write_zip(
         tmp_path / "rotated.zip",
         {
             "data.yaml": "names: [scratch]\n",
-            "images/train/r.jpg": jpeg(100, 50, orientation=6),
+            "images/train/r.jpg": image,
             "labels/train/r.txt": "0 0.5 0.5 0.5 0.5\n",
         },
     )
     with load("yolo", path) as dataset:
         (entry,) = dataset.items
-        assert (entry.width, entry.height) == (50, 100)
-        assert entry.shapes[0].points == ((12.5, 25), (37.5, 75))
+        assert (entry.width, entry.height) == size
+        assert entry.shapes[0].points == points
 
 
 def test_slightly_outside_coordinates_are_clipped_on_import(tmp_path: Path) -> None:

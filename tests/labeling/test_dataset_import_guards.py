@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from defectlab.geometry import Shape
 from defectlab.jobs.models import JobState
@@ -30,6 +31,7 @@ from tests.labeling.test_dataset_roundtrip import (
     run_import,
     source_project,
 )
+from tests.labeling.test_uploads import encode, refuse_and_leave_nothing, zip_of
 
 pytestmark = pytest.mark.django_db
 
@@ -144,3 +146,35 @@ def test_an_import_that_brings_nothing_says_why(
     assert job.error.startswith("Nothing to import: the archive's 2 files (“" + example)
     assert "hold no image or annotation that the" in job.error
     assert not Task.objects.filter(project__name="Target").exists()
+
+
+def test_an_image_upload_and_a_dataset_import_refuse_the_same_overcompressed_image(
+    tenant: Tenant, storage_dir: Path
+) -> None:
+    """One rule for zip bombs (``defectlab.zipsafety``): a 3.6 MB black BMP deflates over 250
+    times smaller, which no photo of a part does; both ways in refuse it before decoding it."""
+    black = encode(Image.new("RGB", (1200, 1000)), "BMP")
+    photo = image_bytes(64, 48, 1)
+    archive = zip_of({"ok.png": photo, "lot7/black.bmp": black})
+    refuse_and_leave_nothing(
+        tenant,
+        storage_dir,
+        [("batch.zip", archive)],
+        status=400,
+        code="zip_bomb",
+        naming="lot7/black.bmp",
+    )
+
+    members: dict[str, bytes | str] = {
+        "data.yaml": "names: [scratch]\n",
+        "images/train/ok.png": photo,
+        "images/train/black.bmp": black,
+    }
+    target = empty_project(tenant)
+    before = Snapshot.take(target, storage_dir)
+    job = run_import(manager(tenant), target, "yolo", zipped(members))
+    assert job.state == JobState.FAILED
+    assert job.error == (
+        "images/train/black.bmp: This entry is compressed suspiciously well (a zip bomb?)."
+    )
+    assert Snapshot.take(target, storage_dir) == before

@@ -18,7 +18,7 @@ from django.conf import settings
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from PIL import ExifTags, Image, ImageCms, ImageFile
+from PIL import ExifTags, Image, ImageCms, ImageFile, PngImagePlugin
 
 if not settings.configured:
     settings.configure(USE_I18N=False)
@@ -95,6 +95,16 @@ def rotated_jpeg(orientation: int) -> bytes:
     return encode(image, "JPEG", exif=exif, quality=95)
 
 
+def damaged_exif_png(width: int = 40, height: int = 20) -> bytes:
+    """A PNG whose EXIF, kept as a "Raw profile type exif" text chunk (as ImageMagick writes it),
+    is not hex: Pillow raises on reading it, the pixels are fine."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", "\nexif\n      8\nnot hex at all\n")
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 10, 10)).save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
 def decoded(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
@@ -166,6 +176,48 @@ def test_exif_rotated_jpeg_reports_displayed_width_and_height() -> None:
     info = inspect_image(rotated_jpeg(6), name="rotated.jpg", max_pixels=LIMIT)
     assert (info.width, info.height) == (20, 40)
     assert not info.browser_native  # the browser must receive bytes with no rotation pending
+
+
+@pytest.mark.parametrize(
+    ("data", "upright"),
+    [
+        (damaged_exif_png(), (40, 20)),
+        (rotated_jpeg(6), (20, 40)),
+        (rotated_jpeg(8), (20, 40)),
+        (rotated_jpeg(0), (40, 20)),
+        (rotated_jpeg(9), (40, 20)),
+    ],
+    ids=["damaged-exif", "orientation-6", "orientation-8", "orientation-0", "orientation-9"],
+)
+def test_every_reader_of_an_image_agrees_on_its_upright_size(
+    data: bytes, upright: tuple[int, int]
+) -> None:
+    """One rule (``media.images.upright_size``): 5..8 swap the sides, anything else, damaged
+    EXIF included, leaves the stored size and is never a refusal."""
+    from defectlab.datasets.common import image_size as dataset_image_size
+
+    # Upload and URL import by copy (``ingest.uploads.checked_image``).
+    info = inspect_image(data, name="odd.img", max_pixels=LIMIT)
+    assert (info.width, info.height) == upright
+    # Storage sync, URL import by reference and the media view learning a size: the header.
+    assert images.image_size(data) == upright
+    # Dataset import.
+    assert dataset_image_size(lambda: io.BytesIO(data), "odd.img", LIMIT) == upright
+    # What the browser is shown has that size.
+    assert decoded(render_for_display(data)[0]).size == upright
+    assert decoded(thumbnail(data)).size == upright
+
+
+def test_every_image_suffix_is_a_format_we_decode() -> None:
+    """Which names are images (uploads, zips, dataset imports, storage syncs): the suffixes of
+    the accepted formats, and nothing Pillow reads that we would then refuse (WebP, GIF)."""
+    extensions = Image.registered_extensions()
+    assert {extensions[suffix] for suffix in images.IMAGE_SUFFIXES} <= images.ACCEPTED_FORMATS
+    assert {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"} == images.IMAGE_SUFFIXES
+    assert images.is_image_name("line3/CAM1.TIFF") and images.is_image_name("a.b.Jpeg")
+    assert not any(map(images.is_image_name, ["a.webp", "a.gif", "a.zip", "tif", "a.tif/"]))
+    sixteen = encode(dark_16bit(), "TIFF")
+    assert inspect_image(sixteen, name="deep.tif", max_pixels=LIMIT).bit_depth == 16
 
 
 def test_exif_orientation_1_keeps_jpeg_browser_native() -> None:

@@ -16,6 +16,8 @@ from django.db import connection as db
 from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
+from defectlab.errors import Invalid
+from defectlab.ingest.uploads import checked_image
 from defectlab.jobs.models import JobState
 from defectlab.labeling import services, workflow
 from defectlab.labeling.exports import start_export
@@ -36,6 +38,7 @@ from tests.media.storages import (
     record_sent,
     run,
 )
+from tests.media.test_images import damaged_exif_png, dark_16bit, encode, noise_rgb, rotated_jpeg
 
 pytestmark = [pytest.mark.usefixtures("loopback_only"), pytest.mark.django_db]
 
@@ -336,6 +339,45 @@ def test_thumbnails_are_made_once_and_tiffs_are_rendered(
     removed = client_for(None).get(signed_url(task.pk, "image"))
     assert removed.status_code == 404
     assert removed.json()["error"]["code"] == "storage_removed"
+
+
+def test_a_sync_takes_the_images_an_upload_takes_at_the_size_an_upload_gives(
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
+) -> None:
+    """A bucket of camera exports: odd EXIF (damaged, rotated), a 16-bit TIFF, and formats
+    Pillow reads but DefectLab refuses (WebP, GIF). The sync keeps exactly what an upload keeps,
+    with the same upright size; a size the media view learns later agrees too."""
+    sixteen = io.BytesIO()
+    dark_16bit(30, 20).save(sixteen, "TIFF")
+    objects = {
+        "damaged.png": damaged_exif_png(40, 20),
+        "turned.jpg": rotated_jpeg(6),
+        "deep.tif": sixteen.getvalue(),
+        "web.webp": encode(noise_rgb(16, 16), "WEBP"),
+        "anim.gif": encode(noise_rgb(16, 16), "GIF"),
+    }
+    uploaded: dict[str, tuple[int, int]] = {}
+    for name, data in objects.items():
+        try:
+            image = checked_image(name, data)
+        except Invalid:
+            continue
+        uploaded[name] = (image.info.width, image.info.height)
+    assert set(uploaded) == {"damaged.png", "turned.jpg", "deep.tif"}
+
+    allow_loopback(settings)
+    storage = make_connection(s3_server, bucket, tenant)
+    put(s3_server, bucket, objects)
+    assert sync(tenant, storage)["skipped"] == 2
+    tasks = synced(tenant, storage)
+    assert {t.file_name: (t.width, t.height) for t in tasks} == uploaded
+
+    # The media view learns a size it did not have, by the same rule.
+    damaged = next(t for t in tasks if t.file_name == "damaged.png")
+    Task.objects.filter(pk=damaged.pk).update(width=None, height=None)
+    assert client_for(None).get(signed_url(damaged.pk, "thumb")).status_code == 200
+    damaged.refresh_from_db()
+    assert (damaged.width, damaged.height) == uploaded["damaged.png"]
 
 
 def test_exports_read_synced_images_from_the_bucket(

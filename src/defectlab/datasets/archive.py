@@ -14,7 +14,6 @@ import contextlib
 import io
 import os
 import posixpath
-import re
 import stat
 import tempfile
 import time
@@ -27,16 +26,23 @@ from typing import IO
 from django.utils.translation import gettext as _
 
 from defectlab.datasets.model import DatasetError, ImageOpener
+from defectlab.media.images import is_image_name
+from defectlab.zipsafety import (
+    MAX_RATIO,
+    is_encrypted,
+    is_junk,
+    is_symlink,
+    overcompressed,
+    overcompressed_archive,
+    points_outside,
+)
 
 CHUNK = 1 << 20
 MB = 1 << 20
 # Already compressed: deflating them again costs CPU and saves nothing.
 STORED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".zip"})
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-_JUNK = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
 # Files an archive may hold besides its images and one annotation file per image.
 EXTRA_FILES = 1000
-_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +63,7 @@ class Limits:
     # Annotation files (JSON, XML, text) are parsed in memory, so they get a tighter cap.
     max_text_bytes: int = 512 * MB
     # A deflated member this many times smaller than its content is a bomb, not a dataset.
-    max_ratio: int = 250
+    max_ratio: int = MAX_RATIO
     max_image_pixels: int | None = None
 
     @property
@@ -68,15 +74,13 @@ class Limits:
 
 
 def unsafe_name(name: str) -> bool:
-    """Whether a member name could point outside the archive or be read differently on
-    another system (backslashes are separators on Windows, so they are refused too)."""
+    """Whether a member name could point outside the archive (``zipsafety.points_outside``) or
+    be read differently on another system: a dataset's files refer to each other by name, so
+    backslashes (separators on Windows) and ``.`` parts are refused too."""
     return (
-        not name
-        or name.startswith("/")
+        points_outside(name)
         or "\\" in name
-        or "\x00" in name
-        or bool(_DRIVE.match(name))
-        or any(part in ("..", ".") for part in name.rstrip("/").split("/"))
+        or any(part == "." for part in name.rstrip("/").split("/"))
     )
 
 
@@ -91,14 +95,6 @@ def stem(name: str) -> str:
     """The member name without its suffix. (pathlib interns every path part it parses, which
     grows memory with each item of a large export, so hot export paths use posixpath.)"""
     return posixpath.splitext(name)[0]
-
-
-def is_image(name: str) -> bool:
-    return posixpath.splitext(name)[1].lower() in IMAGE_SUFFIXES
-
-
-def is_junk(name: str) -> bool:
-    return any(part in _JUNK or part.startswith("._") for part in name.split("/"))
 
 
 class _CountingWriter(io.RawIOBase):
@@ -237,7 +233,7 @@ class Source:
     def __init__(self, sizes: dict[str, int], limits: Limits) -> None:
         self.limits = limits
         wanted = {name: size for name, size in sizes.items() if not is_junk(name)}
-        images = sum(1 for name in wanted if is_image(name))
+        images = sum(1 for name in wanted if is_image_name(name))
         if images > limits.max_images:
             raise DatasetError(
                 _("The archive holds %(count)s images; the limit is %(limit)s.")
@@ -327,21 +323,18 @@ class ZipSource(Source):
                 )
             if info.is_dir():
                 continue
-            if info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16):
+            if is_symlink(info):
                 raise DatasetError(_("Symbolic links are not accepted in archives."), where=name)
-            if info.flag_bits & 0x1:
+            if is_encrypted(info):
                 raise DatasetError(_("This entry is encrypted."), where=name)
             if name in infos:
                 raise DatasetError(_("The archive holds this file twice."), where=name)
-            if info.file_size > MB and info.file_size > info.compress_size * limits.max_ratio:
+            if overcompressed(info, limits.max_ratio):
                 raise DatasetError(
                     _("This entry is compressed suspiciously well (a zip bomb?)."), where=name
                 )
             infos[name] = info
-        # Small members escape the check above one by one; thousands of them are a bomb too.
-        unpacked = sum(info.file_size for info in infos.values())
-        packed = sum(info.compress_size for info in infos.values())
-        if unpacked > MB and unpacked > packed * limits.max_ratio:
+        if overcompressed_archive(infos.values(), limits.max_ratio):
             raise DatasetError(
                 _(
                     "The archive is compressed suspiciously well (a zip bomb?); nothing was imported."

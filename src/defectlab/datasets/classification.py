@@ -17,9 +17,10 @@ from pathlib import PurePosixPath
 
 from django.utils.translation import gettext as _
 
-from defectlab.datasets.archive import IMAGE_SUFFIXES, Limits, Source, Spool
+from defectlab.datasets.archive import Limits, Source, Spool
 from defectlab.datasets.common import Names, Writer, at_line, image_size, make_header
 from defectlab.datasets.model import SPLITS, DatasetError, DatasetItem, ImportedDataset
+from defectlab.media.images import is_image_name
 
 CSV = "labels.csv"
 UNTAGGED = "_untagged"
@@ -123,7 +124,7 @@ def _from_folders(source: Source) -> list[tuple[str, list[str], str | None, str]
     rows: list[tuple[str, list[str], str | None, str]] = []
     for name in source.names():
         parts = PurePosixPath(name).parts
-        if len(parts) < 2 or PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
+        if len(parts) < 2 or not is_image_name(name):
             continue
         rows.append((name, [] if parts[0] == UNTAGGED else [parts[0]], None, name))
     if not rows:

@@ -17,7 +17,7 @@ import defusedxml
 import defusedxml.ElementTree as SafeET
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from PIL import ExifTags, Image
+from PIL import Image
 
 from defectlab.datasets.archive import ZipSink, unsafe_name
 from defectlab.datasets.model import (
@@ -29,14 +29,13 @@ from defectlab.datasets.model import (
     ExportStats,
 )
 from defectlab.geometry import Shape, ShapeError, ShapeType
+from defectlab.media.images import upright_size
 
 # Another tool's rounding can put a vertex slightly past the border; up to this many pixels
 # out it is moved onto the border, further out the file is refused as wrong.
 CLIP_TOLERANCE = 1.0
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Rotations 5-8 swap the sides; coordinates are on the upright image (see media.images).
-_SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 Progress = Callable[[int], None]
 
 
@@ -273,13 +272,13 @@ def check_pixels(width: int, height: int, where: str, max_pixels: int | None) ->
 def image_size(
     open_image: Callable[[], IO[bytes]], where: str, max_pixels: int | None
 ) -> tuple[int, int]:
-    """The upright size of an image, read from its header without decoding the pixels."""
+    """The upright size of an image (``media.images.upright_size``: a damaged EXIF orientation
+    is ignored), read from its header without decoding the pixels."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with open_image() as file, Image.open(file) as image:
-                width, height = image.size
-                orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+                width, height = upright_size(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DatasetError(_("This image has too many pixels."), where=where) from None
     except DatasetError:
@@ -287,8 +286,6 @@ def image_size(
     except Exception:  # hostile input can make any Pillow plugin raise anything
         raise DatasetError(_("This image cannot be read."), where=where) from None
     check_pixels(width, height, where, max_pixels)
-    if orientation in _SWAPPING_ORIENTATIONS:
-        width, height = height, width
     return width, height
 
 

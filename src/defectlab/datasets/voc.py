@@ -23,7 +23,7 @@ from xml.sax.saxutils import escape
 from django.utils.translation import gettext as _
 
 from defectlab.datasets import archive
-from defectlab.datasets.archive import IMAGE_SUFFIXES, Limits, Source, Spool
+from defectlab.datasets.archive import Limits, Source, Spool
 from defectlab.datasets.common import (
     Names,
     Writer,
@@ -43,6 +43,7 @@ from defectlab.datasets.common import (
 )
 from defectlab.datasets.model import DatasetError, DatasetItem, ImportedDataset
 from defectlab.geometry import Shape, ShapeType
+from defectlab.media.images import is_image_name
 
 _FLAGS = ("truncated", "difficult", "occluded")
 _SPLIT_FILES = {"train": "train", "val": "val", "test": "test", "default": None}
@@ -127,7 +128,7 @@ def load(source: Source, limits: Limits) -> ImportedDataset:
     images_by_stem = {
         PurePosixPath(n).with_suffix("").as_posix()[len("JPEGImages/") :]: n
         for n in names
-        if n.startswith("JPEGImages/") and PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES
+        if n.startswith("JPEGImages/") and is_image_name(n)
     }
     items = [_read_file(source, name, labels, splits, images_by_stem, limits) for name in files]
     return ImportedDataset(make_header(labels), items, source=source)

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from django.utils.translation import gettext as _
 
-from defectlab.datasets.archive import IMAGE_SUFFIXES, Limits, Source, stem
+from defectlab.datasets.archive import Limits, Source, stem
 from defectlab.datasets.common import (
     Names,
     Writer,
@@ -40,6 +40,7 @@ from defectlab.datasets.common import (
 )
 from defectlab.datasets.model import DatasetError, DatasetHeader, DatasetItem, ImportedDataset
 from defectlab.geometry import Shape, ShapeType
+from defectlab.media.images import is_image_name
 
 DECIMALS = 6
 _MAX_YAML = 1 << 20  # a data.yaml is a few lines; a big one is an alias bomb or a mistake
@@ -112,9 +113,7 @@ def load(source: Source, limits: Limits) -> ImportedDataset:
     source.root_at(lambda names: not set(_NAME_FILES).isdisjoint(names))
     labels, split_dirs = _read_names(source)
     names = set(source.names())
-    images = [
-        name for name in source.names() if PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
-    ]
+    images = [name for name in source.names() if is_image_name(name)]
     used_labels: set[str] = set()
     items = []
     for image in images:

@@ -5,22 +5,24 @@ file (or zip entry) at fault, so the caller can store all of them or none."""
 
 from __future__ import annotations
 
-import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import IO
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid, TooLarge
-from defectlab.media.images import ImageError, ImageInfo, inspect_image
+from defectlab.media.images import ImageError, ImageInfo, inspect_image, is_image_name
+from defectlab.zipsafety import (
+    is_encrypted,
+    is_junk,
+    overcompressed,
+    overcompressed_archive,
+    points_outside,
+)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
-_JUNK_PARTS = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
-_DRIVE = re.compile(r"^[A-Za-z]:")
 MB = 1024 * 1024
 
 
@@ -70,14 +72,6 @@ def images_from_uploads(files: Iterable[tuple[str, IO[bytes]]]) -> Iterator[Inco
             yield checked_image(name, file.read(settings.MAX_UPLOAD_MB * MB + 1))
 
 
-def unsafe_entry_name(name: str) -> bool:
-    """True for entry names that would point outside the archive if extracted."""
-    parts = re.split(r"[\\/]", name)
-    return (
-        name.startswith(("/", "\\")) or bool(_DRIVE.match(name)) or ".." in parts or "\x00" in name
-    )
-
-
 def images_from_zip(archive_name: str, file: IO[bytes]) -> Iterator[IncomingImage]:
     file.seek(0, 2)
     if file.tell() > settings.MAX_ARCHIVE_MB * MB:
@@ -87,18 +81,33 @@ def images_from_zip(archive_name: str, file: IO[bytes]) -> Iterator[IncomingImag
         archive = zipfile.ZipFile(file)
     except (zipfile.BadZipFile, OSError):
         raise Invalid(_("%(name)s is not a valid zip archive.") % {"name": archive_name}) from None
+    for entry in _checked_entries(archive_name, archive):
+        try:
+            # Read at most one byte past the limit: the sizes in a zip's directory can lie.
+            with archive.open(entry) as member:
+                data = member.read(settings.MAX_UPLOAD_MB * MB + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError):
+            raise _refused(
+                _("“%(entry)s” in %(archive)s is damaged."), archive_name, entry
+            ) from None
+        yield checked_image(entry.filename, data)
+
+
+def _checked_entries(archive_name: str, archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The entries to read, once every one has passed the checks that need no data (the rules of
+    ``defectlab.zipsafety``, the limits, image names): one bad entry refuses the whole archive."""
     entries = archive.infolist()
-    # Check every name before reading any data: one bad entry refuses the whole archive.
     for entry in entries:
-        if unsafe_entry_name(entry.filename):
-            raise Invalid(
+        if points_outside(entry.filename):
+            raise _refused(
                 _(
                     "%(archive)s contains “%(entry)s”, a path that points outside the archive; nothing was imported."
-                )
-                % {"archive": archive_name, "entry": entry.filename},
-                code="unsafe_path",
+                ),
+                archive_name,
+                entry,
+                "unsafe_path",
             )
-    wanted = [entry for entry in entries if not entry.is_dir() and not _is_junk(entry.filename)]
+    wanted = [entry for entry in entries if not entry.is_dir() and not is_junk(entry.filename)]
     if len(wanted) > settings.MAX_ARCHIVE_FILES:
         raise TooLarge(
             _("%(archive)s holds %(count)s files; the limit is %(limit)s.")
@@ -110,31 +119,39 @@ def images_from_zip(archive_name: str, file: IO[bytes]) -> Iterator[IncomingImag
             % {"archive": archive_name, "limit": settings.MAX_ARCHIVE_MB}
         )
     for entry in wanted:
-        if PurePosixPath(entry.filename).suffix.lower() not in IMAGE_SUFFIXES:
-            raise Invalid(
+        if not is_image_name(entry.filename):
+            raise _refused(
                 _(
                     "“%(entry)s” in %(archive)s is not an image file (JPEG, PNG, BMP or TIFF); nothing was imported."
-                )
-                % {"archive": archive_name, "entry": entry.filename},
-                code="unsupported_format",
+                ),
+                archive_name,
+                entry,
+                "unsupported_format",
             )
-        if entry.flag_bits & 0x1:
-            raise Invalid(
-                _("“%(entry)s” in %(archive)s is encrypted.")
-                % {"archive": archive_name, "entry": entry.filename}
+        if is_encrypted(entry):
+            raise _refused(_("“%(entry)s” in %(archive)s is encrypted."), archive_name, entry)
+        if entry.file_size > settings.MAX_UPLOAD_MB * MB:  # as declared; reads are capped too
+            raise image_too_large(entry.filename)
+        if overcompressed(entry):
+            raise _refused(
+                _(
+                    "“%(entry)s” in %(archive)s is compressed suspiciously well (a zip bomb?); nothing was imported."
+                ),
+                archive_name,
+                entry,
+                "zip_bomb",
             )
-        try:
-            # Read at most one byte past the limit: the sizes in a zip's directory can lie.
-            with archive.open(entry) as member:
-                data = member.read(settings.MAX_UPLOAD_MB * MB + 1)
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError):
-            raise Invalid(
-                _("“%(entry)s” in %(archive)s is damaged.")
-                % {"archive": archive_name, "entry": entry.filename}
-            ) from None
-        yield checked_image(entry.filename, data)
+    if overcompressed_archive(wanted):
+        raise Invalid(
+            _("%(archive)s is compressed suspiciously well (a zip bomb?); nothing was imported.")
+            % {"archive": archive_name},
+            code="zip_bomb",
+        )
+    return wanted
 
 
-def _is_junk(name: str) -> bool:
-    parts = PurePosixPath(name).parts
-    return any(part in _JUNK_PARTS or part.startswith("._") for part in parts)
+def _refused(
+    message: str, archive_name: str, entry: zipfile.ZipInfo, code: str | None = None
+) -> Invalid:
+    """The refusal of an archive for one of its entries; ``message`` names both."""
+    return Invalid(message % {"archive": archive_name, "entry": entry.filename}, code=code)

@@ -77,6 +77,7 @@ from defectlab.labeling.models import (
     TaskLabel,
     TaskStatus,
 )
+from defectlab.media.images import STORED_SUFFIX
 from defectlab.media.storage import LocalStorage, Storage, check_key, default_storage
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
@@ -88,7 +89,6 @@ MAX_LABEL_NAME = Label._meta.get_field("name").max_length or 100
 MAX_TAG_NAME = 50  # services.clean_tags cuts tag names to this
 TAG_COLOR = "#757575"
 PREDICTION_MODEL = "import"
-_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif"}
 
 
 def importable_formats() -> list[str]:
@@ -321,7 +321,7 @@ def _store_images(
                 % {"given": f"{item.width}×{item.height}", "actual": f"{width}×{height}"},
                 where=item.file_name,
             )
-        key = image_key(job, index, _SUFFIX[image.info.format])
+        key = image_key(job, index, STORED_SUFFIX[image.info.format])
         stored.append(key)  # before saving: a half-written file is cleaned up as well
         storage.save(key, data)
         rows.append(_Row(item, key, width, height, len(data)))

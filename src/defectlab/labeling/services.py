@@ -20,6 +20,7 @@ from defectlab.errors import Invalid
 from defectlab.geometry import ShapeType
 from defectlab.ingest.uploads import IncomingImage
 from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
+from defectlab.media.images import STORED_SUFFIX
 from defectlab.media.services import STORAGE_REFERENCE, cached_copies, reference_thumbnails
 from defectlab.media.storage import default_storage
 from defectlab.params import (
@@ -35,7 +36,6 @@ from defectlab.tenancy.models import Membership, Organization, User
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _HOTKEY = re.compile(r"^[1-9a-z]$")
-_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif"}
 COUNTER = {
     TaskStatus.NEW: "count_new",
     TaskStatus.IN_PROGRESS: "count_in_progress",
@@ -213,7 +213,7 @@ def create_uploaded_tasks(project: Project, images: Iterable[IncomingImage]) -> 
     try:
         tasks = []
         for image in images:
-            key = f"org/{project.organization_id}/projects/{project.pk}/{uuid.uuid4().hex}{_SUFFIX[image.info.format]}"
+            key = f"org/{project.organization_id}/projects/{project.pk}/{uuid.uuid4().hex}{STORED_SUFFIX[image.info.format]}"
             storage.save(key, image.data)
             stored.append(key)
             tasks.append(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
+import posixpath
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -14,7 +14,13 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from PIL import ExifTags, Image, ImageFile, ImageOps
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "TIFF"})
+# The formats we accept, each with the suffix an image of it is stored under.
+STORED_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif"}
+ACCEPTED_FORMATS = frozenset(STORED_SUFFIX)
+# The file names taken for images wherever files arrive (uploads, zip archives, dataset imports,
+# storage syncs): the suffixes of the formats above, 8 or 16 bit, which Pillow decodes and we
+# accept. A suffix outside it is not an image; one inside it is still decoded before it is kept.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 
 ErrorCode = Literal["unreadable", "unsupported_format", "too_many_pixels", "truncated", "empty"]
 
@@ -64,21 +70,33 @@ def inspect_image(data: bytes, *, name: str, max_pixels: int) -> ImageInfo:
     return info
 
 
+def is_image_name(name: str) -> bool:
+    """Whether a file or object name is taken for an image (by its suffix, any case)."""
+    return posixpath.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """Width and height of an opened image as displayed, i.e. after its EXIF orientation.
+
+    The one rule for every place that learns a size: an orientation of 5..8 swaps the sides;
+    a missing, out-of-range or unreadable orientation (damaged EXIF) leaves the stored size,
+    and the image is shown as stored (never refused for its EXIF)."""
+    width, height = image.size
+    return (height, width) if _orientation(image) in _SWAPPING_ORIENTATIONS else (width, height)
+
+
 def image_size(head: bytes) -> tuple[int, int] | None:
     """Width and height as displayed (after EXIF rotation) from an image's first bytes, or
     None if they do not tell (the header is longer, or this is no image Pillow knows). Only
     the header is read: nothing is decoded."""
     try:
         with Image.open(io.BytesIO(head)) as image:
-            width, height = image.size
-            orientation = 1
-            with contextlib.suppress(Exception):  # damaged EXIF: take the stored size
-                orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+            width, height = upright_size(image)
     except Exception:  # truncated headers and hostile input make Pillow raise anything
         return None
     if width < 1 or height < 1:
         return None
-    return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
+    return width, height
 
 
 def render_for_display(data: bytes, *, max_side: int | None = None) -> tuple[bytes, str]:
@@ -183,8 +201,7 @@ def _vet_and_load(
             "truncated",
         ) from exc
     orientation = _orientation(image)
-    if orientation in _SWAPPING_ORIENTATIONS:
-        width, height = height, width
+    width, height = upright_size(image)
     native = (
         mode in _NATIVE_MODES.get(fmt, ())
         and bit_depth == 8

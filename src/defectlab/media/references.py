@@ -36,17 +36,14 @@ from defectlab.media.connections import (
     signer_for,
     storage_failure,
 )
-from defectlab.media.images import ImageError, image_size, render_for_display, thumbnail
+from defectlab.media.images import ImageError, image_size, is_image_name, render_for_display
 from defectlab.media.models import MediaMode, StorageConnection
 from defectlab.media.s3 import S3Storage
 from defectlab.media.s3proxy import serve_object
-from defectlab.media.services import MediaGrant, reference_thumbnails
-from defectlab.media.storage import default_storage
+from defectlab.media.services import MediaGrant, cached_thumbnail, reference_thumbnails
 
 MB = 1024 * 1024
 BROWSER_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif"})
-# What the app decodes (media.images): thumbnails are made of these only.
-DECODED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 
 
 def open_reference(organization_id: int, image: str) -> BinaryIO:
@@ -178,22 +175,23 @@ def render_image(connection: StorageConnection, key: str) -> tuple[bytes, str]:
 def _thumbnail(task: Task, connection: StorageConnection, key: str) -> bytes | None:
     """The cached thumbnail, made on first use; None for a format the app does not decode
     (WebP, GIF), which browsers then get in full."""
-    if PurePosixPath(key).suffix.lower() not in DECODED_SUFFIXES:
+    if not is_image_name(key):
         return None
-    cache = default_storage()
-    cache_key = thumbnail_key(task.pk)
-    if cache.exists(cache_key):
-        return cache.read(cache_key)
-    data = read_object(connection, key)
+    read: list[bytes] = []
+
+    def original() -> bytes:
+        read.append(read_object(connection, key))
+        return read[-1]
+
     try:
-        small = thumbnail(data)
+        small = cached_thumbnail(thumbnail_key(task.pk), original)
     except ImageError as error:
         if error.code == "unsupported_format":
             return None
         raise Invalid(str(error), code=error.code) from None
-    cache.save(cache_key, small)
-    # If the sync could not tell the size from the header, now we know (and check the shapes).
-    from defectlab.labeling.referenced import learn_size_from
+    if read:
+        # If the sync could not tell the size from the header, now we know (and check the shapes).
+        from defectlab.labeling.referenced import learn_size_from
 
-    learn_size_from(task, data)
+        learn_size_from(task, read[0])
     return small

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from django.conf import settings
@@ -80,18 +81,27 @@ def reference_thumbnails(task_id: int) -> tuple[str, str]:
     return f"cache/remote/{task_id}.jpg", f"cache/storage/{task_id}.jpg"
 
 
+def cached_thumbnail(
+    cache_key: str, original: Callable[[], bytes], storage: Storage | None = None
+) -> bytes:
+    """The thumbnail cached under ``cache_key``; made from ``original()`` and cached on first
+    use. (The one place that decides "cached, else make it", for every kind of task image.)"""
+    storage = storage or default_storage()
+    if storage.exists(cache_key):
+        return storage.read(cache_key)
+    data = thumbnail(original())
+    storage.save(cache_key, data)
+    return data
+
+
 def variant_bytes(
     image_key: str, variant: Variant, storage: Storage | None = None
 ) -> tuple[bytes, str]:
     """The bytes and content type to send for one variant of a stored image, cached in storage."""
     storage = storage or default_storage()
     if variant == "thumb":
-        cache_key = cached_copies(image_key)[0]
-        if storage.exists(cache_key):
-            return storage.read(cache_key), "image/jpeg"
-        data = thumbnail(storage.read(image_key))
-        storage.save(cache_key, data)
-        return data, "image/jpeg"
+        read = partial(storage.read, image_key)
+        return cached_thumbnail(cached_copies(image_key)[0], read, storage), "image/jpeg"
     cache_key = cached_copies(image_key)[1]
     if storage.exists(cache_key):
         return storage.read(cache_key), "image/png"
@@ -116,15 +126,12 @@ def remote_variant(
     (to learn the image's size)."""
     from defectlab.ingest.services import fetch_referenced
 
-    storage = default_storage()
-    cache_key = reference_thumbnails(task_id)[0]
-    if variant == "thumb" and storage.exists(cache_key):
-        return storage.read(cache_key), "image/jpeg"
-    original = fetch_referenced(organization_id, url)
-    if seen is not None:
-        seen(original)
+    def original() -> bytes:
+        data = fetch_referenced(organization_id, url)
+        if seen is not None:
+            seen(data)
+        return data
+
     if variant == "thumb":
-        data = thumbnail(original)
-        storage.save(cache_key, data)
-        return data, "image/jpeg"
-    return render_for_display(original)
+        return cached_thumbnail(reference_thumbnails(task_id)[0], original), "image/jpeg"
+    return render_for_display(original())

@@ -1,7 +1,7 @@
 """Moving data between projects and their storage connections, as jobs.
 
 Syncing a source (``storage_sync``): the bucket is listed under the prefix in key order, image
-objects (by suffix: jpg, jpeg, png, bmp, tif, tiff, webp; empty objects and keys too long for a
+objects (by suffix: ``media.images.IMAGE_SUFFIXES``; empty objects and keys too long for a
 task are skipped) are taken a page at a time, and each page is compared with the connection's
 ``SyncedObject`` rows in one query. A new object gets a task (``storage://<id>/<key>``, width and
 height read from its first 64 KB when they are there — eight reads at a time — else left empty
@@ -61,7 +61,7 @@ from defectlab.media.connections import (
     storage_failure,
     targets_of,
 )
-from defectlab.media.images import image_size
+from defectlab.media.images import image_size, is_image_name
 from defectlab.media.models import StorageConnection, StorageRole, SyncedObject
 from defectlab.media.references import thumbnail_key
 from defectlab.media.s3 import ObjectChanged, S3Storage, StoredObject
@@ -75,7 +75,6 @@ log = logging.getLogger(__name__)
 
 SYNC_KIND = "storage_sync"
 WRITE_KIND = "storage_write"
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 HEAD_BYTES = 64 * 1024
 PAGE = 500  # objects compared (and keys sent in one IN list) at a time
 PROBE_THREADS = 8
@@ -200,10 +199,6 @@ def _sync(job: Job, connection: StorageConnection, progress: Progress) -> dict[s
     }
 
 
-def is_image_key(key: str) -> bool:
-    return PurePosixPath(key).suffix.lower() in IMAGE_SUFFIXES
-
-
 def _pages(
     connection: StorageConnection,
     storage: S3Storage,
@@ -215,7 +210,7 @@ def _pages(
     listed = storage.iter_keys(page_size=page_size)
     while (item := watch.next(listed)) is not None:
         if (
-            not is_image_key(item.key)
+            not is_image_name(item.key)
             or item.size == 0
             or len(storage_reference(connection.pk, item.key)) > _TASK_IMAGE_LENGTH
         ):
