@@ -56,7 +56,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import F, Max
+from django.db.models import Max
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -77,6 +77,7 @@ from defectlab.labeling.models import (
     TaskLabel,
     TaskStatus,
 )
+from defectlab.labeling.tasks import NewTask, add_tasks
 from defectlab.media.images import STORED_SUFFIX
 from defectlab.media.storage import LocalStorage, Storage, check_key, default_storage
 from defectlab.tenancy.audit import AuditAction
@@ -355,10 +356,6 @@ def _commit(
         submitted, predictions = _create_annotations_and_predictions(
             job, project, schema, tasks, rows
         )
-        Project.objects.filter(pk=project.pk).update(
-            count_new=F("count_new") + len(tasks) - submitted,
-            count_submitted=F("count_submitted") + submitted,
-        )
         result = {
             "committed": True,
             "format": job.params.get("format"),
@@ -379,13 +376,12 @@ def _commit(
 
 def _create_tasks(project: Project, rows: Sequence[_Row]) -> list[Task]:
     """One task per row: submitted when the dataset annotated it, new otherwise."""
-    return Task.objects.bulk_create(
+    return add_tasks(
+        project,
         [
-            Task(
-                organization_id=project.organization_id,
-                project=project,
+            NewTask(
                 image=row.image,
-                file_name=row.item.file_name[-255:],
+                file_name=row.item.file_name,
                 width=row.width,
                 height=row.height,
                 size_bytes=row.size_bytes,
@@ -395,7 +391,6 @@ def _create_tasks(project: Project, rows: Sequence[_Row]) -> list[Task]:
             )
             for row in rows
         ],
-        batch_size=500,
     )
 
 
