@@ -11,11 +11,26 @@ from typing import Any
 
 import pytest
 
+from defectlab.geometry import Shape
 from defectlab.ingest.uploads import checked_image
 from defectlab.jobs.models import JobState
 from defectlab.labeling import services
-from defectlab.labeling.models import Project, Task, TaskStatus
-from defectlab.labeling.tasks import NewTask, add_tasks
+from defectlab.labeling.models import (
+    AnnotationVersion,
+    Prediction,
+    Project,
+    Task,
+    TaskLabel,
+    TaskStatus,
+)
+from defectlab.labeling.tasks import (
+    NewAnnotation,
+    NewPrediction,
+    NewTask,
+    add_annotations,
+    add_predictions,
+    add_tasks,
+)
 from defectlab.media.sync import start_sync
 from defectlab.tenancy.models import Role
 from tests.conftest import Tenant, jpeg_bytes
@@ -142,3 +157,48 @@ def test_add_tasks_counts_each_status_and_keeps_the_end_of_a_long_name(tenant: T
     assert set(other.tasks.values_list("created_at", flat=True)) != {None}
     # Nothing to add changes nothing.
     assert add_tasks(other, []) == [] and counters(other) == counters(project)
+
+
+def test_annotations_and_predictions_in_bulk_keep_history_label_index_and_flags(
+    tenant: Tenant,
+) -> None:
+    project = tenant.project
+    scratch, dent = tenant.label.pk, project.labels.get(name="dent").pk
+    first, second, third = add_tasks(
+        project,
+        [NewTask(image=f"http://127.0.0.1:9/{n}.png", file_name=f"{n}.png") for n in "abc"],
+    )
+    author = tenant.user(Role.ANNOTATOR)
+    shapes = [
+        Shape.box(1, 1, 5, 5, label=scratch).to_dict(),
+        Shape.box(2, 2, 6, 6, label=dent).to_dict(),
+        Shape.box(3, 3, 7, 7, label=scratch).to_dict(),
+    ]
+    (annotation,) = add_annotations(
+        [NewAnnotation(first, shapes, ["NG", "NG", "OK"])], author_id=author.pk
+    )
+    assert annotation.version == 1 and annotation.tags == ["NG", "OK"]
+    history = AnnotationVersion.objects.get(annotation=annotation)
+    assert (history.version, history.author_id, history.shapes) == (1, author.pk, shapes)
+    indexed = TaskLabel.objects.filter(task=first).values_list("label_id", flat=True)
+    assert sorted(indexed) == sorted([scratch, dent])
+    # A label filter finds the task by the index, as after an annotator's save.
+    found = services.TaskFilter(label=dent).apply(Task.objects.filter(project=project))
+    assert list(found) == [first]
+
+    # Pre-annotation: two models' predictions for one task, one for another.
+    box = [Shape.box(1, 1, 4, 4, label=scratch).to_dict()]
+    add_predictions(
+        [
+            NewPrediction(second, " detector ", "v1", box),
+            NewPrediction(second, "detector", "v2" + "9" * 200, box),
+            NewPrediction(third, "detector", "v1", []),
+        ]
+    )
+    flags = dict(Task.objects.filter(project=project).values_list("pk", "has_prediction"))
+    assert [flags[task.pk] for task in (first, second, third)] == [False, True, True]
+    names = Prediction.objects.filter(task=second).order_by("id")
+    assert [(p.model_name, len(p.model_version)) for p in names] == [
+        ("detector", 2),
+        ("detector", 100),
+    ]
