@@ -56,7 +56,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import F, Max
+from django.db.models import Max
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -68,14 +68,18 @@ from defectlab.jobs.models import Job
 from defectlab.jobs.runner import Progress
 from defectlab.jobs.services import start_job
 from defectlab.labeling.models import (
-    Annotation,
-    AnnotationVersion,
     Label,
-    Prediction,
     Project,
     Task,
-    TaskLabel,
     TaskStatus,
+)
+from defectlab.labeling.tasks import (
+    NewAnnotation,
+    NewPrediction,
+    NewTask,
+    add_annotations,
+    add_predictions,
+    add_tasks,
 )
 from defectlab.media.images import STORED_SUFFIX
 from defectlab.media.storage import LocalStorage, Storage, check_key, default_storage
@@ -355,10 +359,6 @@ def _commit(
         submitted, predictions = _create_annotations_and_predictions(
             job, project, schema, tasks, rows
         )
-        Project.objects.filter(pk=project.pk).update(
-            count_new=F("count_new") + len(tasks) - submitted,
-            count_submitted=F("count_submitted") + submitted,
-        )
         result = {
             "committed": True,
             "format": job.params.get("format"),
@@ -379,13 +379,12 @@ def _commit(
 
 def _create_tasks(project: Project, rows: Sequence[_Row]) -> list[Task]:
     """One task per row: submitted when the dataset annotated it, new otherwise."""
-    return Task.objects.bulk_create(
+    return add_tasks(
+        project,
         [
-            Task(
-                organization_id=project.organization_id,
-                project=project,
+            NewTask(
                 image=row.image,
-                file_name=row.item.file_name[-255:],
+                file_name=row.item.file_name,
                 width=row.width,
                 height=row.height,
                 size_bytes=row.size_bytes,
@@ -395,7 +394,6 @@ def _create_tasks(project: Project, rows: Sequence[_Row]) -> list[Task]:
             )
             for row in rows
         ],
-        batch_size=500,
     )
 
 
@@ -404,56 +402,29 @@ def _create_annotations_and_predictions(
 ) -> tuple[int, int]:
     """The rows' annotations (version 1, by whoever started the job, with their history and
     label index) and predictions, for the tasks just created; how many of each."""
-    author_id = job.started_by_id
-    annotations: list[Annotation] = []
-    links: list[TaskLabel] = []
-    predictions: list[Prediction] = []
+    annotations: list[NewAnnotation] = []
+    predictions: list[NewPrediction] = []
     for task, row in zip(tasks, rows, strict=True):
         item = row.item
         if item.predictions:
             predictions.append(
-                Prediction(
-                    organization_id=project.organization_id,
+                NewPrediction(
                     task=task,
                     model_name=PREDICTION_MODEL,
-                    model_version=str(job.params.get("format", ""))[:100],
+                    model_version=str(job.params.get("format", "")),
                     shapes=_shapes(item.predictions, schema, keep_scores=True),
                 )
             )
-        if not _annotated(item):
-            continue
-        shapes = _shapes(item.shapes, schema, keep_scores=False)
-        annotations.append(
-            Annotation(
-                organization_id=project.organization_id,
-                task=task,
-                version=1,
-                shapes=shapes,
-                tags=list(dict.fromkeys(item.tags)),
-                author_id=author_id,
+        if _annotated(item):
+            annotations.append(
+                NewAnnotation(
+                    task=task,
+                    shapes=_shapes(item.shapes, schema, keep_scores=False),
+                    tags=list(item.tags),
+                )
             )
-        )
-        links.extend(
-            TaskLabel(task=task, label_id=label)
-            for label in sorted({shape["label"] for shape in shapes})
-        )
-    Annotation.objects.bulk_create(annotations, batch_size=500)
-    AnnotationVersion.objects.bulk_create(
-        [
-            AnnotationVersion(
-                organization_id=project.organization_id,
-                annotation=annotation,
-                version=1,
-                shapes=annotation.shapes,
-                tags=annotation.tags,
-                author_id=author_id,
-            )
-            for annotation in annotations
-        ],
-        batch_size=500,
-    )
-    TaskLabel.objects.bulk_create(links, batch_size=1000)
-    Prediction.objects.bulk_create(predictions, batch_size=500)
+    add_annotations(annotations, author_id=job.started_by_id)
+    add_predictions(predictions)
     return len(annotations), len(predictions)
 
 

@@ -11,15 +11,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid
 from defectlab.geometry import ShapeType
 from defectlab.ingest.uploads import IncomingImage
 from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
+from defectlab.labeling.tasks import COUNTER, NewTask, add_tasks
 from defectlab.media.images import STORED_SUFFIX
 from defectlab.media.services import STORAGE_REFERENCE, cached_copies, reference_thumbnails
 from defectlab.media.storage import default_storage
@@ -36,13 +36,6 @@ from defectlab.tenancy.models import Membership, Organization, User
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _HOTKEY = re.compile(r"^[1-9a-z]$")
-COUNTER = {
-    TaskStatus.NEW: "count_new",
-    TaskStatus.IN_PROGRESS: "count_in_progress",
-    TaskStatus.SUBMITTED: "count_submitted",
-    TaskStatus.APPROVED: "count_approved",
-    TaskStatus.REJECTED: "count_rejected",
-}
 
 # ---------------------------------------------------------------------------- schema
 
@@ -217,11 +210,9 @@ def create_uploaded_tasks(project: Project, images: Iterable[IncomingImage]) -> 
             storage.save(key, image.data)
             stored.append(key)
             tasks.append(
-                Task(
-                    organization_id=project.organization_id,
-                    project=project,
+                NewTask(
                     image=key,
-                    file_name=image.name[-255:],
+                    file_name=image.name,
                     width=image.info.width,
                     height=image.info.height,
                     size_bytes=len(image.data),
@@ -229,10 +220,7 @@ def create_uploaded_tasks(project: Project, images: Iterable[IncomingImage]) -> 
             )
         if not tasks:
             raise Invalid(_("The upload holds no images."), code="empty")
-        with transaction.atomic():
-            created = Task.objects.bulk_create(tasks, batch_size=500)
-            Project.objects.filter(pk=project.pk).update(count_new=F("count_new") + len(created))
-        return created
+        return add_tasks(project, tasks)
     except BaseException:
         for key in stored:
             storage.delete(key)
@@ -242,9 +230,9 @@ def create_uploaded_tasks(project: Project, images: Iterable[IncomingImage]) -> 
 MAX_SIDE = 2**31 - 1  # the database's integer; no camera comes near it
 
 
-def _reference_row(index: int, item: Any) -> tuple[Any, ...]:
-    """(image, file_name, width, height) of one checked import row."""
-    entry = {"image": item} if isinstance(item, str) else item
+def _reference_row(index: int, item: Any) -> NewTask:
+    """The task one checked import row describes."""
+    entry: Any = {"image": item} if isinstance(item, str) else item
     image = entry.get("image") if isinstance(entry, dict) else None
     where = {"row": index + 1}
     if not isinstance(image, str) or not image:
@@ -272,7 +260,7 @@ def _reference_row(index: int, item: Any) -> tuple[Any, ...]:
                 details=where,
             )
     name = entry.get("file_name") or parts.path.rsplit("/", 1)[-1] or parts.netloc
-    return image, str(name)[-255:], width, height
+    return NewTask(image=image, file_name=str(name), width=width, height=height)
 
 
 def import_references(project: Project, items: Sequence[Any]) -> int:
@@ -280,40 +268,9 @@ def import_references(project: Project, items: Sequence[Any]) -> int:
     if not isinstance(items, list) or not items:
         raise Invalid(_("Send a non-empty JSON list of image addresses."))
     rows = [_reference_row(index, item) for index, item in enumerate(items)]
-    # One executemany, not bulk_create: compiling Django's INSERT (15 fields a row, 66 rows a
-    # statement on SQLite) cost ~50 µs a task, most of an import's time.
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    head = (project.organization_id, project.pk)
-    tail = (TaskStatus.NEW.value, False, False, now, now)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(_import_sql(), [head + row + tail for row in rows])
-        Project.objects.filter(pk=project.pk).update(count_new=F("count_new") + len(rows))
+    # No tasks back: one executemany, much faster than bulk_create for a large import.
+    add_tasks(project, rows, returning=False)
     return len(rows)
-
-
-_IMPORTED = (
-    "organization",
-    "project",
-    "image",
-    "file_name",
-    "width",
-    "height",
-    "status",
-    "has_annotation",
-    "has_prediction",
-    "created_at",
-    "updated_at",
-)
-
-
-def _import_sql() -> str:
-    columns = {field.name: str(field.column) for field in Task._meta.concrete_fields}
-    quote = connection.ops.quote_name
-    return "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(Task._meta.db_table),
-        ", ".join(quote(columns[name]) for name in _IMPORTED),
-        ", ".join(["%s"] * len(_IMPORTED)),
-    )
 
 
 # ---------------------------------------------------------------------------- tasks out

@@ -32,6 +32,7 @@ from defectlab.labeling.models import (
 )
 from defectlab.labeling.referenced import SAVE_TIMEOUT, learn_size
 from defectlab.labeling.services import set_status
+from defectlab.labeling.tasks import NewPrediction, add_predictions, label_links
 from defectlab.media.sync import annotation_submitted
 from defectlab.tenancy.models import User
 from defectlab.tenancy.roles import Can, allows
@@ -416,12 +417,7 @@ def _stale(current: Annotation) -> Conflict:
 
 def _index_labels(task: Task, shapes: list[dict[str, Any]]) -> None:
     TaskLabel.objects.filter(task=task).delete()
-    TaskLabel.objects.bulk_create(
-        [
-            TaskLabel(task=task, label_id=label)
-            for label in sorted({shape["label"] for shape in shapes})
-        ]
-    )
+    TaskLabel.objects.bulk_create(label_links(task, shapes))
 
 
 # ---------------------------------------------------------------------------- predictions
@@ -433,16 +429,7 @@ def add_prediction(task: Task, *, model_name: str, model_version: str, shapes: A
     cleaned = [
         shape.to_dict() for shape in clean_shapes(task.project, task, shapes, predictions=True)
     ]
-    with transaction.atomic():
-        prediction = Prediction.objects.create(
-            organization_id=task.organization_id,
-            task=task,
-            model_name=model_name.strip()[:100],
-            model_version=model_version.strip()[:100],
-            shapes=cleaned,
-        )
-        Task.objects.filter(pk=task.pk).update(has_prediction=True)
-    task.has_prediction = True
+    (prediction,) = add_predictions([NewPrediction(task, model_name, model_version, cleaned)])
     return prediction
 
 

@@ -45,7 +45,6 @@ from typing import IO, Any, BinaryIO, TypeVar, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -54,6 +53,7 @@ from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.runner import Cancelled, Progress
 from defectlab.jobs.services import start_job
 from defectlab.labeling.models import AnnotationVersion, Label, Project, Task
+from defectlab.labeling.tasks import NewTask, add_tasks
 from defectlab.media.connections import (
     StorageUnavailable,
     connection_of,
@@ -276,20 +276,18 @@ def _create_tasks(
 ) -> None:
     if not new:
         return
-    tasks = Task.objects.bulk_create(
+    tasks = add_tasks(
+        connection.project,
         [
-            Task(
-                organization_id=connection.organization_id,
-                project_id=connection.project_id,
+            NewTask(
                 image=storage_reference(connection.pk, item.key),
-                file_name=PurePosixPath(item.key).name[-255:],
+                file_name=PurePosixPath(item.key).name,
                 width=(sizes.get(item.key) or (None, None))[0],
                 height=(sizes.get(item.key) or (None, None))[1],
                 size_bytes=item.size,
             )
             for item in new
         ],
-        batch_size=PAGE,
     )
     SyncedObject.objects.bulk_create(
         [
@@ -305,7 +303,6 @@ def _create_tasks(
         ],
         batch_size=PAGE,
     )
-    Project.objects.filter(pk=connection.project_id).update(count_new=F("count_new") + len(tasks))
 
 
 def _update_changed(
