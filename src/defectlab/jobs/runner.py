@@ -1,5 +1,5 @@
-"""Running a job: the handler registry, progress reporting, and the actor body that moves a Job
-row through its states.
+"""Running a job: the handlers (filled by `defectlab.jobs.kinds.register`), progress reporting,
+and the actor body that moves a Job row through its states.
 
 A handler is ``fn(job, progress) -> result dict``. It must be idempotent: after a crash the same
 job is delivered again and runs from the start, so a handler skips what it already finished (by
@@ -26,17 +26,7 @@ from defectlab.jobs.models import FINISHED, Job, JobState
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Job, "Progress"], dict[str, Any] | None]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register ``fn`` as the handler of jobs of ``kind`` (in an app's ``jobs.py``)."""
-
-    def register(fn: Handler) -> Handler:
-        HANDLERS[kind] = fn
-        return fn
-
-    return register
+HANDLERS: dict[str, Handler] = {}  # kind name -> handler; see defectlab.jobs.kinds
 
 
 class PassingFailure(Exception):
