@@ -1,5 +1,6 @@
-"""Errors the services raise. Each carries the HTTP status it maps to and a human message
-(already translated into the language of the request that caused it)."""
+"""Errors the services raise. Each carries the HTTP status it maps to, a human message (already
+translated into the language of the request that caused it), and whether trying again could
+help (``retryable``: the job runner retries those with backoff and fails the rest at once)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 class DefectLabError(Exception):
     status = 400
     code = "invalid"
+    retryable = False  # a refusal: the same request gets the same answer
 
     def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
         super().__init__(message)
@@ -46,3 +48,11 @@ class TooLarge(DefectLabError):
 class Throttled(DefectLabError):
     status = 429
     code = "throttled"
+
+
+class Unavailable(DefectLabError):
+    """Something this needs (a store, a remote server) is failing right now: try again later."""
+
+    status = 503
+    code = "unavailable"
+    retryable = True

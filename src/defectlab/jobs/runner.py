@@ -112,19 +112,28 @@ def run_job(job_id: int) -> None:
         except Cancelled:
             _finish(job, JobState.CANCELLED, progress=progress)
         except DefectLabError as refusal:
-            # Bad input or a refusal: trying again would give the same answer.
+            # Bad input or a refusal fails at once (trying again would give the same answer);
+            # a retryable one (a remote end failing) is tried again like any passing failure.
+            if refusal.retryable and job.attempts < settings.JOB_MAX_ATTEMPTS:
+                _requeue(job, refusal.message)
+                raise RetryLater(refusal.message) from refusal
             _finish(job, JobState.FAILED, error=refusal.message, progress=progress)
         except Exception as error:
             log.exception("job %s (%s) failed on attempt %s", job.pk, job.kind, job.attempts)
             message = _plain(error)
             if job.attempts < settings.JOB_MAX_ATTEMPTS:
-                Job.objects.filter(pk=job.pk).update(
-                    state=JobState.QUEUED, error=message, updated_at=timezone.now()
-                )
+                _requeue(job, message)
                 raise RetryLater(message) from error
             _finish(job, JobState.FAILED, error=message, progress=progress)
         else:
             _finish(job, JobState.SUCCEEDED, result=result or {}, progress=progress)
+
+
+def _requeue(job: Job, error: str) -> None:
+    """Back to the queue with the last error shown (Dramatiq sends the message again later)."""
+    Job.objects.filter(pk=job.pk).update(
+        state=JobState.QUEUED, error=error, updated_at=timezone.now()
+    )
 
 
 def _plain(error: Exception) -> str:
