@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import JsonResponse
+
 
 class DefectLabError(Exception):
     status = 400
@@ -56,3 +58,17 @@ class Unavailable(DefectLabError):
     status = 503
     code = "unavailable"
     retryable = True
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The one error shape: ``{"error": {"code", "message", "details"?}}``."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return {"error": body}
+
+
+def error_response(error: DefectLabError) -> JsonResponse:
+    """``error`` answered in the API's error shape by a view outside DRF (media links, the S3
+    proxy, the canvas's JSON, unknown /api/ addresses), as DRF's exception handler answers it."""
+    return JsonResponse(error_body(error.code, error.message, error.details), status=error.status)
