@@ -6,31 +6,24 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import models
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django.views.defaults import page_not_found
 from rest_framework import exceptions, viewsets
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from defectlab.errors import DefectLabError
+from defectlab.errors import DefectLabError, NotFound, error_body, error_response
 from defectlab.tenancy.models import Organization, User
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import require, scoped
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        body["details"] = details
-    return {"error": body}
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's 404 for an address no route matches: under /api/ in the API's error shape (its
     schema promises JSON), elsewhere the ordinary page."""
     if request.path.startswith("/api/"):
-        return JsonResponse(error_body("not_found", _("Not found.")), status=404)
+        return error_response(NotFound(_("Not found.")))
     return page_not_found(request, exception or Http404())
 
 

@@ -1,6 +1,6 @@
 """What the OpenAPI schema says about every operation, beyond its own serializers.
 
-Every error answers one shape (``defectlab.api.error_body``); the schema documents it once as
+Every error answers one shape (``defectlab.errors.error_body``); the schema documents it once as
 the ``Error`` component and lists it under each status code any operation may answer. Lists that
 walk by cursor answer a page object, built by ``page_serializer``."""
 

@@ -11,13 +11,15 @@ import pytest
 from django.db import models
 from django.utils.translation import gettext as _
 
-from defectlab.errors import Invalid
+from defectlab.errors import Invalid, Unavailable
+from defectlab.ingest.policy import FetchFailed
 from defectlab.jobs import queue, runner
 from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.queue import RetryLater
 from defectlab.jobs.runner import Progress, run_job
 from defectlab.jobs.services import cancel_job, retry_job, start_job
 from defectlab.jobs.worker import run_worker
+from defectlab.media.breaker import StorageDown
 from defectlab.tenancy.models import Role
 from tests.conftest import Tenant
 
@@ -216,3 +218,48 @@ def test_a_worker_runs_a_started_job_through_the_embedded_queue(
         queue.reset()
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED and job.result == {"sum": 2}
+
+
+def test_a_retryable_refusal_is_tried_again_and_a_final_one_is_not(
+    tenant: Tenant, behaviour: dict[str, Any], settings: Any
+) -> None:
+    """A remote server that does not answer may answer later: its FetchFailed is retried like a
+    passing failure (it used to fail the job at once); a 404 from it, or bad input, is final."""
+    settings.JOB_MAX_ATTEMPTS = 3
+    behaviour["fail"] = FetchFailed("connect", "http://127.0.0.1:9/a.png", "127.0.0.1")
+    job = start_job(tenant.organization, "test")
+    with pytest.raises(RetryLater):
+        run_job(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.QUEUED and job.attempts == 1
+    assert job.error.startswith("Could not fetch http://127.0.0.1:9/a.png")
+    del behaviour["fail"]  # the server is back
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED and job.attempts == 2 and job.error == ""
+
+    for final in (
+        FetchFailed("http_status", "http://127.0.0.1:9/gone.png", "127.0.0.1", status=404),
+        Invalid("The file is not a zip archive."),
+    ):
+        behaviour["fail"] = final
+        job = start_job(tenant.organization, "test")
+        run_job(job.pk)  # no RetryLater: the message is acked
+        job.refresh_from_db()
+        assert job.state == JobState.FAILED and job.attempts == 1
+        assert job.error == final.message
+
+
+def test_a_store_that_is_unavailable_is_retried_until_the_limit(
+    tenant: Tenant, behaviour: dict[str, Any], settings: Any
+) -> None:
+    settings.JOB_MAX_ATTEMPTS = 2
+    behaviour["fail"] = StorageDown("The storage is not answering; try again in 30 seconds.")
+    job = start_job(tenant.organization, "test")
+    with pytest.raises(RetryLater):
+        run_job(job.pk)
+    run_job(job.pk)  # the last attempt fails for good, with the same words
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and job.attempts == 2
+    assert job.error == "The storage is not answering; try again in 30 seconds."
+    assert isinstance(behaviour["fail"], Unavailable) and behaviour["fail"].status == 503

@@ -25,12 +25,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
-from defectlab.api import error_body
-from defectlab.errors import DefectLabError, Invalid, TooLarge
+from defectlab.errors import DefectLabError, Invalid, TooLarge, error_response
 from defectlab.ingest.uploads import MB, archive_too_large, image_too_large
 
 # The addresses that take image and archive uploads; every other body is small.
@@ -136,9 +135,7 @@ def _refusal(request: HttpRequest, refusal: DefectLabError) -> HttpResponse:
     is closed: the unread body must not be taken for the next request."""
     response: HttpResponse
     if request.path.startswith("/api/"):
-        response = JsonResponse(
-            error_body(refusal.code, refusal.message, refusal.details), status=refusal.status
-        )
+        response = error_response(refusal)
     else:
         response = HttpResponse(
             refusal.message, status=refusal.status, content_type="text/plain; charset=utf-8"

@@ -159,6 +159,15 @@ class FetchFailed(DefectLabError):
         self.url = url
         self.address = address
 
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        """True when the failure may pass if tried again: DNS, the connection, TLS, time, or a
+        server error (5xx, 408, 429). A 404 or another client error will not."""
+        if self.rule != "http_status":
+            return True
+        status = int(str((self.details or {}).get("status", "0")) or 0)
+        return status >= 500 or status in (408, 429)
+
 
 # ---------------------------------------------------------------------------- URLs and hosts
 

@@ -69,12 +69,7 @@ def referenced_size(
 def may_pass(error: BaseException) -> bool:
     """True for a fetch failure that may pass if tried again: DNS, the connection, TLS, time,
     or a server error (5xx, 408, 429). A refusal by the policy, or a 404, will not."""
-    if not isinstance(error, FetchFailed):
-        return False
-    if error.rule != "http_status":
-        return True
-    status = int(str((error.details or {}).get("status", "0")) or 0)
-    return status >= 500 or status in (408, 429)
+    return isinstance(error, FetchFailed) and error.retryable
 
 
 def add_allowed_network(

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from defectlab.api import TenantViewSet, acting_user
 from defectlab.errors import NotFound
-from defectlab.jobs import services
+from defectlab.jobs import kinds, services
 from defectlab.jobs.models import Job, JobState
 from defectlab.media.storage import default_storage
 from defectlab.params import decode_cursor, encode_cursor, query_int
@@ -39,6 +39,7 @@ def job_rate(job: Job) -> float | None:
 class JobSerializer(serializers.ModelSerializer[Job]):
     started_by = serializers.SerializerMethodField()
     rate = serializers.SerializerMethodField()
+    title = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -47,6 +48,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "organization",
             "project",
             "kind",
+            "title",
             "state",
             "done",
             "failed",
@@ -66,6 +68,10 @@ class JobSerializer(serializers.ModelSerializer[Job]):
 
     def get_started_by(self, job: Job) -> str | None:
         return job.started_by.email if job.started_by else None
+
+    def get_title(self, job: Job) -> str:
+        """The kind's title in the caller's language."""
+        return kinds.title(job.kind)
 
     def get_rate(self, job: Job) -> float | None:
         return job_rate(job)
@@ -152,7 +158,7 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
         """The archive an export job wrote (404 until it has succeeded)."""
         job = self.get_object()
         key = job.result.get("key") if job.state == JobState.SUCCEEDED else None
-        if job.kind != "export" or not isinstance(key, str):
+        if not kinds.has_download(job.kind) or not isinstance(key, str):
             raise NotFound(_("This job has no file to download."))
         storage = default_storage()
         if not storage.exists(key):

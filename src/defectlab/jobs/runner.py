@@ -1,5 +1,5 @@
-"""Running a job: the handler registry, progress reporting, and the actor body that moves a Job
-row through its states.
+"""Running a job: the handlers (filled by `defectlab.jobs.kinds.register`), progress reporting,
+and the actor body that moves a Job row through its states.
 
 A handler is ``fn(job, progress) -> result dict``. It must be idempotent: after a crash the same
 job is delivered again and runs from the start, so a handler skips what it already finished (by
@@ -26,17 +26,7 @@ from defectlab.jobs.models import FINISHED, Job, JobState
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Job, "Progress"], dict[str, Any] | None]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register ``fn`` as the handler of jobs of ``kind`` (in an app's ``jobs.py``)."""
-
-    def register(fn: Handler) -> Handler:
-        HANDLERS[kind] = fn
-        return fn
-
-    return register
+HANDLERS: dict[str, Handler] = {}  # kind name -> handler; see defectlab.jobs.kinds
 
 
 class PassingFailure(Exception):
@@ -122,19 +112,28 @@ def run_job(job_id: int) -> None:
         except Cancelled:
             _finish(job, JobState.CANCELLED, progress=progress)
         except DefectLabError as refusal:
-            # Bad input or a refusal: trying again would give the same answer.
+            # Bad input or a refusal fails at once (trying again would give the same answer);
+            # a retryable one (a remote end failing) is tried again like any passing failure.
+            if refusal.retryable and job.attempts < settings.JOB_MAX_ATTEMPTS:
+                _requeue(job, refusal.message)
+                raise RetryLater(refusal.message) from refusal
             _finish(job, JobState.FAILED, error=refusal.message, progress=progress)
         except Exception as error:
             log.exception("job %s (%s) failed on attempt %s", job.pk, job.kind, job.attempts)
             message = _plain(error)
             if job.attempts < settings.JOB_MAX_ATTEMPTS:
-                Job.objects.filter(pk=job.pk).update(
-                    state=JobState.QUEUED, error=message, updated_at=timezone.now()
-                )
+                _requeue(job, message)
                 raise RetryLater(message) from error
             _finish(job, JobState.FAILED, error=message, progress=progress)
         else:
             _finish(job, JobState.SUCCEEDED, result=result or {}, progress=progress)
+
+
+def _requeue(job: Job, error: str) -> None:
+    """Back to the queue with the last error shown (Dramatiq sends the message again later)."""
+    Job.objects.filter(pk=job.pk).update(
+        state=JobState.QUEUED, error=error, updated_at=timezone.now()
+    )
 
 
 def _plain(error: Exception) -> str:

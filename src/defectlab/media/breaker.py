@@ -35,13 +35,12 @@ from botocore.exceptions import (
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from defectlab.errors import DefectLabError
+from defectlab.errors import Unavailable
 
 
-class StorageDown(DefectLabError):
+class StorageDown(Unavailable):
     """Answered without asking the storage: it is failing, or busy with this process's calls."""
 
-    status = 503
     code = "storage_unavailable"
 
 

@@ -15,12 +15,12 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
-    JsonResponse,
     StreamingHttpResponse,
 )
 from django.utils.http import http_date
 from django.utils.translation import gettext as _
 
+from defectlab.errors import NotFound, Unavailable, error_response
 from defectlab.media.s3 import CHUNK, ObjectChanged, S3Storage
 
 
@@ -54,12 +54,6 @@ def requested_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(int(last), size - 1) if last else size - 1
 
 
-def _error(status: int, code: str, message: str) -> JsonResponse:
-    from defectlab.api import error_body  # the API layer imports models; keep storage light
-
-    return JsonResponse(error_body(code, message), status=status)
-
-
 def _chunks(file: BinaryIO) -> Iterator[bytes]:
     try:
         while chunk := file.read(CHUNK):
@@ -80,7 +74,7 @@ def serve_object(
             info = storage.stat(key)
             span = requested_range(request.headers.get("Range"), info.size)
         except FileNotFoundError:
-            return _error(404, "not_found", _("This file is no longer in storage."))
+            return error_response(NotFound(_("This file is no longer in storage.")))
         except RangeNotSatisfiable:
             refusal = HttpResponse(status=416)
             refusal["Content-Range"] = f"bytes */{info.size}"
@@ -107,4 +101,6 @@ def serve_object(
         response["ETag"], response["Last-Modified"] = validators
         response["Content-Disposition"] = "inline"
         return response
-    return _error(503, "busy", _("This file changed while it was being sent. Try again."))
+    return error_response(
+        Unavailable(_("This file changed while it was being sent. Try again."), code="busy")
+    )

@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from functools import partial
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
-from defectlab.api import error_body
-from defectlab.errors import DefectLabError
+from defectlab.errors import DefectLabError, NotFound, error_response
 from defectlab.labeling.models import Task
 from defectlab.labeling.referenced import learn_size_from
 from defectlab.labeling.services import is_stored, is_viewable
@@ -34,9 +33,7 @@ def media(request: HttpRequest, token: str) -> HttpResponseBase:
         else None
     )
     if grant is None or task is None or not is_viewable(task):
-        return JsonResponse(
-            error_body("not_found", _("This image link has expired or is not valid.")), status=404
-        )
+        return error_response(NotFound(_("This image link has expired or is not valid.")))
     try:
         if task.image.startswith(STORAGE_REFERENCE):
             # A redirect to a presigned URL, the bytes streamed through (proxy mode), or a
@@ -55,9 +52,7 @@ def media(request: HttpRequest, token: str) -> HttpResponseBase:
             )
     except DefectLabError as failure:
         # A reference the policy refuses or that cannot be fetched: say which rule, and why.
-        return JsonResponse(
-            error_body(failure.code, failure.message, failure.details), status=failure.status
-        )
+        return error_response(failure)
     response = HttpResponse(data, content_type=content_type)
     response["Cache-Control"] = f"private, max-age={max(0, grant.expires - int(time.time()))}"
     response["Content-Disposition"] = "inline"

@@ -17,7 +17,8 @@ from defectlab.errors import DefectLabError, Invalid
 from defectlab.ingest.models import ImportState, UrlImportItem
 from defectlab.ingest.uploads import images_from_uploads
 from defectlab.ingest.urlimport import start_url_import, urls_from_file
-from defectlab.jobs.models import Job
+from defectlab.jobs import kinds
+from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.services import may_steer
 from defectlab.labeling import services
 from defectlab.labeling.datasetimport import start_dataset_import
@@ -179,13 +180,13 @@ def job_page(request: HttpRequest, pk: int) -> HttpResponse:
                 :FAILURES_SHOWN
             ]
         )
-        if job.kind == "url_import"
+        if kinds.has_items(job.kind)
         else []
     )
     context = {
         "row": job_row(job, may_steer=may_steer(request.user, job)),
         "failures": failures,
-        "download": job.kind == "export" and job.state == "succeeded",
+        "download": kinds.has_download(job.kind) and job.state == JobState.SUCCEEDED,
         "current_organization_id": job.organization_id,
     }
     template = "web/_job_detail.html" if request.headers.get("HX-Request") else "web/job.html"

@@ -15,19 +15,12 @@ from django.views.decorators.http import require_POST
 
 from defectlab.api import acting_user
 from defectlab.errors import DefectLabError
-from defectlab.jobs import services
+from defectlab.jobs import kinds, services
 from defectlab.jobs.api import job_rate
 from defectlab.jobs.models import FINISHED, Job
 from defectlab.tenancy.models import Organization
 from defectlab.web.access import scoped_or_404
 
-KIND_NAMES = {
-    "url_import": _("Import from URLs"),
-    "export": _("Export"),
-    "storage_sync": _("Storage sync"),
-    "dataset_import": _("Dataset import"),
-    "storage_write": _("Write to storage"),
-}
 SHOWN = 50
 
 
@@ -35,7 +28,7 @@ def job_row(job: Job, *, may_steer: bool = False) -> dict[str, Any]:
     """What the pages show of a job: its name, how far it is, how fast, what may be done."""
     return {
         "job": job,
-        "kind": KIND_NAMES.get(job.kind, job.kind),
+        "kind": kinds.title(job.kind),
         "percent": round(100 * job.done / job.total, 1) if job.total else None,
         "rate": job_rate(job),
         "may_steer": may_steer,

@@ -17,8 +17,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.i18n import set_language as django_set_language
 
-from defectlab.api import acting_user, error_body
-from defectlab.errors import DefectLabError, NotFound
+from defectlab.api import acting_user
+from defectlab.errors import DefectLabError, NotFound, error_response
 from defectlab.labeling import services, workflow
 from defectlab.labeling.models import Project, Task, TaskStatus
 from defectlab.media.services import signed_url
@@ -485,9 +485,7 @@ def workspace_page(request: HttpRequest, pk: int, mode: str, as_json: bool = Fal
         try:
             tenancy.require(request.user, task.organization_id, _WORKSPACE_NEEDS[mode])
         except DefectLabError as refusal:
-            return JsonResponse(
-                error_body(refusal.code, refusal.message, refusal.details), status=refusal.status
-            )
+            return error_response(refusal)
     elif not role_allows(request, task.organization_id, _WORKSPACE_NEEDS[mode]):
         return redirect("project", task.project_id)
     if mode == "annotate" and workflow.may(task, user, workflow.Act.SAVE):

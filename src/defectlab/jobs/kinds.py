@@ -1,0 +1,46 @@
+"""The kinds of job: one `JobKind` record per kind, registered by the app that owns it (in its
+``jobs.py``). The runner finds a kind's handler here, and the API, pages and CLI read its title
+and what it offers (a file to download, per-item results) from here, never from its name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils.functional import Promise
+
+from defectlab.jobs.runner import HANDLERS, Handler
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str  # stored in Job.kind
+    title: str | Promise  # what people see, translatable (gettext_lazy)
+    handler: Handler
+    download: bool = False  # a succeeded job leaves a file (``result["key"]``) to download
+    items: bool = False  # the job keeps per-item results (UrlImportItem rows)
+
+
+KINDS: dict[str, JobKind] = {}
+
+
+def register(kind: JobKind) -> JobKind:
+    """Register ``kind`` and its handler (called by an app's ``jobs.py`` on start-up)."""
+    KINDS[kind.name] = kind
+    HANDLERS[kind.name] = kind.handler
+    return kind
+
+
+def title(name: str) -> str:
+    """The title of jobs of kind ``name`` in the active language (the name for an unknown kind)."""
+    kind = KINDS.get(name)
+    return str(kind.title) if kind else name
+
+
+def has_download(name: str) -> bool:
+    kind = KINDS.get(name)
+    return kind is not None and kind.download
+
+
+def has_items(name: str) -> bool:
+    kind = KINDS.get(name)
+    return kind is not None and kind.items

@@ -1,0 +1,79 @@
+"""Job kinds live in one registry: every kind an app can start is registered with a title in
+both languages, and the pages, the API and the runner read a kind's title, handler and download
+from there (a kind registered later shows up everywhere without touching them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.utils import translation
+from django.utils.translation import gettext_lazy
+
+from defectlab.ingest import urlimport
+from defectlab.jobs import kinds
+from defectlab.jobs.kinds import JobKind
+from defectlab.jobs.models import Job, JobState
+from defectlab.jobs.runner import HANDLERS, Progress, run_job
+from defectlab.jobs.services import start_job
+from defectlab.labeling import datasetimport, exports
+from defectlab.media import sync
+from defectlab.tenancy.models import Role
+from tests.conftest import Tenant, client_for
+from tests.web.test_pages import signed_in
+
+pytestmark = pytest.mark.django_db
+
+# The kinds the apps start (each is the constant its start_* function passes to start_job).
+STARTED = {urlimport.KIND, exports.KIND, datasetimport.KIND, sync.SYNC_KIND, sync.WRITE_KIND}
+
+
+def test_every_kind_that_can_be_started_is_registered_with_a_title_in_both_languages() -> None:
+    assert set(kinds.KINDS) >= STARTED
+    for name in STARTED:
+        kind = kinds.KINDS[name]
+        assert HANDLERS[name] is kind.handler  # the runner runs what the registry names
+        with translation.override("en"):
+            english = kinds.title(name)
+        with translation.override("zh-hans"):
+            chinese = kinds.title(name)
+        assert english and english != name  # a title for people, not the stored name
+        assert chinese and chinese != english, f"{name} has no Chinese title"
+    # Only an export leaves a file; only a URL import keeps per-item results.
+    assert {name for name in STARTED if kinds.has_download(name)} == {exports.KIND}
+    assert {name for name in STARTED if kinds.has_items(name)} == {urlimport.KIND}
+
+
+@pytest.fixture
+def scratch() -> Iterator[JobKind]:
+    """A kind no page or API knows by name, registered as an app would."""
+
+    def handle(job: Job, progress: Progress) -> dict[str, Any]:
+        return {"ran": True}
+
+    kind = kinds.register(JobKind("scratch", gettext_lazy("Dataset import"), handle, download=True))
+    yield kind
+    del kinds.KINDS["scratch"], HANDLERS["scratch"]
+
+
+def test_pages_and_the_api_name_a_newly_registered_kind_by_its_title(
+    tenant: Tenant, scratch: JobKind
+) -> None:
+    owner = tenant.user(Role.OWNER)
+    job = start_job(tenant.organization, "scratch", user=owner, project=tenant.project)
+    run_job(job.pk)  # the runner finds its handler in the registry
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED and job.result == {"ran": True}
+
+    html = signed_in(owner, "zh-hans").get(f"/o/{tenant.organization.pk}/jobs/").content.decode()
+    assert "数据集导入" in html and ">scratch<" not in html
+    detail = signed_in(owner, "zh-hans").get(f"/jobs/{job.pk}/").content.decode()
+    assert "数据集导入" in detail
+
+    api = client_for(owner)
+    body = api.get(f"/api/jobs/{job.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans").json()
+    assert (body["kind"], body["title"]) == ("scratch", "数据集导入")
+    assert api.get(f"/api/jobs/{job.pk}/", HTTP_ACCEPT_LANGUAGE="en").json()["title"] == (
+        "Dataset import"
+    )
