@@ -397,3 +397,25 @@ def test_shapes_from_json_names_the_index() -> None:
 def test_shape_error_keeps_index_through_pickle() -> None:
     error = pickle.loads(pickle.dumps(ShapeError("The box has no area.", index=4)))
     assert error.index == 4 and str(error) == "Shape 5: The box has no area."
+
+
+def test_shape_errors_need_no_django_settings() -> None:
+    """The inference engine and scripts use shapes without a Django project: a refused shape
+    raises ShapeError with its message, not Django's ImproperlyConfigured."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from defectlab.geometry import Shape, ShapeError\n"
+        "try:\n"
+        "    Shape.box(0, 0, 0, 5, label='scratch').validate(10, 10)\n"
+        "except ShapeError as error:\n"
+        "    print('refused:', error)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("refused: ")

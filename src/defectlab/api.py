@@ -1,22 +1,19 @@
-"""What every API view shares: tenant scoping, role checks, one error shape, keyset cursors."""
+"""What every API answer shares: one error shape, for DRF's views and for addresses no route
+matches. (Tenant scoping and role checks for viewsets: ``tenancy.viewsets``.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django.views.defaults import page_not_found
-from rest_framework import exceptions, viewsets
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from defectlab.errors import DefectLabError, NotFound, error_body, error_response
-from defectlab.tenancy.models import Organization, User
-from defectlab.tenancy.roles import Can
-from defectlab.tenancy.services import require, scoped
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -56,35 +53,3 @@ def _first_message(detail: Any) -> str:
     if isinstance(detail, list):
         return _first_message(detail[0]) if detail else ""
     return str(detail)
-
-
-def organization_id_of(obj: models.Model) -> int:
-    return obj.pk if isinstance(obj, Organization) else getattr(obj, "organization_id")  # noqa: B009
-
-
-class TenantViewSet(viewsets.GenericViewSet):
-    """A viewset over tenant-owned rows.
-
-    Rows come only through ``scoped()`` (other organizations' IDs answer 404), and each action
-    needs the capability named in ``capabilities`` (default: VIEW) in the row's organization."""
-
-    capabilities: dict[str, Can] = {}
-
-    def get_queryset(self) -> models.QuerySet[Any]:
-        return scoped(super().get_queryset(), self.request.user)
-
-    def capability(self) -> Can:
-        return self.capabilities.get(self.action or "", Can.VIEW)
-
-    def get_object(self) -> Any:
-        obj = super().get_object()
-        require(self.request.user, organization_id_of(obj), self.capability())
-        return obj
-
-
-def acting_user(request: Any) -> User:
-    """The signed-in user behind a request (views behind IsAuthenticated always have one)."""
-    user = request.user
-    if not isinstance(user, User):
-        raise exceptions.NotAuthenticated()
-    return user

@@ -18,7 +18,15 @@ from enum import StrEnum
 from typing import Any, NoReturn, cast
 
 import numpy as np
-from django.utils.translation import gettext as _
+from django.conf import settings
+from django.utils.translation import gettext
+
+
+def _(message: str) -> str:
+    """``message`` in the active language where Django is set up; as written where it is not
+    (the inference engine and scripts use shapes without a Django project)."""
+    return gettext(message) if settings.configured else message
+
 
 MAX_POINTS = 10_000
 # Clients convert between screen and image pixels and round on the way, so a vertex snapped to

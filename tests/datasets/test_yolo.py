@@ -148,7 +148,7 @@ def test_import_reads_names_as_a_mapping_and_roboflow_folders(tmp_path: Path) ->
     ("image", "size", "points"),
     [
         (jpeg(100, 50, orientation=6), (50, 100), ((12.5, 25), (37.5, 75))),
-        # A damaged EXIF orientation is ignored, as on upload (media.images.upright_size).
+        # A damaged EXIF orientation is ignored, as on upload (images.upright_size).
         (damaged_exif_png(100, 50), (100, 50), ((25, 12.5), (75, 37.5))),
     ],
     ids=["rotated", "damaged-exif"],

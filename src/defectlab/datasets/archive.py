@@ -26,7 +26,7 @@ from typing import IO
 from django.utils.translation import gettext as _
 
 from defectlab.datasets.model import DatasetError, ImageOpener
-from defectlab.media.images import is_image_name
+from defectlab.images import is_image_name
 from defectlab.zipsafety import (
     MAX_RATIO,
     is_encrypted,

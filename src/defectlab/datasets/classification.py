@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from defectlab.datasets.archive import Limits, Source, Spool
 from defectlab.datasets.common import Names, Writer, at_line, image_size, make_header
 from defectlab.datasets.model import SPLITS, DatasetError, DatasetItem, ImportedDataset
-from defectlab.media.images import is_image_name
+from defectlab.images import is_image_name
 
 CSV = "labels.csv"
 UNTAGGED = "_untagged"

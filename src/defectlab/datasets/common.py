@@ -29,7 +29,7 @@ from defectlab.datasets.model import (
     ExportStats,
 )
 from defectlab.geometry import Shape, ShapeError, ShapeType
-from defectlab.media.images import upright_size
+from defectlab.images import upright_size
 
 # Another tool's rounding can put a vertex slightly past the border; up to this many pixels
 # out it is moved onto the border, further out the file is refused as wrong.
@@ -272,7 +272,7 @@ def check_pixels(width: int, height: int, where: str, max_pixels: int | None) ->
 def image_size(
     open_image: Callable[[], IO[bytes]], where: str, max_pixels: int | None
 ) -> tuple[int, int]:
-    """The upright size of an image (``media.images.upright_size``: a damaged EXIF orientation
+    """The upright size of an image (``images.upright_size``: a damaged EXIF orientation
     is ignored), read from its header without decoding the pixels."""
     try:
         with warnings.catch_warnings():

@@ -43,7 +43,7 @@ from defectlab.datasets.common import (
 )
 from defectlab.datasets.model import DatasetError, DatasetItem, ImportedDataset
 from defectlab.geometry import Shape, ShapeType
-from defectlab.media.images import is_image_name
+from defectlab.images import is_image_name
 
 _FLAGS = ("truncated", "difficult", "occluded")
 _SPLIT_FILES = {"train": "train", "val": "val", "test": "test", "default": None}

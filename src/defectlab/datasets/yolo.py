@@ -40,7 +40,7 @@ from defectlab.datasets.common import (
 )
 from defectlab.datasets.model import DatasetError, DatasetHeader, DatasetItem, ImportedDataset
 from defectlab.geometry import Shape, ShapeType
-from defectlab.media.images import is_image_name
+from defectlab.images import is_image_name
 
 DECIMALS = 6
 _MAX_YAML = 1 << 20  # a data.yaml is a few lines; a big one is an alias bomb or a mistake

@@ -14,13 +14,13 @@ from rest_framework import mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.api import TenantViewSet, acting_user
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.ingest.services import allow_network, remove_allowed_network
 from defectlab.params import query_int
 from defectlab.tenancy.models import Organization, User
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import get_scoped, require
+from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 
 class AllowedNetworkSerializer(serializers.ModelSerializer[AllowedNetwork]):

@@ -8,10 +8,10 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Conflict
+from defectlab.images import image_size
 from defectlab.ingest.allowlist import Allowlist, organization_entry
 from defectlab.ingest.fetcher import FetchFailed, fetch, stream
 from defectlab.ingest.models import AllowedNetwork
-from defectlab.media.images import image_size
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import Organization, User
 from defectlab.tenancy.services import record

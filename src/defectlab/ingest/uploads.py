@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid, TooLarge
-from defectlab.media.images import ImageError, ImageInfo, inspect_image, is_image_name
+from defectlab.images import ImageError, ImageInfo, inspect_image, is_image_name
 from defectlab.zipsafety import (
     is_encrypted,
     is_junk,

@@ -15,13 +15,13 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.api import TenantViewSet, acting_user
 from defectlab.errors import NotFound
 from defectlab.jobs import kinds, services
 from defectlab.jobs.models import Job, JobState
 from defectlab.media.storage import default_storage
 from defectlab.params import decode_cursor, encode_cursor, query_int
 from defectlab.schema import page_serializer
+from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 PAGE = 50
 ITEMS_PAGE = 500

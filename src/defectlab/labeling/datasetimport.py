@@ -63,6 +63,7 @@ from django.utils.translation import ngettext
 from defectlab.datasets import FORMATS, DatasetError, DatasetItem, ImportedDataset, Limits, load
 from defectlab.errors import DefectLabError, Invalid, TooLarge
 from defectlab.geometry import Shape, ShapeType
+from defectlab.images import STORED_SUFFIX
 from defectlab.ingest.uploads import checked_image
 from defectlab.jobs.models import Job
 from defectlab.jobs.runner import Progress
@@ -81,7 +82,6 @@ from defectlab.labeling.tasks import (
     add_predictions,
     add_tasks,
 )
-from defectlab.media.images import STORED_SUFFIX
 from defectlab.media.storage import LocalStorage, Storage, check_key, default_storage
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User

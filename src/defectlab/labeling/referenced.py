@@ -41,8 +41,8 @@ from django.utils.translation import gettext as _
 
 from defectlab.errors import DefectLabError
 from defectlab.geometry import Shape, ShapeError, shapes_from_json
+from defectlab.images import image_size
 from defectlab.labeling.models import Annotation, AnnotationVersion, Task
-from defectlab.media.images import image_size
 from defectlab.media.services import STORAGE_REFERENCE
 
 log = logging.getLogger(__name__)

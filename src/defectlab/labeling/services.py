@@ -17,10 +17,10 @@ from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid
 from defectlab.geometry import ShapeType
+from defectlab.images import STORED_SUFFIX
 from defectlab.ingest.uploads import IncomingImage
 from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
 from defectlab.labeling.tasks import COUNTER, NewTask, add_tasks
-from defectlab.media.images import STORED_SUFFIX
 from defectlab.media.services import STORAGE_REFERENCE, cached_copies, reference_thumbnails
 from defectlab.media.storage import default_storage
 from defectlab.params import (

@@ -19,7 +19,6 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.api import TenantViewSet, acting_user
 from defectlab.errors import Invalid
 from defectlab.jobs.api import JobSerializer
 from defectlab.labeling.models import Project
@@ -32,6 +31,7 @@ from defectlab.params import query_int
 from defectlab.tenancy.models import User
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import get_scoped, require
+from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 
 class StorageConnectionSerializer(serializers.ModelSerializer[StorageConnection]):

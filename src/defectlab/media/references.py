@@ -28,6 +28,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpRespons
 from django.utils.translation import gettext as _
 
 from defectlab.errors import DefectLabError, Invalid, NotFound, TooLarge
+from defectlab.images import ImageError, image_size, is_image_name, render_for_display
 from defectlab.labeling.models import Task
 from defectlab.media import breaker
 from defectlab.media.connections import (
@@ -36,7 +37,6 @@ from defectlab.media.connections import (
     signer_for,
     storage_failure,
 )
-from defectlab.media.images import ImageError, image_size, is_image_name, render_for_display
 from defectlab.media.models import MediaMode, StorageConnection
 from defectlab.media.s3 import S3Storage
 from defectlab.media.s3proxy import serve_object

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
-from defectlab.media.images import render_for_display, thumbnail
+from defectlab.images import render_for_display, thumbnail
 from defectlab.media.storage import Storage, default_storage
 
 Variant = Literal["image", "thumb"]

@@ -1,7 +1,7 @@
 """Moving data between projects and their storage connections, as jobs.
 
 Syncing a source (``storage_sync``): the bucket is listed under the prefix in key order, image
-objects (by suffix: ``media.images.IMAGE_SUFFIXES``; empty objects and keys too long for a
+objects (by suffix: ``images.IMAGE_SUFFIXES``; empty objects and keys too long for a
 task are skipped) are taken a page at a time, and each page is compared with the connection's
 ``SyncedObject`` rows in one query. A new object gets a task (``storage://<id>/<key>``, width and
 height read from its first 64 KB when they are there — eight reads at a time — else left empty
@@ -49,6 +49,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Conflict, DefectLabError, Invalid
+from defectlab.images import image_size, is_image_name
 from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.runner import Cancelled, Progress
 from defectlab.jobs.services import start_job
@@ -61,7 +62,6 @@ from defectlab.media.connections import (
     storage_failure,
     targets_of,
 )
-from defectlab.media.images import image_size, is_image_name
 from defectlab.media.models import StorageConnection, StorageRole, SyncedObject
 from defectlab.media.references import thumbnail_key
 from defectlab.media.s3 import ObjectChanged, S3Storage, StoredObject

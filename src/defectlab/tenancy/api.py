@@ -14,7 +14,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.api import TenantViewSet, acting_user
 from defectlab.params import decode_cursor, encode_cursor
 from defectlab.schema import page_serializer
 from defectlab.tenancy import services
@@ -30,6 +29,7 @@ from defectlab.tenancy.models import (
     User,
 )
 from defectlab.tenancy.roles import Can
+from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 # ---------------------------------------------------------------------------- serializers
 

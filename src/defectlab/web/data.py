@@ -11,7 +11,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
-from defectlab.api import acting_user
 from defectlab.datasets import FORMATS
 from defectlab.errors import DefectLabError, Invalid
 from defectlab.ingest.models import ImportState, UrlImportItem
@@ -27,6 +26,7 @@ from defectlab.labeling.models import Project
 from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
+from defectlab.tenancy.viewsets import acting_user
 from defectlab.web.access import role_allows, scoped_or_404
 from defectlab.web.jobs import job_row
 

@@ -13,12 +13,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from defectlab.api import acting_user
 from defectlab.errors import DefectLabError
 from defectlab.jobs import kinds, services
 from defectlab.jobs.api import job_rate
 from defectlab.jobs.models import FINISHED, Job
 from defectlab.tenancy.models import Organization
+from defectlab.tenancy.viewsets import acting_user
 from defectlab.web.access import scoped_or_404
 
 SHOWN = 50

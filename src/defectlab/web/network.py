@@ -10,13 +10,13 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from defectlab.api import acting_user
 from defectlab.errors import DefectLabError, NotFound
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.ingest.services import allow_network, remove_allowed_network
 from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.models import Organization
 from defectlab.tenancy.roles import Can, allows
+from defectlab.tenancy.viewsets import acting_user
 from defectlab.web.access import scoped_or_404
 
 

@@ -12,13 +12,13 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from defectlab.api import acting_user
 from defectlab.errors import DefectLabError, Invalid, NotFound
 from defectlab.labeling.models import Project
 from defectlab.media import connections
 from defectlab.media.models import Encryption, MediaMode, StorageConnection, StorageRole
 from defectlab.media.sync import start_sync
 from defectlab.tenancy.roles import Can
+from defectlab.tenancy.viewsets import acting_user
 from defectlab.web.access import role_allows, scoped_or_404
 
 

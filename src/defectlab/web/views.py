@@ -17,7 +17,6 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.i18n import set_language as django_set_language
 
-from defectlab.api import acting_user
 from defectlab.errors import DefectLabError, NotFound, error_response
 from defectlab.labeling import services, workflow
 from defectlab.labeling.models import Project, Task, TaskStatus
@@ -26,6 +25,7 @@ from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import ApiToken, Invite, Membership, Organization, Role
 from defectlab.tenancy.roles import Can, allows
+from defectlab.tenancy.viewsets import acting_user
 from defectlab.web import forms
 from defectlab.web.access import role_allows, scoped_or_404
 from defectlab.web.workspace import workspace_config

@@ -8,12 +8,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.api import TenantViewSet, acting_user
 from defectlab.labeling import services, workflow
 from defectlab.labeling.api.serializers import AssignSerializer, TaskSerializer
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record
+from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 # The session key of the tasks skipped per project: TaskViewSet.release writes it, next_task
 # sends them to the back of the line.

@@ -6,13 +6,13 @@ from typing import Any
 
 from rest_framework import mixins
 
-from defectlab.api import TenantViewSet
 from defectlab.labeling import services
 from defectlab.labeling.api.serializers import LabelSerializer
 from defectlab.labeling.models import Label
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record
+from defectlab.tenancy.viewsets import TenantViewSet
 
 
 class LabelViewSet(

@@ -12,7 +12,6 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.api import TenantViewSet, acting_user
 from defectlab.errors import Invalid
 from defectlab.labeling import services
 from defectlab.labeling.api.assignments import ProjectAssignments
@@ -29,6 +28,7 @@ from defectlab.params import query_int
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require
+from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 # ---------------------------------------------------------------------------- projects
 

@@ -8,7 +8,6 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.api import TenantViewSet, acting_user
 from defectlab.labeling import services, workflow
 from defectlab.labeling.api.assignments import SKIPPED
 from defectlab.labeling.api.serializers import (
@@ -23,6 +22,7 @@ from defectlab.labeling.models import Annotation, AnnotationVersion, Task
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require
+from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 
 class TaskViewSet(

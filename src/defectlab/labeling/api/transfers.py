@@ -10,7 +10,6 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.api import TenantViewSet, acting_user
 from defectlab.errors import Invalid
 from defectlab.ingest.uploads import images_from_uploads
 from defectlab.ingest.urlimport import start_url_import, urls_from_entries, urls_from_file
@@ -28,6 +27,7 @@ from defectlab.labeling.exports import start_export
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record
+from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 
 class ProjectTransfers(TenantViewSet):

@@ -1,4 +1,4 @@
-"""Tests for defectlab.media.images: safe decoding and browser rendering of uploads."""
+"""Tests for defectlab.images: safe decoding and browser rendering of uploads."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from PIL import ExifTags, Image, ImageCms, ImageFile, PngImagePlugin
 if not settings.configured:
     settings.configure(USE_I18N=False)
 
-from defectlab.media import images
-from defectlab.media.images import (
+from defectlab import images
+from defectlab.images import (
     ImageError,
     ImageInfo,
     inspect_image,
@@ -192,7 +192,7 @@ def test_exif_rotated_jpeg_reports_displayed_width_and_height() -> None:
 def test_every_reader_of_an_image_agrees_on_its_upright_size(
     data: bytes, upright: tuple[int, int]
 ) -> None:
-    """One rule (``media.images.upright_size``): 5..8 swap the sides, anything else, damaged
+    """One rule (``images.upright_size``): 5..8 swap the sides, anything else, damaged
     EXIF included, leaves the stored size and is never a refusal."""
     from defectlab.datasets.common import image_size as dataset_image_size
 
