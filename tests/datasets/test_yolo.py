@@ -13,7 +13,7 @@ from PIL import Image
 from defectlab.datasets import export, load
 from defectlab.geometry import Shape, ShapeType
 from tests.datasets.support import HEADER, export_to, item, opener, png, write_zip
-from tests.media.test_images import damaged_exif_png
+from tests.test_images import damaged_exif_png
 
 SCRATCH, DENT = 11, 12
 

@@ -23,7 +23,7 @@ from defectlab.media.storage import default_storage
 from defectlab.synthetic import grayscale16
 from defectlab.tenancy.models import Role
 from tests.conftest import Tenant, client_for, jpeg_bytes, png_bytes
-from tests.media.test_images import blank_bilevel_png, rotated_jpeg
+from tests.test_images import blank_bilevel_png, rotated_jpeg
 
 MB = 1024 * 1024
 COUNTERS = ("count_new", "count_in_progress", "count_submitted", "count_approved", "count_rejected")

@@ -38,7 +38,7 @@ from tests.media.storages import (
     record_sent,
     run,
 )
-from tests.media.test_images import damaged_exif_png, dark_16bit, encode, noise_rgb, rotated_jpeg
+from tests.test_images import damaged_exif_png, dark_16bit, encode, noise_rgb, rotated_jpeg
 
 pytestmark = [pytest.mark.usefixtures("loopback_only"), pytest.mark.django_db]
 
