@@ -48,6 +48,7 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	DEFECTLAB_DATABASE_URL= $(BIN)/defectlab manage makemigrations --check --dry-run
 
 messages: install

@@ -185,8 +185,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["side"] == "product":
         from defectlab.jobs.models import Job, JobState
         from defectlab.jobs.runner import run_job
-        from defectlab.labeling.exports import KIND, clean_options, export_key
         from defectlab.labeling.models import Project
+        from defectlab.transfer.exports import KIND, clean_options, export_key
 
         project = Project.objects.get(pk=project_id)
         job = Job.objects.create(

@@ -43,7 +43,7 @@ def test_lists_walked_by_cursor_are_documented_as_pages_and_errors_as_one_shape(
     assert set(answer("/api/jobs/", "get", "200")["properties"]) == {"results", "next_cursor"}
     assert set(answer("/api/jobs/{id}/items/", "get", "200")["properties"]) == {
         "results",
-        "next_after",
+        "next_cursor",
     }
     audit = answer("/api/organizations/{id}/audit-events/", "get", "200")
     assert set(audit["properties"]) == {"results", "next_cursor"}

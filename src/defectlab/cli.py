@@ -261,8 +261,8 @@ def import_urls(project_id: int, listing: str, email: str | None) -> None:
     """Download the images listed in LISTING (.txt, .csv or .json) into a project."""
     _django()
     from defectlab.errors import DefectLabError
-    from defectlab.ingest.models import UrlImportItem
-    from defectlab.ingest.urlimport import start_url_import, urls_from_file
+    from defectlab.transfer.models import UrlImportItem
+    from defectlab.transfer.urlimport import start_url_import, urls_from_file
 
     project, user = _project_and_user(project_id, email)
     with open(listing, "rb") as file:
@@ -308,8 +308,8 @@ def export(
     import shutil
 
     from defectlab.errors import DefectLabError
-    from defectlab.labeling.exports import start_export
     from defectlab.media.storage import default_storage
+    from defectlab.transfer.exports import start_export
 
     project, user = _project_and_user(project_id, email)
     try:

@@ -44,16 +44,12 @@ def documented_field(name: str, base: type[F], schema: dict[str, Any]) -> type[F
 
 
 def page_serializer(
-    name: str, item: type[serializers.BaseSerializer[Any]], *, cursor: str = "next_cursor"
+    name: str, item: type[serializers.BaseSerializer[Any]]
 ) -> type[serializers.Serializer[Any]]:
     """The schema of a page of ``item`` rows and the cursor (null on the last page) to the next."""
     fields: dict[str, serializers.Field[Any, Any, Any, Any]] = {
         "results": item(many=True),
-        cursor: (
-            serializers.IntegerField(allow_null=True)
-            if cursor == "next_after"
-            else serializers.CharField(allow_null=True)
-        ),
+        "next_cursor": serializers.CharField(allow_null=True),
     }
     page = type(name, (serializers.Serializer,), fields)
     return extend_schema_serializer(many=False)(page)

@@ -427,6 +427,7 @@ INSTALLED_APPS = [
     "defectlab.media",
     "defectlab.ingest",
     "defectlab.jobs",
+    "defectlab.transfer",
     "defectlab.web",
 ]
 MIDDLEWARE = [

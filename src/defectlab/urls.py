@@ -10,8 +10,6 @@ from defectlab.ingest.api import AllowedNetworkViewSet
 from defectlab.jobs.api import JobViewSet
 from defectlab.jobs.liveness import worker_problem
 from defectlab.labeling.api import LabelViewSet, ProjectViewSet, TaskViewSet
-from defectlab.media.api import StorageConnectionViewSet
-from defectlab.media.views import media
 from defectlab.tenancy.api import (
     AccountViewSet,
     ApiTokenViewSet,
@@ -20,6 +18,10 @@ from defectlab.tenancy.api import (
     MembershipViewSet,
     OrganizationViewSet,
 )
+from defectlab.transfer.api.jobs import JobItemViewSet
+from defectlab.transfer.api.projects import ProjectTransferViewSet
+from defectlab.transfer.api.storages import StorageConnectionViewSet
+from defectlab.web.media import media
 
 handler404 = "defectlab.api.not_found"
 
@@ -31,10 +33,12 @@ router.register("organizations", OrganizationViewSet, basename="organization")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("invites", InviteViewSet, basename="invite")
 router.register("projects", ProjectViewSet, basename="project")
+router.register("projects", ProjectTransferViewSet, basename="project-transfer")
 router.register("labels", LabelViewSet, basename="label")
 router.register("tasks", TaskViewSet, basename="task")
 router.register("allowlist", AllowedNetworkViewSet, basename="allowlist")
 router.register("jobs", JobViewSet, basename="job")
+router.register("jobs", JobItemViewSet, basename="job-item")
 router.register("storages", StorageConnectionViewSet, basename="storage")
 
 

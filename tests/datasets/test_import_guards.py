@@ -52,7 +52,7 @@ def test_the_default_limit_admits_ten_thousand_images_with_their_labels(tmp_path
             archive.writestr(f"images/train/{index:05d}.png", b"")
             archive.writestr(f"labels/train/{index:05d}.txt", b"")
     from defectlab.datasets.archive import open_source
-    from defectlab.labeling.datasetimport import limits
+    from defectlab.transfer.datasetimport import limits
 
     open_source(path, limits()).close()
     open_source(path, Limits()).close()

@@ -22,10 +22,11 @@ from PIL import Image
 from defectlab.ingest.services import HEAD_BYTES
 from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.runner import run_job
-from defectlab.labeling import referenced, services
+from defectlab.labeling import services, sizes
 from defectlab.labeling.models import Annotation, AnnotationVersion, Project, Task
 from defectlab.media import services as media_services
 from defectlab.tenancy.models import AuditEvent, Role
+from defectlab.transfer import referenced
 from tests.conftest import Tenant, client_for, png_bytes
 from tests.ingest.conftest import LoopbackServer, Route, send
 from tests.web.test_workspace_page import signed_in
@@ -253,7 +254,7 @@ def test_the_size_is_read_from_the_header_of_a_large_image(
     project = new_project(tenant)
     for path in ("/big.png", "/all.png"):  # a server that honours Range, one that does not
         task = reference(project, server.url(path))
-        assert referenced.learn_size(task)
+        assert sizes.learn_size(task)
         assert (Task.objects.get(pk=task.pk).width, task.height) == (300, 200)
     assert asked == [f"bytes=0-{HEAD_BYTES - 1}"] and sent == [HEAD_BYTES]
 

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from defectlab.ingest.models import UrlImportItem
-from defectlab.ingest.urlimport import urls_from_file
 from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.runner import run_job
 from defectlab.labeling import services
 from defectlab.labeling.models import Task
 from defectlab.media import services as media_services
 from defectlab.tenancy.models import Role
+from defectlab.transfer.models import UrlImportItem
+from defectlab.transfer.urlimport import urls_from_file
 from tests.conftest import Tenant, client_for, png_bytes
 from tests.ingest.conftest import PNG, LoopbackServer, send
 

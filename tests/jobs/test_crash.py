@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from defectlab.ingest.models import ImportState, UrlImportItem
-from defectlab.ingest.urlimport import start_url_import
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling.models import Project, Task
 from defectlab.tenancy.models import Role
+from defectlab.transfer.models import ImportState, UrlImportItem
+from defectlab.transfer.urlimport import start_url_import
 from tests.conftest import Tenant
 from tests.jobs.brokers import BROKERS
 from tests.jobs.processes import WorkerProcess, crash_worker, wait_until

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from defectlab.ingest.urlimport import start_url_import
 from defectlab.jobs import queue
 from defectlab.jobs.broker import SQLiteBroker
 from defectlab.jobs.models import Job, JobState
 from defectlab.tenancy.models import Role
+from defectlab.transfer.urlimport import start_url_import
 from tests.conftest import Tenant
 from tests.jobs.brokers import BROKERS, dead_letter_count
 from tests.jobs.processes import WorkerProcess, crash_worker, wait_until

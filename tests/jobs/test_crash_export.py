@@ -27,9 +27,9 @@ from defectlab.geometry import Shape
 from defectlab.ingest.uploads import checked_image
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling import services, workflow
-from defectlab.labeling.exports import export_key, start_export
 from defectlab.media.storage import default_storage
 from defectlab.tenancy.models import Role
+from defectlab.transfer.exports import export_key, start_export
 from tests.conftest import Tenant
 from tests.jobs.brokers import BROKERS
 from tests.jobs.processes import WorkerProcess, crash_worker, wait_until

@@ -11,15 +11,13 @@ import pytest
 from django.utils import translation
 from django.utils.translation import gettext_lazy
 
-from defectlab.ingest import urlimport
 from defectlab.jobs import kinds
 from defectlab.jobs.kinds import JobKind
 from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.runner import HANDLERS, Progress, run_job
 from defectlab.jobs.services import start_job
-from defectlab.labeling import datasetimport, exports
-from defectlab.media import sync
 from defectlab.tenancy.models import Role
+from defectlab.transfer import datasetimport, exports, sync, urlimport
 from tests.conftest import Tenant, client_for
 from tests.web.test_pages import signed_in
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from defectlab.ingest.urlimport import start_url_import
 from defectlab.jobs.models import Job, JobState, WorkerHeartbeat
 from defectlab.jobs.supervisor import WorkerSupervisor
 from defectlab.tenancy.models import Role
+from defectlab.transfer.urlimport import start_url_import
 from tests.conftest import Tenant
 from tests.jobs.brokers import BROKERS
 from tests.jobs.processes import WorkerProcess, crash_worker, wait_for

@@ -31,8 +31,8 @@ from defectlab.labeling.tasks import (
     add_predictions,
     add_tasks,
 )
-from defectlab.media.sync import start_sync
 from defectlab.tenancy.models import Role
+from defectlab.transfer.sync import start_sync
 from tests.conftest import Tenant, jpeg_bytes
 from tests.labeling.test_dataset_roundtrip import COUNTERS, empty_project, manager, run_import
 from tests.media.conftest import bucket, loopback_only, s3_server  # noqa: F401 (fixtures)

@@ -19,9 +19,9 @@ from defectlab.datasets.yolo import NO_VAL_COMMENT
 from defectlab.geometry import Shape
 from defectlab.jobs.models import JobState
 from defectlab.labeling import workflow
-from defectlab.labeling.exports import Splitter, split_counts
 from defectlab.labeling.models import Task, TaskStatus
 from defectlab.tenancy.models import Role
+from defectlab.transfer.exports import Splitter, split_counts
 from tests.conftest import Tenant
 from tests.labeling.test_dataset_roundtrip import (
     LOADABLE,

@@ -33,8 +33,7 @@ from defectlab.ingest.uploads import checked_image
 from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.queue import RetryLater
 from defectlab.jobs.runner import Progress, run_job
-from defectlab.labeling import datasetimport, services, workflow
-from defectlab.labeling.datasetimport import importable_formats, run_dataset_import, upload_key
+from defectlab.labeling import services, workflow
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
@@ -47,6 +46,8 @@ from defectlab.labeling.models import (
 )
 from defectlab.media.storage import LocalStorage, default_storage
 from defectlab.tenancy.models import AuditEvent, Role, User
+from defectlab.transfer import datasetimport
+from defectlab.transfer.datasetimport import importable_formats, run_dataset_import, upload_key
 from tests.conftest import Tenant, client_for
 from tests.datasets.support import boxes, point_sets, polygons
 

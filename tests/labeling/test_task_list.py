@@ -421,7 +421,7 @@ def test_import_creates_tasks_for_remote_references(tenant: Tenant) -> None:
         {
             "tasks": [
                 "https://host/a.jpg",
-                {"image": "s3://bucket/b.png", "width": 10, "height": 5},
+                {"image": "https://host/b.png", "width": 10, "height": 5},
             ]
         },
     )
@@ -438,12 +438,11 @@ def test_import_creates_tasks_for_remote_references(tenant: Tenant) -> None:
         ("b.png", 10, 5),
     ]
     # An http(s) reference is shown through the media view (which fetches it through the
-    # guarded fetcher); an s3:// one has no viewer until it is linked to a storage.
+    # guarded fetcher). (s3:// addresses: tests/media/test_storage_sync.py.)
     assert imported[0]["image_url"].startswith("/media/")
-    assert (imported[1]["image_url"], imported[1]["thumbnail_url"]) == (None, None)
     assert [task.image for task in Task.objects.filter(id__in=new).order_by("id")] == [
         "https://host/a.jpg",
-        "s3://bucket/b.png",
+        "https://host/b.png",
     ]
     tenant.project.refresh_from_db()
     assert tenant.project.count_new == 5

@@ -21,8 +21,8 @@ from defectlab.labeling.models import Annotation, TaskStatus
 from defectlab.media import connections
 from defectlab.media.models import StorageConnection
 from defectlab.media.secrets import decrypt_secret
-from defectlab.media.sync import upload_export
 from defectlab.tenancy.models import AuditEvent, Role
+from defectlab.transfer.sync import upload_export
 from tests.conftest import Tenant, box, client_for
 from tests.media.conftest import SECRET_KEY, admin_client
 from tests.media.s3server import LoopbackS3
@@ -441,7 +441,7 @@ def test_a_failure_to_queue_the_write_does_not_undo_the_submit(
     def broken(*args: Any, **kwargs: Any) -> Job:
         raise RuntimeError("the queue is down")
 
-    monkeypatch.setattr("defectlab.media.sync.start_job", broken)
+    monkeypatch.setattr("defectlab.transfer.sync.start_job", broken)
     annotation = submit(tenant, django_capture_on_commit_callbacks)
     assert Annotation.objects.filter(pk=annotation.pk).exists()
     assert not Job.objects.filter(kind="storage_write").exists()
@@ -474,7 +474,7 @@ def test_an_export_job_copies_its_archive_to_the_target(
     tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
 ) -> None:
     from defectlab.jobs.runner import run_job
-    from defectlab.labeling.exports import start_export
+    from defectlab.transfer.exports import start_export
 
     with pytest.raises(Invalid):
         start_export(tenant.project, {"format": "yolo", "to_storage": True}, None)

@@ -25,9 +25,10 @@ from defectlab.jobs.runner import run_job
 from defectlab.labeling.models import Task
 from defectlab.media import breaker, connections
 from defectlab.media.models import StorageConnection
-from defectlab.media.services import signed_url, storage_reference
-from defectlab.media.sync import start_sync
+from defectlab.media.references import ImageRef
+from defectlab.media.services import signed_url
 from defectlab.tenancy.models import Role
+from defectlab.transfer.sync import start_sync
 from tests.conftest import Tenant, client_for
 from tests.media.conftest import ACCESS_KEY, SECRET_KEY
 from tests.media.s3server import BlackHole, LoopbackS3
@@ -74,7 +75,7 @@ def task_in(storage: StorageConnection, key: str) -> Task:
     return Task.objects.create(
         organization_id=storage.organization_id,
         project_id=storage.project_id,
-        image=storage_reference(storage.pk, key),
+        image=str(ImageRef.in_storage(storage.pk, key)),
         file_name=key.rpartition("/")[2],
     )
 

@@ -20,12 +20,13 @@ from defectlab.errors import Invalid
 from defectlab.ingest.uploads import checked_image
 from defectlab.jobs.models import JobState
 from defectlab.labeling import services, workflow
-from defectlab.labeling.exports import start_export
 from defectlab.labeling.models import Task
 from defectlab.media.models import StorageConnection, SyncedObject
+from defectlab.media.references import ImageRef
 from defectlab.media.services import signed_url
-from defectlab.media.sync import start_sync
 from defectlab.tenancy.models import Role
+from defectlab.transfer.exports import start_export
+from defectlab.transfer.sync import start_sync
 from tests.conftest import Tenant, client_for, jpeg_bytes
 from tests.media.conftest import admin_client
 from tests.media.s3server import LoopbackS3
@@ -102,7 +103,7 @@ def test_first_sync_creates_a_task_per_image_and_skips_the_rest(
         ("0003.png", 10, 20),
     ]
     assert tasks[0].image == f"storage://{storage.pk}/cam1/0001.png"
-    assert not services.is_stored(tasks[0]) and services.is_viewable(tasks[0])
+    assert ImageRef.parse(tasks[0].image).kind == "storage" and services.is_viewable(tasks[0])
     tenant.project.refresh_from_db()
     assert tenant.project.task_count == before + 3
     assert tenant.project.count_new == before + 3
@@ -200,7 +201,7 @@ def test_a_crashed_sync_resumes_without_twins(
     allow_loopback(settings)
     storage = make_connection(s3_server, bucket, tenant)
     put(s3_server, bucket, {f"{index:02d}.png": png(2, 2) for index in range(10)})
-    from defectlab.media import sync as sync_module
+    from defectlab.transfer import sync as sync_module
 
     real = sync_module._create_tasks
     calls: list[int] = []
@@ -429,3 +430,39 @@ def test_an_export_learns_a_synced_images_size_and_leaves_out_a_removed_one(
     archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
     assert archive.read("labels/train/part.txt").decode().strip() == "0 0.375 0.5 0.5 0.666667"
     assert not [name for name in archive.namelist() if "gone" in name]
+
+
+def test_an_s3_address_in_a_projects_storage_is_imported_as_its_object_and_shown(
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
+) -> None:
+    """``s3://bucket/key`` names an object of the project's storage connection on that bucket
+    (whose prefix holds the key): it is imported as that connection's ``storage://`` object, and
+    is shown and exported like a synced one — not kept as an address nothing can read."""
+    allow_loopback(settings)
+    data = png(40, 30, (10, 200, 10))
+    put(s3_server, bucket, {"cam/line-1/0001.png": data})
+    storage = make_connection(s3_server, bucket, tenant, prefix="cam/", media_mode="proxy")
+    assert services.import_references(tenant.project, [f"s3://{bucket}/cam/line-1/0001.png"]) == 1
+    task = Task.objects.get(project=tenant.project, file_name="0001.png")
+    assert task.image == f"storage://{storage.pk}/line-1/0001.png"
+    shown = client_for(None).get(signed_url(task.pk, "image"))
+    assert shown.status_code == 200 and b"".join(shown.streaming_content) == data
+    assert client_for(None).get(signed_url(task.pk, "thumb")).status_code == 200
+    task.refresh_from_db()
+    assert (task.width, task.height) == (40, 30)  # learned when the app first decoded it
+
+
+def test_an_s3_address_outside_the_projects_storages_is_refused_and_nothing_is_imported(
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
+) -> None:
+    allow_loopback(settings)
+    make_connection(s3_server, bucket, tenant, prefix="cam/")
+    before = Task.objects.count()
+    for address in (
+        "s3://another-bucket/cam/a.jpg",  # no connection on that bucket
+        f"s3://{bucket}/elsewhere/a.jpg",  # outside the connection's prefix
+    ):
+        with pytest.raises(Invalid) as refused:
+            services.import_references(tenant.project, ["https://host/ok.jpg", address])
+        assert "Row 2" in refused.value.message and "storage connection" in refused.value.message
+    assert Task.objects.count() == before

@@ -8,11 +8,11 @@ from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from defectlab.ingest.models import ImportState, UrlImportItem
 from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.runner import run_job
 from defectlab.labeling.models import Task
 from defectlab.tenancy.models import Role
+from defectlab.transfer.models import ImportState, UrlImportItem
 from tests.conftest import Tenant, annotate, png_bytes
 from tests.web.test_pages import signed_in
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cached_property
 
 from django.db import models
-from django.utils.translation import gettext_lazy as _
 
 from defectlab.ingest.allowlist import organization_problem
 from defectlab.tenancy.models import Organization, User
@@ -43,31 +42,3 @@ class AllowedNetwork(models.Model):
         """Why this entry lets nothing in (stored before the rule that forbids it), or None."""
         problem = organization_problem(self.value)
         return None if problem is None else problem.message
-
-
-class ImportState(models.TextChoices):
-    PENDING = "pending", _("Waiting")
-    DONE = "done", _("Imported")
-    FAILED = "failed", _("Failed")
-
-
-class UrlImportItem(models.Model):
-    """One address of a URL import job and what became of it (its task, or why it failed)."""
-
-    job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="url_items")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    index = models.IntegerField()
-    url = models.TextField()
-    state = models.CharField(
-        max_length=16, choices=ImportState.choices, default=ImportState.PENDING
-    )
-    error = models.TextField(blank=True)
-    rule = models.CharField(max_length=32, blank=True)
-    task = models.ForeignKey(
-        "labeling.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["job", "index"], name="one_url_import_item_per_index")
-        ]

@@ -8,7 +8,6 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Conflict
-from defectlab.images import image_size
 from defectlab.ingest.allowlist import Allowlist, organization_entry
 from defectlab.ingest.fetcher import FetchFailed, fetch, stream
 from defectlab.ingest.models import AllowedNetwork
@@ -51,19 +50,6 @@ def fetch_referenced_head(
             if len(head) >= size:
                 break
     return bytes(head[:size])
-
-
-def referenced_size(
-    organization_id: int, url: str, *, timeout: float | None = None
-) -> tuple[int, int] | None:
-    """The displayed size of an image kept by reference, read from its header (the first
-    ``HEAD_BYTES``); only when the header is longer than that is the whole image fetched.
-    None when the bytes are no image Pillow knows. Raises the fetcher's errors."""
-    head = fetch_referenced_head(organization_id, url, timeout=timeout)
-    size = image_size(head)
-    if size is None and len(head) >= HEAD_BYTES:
-        size = image_size(fetch_referenced(organization_id, url, timeout=timeout))
-    return size
 
 
 def may_pass(error: BaseException) -> bool:

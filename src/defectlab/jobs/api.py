@@ -1,4 +1,5 @@
-"""REST API for jobs: list and follow them, cancel, retry."""
+"""REST API for jobs: list and follow them, download what they made, cancel, retry. (A URL
+import's per-address results: ``transfer.api.jobs``.)"""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from defectlab.schema import page_serializer
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 PAGE = 50
-ITEMS_PAGE = 500
 
 
 def job_rate(job: Job) -> float | None:
@@ -77,15 +77,6 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         return job_rate(job)
 
 
-class UrlImportItemSerializer(serializers.Serializer[Any]):
-    index = serializers.IntegerField()
-    url = serializers.CharField()
-    state = serializers.CharField()
-    error = serializers.CharField()
-    rule = serializers.CharField()
-    task = serializers.IntegerField(source="task_id", allow_null=True)
-
-
 class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
     queryset = Job.objects.select_related("started_by")
     serializer_class = JobSerializer
@@ -119,36 +110,6 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
             {
                 "results": JobSerializer(page[:PAGE], many=True).data,
                 "next_cursor": encode_cursor(page[PAGE - 1].pk) if len(page) > PAGE else None,
-            }
-        )
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("state", str, enum=["pending", "done", "failed"]),
-            OpenApiParameter("after", int, description="`next_after` of the previous page."),
-        ],
-        responses=page_serializer(
-            "UrlImportItemPageSerializer", UrlImportItemSerializer, cursor="next_after"
-        ),
-    )
-    @action(detail=True, methods=["get"])
-    def items(self, request: Request, pk: str) -> Response:
-        """The per-URL results of a URL import, in list order, 500 a page (`?after=<index>`)."""
-        from defectlab.ingest.models import UrlImportItem
-
-        job = self.get_object()
-        rows = UrlImportItem.objects.filter(job=job).order_by("index")
-        state = request.query_params.get("state")
-        if state:
-            rows = rows.filter(state=state)
-        after = query_int(request.query_params, "after")
-        if after is not None:
-            rows = rows.filter(index__gt=after)
-        page = list(rows[:ITEMS_PAGE])
-        return Response(
-            {
-                "results": UrlImportItemSerializer(page, many=True).data,
-                "next_after": page[-1].index if len(page) == ITEMS_PAGE else None,
             }
         )
 

@@ -29,11 +29,6 @@ Handler = Callable[[Job, "Progress"], dict[str, Any] | None]
 HANDLERS: dict[str, Handler] = {}  # kind name -> handler; see defectlab.jobs.kinds
 
 
-class PassingFailure(Exception):
-    """A failure worth retrying whose message is already written for people (translated): the
-    job's error is the message alone."""
-
-
 class Cancelled(Exception):
     """Raised inside a handler (by Progress) when someone asked the job to stop."""
 
@@ -139,8 +134,6 @@ def _requeue(job: Job, error: str) -> None:
 def _plain(error: Exception) -> str:
     """A failure as the job's error, for people: never a Python class name (the log above has
     the traceback)."""
-    if isinstance(error, PassingFailure):
-        return str(error)
     reason = str(error).strip()
     if isinstance(error, OSError):
         if not reason:

@@ -6,7 +6,7 @@ import heapq
 import itertools
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -21,7 +21,8 @@ from defectlab.images import STORED_SUFFIX
 from defectlab.ingest.uploads import IncomingImage
 from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
 from defectlab.labeling.tasks import COUNTER, NewTask, add_tasks
-from defectlab.media.services import STORAGE_REFERENCE, cached_copies, reference_thumbnails
+from defectlab.media.references import ImageRef, s3_resolver
+from defectlab.media.services import cached_copies, reference_thumbnails
 from defectlab.media.storage import default_storage
 from defectlab.params import (
     decode_cursor,
@@ -230,8 +231,10 @@ def create_uploaded_tasks(project: Project, images: Iterable[IncomingImage]) -> 
 MAX_SIDE = 2**31 - 1  # the database's integer; no camera comes near it
 
 
-def _reference_row(index: int, item: Any) -> NewTask:
-    """The task one checked import row describes."""
+def _reference_row(s3: Callable[[str], ImageRef | None], index: int, item: Any) -> NewTask:
+    """The task one checked import row describes. An ``s3://`` address becomes the
+    ``storage://`` reference of the project's storage connection on its bucket (refused when
+    the project has none: nothing could read it)."""
     entry: Any = {"image": item} if isinstance(item, str) else item
     image = entry.get("image") if isinstance(entry, dict) else None
     where = {"row": index + 1}
@@ -244,6 +247,19 @@ def _reference_row(index: int, item: Any) -> NewTask:
             % {**where, "image": image[:200]},
             details=where,
         )
+    name = entry.get("file_name") or parts.path.rsplit("/", 1)[-1] or parts.netloc
+    if parts.scheme == "s3":
+        ref = s3(image)
+        if ref is None:
+            raise Invalid(
+                _(
+                    "Row %(row)s: “%(image)s” is in no storage connection of this project: add "
+                    "its bucket as a storage connection, then import it again."
+                )
+                % {**where, "image": image[:200]},
+                details=where,
+            )
+        image = str(ref)
     width, height = entry.get("width"), entry.get("height")
     for value in (width, height):
         if value is not None and (
@@ -259,7 +275,6 @@ def _reference_row(index: int, item: Any) -> NewTask:
                 % {**where, "max": MAX_SIDE},
                 details=where,
             )
-    name = entry.get("file_name") or parts.path.rsplit("/", 1)[-1] or parts.netloc
     return NewTask(image=image, file_name=str(name), width=width, height=height)
 
 
@@ -267,7 +282,8 @@ def import_references(project: Project, items: Sequence[Any]) -> int:
     """Tasks for images addressed by URL, checked row by row; one bad row imports nothing."""
     if not isinstance(items, list) or not items:
         raise Invalid(_("Send a non-empty JSON list of image addresses."))
-    rows = [_reference_row(index, item) for index, item in enumerate(items)]
+    s3 = s3_resolver(project.pk)
+    rows = [_reference_row(s3, index, item) for index, item in enumerate(items)]
     # No tasks back: one executemany, much faster than bulk_create for a large import.
     add_tasks(project, rows, returning=False)
     return len(rows)
@@ -489,17 +505,18 @@ def delete_tasks(project: Project, task_ids: Sequence[int]) -> int:
                 Project.objects.filter(pk=project.pk).update(**{counter: F(counter) - gone})
         Task.objects.filter(id__in=[task.pk for task in tasks]).delete()
         # The image and its cached copies; for a task kept by reference, its cached thumbnail.
-        paths = [
-            path
-            for task in tasks
-            for path in (
-                (task.image, *cached_copies(task.image))
-                if _is_stored(task.image)
-                else reference_thumbnails(task.pk)
-            )
-        ]
+        paths = [path for task in tasks for path in _files_of(task)]
         transaction.on_commit(lambda: _delete_files(paths))
     return len(tasks)
+
+
+def _files_of(task: Task) -> tuple[str, ...]:
+    """What storage holds for ``task``: its image and cached copies, or for an image kept by
+    reference, its cached thumbnails."""
+    ref = ImageRef.parse(task.image)
+    if ref is not None and ref.stored:
+        return (ref.location, *cached_copies(ref.location))
+    return reference_thumbnails(task.pk)
 
 
 def _delete_files(paths: list[str]) -> None:
@@ -508,22 +525,11 @@ def _delete_files(paths: list[str]) -> None:
         storage.delete(path)
 
 
-def _is_stored(image: str) -> bool:
-    return "://" not in image
-
-
-def is_stored(task: Task) -> bool:
-    """True when the task's image is in our storage (an upload), not a remote reference."""
-    return _is_stored(task.image)
-
-
 def is_viewable(task: Task) -> bool:
     """True when browsers can be given the task's image: it is stored, it is an http(s)
     reference the media view fetches through the guarded fetcher, or it lives in one of the
-    organization's storage connections (``storage://``, see media.connections)."""
-    return _is_stored(task.image) or task.image.startswith(
-        ("http://", "https://", STORAGE_REFERENCE)
-    )
+    organization's storage connections (``media.references``)."""
+    return ImageRef.parse(task.image) is not None
 
 
 def recount(project: Project) -> None:

@@ -222,3 +222,9 @@ def add_predictions(rows: Sequence[NewPrediction]) -> list[Prediction]:
     for row in rows:
         row.task.has_prediction = True
     return predictions
+
+
+def index_labels(task: Task, shapes: Sequence[dict[str, Any]]) -> None:
+    """Replace ``task``'s rows in the label filter's index with those of ``shapes``."""
+    TaskLabel.objects.filter(task=task).delete()
+    TaskLabel.objects.bulk_create(label_links(task, shapes))

@@ -26,14 +26,13 @@ from defectlab.labeling.models import (
     Project,
     Review,
     Task,
-    TaskLabel,
     TaskStatus,
     Verdict,
 )
-from defectlab.labeling.referenced import SAVE_TIMEOUT, learn_size
 from defectlab.labeling.services import set_status
-from defectlab.labeling.tasks import NewPrediction, add_predictions, label_links
-from defectlab.media.sync import annotation_submitted
+from defectlab.labeling.signals import annotation_submitted
+from defectlab.labeling.sizes import SAVE_TIMEOUT, learn_size
+from defectlab.labeling.tasks import NewPrediction, add_predictions, index_labels
 from defectlab.tenancy.models import User
 from defectlab.tenancy.roles import Can, allows
 from defectlab.tenancy.services import require
@@ -316,7 +315,7 @@ def save_annotation(
         annotation = _write_version(
             task, user, base_version, shapes=cleaned, tags=image_tags, lead_time=lead_time
         )
-        _index_labels(task, cleaned)
+        index_labels(task, cleaned)
         _mark_saved(task, user, annotation, submit=submit)
     return annotation
 
@@ -384,10 +383,17 @@ def _mark_saved(task: Task, user: User, annotation: Annotation, *, submit: bool)
         if task.lock_owner_id == user.pk:
             task.lock_owner = None
             task.lock_expires_at = None
-        # Once committed, queue a write of this version to the project's target storages
-        # (jobs: a broken target never blocks or loses the save; see media.sync).
+        # Once committed, tell who listens (data movement queues writes to the project's target
+        # storages: jobs, so a broken target never blocks or loses the save).
         transaction.on_commit(
-            partial(annotation_submitted, task.pk, task.project_id, annotation.version, user.pk),
+            partial(
+                annotation_submitted.send,
+                sender=Task,
+                task_id=task.pk,
+                project_id=task.project_id,
+                version=annotation.version,
+                user_id=user.pk,
+            ),
             robust=True,
         )
     elif task.status == TaskStatus.NEW:
@@ -413,11 +419,6 @@ def _stale(current: Annotation) -> Conflict:
         code="stale",
         details={"version": current.version, "shapes": current.shapes, "tags": current.tags},
     )
-
-
-def _index_labels(task: Task, shapes: list[dict[str, Any]]) -> None:
-    TaskLabel.objects.filter(task=task).delete()
-    TaskLabel.objects.bulk_create(label_links(task, shapes))
 
 
 # ---------------------------------------------------------------------------- predictions

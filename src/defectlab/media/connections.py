@@ -1,6 +1,6 @@
 """S3-compatible storage connections of an organization: creating and changing them, reaching
-them safely, and testing them. ``media.sync`` syncs sources and writes to targets;
-``media.references`` serves and reads the images synced from them.
+them safely, and testing them. ``transfer.sync`` syncs sources and writes to targets;
+``media.objects`` serves the images synced from them, ``media.references`` reads them.
 
 Decisions:
 
@@ -47,7 +47,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from botocore.httpsession import ProxyConfiguration
@@ -56,12 +56,10 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 from urllib3.exceptions import NewConnectionError
 
-from defectlab.errors import Conflict, Invalid, NotFound
+from defectlab.errors import Conflict, Invalid, NotFound, Unavailable
 from defectlab.ingest.fetcher import Resolver, check_url
 from defectlab.ingest.policy import FetchFailed, IPAddress, Refused
 from defectlab.ingest.services import allowlist_for
-from defectlab.jobs.runner import PassingFailure
-from defectlab.labeling.models import Project
 from defectlab.media import breaker, s3check
 from defectlab.media.models import (
     Encryption,
@@ -71,7 +69,6 @@ from defectlab.media.models import (
 )
 from defectlab.media.s3 import S3Config, S3Storage, check_endpoint_url, make_client
 from defectlab.media.secrets import decrypt_secret, encrypt_secret
-from defectlab.media.services import parse_storage_reference
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
 from defectlab.tenancy.services import record
@@ -98,6 +95,17 @@ EDITABLE = (
 
 
 # ---------------------------------------------------------------------------- create, change
+
+
+class Owner(Protocol):
+    """The project a connection belongs to (``labeling.Project``; media sits below labeling
+    and knows it only by these two fields and the foreign key by name)."""
+
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def organization_id(self) -> int: ...
 
 
 def _clean(fields: dict[str, Any], secret_key: str) -> dict[str, Any]:
@@ -180,7 +188,7 @@ def _name_taken(name: str) -> Conflict:
 
 
 def draft_connection(
-    project: Project, *, role: str, secret_key: str, **fields: Any
+    project: Owner, *, role: str, secret_key: str, **fields: Any
 ) -> StorageConnection:
     """An unsaved connection from settings a person entered: checked, normalised, ready to test
     (with ``connection_problems(draft, secret_key=...)``) or to save."""
@@ -191,14 +199,14 @@ def draft_connection(
         )
     return StorageConnection(
         organization_id=project.organization_id,
-        project=project,
+        project_id=project.pk,
         role=role,
         **_clean(fields, secret_key),
     )
 
 
 def create_connection(
-    project: Project, user: User | None, *, role: str, secret_key: str, **fields: Any
+    project: Owner, user: User | None, *, role: str, secret_key: str, **fields: Any
 ) -> StorageConnection:
     """A new connection for ``project``, in the audit trail as ``user``'s. The caller checks the
     user's role."""
@@ -286,9 +294,11 @@ def delete_connection(connection: StorageConnection, actor: User | None = None) 
 # ---------------------------------------------------------------------------- reaching a store
 
 
-class StorageUnavailable(PassingFailure):
-    """The store failed in a way worth retrying (network, the store's own error). Not a
-    DefectLabError on purpose: the job runner retries these; the message is the diagnosis."""
+class StorageUnavailable(Unavailable):
+    """The store failed in a way worth retrying (network, the store's own error): the job
+    runner retries it; the message is the diagnosis."""
+
+    code = "storage_unavailable"
 
 
 # s3check's codes for what only a change of settings can cure.
@@ -481,19 +491,16 @@ def connection_problems(
 # ---------------------------------------------------------------------------- references
 
 
-def connection_of(organization_id: int, image: str) -> tuple[StorageConnection, str]:
-    """The connection and key a task's ``storage://`` image names (in that organization)."""
-    parsed = parse_storage_reference(image)
-    connection = (
-        StorageConnection.objects.filter(pk=parsed[0], organization_id=organization_id).first()
-        if parsed
-        else None
-    )
-    if parsed is None or connection is None:
+def connection_of(organization_id: int, connection_id: int) -> StorageConnection:
+    """The connection a ``storage://`` image names, in that organization."""
+    connection = StorageConnection.objects.filter(
+        pk=connection_id, organization_id=organization_id
+    ).first()
+    if connection is None:
         raise NotFound(
             _("The storage connection this image came from was removed."), code="storage_removed"
         )
-    return connection, parsed[1]
+    return connection
 
 
 # Storages for reads on behalf of a person (media) or of an export, shared by threads: made

@@ -1,197 +1,165 @@
-"""Images that live in a storage connection (tasks whose image is ``storage://<id>/<key>``):
-what the media view answers for them, and how exports read them.
+"""Where a task's image is: ``Task.image`` parsed once, into an ``ImageRef`` that can be read.
 
-- ``image`` of a browser-native format (JPEG, PNG, BMP, WebP, GIF) is a 302 to a presigned URL
-  (presign mode: signed for the connection's public endpoint matching the request's host; no
-  request to the store, so nothing is resolved or checked) or streamed through the app with
-  Range support (proxy mode). TIFF is rendered by the app, since browsers cannot show it.
-- ``thumb`` is made by the app once and cached in the local storage as
-  ``cache/storage/<task id>.jpg`` (a sync that sees the object change drops it); a format the
-  app cannot decode (WebP, GIF) gets the original instead.
-- Reads go through ``connections.shared_storage``: checked against the organization's policy and
-  pinned to the checked addresses. The signed /media/ token is the access check.
-- Reads for people wait ``DEFECTLAB_S3_INTERACTIVE_TIMEOUT`` seconds, once, under
-  ``media.breaker`` (a store that hangs is answered for at once: 503); a store that fails
-  answers 502 with the reason; exports read with a job's longer timeouts and retries.
+``Task.image`` is a string of one of three forms, and this module is the one place that tells
+them apart (the media view, exports, size learning and storage sync all ask it):
+
+- ``stored``: a key in our own storage (an upload, a URL import, a dataset import's image);
+- ``url``: an ``http://`` or ``https://`` address, fetched through the guarded fetcher under the
+  organization's allowlist each time it is needed (that is what "by reference" means);
+- ``storage``: ``storage://<connection id>/<key>``, an object in one of the organization's
+  storage connections (a sync of a source makes these; the key is relative to its prefix).
+
+An ``s3://bucket/key`` address is not a fourth form: without credentials nothing can read it.
+An import turns one into ``storage://`` when the project has a storage connection on that
+bucket whose prefix holds the key (``s3_resolver``), and refuses it otherwise. Anything
+else (an address of another scheme stored long ago) parses to None: not viewable, not
+exportable.
+
+Reading: ``read`` gives the whole image (up to the upload limit), ``open`` a stream (exports),
+``size`` the displayed size from the header only (a ranged read of ``HEAD_BYTES``; the whole
+image only when its header is longer). Failures: the fetcher's errors for ``url`` (they name
+the rule that refused), OSError for ``storage`` (a store's failure, in s3check's plain words;
+FileNotFoundError for a missing object) and for ``stored``.
 """
 
 from __future__ import annotations
 
-import time
-from contextlib import AbstractContextManager
-from pathlib import PurePosixPath
-from typing import BinaryIO
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Literal
+from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
-from django.utils.translation import gettext as _
 
-from defectlab.errors import DefectLabError, Invalid, NotFound, TooLarge
-from defectlab.images import ImageError, image_size, is_image_name, render_for_display
-from defectlab.labeling.models import Task
-from defectlab.media import breaker
-from defectlab.media.connections import (
-    connection_of,
-    shared_storage,
-    signer_for,
-    storage_failure,
+from defectlab.images import image_size
+from defectlab.ingest.services import (
+    HEAD_BYTES,
+    fetch_referenced,
+    fetch_referenced_head,
 )
-from defectlab.media.models import MediaMode, StorageConnection
-from defectlab.media.s3 import S3Storage
-from defectlab.media.s3proxy import serve_object
-from defectlab.media.services import MediaGrant, cached_thumbnail, reference_thumbnails
+from defectlab.media.connections import connection_of, shared_storage, storage_failure
+from defectlab.media.models import StorageConnection, StorageRole
+from defectlab.media.storage import default_storage
 
+Kind = Literal["stored", "url", "storage"]
+STORAGE_SCHEME = "storage://"
 MB = 1024 * 1024
-BROWSER_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif"})
 
 
-def open_reference(organization_id: int, image: str) -> BinaryIO:
-    """The bytes of a ``storage://`` image, streamed (for exports). Failures are OSErrors,
-    which the archive writer reports as an image that could not be read."""
-    connection, key = connection_of(organization_id, image)
-    storage = shared_storage(connection, background=True)
-    try:
-        return storage.open(key)
-    except (BotoCoreError, ClientError) as error:
-        raise OSError(_message(storage_failure(error, storage))) from error
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    kind: Kind
+    location: str  # the key in our storage, the address, or the key in the connection
+    connection_id: int = 0  # for ``storage``
 
-
-def reference_size(organization_id: int, image: str) -> tuple[int, int] | None:
-    """The displayed size of a ``storage://`` image from its first bytes (a ranged read); the
-    whole object only when its header is longer. Failures are OSErrors, as in ``open_reference``."""
-    from defectlab.ingest.services import HEAD_BYTES
-
-    connection, key = connection_of(organization_id, image)
-    storage = shared_storage(connection)
-    try:
-        with storage.open_range(key, 0, HEAD_BYTES - 1) as file:
-            head = file.read()
-        size = image_size(head)
-        if size is None and len(head) >= HEAD_BYTES:
-            with storage.open(key) as file:
-                size = image_size(file.read(settings.MAX_UPLOAD_MB * MB))
-    except (BotoCoreError, ClientError) as error:
-        raise OSError(_message(storage_failure(error, storage))) from error
-    return size
-
-
-def thumbnail_key(task_id: int) -> str:
-    return reference_thumbnails(task_id)[1]
-
-
-def serve_reference(request: HttpRequest, task: Task, grant: MediaGrant) -> HttpResponseBase:
-    """The media view's answer for a task synced from a storage connection (see the module
-    docstring). The signed /media/ token was checked by the caller: it is the access check."""
-    connection, key = connection_of(task.organization_id, task.image)
-    max_age = max(0, grant.expires - int(time.time()))
-    if grant.variant == "thumb":
-        data = _thumbnail(task, connection, key)
-        if data is not None:
-            return _bytes(data, "image/jpeg", max_age)
-    suffix = PurePosixPath(key).suffix.lower()
-    if suffix not in BROWSER_SUFFIXES:
-        data, content_type = render_image(connection, key)
-        return _bytes(data, content_type, max_age)
-    if connection.media_mode == MediaMode.PRESIGN:
-        signer = signer_for(connection)
-        expires = max(60, settings.MEDIA_URL_TTL)
-        response: HttpResponseBase = HttpResponseRedirect(
-            signer.presigned_url(key, request.get_host(), expires=expires)
-        )
-        # The link changes every second; caching the redirect keeps the browser's image cache.
-        response["Cache-Control"] = f"private, max-age={min(max_age, expires // 2)}"
-        return response
-    storage = shared_storage(connection)
-    try:
-        with _guarded(connection, storage):
-            response = serve_object(request, storage, key)
-    except (BotoCoreError, ClientError) as error:
-        raise _unavailable(error, storage) from None
-    if response.status_code in (200, 206):
-        response["Cache-Control"] = f"private, max-age={max_age}"
-    return response
-
-
-def _bytes(data: bytes, content_type: str, max_age: int) -> HttpResponse:
-    response = HttpResponse(data, content_type=content_type)
-    response["Cache-Control"] = f"private, max-age={max_age}"
-    response["Content-Disposition"] = "inline"
-    return response
-
-
-def _message(failure: Exception) -> str:
-    return failure.message if isinstance(failure, DefectLabError) else str(failure)
-
-
-def _unavailable(error: BaseException, storage: S3Storage) -> DefectLabError:
-    failure = DefectLabError(_message(storage_failure(error, storage)), code="storage_unavailable")
-    failure.status = 502
-    return failure
-
-
-def _guarded(connection: StorageConnection, storage: S3Storage) -> AbstractContextManager[None]:
-    """``breaker.guarded`` for this connection, its reasons in the words of the diagnosis."""
-    return breaker.guarded(
-        connection.pk, connection.name, lambda error: _message(storage_failure(error, storage))
-    )
-
-
-def read_object(connection: StorageConnection, key: str) -> bytes:
-    """The whole object, refused above the upload limit (it is decoded in memory)."""
-    limit = settings.MAX_UPLOAD_MB * MB
-    storage = shared_storage(connection)
-    try:
-        with _guarded(connection, storage):
-            size = storage.size(key)
-            if size <= limit:
-                with storage.open(key) as file:
-                    data = file.read(limit + 1)
-        if size > limit:
-            raise TooLarge(
-                _("This image is larger than the %(limit)s MB limit for showing it here.")
-                % {"limit": settings.MAX_UPLOAD_MB}
-            )
-    except FileNotFoundError:
-        raise NotFound(_("This file is no longer in storage.")) from None
-    except (BotoCoreError, ClientError) as error:
-        raise _unavailable(error, storage) from None
-    if len(data) > limit:  # it grew since we looked
-        raise TooLarge(
-            _("This image is larger than the %(limit)s MB limit for showing it here.")
-            % {"limit": settings.MAX_UPLOAD_MB}
-        )
-    return data
-
-
-def render_image(connection: StorageConnection, key: str) -> tuple[bytes, str]:
-    data = read_object(connection, key)
-    try:
-        return render_for_display(data)
-    except ImageError as error:
-        raise Invalid(str(error), code=error.code) from None
-
-
-def _thumbnail(task: Task, connection: StorageConnection, key: str) -> bytes | None:
-    """The cached thumbnail, made on first use; None for a format the app does not decode
-    (WebP, GIF), which browsers then get in full."""
-    if not is_image_name(key):
+    @classmethod
+    def parse(cls, image: str) -> ImageRef | None:
+        """The reference ``image`` (a ``Task.image``) holds; None for one nothing can read."""
+        if "://" not in image:
+            return cls("stored", image) if image else None
+        if image.startswith(("http://", "https://")):
+            return cls("url", image)
+        if image.startswith(STORAGE_SCHEME):
+            connection, _slash, key = image[len(STORAGE_SCHEME) :].partition("/")
+            if connection.isascii() and connection.isdigit() and key:
+                return cls("storage", key, int(connection))
         return None
-    read: list[bytes] = []
 
-    def original() -> bytes:
-        read.append(read_object(connection, key))
-        return read[-1]
+    @classmethod
+    def in_storage(cls, connection_id: int, key: str) -> ImageRef:
+        return cls("storage", key, connection_id)
 
-    try:
-        small = cached_thumbnail(thumbnail_key(task.pk), original)
-    except ImageError as error:
-        if error.code == "unsupported_format":
+    def __str__(self) -> str:
+        """The form kept in ``Task.image``."""
+        if self.kind == "storage":
+            return f"{STORAGE_SCHEME}{self.connection_id}/{self.location}"
+        return self.location
+
+    @property
+    def stored(self) -> bool:
+        return self.kind == "stored"
+
+    @property
+    def place(self) -> str:
+        """Where the bytes come from: one host or storage connection (retries are per place)."""
+        if self.kind == "url":
+            return urlsplit(self.location).netloc.lower()
+        if self.kind == "storage":
+            return f"storage:{self.connection_id}"
+        return "stored"
+
+    def connection(self, organization_id: int) -> StorageConnection:
+        """The storage connection of a ``storage`` reference (NotFound once it was removed)."""
+        return connection_of(organization_id, self.connection_id)
+
+    def read(self, organization_id: int, *, timeout: float | None = None) -> bytes:
+        """The whole image (refused above the upload limit for ``url``)."""
+        if self.kind == "url":
+            return fetch_referenced(organization_id, self.location, timeout=timeout)
+        with self.open(organization_id) as file:
+            return file.read()
+
+    def open(self, organization_id: int) -> IO[bytes]:
+        """The image's bytes as a stream, read with a job's patience (for exports)."""
+        if self.kind == "stored":
+            return default_storage().open(self.location)
+        if self.kind == "url":
+            return io.BytesIO(fetch_referenced(organization_id, self.location))
+        storage = shared_storage(self.connection(organization_id), background=True)
+        try:
+            return storage.open(self.location)
+        except (BotoCoreError, ClientError) as error:
+            raise OSError(storage_failure(error, storage).message) from error
+
+    def size(self, organization_id: int, *, timeout: float | None = None) -> tuple[int, int] | None:
+        """The displayed size from the image's first ``HEAD_BYTES`` (the whole image only when
+        its header is longer); None when the bytes are no image Pillow knows."""
+        if self.kind == "url":
+            head = fetch_referenced_head(organization_id, self.location, timeout=timeout)
+            size = image_size(head)
+            if size is None and len(head) >= HEAD_BYTES:
+                size = image_size(self.read(organization_id, timeout=timeout))
+            return size
+        if self.kind == "stored":
+            with default_storage().open(self.location) as file:
+                return image_size(file.read(settings.MAX_UPLOAD_MB * MB))
+        storage = shared_storage(self.connection(organization_id))
+        try:
+            with storage.open_range(self.location, 0, HEAD_BYTES - 1) as file:
+                head = file.read()
+            size = image_size(head)
+            if size is None and len(head) >= HEAD_BYTES:
+                with storage.open(self.location) as file:
+                    size = image_size(file.read(settings.MAX_UPLOAD_MB * MB))
+        except (BotoCoreError, ClientError) as error:
+            raise OSError(storage_failure(error, storage).message) from error
+        return size
+
+
+def s3_resolver(project_id: int) -> Callable[[str], ImageRef | None]:
+    """A function giving the ``storage://`` reference of an ``s3://bucket/key`` address, through
+    the project's storage connection on that bucket whose prefix holds the key (a source before
+    a target, then the oldest first), or None when the project has none. The connections are
+    read once, on first use."""
+    connections: list[StorageConnection] | None = None
+
+    def resolve(address: str) -> ImageRef | None:
+        nonlocal connections
+        parts = urlsplit(address)
+        bucket, key = parts.netloc, parts.path.lstrip("/")
+        if parts.scheme != "s3" or not bucket or not key:
             return None
-        raise Invalid(str(error), code=error.code) from None
-    if read:
-        # If the sync could not tell the size from the header, now we know (and check the shapes).
-        from defectlab.labeling.referenced import learn_size_from
+        if connections is None:
+            connections = sorted(
+                StorageConnection.objects.filter(project_id=project_id),
+                key=lambda c: (c.role != StorageRole.SOURCE, c.pk),
+            )
+        for connection in connections:
+            prefix = connection.prefix
+            if connection.bucket == bucket and key.startswith(prefix) and key != prefix:
+                return ImageRef.in_storage(connection.pk, key[len(prefix) :])
+        return None
 
-        learn_size_from(task, read[0])
-    return small
+    return resolve

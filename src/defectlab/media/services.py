@@ -14,6 +14,7 @@ from django.core import signing
 from django.urls import reverse
 
 from defectlab.images import render_for_display, thumbnail
+from defectlab.ingest.services import fetch_referenced
 from defectlab.media.storage import Storage, default_storage
 
 Variant = Literal["image", "thumb"]
@@ -49,25 +50,6 @@ def read_grant(token: str) -> MediaGrant | None:
     if grant.expires < time.time() or grant.variant not in ("image", "thumb"):
         return None
     return grant
-
-
-# Tasks synced from a storage connection keep `storage://<connection id>/<key>` as their image:
-# not stored by us (`is_stored` is false: there is "://"), served by `media.references`.
-STORAGE_REFERENCE = "storage://"
-
-
-def storage_reference(connection_id: int, key: str) -> str:
-    return f"{STORAGE_REFERENCE}{connection_id}/{key}"
-
-
-def parse_storage_reference(image: str) -> tuple[int, str] | None:
-    """(connection id, key) of a storage reference; None for anything else."""
-    if not image.startswith(STORAGE_REFERENCE):
-        return None
-    connection, _slash, key = image[len(STORAGE_REFERENCE) :].partition("/")
-    if not connection.isascii() or not connection.isdigit() or not key:
-        return None
-    return int(connection), key
 
 
 def cached_copies(image_key: str) -> tuple[str, str]:
@@ -124,7 +106,6 @@ def remote_variant(
     which are cached like those of stored images. Refusals and failures raise the fetcher's
     errors, which name the rule. ``seen`` is given the original bytes when they were fetched
     (to learn the image's size)."""
-    from defectlab.ingest.services import fetch_referenced
 
     def original() -> bytes:
         data = fetch_referenced(organization_id, url)

@@ -13,20 +13,20 @@ from django.views.decorators.http import require_http_methods
 
 from defectlab.datasets import FORMATS
 from defectlab.errors import DefectLabError, Invalid
-from defectlab.ingest.models import ImportState, UrlImportItem
 from defectlab.ingest.uploads import images_from_uploads
-from defectlab.ingest.urlimport import start_url_import, urls_from_file
 from defectlab.jobs import kinds
 from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.services import may_steer
 from defectlab.labeling import services
-from defectlab.labeling.datasetimport import start_dataset_import
-from defectlab.labeling.exports import start_export
 from defectlab.labeling.models import Project
 from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.viewsets import acting_user
+from defectlab.transfer.datasetimport import start_dataset_import
+from defectlab.transfer.exports import start_export
+from defectlab.transfer.models import ImportState, UrlImportItem
+from defectlab.transfer.urlimport import start_url_import, urls_from_file
 from defectlab.web.access import role_allows, scoped_or_404
 from defectlab.web.jobs import job_row
 

@@ -16,9 +16,9 @@ from defectlab.errors import DefectLabError, Invalid, NotFound
 from defectlab.labeling.models import Project
 from defectlab.media import connections
 from defectlab.media.models import Encryption, MediaMode, StorageConnection, StorageRole
-from defectlab.media.sync import start_sync
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.viewsets import acting_user
+from defectlab.transfer.sync import start_sync
 from defectlab.web.access import role_allows, scoped_or_404
 
 

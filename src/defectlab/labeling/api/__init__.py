@@ -1,6 +1,5 @@
 """REST API for projects, labels, tasks, annotations, predictions and reviews, one module per
-noun: ``projects`` (with ``transfers``: uploads, imports, exports; and ``assignments``: who works
-on which task), ``labels``, ``tasks``; their serializers in ``serializers``."""
+noun: ``projects`` (with ``assignments``: who works on which task), ``labels``, ``tasks``; their serializers in ``serializers``."""
 
 from defectlab.labeling.api.labels import LabelViewSet
 from defectlab.labeling.api.projects import ProjectViewSet

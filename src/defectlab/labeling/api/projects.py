@@ -22,7 +22,6 @@ from defectlab.labeling.api.serializers import (
     TaskPageSerializer,
     task_rows,
 )
-from defectlab.labeling.api.transfers import ProjectTransfers
 from defectlab.labeling.models import Project, Task, TaskStatus
 from defectlab.params import query_int
 from defectlab.tenancy.audit import AuditAction
@@ -65,12 +64,12 @@ class ProjectViewSet(
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
     mixins.DestroyModelMixin,
-    ProjectTransfers,
     ProjectAssignments,
     TenantViewSet,
 ):
-    # ``/api/projects/``: the project itself here; its uploads, imports and exports come from
-    # ``ProjectTransfers``, assigning and handing out tasks from ``ProjectAssignments``.
+    # ``/api/projects/``: the project itself here; assigning and handing out tasks from
+    # ``ProjectAssignments``; its uploads, imports and exports are data movement's
+    # (``transfer.api.projects``, on the same prefix).
     # (Comments, not docstrings: drf-spectacular would print a class docstring as the
     # description of every operation.)
     queryset = Project.objects.order_by("id")
@@ -80,7 +79,6 @@ class ProjectViewSet(
         "partial_update": Can.MANAGE_PROJECTS,
         "destroy": Can.MANAGE_PROJECTS,
         "labels": Can.VIEW,
-        **ProjectTransfers.capabilities,
         **ProjectAssignments.capabilities,
     }
 

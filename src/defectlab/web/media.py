@@ -11,15 +11,10 @@ from django.views.decorators.http import require_safe
 
 from defectlab.errors import DefectLabError, NotFound, error_response
 from defectlab.labeling.models import Task
-from defectlab.labeling.referenced import learn_size_from
-from defectlab.labeling.services import is_stored, is_viewable
-from defectlab.media.references import serve_reference
-from defectlab.media.services import (
-    STORAGE_REFERENCE,
-    read_grant,
-    remote_variant,
-    variant_bytes,
-)
+from defectlab.labeling.sizes import learn_size_from
+from defectlab.media.objects import serve_reference
+from defectlab.media.references import ImageRef
+from defectlab.media.services import read_grant, remote_variant, variant_bytes
 
 
 @require_safe  # GET and HEAD (which answers the same headers, without a body)
@@ -32,23 +27,21 @@ def media(request: HttpRequest, token: str) -> HttpResponseBase:
         if grant
         else None
     )
-    if grant is None or task is None or not is_viewable(task):
+    ref = ImageRef.parse(task.image) if task else None
+    if grant is None or task is None or ref is None:
         return error_response(NotFound(_("This image link has expired or is not valid.")))
+    # The first time the image passes through us, its size is learned if unknown.
+    seen = partial(learn_size_from, task)
     try:
-        if task.image.startswith(STORAGE_REFERENCE):
+        if ref.kind == "storage":
             # A redirect to a presigned URL, the bytes streamed through (proxy mode), or a
             # rendered copy, depending on the connection and the format.
-            return serve_reference(request, task, grant)
-        if is_stored(task):
-            data, content_type = variant_bytes(task.image, grant.variant)
+            return serve_reference(request, ref, task.organization_id, grant, seen)
+        if ref.stored:
+            data, content_type = variant_bytes(ref.location, grant.variant)
         else:
-            # The first time the image passes through us, its size is learned if unknown.
             data, content_type = remote_variant(
-                task.pk,
-                task.organization_id,
-                task.image,
-                grant.variant,
-                seen=partial(learn_size_from, task),
+                task.pk, task.organization_id, ref.location, grant.variant, seen=seen
             )
     except DefectLabError as failure:
         # A reference the policy refuses or that cannot be fetched: say which rule, and why.

@@ -56,12 +56,15 @@ from defectlab.jobs.models import Job
 from defectlab.jobs.runner import Progress
 from defectlab.jobs.services import start_job
 from defectlab.labeling.models import Annotation, Prediction, Project, Task, TaskStatus
-from defectlab.labeling.referenced import ExportFetcher, MissingImage, size_known
-from defectlab.labeling.services import is_stored
+from defectlab.labeling.sizes import size_known
+from defectlab.media.connections import targets_of
+from defectlab.media.references import ImageRef
 from defectlab.media.storage import LocalStorage, Storage, check_key, default_storage
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
 from defectlab.tenancy.services import record
+from defectlab.transfer.referenced import ExportFetcher, MissingImage
+from defectlab.transfer.sync import upload_export
 
 try:
     import fcntl
@@ -110,11 +113,8 @@ def clean_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 def start_export(project: Project, options: Mapping[str, Any], user: User | None) -> Job:
     params = clean_options(options)
-    if params["to_storage"]:
-        from defectlab.media.connections import targets_of
-
-        if not targets_of(project.pk):
-            raise Invalid(_("This project has no target storage to export to."))
+    if params["to_storage"] and not targets_of(project.pk):
+        raise Invalid(_("This project has no target storage to export to."))
     job = start_job(project.organization, KIND, params=params, user=user, project=project)
     record(
         None,
@@ -235,8 +235,6 @@ def run_export(job: Job, progress: Progress) -> dict[str, Any]:
     if options["to_storage"]:
         # The project's target storages get the same archive (one upload each, overwriting,
         # so a rerun after a crash leaves one copy).
-        from defectlab.media.sync import upload_export
-
         with storage.open(export_key(job)) as archive:
             copies = upload_export(project, archive, download_name(job))
     return {
@@ -366,8 +364,9 @@ def _items(
                 )
         for task in chunk:
             sized = size_known(task)
+            ref = ImageRef.parse(task.image)
             try:
-                image = _opener(task, storage, fetcher, options["include_images"])
+                image = _opener(task, ref, storage, fetcher, options["include_images"])
             except MissingImage as missing:
                 left_out(task, missing.reason)
                 continue
@@ -384,7 +383,7 @@ def _items(
                 split=splitter(task.pk),
                 image=image,
                 predictions=predictions.get(task.pk, []),
-                image_ref=None if is_stored(task) else task.image,
+                image_ref=None if ref is not None and ref.stored else task.image,
             )
 
 
@@ -422,13 +421,13 @@ class FileNames:
 
 
 def _opener(
-    task: Task, storage: Any, fetcher: ExportFetcher, include_image: bool
+    task: Task, ref: ImageRef | None, storage: Any, fetcher: ExportFetcher, include_image: bool
 ) -> Callable[[], IO[bytes]] | None:
     """Opens the task's image when the writer gets to it. A stored image is read from storage
     then; one kept by reference (a URL, through the guarded fetcher under the organization's
     allowlist, or a storage connection) is fetched now, with its size if unknown — MissingImage
-    when it cannot be (see labeling.referenced)."""
-    key = task.image
-    if is_stored(task):
+    when it cannot be (see transfer.referenced)."""
+    if ref is not None and ref.stored:
+        key = ref.location
         return lambda: storage.open(key)
-    return fetcher.prepare(task, include_image=include_image)
+    return fetcher.prepare(task, ref, include_image=include_image)

@@ -12,27 +12,31 @@ from rest_framework.response import Response
 
 from defectlab.errors import Invalid
 from defectlab.ingest.uploads import images_from_uploads
-from defectlab.ingest.urlimport import start_url_import, urls_from_entries, urls_from_file
 from defectlab.jobs.api import JobSerializer
 from defectlab.labeling import services
-from defectlab.labeling.api.serializers import (
-    ExportOptionsSerializer,
-    ImportSerializer,
-    ImportUrlsSerializer,
-    TaskSerializer,
-    UploadResultSerializer,
-)
-from defectlab.labeling.datasetimport import importable_formats, start_dataset_import
-from defectlab.labeling.exports import start_export
+from defectlab.labeling.api.serializers import ProjectSerializer, TaskSerializer
+from defectlab.labeling.models import Project
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
+from defectlab.transfer.api.serializers import (
+    ExportOptionsSerializer,
+    ImportSerializer,
+    ImportUrlsSerializer,
+    UploadResultSerializer,
+)
+from defectlab.transfer.datasetimport import importable_formats, start_dataset_import
+from defectlab.transfer.exports import start_export
+from defectlab.transfer.urlimport import start_url_import, urls_from_entries, urls_from_file
 
 
-class ProjectTransfers(TenantViewSet):
-    # The project's actions that bring images and datasets in and take datasets out; mixed
-    # into ``ProjectViewSet`` (same URLs, same rows).
+class ProjectTransferViewSet(TenantViewSet):
+    # The project's actions that bring images and datasets in and take datasets out, under the
+    # project's own address (``/api/projects/{id}/upload/`` …: registered on the same prefix as
+    # labeling's ``ProjectViewSet``, which knows nothing of them).
+    queryset = Project.objects.order_by("id")
+    serializer_class = ProjectSerializer
     capabilities = {
         "upload": Can.MANAGE_PROJECTS,
         "import_tasks": Can.MANAGE_PROJECTS,
@@ -83,7 +87,8 @@ class ProjectTransfers(TenantViewSet):
     )
     @action(detail=True, methods=["post"], url_path="import", parser_classes=[JSONParser])
     def import_tasks(self, request: Request, pk: str) -> Response:
-        """Create tasks from a JSON list of image addresses (http(s):// or s3://), checked row by row."""
+        """Create tasks from a JSON list of image addresses (http(s)://, or s3:// in one of the
+        project's storage connections), checked row by row."""
         project = self.get_object()
         items = request.data.get("tasks") if isinstance(request.data, dict) else request.data
         created = services.import_references(project, items if isinstance(items, list) else [])

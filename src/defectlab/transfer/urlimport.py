@@ -24,7 +24,6 @@ from django.utils.translation import gettext as _
 
 from defectlab.errors import DefectLabError, Invalid
 from defectlab.ingest.fetcher import fetch
-from defectlab.ingest.models import ImportState, UrlImportItem
 from defectlab.ingest.services import allowlist_for
 from defectlab.ingest.uploads import checked_image
 from defectlab.jobs.models import Job
@@ -36,6 +35,7 @@ from defectlab.params import split_url
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
 from defectlab.tenancy.services import record
+from defectlab.transfer.models import ImportState, UrlImportItem
 
 log = logging.getLogger(__name__)
 

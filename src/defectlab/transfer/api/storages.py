@@ -26,12 +26,12 @@ from defectlab.media import connections
 from defectlab.media.connections import EDITABLE
 from defectlab.media.models import Encryption, MediaMode, StorageConnection, StorageRole
 from defectlab.media.secrets import decrypt_secret
-from defectlab.media.sync import start_sync
 from defectlab.params import query_int
 from defectlab.tenancy.models import User
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import get_scoped, require
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
+from defectlab.transfer.sync import start_sync
 
 
 class StorageConnectionSerializer(serializers.ModelSerializer[StorageConnection]):

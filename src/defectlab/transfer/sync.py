@@ -56,16 +56,14 @@ from defectlab.jobs.services import start_job
 from defectlab.labeling.models import AnnotationVersion, Label, Project, Task
 from defectlab.labeling.tasks import NewTask, add_tasks
 from defectlab.media.connections import (
-    StorageUnavailable,
-    connection_of,
     open_storage,
     storage_failure,
     targets_of,
 )
 from defectlab.media.models import StorageConnection, StorageRole, SyncedObject
-from defectlab.media.references import thumbnail_key
+from defectlab.media.objects import thumbnail_key
+from defectlab.media.references import ImageRef
 from defectlab.media.s3 import ObjectChanged, S3Storage, StoredObject
-from defectlab.media.services import STORAGE_REFERENCE, storage_reference
 from defectlab.media.storage import default_storage
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
@@ -134,7 +132,7 @@ def run_sync(job: Job, progress: Progress) -> dict[str, Any]:
     connection = _connection(job, StorageRole.SOURCE)
     try:
         result = _sync(job, connection, progress)
-    except (DefectLabError, StorageUnavailable) as failure:
+    except DefectLabError as failure:
         _record(connection, str(failure))
         raise
     StorageConnection.objects.filter(pk=connection.pk).update(
@@ -212,7 +210,7 @@ def _pages(
         if (
             not is_image_name(item.key)
             or item.size == 0
-            or len(storage_reference(connection.pk, item.key)) > _TASK_IMAGE_LENGTH
+            or len(str(ImageRef.in_storage(connection.pk, item.key))) > _TASK_IMAGE_LENGTH
         ):
             counts["skipped"] += 1
             continue
@@ -280,7 +278,7 @@ def _create_tasks(
         connection.project,
         [
             NewTask(
-                image=storage_reference(connection.pk, item.key),
+                image=str(ImageRef.in_storage(connection.pk, item.key)),
                 file_name=PurePosixPath(item.key).name,
                 width=(sizes.get(item.key) or (None, None))[0],
                 height=(sizes.get(item.key) or (None, None))[1],
@@ -340,9 +338,12 @@ def _update_changed(
 # ---------------------------------------------------------------------------- target writes
 
 
-def annotation_submitted(task_id: int, project_id: int, version: int, user_id: int) -> None:
-    """Called once a submit has committed: queue a write of that version to every target of
-    the project. Never raises: the annotation is saved whatever happens here."""
+def write_to_targets(
+    sender: object, *, task_id: int, project_id: int, version: int, user_id: int, **_extra: Any
+) -> None:
+    """Receives ``labeling.signals.annotation_submitted`` (sent once a submit has committed):
+    queue a write of that version to every target of the project. Never raises: the annotation
+    is saved whatever happens here."""
     try:
         targets = StorageConnection.objects.filter(
             project_id=project_id, role=StorageRole.TARGET
@@ -367,10 +368,11 @@ def annotation_document(task: Task, version: AnnotationVersion) -> dict[str, Any
     """What a target receives for one submitted annotation (coordinates in image pixels)."""
     labels = dict(Label.objects.filter(project_id=task.project_id).values_list("id", "name"))
     image = task.image
-    if image.startswith(STORAGE_REFERENCE):
+    ref = ImageRef.parse(image)
+    if ref is not None and ref.kind == "storage":
         try:
-            source, key = connection_of(task.organization_id, image)
-            image = f"s3://{source.bucket}/{source.prefix}{key}"
+            source = ref.connection(task.organization_id)
+            image = f"s3://{source.bucket}/{source.prefix}{ref.location}"
         except DefectLabError:
             pass  # the source was removed: keep the reference as it is
     return {
