@@ -7,7 +7,7 @@
 What is measured (see bench/README.md):
 
 * the product: a Job row of kind ``export`` run by ``jobs.runner.run_job`` (what a worker does with
-  the job's id), which calls ``labeling.exports.run_export``: tasks read from the database 500 at a
+  the job's id), which calls ``transfer.exports.run_export``: tasks read from the database 500 at a
   time, each image copied into the zip, label files written, the archive put in storage (however
   ``run_export`` does that today; time spent in ``os.fsync`` is counted and shown apart);
 * the reference: ``zipfile.ZipFile(path, "w", ZIP_STORED)`` and ``zf.write(file, arcname)`` for the
@@ -141,7 +141,7 @@ def source_state() -> dict[str, Any]:
     """Which code was measured: the commit, and whether the export path differs from it."""
     root = Path(__file__).resolve().parent.parent
     paths = [
-        "src/defectlab/labeling/exports.py",
+        "src/defectlab/transfer/exports.py",
         "src/defectlab/datasets",
         "src/defectlab/media/storage.py",
         "src/defectlab/jobs/runner.py",
@@ -155,7 +155,7 @@ def source_state() -> dict[str, Any]:
 
     changed = git("status", "--porcelain", "--", *paths)
     digest = hashlib.sha256()
-    for name in ("src/defectlab/labeling/exports.py", "src/defectlab/datasets/archive.py"):
+    for name in ("src/defectlab/transfer/exports.py", "src/defectlab/datasets/archive.py"):
         digest.update((root / name).read_bytes())
     return {
         "commit": git("rev-parse", "--short", "HEAD").strip() or "unknown",

@@ -62,3 +62,31 @@ def test_the_error_example_in_the_api_docs_numbers_shapes_as_the_api_does(tenant
     )
     assert response.status_code == 400
     assert response.json()["error"] == example
+
+
+def test_the_architecture_page_draws_the_layers_the_lint_contract_enforces() -> None:
+    """docs/architecture.md's diagram names the layers of pyproject's import-linter contract, in
+    its order, and says what every app and top-level module of the package owns."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = config["contracts"]
+    architecture = (ROOT / "docs" / "architecture.md").read_text()
+    diagram = architecture.split("```")[1]
+    lines = [line.strip() for line in diagram.splitlines() if line.strip().startswith("defectlab")]
+    drawn = [" ".join(re.split(r"\s{3,}", line)[0].split()) for line in lines]
+    assert drawn == [" ".join(layer.split()) for layer in contract["layers"]]
+    parts = {
+        path.stem
+        for path in SOURCE.iterdir()
+        if (path.is_dir() and (path / "__init__.py").exists())
+        or (path.suffix == ".py" and path.stem not in ("__init__", "settings", "wsgi", "urls"))
+    }
+    owned = set(re.findall(r"^- \*\*(\w+)\*\*|, \*\*(\w+)\*\*", architecture, re.M))
+    named = {name for pair in owned for name in pair if name}
+    assert parts <= named, f"say what these own in docs/architecture.md: {parts - named}"
+    for layer in contract["layers"]:
+        for module in layer.split("|"):
+            assert (SOURCE.parent / module.strip().replace(".", "/")).exists() or (
+                SOURCE.parent / (module.strip().replace(".", "/") + ".py")
+            ).exists(), f"the contract names {module.strip()}, which does not exist"

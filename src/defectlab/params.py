@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from typing import TypeVar
 from urllib.parse import SplitResult, urlsplit
 
+from django.db.models import Model, QuerySet
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid
+
+M = TypeVar("M", bound=Model)
 
 
 def encode_cursor(last_id: int) -> str:
@@ -27,6 +31,20 @@ def decode_cursor(cursor: str | None) -> int | None:
         return int(value)
     except (ValueError, UnicodeDecodeError):
         raise Invalid(_("The cursor is not valid; start from the first page.")) from None
+
+
+def keyset_page(
+    rows: QuerySet[M], cursor: str | None, size: int, *, key: str = "id", descending: bool = False
+) -> tuple[list[M], str | None]:
+    """One page of ``rows`` after ``cursor`` (the ``next_cursor`` of the page before; None for
+    the first), ordered by the integer field ``key``, and the cursor of the next page (None on
+    the last). Every list that pages answers ``{"results", "next_cursor"}`` through this."""
+    after = decode_cursor(cursor)
+    if after is not None:
+        rows = rows.filter(**{f"{key}__lt" if descending else f"{key}__gt": after})
+    page = list(rows.order_by(f"-{key}" if descending else key)[: size + 1])
+    more = len(page) > size
+    return page[:size], encode_cursor(getattr(page[size - 1], key)) if more else None
 
 
 def encode_key_cursor(value: str | int, last_id: int) -> str:

@@ -16,6 +16,7 @@ from defectlab.labeling import services
 from defectlab.labeling.models import Task
 from defectlab.media import services as media_services
 from defectlab.tenancy.models import Role
+from defectlab.transfer.api import jobs as transfer_jobs_api
 from defectlab.transfer.models import UrlImportItem
 from defectlab.transfer.urlimport import urls_from_file
 from tests.conftest import Tenant, client_for, png_bytes
@@ -101,6 +102,24 @@ def test_lists_come_as_text_csv_or_json_files(tenant: Tenant, name: str, content
         "http://a.test/1.png",
         "http://a.test/2.png",
     ]
+
+
+def test_the_items_of_a_large_import_are_walked_page_by_page_by_cursor(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like every list that pages: ``{"results", "next_cursor"}``, and ``cursor=`` for the next."""
+    monkeypatch.setattr(transfer_jobs_api, "ITEMS_PAGE", 2)
+    urls = [f"http://a.test/{number}.png" for number in range(5)]
+    job_id = start(tenant, {"urls": urls}, format="json").json()["id"]
+    client = client_for(tenant.user(Role.MANAGER))
+    seen: list[str] = []
+    params: dict[str, Any] = {}
+    for _page in range(3):
+        body = client.get(f"/api/jobs/{job_id}/items/", params).json()
+        seen += [item["url"] for item in body["results"]]
+        params = {"cursor": body["next_cursor"]}
+    assert seen == urls and body["next_cursor"] is None
+    assert client.get(f"/api/jobs/{job_id}/items/", {"cursor": "nonsense"}).status_code == 400
 
 
 @pytest.mark.parametrize(

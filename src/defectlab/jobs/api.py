@@ -20,7 +20,7 @@ from defectlab.errors import NotFound
 from defectlab.jobs import kinds, services
 from defectlab.jobs.models import Job, JobState
 from defectlab.media.storage import default_storage
-from defectlab.params import decode_cursor, encode_cursor, query_int
+from defectlab.params import keyset_page, query_int
 from defectlab.schema import page_serializer
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
@@ -97,20 +97,16 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
     )
     def list(self, request: Request) -> Response:
         """The caller's organizations' jobs, newest first, 50 a page."""
-        jobs: QuerySet[Job] = self.get_queryset().order_by("-id")
+        jobs: QuerySet[Job] = self.get_queryset()
         for name in ("organization", "project"):
             value = query_int(request.query_params, name)
             if value is not None:
                 jobs = jobs.filter(**{f"{name}_id": value})
-        after = decode_cursor(request.query_params.get("cursor"))
-        if after is not None:
-            jobs = jobs.filter(id__lt=after)
-        page = list(jobs[: PAGE + 1])
+        page, next_cursor = keyset_page(
+            jobs, request.query_params.get("cursor"), PAGE, descending=True
+        )
         return Response(
-            {
-                "results": JobSerializer(page[:PAGE], many=True).data,
-                "next_cursor": encode_cursor(page[PAGE - 1].pk) if len(page) > PAGE else None,
-            }
+            {"results": JobSerializer(page, many=True).data, "next_cursor": next_cursor}
         )
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})

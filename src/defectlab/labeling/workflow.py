@@ -214,7 +214,7 @@ def clean_shapes(
 
     On an image kept by reference whose size is still unknown, the size is learned first; if
     the image cannot be fetched, the shapes are accepted and checked once the size is learned
-    (see labeling.referenced)."""
+    (see labeling.sizes)."""
     try:
         shapes = shapes_from_json(data)
         if shapes:

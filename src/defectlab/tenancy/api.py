@@ -14,7 +14,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.params import decode_cursor, encode_cursor
+from defectlab.params import keyset_page
 from defectlab.schema import page_serializer
 from defectlab.tenancy import services
 from defectlab.tenancy.audit import AuditAction
@@ -308,17 +308,14 @@ class OrganizationViewSet(
     @action(detail=True, methods=["get"], url_path="audit-events")
     def audit_events(self, request: Request, pk: str) -> Response:
         organization = self.get_object()
-        events = AuditEvent.objects.filter(organization=organization).order_by("-id")
-        after = decode_cursor(request.query_params.get("cursor"))
-        if after is not None:
-            events = events.filter(id__lt=after)
-        page = list(events[:101])
-        next_cursor = encode_cursor(page[99].pk) if len(page) > 100 else None
+        page, next_cursor = keyset_page(
+            AuditEvent.objects.filter(organization=organization),
+            request.query_params.get("cursor"),
+            100,
+            descending=True,
+        )
         return Response(
-            {
-                "results": AuditEventSerializer(page[:100], many=True).data,
-                "next_cursor": next_cursor,
-            }
+            {"results": AuditEventSerializer(page, many=True).data, "next_cursor": next_cursor}
         )
 
 

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from defectlab.jobs.models import Job
-from defectlab.params import decode_cursor, encode_cursor
+from defectlab.params import keyset_page
 from defectlab.schema import page_serializer
 from defectlab.tenancy.viewsets import TenantViewSet
 from defectlab.transfer.models import ImportState, UrlImportItem
@@ -44,19 +44,13 @@ class JobItemViewSet(TenantViewSet):
     def items(self, request: Request, pk: str) -> Response:
         """The per-URL results of a URL import, in list order, 500 a page."""
         job = self.get_object()
-        rows = UrlImportItem.objects.filter(job=job).order_by("index")
+        rows = UrlImportItem.objects.filter(job=job)
         state = request.query_params.get("state")
         if state:
             rows = rows.filter(state=state)
-        after = decode_cursor(request.query_params.get("cursor"))
-        if after is not None:
-            rows = rows.filter(index__gt=after)
-        page = list(rows[: ITEMS_PAGE + 1])
+        page, next_cursor = keyset_page(
+            rows, request.query_params.get("cursor"), ITEMS_PAGE, key="index"
+        )
         return Response(
-            {
-                "results": UrlImportItemSerializer(page[:ITEMS_PAGE], many=True).data,
-                "next_cursor": (
-                    encode_cursor(page[ITEMS_PAGE - 1].index) if len(page) > ITEMS_PAGE else None
-                ),
-            }
+            {"results": UrlImportItemSerializer(page, many=True).data, "next_cursor": next_cursor}
         )
