@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
@@ -36,8 +35,6 @@ from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
 from defectlab.tenancy.services import record
 from defectlab.transfer.models import ImportState, UrlImportItem
-
-log = logging.getLogger(__name__)
 
 KIND = "url_import"
 MAX_URLS = 100_000
