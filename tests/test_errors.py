@@ -39,3 +39,15 @@ def test_an_expired_media_link_and_an_unknown_api_address_say_so_in_the_callers_
     unknown = client.get("/api/no-such-thing/")
     assert unknown.status_code == 404
     assert unknown.json() == {"error": {"code": "not_found", "message": "未找到。"}}
+
+
+def test_a_request_django_refuses_before_any_view_answers_the_api_error_shape() -> None:
+    """A Host header that is no host name is refused by Django itself (400): under /api/ in the
+    API's error shape and the caller's language (schemathesis sent one), elsewhere as a page."""
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans", HTTP_HOST="2'HJ*b(")
+    api = client.get("/api/account/")
+    assert api.status_code == 400
+    assert api.json()["error"]["code"] == "bad_request"
+    assert api.json()["error"]["message"] != "The request is malformed."
+    page = client.get("/")
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")

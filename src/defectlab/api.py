@@ -8,12 +8,13 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
+from django.views.defaults import bad_request as page_bad_request
 from django.views.defaults import page_not_found
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from defectlab.errors import DefectLabError, NotFound, error_body, error_response
+from defectlab.errors import DefectLabError, Invalid, NotFound, error_body, error_response
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -22,6 +23,14 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     if request.path.startswith("/api/"):
         return error_response(NotFound(_("Not found.")))
     return page_not_found(request, exception or Http404())
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 400 for a request it refuses before any view (a Host header that is not a host
+    name, say): under /api/ in the API's error shape, elsewhere the ordinary page."""
+    if request.path.startswith("/api/"):
+        return error_response(Invalid(_("The request is malformed."), code="bad_request"))
+    return page_bad_request(request, exception or Exception())
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -23,6 +23,7 @@ from defectlab.transfer.api.projects import ProjectTransferViewSet
 from defectlab.transfer.api.storages import StorageConnectionViewSet
 from defectlab.web.media import media
 
+handler400 = "defectlab.api.bad_request"
 handler404 = "defectlab.api.not_found"
 
 router = SimpleRouter(trailing_slash=True)
