@@ -398,7 +398,7 @@ export class Workspace implements Host {
   }
 
   private async goNext(): Promise<void> {
-    const next = await this.api.nextTask();
+    const next = await this.api.reserveTask();
     if (!next.ok) {
       this.showError(next.error, this.t("error.next"));
       return;
@@ -548,7 +548,7 @@ export class Workspace implements Host {
     }
     this.renderer.setImage(image);
     // The next task's image travels while this one is being looked at.
-    const next = this.config.nextTask;
+    const next = this.config.likelyNext;
     if (next?.imageUrl) {
       if (this.images) this.images.prefetch(next.id, next.imageUrl);
       else new Image().src = next.imageUrl;
