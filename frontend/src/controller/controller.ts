@@ -33,6 +33,14 @@ function isEditable(target: EventTarget | null): boolean {
   return el.isContentEditable;
 }
 
+/** A key action that always counts as handled. */
+function always(run: (event: KeyboardEvent) => void): (event: KeyboardEvent) => boolean {
+  return (event) => {
+    run(event);
+    return true;
+  };
+}
+
 export class Controller {
   private space = false;
   private downAt: Point | null = null;
@@ -392,93 +400,145 @@ export class Controller {
 
   private keyDown(event: KeyboardEvent): void {
     if (event.defaultPrevented) return;
-    const host = this.host;
-    const { doc, modes } = host;
     if (isEditable(event.target)) {
       if (event.key === "Escape") (event.target as HTMLElement).blur();
       return;
     }
     if (this.hooks.isHelpOpen()) {
       if (event.key === "Escape" || event.key === "?") {
-        host.toggleHelp(false);
+        this.host.toggleHelp(false);
         event.preventDefault();
       }
       return;
     }
     const ctrl = event.ctrlKey || event.metaKey;
-    const key = event.key;
     // A keyboard user on a sidebar button: Enter and Space press it, Tab moves on, as usual.
     const target = event.target as HTMLElement | null;
     const onControl = !!target?.closest?.("button, a, summary, [role='option']");
-    if (onControl && !ctrl && (key === "Enter" || key === " " || key === "Tab")) return;
-    const lower = key.length === 1 ? key.toLowerCase() : key;
-    let handled = true;
+    if (onControl && !ctrl && (event.key === "Enter" || event.key === " " || event.key === "Tab")) return;
+    if (!ctrl && event.altKey) return;
+    const handled = ctrl ? this.commandKey(event) : this.plainKey(event);
+    if (handled) event.preventDefault();
+  }
 
-    if (ctrl) {
-      if (lower === "z" && event.shiftKey) host.redo();
-      else if (lower === "z") host.undo();
-      else if (lower === "y") host.redo();
-      else if (lower === "s") host.save();
-      else if (key === "Enter") {
-        if (host.config.mode === "review") host.review("approve");
-        else host.submit();
-      } else handled = false;
-      if (handled) event.preventDefault();
-      return;
-    }
-    if (event.altKey) return;
+  /** Ctrl (or ⌘) with a key: history, saving, submitting. False leaves the key to the browser. */
+  private commandKey(event: KeyboardEvent): boolean {
+    const host = this.host;
+    const lower = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    if (lower === "z" && event.shiftKey) host.redo();
+    else if (lower === "z") host.undo();
+    else if (lower === "y") host.redo();
+    else if (lower === "s") host.save();
+    else if (event.key === "Enter") {
+      if (host.config.mode === "review") host.review("approve");
+      else host.submit();
+    } else return false;
+    return true;
+  }
 
+  /**
+   * A key without Ctrl or Alt, read in this order: Shift+digit toggles a tag; then the named keys
+   * (KEY_ACTIONS: drawing, selection, view); then digits and letters choose classes, except that
+   * the built-in letters win over a class with the same hotkey. False leaves the key to the browser.
+   */
+  private plainKey(event: KeyboardEvent): boolean {
     const digit = /^(?:Digit|Numpad)([0-9])$/.exec(event.code)?.[1];
+    if (event.shiftKey && digit !== undefined && digit !== "0") {
+      const tag = this.host.config.project.tags[Number(digit) - 1];
+      if (tag) this.host.doc.toggleTag(tag.name);
+      return true;
+    }
+    const action = this.keyActions.get(event.key) ?? (event.key.startsWith("Arrow") ? this.keyActions.get("Arrow") : undefined);
+    if (action) return action(event);
+    return this.choiceKey(event, digit);
+  }
+
+  /** The named keys, each answering whether it did something (false: the browser's default stays). */
+  private readonly keyActions = new Map<string, (event: KeyboardEvent) => boolean>([
+    [" ", always(() => this.setSpace(true))],
+    ["Escape", () => this.cancelKey()],
+    ["Enter", () => this.enterKey()],
+    ["Backspace", () => this.backspaceKey()],
+    ["Delete", () => this.deleteKey()],
+    ["Tab", (event) => this.tabKey(event.shiftKey)],
+    ["[", always(() => this.host.doc.cycleAttributeValue(-1))],
+    ["]", always(() => this.host.doc.cycleAttributeValue(1))],
+    // Every "Arrow…" key (plainKey looks it up by that prefix).
+    ["Arrow", always((event) => this.arrow(event.key, event.shiftKey ? 10 : 1))],
+    ["+", always(() => this.host.zoomBy(1.25))],
+    ["=", always(() => this.host.zoomBy(1.25))],
+    ["-", always(() => this.host.zoomBy(0.8))],
+    ["_", always(() => this.host.zoomBy(0.8))],
+    ["−", always(() => this.host.zoomBy(0.8))],
+    ["?", always(() => this.host.toggleHelp())],
+    ["/", always(() => this.host.focusSearch())],
+  ]);
+
+  /** Escape: stop drawing, else undo the edit in progress, else clear the selection. */
+  private cancelKey(): boolean {
+    const { doc, modes } = this.host;
+    const mode = modes.mode;
+    if (mode.kind === "drawing") modes.cancel();
+    else if (mode.kind === "editing") {
+      const edit = modes.endEdit()!;
+      doc.previewGeometry(edit.uid, edit.before);
+    } else doc.select(null);
+    this.renderer.invalidate("shapes", "overlay");
+    return true;
+  }
+
+  /** Enter: finish the polygon or points being drawn, else accept the selected proposal. */
+  private enterKey(): boolean {
+    const { doc, modes } = this.host;
     const mode = modes.mode;
     const selected = doc.selected;
+    if (mode.kind === "drawing" && mode.shape !== "box") this.finishVertices();
+    else if (selected?.proposal) doc.acceptProposals([selected.uid]);
+    else return false;
+    return true;
+  }
 
-    if (event.shiftKey && digit !== undefined && digit !== "0") {
-      const tag = host.config.project.tags[Number(digit) - 1];
-      if (tag) doc.toggleTag(tag.name);
-    } else if (key === " ") {
-      this.setSpace(true);
-    } else if (key === "Escape") {
-      if (mode.kind === "drawing") modes.cancel();
-      else if (mode.kind === "editing") {
-        const edit = modes.endEdit()!;
-        doc.previewGeometry(edit.uid, edit.before);
-      } else doc.select(null);
-      this.renderer.invalidate("shapes", "overlay");
-    } else if (key === "Enter") {
-      if (mode.kind === "drawing" && mode.shape !== "box") this.finishVertices();
-      else if (selected?.proposal) doc.acceptProposals([selected.uid]);
-      else handled = false;
-    } else if (key === "Backspace" && mode.kind === "drawing" && mode.shape !== "box") {
-      modes.removeLastVertex();
-      this.renderer.invalidate("overlay");
-    } else if (key === "Delete" || key === "Backspace") {
-      if (selected && mode.kind === "idle") doc.removeShapes([selected.uid]);
-      else handled = false;
-    } else if (key === "Tab") {
-      if (selected && doc.attributeDefs(selected).length) doc.cycleAttributeFocus(event.shiftKey ? -1 : 1);
-      else handled = false;
-    } else if (key === "[" || key === "]") {
-      doc.cycleAttributeValue(key === "]" ? 1 : -1);
-    } else if (key.startsWith("Arrow")) {
-      this.arrow(key, event.shiftKey ? 10 : 1);
-    } else if (key === "+" || key === "=") {
-      host.zoomBy(1.25);
-    } else if (key === "-" || key === "_" || key === "−") {
-      host.zoomBy(0.8);
-    } else if (key === "?") {
-      host.toggleHelp();
-    } else if (key === "/") {
-      host.focusSearch();
-    } else if (!event.shiftKey && digit !== undefined && this.labelForKey(digit)) {
-      host.setActiveLabel(this.labelForKey(digit)!);
-    } else if (this.letter(lower, event.shiftKey)) {
-      // handled
-    } else if (!event.shiftKey && key.length === 1 && this.labelForKey(lower)) {
-      host.setActiveLabel(this.labelForKey(lower)!);
-    } else {
-      handled = false;
+  /** Backspace: remove the last vertex while drawing, else delete the selected shape as Delete does. */
+  private backspaceKey(): boolean {
+    const { modes } = this.host;
+    const mode = modes.mode;
+    if (!(mode.kind === "drawing" && mode.shape !== "box")) return this.deleteKey();
+    modes.removeLastVertex();
+    this.renderer.invalidate("overlay");
+    return true;
+  }
+
+  private deleteKey(): boolean {
+    const { doc, modes } = this.host;
+    const selected = doc.selected;
+    if (!selected || modes.mode.kind !== "idle") return false;
+    doc.removeShapes([selected.uid]);
+    return true;
+  }
+
+  /** Tab: the next (Shift: previous) attribute of the selected shape; without one, Tab moves the focus. */
+  private tabKey(back: boolean): boolean {
+    const { doc } = this.host;
+    const selected = doc.selected;
+    if (!(selected && doc.attributeDefs(selected).length)) return false;
+    doc.cycleAttributeFocus(back ? -1 : 1);
+    return true;
+  }
+
+  /** Digits and letters: a class by its digit, a built-in letter, else a class by its letter. */
+  private choiceKey(event: KeyboardEvent, digit: string | undefined): boolean {
+    const { key, shiftKey: shift } = event;
+    const lower = key.length === 1 ? key.toLowerCase() : key;
+    if (!shift && digit !== undefined && this.labelForKey(digit)) {
+      this.host.setActiveLabel(this.labelForKey(digit)!);
+      return true;
     }
-    if (handled) event.preventDefault();
+    if (this.letter(lower, shift)) return true;
+    if (!shift && key.length === 1 && this.labelForKey(lower)) {
+      this.host.setActiveLabel(this.labelForKey(lower)!);
+      return true;
+    }
+    return false;
   }
 
   private labelForKey(key: string): number | null {
