@@ -122,6 +122,7 @@ def test_review_mode_needs_a_reviewer(tenant: Tenant) -> None:
         signed_in(tenant.user(Role.REVIEWER)).get(response["Location"]).content.decode()
     )
     assert config["mode"] == "review" and config["workspaceUrl"] == "/tasks/{id}/review/"
+    assert config["api"]["reserve"] == f"/api/projects/{tenant.project.pk}/next-review/"
 
 
 def test_nothing_left_says_so_on_the_project_page(tenant: Tenant) -> None:
