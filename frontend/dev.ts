@@ -59,7 +59,7 @@ const fakeServer = async (url: string, init?: RequestInit): Promise<Response> =>
     return json(409, { error: { code: "stale", message: "This annotation changed since you opened it.", details: { version: version + 1 } } });
   }
   if (url === cfg.api.annotation) return json(200, { version: ++version, shapes: [], tags: [] });
-  if (url === cfg.api.next) return params.get("next") ? json(200, { id: Number(params.get("next")) }) : json(204, null);
+  if (url === cfg.api.reserve) return params.get("next") ? json(200, { id: Number(params.get("next")) }) : json(204, null);
   if (url === cfg.api.release) return json(204, null);
   if (url === cfg.api.review) return json(201, { id: 1 });
   return json(404, { error: { code: "not_found", message: "Not found." } });

@@ -37,9 +37,12 @@ export class ApiClient {
     return this.call<SavedAnnotation>("PUT", this.urls.annotation, body);
   }
 
-  /** The next task's id, or null when none is left (204). */
-  async nextTask(): Promise<ApiResult<{ id: number } | null>> {
-    return this.call<{ id: number } | null>("POST", this.urls.next);
+  /**
+   * Ask the server to reserve a task for this person (to label, or to review in review mode) and
+   * say which: the one they already hold, else the first in their line. null when none is left (204).
+   */
+  async reserveTask(): Promise<ApiResult<{ id: number } | null>> {
+    return this.call<{ id: number } | null>("POST", this.urls.reserve);
   }
 
   release(): Promise<ApiResult<null>> {

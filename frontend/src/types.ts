@@ -54,13 +54,17 @@ export interface WorkspaceConfig {
   /** The latest rejection comment, shown to the annotator. */
   reviewComment: string | null;
   mode: "annotate" | "review";
-  api: { annotation: string; next: string; release: string; review: string };
+  /** reserve: where to ask for a task to work on now (next-task, or next-review in review mode). */
+  api: { annotation: string; reserve: string; release: string; review: string };
   /** URL of this page for another task: "{id}" is replaced. */
   workspaceUrl: string;
   /** URL of this workspace's configuration (JSON) for another task: "{id}" is replaced. */
   configUrl?: string;
-  /** The task likely to come next, so that its image can be fetched ahead. */
-  nextTask: { id: number; imageUrl: string | null } | null;
+  /**
+   * A guess at the task the server will reserve next (the first new one after this), only so that
+   * its image can be fetched ahead. The server decides what comes next, and may hand out another.
+   */
+  likelyNext: { id: number; imageUrl: string | null } | null;
   csrfToken: string;
   /** Every user-visible text, translated by the server (keys in web/canvas_strings.py). */
   strings: Record<string, string>;

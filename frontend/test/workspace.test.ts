@@ -159,7 +159,7 @@ describe("the workspace", () => {
   it("shows an image handed over by the session, then fetches the next task's ahead", async () => {
     const bitmap = { width: 1600, height: 1200 };
     const images = { take: vi.fn(() => Promise.resolve(bitmap)), prefetch: vi.fn(), drop: vi.fn() };
-    const cfg = config({ nextTask: { id: 102, imageUrl: "/media/next" } });
+    const cfg = config({ likelyNext: { id: 102, imageUrl: "/media/next" } });
     mount(cfg, { images: images as never });
     expect(images.take).toHaveBeenCalledWith(101);
     await vi.waitFor(() => expect(root.querySelector(".dl-loading")).toBeNull());

@@ -51,12 +51,12 @@ def test_workspace_config_carries_the_task_schema_annotation_and_predictions(
     assert config["annotation"]["version"] == 1 and len(config["annotation"]["shapes"]) == 1
     assert config["predictions"][0]["shapes"][0]["score"] == 0.8
     assert config["api"]["annotation"] == f"/api/tasks/{task.pk}/annotation/"
-    assert config["api"]["next"] == f"/api/projects/{tenant.project.pk}/next-task/"
+    assert config["api"]["reserve"] == f"/api/projects/{tenant.project.pk}/next-task/"
     assert config["workspaceUrl"] == "/tasks/{id}/annotate/"
     assert config["csrfToken"] and config["mode"] == "annotate"
     assert config["configUrl"] == "/tasks/{id}/annotate/config/"
-    assert config["nextTask"]["id"] == tenant.tasks[1].pk
-    assert config["nextTask"]["imageUrl"].startswith("/media/")
+    assert config["likelyNext"]["id"] == tenant.tasks[1].pk
+    assert config["likelyNext"]["imageUrl"].startswith("/media/")
 
 
 def test_the_workspace_config_comes_as_json_for_in_place_switching(tenant: Tenant) -> None:
@@ -122,6 +122,7 @@ def test_review_mode_needs_a_reviewer(tenant: Tenant) -> None:
         signed_in(tenant.user(Role.REVIEWER)).get(response["Location"]).content.decode()
     )
     assert config["mode"] == "review" and config["workspaceUrl"] == "/tasks/{id}/review/"
+    assert config["api"]["reserve"] == f"/api/projects/{tenant.project.pk}/next-review/"
 
 
 def test_nothing_left_says_so_on_the_project_page(tenant: Tenant) -> None:

@@ -1,14 +1,15 @@
 /**
- * Turns pointer, wheel and keyboard events into model changes, always through the mode machine.
+ * Turns pointer, wheel and keyboard events into model changes, always through the mode machine;
+ * the keys themselves are read by the Keyboard (keyboard.ts).
  * Geometry is computed in image space (view.toImage), so every rotation behaves the same.
  */
 import type { Shape } from "../model/document";
 import { buildPolygon, clampPoint, clampTranslation, normalizeBox, polygonSelfIntersects, resizeBox, translatePoints, bboxOf } from "../model/geometry";
 import { handleAt, handleCursor, OUTLINE_TOLERANCE, shapeAt } from "../model/hittest";
-import type { Tool } from "../model/modes";
 import type { Point } from "../types";
 import type { Host } from "../view/host";
 import type { Renderer } from "../view/renderer";
+import { Keyboard } from "./keyboard";
 
 const CLOSE_RADIUS = 10;
 const CLICK_SLOP = 4;
@@ -21,28 +22,22 @@ export interface ControllerHooks {
   spaceHeld(held: boolean): void;
 }
 
-function isEditable(target: EventTarget | null): boolean {
-  const el = target as HTMLElement | null;
-  if (!el || !el.tagName) return false;
-  const tag = el.tagName;
-  if (tag === "TEXTAREA" || tag === "SELECT") return true;
-  if (tag === "INPUT") {
-    const type = (el as HTMLInputElement).type;
-    return !["button", "checkbox", "radio", "submit", "reset"].includes(type);
-  }
-  return el.isContentEditable;
-}
-
 export class Controller {
   private space = false;
   private downAt: Point | null = null;
   private readonly disposers: (() => void)[] = [];
+  private readonly keyboard: Keyboard;
 
   constructor(
     private readonly host: Host,
     private readonly renderer: Renderer,
     private readonly hooks: ControllerHooks,
   ) {
+    this.keyboard = new Keyboard(host, renderer, {
+      isHelpOpen: () => hooks.isHelpOpen(),
+      setSpace: (held) => this.setSpace(held),
+      finishVertices: () => this.finishVertices(),
+    });
     const target = renderer.eventTarget;
     this.listen(target, "pointerdown", (e) => this.pointerDown(e as PointerEvent));
     this.listen(target, "pointermove", (e) => this.pointerMove(e as PointerEvent));
@@ -52,7 +47,7 @@ export class Controller {
     this.listen(target, "dblclick", (e) => this.doubleClick(e as MouseEvent));
     this.listen(target, "wheel", (e) => this.wheel(e as WheelEvent), { passive: false });
     this.listen(target, "contextmenu", (e) => e.preventDefault());
-    this.listen(window, "keydown", (e) => this.keyDown(e as KeyboardEvent));
+    this.listen(window, "keydown", (e) => this.keyboard.keyDown(e as KeyboardEvent));
     this.listen(window, "keyup", (e) => this.keyUp(e as KeyboardEvent));
     this.listen(window, "blur", () => this.setSpace(false));
   }
@@ -377,7 +372,7 @@ export class Controller {
     this.renderer.invalidate("overlay");
   }
 
-  // ---- keyboard -------------------------------------------------------------------------------
+  // ---- Space held (from the keyboard) ---------------------------------------------------------
 
   private setSpace(held: boolean): void {
     if (this.space === held) return;
@@ -388,160 +383,5 @@ export class Controller {
 
   private keyUp(event: KeyboardEvent): void {
     if (event.key === " " || event.code === "Space") this.setSpace(false);
-  }
-
-  private keyDown(event: KeyboardEvent): void {
-    if (event.defaultPrevented) return;
-    const host = this.host;
-    const { doc, modes } = host;
-    if (isEditable(event.target)) {
-      if (event.key === "Escape") (event.target as HTMLElement).blur();
-      return;
-    }
-    if (this.hooks.isHelpOpen()) {
-      if (event.key === "Escape" || event.key === "?") {
-        host.toggleHelp(false);
-        event.preventDefault();
-      }
-      return;
-    }
-    const ctrl = event.ctrlKey || event.metaKey;
-    const key = event.key;
-    // A keyboard user on a sidebar button: Enter and Space press it, Tab moves on, as usual.
-    const target = event.target as HTMLElement | null;
-    const onControl = !!target?.closest?.("button, a, summary, [role='option']");
-    if (onControl && !ctrl && (key === "Enter" || key === " " || key === "Tab")) return;
-    const lower = key.length === 1 ? key.toLowerCase() : key;
-    let handled = true;
-
-    if (ctrl) {
-      if (lower === "z" && event.shiftKey) host.redo();
-      else if (lower === "z") host.undo();
-      else if (lower === "y") host.redo();
-      else if (lower === "s") host.save();
-      else if (key === "Enter") {
-        if (host.config.mode === "review") host.review("approve");
-        else host.submit();
-      } else handled = false;
-      if (handled) event.preventDefault();
-      return;
-    }
-    if (event.altKey) return;
-
-    const digit = /^(?:Digit|Numpad)([0-9])$/.exec(event.code)?.[1];
-    const mode = modes.mode;
-    const selected = doc.selected;
-
-    if (event.shiftKey && digit !== undefined && digit !== "0") {
-      const tag = host.config.project.tags[Number(digit) - 1];
-      if (tag) doc.toggleTag(tag.name);
-    } else if (key === " ") {
-      this.setSpace(true);
-    } else if (key === "Escape") {
-      if (mode.kind === "drawing") modes.cancel();
-      else if (mode.kind === "editing") {
-        const edit = modes.endEdit()!;
-        doc.previewGeometry(edit.uid, edit.before);
-      } else doc.select(null);
-      this.renderer.invalidate("shapes", "overlay");
-    } else if (key === "Enter") {
-      if (mode.kind === "drawing" && mode.shape !== "box") this.finishVertices();
-      else if (selected?.proposal) doc.acceptProposals([selected.uid]);
-      else handled = false;
-    } else if (key === "Backspace" && mode.kind === "drawing" && mode.shape !== "box") {
-      modes.removeLastVertex();
-      this.renderer.invalidate("overlay");
-    } else if (key === "Delete" || key === "Backspace") {
-      if (selected && mode.kind === "idle") doc.removeShapes([selected.uid]);
-      else handled = false;
-    } else if (key === "Tab") {
-      if (selected && doc.attributeDefs(selected).length) doc.cycleAttributeFocus(event.shiftKey ? -1 : 1);
-      else handled = false;
-    } else if (key === "[" || key === "]") {
-      doc.cycleAttributeValue(key === "]" ? 1 : -1);
-    } else if (key.startsWith("Arrow")) {
-      this.arrow(key, event.shiftKey ? 10 : 1);
-    } else if (key === "+" || key === "=") {
-      host.zoomBy(1.25);
-    } else if (key === "-" || key === "_" || key === "−") {
-      host.zoomBy(0.8);
-    } else if (key === "?") {
-      host.toggleHelp();
-    } else if (key === "/") {
-      host.focusSearch();
-    } else if (!event.shiftKey && digit !== undefined && this.labelForKey(digit)) {
-      host.setActiveLabel(this.labelForKey(digit)!);
-    } else if (this.letter(lower, event.shiftKey)) {
-      // handled
-    } else if (!event.shiftKey && key.length === 1 && this.labelForKey(lower)) {
-      host.setActiveLabel(this.labelForKey(lower)!);
-    } else {
-      handled = false;
-    }
-    if (handled) event.preventDefault();
-  }
-
-  private labelForKey(key: string): number | null {
-    const label = this.host.doc.labels.find((l) => l.hotkey && l.hotkey.toLowerCase() === key);
-    return label ? label.id : null;
-  }
-
-  /** The built-in letter keys; a class whose hotkey is one of these letters loses to them. */
-  private letter(key: string, shift: boolean): boolean {
-    const host = this.host;
-    const { doc } = host;
-    const selected = doc.selected;
-    const tools: Record<string, Tool> = { v: "select", b: "box", p: "polygon", k: "points" };
-    if (!shift && tools[key]) {
-      if (host.tools.includes(tools[key])) host.setTool(tools[key]);
-      return true;
-    }
-    switch (key) {
-      case "f":
-        host.fit();
-        return true;
-      case "r":
-        host.rotate(shift ? -1 : 1);
-        return true;
-      case "a":
-        if (shift) return false;
-        doc.acceptAllProposals();
-        return true;
-      case "h":
-        if (shift) {
-          const anyShown = doc.shapes.some((s) => !s.hidden);
-          doc.setHidden(doc.shapes.map((s) => s.uid), anyShown);
-        } else if (selected) doc.setHidden([selected.uid], !selected.hidden);
-        this.renderer.invalidate("shapes", "overlay");
-        return true;
-      case "l":
-        if (shift) return false;
-        if (selected) doc.setLocked([selected.uid], !selected.locked);
-        this.renderer.invalidate("shapes", "overlay");
-        return true;
-      default:
-        return false;
-    }
-  }
-
-  private arrow(key: string, step: number): void {
-    const { doc, view } = this.host;
-    const dir: Record<string, Point> = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
-    const [sx, sy] = dir[key] ?? [0, 0];
-    const selected = doc.selected;
-    if (selected && !selected.locked && this.host.modes.mode.kind === "idle") {
-      // Arrows move on screen; turn the screen direction into image space for rotated views.
-      const origin = view.toImage([0, 0]);
-      const moved = view.toImage([sx, sy]);
-      const ix = Math.round((moved[0] - origin[0]) * view.scale);
-      const iy = Math.round((moved[1] - origin[1]) * view.scale);
-      const { width, height } = this.imageSize();
-      const [dx, dy] = clampTranslation(selected.bbox, ix * step, iy * step, width, height);
-      if (dx !== 0 || dy !== 0) doc.setGeometry(selected.uid, translatePoints(selected.points, dx, dy));
-      this.renderer.invalidate("overlay");
-    } else {
-      view.panBy(-sx * 40 * step, -sy * 40 * step);
-      this.invalidateAll();
-    }
   }
 }

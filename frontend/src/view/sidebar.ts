@@ -34,43 +34,18 @@ export class Sidebar {
   constructor(private readonly host: Host) {
     const { t, config } = host;
     this.element = h("aside", { class: "dl-sidebar", "aria-label": t("sidebar.title") });
-
-    if (config.mode === "annotate" && config.reviewComment) {
-      this.element.append(
-        h(
-          "section",
-          { class: "dl-callout", role: "note" },
-          h("strong", { text: t("review.rejectedTitle") }),
-          h("p", { text: config.reviewComment }),
-        ),
-      );
-    }
-
+    if (config.mode === "annotate" && config.reviewComment) this.element.append(this.rejectionNote(config.reviewComment));
     if (config.mode === "review") {
-      const comment = h("textarea", {
+      this.comment = h("textarea", {
         class: "dl-comment",
         rows: 3,
         placeholder: t("review.commentPlaceholder"),
         "aria-label": t("review.comment"),
       });
-      this.comment = comment;
-      const approve = h("button", { type: "button", class: "dl-btn dl-btn-approve" }, icon(ICONS.check), t("review.approve"));
-      const reject = h("button", { type: "button", class: "dl-btn dl-btn-reject" }, icon(ICONS.close), t("review.reject"));
-      approve.addEventListener("click", () => host.review("approve"));
-      reject.addEventListener("click", () => host.review("reject"));
-      this.reviewButtons.push(approve, reject);
-      this.element.append(
-        section(t("review.title"), "dl-review", [comment, h("div", { class: "dl-row-buttons" }, approve, reject)]),
-      );
+      this.element.append(this.reviewSection(this.comment));
     }
+    if (config.project.instructions.trim()) this.element.append(this.instructions(config.project.instructions));
 
-    if (config.project.instructions.trim()) {
-      const details = h("details", { class: "dl-section dl-instructions" }, h("summary", { text: t("instructions.title") }));
-      details.append(h("p", { text: config.project.instructions }));
-      this.element.append(details);
-    }
-
-    // Classes: search, then one button per class with its hotkey.
     this.search = h("input", {
       type: "search",
       class: "dl-search",
@@ -78,64 +53,8 @@ export class Sidebar {
       "aria-label": t("labels.search"),
       autocomplete: "off",
     });
-    const labelList = h("ul", { class: "dl-labels", role: "list" });
-    for (const label of host.doc.labels) {
-      const button = h(
-        "button",
-        { type: "button", class: "dl-label", "data-id": label.id, title: label.name },
-        swatch(label.color),
-        h("span", { class: "dl-label-name", text: label.name }),
-        label.hotkey ? h("kbd", { text: label.hotkey.toUpperCase() }) : null,
-      );
-      button.addEventListener("click", () => host.setActiveLabel(label.id));
-      this.labelButtons.set(label.id, button);
-      labelList.append(h("li", {}, button));
-    }
-    const empty = h("p", { class: "dl-muted", text: t("labels.noMatch"), hidden: true });
-    this.search.addEventListener("input", () => {
-      const query = this.search.value.trim().toLowerCase();
-      let shown = 0;
-      for (const label of host.doc.labels) {
-        const match = !query || label.name.toLowerCase().includes(query) || label.hotkey.toLowerCase() === query;
-        setHidden(this.labelButtons.get(label.id)!.parentElement as HTMLElement, !match);
-        if (match) shown++;
-      }
-      setHidden(empty, shown > 0);
-    });
-    this.search.addEventListener("keydown", (event) => {
-      if (event.key === "Enter") {
-        const first = host.doc.labels.find((l) => !(this.labelButtons.get(l.id)!.parentElement as HTMLElement).hidden);
-        if (first) host.setActiveLabel(first.id);
-        this.search.blur();
-        event.preventDefault();
-      } else if (event.key === "Escape") {
-        this.search.value = "";
-        this.search.dispatchEvent(new Event("input"));
-        this.search.blur();
-        event.preventDefault();
-      }
-      event.stopPropagation();
-    });
-    this.element.append(section(t("labels.title"), "dl-classes", [this.search, labelList, empty]));
-
-    // Image tags, toggled by Shift+1..9.
-    if (config.project.tags.length) {
-      const tags = h("div", { class: "dl-tags" });
-      config.project.tags.forEach((tag, i) => {
-        const button = h(
-          "button",
-          { type: "button", class: "dl-tag", "aria-pressed": "false", title: tag.name },
-          h("span", { class: "dl-tag-name", text: tag.name }),
-          i < 9 ? h("kbd", { text: `⇧${i + 1}` }) : null,
-        );
-        button.style.setProperty("--dl-tag-color", safeColor(tag.color));
-        button.style.setProperty("--dl-tag-text", contrastText(tag.color));
-        button.addEventListener("click", () => host.doc.toggleTag(tag.name));
-        this.tagButtons.set(tag.name, button);
-        tags.append(button);
-      });
-      this.element.append(section(t("tags.title"), "dl-tags-section", [tags]));
-    }
+    this.element.append(this.classesSection(this.search));
+    if (config.project.tags.length) this.element.append(this.tagsSection());
 
     this.selection = h("div", { class: "dl-selection" });
     this.element.append(section(t("selection.title"), "dl-selection-section", [this.selection]));
@@ -152,6 +71,101 @@ export class Sidebar {
     this.element.append(shapes);
 
     this.update(new Set<SidebarChange>(["shapes", "tags", "selection", "label", "busy"]));
+  }
+
+  /** The reviewer's reason for sending the task back, shown to the annotator. */
+  private rejectionNote(comment: string): HTMLElement {
+    const { t } = this.host;
+    return h("section", { class: "dl-callout", role: "note" }, h("strong", { text: t("review.rejectedTitle") }), h("p", { text: comment }));
+  }
+
+  /** Review mode: the comment and the approve / reject buttons. */
+  private reviewSection(comment: HTMLTextAreaElement): HTMLElement {
+    const host = this.host;
+    const { t } = host;
+    const approve = h("button", { type: "button", class: "dl-btn dl-btn-approve" }, icon(ICONS.check), t("review.approve"));
+    const reject = h("button", { type: "button", class: "dl-btn dl-btn-reject" }, icon(ICONS.close), t("review.reject"));
+    approve.addEventListener("click", () => host.review("approve"));
+    reject.addEventListener("click", () => host.review("reject"));
+    this.reviewButtons.push(approve, reject);
+    return section(t("review.title"), "dl-review", [comment, h("div", { class: "dl-row-buttons" }, approve, reject)]);
+  }
+
+  private instructions(text: string): HTMLElement {
+    const details = h("details", { class: "dl-section dl-instructions" }, h("summary", { text: this.host.t("instructions.title") }));
+    details.append(h("p", { text }));
+    return details;
+  }
+
+  /** Classes: the search box, then one button per class with its hotkey. */
+  private classesSection(search: HTMLInputElement): HTMLElement {
+    const host = this.host;
+    const labelList = h("ul", { class: "dl-labels", role: "list" });
+    for (const label of host.doc.labels) {
+      const button = h(
+        "button",
+        { type: "button", class: "dl-label", "data-id": label.id, title: label.name },
+        swatch(label.color),
+        h("span", { class: "dl-label-name", text: label.name }),
+        label.hotkey ? h("kbd", { text: label.hotkey.toUpperCase() }) : null,
+      );
+      button.addEventListener("click", () => host.setActiveLabel(label.id));
+      this.labelButtons.set(label.id, button);
+      labelList.append(h("li", {}, button));
+    }
+    const empty = h("p", { class: "dl-muted", text: host.t("labels.noMatch"), hidden: true });
+    search.addEventListener("input", () => this.filterClasses(empty));
+    search.addEventListener("keydown", (event) => this.searchKey(event));
+    return section(host.t("labels.title"), "dl-classes", [search, labelList, empty]);
+  }
+
+  /** Show the classes whose name contains the search text, or whose hotkey it is. */
+  private filterClasses(empty: HTMLElement): void {
+    const query = this.search.value.trim().toLowerCase();
+    let shown = 0;
+    for (const label of this.host.doc.labels) {
+      const match = !query || label.name.toLowerCase().includes(query) || label.hotkey.toLowerCase() === query;
+      setHidden(this.labelButtons.get(label.id)!.parentElement as HTMLElement, !match);
+      if (match) shown++;
+    }
+    setHidden(empty, shown > 0);
+  }
+
+  /** In the search box, Enter chooses the first class shown and Escape clears; no key reaches the canvas. */
+  private searchKey(event: KeyboardEvent): void {
+    const host = this.host;
+    if (event.key === "Enter") {
+      const first = host.doc.labels.find((l) => !(this.labelButtons.get(l.id)!.parentElement as HTMLElement).hidden);
+      if (first) host.setActiveLabel(first.id);
+      this.search.blur();
+      event.preventDefault();
+    } else if (event.key === "Escape") {
+      this.search.value = "";
+      this.search.dispatchEvent(new Event("input"));
+      this.search.blur();
+      event.preventDefault();
+    }
+    event.stopPropagation();
+  }
+
+  /** Image tags, toggled by Shift+1..9. */
+  private tagsSection(): HTMLElement {
+    const host = this.host;
+    const tags = h("div", { class: "dl-tags" });
+    host.config.project.tags.forEach((tag, i) => {
+      const button = h(
+        "button",
+        { type: "button", class: "dl-tag", "aria-pressed": "false", title: tag.name },
+        h("span", { class: "dl-tag-name", text: tag.name }),
+        i < 9 ? h("kbd", { text: `⇧${i + 1}` }) : null,
+      );
+      button.style.setProperty("--dl-tag-color", safeColor(tag.color));
+      button.style.setProperty("--dl-tag-text", contrastText(tag.color));
+      button.addEventListener("click", () => host.doc.toggleTag(tag.name));
+      this.tagButtons.set(tag.name, button);
+      tags.append(button);
+    });
+    return section(host.t("tags.title"), "dl-tags-section", [tags]);
   }
 
   update(changes: Set<SidebarChange>): void {

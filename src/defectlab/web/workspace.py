@@ -22,13 +22,14 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
         if task.status == TaskStatus.REJECTED
         else None
     )
-    following = (
+    # Only a guess, to fetch its image ahead: the server reserves what really comes next.
+    likely_next = (
         Task.objects.filter(project=project, id__gt=task.pk, status=TaskStatus.NEW)
         .order_by("id")
         .only("id", "image")
         .first()
     )
-    next_url = "next_review" if mode == "review" else "next_task"
+    reserve_url = "project-next-review" if mode == "review" else "project-next-task"
     return {
         "task": {
             "id": task.pk,
@@ -73,17 +74,17 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
         "mode": mode,
         "api": {
             "annotation": reverse("task-annotation", args=[task.pk]),
-            "next": reverse(f"project-{next_url.replace('_', '-')}", args=[project.pk]),
+            "reserve": reverse(reserve_url, args=[project.pk]),
             "release": reverse("task-release", args=[task.pk]),
             "review": reverse("task-review", args=[task.pk]),
         },
         "workspaceUrl": _per_task_url("review" if mode == "review" else "annotate"),
         "configUrl": _per_task_url(f"{mode}_config"),
-        "nextTask": {
-            "id": following.pk,
-            "imageUrl": signed_url(following.pk, "image") if is_viewable(following) else None,
+        "likelyNext": {
+            "id": likely_next.pk,
+            "imageUrl": signed_url(likely_next.pk, "image") if is_viewable(likely_next) else None,
         }
-        if following
+        if likely_next
         else None,
         "csrfToken": get_token(request),
         "strings": canvas_strings(),
