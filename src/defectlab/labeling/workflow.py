@@ -212,7 +212,7 @@ def skip(task: Task, user: User) -> None:
 
     Only the newest ``SKIPS_KEPT`` skips per person and project are kept; skipping a task again
     makes it the newest. A task's skips are forgotten when its work moves on (submitted, or a
-    review verdict; see ``forget_skips``): rejected work comes back as new work, and a reviewer's
+    review verdict; see ``_forget_skips``): rejected work comes back as new work, and a reviewer's
     skip means nothing for the next submission. Deleting a task, project or user deletes its
     skips with it."""
     release(task, user)
@@ -236,8 +236,8 @@ def skip(task: Task, user: User) -> None:
             SkippedTask.objects.filter(pk__in=forgotten).delete()
 
 
-def forget_skips(task: Task) -> None:
-    """Everyone's skips of ``task``: called when its work moves on (see ``skip``)."""
+def _forget_skips(task: Task) -> None:
+    """Forget everyone's skips of ``task``: its work moved on (see ``skip``)."""
     SkippedTask.objects.filter(task_id=task.pk).delete()
 
 
@@ -426,7 +426,7 @@ def _mark_saved(task: Task, user: User, annotation: Annotation, *, submit: bool)
     if submit:
         set_status(task, TaskStatus.SUBMITTED)
         task.submitted_by = user
-        forget_skips(task)
+        _forget_skips(task)
         if task.lock_owner_id == user.pk:
             task.lock_owner = None
             task.lock_expires_at = None
@@ -510,7 +510,7 @@ def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review
         task.save(
             update_fields=["status", "assignee", "lock_owner", "lock_expires_at", "updated_at"]
         )
-        forget_skips(task)
+        _forget_skips(task)
     return verdict_row
 
 
