@@ -33,6 +33,17 @@ def test_start_labeling_reserves_a_task_and_opens_it(tenant: Tenant) -> None:
     assert task.status == TaskStatus.IN_PROGRESS
 
 
+def test_start_labeling_passes_over_a_task_you_skipped_on_another_device(tenant: Tenant) -> None:
+    annotator = tenant.user(Role.ANNOTATOR)
+    workflow.next_task(tenant.project, annotator)
+    phone = signed_in(annotator)  # the canvas's Skip button, in another browser
+    assert phone.post(f"/api/tasks/{tenant.tasks[0].pk}/release/").status_code == 204
+
+    response = signed_in(annotator).post(f"/projects/{tenant.project.pk}/label/")
+
+    assert response["Location"] == f"/tasks/{tenant.tasks[1].pk}/annotate/"
+
+
 def test_workspace_config_carries_the_task_schema_annotation_and_predictions(
     tenant: Tenant,
 ) -> None:

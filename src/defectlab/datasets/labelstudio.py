@@ -47,7 +47,6 @@ from defectlab.datasets.common import (
 from defectlab.datasets.model import DatasetError, DatasetItem, ImportedDataset
 from defectlab.geometry import Shape, ShapeType
 
-_TYPES = {"rectanglelabels": ShapeType.BOX, "polygonlabels": ShapeType.POLYGON}
 _FROM_NAMES = {ShapeType.BOX: "label", ShapeType.POLYGON: "polygon"}
 _KINDS = (ShapeType.BOX, ShapeType.POLYGON)
 CONFIG = "label_config.xml"

@@ -217,3 +217,19 @@ class Review(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+
+class SkippedTask(models.Model):
+    """A task someone skipped: "next" hands it to them only after everything else, whichever
+    client asks (browser, second tab, API token). Kept by labeling.workflow.skip, which bounds
+    the rows per person and project; the id orders the skips (a repeated skip is a new row)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="skips")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "project", "id"], name="skipped_task_recent")]
+        constraints = [models.UniqueConstraint(fields=["task", "user"], name="skipped_task_unique")]

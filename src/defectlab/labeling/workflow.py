@@ -1,10 +1,9 @@
-"""The labeling workflow: handing out tasks under a lock, the one rule for who may save, submit
-or review a task (``check``), saving annotations with optimistic concurrency (every version
-kept), predictions, and review verdicts."""
+"""The labeling workflow: handing out tasks under a lock (skipped ones last), the one rule for who
+may save, submit or review a task (``check``), saving annotations with optimistic concurrency
+(every version kept), predictions, and review verdicts."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from enum import StrEnum
 from functools import partial
@@ -12,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -25,6 +24,7 @@ from defectlab.labeling.models import (
     Prediction,
     Project,
     Review,
+    SkippedTask,
     Task,
     TaskStatus,
     Verdict,
@@ -38,6 +38,9 @@ from defectlab.tenancy.roles import Can, allows
 from defectlab.tenancy.services import require
 
 OPEN_FOR_LABELING = (TaskStatus.NEW, TaskStatus.IN_PROGRESS, TaskStatus.REJECTED)
+
+# How many skips are remembered per person and project; older ones are forgotten (``skip``).
+SKIPS_KEPT = 200
 
 # ---------------------------------------------------------------------------- the rule
 
@@ -119,11 +122,11 @@ def _unlocked(now: Any) -> Q:
     return Q(lock_owner__isnull=True) | Q(lock_expires_at__lte=now)
 
 
-def next_task(project: Project, user: User, skipped: Sequence[int] = ()) -> Task | None:
+def next_task(project: Project, user: User) -> Task | None:
     """The task this annotator should work on now, reserved for them so nobody else gets it.
 
     Order: the one they already hold; tasks rejected back to them; tasks assigned to them;
-    then unassigned new work. Tasks they ``skipped`` go to the back of the line."""
+    then unassigned new work. Tasks they skipped go to the back of the line (``skip``)."""
     tasks = Task.objects.filter(project_id=project.pk)
     held = tasks.filter(status__in=OPEN_FOR_LABELING)
     queues = [
@@ -131,30 +134,37 @@ def next_task(project: Project, user: User, skipped: Sequence[int] = ()) -> Task
         tasks.filter(assignee=user, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
         tasks.filter(assignee__isnull=True, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
     ]
-    if skipped:
-        held = held.exclude(pk__in=list(skipped))
-        queues = [queue.exclude(pk__in=list(skipped)) for queue in queues] + [
-            queue.filter(pk__in=list(skipped)) for queue in queues
-        ]
-    task = _reserve(user, held=held, queues=queues)
+    task = _reserve(user, held=_not_skipped(held, user), queues=_skipped_last(queues, user))
     return _start(task) if task is not None else None
 
 
 def next_review(project: Project, user: User) -> Task | None:
     """The submitted task this reviewer should look at now: others' work, oldest first; their
-    own only where the project allows self-approval, and last."""
+    own only where the project allows self-approval, and last. Skipped ones come after all."""
     submitted = Task.objects.filter(project_id=project.pk, status=TaskStatus.SUBMITTED)
     others = submitted.exclude(submitted_by=user)
     own = submitted.filter(submitted_by=user)
-    return _reserve(
-        user,
-        held=submitted if project.allow_self_approval else others,
-        queues=[others, own] if project.allow_self_approval else [others],
-    )
+    held = submitted if project.allow_self_approval else others
+    queues = [others, own] if project.allow_self_approval else [others]
+    return _reserve(user, held=_not_skipped(held, user), queues=_skipped_last(queues, user))
+
+
+def _not_skipped(tasks: QuerySet[Task], user: User) -> QuerySet[Task]:
+    return tasks.exclude(Exists(SkippedTask.objects.filter(task=OuterRef("pk"), user=user)))
+
+
+def _skipped_last(queues: list[QuerySet[Task]], user: User) -> list[QuerySet[Task]]:
+    """``queues`` without the tasks ``user`` skipped, then the same queues holding only those,
+    the longest-skipped first: skipping every task in turn goes round them all, and when only
+    skipped tasks are left, "next" hands them out again rather than saying nothing is left."""
+    return [_not_skipped(queue, user).order_by("id") for queue in queues] + [
+        queue.filter(skips__user=user).order_by("skips__id") for queue in queues
+    ]
 
 
 def _reserve(user: User, *, held: QuerySet[Task], queues: list[QuerySet[Task]]) -> Task | None:
-    """The task ``user`` already holds in ``held``, else the first free one of ``queues``.
+    """The task ``user`` already holds in ``held``, else the first free one of ``queues`` (each
+    in its own order).
 
     A reservation is one conditional UPDATE, so two people asking at once never both win."""
     now = timezone.now()
@@ -166,9 +176,7 @@ def _reserve(user: User, *, held: QuerySet[Task], queues: list[QuerySet[Task]]) 
         return mine
     for queue in queues:
         for _attempt in range(5):
-            candidates = list(
-                queue.filter(_unlocked(now)).order_by("id").values_list("id", flat=True)[:10]
-            )
+            candidates = list(queue.filter(_unlocked(now)).values_list("id", flat=True)[:10])
             if not candidates:
                 break
             for task_id in candidates:
@@ -193,6 +201,43 @@ def _start(task: Task) -> Task:
 
 def release(task: Task, user: User) -> None:
     Task.objects.filter(pk=task.pk, lock_owner=user).update(lock_owner=None, lock_expires_at=None)
+
+
+def skip(task: Task, user: User) -> None:
+    """Give ``task`` back (if ``user`` holds it) and remember, in the database, that they skipped
+    it: "next" (``next_task``, ``next_review``) then hands them everything else first, whether
+    they ask from this browser, another tab or device, or a script with an API token. Other
+    people's queues are untouched.
+
+    Only the newest ``SKIPS_KEPT`` skips per person and project are kept; skipping a task again
+    makes it the newest. A task's skips are forgotten when its work moves on (submitted, or a
+    review verdict; see ``_forget_skips``): rejected work comes back as new work, and a reviewer's
+    skip means nothing for the next submission. Deleting a task, project or user deletes its
+    skips with it."""
+    release(task, user)
+    with transaction.atomic():
+        SkippedTask.objects.filter(task=task, user=user).delete()
+        # Two tabs skipping the same task at once: one row wins, the other adds nothing.
+        SkippedTask.objects.bulk_create(
+            [
+                SkippedTask(
+                    organization_id=task.organization_id,
+                    project_id=task.project_id,
+                    task=task,
+                    user=user,
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        mine = SkippedTask.objects.filter(user=user, project_id=task.project_id)
+        forgotten = list(mine.order_by("-id").values_list("id", flat=True)[SKIPS_KEPT:])
+        if forgotten:
+            SkippedTask.objects.filter(pk__in=forgotten).delete()
+
+
+def _forget_skips(task: Task) -> None:
+    """Forget everyone's skips of ``task``: its work moved on (see ``skip``)."""
+    SkippedTask.objects.filter(task_id=task.pk).delete()
 
 
 def _held_by_other(task: Task, user: User) -> bool:
@@ -380,6 +425,7 @@ def _mark_saved(task: Task, user: User, annotation: Annotation, *, submit: bool)
     if submit:
         set_status(task, TaskStatus.SUBMITTED)
         task.submitted_by = user
+        _forget_skips(task)
         if task.lock_owner_id == user.pk:
             task.lock_owner = None
             task.lock_expires_at = None
@@ -465,6 +511,7 @@ def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review
         task.save(
             update_fields=["status", "assignee", "lock_owner", "lock_expires_at", "updated_at"]
         )
+        _forget_skips(task)
     return verdict_row
 
 

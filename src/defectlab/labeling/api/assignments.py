@@ -15,10 +15,6 @@ from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
-# The session key of the tasks skipped per project: TaskViewSet.release writes it, next_task
-# sends them to the back of the line.
-SKIPPED = "defectlab.skipped_tasks"
-
 
 class ProjectAssignments(TenantViewSet):
     # The project's actions that say who works on which task; mixed into ``ProjectViewSet``
@@ -52,14 +48,9 @@ class ProjectAssignments(TenantViewSet):
     @extend_schema(request=None, responses={200: TaskSerializer, 204: None})
     @action(detail=True, methods=["post"], url_path="next-task")
     def next_task(self, request: Request, pk: str) -> Response:
-        """Reserve and return the next task for you; 204 when there is nothing left."""
-        project = self.get_object()
-        skipped = (
-            request.session.get(SKIPPED, {}).get(str(project.pk), [])
-            if hasattr(request, "session")
-            else []
-        )
-        task = workflow.next_task(project, acting_user(request), skipped)
+        """Reserve and return the next task for you, tasks you skipped last; 204 when there is
+        nothing left."""
+        task = workflow.next_task(self.get_object(), acting_user(request))
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(TaskSerializer(task).data)
@@ -67,7 +58,8 @@ class ProjectAssignments(TenantViewSet):
     @extend_schema(request=None, responses={200: TaskSerializer, 204: None})
     @action(detail=True, methods=["post"], url_path="next-review")
     def next_review(self, request: Request, pk: str) -> Response:
-        """Reserve and return the next submitted task to review; 204 when none is waiting."""
+        """Reserve and return the next submitted task to review, tasks you skipped last; 204 when
+        none is waiting."""
         task = workflow.next_review(self.get_object(), acting_user(request))
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)

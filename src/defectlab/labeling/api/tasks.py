@@ -9,7 +9,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from defectlab.labeling import services, workflow
-from defectlab.labeling.api.assignments import SKIPPED
 from defectlab.labeling.api.serializers import (
     AnnotationSerializer,
     AnnotationVersionSerializer,
@@ -140,12 +139,7 @@ class TaskViewSet(
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str) -> Response:
-        """Give back a task you reserved, e.g. when skipping it."""
-        task = self.get_object()
-        workflow.release(task, acting_user(request))
-        if hasattr(request, "session"):
-            # Remember the skip for this session, so "next" does not hand the same task back.
-            skipped = request.session.get(SKIPPED, {})
-            recent = [*skipped.get(str(task.project_id), [])[-199:], task.pk]
-            request.session[SKIPPED] = skipped | {str(task.project_id): recent}
+        """Give back a task you reserved and skip it: "next" hands it to you again only after
+        everything else (remembered for your account, whichever client asks)."""
+        workflow.skip(self.get_object(), acting_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
