@@ -1,6 +1,7 @@
 """The labeling workflow: handing out tasks under a lock, the one rule for who may save, submit
 or review a task (``check``), saving annotations with optimistic concurrency (every version
-kept), predictions, and review verdicts."""
+kept), predictions, and review verdicts. A submission and a verdict write their audit row here,
+as the person who gave them."""
 
 from __future__ import annotations
 
@@ -34,9 +35,10 @@ from defectlab.labeling.referenced import SAVE_TIMEOUT, learn_size
 from defectlab.labeling.services import set_status
 from defectlab.labeling.tasks import NewPrediction, add_predictions, label_links
 from defectlab.media.sync import annotation_submitted
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
 from defectlab.tenancy.roles import Can, allows
-from defectlab.tenancy.services import require
+from defectlab.tenancy.services import record, require
 
 OPEN_FOR_LABELING = (TaskStatus.NEW, TaskStatus.IN_PROGRESS, TaskStatus.REJECTED)
 
@@ -290,7 +292,7 @@ def save_annotation(
     lead_time: float = 0.0,
     submit: bool = False,
 ) -> Annotation:
-    """Save a new version of the task's annotation.
+    """Save a new version of the task's annotation (a submission is in the audit trail).
 
     ``base_version`` is the version the client started from (None for the first one). If
     someone saved in between, nothing is written and Conflict carries the current version,
@@ -318,6 +320,15 @@ def save_annotation(
         )
         _index_labels(task, cleaned)
         _mark_saved(task, user, annotation, submit=submit)
+        if submit:
+            record(
+                None,
+                AuditAction.TASK_SUBMITTED,
+                organization=task.organization_id,
+                target=task,
+                actor=user,
+                data={"version": annotation.version},
+            )
     return annotation
 
 
@@ -437,7 +448,8 @@ def add_prediction(task: Task, *, model_name: str, model_version: str, shapes: A
 
 
 def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review:
-    """Approve or reject a submitted task. A rejected task goes back to whoever submitted it."""
+    """Approve or reject a submitted task (in the audit trail, with the comment). A rejected task
+    goes back to whoever submitted it."""
     if verdict not in Verdict.values:
         raise Invalid(_("The verdict must be approve or reject."))
     with transaction.atomic():
@@ -463,6 +475,14 @@ def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review
         task.lock_expires_at = None
         task.save(
             update_fields=["status", "assignee", "lock_owner", "lock_expires_at", "updated_at"]
+        )
+        record(
+            None,
+            AuditAction.TASK_APPROVED if verdict == Verdict.APPROVE else AuditAction.TASK_REJECTED,
+            organization=task.organization_id,
+            target=task,
+            actor=user,
+            data={"comment": verdict_row.comment},
         )
     return verdict_row
 
