@@ -1,5 +1,6 @@
 """Tenancy logic: scoping every query to the caller's organizations, roles, invites, tokens,
-login throttling and the audit trail."""
+signing in and out (with login throttling) and the audit trail. Each change here writes its own
+audit row with the actor, so the API, the pages and the command write the same one."""
 
 from __future__ import annotations
 
