@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from defectlab.ingest.models import AllowedNetwork
-from defectlab.ingest.services import allow_network, remove_allowed_network
+from defectlab.ingest.services import add_allowed_network, remove_allowed_network
 from defectlab.params import query_int
 from defectlab.tenancy.models import Organization, User
 from defectlab.tenancy.roles import Can
@@ -91,7 +91,7 @@ class AllowedNetworkViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, Ten
             Organization.objects.all(), request.user, pk=data["organization_id"]
         )
         require(request.user, organization.pk, Can.MANAGE_ORGANIZATION)
-        entry = allow_network(
+        entry = add_allowed_network(
             organization, acting_user(request), data["value"], data.get("note", "")
         )
         return Response(AllowedNetworkSerializer(entry).data, status=status.HTTP_201_CREATED)

@@ -61,9 +61,8 @@ def may_pass(error: BaseException) -> bool:
 def add_allowed_network(
     organization: Organization, actor: User | None, value: str, note: str = ""
 ) -> AllowedNetwork:
-    """A new entry, in canonical form; Invalid for what cannot be allowed (or what only the
-    operator may open), Conflict for a twin. No audit row: a person's change goes through
-    :func:`allow_network`.
+    """A new entry, in canonical form, in the audit trail as ``actor``'s; Invalid for what cannot
+    be allowed (or what only the operator may open), Conflict for a twin.
 
     The caller checks the actor's role."""
     canonical = organization_entry(value)
@@ -77,15 +76,6 @@ def add_allowed_network(
             _("%(value)s is already in this organization's allowlist.") % {"value": canonical},
             details={"value": canonical},
         ) from None
-    return entry
-
-
-def allow_network(
-    organization: Organization, actor: User | None, value: str, note: str = ""
-) -> AllowedNetwork:
-    """A person adds an entry (:func:`add_allowed_network`), in the audit trail as ``actor``'s.
-    The caller checks the actor's role."""
-    entry = add_allowed_network(organization, actor, value, note)
     record(
         None,
         AuditAction.ALLOWLIST_ADDED,

@@ -1,4 +1,9 @@
-"""Projects, their label schema and their tasks: creating, importing, listing, deleting."""
+"""Projects, their label schema and their tasks: creating, importing, listing, deleting.
+
+A change a person makes (creating, changing or deleting a project or a label, assigning or
+deleting tasks) takes the ``actor`` and writes its audit row here, so the API, the pages and the
+command write the same row; ``actor=None`` is a change nobody in particular made.
+"""
 
 from __future__ import annotations
 
@@ -33,10 +38,24 @@ from defectlab.params import (
     query_int,
     split_url,
 )
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import Membership, Organization, User
+from defectlab.tenancy.services import record
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _HOTKEY = re.compile(r"^[1-9a-z]$")
+
+
+def _audit(
+    action: AuditAction,
+    actor: User | None,
+    organization_id: int,
+    target: Project | Label | None = None,
+    **data: Any,
+) -> None:
+    """The audit row of a change in ``organization_id`` (``data`` its payload)."""
+    record(None, action, organization=organization_id, target=target, actor=actor, data=data)
+
 
 # ---------------------------------------------------------------------------- schema
 
@@ -138,16 +157,24 @@ def check_label(
 
 @transaction.atomic
 def create_project(organization: Organization, user: User, **fields: Any) -> Project:
+    """A new project by ``user``, with its first ``labels`` (one audit row for all of it)."""
     labels = fields.pop("labels", [])
     fields["shape_types"] = clean_shape_types(fields.get("shape_types", ["box", "polygon"]))
     fields["tags"] = clean_tags(fields.get("tags", []))
     project = Project.objects.create(organization=organization, created_by=user, **fields)
     for order, label in enumerate(labels):
-        add_label(project, **{"order": order, **label})
+        _new_label(project, **{"order": order, **label})
+    _audit(AuditAction.PROJECT_CREATED, user, organization.pk, project)
     return project
 
 
-def add_label(project: Project, **fields: Any) -> Label:
+def add_label(project: Project, *, actor: User | None = None, **fields: Any) -> Label:
+    label = _new_label(project, **fields)
+    _audit(AuditAction.LABEL_CREATED, actor, project.organization_id, label)
+    return label
+
+
+def _new_label(project: Project, **fields: Any) -> Label:
     name = str(fields.get("name", "")).strip()
     color = fields.get("color", "#e53935")
     hotkey = fields.get("hotkey", "")
@@ -163,7 +190,7 @@ def add_label(project: Project, **fields: Any) -> Label:
     )
 
 
-def update_label(label: Label, **fields: Any) -> Label:
+def update_label(label: Label, *, actor: User | None = None, **fields: Any) -> Label:
     name = str(fields.get("name", label.name)).strip()
     color = fields.get("color", label.color)
     hotkey = fields.get("hotkey", label.hotkey)
@@ -174,16 +201,18 @@ def update_label(label: Label, **fields: Any) -> Label:
     if "order" in fields:
         label.order = int(fields["order"])
     label.save()
+    _audit(AuditAction.LABEL_UPDATED, actor, label.organization_id, label)
     return label
 
 
-def delete_label(label: Label) -> None:
+def delete_label(label: Label, *, actor: User | None = None) -> None:
     if TaskLabel.objects.filter(label=label).exists():
         raise Invalid(_("Annotations use this label; it cannot be deleted."))
     label.delete()
+    _audit(AuditAction.LABEL_DELETED, actor, label.organization_id, name=label.name)
 
 
-def update_project(project: Project, **fields: Any) -> Project:
+def update_project(project: Project, *, actor: User | None = None, **fields: Any) -> Project:
     """Change a project's settings (not its labels, which have their own functions)."""
     if "shape_types" in fields:
         fields["shape_types"] = clean_shape_types(fields["shape_types"])
@@ -194,7 +223,15 @@ def update_project(project: Project, **fields: Any) -> Project:
     for name, value in fields.items():
         setattr(project, name, value)
     project.save(update_fields=list(fields))
+    _audit(AuditAction.PROJECT_UPDATED, actor, project.organization_id, project)
     return project
+
+
+def delete_project(project: Project, *, actor: User | None = None) -> None:
+    """Delete a project with its tasks and their files; the audit row keeps its name."""
+    _audit(AuditAction.PROJECT_DELETED, actor, project.organization_id, name=project.name)
+    delete_tasks(project, list(Task.objects.filter(project=project).values_list("id", flat=True)))
+    project.delete()
 
 
 # ---------------------------------------------------------------------------- tasks in
@@ -469,7 +506,13 @@ def _tasks_in_order(
     return list(queryset.order_by("-id" if descending else "id")[:count])
 
 
-def assign_tasks(project: Project, task_ids: Sequence[int], assignee: int | None) -> int:
+def assign_tasks(
+    project: Project,
+    task_ids: Sequence[int],
+    assignee: int | None,
+    *,
+    actor: User | None = None,
+) -> int:
     """Give tasks of ``project`` to a member (or to nobody); returns how many changed."""
     if (
         assignee is not None
@@ -478,7 +521,12 @@ def assign_tasks(project: Project, task_ids: Sequence[int], assignee: int | None
         ).exists()
     ):
         raise Invalid(_("The assignee must be a member of this organization."))
-    return Task.objects.filter(project=project, id__in=list(task_ids)).update(assignee_id=assignee)
+    updated = Task.objects.filter(project=project, id__in=list(task_ids)).update(
+        assignee_id=assignee
+    )
+    data = {"count": updated, "assignee": assignee}
+    _audit(AuditAction.TASKS_ASSIGNED, actor, project.organization_id, project, **data)
+    return updated
 
 
 def set_status(task: Task, status: str) -> None:
@@ -494,7 +542,16 @@ def set_status(task: Task, status: str) -> None:
     task.status = status
 
 
+def delete_task(task: Task, *, actor: User | None = None) -> None:
+    """Delete one task, its image and cached copies (in the audit trail by id and file name)."""
+    delete_tasks(task.project, [task.pk])
+    gone: dict[str, Any] = {"task": task.pk, "file_name": task.file_name}
+    _audit(AuditAction.TASK_DELETED, actor, task.organization_id, **gone)
+
+
 def delete_tasks(project: Project, task_ids: Sequence[int]) -> int:
+    """Delete tasks of ``project`` with their files, keeping its counters true. No audit row:
+    it is the step :func:`delete_task` and :func:`delete_project` share, each writing its own."""
     with transaction.atomic():
         tasks = list(
             Task.objects.filter(project=project, id__in=task_ids).only("id", "image", "status")

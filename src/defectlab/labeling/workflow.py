@@ -1,6 +1,7 @@
 """The labeling workflow: handing out tasks under a lock (skipped ones last), the one rule for who
 may save, submit or review a task (``check``), saving annotations with optimistic concurrency
-(every version kept), predictions, and review verdicts."""
+(every version kept), predictions, and review verdicts. A submission and a verdict write their
+audit row here, as the person who gave them."""
 
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ from defectlab.labeling.services import set_status
 from defectlab.labeling.signals import annotation_submitted
 from defectlab.labeling.sizes import SAVE_TIMEOUT, learn_size
 from defectlab.labeling.tasks import NewPrediction, add_predictions, index_labels
+from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
 from defectlab.tenancy.roles import Can, allows
-from defectlab.tenancy.services import require
+from defectlab.tenancy.services import record, require
 
 OPEN_FOR_LABELING = (TaskStatus.NEW, TaskStatus.IN_PROGRESS, TaskStatus.REJECTED)
 
@@ -334,7 +336,7 @@ def save_annotation(
     lead_time: float = 0.0,
     submit: bool = False,
 ) -> Annotation:
-    """Save a new version of the task's annotation.
+    """Save a new version of the task's annotation (a submission is in the audit trail).
 
     ``base_version`` is the version the client started from (None for the first one). If
     someone saved in between, nothing is written and Conflict carries the current version,
@@ -362,6 +364,15 @@ def save_annotation(
         )
         index_labels(task, cleaned)
         _mark_saved(task, user, annotation, submit=submit)
+        if submit:
+            record(
+                None,
+                AuditAction.TASK_SUBMITTED,
+                organization=task.organization_id,
+                target=task,
+                actor=user,
+                data={"version": annotation.version},
+            )
     return annotation
 
 
@@ -484,7 +495,8 @@ def add_prediction(task: Task, *, model_name: str, model_version: str, shapes: A
 
 
 def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review:
-    """Approve or reject a submitted task. A rejected task goes back to whoever submitted it."""
+    """Approve or reject a submitted task (in the audit trail, with the comment). A rejected task
+    goes back to whoever submitted it."""
     if verdict not in Verdict.values:
         raise Invalid(_("The verdict must be approve or reject."))
     with transaction.atomic():
@@ -512,6 +524,14 @@ def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review
             update_fields=["status", "assignee", "lock_owner", "lock_expires_at", "updated_at"]
         )
         _forget_skips(task)
+        record(
+            None,
+            AuditAction.TASK_APPROVED if verdict == Verdict.APPROVE else AuditAction.TASK_REJECTED,
+            organization=task.organization_id,
+            target=task,
+            actor=user,
+            data={"comment": verdict_row.comment},
+        )
     return verdict_row
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import login, logout, update_session_auth_hash
+from django.contrib.auth import update_session_auth_hash
 from django.db.models import QuerySet
 from django.utils.functional import lazy
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
@@ -17,7 +17,6 @@ from rest_framework.response import Response
 from defectlab.params import keyset_page
 from defectlab.schema import page_serializer
 from defectlab.tenancy import services
-from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.auth import refuse_cross_site_sign_in
 from defectlab.tenancy.models import (
     ApiToken,
@@ -161,17 +160,15 @@ class AuthViewSet(viewsets.ViewSet):
         refuse_cross_site_sign_in(request)
         form = LoginSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        user = services.check_credentials(
+        user = services.sign_in(
             request._request, form.validated_data["email"], form.validated_data["password"]
         )
-        login(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
-        services.record(request._request, AuditAction.LOGIN, actor=user)
         return Response(UserSerializer(user).data)
 
     @extend_schema(request=None, responses={204: None})
     @action(detail=False, methods=["post"])
     def logout(self, request: Request) -> Response:
-        logout(request._request)
+        services.sign_out(request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -252,24 +249,14 @@ class OrganizationViewSet(
         form.is_valid(raise_exception=True)
         user = acting_user(request)
         organization = services.create_organization(form.validated_data["name"], user)
-        services.record(
-            request._request,
-            AuditAction.ORGANIZATION_CREATED,
-            organization=organization,
-            target=organization,
-        )
         return Response(
             OrganizationSerializer(organization, context={"request": request}).data, status=201
         )
 
     def perform_update(self, serializer: Any) -> None:
-        organization = serializer.save()
-        services.record(
-            self.request._request,
-            AuditAction.ORGANIZATION_UPDATED,
-            organization=organization,
-            target=organization,
-        )
+        organization = serializer.instance
+        name = serializer.validated_data.get("name", organization.name)
+        services.rename_organization(acting_user(self.request), organization, name)
 
     @extend_schema(responses=MembershipSerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -295,7 +282,7 @@ class OrganizationViewSet(
         form = InviteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         user = acting_user(request)
-        invite, token = services.invite_member(
+        invite, token = services.create_invite(
             user, organization, form.validated_data["role"], form.validated_data.get("email", "")
         )
         invite.token = token  # type: ignore[attr-defined]
@@ -380,16 +367,5 @@ class InviteViewSet(mixins.DestroyModelMixin, TenantViewSet):
             name=data.get("name", ""),
         )
         if user is None:
-            login(
-                request._request,
-                membership.user,
-                backend="django.contrib.auth.backends.ModelBackend",
-            )
-        services.record(
-            request._request,
-            AuditAction.INVITE_ACCEPTED,
-            organization=membership.organization_id,
-            target=membership,
-            actor=membership.user,
-        )
+            services.start_session(request._request, membership.user)
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)

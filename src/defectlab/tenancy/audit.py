@@ -21,6 +21,7 @@ class AuditAction(StrEnum):
     LOGIN = "login"
     LOGIN_FAILED = "login.failed"
     LOGIN_THROTTLED = "login.throttled"
+    LOGOUT = "logout"
     PASSWORD_CHANGED = "password.changed"
     API_TOKEN_CREATED = "api_token.created"
     ORGANIZATION_CREATED = "organization.created"

@@ -1,5 +1,6 @@
 """Tenancy logic: scoping every query to the caller's organizations, roles, invites, tokens,
-login throttling and the audit trail."""
+signing in and out (with login throttling) and the audit trail. Each change here writes its own
+audit row with the actor, so the API, the pages and the command write the same one."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import IntegrityError, models, transaction
@@ -83,8 +84,30 @@ def require(user: Any, organization_id: int, capability: Can) -> str:
 
 @transaction.atomic
 def create_organization(name: str, owner: User) -> Organization:
+    """A new organization with ``owner`` as its first owner (and in the audit trail)."""
     organization = Organization.objects.create(name=name)
     Membership.objects.create(organization=organization, user=owner, role=Role.OWNER)
+    record(
+        None,
+        AuditAction.ORGANIZATION_CREATED,
+        organization=organization,
+        target=organization,
+        actor=owner,
+    )
+    return organization
+
+
+def rename_organization(actor: User | None, organization: Organization, name: str) -> Organization:
+    """Change an organization's name (the caller checks the actor's role)."""
+    organization.name = name
+    organization.save(update_fields=["name"])
+    record(
+        None,
+        AuditAction.ORGANIZATION_UPDATED,
+        organization=organization,
+        target=organization,
+        actor=actor,
+    )
     return organization
 
 
@@ -138,7 +161,8 @@ def _digest(secret: str) -> str:
 def create_invite(
     actor: User, organization: Organization, role: str, email: str = ""
 ) -> tuple[Invite, str]:
-    """A new invite and its token. The token is returned once; only its hash is kept."""
+    """A new invite from ``actor`` (in the audit trail) and its token. The token is returned
+    once; only its hash is kept."""
     if not may_grant(role_in(actor, organization.pk), role):
         raise Forbidden(_("Your role does not allow this."))
     token = secrets.token_urlsafe(32)
@@ -150,14 +174,6 @@ def create_invite(
         expires_at=timezone.now() + timedelta(hours=settings.INVITE_TTL_HOURS),
         created_by=actor,
     )
-    return invite, token
-
-
-def invite_member(
-    actor: User, organization: Organization, role: str, email: str = ""
-) -> tuple[Invite, str]:
-    """A person invites someone (:func:`create_invite`), in the audit trail as ``actor``'s."""
-    invite, token = create_invite(actor, organization, role, email)
     record(
         None,
         AuditAction.INVITE_CREATED,
@@ -202,7 +218,8 @@ def accept_invite(
     password: str = "",
     name: str = "",
 ) -> Membership:
-    """Join an organization through an invite: as the signed-in ``user``, or as a new account.
+    """Join an organization through an invite: as the signed-in ``user``, or as a new account
+    (the caller signs it in). The audit row names the person who joined.
 
     The invite's row is locked and checked again under the lock: of many acceptances at once,
     one joins and the others find the invite used."""
@@ -234,6 +251,13 @@ def accept_invite(
     invite.accepted_by = user
     invite.accepted_at = timezone.now()
     invite.save(update_fields=["accepted_by", "accepted_at"])
+    record(
+        None,
+        AuditAction.INVITE_ACCEPTED,
+        organization=membership.organization_id,
+        target=membership,
+        actor=user,
+    )
     return membership
 
 
@@ -315,6 +339,29 @@ def check_credentials(request: HttpRequest, email: str, password: str) -> User:
     return user
 
 
+def sign_in(request: HttpRequest, email: str, password: str) -> User:
+    """Sign in with e-mail and password (:func:`check_credentials`): the session starts on
+    ``request`` and the login is in the audit trail. The API and the login page both call it."""
+    user = check_credentials(request, email, password)
+    start_session(request, user)
+    record(None, AuditAction.LOGIN, actor=user)
+    return user
+
+
+def start_session(request: HttpRequest, user: User) -> None:
+    """Sign ``user`` in on ``request`` without a password: a new account that joined through an
+    invite (its ``invite.accepted`` row says so), or after :func:`check_credentials`."""
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+
+
+def sign_out(request: HttpRequest) -> None:
+    """End the session on ``request``; a signed-in person's logout is in the audit trail."""
+    user = getattr(request, "user", None)
+    if isinstance(user, User):
+        record(None, AuditAction.LOGOUT, actor=user)
+    logout(request)
+
+
 # ---------------------------------------------------------------------------- languages
 
 
@@ -348,9 +395,12 @@ def record(
     data: dict[str, Any] | None = None,
     actor: User | None = None,
 ) -> AuditEvent:
-    """Write one audit row. ``action`` must be an :class:`AuditAction`; ``request`` (or else the
-    request being served, see :mod:`defectlab.tenancy.audit`) gives the address and browser, and
-    its user is the actor unless ``actor`` is given."""
+    """Write one audit row. ``action`` must be an :class:`AuditAction`.
+
+    Services call it with ``request=None`` and the ``actor``: the request being served, if any
+    (see :mod:`defectlab.tenancy.audit`), gives the address and browser, so the API, the pages
+    and the command write the same row. A ``request`` passed in gives them instead, and its user
+    is the actor unless ``actor`` is given (the uploads, imports and login refusals still do)."""
     action = AuditAction(action)  # an unknown name is a bug: refuse it rather than store it
     if request is None:
         request = request_origin()

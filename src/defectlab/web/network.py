@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from defectlab.errors import DefectLabError, NotFound
 from defectlab.ingest.models import AllowedNetwork
-from defectlab.ingest.services import allow_network, remove_allowed_network
+from defectlab.ingest.services import add_allowed_network, remove_allowed_network
 from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.models import Organization
 from defectlab.tenancy.roles import Can, allows
@@ -56,7 +56,7 @@ def _change(request: HttpRequest, organization: Organization) -> None:
         remove_allowed_network(entry, acting_user(request))
         messages.success(request, _("%(value)s was removed.") % {"value": entry.value})
         return
-    entry = allow_network(
+    entry = add_allowed_network(
         organization,
         acting_user(request),
         request.POST.get("value", ""),

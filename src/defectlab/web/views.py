@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import login, logout, update_session_auth_hash
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
@@ -22,7 +22,6 @@ from defectlab.labeling import services, workflow
 from defectlab.labeling.models import Project, Task, TaskStatus
 from defectlab.media.services import signed_url
 from defectlab.tenancy import services as tenancy
-from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import ApiToken, Invite, Membership, Organization, Role
 from defectlab.tenancy.roles import Can, allows
 from defectlab.tenancy.viewsets import acting_user
@@ -52,19 +51,17 @@ def login_view(request: HttpRequest) -> HttpResponse:
     email = request.POST.get("email", "")
     if request.method == "POST":
         try:
-            user = tenancy.check_credentials(request, email, request.POST.get("password", ""))
+            tenancy.sign_in(request, email, request.POST.get("password", ""))
         except DefectLabError as refusal:
             error, status = refusal.message, refusal.status
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            tenancy.record(request, AuditAction.LOGIN, actor=user)
             return redirect(_safe_next(request, reverse("home")))
     return render(request, "web/login.html", {"error": error, "email": email}, status=status)
 
 
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
-    logout(request)
+    tenancy.sign_out(request)
     return redirect("login")
 
 
@@ -100,14 +97,7 @@ def invite_view(request: HttpRequest, token: str) -> HttpResponse:
             error = refusal.message
         else:
             if signed_in is None:
-                login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
-            tenancy.record(
-                request,
-                AuditAction.INVITE_ACCEPTED,
-                organization=membership.organization_id,
-                target=membership,
-                actor=membership.user,
-            )
+                tenancy.start_session(request, membership.user)
             return redirect("organization", membership.organization_id)
     context = {
         "invite": invite,
@@ -212,17 +202,10 @@ def assign(request: HttpRequest, pk: int) -> HttpResponse:
         raw_assignee = request.POST.get("assignee", "")
         assignee = int(raw_assignee) if raw_assignee.isdigit() else None
         task_ids = [int(value) for value in request.POST.getlist("tasks") if value.isdigit()]
-        updated = services.assign_tasks(current, task_ids, assignee)
+        updated = services.assign_tasks(current, task_ids, assignee, actor=acting_user(request))
     except DefectLabError as refusal:
         messages.error(request, refusal.message)
     else:
-        tenancy.record(
-            request,
-            AuditAction.TASKS_ASSIGNED,
-            organization=current.organization_id,
-            target=current,
-            data={"count": updated, "assignee": assignee},
-        )
         messages.success(request, _("%(count)s tasks assigned.") % {"count": updated})
     return HttpResponseRedirect(_safe_next(request, reverse("project", args=[current.pk])))
 
@@ -288,9 +271,6 @@ def project_new(request: HttpRequest, pk: int) -> HttpResponse:
         except DefectLabError as refusal:
             messages.error(request, refusal.message)
         else:
-            tenancy.record(
-                request, AuditAction.PROJECT_CREATED, organization=current, target=created
-            )
             return redirect("project_settings", created.pk)
     return render(
         request,
@@ -335,6 +315,7 @@ def project_settings(request: HttpRequest, pk: int) -> HttpResponse:
 def _settings_action(request: HttpRequest, current: Project) -> None:
     action = request.POST.get("action")
     data = request.POST
+    actor = acting_user(request)
     if action == "settings":
         services.update_project(
             current,
@@ -344,50 +325,31 @@ def _settings_action(request: HttpRequest, current: Project) -> None:
             shape_types=data.getlist("shape_types"),
             tags=forms.parse_tags(data.get("tags", "")),
             allow_self_approval=data.get("allow_self_approval") == "on",
-        )
-        tenancy.record(
-            request,
-            AuditAction.PROJECT_UPDATED,
-            organization=current.organization_id,
-            target=current,
+            actor=actor,
         )
     elif action == "add_label":
-        label = services.add_label(
+        services.add_label(
             current,
+            actor=actor,
             name=data.get("name", ""),
             color=data.get("color", "#e53935"),
             hotkey=data.get("hotkey", ""),
             attributes=forms.parse_attributes(data.get("attributes", "")),
         )
-        tenancy.record(
-            request, AuditAction.LABEL_CREATED, organization=current.organization_id, target=label
-        )
     elif action in ("update_label", "delete_label"):
         chosen = current.labels.filter(pk=data.get("label", "0") or 0).first()
         if chosen is None:
             raise NotFound(_("Not found."))
-        label = chosen
         if action == "delete_label":
-            services.delete_label(label)
-            tenancy.record(
-                request,
-                AuditAction.LABEL_DELETED,
-                organization=current.organization_id,
-                data={"name": label.name},
-            )
+            services.delete_label(chosen, actor=actor)
         else:
             services.update_label(
-                label,
+                chosen,
+                actor=actor,
                 name=data.get("name", ""),
-                color=data.get("color", label.color),
+                color=data.get("color", chosen.color),
                 hotkey=data.get("hotkey", ""),
                 attributes=forms.parse_attributes(data.get("attributes", "")),
-            )
-            tenancy.record(
-                request,
-                AuditAction.LABEL_UPDATED,
-                organization=current.organization_id,
-                target=label,
             )
     messages.success(request, _("Saved."))
 
@@ -430,7 +392,7 @@ def members(request: HttpRequest, pk: int) -> HttpResponse:
 def _members_action(request: HttpRequest, current: Organization, user: Any) -> str:
     action = request.POST.get("action")
     if action == "invite":
-        _invite, token = tenancy.invite_member(
+        _invite, token = tenancy.create_invite(
             user, current, request.POST.get("role", ""), request.POST.get("email", "")
         )
         return request.build_absolute_uri(reverse("invite", args=[token]))

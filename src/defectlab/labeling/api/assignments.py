@@ -10,9 +10,7 @@ from rest_framework.response import Response
 
 from defectlab.labeling import services, workflow
 from defectlab.labeling.api.serializers import AssignSerializer, TaskSerializer
-from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
-from defectlab.tenancy.services import record
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 
@@ -35,13 +33,8 @@ class ProjectAssignments(TenantViewSet):
         form = AssignSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         assignee = form.validated_data["assignee"]
-        updated = services.assign_tasks(project, form.validated_data["tasks"], assignee)
-        record(
-            request._request,
-            AuditAction.TASKS_ASSIGNED,
-            organization=project.organization_id,
-            target=project,
-            data={"count": updated, "assignee": assignee},
+        updated = services.assign_tasks(
+            project, form.validated_data["tasks"], assignee, actor=acting_user(request)
         )
         return Response({"updated": updated})
 

@@ -9,10 +9,8 @@ from rest_framework import mixins
 from defectlab.labeling import services
 from defectlab.labeling.api.serializers import LabelSerializer
 from defectlab.labeling.models import Label
-from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
-from defectlab.tenancy.services import record
-from defectlab.tenancy.viewsets import TenantViewSet
+from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 
 class LabelViewSet(
@@ -27,19 +25,9 @@ class LabelViewSet(
     }
 
     def perform_update(self, serializer: Any) -> None:
-        label = services.update_label(serializer.instance, **serializer.validated_data)
-        record(
-            self.request._request,
-            AuditAction.LABEL_UPDATED,
-            organization=label.organization_id,
-            target=label,
+        services.update_label(
+            serializer.instance, actor=acting_user(self.request), **serializer.validated_data
         )
 
     def perform_destroy(self, instance: Label) -> None:
-        services.delete_label(instance)
-        record(
-            self.request._request,
-            AuditAction.LABEL_DELETED,
-            organization=instance.organization_id,
-            data={"name": instance.name},
-        )
+        services.delete_label(instance, actor=acting_user(self.request))

@@ -22,11 +22,10 @@ from defectlab.labeling.api.serializers import (
     TaskPageSerializer,
     task_rows,
 )
-from defectlab.labeling.models import Project, Task, TaskStatus
+from defectlab.labeling.models import Project, TaskStatus
 from defectlab.params import query_int
-from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
-from defectlab.tenancy.services import record, require
+from defectlab.tenancy.services import require
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 # ---------------------------------------------------------------------------- projects
@@ -96,9 +95,6 @@ class ProjectViewSet(
         organization = data.pop("organization")
         require(request.user, organization.pk, Can.MANAGE_PROJECTS)
         project = services.create_project(organization, acting_user(request), **data)
-        record(
-            request._request, AuditAction.PROJECT_CREATED, organization=organization, target=project
-        )
         return Response(ProjectSerializer(project, context={"request": request}).data, status=201)
 
     @extend_schema(request=ProjectChangeSerializer)
@@ -119,25 +115,15 @@ class ProjectViewSet(
             != serializer.instance.organization
         ):
             raise Invalid(_("A project cannot move to another organization."))
-        project = serializer.save()
-        record(
-            self.request._request,
-            AuditAction.PROJECT_UPDATED,
-            organization=project.organization_id,
-            target=project,
-        )
+        fields = {
+            name: value
+            for name, value in serializer.validated_data.items()
+            if name != "organization"
+        }
+        services.update_project(serializer.instance, actor=acting_user(self.request), **fields)
 
     def perform_destroy(self, instance: Project) -> None:
-        record(
-            self.request._request,
-            AuditAction.PROJECT_DELETED,
-            organization=instance.organization_id,
-            data={"name": instance.name},
-        )
-        services.delete_tasks(
-            instance, list(Task.objects.filter(project=instance).values_list("id", flat=True))
-        )
-        instance.delete()
+        services.delete_project(instance, actor=acting_user(self.request))
 
     @extend_schema(methods=["get"], responses=LabelSerializer(many=True))
     @extend_schema(methods=["post"], request=LabelSerializer, responses={201: LabelSerializer})
@@ -149,13 +135,7 @@ class ProjectViewSet(
         require(request.user, project.organization_id, Can.MANAGE_PROJECTS)
         form = LabelSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        label = services.add_label(project, **form.validated_data)
-        record(
-            request._request,
-            AuditAction.LABEL_CREATED,
-            organization=project.organization_id,
-            target=label,
-        )
+        label = services.add_label(project, actor=acting_user(request), **form.validated_data)
         return Response(LabelSerializer(label).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=TASK_FILTERS, responses=TaskPageSerializer)

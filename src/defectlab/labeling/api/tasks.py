@@ -18,9 +18,8 @@ from defectlab.labeling.api.serializers import (
     TaskSerializer,
 )
 from defectlab.labeling.models import Annotation, AnnotationVersion, Task
-from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
-from defectlab.tenancy.services import record, require
+from defectlab.tenancy.services import require
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 
@@ -38,13 +37,7 @@ class TaskViewSet(
     }
 
     def perform_destroy(self, instance: Task) -> None:
-        services.delete_tasks(instance.project, [instance.pk])
-        record(
-            self.request._request,
-            AuditAction.TASK_DELETED,
-            organization=instance.organization_id,
-            data={"task": instance.pk, "file_name": instance.file_name},
-        )
+        services.delete_task(instance, actor=acting_user(self.request))
 
     @extend_schema(methods=["get"], responses={200: AnnotationSerializer, 204: None})
     @extend_schema(
@@ -70,14 +63,6 @@ class TaskViewSet(
             lead_time=data["lead_time"],
             submit=data["submit"],
         )
-        if data["submit"]:
-            record(
-                request._request,
-                AuditAction.TASK_SUBMITTED,
-                organization=task.organization_id,
-                target=task,
-                data={"version": annotation.version},
-            )
         return Response(AnnotationSerializer(annotation).data)
 
     @extend_schema(responses=AnnotationVersionSerializer(many=True))
@@ -123,16 +108,6 @@ class TaskViewSet(
             acting_user(request),
             verdict=form.validated_data["verdict"],
             comment=form.validated_data.get("comment", ""),
-        )
-        action_name = (
-            AuditAction.TASK_APPROVED if verdict.verdict == "approve" else AuditAction.TASK_REJECTED
-        )
-        record(
-            request._request,
-            action_name,
-            organization=task.organization_id,
-            target=task,
-            data={"comment": verdict.comment},
         )
         return Response(ReviewSerializer(verdict).data, status=status.HTTP_201_CREATED)
 
