@@ -342,3 +342,45 @@ def test_the_demo_command_writes_the_organization_and_project_rows_as_its_owner(
         ("project.created", str(project.pk), owner),
     ]
     assert all(event.ip is None for event in events)
+
+
+# ---------------------------------------------------------------------------- images in
+
+
+def test_uploading_and_importing_by_reference_write_the_same_rows_from_the_api_and_the_data_page(
+    tenant: Tenant,
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.conftest import jpeg_bytes
+
+    manager = tenant.user(Role.MANAGER)
+    project = tenant.project.pk
+    for action in (AuditAction.TASKS_UPLOADED, AuditAction.TASKS_IMPORTED):
+        rows = []
+        for door in ("api", "page"):
+            before = last_id()
+            image = SimpleUploadedFile("part.jpg", jpeg_bytes(), content_type="image/jpeg")
+            if action == AuditAction.TASKS_UPLOADED and door == "api":
+                url = f"/api/projects/{project}/upload/"
+                assert api(manager).post(url, {"files": [image]}).status_code == 201
+            elif action == AuditAction.TASKS_UPLOADED:
+                form = {"action": "upload", "files": [image]}
+                page(manager).post(f"/projects/{project}/data/", form)
+            elif door == "api":
+                body = {"tasks": ["https://cam.example/1.jpg", "https://cam.example/2.jpg"]}
+                url = f"/api/projects/{project}/import/"
+                assert api(manager).post(url, body, format="json").status_code == 201
+            else:
+                form = {
+                    "action": "import_urls",
+                    "keep": "reference",
+                    "urls": "https://cam.example/1.jpg\nhttps://cam.example/2.jpg",
+                }
+                page(manager).post(f"/projects/{project}/data/", form)
+            event = only_new_event(before)
+            assert event.target_id == str(project)
+            rows.append(row(event))
+        assert rows[0] == rows[1]
+        assert rows[0]["action"] == action and rows[0]["actor"] == manager.pk
+        assert rows[0]["data"] == {"count": 1 if action == AuditAction.TASKS_UPLOADED else 2}

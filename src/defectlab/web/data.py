@@ -13,19 +13,16 @@ from django.views.decorators.http import require_http_methods
 
 from defectlab.datasets import FORMATS
 from defectlab.errors import DefectLabError, Invalid
-from defectlab.ingest.uploads import images_from_uploads
 from defectlab.jobs import kinds
 from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.services import may_steer
-from defectlab.labeling import services
 from defectlab.labeling.models import Project
-from defectlab.tenancy import services as tenancy
-from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.viewsets import acting_user
 from defectlab.transfer.datasetimport import start_dataset_import
 from defectlab.transfer.exports import start_export
 from defectlab.transfer.models import ImportState, UrlImportItem
+from defectlab.transfer.services import import_by_reference, upload_images
 from defectlab.transfer.urlimport import start_url_import, urls_from_file
 from defectlab.web.access import role_allows, scoped_or_404
 from defectlab.web.jobs import job_row
@@ -69,14 +66,7 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
         files = [(f.name or "upload", f) for f in request.FILES.getlist("files")]
         if not files:
             raise Invalid(_("Choose one or more images or zip archives."))
-        tasks = services.create_uploaded_tasks(project, images_from_uploads(files))
-        tenancy.record(
-            request,
-            AuditAction.TASKS_UPLOADED,
-            organization=project.organization_id,
-            target=project,
-            data={"count": len(tasks)},
-        )
+        tasks = upload_images(project, files, user)
         messages.success(
             request,
             ngettext("%(count)s image was added.", "%(count)s images were added.", len(tasks))
@@ -91,14 +81,7 @@ def _act(request: HttpRequest, project: Project, action: str) -> HttpResponse:
             lines = (line.strip() for line in request.POST.get("urls", "").splitlines())
             urls = [line for line in lines if line and not line.startswith("#")]
         if request.POST.get("keep") == "reference":
-            created = services.import_references(project, urls)
-            tenancy.record(
-                request,
-                AuditAction.TASKS_IMPORTED,
-                organization=project.organization_id,
-                target=project,
-                data={"count": created},
-            )
+            created = import_by_reference(project, urls, user)
             messages.success(
                 request,
                 ngettext(

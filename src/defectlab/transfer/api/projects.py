@@ -11,14 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from defectlab.errors import Invalid
-from defectlab.ingest.uploads import images_from_uploads
 from defectlab.jobs.api import JobSerializer
-from defectlab.labeling import services
 from defectlab.labeling.api.serializers import ProjectSerializer, TaskSerializer
 from defectlab.labeling.models import Project
-from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.roles import Can
-from defectlab.tenancy.services import record
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 from defectlab.transfer.api.serializers import (
     ExportOptionsSerializer,
@@ -28,6 +24,7 @@ from defectlab.transfer.api.serializers import (
 )
 from defectlab.transfer.datasetimport import importable_formats, start_dataset_import
 from defectlab.transfer.exports import start_export
+from defectlab.transfer.services import import_by_reference, upload_images
 from defectlab.transfer.urlimport import start_url_import, urls_from_entries, urls_from_file
 
 
@@ -68,14 +65,7 @@ class ProjectTransferViewSet(TenantViewSet):
         files = [(upload.name or "upload", upload) for upload in request.FILES.getlist("files")]
         if not files:
             raise Invalid(_("Attach one or more files in the “files” field."))
-        tasks = services.create_uploaded_tasks(project, images_from_uploads(files))
-        record(
-            request._request,
-            AuditAction.TASKS_UPLOADED,
-            organization=project.organization_id,
-            target=project,
-            data={"count": len(tasks)},
-        )
+        tasks = upload_images(project, files, acting_user(request))
         return Response(
             {"created": len(tasks), "tasks": TaskSerializer(tasks[:100], many=True).data},
             status=status.HTTP_201_CREATED,
@@ -91,13 +81,8 @@ class ProjectTransferViewSet(TenantViewSet):
         project's storage connections), checked row by row."""
         project = self.get_object()
         items = request.data.get("tasks") if isinstance(request.data, dict) else request.data
-        created = services.import_references(project, items if isinstance(items, list) else [])
-        record(
-            request._request,
-            AuditAction.TASKS_IMPORTED,
-            organization=project.organization_id,
-            target=project,
-            data={"count": created},
+        created = import_by_reference(
+            project, items if isinstance(items, list) else [], acting_user(request)
         )
         return Response({"created": created}, status=status.HTTP_201_CREATED)
 
