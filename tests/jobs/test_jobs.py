@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid, Unavailable
 from defectlab.ingest.policy import FetchFailed
-from defectlab.jobs import queue, runner
+from defectlab.jobs import kinds, queue
 from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.queue import RetryLater
 from defectlab.jobs.runner import Progress, run_job
@@ -44,9 +44,9 @@ def behaviour() -> Iterator[dict[str, Any]]:
             raise plan["fail"]
         return {"sum": job.params.get("steps", 3)}
 
-    runner.HANDLERS["test"] = handle
+    kinds.register(kinds.JobKind("test", "Test", handle))
     yield plan
-    del runner.HANDLERS["test"]
+    del kinds.KINDS["test"]
 
 
 def test_a_job_runs_to_success_with_its_progress_and_result(

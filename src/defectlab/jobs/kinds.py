@@ -4,11 +4,19 @@ and what it offers (a file to download, per-item results) from here, never from 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.utils.functional import Promise
 
-from defectlab.jobs.runner import HANDLERS, Handler
+from defectlab.jobs.models import Job
+
+if TYPE_CHECKING:
+    from defectlab.jobs.runner import Progress
+
+# ``fn(job, progress) -> result dict``; see defectlab.jobs.runner for what a handler must do.
+Handler = Callable[[Job, "Progress"], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -24,10 +32,15 @@ KINDS: dict[str, JobKind] = {}
 
 
 def register(kind: JobKind) -> JobKind:
-    """Register ``kind`` and its handler (called by an app's ``jobs.py`` on start-up)."""
+    """Register ``kind`` (called by an app's ``jobs.py`` on start-up)."""
     KINDS[kind.name] = kind
-    HANDLERS[kind.name] = kind.handler
     return kind
+
+
+def handler(name: str) -> Handler | None:
+    """What runs jobs of kind ``name`` (None for a kind no app registered)."""
+    kind = KINDS.get(name)
+    return kind.handler if kind else None
 
 
 def title(name: str) -> str:

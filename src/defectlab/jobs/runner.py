@@ -1,5 +1,5 @@
-"""Running a job: the handlers (filled by `defectlab.jobs.kinds.register`), progress reporting,
-and the actor body that moves a Job row through its states.
+"""Running a job: progress reporting, and the actor body that moves a Job row through its states
+(the handler comes from the registry, `defectlab.jobs.kinds`).
 
 A handler is ``fn(job, progress) -> result dict``. It must be idempotent: after a crash the same
 job is delivered again and runs from the start, so a handler skips what it already finished (by
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -21,12 +20,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from defectlab.errors import DefectLabError
+from defectlab.jobs import kinds
 from defectlab.jobs.models import FINISHED, Job, JobState
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[Job, "Progress"], dict[str, Any] | None]
-HANDLERS: dict[str, Handler] = {}  # kind name -> handler; see defectlab.jobs.kinds
 
 
 class Cancelled(Exception):
@@ -81,7 +78,7 @@ def run_job(job_id: int) -> None:
         return
     # Errors are written for the person who started the job, in their language.
     language = (job.started_by.language if job.started_by else "") or settings.LANGUAGE_CODE
-    handle = HANDLERS.get(job.kind)
+    handle = kinds.handler(job.kind)
     if handle is None:
         _finish(job, JobState.FAILED, error=f"No handler for jobs of kind {job.kind!r}.")
         return

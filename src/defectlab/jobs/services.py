@@ -10,8 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Conflict, Invalid
+from defectlab.jobs import kinds
 from defectlab.jobs.models import FINISHED, Job, JobState
-from defectlab.jobs.runner import HANDLERS
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import Organization, User
 from defectlab.tenancy.roles import Can, allows
@@ -28,7 +28,7 @@ def start_job(
 ) -> Job:
     """Create the Job row and send its id to the queue once the row is committed (a worker
     must never receive an id it cannot read yet)."""
-    if kind not in HANDLERS:
+    if kinds.handler(kind) is None:
         raise Invalid(_("Unknown kind of job: %(kind)s.") % {"kind": kind})
     job = Job.objects.create(
         organization=organization,
