@@ -170,3 +170,18 @@ def test_opening_someone_elses_task_in_the_canvas_neither_locks_it_nor_saves(
     signed_in(assignee).get(f"/tasks/{task.pk}/annotate/")
     task.refresh_from_db()
     assert task.lock_owner == assignee
+
+
+def test_the_project_page_says_how_many_rejected_tasks_wait_for_you(tenant: Tenant) -> None:
+    """A rejected task goes back to its author; the project page says so, with a link to them."""
+    annotator, reviewer = tenant.user(Role.ANNOTATOR), tenant.user(Role.REVIEWER)
+    page = f"/projects/{tenant.project.pk}/"
+    assert 'id="rejected-for-me"' not in signed_in(annotator).get(page).content.decode()
+    for task in tenant.tasks[:2]:
+        annotate(tenant, task)
+        workflow.review(task, reviewer, verdict="reject", comment="边缘没框全")
+    html = signed_in(annotator, "zh-hans").get(page).content.decode()
+    assert "被驳回、等你修改（2）" in html
+    assert f"{page}?status=rejected&amp;assignee=me" in html
+    # Not the reviewer's work to fix.
+    assert 'id="rejected-for-me"' not in signed_in(reviewer).get(page).content.decode()

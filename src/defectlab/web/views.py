@@ -175,6 +175,10 @@ def project(request: HttpRequest, pk: int) -> HttpResponse:
             organization_id=current.organization_id
         ).select_related("user"),
         "progress": progress(current),
+        # Work a reviewer sent back to this person: it is theirs to fix first.
+        "rejected_for_me": Task.objects.filter(
+            project=current, status=TaskStatus.REJECTED, assignee=user
+        ).count(),
         "can_manage": allows(role, Can.MANAGE_PROJECTS),
         "can_review": allows(role, Can.REVIEW),
         "current_organization_id": current.organization_id,
