@@ -185,3 +185,35 @@ def test_the_project_page_says_how_many_rejected_tasks_wait_for_you(tenant: Tena
     assert f"{page}?status=rejected&amp;assignee=me" in html
     # Not the reviewer's work to fix.
     assert 'id="rejected-for-me"' not in signed_in(reviewer).get(page).content.decode()
+
+
+def test_the_task_table_says_who_annotated_reviewed_and_holds_each_task(tenant: Tenant) -> None:
+    annotator, reviewer = tenant.user(Role.ANNOTATOR), tenant.user(Role.REVIEWER)
+    reviewed, held = tenant.tasks[0], tenant.tasks[1]
+    annotate(tenant, reviewed)
+    workflow.review(reviewed, reviewer, verdict="approve")
+    opened = workflow.next_task(tenant.project, annotator)
+    assert opened is not None and opened.pk == held.pk
+    html = signed_in(tenant.user(Role.MANAGER)).get(f"/projects/{tenant.project.pk}/").content
+    rows = {
+        row.split('class="file"')[1].split("</a>")[0].rsplit(">", 1)[1]: row
+        for row in html.decode().split("<tr>")[2:]
+        if 'class="file"' in row
+    }
+
+    def people(task: Task) -> list[str]:
+        cells = rows[task.file_name].split('class="people">')[1:]
+        return [cell.split("</td>")[0].strip() for cell in cells]
+
+    name = lambda user: user.name or user.email  # noqa: E731
+    assert people(reviewed) == [name(annotator), name(reviewer), ""]
+    assert name(annotator) in people(held)[2] and people(held)[:2] == ["", ""]
+
+
+def test_the_file_column_header_sorts_and_keeps_the_filters(tenant: Tenant) -> None:
+    client = signed_in(tenant.user(Role.MANAGER))
+    page = f"/projects/{tenant.project.pk}/"
+    html = client.get(page, {"status": "new", "sort": "file_name"}).content.decode()
+    assert 'href="?status=new&amp;sort=-file_name" aria-sort="ascending"' in html
+    html = client.get(page, {"status": "new"}).content.decode()
+    assert 'href="?status=new&amp;sort=file_name"' in html

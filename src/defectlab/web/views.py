@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -10,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -19,7 +20,7 @@ from django.views.i18n import set_language as django_set_language
 
 from defectlab.errors import DefectLabError, NotFound, error_response
 from defectlab.labeling import services, workflow
-from defectlab.labeling.models import Project, Task, TaskStatus
+from defectlab.labeling.models import Project, Review, Task, TaskStatus
 from defectlab.media.services import signed_url
 from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.models import ApiToken, Invite, Membership, Organization, Role
@@ -159,21 +160,20 @@ def project(request: HttpRequest, pk: int) -> HttpResponse:
     except DefectLabError as refusal:
         messages.error(request, refusal.message)
         return redirect("project", current.pk)
+    members = Membership.objects.filter(organization_id=current.organization_id).select_related(
+        "user"
+    )
     context = {
         "project": current,
-        "rows": [
-            (task, signed_url(task.pk, "thumb") if services.is_viewable(task) else None)
-            for task in tasks
-        ],
+        "rows": task_rows(tasks, {m.user_id: m.user.name or m.user.email for m in members}),
         "next_cursor": next_cursor,
         "query": request.GET.copy(),
         "statuses": TaskStatus.choices,
         "sort": request.GET.get("sort") or ("-id" if request.GET.get("order") == "desc" else "id"),
         "sort_options": SORT_OPTIONS,
+        "base_query": _without(request.GET, "sort", "order", "cursor"),
         "labels": current.labels.all(),
-        "members": Membership.objects.filter(
-            organization_id=current.organization_id
-        ).select_related("user"),
+        "members": members,
         "progress": progress(current),
         # Work a reviewer sent back to this person: it is theirs to fix first.
         "rejected_for_me": Task.objects.filter(
@@ -185,6 +185,57 @@ def project(request: HttpRequest, pk: int) -> HttpResponse:
     }
     template = "web/_task_rows.html" if request.headers.get("HX-Request") else "web/project.html"
     return render(request, template, context)
+
+
+def _without(query: Any, *names: str) -> str:
+    """``query`` as a query string without ``names``, ending in "&" when anything is left (a
+    column header appends its own ``sort=``)."""
+    rest = query.copy()
+    for name in names:
+        rest.pop(name, None)
+    return f"{rest.urlencode()}&" if rest else ""
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """One line of the task table: the task and who has done what to it, by name."""
+
+    task: Task
+    thumbnail: str | None
+    assignee: str
+    annotator: str  # who submitted it
+    reviewer: str  # who gave the latest verdict
+    locked_by: str  # who holds it open right now
+
+
+def task_rows(tasks: list[Task], names: dict[int, str]) -> list[TaskRow]:
+    """The table's lines for ``tasks``; people by ``names`` (user id → name). One query for the
+    reviewers of the whole page."""
+    reviewers: dict[int, int] = {}
+    for task_id, reviewer_id in (
+        Review.objects.filter(task_id__in=[task.pk for task in tasks])
+        .order_by("task_id", "id")
+        .values_list("task_id", "reviewer_id")
+    ):
+        reviewers[task_id] = reviewer_id  # the latest verdict wins
+    now = timezone.now()
+
+    def name(user_id: int | None) -> str:
+        return names.get(user_id, "") if user_id is not None else ""
+
+    return [
+        TaskRow(
+            task=task,
+            thumbnail=signed_url(task.pk, "thumb") if services.is_viewable(task) else None,
+            assignee=name(task.assignee_id),
+            annotator=name(task.submitted_by_id),
+            reviewer=name(reviewers.get(task.pk)),
+            locked_by=name(task.lock_owner_id)
+            if task.lock_expires_at is not None and task.lock_expires_at > now
+            else "",
+        )
+        for task in tasks
+    ]
 
 
 SORT_OPTIONS = [
