@@ -49,7 +49,11 @@ def test_class_keys_pressed_between_drawings_label_the_next_shape(page: Any) -> 
 
     drawn = shapes(page)
     assert [shape["type"] for shape in drawn] == ["box", "box", "polygon"]
-    assert [shape["label"] for shape in drawn] == [labels["scratch"], labels["dent"], labels["stain"]]
+    assert [shape["label"] for shape in drawn] == [
+        labels["scratch"],
+        labels["dent"],
+        labels["stain"],
+    ]
     # The class chosen last is the one for the next shape, and the sidebar says so.
     expect(page.locator(".dl-label.is-active")).to_contain_text("stain")
 
