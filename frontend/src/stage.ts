@@ -2,7 +2,7 @@
  * The stage: the canvas area in the middle of the workspace. It holds the renderer, the loading
  * message, the notices and the status line; shows the task's image (handed over already decoded
  * by the session, or downloaded); keeps the view fitted to the image until the person zooms or
- * pans it themselves; and reports the zoom, the shape count and the pointer's pixel below.
+ * pans it themselves; and reports the zoom, the shape and proposal counts and the pointer's pixel below.
  */
 import type { Point, ViewState } from "./types";
 import { Notices, StatusLine } from "./view/chrome";
@@ -135,7 +135,10 @@ export class Stage {
   updateStatus(): void {
     const { view, doc, t } = this.host;
     this.status.setZoom(`${Math.round(view.scale * 100)}%${view.rotation ? ` · ${view.rotation}°` : ""}`);
-    this.status.setCount(t("status.shapes", { count: doc.shapes.length }));
+    // Proposals waiting for a decision are not the annotation's shapes: they are counted apart.
+    const { shapes, proposals } = doc.counts();
+    const count = t("status.shapes", { count: shapes });
+    this.status.setCount(proposals ? `${count} · ${t("status.proposals", { count: proposals })}` : count);
   }
 
   /** The image pixel under the pointer, or nothing when it is outside the image. */

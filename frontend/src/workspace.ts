@@ -218,11 +218,22 @@ export class Workspace implements Host {
     this.renderer.invalidate("overlay");
   }
 
+  /**
+   * Choose the class of the next shape. A shape the person picked (clicked, or chose in the list)
+   * takes the class too, visibly and undoably; a shape selected only because it was just drawn
+   * keeps its class (doc.relabelTarget).
+   */
   setActiveLabel(id: number): void {
-    if (!this.doc.label(id)) return;
+    const label = this.doc.label(id);
+    if (!label) return;
     this.activeLabel = id;
-    const selected = this.doc.selected;
-    if (selected && !selected.locked) this.doc.setLabel(selected.uid, id);
+    const target = this.doc.relabelTarget;
+    if (target && target.label !== id) {
+      this.doc.setLabel(target.uid, id);
+      this.renderer.flash(target.uid);
+      this.sidebar.flashSelection();
+      this.notify(this.t("notice.relabelled", { label: label.name }), "info", { id: "relabel" });
+    }
     this.queueSidebar("label");
   }
 
@@ -360,7 +371,8 @@ export class Workspace implements Host {
     }
     if (kind === "selection") {
       const shape = this.doc.selected;
-      if (shape && this.doc.label(shape.label)) this.activeLabel = shape.label;
+      // A picked shape shows its class as the chosen one; a just-drawn shape leaves the choice alone.
+      if (shape && this.doc.selectionPicked && this.doc.label(shape.label)) this.activeLabel = shape.label;
       this.pending.add("label");
       this.emit(EVENTS.select, { index: shape ? this.doc.indexOf(shape.uid) : null });
     }

@@ -208,3 +208,36 @@ describe("the saved form", () => {
     expect(doc.proposals()).toHaveLength(2);
   });
 });
+
+describe("the selection and class choices", () => {
+  it("relabels only a shape the person picked: not one selected because it was just drawn, nor a locked one", () => {
+    const doc = fresh();
+    const kinds: string[] = [];
+    doc.onChange((kind) => kinds.push(kind));
+    const drawn = doc.addShape({ type: "box", points: [[30, 30], [40, 40]], label: 1 });
+    doc.select(drawn.uid, "drawn");
+    expect(doc.selected).toBe(drawn);
+    expect(doc.relabelTarget).toBeUndefined();
+    kinds.length = 0;
+    doc.select(drawn.uid); // the person clicks the shape they drew
+    expect(kinds).toEqual(["selection"]);
+    expect(doc.relabelTarget).toBe(drawn);
+    doc.setLocked([drawn.uid], true);
+    expect(doc.relabelTarget).toBeUndefined();
+    doc.setLocked([drawn.uid], false);
+    doc.removeShapes([drawn.uid]);
+    expect(doc.selectionPicked).toBe(false);
+    doc.select(null);
+    expect(doc.relabelTarget).toBeUndefined();
+  });
+
+  it("counts and numbers the annotation's shapes apart from the proposals", () => {
+    const doc = fresh([box(10, 10, 20, 20), box(30, 30, 40, 40)], PREDICTIONS);
+    expect(doc.counts()).toEqual({ shapes: 2, proposals: 2 });
+    const added = doc.addShape({ type: "box", points: [[50, 50], [60, 60]], label: 1 });
+    expect(doc.ordinal(added.uid)).toBe(3);
+    expect(doc.ordinal(doc.proposals()[1].uid)).toBe(2);
+    doc.acceptProposals([doc.proposals()[0].uid]);
+    expect(doc.counts()).toEqual({ shapes: 4, proposals: 1 });
+  });
+});

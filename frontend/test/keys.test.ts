@@ -224,3 +224,108 @@ describe("hotkeys", () => {
     expect(ws.getShapes()[0].points).toEqual([[9, 20], [49, 60]]);
   });
 });
+
+/** Pointer events on the canvas, in screen px (the view starts unscaled in a DOM test). */
+function pointer(type: string, x: number, y: number): void {
+  const canvas = root.querySelector("canvas.dl-layer-overlay")!;
+  canvas.dispatchEvent(new MouseEvent(type, { clientX: x, clientY: y, button: 0, buttons: type === "pointerup" ? 0 : 1, bubbles: true, cancelable: true }));
+}
+
+function drawBox(x1: number, y1: number, x2: number, y2: number): void {
+  press("b");
+  pointer("pointerdown", x1, y1);
+  pointer("pointermove", x2, y2);
+  pointer("pointerup", x2, y2);
+}
+
+function drawPolygon(points: [number, number][]): void {
+  press("p");
+  for (const [x, y] of points) {
+    pointer("pointerdown", x, y);
+    pointer("pointerup", x, y);
+  }
+  press("Enter");
+}
+
+describe("class keys and the selection", () => {
+  it("choose the class of the next shape: 1, draw, 2, draw, 3, draw polygon gives classes 1, 2, 3", () => {
+    const ws = mount();
+    ws.setView({ scale: 1, x: 0, y: 0, rotation: 0 });
+    press("1");
+    drawBox(300, 300, 400, 380);
+    press("2");
+    drawBox(500, 300, 600, 380);
+    press("3");
+    drawPolygon([[700, 300], [800, 310], [790, 420], [710, 400]]);
+    const drawn = accepted(ws).slice(1);
+    expect(drawn.map((s) => s.type)).toEqual(["box", "box", "polygon"]);
+    expect(drawn.map((s) => s.label)).toEqual([1, 2, 3]);
+    // The polygon just drawn is still selected (Delete removes it), and the next class key is for the next shape.
+    expect(ws.doc.selected).toBe(drawn[2]);
+    press("4");
+    expect(drawn[2].label).toBe(3);
+    expect(ws.activeLabel).toBe(4);
+    expect(ws.doc.canUndo).toBe(true);
+    ws.doc.undo(); // the polygon goes: its class was never changed
+    expect(accepted(ws)).toHaveLength(3);
+  });
+
+  it("keep the chosen class when a just-drawn shape's attribute changes", () => {
+    const ws = mount();
+    ws.setView({ scale: 1, x: 0, y: 0, rotation: 0 });
+    press("1");
+    drawBox(300, 300, 400, 380);
+    press("2");
+    press("]"); // the drawn scratch's severity: its selection must not take the class back
+    expect(accepted(ws)[1].attributes.severity).toBe("major");
+    expect(ws.activeLabel).toBe(2);
+    drawBox(500, 300, 600, 380);
+    expect(accepted(ws).slice(1).map((s) => s.label)).toEqual([1, 2]);
+  });
+
+  it("relabel a shape the person clicked, with a highlight and a notice, and Ctrl+Z undoes it", () => {
+    vi.useFakeTimers();
+    try {
+      const ws = mount();
+      ws.setView({ scale: 1, x: 0, y: 0, rotation: 0 });
+      const shape = ws.doc.shapes[0];
+      pointer("pointerdown", 30, 30); // inside the scratch at (10, 10)–(50, 50), with the select tool
+      pointer("pointerup", 30, 30);
+      expect(ws.doc.selected).toBe(shape);
+      expect(ws.doc.relabelTarget).toBe(shape);
+      expect(press("2")).toBe(true);
+      expect(shape.label).toBe(2);
+      expect(ws.activeLabel).toBe(2);
+      const panel = root.querySelector(".dl-selection")!;
+      expect(panel.classList.contains("is-relabelled")).toBe(true);
+      expect(root.querySelector(".dl-notice")?.textContent).toContain("Class changed to dent");
+      vi.advanceTimersByTime(1000);
+      expect(panel.classList.contains("is-relabelled")).toBe(false);
+      expect(press("z", { ctrlKey: true })).toBe(true);
+      expect(shape.label).toBe(1);
+      expect(ws.activeLabel).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("relabel a shape picked in the list, and a just-drawn shape once the person clicks it", () => {
+    const ws = mount();
+    ws.setView({ scale: 1, x: 0, y: 0, rotation: 0 });
+    ws.flushSidebar();
+    (root.querySelector(".dl-shape-row") as HTMLElement).click();
+    expect(ws.doc.selectionPicked).toBe(true);
+    press("3");
+    expect(ws.doc.shapes[0].label).toBe(3);
+    press("1");
+    drawBox(300, 300, 400, 380);
+    const drawn = accepted(ws)[1];
+    expect(ws.doc.relabelTarget).toBeUndefined();
+    press("v");
+    pointer("pointerdown", 350, 340);
+    pointer("pointerup", 350, 340);
+    expect(ws.doc.relabelTarget).toBe(drawn);
+    press("2");
+    expect(drawn.label).toBe(2);
+  });
+});

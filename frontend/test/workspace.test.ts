@@ -133,6 +133,33 @@ describe("the workspace", () => {
     expect(ws.getShapes()).toHaveLength(2);
   });
 
+  it("counts the proposals waiting for a decision apart from the shapes, and numbers them apart", () => {
+    const cfg = config();
+    cfg.annotation.shapes = [];
+    cfg.predictions[0].shapes = [1, 2, 3, 4].map((i) => box(100 * i, 100, 100 * i + 50, 150, 2, { score: 0.5 }));
+    const ws = mount(cfg);
+    ws.flushSidebar();
+    const text = (selector: string) => (root.querySelector(selector) as HTMLElement).textContent;
+    const proposalCount = root.querySelector(".dl-count-proposals") as HTMLElement;
+    expect(text(".dl-count-shapes")).toBe("0");
+    expect(proposalCount.hidden).toBe(false);
+    expect(text(".dl-count-proposals")).toBe("4 proposals");
+    expect(text(".dl-statusline")).toContain("0 shapes · 4 proposals");
+    // A shape drawn now is the first shape, not the fifth.
+    ws.doc.addShape({ type: "box", points: [[10, 10], [40, 40]], label: 1 });
+    ws.reveal(ws.doc.shapes[4].uid);
+    ws.flushSidebar();
+    expect(text(".dl-count-shapes")).toBe("1");
+    expect(text(".dl-statusline")).toContain("1 shapes · 4 proposals");
+    expect(text(".dl-selection-head")).toContain("#1 ·");
+    expect([...root.querySelectorAll(".dl-shape-index")].map((el) => el.textContent)).toEqual(["1", "2", "3", "4", "1"]);
+    press("a");
+    ws.flushSidebar();
+    expect(text(".dl-count-shapes")).toBe("5");
+    expect(proposalCount.hidden).toBe(true);
+    expect(text(".dl-statusline")).not.toContain("proposals");
+  });
+
   it("keeps the shape list small with 2,000 shapes", () => {
     const ws = mount();
     ws.loadShapes(Array.from({ length: 2000 }, (_, i) => box(i, i, i + 5, i + 5, 3)));

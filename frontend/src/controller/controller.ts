@@ -325,7 +325,7 @@ export class Controller {
     // Boxes smaller than a pixel are slips of the hand, not defects.
     if (b[0] - a[0] < 1 || b[1] - a[1] < 1 || (b[0] - a[0]) * view.scale < 2 || (b[1] - a[1]) * view.scale < 2) return;
     const shape = doc.addShape({ type: "box", points: [a, b], label: this.host.activeLabel });
-    doc.select(shape.uid);
+    doc.select(shape.uid, "drawn");
     this.renderer.invalidate("shapes", "overlay");
   }
 
@@ -344,7 +344,7 @@ export class Controller {
       modes.finishVertices();
       if (vertices.length && this.host.activeLabel !== null) {
         const shape = doc.addShape({ type: "points", points: vertices, label: this.host.activeLabel });
-        doc.select(shape.uid);
+        doc.select(shape.uid, "drawn");
       }
       this.renderer.invalidate("shapes", "overlay");
       return;
@@ -358,7 +358,7 @@ export class Controller {
     modes.finishVertices();
     if (this.host.activeLabel !== null) {
       const shape = doc.addShape({ type: "polygon", points: result.points, label: this.host.activeLabel });
-      doc.select(shape.uid);
+      doc.select(shape.uid, "drawn");
     }
     this.renderer.invalidate("shapes", "overlay");
   }

@@ -1,6 +1,9 @@
 /**
  * The annotation being edited: shapes (annotations and not-yet-accepted proposals), image tags,
  * the selection, and an undo history of every change to what will be saved.
+ * The selection remembers how it came about: a shape the person picked (clicked, or chose in the
+ * list) takes a class chosen next; a shape selected for them because they just drew it does not,
+ * so "1, draw, 2, draw" gives two classes and never relabels the first shape.
  */
 import type { LabelDef, Point, PredictionJSON, ShapeJSON, ShapeType } from "../types";
 import { type BBox, bboxOf, normalizeBox, pointsEqual, roundPoint } from "./geometry";
@@ -43,6 +46,8 @@ export class AnnotationDocument {
   tags = new Set<string>();
   predictions: PredictionInfo[] = [];
   selectedUid: number | null = null;
+  /** The person picked the selected shape (see select); false for a shape selected because it was just drawn. */
+  selectionPicked = false;
   /** Index into the selected shape's attributes that Tab / [ / ] act on. */
   attributeFocus = 0;
   /** Increments on every change to what would be saved. */
@@ -97,6 +102,31 @@ export class AnnotationDocument {
     return this.shapes.filter((s) => s.proposal !== null);
   }
 
+  /** The annotation's shapes and the proposals waiting for a decision, counted apart. */
+  counts(): { shapes: number; proposals: number } {
+    let proposals = 0;
+    for (const shape of this.shapes) if (shape.proposal) proposals++;
+    return { shapes: this.shapes.length - proposals, proposals };
+  }
+
+  /** A shape's number (from 1) among the annotation's shapes, or for a proposal among the proposals. */
+  ordinal(uid: number): number {
+    const shape = this.byUid.get(uid);
+    if (!shape) return 0;
+    let n = 0;
+    for (const other of this.shapes) {
+      if ((other.proposal === null) === (shape.proposal === null)) n++;
+      if (other === shape) return n;
+    }
+    return 0;
+  }
+
+  /** The shape a class choice relabels: the selected one, only if the person picked it and it is not locked. */
+  get relabelTarget(): Shape | undefined {
+    const shape = this.selectionPicked ? this.selected : undefined;
+    return shape && !shape.locked ? shape : undefined;
+  }
+
   /** The annotation as the server stores it: accepted shapes only, coordinates to 1/100 px. */
   annotationJSON(): ShapeJSON[] {
     return this.shapes.filter((s) => s.proposal === null).map(toJSON);
@@ -126,6 +156,7 @@ export class AnnotationDocument {
     }
     this.tags = new Set(tags);
     this.selectedUid = null;
+    this.selectionPicked = false;
     this.attributeFocus = 0;
     this.history.clear();
     this.revision++;
@@ -143,7 +174,7 @@ export class AnnotationDocument {
     this.byUid.clear();
     for (const json of shapes) this.insert(this.create(json, null), this.shapes.length);
     for (const p of proposals) this.insert(p, this.shapes.length);
-    if (this.selectedUid !== null && !this.byUid.has(this.selectedUid)) this.selectedUid = null;
+    if (this.selectedUid !== null && !this.byUid.has(this.selectedUid)) this.select(null);
     this.history.clear();
     this.touch("shapes");
     this.emit("selection");
@@ -305,11 +336,20 @@ export class AnnotationDocument {
 
   // ---- view state (not undoable, not saved) -------------------------------------------------
 
-  select(uid: number | null): void {
+  /**
+   * Select a shape: "picked" when the person clicked it or chose it in the list, "drawn" when the
+   * canvas selects a shape the person just drew (a class chosen then is for the next shape).
+   */
+  select(uid: number | null, how: "picked" | "drawn" = "picked"): void {
     if (uid !== null && !this.byUid.has(uid)) uid = null;
-    if (uid === this.selectedUid) return;
-    this.selectedUid = uid;
-    this.attributeFocus = 0;
+    const picked = uid !== null && how === "picked";
+    const moved = uid !== this.selectedUid;
+    if (!moved && picked === this.selectionPicked) return;
+    this.selectionPicked = picked;
+    if (moved) {
+      this.selectedUid = uid;
+      this.attributeFocus = 0;
+    }
     this.emit("selection");
   }
 
@@ -409,6 +449,7 @@ export class AnnotationDocument {
     this.byUid.delete(shape.uid);
     if (this.selectedUid === shape.uid) {
       this.selectedUid = null;
+      this.selectionPicked = false;
       this.emit("selection");
     }
   }

@@ -1,6 +1,6 @@
 /**
- * The overlay layer: the hovered and the selected shape (with its handles), the shape being
- * drawn, and the crosshair. It is small work, so it is redrawn on every pointer move.
+ * The overlay layer: the hovered and the selected shape (with its handles), a shape whose class
+ * just changed (a short highlight), the shape being drawn, and the crosshair. It is small work, so it is redrawn on every pointer move.
  */
 import type { AnnotationDocument, Shape } from "../model/document";
 import { handlePoints } from "../model/hittest";
@@ -19,6 +19,8 @@ export interface Frame {
 
 export class OverlayPainter {
   private frame: Frame = { dpr: 1, width: 0, height: 0, activeUid: null };
+  /** A shape to highlight for a moment (its class was just changed), or null. */
+  flashUid: number | null = null;
 
   constructor(
     private readonly doc: AnnotationDocument,
@@ -53,6 +55,8 @@ export class OverlayPainter {
       ctx.strokeStyle = color;
       ctx.stroke();
     }
+    const flashed = this.doc.get(this.flashUid);
+    if (flashed && !flashed.hidden) this.drawFlash(ctx, flashed, px);
     if (active && !active.hidden) this.drawActive(ctx, active, px);
     this.drawDrawing(ctx, px);
     this.drawCrosshair(ctx);
@@ -99,6 +103,18 @@ export class OverlayPainter {
     ctx.textBaseline = "bottom";
     drawCaption(ctx, this.view, this.doc, shape, color, true);
     this.applyView(ctx);
+  }
+
+  /** A wide yellow halo around the shape, under its own outline. */
+  private drawFlash(ctx: CanvasRenderingContext2D, shape: Shape, px: number): void {
+    ctx.beginPath();
+    if (shape.type === "points") tracePoints(ctx, shape.points, 6 * px);
+    else tracePath(ctx, shape);
+    ctx.globalAlpha = 0.85;
+    ctx.lineWidth = 12 * px;
+    ctx.strokeStyle = "#ffd600";
+    ctx.stroke();
+    ctx.globalAlpha = 1;
   }
 
   private drawDrawing(ctx: CanvasRenderingContext2D, px: number): void {

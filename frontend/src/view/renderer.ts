@@ -42,6 +42,8 @@ const PROPOSAL_FILL_ALPHA = 0.06;
 const CAPTION_LIMIT = 150;
 const HALO_LIMIT = 300;
 const SETTLE_MS = 150;
+/** How long a shape whose class changed stays highlighted. */
+const FLASH_MS = 900;
 /** Screen px below which consecutive polygon vertices merge while drawing. */
 const SIMPLIFY_PX = 1;
 
@@ -84,6 +86,7 @@ export class Renderer {
   /** CSS px the retained layers reach beyond each side of the view. */
   private margin = 0;
   private settleTimer: ReturnType<typeof setTimeout> | null = null;
+  private flashTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly overlay: OverlayPainter;
 
   constructor(
@@ -179,6 +182,18 @@ export class Renderer {
     this.canvases.image.style.filter = neutral ? "" : `brightness(${brightness}%) contrast(${contrast}%)`;
   }
 
+  /** Highlight a shape for a moment (its class just changed), so the change does not go unseen. */
+  flash(uid: number): void {
+    if (this.flashTimer) clearTimeout(this.flashTimer);
+    this.overlay.flashUid = uid;
+    this.invalidate("overlay");
+    this.flashTimer = setTimeout(() => {
+      this.flashTimer = null;
+      this.overlay.flashUid = null;
+      this.invalidate("overlay");
+    }, FLASH_MS);
+  }
+
   /** The view moved: reposition or redraw the retained layers, redraw the overlay. */
   viewMoved(): void {
     this.moved = true;
@@ -245,6 +260,7 @@ export class Renderer {
   destroy(): void {
     this.destroyed = true;
     if (this.settleTimer !== null) clearTimeout(this.settleTimer);
+    if (this.flashTimer !== null) clearTimeout(this.flashTimer);
     if (this.frameHandle) cancelAnimationFrame(this.frameHandle);
     for (const level of this.levels) {
       if (typeof ImageBitmap !== "undefined" && level.source instanceof ImageBitmap) level.source.close();

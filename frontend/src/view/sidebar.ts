@@ -12,6 +12,8 @@ export type SidebarChange = ChangeKind | "label" | "busy";
 
 const ROW_HEIGHT = 32;
 const OVERSCAN = 4;
+/** How long the selected shape's panel stays highlighted after its class changed. */
+const FLASH_MS = 900;
 
 function swatch(color: string): HTMLElement {
   const el = h("span", { class: "dl-swatch", "aria-hidden": "true" });
@@ -28,6 +30,8 @@ export class Sidebar {
   private readonly selection: HTMLElement;
   private readonly shapeList: ShapeList;
   private readonly shapeCount: HTMLElement;
+  private readonly proposalCount: HTMLElement;
+  private flashTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly predictions: HTMLElement | null = null;
   private readonly reviewButtons: HTMLButtonElement[] = [];
 
@@ -64,10 +68,12 @@ export class Sidebar {
       this.element.append(section(t("predictions.title"), "dl-predictions-section", [this.predictions]));
     }
 
-    this.shapeCount = h("span", { class: "dl-count" });
+    // The annotation's shapes and the proposals waiting for a decision are counted apart.
+    this.shapeCount = h("span", { class: "dl-count dl-count-shapes" });
+    this.proposalCount = h("span", { class: "dl-count dl-count-proposals", hidden: true });
     this.shapeList = new ShapeList(host);
     const shapes = section(t("shapes.title"), "dl-shapes-section", [this.shapeList.element]);
-    shapes.querySelector("h2")!.append(" ", this.shapeCount);
+    shapes.querySelector("h2")!.append(" ", this.shapeCount, " ", this.proposalCount);
     this.element.append(shapes);
 
     this.update(new Set<SidebarChange>(["shapes", "tags", "selection", "label", "busy"]));
@@ -174,12 +180,25 @@ export class Sidebar {
     if (changes.has("shapes") || changes.has("selection") || changes.has("visibility")) this.updateSelection();
     if (changes.has("shapes")) {
       this.updatePredictions();
-      setText(this.shapeCount, String(this.host.doc.shapes.length));
+      const { shapes, proposals } = this.host.doc.counts();
+      setText(this.shapeCount, String(shapes));
+      setText(this.proposalCount, this.host.t("status.proposals", { count: proposals }));
+      setHidden(this.proposalCount, proposals === 0);
     }
     if (changes.has("shapes") || changes.has("selection") || changes.has("visibility")) {
       this.shapeList.refresh(changes.has("selection"));
     }
     if (changes.has("busy")) for (const b of this.reviewButtons) b.disabled = this.host.busy;
+  }
+
+  /** Highlight the selected shape's panel for a moment: its class was just changed. */
+  flashSelection(): void {
+    if (this.flashTimer) clearTimeout(this.flashTimer);
+    this.selection.classList.add("is-relabelled");
+    this.flashTimer = setTimeout(() => {
+      this.flashTimer = null;
+      this.selection.classList.remove("is-relabelled");
+    }, FLASH_MS);
   }
 
   /** Rows currently in the DOM (for tests: the list must stay small). */
@@ -217,7 +236,7 @@ export class Sidebar {
       { class: "dl-selection-head" },
       swatch(label?.color ?? ""),
       h("strong", { text: label?.name ?? `#${shape.label}` }),
-      h("span", { class: "dl-muted", text: `#${doc.indexOf(shape.uid) + 1} · ${t(`shape.${shape.type}`)}` }),
+      h("span", { class: "dl-muted", text: `#${doc.ordinal(shape.uid)} · ${t(`shape.${shape.type}`)}` }),
     );
     this.selection.append(head);
 
@@ -362,6 +381,14 @@ class ShapeList {
     const first = Math.max(0, Math.floor(this.element.scrollTop / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(doc.shapes.length, Math.ceil((this.element.scrollTop + view) / ROW_HEIGHT) + OVERSCAN);
     const needed = Math.max(0, last - first);
+    // Shapes and proposals are numbered apart, as they are counted apart.
+    const numbers: number[] = [];
+    let accepted = 0;
+    let proposed = 0;
+    for (let i = 0; i < last; i++) {
+      const n = doc.shapes[i].proposal ? ++proposed : ++accepted;
+      if (i >= first) numbers.push(n);
+    }
     while (this.rows.length < needed) {
       const row = h("div", { class: "dl-shape-row", role: "option" });
       this.rows.push(row);
@@ -376,14 +403,14 @@ class ShapeList {
       }
       setHidden(row, false);
       const selected = shape.uid === doc.selectedUid;
-      const signature = [index, shape.uid, shape.label, shape.hidden, shape.locked, selected, shape.proposal !== null, shape.score, shape.type].join("|");
+      const signature = [index, numbers[k], shape.uid, shape.label, shape.hidden, shape.locked, selected, shape.proposal !== null, shape.score, shape.type].join("|");
       if (this.signatures.get(row) === signature) return;
       this.signatures.set(row, signature);
-      this.fill(row, shape, index, selected, t);
+      this.fill(row, shape, index, numbers[k], selected, t);
     });
   }
 
-  private fill(row: HTMLElement, shape: Shape, index: number, selected: boolean, t: Host["t"]): void {
+  private fill(row: HTMLElement, shape: Shape, index: number, number: number, selected: boolean, t: Host["t"]): void {
     const label = this.host.doc.label(shape.label);
     row.dataset.uid = String(shape.uid);
     row.style.transform = `translateY(${index * ROW_HEIGHT}px)`;
@@ -400,7 +427,7 @@ class ShapeList {
     const sw = swatch(label?.color ?? "");
     sw.style.color = contrastText(label?.color ?? "");
     row.replaceChildren(
-      h("span", { class: "dl-shape-index", text: String(index + 1) }),
+      h("span", { class: "dl-shape-index", text: String(number) }),
       sw,
       name,
       h("span", { class: "dl-shape-type", text: t(`shape.${shape.type}`) }),

@@ -53,6 +53,7 @@ CANVAS_STRINGS: dict[str, StrPromise] = {
     "status.approved": _("Approved"),
     "status.rejected": _("Rejected"),
     "status.shapes": _("{count} shapes"),
+    "status.proposals": _("{count} proposals"),
     "sidebar.title": _("Annotation details"),
     "instructions.title": _("Instructions"),
     "labels.title": _("Classes"),
@@ -95,6 +96,7 @@ CANVAS_STRINGS: dict[str, StrPromise] = {
     "review.rejectedTitle": _("Sent back by the reviewer"),
     "notice.close": _("Close"),
     "notice.saved": _("Saved."),
+    "notice.relabelled": _("Class changed to {label}. Ctrl+Z undoes it."),
     "notice.proposalsLeft": _(
         "{count} model proposals are neither accepted nor dropped. Submit again to leave them out."
     ),
@@ -132,7 +134,7 @@ CANVAS_STRINGS: dict[str, StrPromise] = {
     "help.finish": _("Finish the polygon or points"),
     "help.removeVertex": _("While drawing: remove the last point"),
     "help.cancel": _("Cancel drawing, or clear the selection"),
-    "help.labelKeys": _("Choose a class (also changes the selected shape)"),
+    "help.labelKeys": _("Choose the class of the next shape; a shape you clicked changes to it"),
     "help.attrFocus": _("Next / previous attribute of the selected shape"),
     "help.attrValue": _("Previous / next value of that attribute"),
     "help.tagKeys": _("Turn image tag 1–9 on or off"),
