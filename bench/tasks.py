@@ -9,7 +9,7 @@ What is measured (see bench/README.md):
 * import: ``json.loads`` of a JSON list of image references plus
   ``labeling.services.import_references`` — beside the same rows inserted by ``executemany`` on a
   DB-API cursor (``connection.cursor()``) in one transaction;
-* task list: ``labeling.services.list_tasks`` plus ``TaskSerializer(page, many=True).data`` (what
+* task list: ``labeling.tasklist.list_tasks`` plus ``TaskSerializer(page, many=True).data`` (what
   ``ProjectViewSet.tasks`` does, minus HTTP) for the first page, a deep page (cursor after the id
   at 90 % of the project) and filtered pages — beside the same SELECT written by hand and run with
   ``fetchall()`` on ``connection.cursor()``. The full HTTP request through ``django.test.Client``
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 class Case:
     key: str
     title: str
-    task_filter: Any  # services.TaskFilter
+    task_filter: Any  # tasklist.TaskFilter
     after: int | None
     sql: str
     params: list[Any]
@@ -489,7 +489,7 @@ class Bench:
 
     def cases(self, size: int) -> list[Case]:
         """Each query twice: its first page, and a page further on through the cursor."""
-        from defectlab.labeling.services import TaskFilter
+        from defectlab.labeling.tasklist import TaskFilter
 
         try:
             from defectlab.params import encode_cursor
@@ -597,7 +597,7 @@ class Bench:
         from django.test import Client
         from django.test.utils import CaptureQueriesContext
 
-        from defectlab.labeling.services import list_tasks
+        from defectlab.labeling.tasklist import list_tasks
 
         serialize = self.serializer()
         args = self.args

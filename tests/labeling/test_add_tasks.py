@@ -14,7 +14,7 @@ import pytest
 from defectlab.geometry import Shape
 from defectlab.ingest.uploads import checked_image
 from defectlab.jobs.models import JobState
-from defectlab.labeling import services
+from defectlab.labeling import services, tasklist
 from defectlab.labeling.models import (
     AnnotationVersion,
     Prediction,
@@ -183,7 +183,7 @@ def test_annotations_and_predictions_in_bulk_keep_history_label_index_and_flags(
     indexed = TaskLabel.objects.filter(task=first).values_list("label_id", flat=True)
     assert sorted(indexed) == sorted([scratch, dent])
     # A label filter finds the task by the index, as after an annotator's save.
-    found = services.TaskFilter(label=dent).apply(Task.objects.filter(project=project))
+    found = tasklist.TaskFilter(label=dent).apply(Task.objects.filter(project=project))
     assert list(found) == [first]
 
     # Pre-annotation: two models' predictions for one task, one for another.

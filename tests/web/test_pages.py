@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.test import Client
 
 from defectlab.tenancy.models import Membership, Role, User
@@ -88,7 +89,9 @@ def test_load_more_fetches_the_next_rows_only(tenant: Tenant) -> None:
     assert "img_0002.png" not in first and "Load more" in first
     cursor = first.split("cursor=")[1].split('"')[0]
     more = client.get(
-        f"/projects/{tenant.project.pk}/?page_size=2&cursor={cursor}", HTTP_HX_REQUEST="true"
+        f"/projects/{tenant.project.pk}/?page_size=2&cursor={cursor}",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="more-row",  # what the Load more button sends
     ).content.decode()
     assert "img_0002.png" in more and "<html" not in more and "Load more" not in more
 
@@ -181,3 +184,45 @@ def test_the_task_table_sorts_by_file_name(tenant: Tenant) -> None:
     )
     assert html.index("a.png") < html.index("b.png") < html.index("c.png")
     assert '<option value="file_name" selected>' in html
+
+
+def test_the_task_list_says_how_many_tasks_its_filters_match(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from defectlab.labeling import tasklist
+
+    client = signed_in(tenant.user(Role.MANAGER), "zh-hans")
+    page = f"/projects/{tenant.project.pk}/"
+    total = len(tenant.tasks)
+
+    def said(**params: str) -> str:
+        html = client.get(page, params).content.decode()
+        return html.split('id="result-count" aria-live="polite">')[1].split("</p>")[0]
+
+    assert said() == f"{total} 个任务符合"  # the stored counters
+    annotate(tenant, tenant.tasks[0])
+    assert said(status="submitted") == "1 个任务符合"
+    assert said(status="new,new") == f"{total - 1} 个任务符合"
+    assert said(has_annotation="false") == f"{total - 1} 个任务符合"  # counted
+    monkeypatch.setattr(tasklist, "COUNT_CAP", 1)
+    assert said(has_annotation="false") == "超过 1 个任务符合"
+
+
+def test_filters_apply_as_they_change_and_keep_the_page_address(tenant: Tenant) -> None:
+    html = signed_in(tenant.user(Role.MANAGER)).get(f"/projects/{tenant.project.pk}/").content
+    form = html.decode().split('id="filters"')[1].split(">")[0]
+    assert 'hx-trigger="change"' in form and 'hx-select="#task-list"' in form
+    assert 'hx-push-url="true"' in form
+
+
+def test_an_empty_project_invites_a_manager_to_add_images(tenant: Tenant) -> None:
+    from defectlab.labeling import services
+
+    empty = services.create_project(tenant.organization, tenant.user(Role.OWNER), name="Line 4")
+    manager_view = signed_in(tenant.user(Role.MANAGER)).get(f"/projects/{empty.pk}/")
+    html = manager_view.content.decode()
+    assert 'id="empty-project"' in html and f'href="/projects/{empty.pk}/data/"' in html
+    annotator_view = signed_in(tenant.user(Role.ANNOTATOR)).get(f"/projects/{empty.pk}/")
+    assert "A manager of this project adds the images" in annotator_view.content.decode()
+    busy = signed_in(tenant.user(Role.MANAGER)).get(f"/projects/{tenant.project.pk}/")
+    assert 'id="empty-project"' not in busy.content.decode()

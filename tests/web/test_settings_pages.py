@@ -85,8 +85,11 @@ def test_an_admin_creates_an_invite_link_that_works(tenant: Tenant) -> None:
     page = client.post(
         f"/o/{tenant.organization.pk}/members/", {"action": "invite", "role": "reviewer"}
     )
-    link = page.content.decode().split('id="invite-link">')[1].split("<")[0]
+    html = page.content.decode()
+    link = html.split('id="invite-link">')[1].split("<")[0]
     assert link.startswith("http://testserver/invite/")
+    # Shown as the success it is, with a button that copies it.
+    assert 'class="message success invite-created"' in html and 'id="copy-invite"' in html
     Client().post(link, {"email": "new@acme.test", "password": "correct horse battery"})
     assert Membership.objects.get(user__email="new@acme.test").role == Role.REVIEWER
 

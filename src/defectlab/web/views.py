@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.i18n import set_language as django_set_language
 
 from defectlab.errors import DefectLabError, NotFound, error_response
-from defectlab.labeling import services, workflow
+from defectlab.labeling import services, tasklist, workflow
 from defectlab.labeling.models import Project, Review, Task, TaskStatus
 from defectlab.media.services import signed_url
 from defectlab.tenancy import services as tenancy
@@ -156,7 +156,8 @@ def project(request: HttpRequest, pk: int) -> HttpResponse:
     user = acting_user(request)
     role = tenancy.role_in(user, current.organization_id)
     try:
-        tasks, next_cursor = services.task_page(current, request.GET, user)
+        tasks, next_cursor = tasklist.task_page(current, request.GET, user)
+        matching, more = tasklist.task_count(current, request.GET, user)
     except DefectLabError as refusal:
         messages.error(request, refusal.message)
         return redirect("project", current.pk)
@@ -167,6 +168,8 @@ def project(request: HttpRequest, pk: int) -> HttpResponse:
         "project": current,
         "rows": task_rows(tasks, {m.user_id: m.user.name or m.user.email for m in members}),
         "next_cursor": next_cursor,
+        "matching": matching,
+        "more_matching": more,
         "query": request.GET.copy(),
         "statuses": TaskStatus.choices,
         "sort": request.GET.get("sort") or ("-id" if request.GET.get("order") == "desc" else "id"),
@@ -183,7 +186,10 @@ def project(request: HttpRequest, pk: int) -> HttpResponse:
         "can_review": allows(role, Can.REVIEW),
         "current_organization_id": current.organization_id,
     }
-    template = "web/_task_rows.html" if request.headers.get("HX-Request") else "web/project.html"
+    # "Load more" asks for the next rows alone; a filter change gets the page (htmx picks the
+    # list out of it).
+    more_rows = request.headers.get("HX-Target") == "more-row"
+    template = "web/_task_rows.html" if more_rows else "web/project.html"
     return render(request, template, context)
 
 

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from defectlab.errors import Invalid
-from defectlab.labeling import services
+from defectlab.labeling import services, tasklist
 from defectlab.labeling.api.assignments import ProjectAssignments
 from defectlab.labeling.api.serializers import (
     LabelSerializer,
@@ -142,7 +142,7 @@ class ProjectViewSet(
     @action(detail=True, methods=["get"])
     def tasks(self, request: Request, pk: str) -> Response:
         project = self.get_object()
-        page, next_cursor = services.task_page(project, request.query_params, acting_user(request))
+        page, next_cursor = tasklist.task_page(project, request.query_params, acting_user(request))
         return Response(
             {
                 "results": task_rows(page),
