@@ -140,3 +140,27 @@ def test_the_members_page_offers_role_changes_and_invites_to_admins_not_to_manag
     for form in ('value="role"', 'value="remove"', 'value="invite"'):
         assert form in admin_page
         assert form not in manager_page
+
+
+def test_new_classes_get_distinct_colours_and_a_new_project_says_it_was_created(
+    tenant: Tenant,
+) -> None:
+    from defectlab.labeling import services
+    from defectlab.labeling.models import Project
+
+    client = signed_in(tenant.user(Role.MANAGER))
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-hans"
+    made = client.post(
+        f"/o/{tenant.organization.pk}/projects/new/",
+        {"name": "焊缝", "shape_types": ["box"]},
+        follow=True,
+    )
+    assert "项目 焊缝 已创建" in made.content.decode()
+    project = Project.objects.get(name="焊缝")
+    for name in ("划痕", "凹坑", "污渍"):
+        services.add_label(project, name=name)  # no colour chosen, as a script would
+    colours = list(project.labels.order_by("id").values_list("color", flat=True))
+    assert len(set(colours)) == 3
+    settings_page = client.get(f"/projects/{project.pk}/settings/").content.decode()
+    assert f'name="color" value="{services.free_color(project)}"' in settings_page
+    assert services.free_color(project) not in colours

@@ -164,9 +164,24 @@ def add_label(project: Project, *, actor: User | None = None, **fields: Any) -> 
     return label
 
 
+# Colours a new class gets when none is chosen: distinct on the canvas and from one another, the
+# first one the project does not use yet (then round again).
+PALETTE = (
+    "#e53935", "#1e88e5", "#43a047", "#fb8c00", "#8e24aa", "#00acc1",
+    "#fdd835", "#6d4c41", "#d81b60", "#3949ab", "#7cb342", "#546e7a",
+)  # fmt: skip
+
+
+def free_color(project: Project) -> str:
+    """The colour a new class of ``project`` gets when none is chosen."""
+    used = {color.lower() for color in project.labels.values_list("color", flat=True)}
+    free = [color for color in PALETTE if color not in used]
+    return free[0] if free else PALETTE[len(used) % len(PALETTE)]
+
+
 def _new_label(project: Project, **fields: Any) -> Label:
     name = str(fields.get("name", "")).strip()
-    color = fields.get("color", "#e53935")
+    color = fields.get("color") or free_color(project)
     hotkey = fields.get("hotkey", "")
     check_label(project, name, color, hotkey)
     return Label.objects.create(

@@ -61,6 +61,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from defectlab.datasets import FORMATS, DatasetError, DatasetItem, ImportedDataset, Limits, load
+from defectlab.datasets.model import DEFAULT_COLOR
 from defectlab.errors import DefectLabError, Invalid, TooLarge
 from defectlab.geometry import Shape, ShapeType
 from defectlab.images import STORED_SUFFIX
@@ -74,6 +75,7 @@ from defectlab.labeling.models import (
     Task,
     TaskStatus,
 )
+from defectlab.labeling.services import free_color
 from defectlab.labeling.tasks import (
     NewAnnotation,
     NewPrediction,
@@ -447,7 +449,10 @@ def _apply_schema(project: Project, dataset: ImportedDataset) -> _Schema:
                 organization_id=project.organization_id,
                 project=project,
                 name=header_label.name,
-                color=header_label.color,
+                # A format without colours (YOLO, VOC, …) leaves the default: pick a free one.
+                color=header_label.color
+                if header_label.color != DEFAULT_COLOR
+                else free_color(project),
                 attributes=[
                     {"name": name, "options": values, "default": values[0]}
                     for name, values in wanted.items()

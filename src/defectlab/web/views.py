@@ -332,6 +332,11 @@ def project_new(request: HttpRequest, pk: int) -> HttpResponse:
         except DefectLabError as refusal:
             messages.error(request, refusal.message)
         else:
+            messages.success(
+                request,
+                _("Project %(name)s created. Add its classes, then its images.")
+                % {"name": created.name},
+            )
             return redirect("project_settings", created.pk)
     return render(
         request,
@@ -367,6 +372,7 @@ def project_settings(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "project": current,
             "labels": labels,
+            "next_color": services.free_color(current),
             "tags_text": forms.format_tags(current.tags),
             "current_organization_id": current.organization_id,
         },
@@ -393,7 +399,7 @@ def _settings_action(request: HttpRequest, current: Project) -> None:
             current,
             actor=actor,
             name=data.get("name", ""),
-            color=data.get("color", "#e53935"),
+            color=data.get("color") or None,
             hotkey=data.get("hotkey", ""),
             attributes=forms.parse_attributes(data.get("attributes", "")),
         )
