@@ -20,6 +20,7 @@ from defectlab.errors import Invalid
 from defectlab.geometry import ShapeType
 from defectlab.images import STORED_SUFFIX
 from defectlab.ingest.uploads import IncomingImage
+from defectlab.labeling.attributes import clean_label_attributes
 from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
 from defectlab.labeling.tasks import COUNTER, NewTask, add_tasks
 from defectlab.media.references import ImageRef, s3_resolver
@@ -84,38 +85,6 @@ def clean_tags(value: Any) -> list[dict[str, str]]:
     if len({tag["name"] for tag in tags}) != len(tags):
         raise Invalid(_("Tag names must be unique."), details={"field": "tags"})
     return tags
-
-
-def clean_label_attributes(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list):
-        raise Invalid(_("Attributes must be a list."), details={"field": "attributes"})
-    cleaned: list[dict[str, Any]] = []
-    for item in value:
-        options = item.get("options") if isinstance(item, dict) else None
-        name = item.get("name") if isinstance(item, dict) else None
-        if (
-            not isinstance(name, str)
-            or not name.strip()
-            or not isinstance(options, list)
-            or not options
-            or not all(isinstance(option, str) and option for option in options)
-        ):
-            raise Invalid(
-                _("Each attribute needs a name and a non-empty list of options."),
-                details={"field": "attributes"},
-            )
-        default = item.get("default", options[0])
-        if default not in options:
-            raise Invalid(
-                _("The default of attribute %(name)s must be one of its options.") % {"name": name},
-                details={"field": "attributes"},
-            )
-        cleaned.append(
-            {"name": name.strip(), "options": list(dict.fromkeys(options)), "default": default}
-        )
-    if len({attribute["name"] for attribute in cleaned}) != len(cleaned):
-        raise Invalid(_("Attribute names must be unique."), details={"field": "attributes"})
-    return cleaned
 
 
 def check_label(

@@ -354,29 +354,49 @@ def project_new(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_settings(request: HttpRequest, pk: int) -> HttpResponse:
-    """Name, instructions, shape types, image tags and the label schema of a project."""
+    """Name, instructions, shape types, image tags and the label schema of a project.
+
+    A refused form is shown again as it was typed, the error beside the field it is about."""
     current = scoped_or_404(Project.objects.select_related("organization"), request, pk=pk)
+    refusal: DefectLabError | None = None
     try:
         tenancy.require(request.user, current.organization_id, Can.MANAGE_PROJECTS)
         if request.method == "POST":
             _settings_action(request, current)
             return redirect("project_settings", current.pk)
-    except DefectLabError as refusal:
-        messages.error(request, refusal.message)
+    except DefectLabError as refused:
+        messages.error(request, refused.message)
         if request.method == "GET":
             return redirect("project", current.pk)
-    labels = [(label, forms.format_attributes(label.attributes)) for label in current.labels.all()]
+        refusal = refused
     return render(
-        request,
-        "web/project_settings.html",
-        {
-            "project": current,
-            "labels": labels,
-            "next_color": services.free_color(current),
-            "tags_text": forms.format_tags(current.tags),
-            "current_organization_id": current.organization_id,
-        },
+        request, "web/project_settings.html", _settings_context(request, current, refusal)
     )
+
+
+def _settings_context(
+    request: HttpRequest, current: Project, refusal: DefectLabError | None
+) -> dict[str, Any]:
+    action = request.POST.get("action") if refusal else None
+    chosen = request.POST.get("label", "") if action in ("update_label", "delete_label") else ""
+    labels = [
+        forms.label_row(label, request.POST, refusal)
+        if str(label.pk) == chosen
+        else forms.label_row(label)
+        for label in current.labels.all()
+    ]
+    retyped = action == "settings"
+    return {
+        "project": current,
+        "labels": labels,
+        "new_label": forms.label_row(None, request.POST, refusal)
+        if action == "add_label"
+        else forms.label_row(None) | {"color": services.free_color(current)},
+        "values": request.POST if retyped else current,
+        "shape_types": request.POST.getlist("shape_types") if retyped else current.shape_types,
+        "tags_text": request.POST.get("tags", "") if retyped else forms.format_tags(current.tags),
+        "current_organization_id": current.organization_id,
+    }
 
 
 def _settings_action(request: HttpRequest, current: Project) -> None:
@@ -401,7 +421,7 @@ def _settings_action(request: HttpRequest, current: Project) -> None:
             name=data.get("name", ""),
             color=data.get("color") or None,
             hotkey=data.get("hotkey", ""),
-            attributes=forms.parse_attributes(data.get("attributes", "")),
+            attributes=forms.posted_attributes(data),
         )
     elif action in ("update_label", "delete_label"):
         chosen = current.labels.filter(pk=data.get("label", "0") or 0).first()
@@ -416,7 +436,7 @@ def _settings_action(request: HttpRequest, current: Project) -> None:
                 name=data.get("name", ""),
                 color=data.get("color", chosen.color),
                 hotkey=data.get("hotkey", ""),
-                attributes=forms.parse_attributes(data.get("attributes", "")),
+                attributes=forms.posted_attributes(data),
             )
     messages.success(request, _("Saved."))
 

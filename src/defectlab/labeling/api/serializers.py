@@ -47,11 +47,16 @@ AttributesField = documented_field(
                     "items": {"type": "string", "minLength": 1},
                     "minItems": 1,
                 },
-                "default": {"type": "string", "description": "One of the options."},
+                "default": {
+                    "type": "string",
+                    "description": "One of the options; absent or empty: the first.",
+                },
             },
             "required": ["name", "options"],
         },
-        "description": "Per-shape attributes, e.g. severity with its options (names unique).",
+        "description": "Per-shape attributes, e.g. severity with its options (names unique). "
+        "Names and options are trimmed and a repeated option kept once; a refusal's details "
+        "name the attribute by its index (`attribute`).",
     },
 )
 ShapeTypesField = documented_field(
