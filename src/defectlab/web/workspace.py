@@ -9,6 +9,7 @@ from django.middleware.csrf import get_token
 from django.urls import reverse
 
 from defectlab.labeling.models import Annotation, Review, Task, TaskStatus, Verdict
+from defectlab.labeling.proposals import current_fates, fates_by_shape
 from defectlab.labeling.services import is_viewable
 from defectlab.media.services import signed_url
 from defectlab.web.canvas_strings import canvas_strings
@@ -17,6 +18,7 @@ from defectlab.web.canvas_strings import canvas_strings
 def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, Any]:
     project = task.project
     annotation = Annotation.objects.filter(task=task).first()
+    fates = fates_by_shape(current_fates(annotation))
     rejection = (
         Review.objects.filter(task=task, verdict=Verdict.REJECT).order_by("-id").first()
         if task.status == TaskStatus.REJECTED
@@ -67,6 +69,11 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
                 "modelName": prediction.model_name,
                 "modelVersion": prediction.model_version,
                 "shapes": prediction.shapes,
+                # Per shape: accepted, changed or dropped once decided; null while undecided.
+                "fates": [
+                    fates.get(prediction.pk, {}).get(index)
+                    for index in range(len(prediction.shapes))
+                ],
             }
             for prediction in task.predictions.all()[:5]
         ],
