@@ -1,8 +1,12 @@
 /**
  * The annotation being edited: shapes (annotations and not-yet-accepted proposals), image tags,
  * the selection, and an undo history of every change to what will be saved.
+ *
+ * Proposals someone already decided (the server's fates) are not offered again. In review the
+ * proposals are no shapes at all: they are a read-only reference layer, hidden unless asked for,
+ * so the reviewer sees exactly what was submitted and cannot accept anything twice.
  */
-import type { LabelDef, Point, PredictionJSON, ShapeJSON, ShapeType } from "../types";
+import type { LabelDef, Point, PredictionJSON, ProposalDecision, ShapeJSON, ShapeType } from "../types";
 import { type BBox, bboxOf, normalizeBox, pointsEqual, roundPoint } from "./geometry";
 import { type Command, History } from "./history";
 
@@ -16,7 +20,9 @@ export interface Shape {
   score?: number;
   id?: string;
   /** Set while the shape is a model's proposal that nobody has accepted yet. */
-  proposal: { predictionId: number } | null;
+  proposal: ProposalRef | null;
+  /** The proposal this shape came from, kept once accepted: was it accepted as is or changed? */
+  origin?: ProposalRef & { signature: string };
   hidden: boolean;
   locked: boolean;
   bbox: BBox;
@@ -25,6 +31,17 @@ export interface Shape {
 /** "geometry" is a drag in progress: redraw, but nothing to save or list yet. */
 export type ChangeKind = "shapes" | "geometry" | "tags" | "selection" | "visibility" | "history";
 export type ChangeListener = (kind: ChangeKind) => void;
+
+/** A proposal: its prediction and its index in that prediction's shapes. */
+export interface ProposalRef {
+  predictionId: number;
+  index: number;
+}
+
+export interface DocumentOptions {
+  /** Review: proposals are a read-only reference layer, never shapes to accept. */
+  review?: boolean;
+}
 
 export interface PredictionInfo {
   id: number;
@@ -42,6 +59,16 @@ export class AnnotationDocument {
   shapes: Shape[] = [];
   tags = new Set<string>();
   predictions: PredictionInfo[] = [];
+  /** The predictions as loaded, with every shape and its fate (drafts restore from these). */
+  sourcePredictions: PredictionJSON[] = [];
+  /** The proposals offered as pending when loaded; their fates are worked out on save. */
+  offered: ProposalRef[] = [];
+  /** Fates decided before this load that the server has not stored yet (from a draft). */
+  priorDecisions: ProposalDecision[] = [];
+  /** Review: the proposals, drawn faded when `showReference` is on; never selected or saved. */
+  reference: Shape[] = [];
+  showReference = false;
+  readonly reviewing: boolean;
   selectedUid: number | null = null;
   /** Index into the selected shape's attributes that Tab / [ / ] act on. */
   attributeFocus = 0;
@@ -56,7 +83,8 @@ export class AnnotationDocument {
   private readonly listeners = new Set<ChangeListener>();
   private nextUid = 1;
 
-  constructor(labels: LabelDef[], historyDepth?: number) {
+  constructor(labels: LabelDef[], historyDepth?: number, options: DocumentOptions = {}) {
+    this.reviewing = options.review ?? false;
     this.labels = labels;
     for (const label of labels) this.labelById.set(label.id, label);
     this.history = new History(historyDepth);
@@ -119,10 +147,23 @@ export class AnnotationDocument {
     this.byUid.clear();
     for (const json of shapes) this.insert(this.create(json, null), this.shapes.length);
     this.predictions = predictions.map(({ id, modelName, modelVersion }) => ({ id, modelName, modelVersion }));
+    this.sourcePredictions = predictions;
+    this.offered = [];
+    this.priorDecisions = [];
+    this.reference = [];
     for (const prediction of predictions) {
-      for (const json of prediction.shapes) {
-        this.insert(this.create(json, { predictionId: prediction.id }), this.shapes.length);
-      }
+      prediction.shapes.forEach((json, index) => {
+        if (this.reviewing) {
+          this.reference.push(this.create(json, null));
+          return;
+        }
+        if (prediction.fates?.[index]) return; // decided already: not offered again
+        const ref = { predictionId: prediction.id, index };
+        const shape = this.create(json, ref);
+        shape.origin = { ...ref, signature: signature(shape) };
+        this.offered.push(ref);
+        this.insert(shape, this.shapes.length);
+      });
     }
     this.tags = new Set(tags);
     this.selectedUid = null;
@@ -148,6 +189,12 @@ export class AnnotationDocument {
     this.touch("shapes");
     this.emit("selection");
     this.emit("history");
+  }
+
+  /** Review: show or hide the proposals as a faded, read-only layer. */
+  setReferenceShown(shown: boolean): void {
+    this.showReference = shown;
+    this.emit("visibility");
   }
 
   markSaved(): void {
@@ -432,6 +479,14 @@ export class AnnotationDocument {
   private emit(kind: ChangeKind): void {
     for (const listener of this.listeners) listener(kind);
   }
+}
+
+/** What makes an accepted proposal "changed": its geometry, class or attributes (not the score). */
+export function signature(shape: Shape): string {
+  const attributes = Object.keys(shape.attributes)
+    .sort()
+    .map((name) => [name, shape.attributes[name]]);
+  return JSON.stringify([shape.type, shape.points.map(roundPoint), shape.label, attributes]);
 }
 
 export function toJSON(shape: Shape): ShapeJSON {
