@@ -48,7 +48,7 @@ def clean_fates(task: Task, data: Any) -> list[dict[str, Any]]:
             or not 0 <= index < sizes.get(prediction, 0)
         ):
             raise Invalid(
-                _("Proposal %(index)s of prediction %(prediction)s is not on this task.")
+                _("This task has no proposal at index %(index)s of prediction %(prediction)s.")
                 % {"index": index, "prediction": prediction},
                 code="invalid_proposals",
             )

@@ -18,7 +18,6 @@ from defectlab.web.canvas_strings import canvas_strings
 def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, Any]:
     project = task.project
     annotation = Annotation.objects.filter(task=task).first()
-    fates = fates_by_shape(current_fates(annotation))
     rejection = (
         Review.objects.filter(task=task, verdict=Verdict.REJECT).order_by("-id").first()
         if task.status == TaskStatus.REJECTED
@@ -63,20 +62,7 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
             "shapes": annotation.shapes if annotation else [],
             "tags": annotation.tags if annotation else [],
         },
-        "predictions": [
-            {
-                "id": prediction.pk,
-                "modelName": prediction.model_name,
-                "modelVersion": prediction.model_version,
-                "shapes": prediction.shapes,
-                # Per shape: accepted, changed or dropped once decided; null while undecided.
-                "fates": [
-                    fates.get(prediction.pk, {}).get(index)
-                    for index in range(len(prediction.shapes))
-                ],
-            }
-            for prediction in task.predictions.all()[:5]
-        ],
+        "predictions": _predictions(task, annotation),
         "reviewComment": rejection.comment if rejection else None,
         "mode": mode,
         "api": {
@@ -96,6 +82,24 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
         "csrfToken": get_token(request),
         "strings": canvas_strings(),
     }
+
+
+def _predictions(task: Task, annotation: Annotation | None) -> list[dict[str, Any]]:
+    """The task's newest predictions, each shape with its fate: accepted, changed or dropped once
+    someone decided it (the canvas does not offer it again), null while undecided."""
+    fates = fates_by_shape(current_fates(annotation))
+    return [
+        {
+            "id": prediction.pk,
+            "modelName": prediction.model_name,
+            "modelVersion": prediction.model_version,
+            "shapes": prediction.shapes,
+            "fates": [
+                fates.get(prediction.pk, {}).get(index) for index in range(len(prediction.shapes))
+            ],
+        }
+        for prediction in task.predictions.all()[:5]
+    ]
 
 
 def _per_task_url(name: str) -> str:
