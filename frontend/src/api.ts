@@ -1,5 +1,5 @@
 /** The server calls the canvas makes. Writes carry the CSRF token; cookies are same-origin. */
-import type { ShapeJSON, WorkspaceConfig } from "./types";
+import type { ProposalDecision, ShapeJSON, WorkspaceConfig } from "./types";
 
 export interface ApiError {
   status: number;
@@ -16,6 +16,8 @@ export interface SaveBody {
   tags: string[];
   lead_time: number;
   submit: boolean;
+  /** What became of the proposals decided on (see docs/api.md); earlier fates are kept. */
+  proposals?: ProposalDecision[];
 }
 
 export interface SavedAnnotation {

@@ -6,6 +6,7 @@
 import { type ApiClient, type ApiError } from "./api";
 import { Autosave } from "./autosave";
 import { DraftStore, restoreDraft } from "./model/draft";
+import { proposalDecisions } from "./model/fates";
 import type { Host } from "./view/host";
 
 export interface TaskStoreHooks {
@@ -42,6 +43,7 @@ export class TaskStore {
       tags: doc.tagList(),
       lead_time: Math.round(this.leadTimeMs() / 100) / 10,
       submit,
+      proposals: proposalDecisions(doc),
     });
     if (!result.ok) {
       this.explain(result.error, this.host.t("error.save"));

@@ -32,11 +32,23 @@ export interface TagDef {
   color: string;
 }
 
+/** What became of a model proposal: accepted as is, accepted and then changed, or dropped. */
+export type ProposalFate = "accepted" | "changed" | "dropped";
+
+/** A proposal's fate as the server stores it: the prediction, the shape's index in it, the fate. */
+export interface ProposalDecision {
+  prediction: number;
+  index: number;
+  fate: ProposalFate;
+}
+
 export interface PredictionJSON {
   id: number;
   modelName: string;
   modelVersion: string;
   shapes: ShapeJSON[];
+  /** Per shape, its fate once someone decided it (not offered again); null or absent: undecided. */
+  fates?: (ProposalFate | null)[];
 }
 
 export interface WorkspaceConfig {

@@ -93,7 +93,7 @@ export class Workspace implements Host {
     this.tools = ["select", ...(["box", "polygon", "points"] as const).filter((t) => allowed.includes(t))];
     this.activeLabel = config.project.labels[0]?.id ?? null;
 
-    this.doc = new AnnotationDocument(config.project.labels);
+    this.doc = new AnnotationDocument(config.project.labels, undefined, { review: config.mode === "review" });
     this.doc.load(config.annotation.shapes, config.annotation.tags, config.predictions);
     this.store = new TaskStore(this, api, draftStorage(options.storage), now, {
       saved: (version, submit) => {

@@ -170,7 +170,7 @@ describe("predictions", () => {
       { type: "box", points: [[100, 100], [150, 150]], label: 2, attributes: {}, id: "p1" },
     ]);
     doc.undo();
-    expect(first.proposal).toEqual({ predictionId: 11 });
+    expect(first.proposal).toEqual({ predictionId: 11, index: 0 });
     expect(first.score).toBe(0.91);
   });
 

@@ -1,13 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { AnnotationDocument } from "../src/model/document";
+import { proposalDecisions } from "../src/model/fates";
 import { DraftStore, draftFromDocument, draftKey, parseDraft, restoreDraft, serializeDraft } from "../src/model/draft";
 import { box, LABELS, MemoryStorage } from "./fixtures";
 
+const PREDICTION = { id: 5, modelName: "m", modelVersion: "v", shapes: [box(10, 10, 20, 20, 2, { score: 0.5 }), box(30, 30, 40, 40, 3)] };
+
 function docWithWork() {
   const doc = new AnnotationDocument(LABELS);
-  doc.load([box(1, 2, 3, 4)], ["NG"], [
-    { id: 5, modelName: "m", modelVersion: "v", shapes: [box(10, 10, 20, 20, 2, { score: 0.5 }), box(30, 30, 40, 40, 3)] },
-  ]);
+  doc.load([box(1, 2, 3, 4)], ["NG"], [PREDICTION]);
   doc.addShape({ type: "box", points: [[50, 50], [60, 60]], label: 3 });
   doc.acceptProposals([doc.proposals()[0].uid]);
   doc.toggleTag("OK");
@@ -24,15 +25,29 @@ describe("drafts", () => {
     const doc = docWithWork();
     const draft = parseDraft(serializeDraft(draftFromDocument(doc, 12, 3, 1000)))!;
     expect(draft.shapes).toHaveLength(3);
-    expect(draft.proposals).toEqual([{ predictionId: 5, shape: { type: "box", points: [[30, 30], [40, 40]], label: 3, attributes: {} } }]);
+    expect(draft.proposals).toEqual([{ predictionId: 5, index: 1, shape: { type: "box", points: [[30, 30], [40, 40]], label: 3, attributes: {} } }]);
+    expect(draft.decisions).toEqual([{ prediction: 5, index: 0, fate: "accepted" }]);
 
     const reopened = new AnnotationDocument(LABELS);
-    reopened.load([box(1, 2, 3, 4)], ["NG"], [{ id: 5, modelName: "m", modelVersion: "v", shapes: [] }]);
+    reopened.load([box(1, 2, 3, 4)], ["NG"], [PREDICTION]);
     restoreDraft(reopened, draft);
     expect(reopened.annotationJSON()).toEqual(doc.annotationJSON());
     expect(reopened.tagList().sort()).toEqual(["NG", "OK"]);
-    expect(reopened.proposals()).toHaveLength(1);
+    // The accepted proposal is not offered again, and its fate still goes to the server.
+    expect(reopened.proposals().map((s) => s.proposal)).toEqual([{ predictionId: 5, index: 1 }]);
+    expect(proposalDecisions(reopened)).toEqual([{ prediction: 5, index: 0, fate: "accepted" }]);
     expect(reopened.dirty).toBe(true);
+  });
+
+  it("from before fates put back the pending proposals they kept, and offer no other", () => {
+    const draft = parseDraft(
+      JSON.stringify({ format: 1, taskId: 12, version: 3, shapes: [box(1, 2, 3, 4)], proposals: [{ predictionId: 5, shape: box(30, 30, 40, 40, 3) }], tags: [], savedAt: 1 }),
+    )!;
+    const reopened = new AnnotationDocument(LABELS);
+    reopened.load([], [], [PREDICTION]);
+    restoreDraft(reopened, draft);
+    expect(reopened.proposals().map((s) => s.proposal)).toEqual([{ predictionId: 5, index: 1 }]);
+    expect(reopened.annotationJSON()).toHaveLength(1);
   });
 
   it("ignore corrupt or foreign data", () => {

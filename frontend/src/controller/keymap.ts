@@ -50,9 +50,10 @@ export const SHORTCUTS: ShortcutGroup[] = [
   {
     title: msg("help.group.proposals"),
     items: [
-      { keys: [["Enter"]], action: msg("help.acceptOne") },
-      { keys: [["A"]], action: msg("help.acceptAll") },
-      { keys: [["Delete"]], action: msg("help.dropOne") },
+      // Review shows the submitted shapes; proposals there are a read-only layer.
+      { keys: [["Enter"]], action: msg("help.acceptOne"), only: "annotate" },
+      { keys: [["A"]], action: msg("help.acceptAll"), only: "annotate" },
+      { keys: [["Delete"]], action: msg("help.dropOne"), only: "annotate" },
     ],
   },
   {

@@ -4,8 +4,12 @@
  * The selection remembers how it came about: a shape the person picked (clicked, or chose in the
  * list) takes a class chosen next; a shape selected for them because they just drew it does not,
  * so "1, draw, 2, draw" gives two classes and never relabels the first shape.
+ *
+ * Proposals someone already decided (the server's fates) are not offered again. In review the
+ * proposals are no shapes at all: they are a read-only reference layer, hidden unless asked for,
+ * so the reviewer sees exactly what was submitted and cannot accept anything twice.
  */
-import type { LabelDef, Point, PredictionJSON, ShapeJSON, ShapeType } from "../types";
+import type { LabelDef, Point, PredictionJSON, ProposalDecision, ShapeJSON, ShapeType } from "../types";
 import { type BBox, bboxOf, normalizeBox, pointsEqual, roundPoint } from "./geometry";
 import { type Command, History } from "./history";
 
@@ -19,7 +23,9 @@ export interface Shape {
   score?: number;
   id?: string;
   /** Set while the shape is a model's proposal that nobody has accepted yet. */
-  proposal: { predictionId: number } | null;
+  proposal: ProposalRef | null;
+  /** The proposal this shape came from, kept once accepted: was it accepted as is or changed? */
+  origin?: ProposalRef & { signature: string };
   hidden: boolean;
   locked: boolean;
   bbox: BBox;
@@ -28,6 +34,17 @@ export interface Shape {
 /** "geometry" is a drag in progress: redraw, but nothing to save or list yet. */
 export type ChangeKind = "shapes" | "geometry" | "tags" | "selection" | "visibility" | "history";
 export type ChangeListener = (kind: ChangeKind) => void;
+
+/** A proposal: its prediction and its index in that prediction's shapes. */
+export interface ProposalRef {
+  predictionId: number;
+  index: number;
+}
+
+export interface DocumentOptions {
+  /** Review: proposals are a read-only reference layer, never shapes to accept. */
+  review?: boolean;
+}
 
 export interface PredictionInfo {
   id: number;
@@ -45,6 +62,16 @@ export class AnnotationDocument {
   shapes: Shape[] = [];
   tags = new Set<string>();
   predictions: PredictionInfo[] = [];
+  /** The predictions as loaded, with every shape and its fate (drafts restore from these). */
+  sourcePredictions: PredictionJSON[] = [];
+  /** The proposals offered as pending when loaded; their fates are worked out on save. */
+  offered: ProposalRef[] = [];
+  /** Fates decided before this load that the server has not stored yet (from a draft). */
+  priorDecisions: ProposalDecision[] = [];
+  /** Review: the proposals, drawn faded when `showReference` is on; never selected or saved. */
+  reference: Shape[] = [];
+  showReference = false;
+  readonly reviewing: boolean;
   selectedUid: number | null = null;
   /** The person picked the selected shape (see select); false for a shape selected because it was just drawn. */
   selectionPicked = false;
@@ -61,7 +88,8 @@ export class AnnotationDocument {
   private readonly listeners = new Set<ChangeListener>();
   private nextUid = 1;
 
-  constructor(labels: LabelDef[], historyDepth?: number) {
+  constructor(labels: LabelDef[], historyDepth?: number, options: DocumentOptions = {}) {
+    this.reviewing = options.review ?? false;
     this.labels = labels;
     for (const label of labels) this.labelById.set(label.id, label);
     this.history = new History(historyDepth);
@@ -149,10 +177,23 @@ export class AnnotationDocument {
     this.byUid.clear();
     for (const json of shapes) this.insert(this.create(json, null), this.shapes.length);
     this.predictions = predictions.map(({ id, modelName, modelVersion }) => ({ id, modelName, modelVersion }));
+    this.sourcePredictions = predictions;
+    this.offered = [];
+    this.priorDecisions = [];
+    this.reference = [];
     for (const prediction of predictions) {
-      for (const json of prediction.shapes) {
-        this.insert(this.create(json, { predictionId: prediction.id }), this.shapes.length);
-      }
+      prediction.shapes.forEach((json, index) => {
+        if (this.reviewing) {
+          this.reference.push(this.create(json, null));
+          return;
+        }
+        if (prediction.fates?.[index]) return; // decided already: not offered again
+        const ref = { predictionId: prediction.id, index };
+        const shape = this.create(json, ref);
+        shape.origin = { ...ref, signature: signature(shape) };
+        this.offered.push(ref);
+        this.insert(shape, this.shapes.length);
+      });
     }
     this.tags = new Set(tags);
     this.selectedUid = null;
@@ -179,6 +220,12 @@ export class AnnotationDocument {
     this.touch("shapes");
     this.emit("selection");
     this.emit("history");
+  }
+
+  /** Review: show or hide the proposals as a faded, read-only layer. */
+  setReferenceShown(shown: boolean): void {
+    this.showReference = shown;
+    this.emit("visibility");
   }
 
   markSaved(): void {
@@ -473,6 +520,14 @@ export class AnnotationDocument {
   private emit(kind: ChangeKind): void {
     for (const listener of this.listeners) listener(kind);
   }
+}
+
+/** What makes an accepted proposal "changed": its geometry, class or attributes (not the score). */
+export function signature(shape: Shape): string {
+  const attributes = Object.keys(shape.attributes)
+    .sort()
+    .map((name) => [name, shape.attributes[name]]);
+  return JSON.stringify([shape.type, shape.points.map(roundPoint), shape.label, attributes]);
 }
 
 export function toJSON(shape: Shape): ShapeJSON {

@@ -2,9 +2,10 @@
  * Drafts in localStorage, so a closed tab or a crash loses nothing. A draft belongs to one task
  * and to the annotation version it started from; saving to the server clears it.
  */
-import type { Point, ShapeJSON } from "../types";
+import type { Point, PredictionJSON, ProposalDecision, ShapeJSON } from "../types";
 import type { AnnotationDocument } from "./document";
 import { toJSON } from "./document";
+import { proposalDecisions } from "./fates";
 
 export const DRAFT_FORMAT = 1;
 const PREFIX = "defectlab.draft.";
@@ -15,7 +16,9 @@ export interface Draft {
   version: number | null;
   shapes: ShapeJSON[];
   /** Proposals still waiting for a decision; accepted and dropped ones are gone from here. */
-  proposals: { predictionId: number; shape: ShapeJSON }[];
+  proposals: { predictionId: number; index?: number; shape: ShapeJSON }[];
+  /** What became of the proposals decided so far (absent in drafts from before fates). */
+  decisions?: ProposalDecision[];
   tags: string[];
   savedAt: number;
 }
@@ -30,23 +33,43 @@ export function draftFromDocument(doc: AnnotationDocument, taskId: number, versi
     taskId,
     version,
     shapes: doc.annotationJSON(),
-    proposals: doc.proposals().map((s) => ({ predictionId: s.proposal!.predictionId, shape: toJSON(s) })),
+    proposals: doc.proposals().map((s) => ({ ...s.proposal!, shape: toJSON(s) })),
+    decisions: proposalDecisions(doc),
     tags: doc.tagList(),
     savedAt: now,
   };
 }
 
-/** Put a draft back into a document; the proposals regroup under their predictions. */
+/**
+ * Put a draft back into a document. Proposals still pending in the draft are offered again at
+ * their place in their prediction (as the draft had them); the others were decided, and what
+ * became of them is sent with the next save.
+ */
 export function restoreDraft(doc: AnnotationDocument, draft: Draft): void {
-  const groups = new Map<number, ShapeJSON[]>();
-  for (const { predictionId, shape } of draft.proposals) {
-    if (!groups.has(predictionId)) groups.set(predictionId, []);
-    groups.get(predictionId)!.push(shape);
-  }
-  const predictions = doc.predictions.map((p) => ({ ...p, shapes: groups.get(p.id) ?? [] }));
+  const predictions = doc.sourcePredictions.map((p) => pendingFromDraft(p, draft));
   doc.load(draft.shapes, draft.tags, predictions);
+  doc.priorDecisions = draft.decisions ?? [];
   // What came from the draft is not on the server yet.
   doc.revision++;
+}
+
+/** A prediction as the draft left it: its pending shapes offered, every other one not. */
+function pendingFromDraft(prediction: PredictionJSON, draft: Draft): PredictionJSON {
+  const own = draft.proposals.filter((p) => p.predictionId === prediction.id);
+  const shapes = [...prediction.shapes];
+  const fates = shapes.map((json, index) => {
+    if (prediction.fates?.[index]) return prediction.fates[index];
+    // Older drafts say no index: the pending shape is the one drawn the same.
+    const pending = own.find((p) => (p.index === undefined ? sameShape(p.shape, json) : p.index === index));
+    if (!pending) return "dropped" as const; // decided in the draft: not offered again
+    shapes[index] = pending.shape;
+    return null;
+  });
+  return { ...prediction, shapes, fates };
+}
+
+function sameShape(a: ShapeJSON, b: ShapeJSON): boolean {
+  return a.type === b.type && a.label === b.label && JSON.stringify(a.points) === JSON.stringify(b.points);
 }
 
 export function serializeDraft(draft: Draft): string {
@@ -69,6 +92,17 @@ function isShape(value: unknown): value is ShapeJSON {
   );
 }
 
+function isDecision(value: unknown): value is ProposalDecision {
+  const d = value as ProposalDecision;
+  return (
+    typeof d === "object" &&
+    d !== null &&
+    typeof d.prediction === "number" &&
+    typeof d.index === "number" &&
+    ["accepted", "changed", "dropped"].includes(d.fate)
+  );
+}
+
 /** The draft in `text`, or null when it is missing, corrupt or of another format. */
 export function parseDraft(text: string | null): Draft | null {
   if (!text) return null;
@@ -87,6 +121,7 @@ export function parseDraft(text: string | null): Draft | null {
     !data.shapes.every(isShape) ||
     !Array.isArray(data.proposals) ||
     !data.proposals.every((p) => typeof p?.predictionId === "number" && isShape(p.shape)) ||
+    !(data.decisions === undefined || (Array.isArray(data.decisions) && data.decisions.every(isDecision))) ||
     !Array.isArray(data.tags) ||
     !data.tags.every((t) => typeof t === "string")
   ) {

@@ -200,6 +200,7 @@ export class HelpOverlay {
             h("td", { text: t(item.action) }),
           ),
         );
+      if (rows.length === 0) continue;
       columns.append(h("section", {}, h("h3", { text: t(group.title) }), h("table", {}, h("tbody", {}, ...rows))));
     }
     const dialog = h(

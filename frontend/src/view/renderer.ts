@@ -39,6 +39,8 @@ interface Group {
 
 const FILL_ALPHA = 0.14;
 const PROPOSAL_FILL_ALPHA = 0.06;
+/** Review's reference layer of proposals: faded, so the submitted shapes stand out. */
+const REFERENCE_ALPHA = 0.45;
 const CAPTION_LIMIT = 150;
 const HALO_LIMIT = 300;
 const SETTLE_MS = 150;
@@ -408,7 +410,28 @@ export class Renderer {
         ctx.stroke();
       }
     }
+    if (this.doc.showReference) this.drawReference(ctx, visible, minStep, px);
     if (count <= CAPTION_LIMIT) this.drawCaptions(ctx, skip, this.margin);
+  }
+
+  /** Review: the model's proposals, dashed and faded under nothing else; never hit or selected. */
+  private drawReference(ctx: CanvasRenderingContext2D, visible: BBox, minStep: number, px: number): void {
+    ctx.lineWidth = 2 * px;
+    ctx.setLineDash([7 * px, 5 * px]);
+    for (const shape of this.doc.reference) {
+      if (!bboxIntersects(shape.bbox, visible)) continue;
+      const color = safeColor(this.doc.label(shape.label)?.color);
+      ctx.beginPath();
+      if (shape.type === "points") tracePoints(ctx, shape.points, 3 * px);
+      else tracePath(ctx, shape, minStep);
+      ctx.fillStyle = ctx.strokeStyle = color;
+      ctx.globalAlpha = PROPOSAL_FILL_ALPHA;
+      ctx.fill();
+      ctx.globalAlpha = REFERENCE_ALPHA;
+      ctx.stroke();
+    }
+    ctx.globalAlpha = 1;
+    ctx.setLineDash([]);
   }
 
   /** Filled boxes with a dark halo and a coloured outline, as device-pixel rectangles. */

@@ -178,8 +178,8 @@ export class Sidebar {
     if (changes.has("label")) this.updateLabels();
     if (changes.has("tags")) this.updateTags();
     if (changes.has("shapes") || changes.has("selection") || changes.has("visibility")) this.updateSelection();
+    if (changes.has("shapes") || changes.has("visibility")) this.updatePredictions();
     if (changes.has("shapes")) {
-      this.updatePredictions();
       const { shapes, proposals } = this.host.doc.counts();
       setText(this.shapeCount, String(shapes));
       setText(this.proposalCount, this.host.t("status.proposals", { count: proposals }));
@@ -290,6 +290,10 @@ export class Sidebar {
   private updatePredictions(): void {
     if (!this.predictions) return;
     const { doc, t } = this.host;
+    if (doc.reviewing) {
+      this.referenceToggle(this.predictions);
+      return;
+    }
     const left = new Map<number, number>();
     for (const shape of doc.shapes) {
       if (shape.proposal) left.set(shape.proposal.predictionId, (left.get(shape.proposal.predictionId) ?? 0) + 1);
@@ -314,6 +318,20 @@ export class Sidebar {
       );
     }
     if (total > 0) this.predictions.append(h("p", { class: "dl-hint", text: t("predictions.hint") }));
+  }
+
+  /** Review: nothing to accept; the proposals are a faded, read-only layer, off at first. */
+  private referenceToggle(into: HTMLElement): void {
+    const { doc, t } = this.host;
+    const shown = doc.showReference;
+    const toggle = h(
+      "button",
+      { type: "button", class: "dl-btn dl-reference-toggle", "aria-pressed": String(shown) },
+      icon(shown ? ICONS.eye : ICONS.eyeOff),
+      shown ? t("predictions.hideReference") : t("predictions.showReference"),
+    );
+    toggle.addEventListener("click", () => doc.setReferenceShown(!doc.showReference));
+    into.replaceChildren(toggle, h("p", { class: "dl-hint", text: t("predictions.referenceHint") }));
   }
 }
 

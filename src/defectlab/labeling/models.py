@@ -176,6 +176,11 @@ class AnnotationVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     lead_time = models.FloatField(default=0.0)
+    # What became of each model proposal by this version, so a decided one is not offered again
+    # and review shows what was submitted: [{"prediction": 7, "index": 0, "fate": "accepted"}]
+    # (fate: accepted, changed or dropped; index: the shape's place in that prediction). Every
+    # version carries all fates decided so far (labeling.proposals).
+    proposal_fates = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -30,6 +30,7 @@ from defectlab.labeling.models import (
     TaskStatus,
     Verdict,
 )
+from defectlab.labeling.proposals import clean_fates, keep_fates
 from defectlab.labeling.services import set_status
 from defectlab.labeling.signals import annotation_submitted
 from defectlab.labeling.sizes import SAVE_TIMEOUT, learn_size
@@ -335,12 +336,14 @@ def save_annotation(
     tags: Any = None,
     lead_time: float = 0.0,
     submit: bool = False,
+    proposals: Any = None,
 ) -> Annotation:
     """Save a new version of the task's annotation (a submission is in the audit trail).
 
     ``base_version`` is the version the client started from (None for the first one). If
     someone saved in between, nothing is written and Conflict carries the current version,
-    so the client can merge instead of overwriting."""
+    so the client can merge instead of overwriting. ``proposals`` says what became of model
+    proposals (labeling.proposals); the new version keeps those and the earlier fates."""
     act = Act.SUBMIT if submit else Act.SAVE
     # Who may save is asked first (a 403 before any 400), on the task as it is now; the shapes
     # are then checked outside the lock, as before.
@@ -350,6 +353,7 @@ def save_annotation(
     unchecked = not (task.width and task.height)  # the image's size could not be learned
     cleaned = [shape.to_dict() for shape in checked]
     image_tags = clean_image_tags(project, tags)
+    fates = clean_fates(task, proposals)
     lead_time = max(0.0, float(lead_time or 0.0))
     with transaction.atomic():
         # Re-read under the write lock: status and counters must move from the true state, and
@@ -362,6 +366,7 @@ def save_annotation(
         annotation = _write_version(
             task, user, base_version, shapes=cleaned, tags=image_tags, lead_time=lead_time
         )
+        keep_fates(annotation, fates)
         index_labels(task, cleaned)
         _mark_saved(task, user, annotation, submit=submit)
         if submit:

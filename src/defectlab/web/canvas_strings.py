@@ -85,6 +85,11 @@ CANVAS_STRINGS: dict[str, StrPromise] = {
     "predictions.hint": _(
         "Dashed outlines are proposals. A: accept all · Enter: accept the selected one · Delete: drop it"
     ),
+    "predictions.showReference": _("Show model proposals"),
+    "predictions.hideReference": _("Hide model proposals"),
+    "predictions.referenceHint": _(
+        "Shown faded and read-only, to compare with the submitted shapes; nothing here is added to the annotation."
+    ),
     "review.title": _("Review"),
     "review.comment": _("Comment"),
     "review.commentPlaceholder": _("What should be fixed? (required to reject)"),

@@ -9,6 +9,7 @@ from django.middleware.csrf import get_token
 from django.urls import reverse
 
 from defectlab.labeling.models import Annotation, Review, Task, TaskStatus, Verdict
+from defectlab.labeling.proposals import current_fates, fates_by_shape
 from defectlab.labeling.services import is_viewable
 from defectlab.media.services import signed_url
 from defectlab.web.canvas_strings import canvas_strings
@@ -61,15 +62,7 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
             "shapes": annotation.shapes if annotation else [],
             "tags": annotation.tags if annotation else [],
         },
-        "predictions": [
-            {
-                "id": prediction.pk,
-                "modelName": prediction.model_name,
-                "modelVersion": prediction.model_version,
-                "shapes": prediction.shapes,
-            }
-            for prediction in task.predictions.all()[:5]
-        ],
+        "predictions": _predictions(task, annotation),
         "reviewComment": rejection.comment if rejection else None,
         "mode": mode,
         "api": {
@@ -89,6 +82,24 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
         "csrfToken": get_token(request),
         "strings": canvas_strings(),
     }
+
+
+def _predictions(task: Task, annotation: Annotation | None) -> list[dict[str, Any]]:
+    """The task's newest predictions, each shape with its fate: accepted, changed or dropped once
+    someone decided it (the canvas does not offer it again), null while undecided."""
+    fates = fates_by_shape(current_fates(annotation))
+    return [
+        {
+            "id": prediction.pk,
+            "modelName": prediction.model_name,
+            "modelVersion": prediction.model_version,
+            "shapes": prediction.shapes,
+            "fates": [
+                fates.get(prediction.pk, {}).get(index) for index in range(len(prediction.shapes))
+            ],
+        }
+        for prediction in task.predictions.all()[:5]
+    ]
 
 
 def _per_task_url(name: str) -> str:

@@ -262,6 +262,17 @@ class AnnotationSerializer(serializers.ModelSerializer[Annotation]):
         fields = ["version", "shapes", "tags", "author", "lead_time", "created_at", "updated_at"]
 
 
+class ProposalFateSerializer(serializers.Serializer[Any]):
+    prediction = serializers.IntegerField(help_text="The prediction's id.")
+    index = serializers.IntegerField(
+        min_value=0, help_text="The shape's place (from 0) in that prediction's shapes."
+    )
+    fate = serializers.ChoiceField(
+        choices=["accepted", "changed", "dropped"],
+        help_text="accepted as is, accepted and then changed, or dropped.",
+    )
+
+
 class SaveAnnotationSerializer(serializers.Serializer[Any]):
     version = serializers.IntegerField(
         allow_null=True,
@@ -272,12 +283,20 @@ class SaveAnnotationSerializer(serializers.Serializer[Any]):
     tags = serializers.ListField(child=serializers.CharField(), required=False)
     lead_time = serializers.FloatField(required=False, default=0.0, min_value=0.0)
     submit = serializers.BooleanField(required=False, default=False)
+    proposals = ProposalFateSerializer(
+        many=True,
+        required=False,
+        help_text="What became of model proposals you decided on; omit to say nothing (earlier "
+        "fates are kept).",
+    )
 
 
 class AnnotationVersionSerializer(serializers.ModelSerializer[AnnotationVersion]):
+    proposals = ProposalFateSerializer(source="proposal_fates", many=True, read_only=True)
+
     class Meta:
         model = AnnotationVersion
-        fields = ["version", "shapes", "tags", "author", "lead_time", "created_at"]
+        fields = ["version", "shapes", "tags", "author", "lead_time", "proposals", "created_at"]
 
 
 class PredictionSerializer(serializers.ModelSerializer[Prediction]):

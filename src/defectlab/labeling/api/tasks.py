@@ -62,6 +62,7 @@ class TaskViewSet(
             tags=data.get("tags"),
             lead_time=data["lead_time"],
             submit=data["submit"],
+            proposals=data.get("proposals"),
         )
         return Response(AnnotationSerializer(annotation).data)
 
