@@ -465,7 +465,11 @@ TEMPLATES = [
 ]
 
 LOGIN_URL = "login"
+# A refused form from a stale tab: the log-in page again with a word why, a styled 403
+# elsewhere, the API's error shape under /api/.
+CSRF_FAILURE_VIEW = "defectlab.web.errors.csrf_failure"
 LANGUAGE_CODE = "en"
+# Each language named in itself: a person who cannot read the current one still finds their own.
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [Path(__file__).parent / "web" / "locale"]
 USE_I18N = True
