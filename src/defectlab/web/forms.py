@@ -6,14 +6,16 @@ import re
 from typing import Any
 
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}$")
+_OPTION_SEPARATOR = re.compile("[,，、]")
 
 
 def parse_attributes(text: str) -> list[dict[str, Any]]:
-    """``severity: minor, major, critical`` a line → [{"name", "options", "default"}]."""
+    """``severity: minor, major, critical`` a line → [{"name", "options", "default"}]. Full-width
+    ``：`` and ``，`` or ``、`` (what a Chinese keyboard types) separate too."""
     attributes = []
     for line in text.splitlines():
-        name, _sep, options = line.partition(":")
-        values = [value.strip() for value in options.split(",") if value.strip()]
+        name, _sep, options = line.replace("：", ":").partition(":")
+        values = [value.strip() for value in _OPTION_SEPARATOR.split(options) if value.strip()]
         if name.strip() or values:
             attributes.append(
                 {"name": name.strip(), "options": values, "default": values[0] if values else ""}
