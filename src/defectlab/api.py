@@ -1,5 +1,7 @@
-"""What every API answer shares: one error shape, for DRF's views and for addresses no route
-matches. (Tenant scoping and role checks for viewsets: ``tenancy.viewsets``.)"""
+"""What every API answer shares: one error shape, for DRF's views and for what Django answers
+itself (no route matches, a refusal, a crash). Outside /api/ those are the styled pages in
+``web/templates`` (404.html, 403.html, 500.html). (Tenant scoping and role checks for viewsets:
+``tenancy.viewsets``.)"""
 
 from __future__ import annotations
 
@@ -9,12 +11,21 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django.views.defaults import bad_request as page_bad_request
-from django.views.defaults import page_not_found
+from django.views.defaults import page_not_found, permission_denied
+from django.views.defaults import server_error as page_server_error
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from defectlab.errors import DefectLabError, Invalid, NotFound, error_body, error_response
+from defectlab.errors import (
+    DefectLabError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ServerError,
+    error_body,
+    error_response,
+)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -31,6 +42,22 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     if request.path.startswith("/api/"):
         return error_response(Invalid(_("The request is malformed."), code="bad_request"))
     return page_bad_request(request, exception or Exception())
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 403 for a view outside DRF that refuses (PermissionDenied): under /api/ in the
+    API's error shape, elsewhere the app's page."""
+    if request.path.startswith("/api/"):
+        return error_response(Forbidden(_("You do not have permission to do this.")))
+    return permission_denied(request, exception or DjangoPermissionDenied())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500: under /api/ in the API's error shape, elsewhere 500.html, which needs no
+    database and no request (whatever broke may be either)."""
+    if request.path.startswith("/api/"):
+        return error_response(ServerError(_("Something went wrong on the server.")))
+    return page_server_error(request)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -52,6 +52,13 @@ class Throttled(DefectLabError):
     code = "throttled"
 
 
+class ServerError(DefectLabError):
+    """Something broke that no input caused (an unexpected exception): the API's 500."""
+
+    status = 500
+    code = "server_error"
+
+
 class Unavailable(DefectLabError):
     """Something this needs (a store, a remote server) is failing right now: try again later."""
 

@@ -146,6 +146,14 @@ LOG_LEVEL = env(
     "Log level: DEBUG, INFO, WARNING or ERROR.",
     _choice("DEBUG", "INFO", "WARNING", "ERROR"),
 )
+LANGUAGE = env(
+    "DEFECTLAB_LANGUAGE",
+    "en",
+    "The installation's default language: `en` or `zh-hans`. Pages use it when neither the "
+    "person's own choice nor the browser names one; `defectlab demo` names its classes, "
+    "attributes and project in it.",
+    _choice("en", "zh-hans"),
+)
 ADMIN_EMAIL = env(
     "DEFECTLAB_ADMIN_EMAIL",
     "admin@example.com",
@@ -465,7 +473,11 @@ TEMPLATES = [
 ]
 
 LOGIN_URL = "login"
-LANGUAGE_CODE = "en"
+# A refused form from a stale tab: the log-in page again with a word why, a styled 403
+# elsewhere, the API's error shape under /api/.
+CSRF_FAILURE_VIEW = "defectlab.web.errors.csrf_failure"
+LANGUAGE_CODE = LANGUAGE
+# Each language named in itself: a person who cannot read the current one still finds their own.
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [Path(__file__).parent / "web" / "locale"]
 USE_I18N = True

@@ -24,7 +24,9 @@ from defectlab.transfer.api.storages import StorageConnectionViewSet
 from defectlab.web.media import media
 
 handler400 = "defectlab.api.bad_request"
+handler403 = "defectlab.api.forbidden"
 handler404 = "defectlab.api.not_found"
+handler500 = "defectlab.api.server_error"
 
 router = SimpleRouter(trailing_slash=True)
 router.register("auth", AuthViewSet, basename="auth")

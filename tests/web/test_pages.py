@@ -134,7 +134,11 @@ def test_chinese_pages_show_no_english_interface_text(tenant: Tenant) -> None:
     english = [
         entry.msgid
         for entry in catalog().translated_entries()
-        if len(entry.msgid) > 3 and entry.msgid != entry.msgstr and "%" not in entry.msgid
+        if len(entry.msgid) > 3
+        and entry.msgid != entry.msgstr
+        and "%" not in entry.msgid
+        # The demo's class names are data it writes (these fixtures have a "scratch" too).
+        and not (entry.msgctxt or "").startswith("demo")
     ]
     for page in pages:
         html = page.content.decode()

@@ -1,6 +1,7 @@
 """The operator's view of projects and tasks (site superusers only)."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from defectlab.labeling.models import Label, Project, Task
 
@@ -13,7 +14,7 @@ class LabelInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "organization", "task_count", "created_at"]
+    list_display = ["name", "organization", "tasks", "created_at"]
     search_fields = ["name"]
     inlines = [LabelInline]
     readonly_fields = [
@@ -23,6 +24,10 @@ class ProjectAdmin(admin.ModelAdmin):
         "count_approved",
         "count_rejected",
     ]
+
+    @admin.display(description=_("tasks"))
+    def tasks(self, project: Project) -> int:
+        return project.task_count
 
 
 @admin.register(Task)

@@ -16,26 +16,37 @@ def default_shape_types() -> list[str]:
 
 class Project(models.Model):
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="projects"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="projects",
+        verbose_name=_("organization"),
     )
     name = models.CharField(_("name"), max_length=150)
     description = models.TextField(_("description"), blank=True)
     instructions = models.TextField(_("instructions"), blank=True)
-    shape_types = models.JSONField(default=default_shape_types)
+    shape_types = models.JSONField(default=default_shape_types, verbose_name=_("shape types"))
     # Image-level tags, e.g. [{"name": "OK", "color": "#2e7d32"}, {"name": "NG", ...}].
-    tags = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=list, blank=True, verbose_name=_("image tags"))
     # Off: nobody approves work they submitted. On for one-person teams (labeling.workflow.check).
     allow_self_approval = models.BooleanField(_("allow self-approval"), default=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
     # Stored counters so progress bars never count a million rows; kept by labeling.services.
-    count_new = models.IntegerField(default=0)
-    count_in_progress = models.IntegerField(default=0)
-    count_submitted = models.IntegerField(default=0)
-    count_approved = models.IntegerField(default=0)
-    count_rejected = models.IntegerField(default=0)
+    count_new = models.IntegerField(default=0, verbose_name=_("new tasks"))
+    count_in_progress = models.IntegerField(default=0, verbose_name=_("tasks in progress"))
+    count_submitted = models.IntegerField(default=0, verbose_name=_("submitted tasks"))
+    count_approved = models.IntegerField(default=0, verbose_name=_("approved tasks"))
+    count_rejected = models.IntegerField(default=0, verbose_name=_("rejected tasks"))
+
+    class Meta:
+        verbose_name = _("project")
+        verbose_name_plural = _("projects")
 
     def __str__(self) -> str:
         return self.name
@@ -52,16 +63,22 @@ class Project(models.Model):
 
 
 class Label(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", verbose_name=_("organization")
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="labels", verbose_name=_("project")
+    )
     name = models.CharField(_("name"), max_length=100)
     color = models.CharField(_("color"), max_length=7, default="#e53935")
     hotkey = models.CharField(_("hotkey"), max_length=1, blank=True)
     # [{"name": "severity", "options": ["minor", "major", "critical"], "default": "minor"}]
-    attributes = models.JSONField(default=list, blank=True)
-    order = models.IntegerField(default=0)
+    attributes = models.JSONField(default=list, blank=True, verbose_name=_("attributes"))
+    order = models.IntegerField(default=0, verbose_name=_("order"))
 
     class Meta:
+        verbose_name = _("class")
+        verbose_name_plural = _("classes")
         ordering = ["order", "id"]
         constraints = [
             models.UniqueConstraint(fields=["project", "name"], name="label_name_unique_in_project")
@@ -80,32 +97,55 @@ class TaskStatus(models.TextChoices):
 
 
 class Task(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", verbose_name=_("organization")
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="tasks", verbose_name=_("project")
+    )
     # A key in the organization's storage for uploads, or a URL / bucket reference for imports.
-    image = models.CharField(max_length=1024)
-    file_name = models.CharField(max_length=255)
-    width = models.IntegerField(null=True)
-    height = models.IntegerField(null=True)
-    size_bytes = models.BigIntegerField(null=True)
-    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.NEW)
+    image = models.CharField(max_length=1024, verbose_name=_("image"))
+    file_name = models.CharField(max_length=255, verbose_name=_("file name"))
+    width = models.IntegerField(null=True, verbose_name=_("width"))
+    height = models.IntegerField(null=True, verbose_name=_("height"))
+    size_bytes = models.BigIntegerField(null=True, verbose_name=_("size (bytes)"))
+    status = models.CharField(
+        max_length=16, choices=TaskStatus.choices, default=TaskStatus.NEW, verbose_name=_("status")
+    )
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("assignee"),
     )
     lock_owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("reserved for"),
     )
-    lock_expires_at = models.DateTimeField(null=True, blank=True)
+    lock_expires_at = models.DateTimeField(null=True, blank=True, verbose_name=_("reserved until"))
     # Who submitted the work under review: its author for the review rules (labeling.workflow).
     submitted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("submitted by"),
     )
-    has_annotation = models.BooleanField(default=False)
-    has_prediction = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    has_annotation = models.BooleanField(default=False, verbose_name=_("annotated"))
+    has_prediction = models.BooleanField(default=False, verbose_name=_("has predictions"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
 
     class Meta:
+        verbose_name = _("task")
+        verbose_name_plural = _("tasks")
         indexes = [
             models.Index(fields=["project", "id"], name="task_project"),
             models.Index(fields=["project", "status", "id"], name="task_project_status"),

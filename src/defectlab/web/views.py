@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.i18n import set_language as django_set_language
 
-from defectlab.errors import DefectLabError, NotFound, error_response
+from defectlab.errors import DefectLabError, NotFound, Throttled, error_response
 from defectlab.labeling import services, tasklist, workflow
 from defectlab.labeling.models import Project, Review, Task, TaskStatus
 from defectlab.media.services import signed_url
@@ -28,6 +28,7 @@ from defectlab.tenancy.roles import Can, allows
 from defectlab.tenancy.viewsets import acting_user
 from defectlab.web import forms
 from defectlab.web.access import role_allows, scoped_or_404
+from defectlab.web.errors import too_many_requests
 from defectlab.web.workspace import workspace_config
 
 PROGRESS_ORDER = [
@@ -53,6 +54,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             tenancy.sign_in(request, email, request.POST.get("password", ""))
+        except Throttled as paused:
+            return too_many_requests(request, paused.message)
         except DefectLabError as refusal:
             error, status = refusal.message, refusal.status
         else:
