@@ -1,0 +1,177 @@
+"""A walk over every page and every error page in Chromium, as a person whose browser asks for
+Chinese (zh-CN): no English word of ours on any of them.
+
+A word is any run of Latin letters in the visible text or in what a screen reader or a tooltip
+says (placeholders, titles, aria-labels, alt texts, button values). Allowed are the proper names
+and technical names a Chinese interface keeps as they are (file formats, DefectLab, S3, key
+names…), and what the people using it typed (names, e-mails, file and class names)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+
+from defectlab.ingest.services import add_allowed_network
+from defectlab.jobs.models import Job, JobState
+from defectlab.labeling import workflow
+from defectlab.tenancy.models import Role
+from defectlab.tenancy.services import create_invite
+from tests.conftest import annotate, box
+from tests.e2e.pages import PASSWORD, open_workspace, tenant_with_images
+
+# Names a Chinese interface keeps in Latin letters.
+PROPER = {
+    "DefectLab", "API", "URL", "URLs", "HTTP", "HTTPS", "http", "https", "S3", "MinIO", "AWS",
+    "JSON", "JSONL", "CSV", "ZIP", "zip", "YOLO", "COCO", "VOC", "Pascal", "CVAT", "XML", "Label",
+    "Studio", "PNG", "JPEG", "JPG", "TIFF", "BMP", "WebP", "GIF", "Ctrl", "Shift", "Alt", "Enter",
+    "Esc", "Tab", "Space", "Backspace", "Delete", "Del", "PageUp", "PageDown", "IP", "IPv4",
+    "IPv6", "ID", "SSE", "KMS", "AES", "AES256", "DNS", "TLS", "MB", "GB", "KB", "px", "OK", "NG", "English",
+    "train", "val", "test", "seg", "min", "max", "id", "Bearer", "Token", "ONNX", "SDK", "CLI",
+    "Swagger", "OpenAPI", "localhost", "us", "east",
+}  # fmt: skip
+WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*")
+
+COLLECT = """() => {
+  const parts = [document.body.innerText];
+  for (const el of document.querySelectorAll('[placeholder],[title],[aria-label],img[alt]')) {
+    for (const name of ['placeholder', 'title', 'aria-label', 'alt']) {
+      const value = el.getAttribute(name);
+      if (value && el.closest('[hidden]') === null) parts.push(value);
+    }
+  }
+  for (const el of document.querySelectorAll('input[type=submit],input[type=button]')) {
+    parts.push(el.value);
+  }
+  return parts.join('\\n');
+}"""
+
+
+def english_words(page: Any, allowed: set[str]) -> list[str]:
+    text = page.evaluate(COLLECT)
+    text = re.sub(r"\S+@\S+", " ", text)  # e-mail addresses
+    text = re.sub(r"https?://\S+|/\S+", " ", text)  # addresses and paths
+    # Host names, file names, settings and network examples (minio.plant.local, data.yaml,
+    # aws:kms, fc00::/7, DEFECTLAB_FETCH_ALLOWLIST) and colours (#1e88e5).
+    text = re.sub(r"\S*[.:_]\S*|#[0-9a-fA-F]{3,8}\b", " ", text)
+    words = {word for word in WORD.findall(text) if word not in allowed}
+    return sorted(word for word in words if len(word) > 1)  # a key name or A–Z is no word
+
+
+def test_every_page_and_error_page_speaks_chinese(
+    browser: Any, browser_context_args: dict[str, Any]
+) -> None:
+    tenant = tenant_with_images("Acme", tasks=3)
+    owner = tenant.user(Role.OWNER)
+    labeling, reviewing = tenant.tasks[0], tenant.tasks[1]
+    workflow.add_prediction(
+        labeling,
+        model_name="detector",
+        model_version="7",
+        shapes=[box(tenant.label, 30, 30, 90, 90)],
+    )
+    annotate(tenant, reviewing)
+    add_allowed_network(tenant.organization, owner, "10.20.0.0/24", "line 3 camera")
+    job = Job.objects.create(
+        organization=tenant.organization,
+        project=tenant.project,
+        kind="export",
+        state=JobState.FAILED,
+        error="",
+        started_by=owner,
+    )
+    _invite, token = create_invite(owner, tenant.organization, Role.ANNOTATOR, "")
+    allowed = PROPER | {
+        word
+        for typed in [
+            tenant.organization.name,
+            tenant.project.name,
+            owner.name,
+            *(label.name for label in tenant.project.labels.all()),
+            *(
+                str(value)
+                for label in tenant.project.labels.all()
+                for attribute in label.attributes
+                for value in [attribute["name"], *attribute["options"]]
+            ),
+            *(member.name for member in tenant.members.values()),
+            *(task.file_name for task in tenant.tasks),
+            "detector",
+            "line 3 camera",
+        ]
+        for word in WORD.findall(typed or "")
+    }
+
+    context = browser.new_context(**{**browser_context_args, "locale": "zh-CN"})
+    page = context.new_page()
+    found: dict[str, list[str]] = {}
+
+    def visit(url: str, *, ready: str | None = None) -> None:
+        page.goto(url)
+        expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+        if ready:
+            page.wait_for_selector(ready)
+        words = english_words(page, allowed)
+        if words:
+            found[url] = words
+
+    # Signed out: the log-in page, an invite, and what refuses a person before they sign in.
+    visit("/login/")
+    visit(f"/invite/{token}/")
+    visit("/no-such-page/")
+    for _attempt in range(12):  # past the log-in throttle: the "too many attempts" page
+        page.goto("/login/")
+        page.fill("input[name=email]", "somebody@acme.test")  # throttled by address
+        page.fill("input[name=password]", "wrong-password")
+        page.click("form.stack button[type=submit]")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    words = english_words(page, allowed)
+    if words:
+        found["/login/ (too many attempts)"] = words
+
+    context.clear_cookies()
+    page.goto("/login/")
+    page.fill("input[name=email]", owner.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(re.compile(r"/o/\d+/$"))
+    organization, project = tenant.organization.pk, tenant.project.pk
+    for url in [
+        "/",
+        f"/o/{organization}/",
+        f"/o/{organization}/members/",
+        f"/o/{organization}/jobs/",
+        f"/o/{organization}/network/",
+        f"/o/{organization}/projects/new/",
+        f"/jobs/{job.pk}/",
+        f"/projects/{project}/",
+        f"/projects/{project}/settings/",
+        f"/projects/{project}/data/",
+        f"/projects/{project}/storages/",
+        "/account/",
+        "/no-such-page/",
+        f"/projects/{project + 1000}/",  # another organization's or nobody's: 404
+    ]:
+        visit(url)
+    open_workspace(page, f"/tasks/{labeling.pk}/annotate/")
+    visit(f"/tasks/{labeling.pk}/annotate/", ready=".dl-btn-submit")
+    page.keyboard.press("?")  # the shortcut help
+    words = english_words(page, allowed)
+    if words:
+        found["annotate: help"] = words
+    page.keyboard.press("Escape")
+    open_workspace(page, f"/tasks/{reviewing.pk}/review/")
+    words = english_words(page, allowed)
+    if words:
+        found["review"] = words
+    # A form sent from a page that has expired meanwhile (its CSRF token is stale).
+    page.goto(f"/projects/{project}/settings/")
+    context.clear_cookies()
+    with page.expect_navigation():
+        page.evaluate("() => document.querySelector('form[method=post] [type=submit]').click()")
+    words = english_words(page, allowed)
+    if words:
+        found["a stale form"] = words
+    context.close()
+    assert not found, f"English words on Chinese pages: {found}"
