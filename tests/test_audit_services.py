@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from defectlab.cli import main
 from defectlab.ingest.services import add_allowed_network
+from defectlab.jobs.runner import run_job
 from defectlab.labeling import services, workflow
 from defectlab.labeling.models import Label, Project, Task
 from defectlab.tenancy import services as tenancy
@@ -319,15 +320,18 @@ def test_deleting_a_task_or_a_project_writes_the_same_row_through_the_api_and_th
         make_tasks(project, 2)
         before = last_id()
         if door == "api":
-            assert api(owner).delete(f"/api/projects/{project.pk}/").status_code == 204
+            answer = api(owner).delete(f"/api/projects/{project.pk}/")
+            assert answer.status_code == 202  # the deletion job's
+            job_id = answer.json()["id"]
         else:
-            services.delete_project(project, actor=owner)
+            job_id = services.delete_project(project, actor=owner).pk
         event = only_new_event(before)
         assert (event.action, event.data, event.actor) == (
             "project.deleted",
             {"name": "Welds"},
             owner,
         )
+        run_job(job_id)
         assert not Task.objects.filter(project_id=project.pk).exists()
 
 

@@ -24,7 +24,12 @@ FINISHED = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 class Job(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     project = models.ForeignKey(
-        "labeling.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+        # SET_NULL: a job outlives its project (the one that deletes it, to begin with).
+        "labeling.Project",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
     )
     kind = models.CharField(max_length=32)
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)

@@ -14,6 +14,14 @@ def default_shape_types() -> list[str]:
     return ["box", "polygon"]
 
 
+class LiveProjects(models.Manager["Project"]):
+    """Projects not being deleted: a project whose deletion has started answers 404 everywhere
+    at once, while a job removes its tasks (``labeling.jobs``)."""
+
+    def get_queryset(self) -> models.QuerySet[Project]:
+        return super().get_queryset().filter(deleting_since__isnull=True)
+
+
 class Project(models.Model):
     organization = models.ForeignKey(
         Organization,
@@ -43,8 +51,14 @@ class Project(models.Model):
     count_submitted = models.IntegerField(default=0, verbose_name=_("submitted tasks"))
     count_approved = models.IntegerField(default=0, verbose_name=_("approved tasks"))
     count_rejected = models.IntegerField(default=0, verbose_name=_("rejected tasks"))
+    # Set when someone deletes the project; the project deletion job finishes the work.
+    deleting_since = models.DateTimeField(null=True, blank=True, editable=False)
+
+    all_objects = models.Manager()
+    objects = LiveProjects()
 
     class Meta:
+        default_manager_name = "objects"
         verbose_name = _("project")
         verbose_name_plural = _("projects")
 

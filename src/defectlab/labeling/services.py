@@ -14,12 +14,15 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, F
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid
 from defectlab.geometry import ShapeType
 from defectlab.images import STORED_SUFFIX
 from defectlab.ingest.uploads import IncomingImage
+from defectlab.jobs.models import Job
+from defectlab.jobs.services import start_job
 from defectlab.labeling.attributes import clean_label_attributes
 from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
 from defectlab.labeling.tasks import COUNTER, NewTask, add_tasks
@@ -201,11 +204,23 @@ def update_project(project: Project, *, actor: User | None = None, **fields: Any
     return project
 
 
-def delete_project(project: Project, *, actor: User | None = None) -> None:
-    """Delete a project with its tasks and their files; the audit row keeps its name."""
-    _audit(AuditAction.PROJECT_DELETED, actor, project.organization_id, name=project.name)
-    delete_tasks(project, list(Task.objects.filter(project=project).values_list("id", flat=True)))
-    project.delete()
+PROJECT_DELETION = "project_delete"
+
+
+def delete_project(project: Project, *, actor: User | None = None) -> Job:
+    """Delete a project: from now on it answers 404 everywhere, and a job removes its tasks and
+    their files a chunk at a time, then the project (``labeling.jobs``). The audit row keeps its
+    name. The caller checks the actor's role."""
+    with transaction.atomic():
+        Project.objects.filter(pk=project.pk).update(deleting_since=timezone.now())
+        _audit(AuditAction.PROJECT_DELETED, actor, project.organization_id, name=project.name)
+        return start_job(
+            project.organization,
+            PROJECT_DELETION,
+            params={"project": project.pk, "name": project.name},
+            user=actor,
+            project=project,
+        )
 
 
 # ---------------------------------------------------------------------------- tasks in

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from defectlab.web import data, jobs, network, storages, views
+from defectlab.web import data, jobs, network, removals, storages, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -39,4 +39,6 @@ urlpatterns = [
     ),
     path("projects/<int:pk>/settings/", views.project_settings, name="project_settings"),
     path("projects/<int:pk>/assign/", views.assign, name="assign"),
+    path("projects/<int:pk>/delete/", removals.project_delete, name="project_delete"),
+    path("projects/<int:pk>/tasks/delete/", removals.tasks_delete, name="tasks_delete"),
 ]

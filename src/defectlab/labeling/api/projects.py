@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from defectlab.errors import Invalid
+from defectlab.jobs.api import JobSerializer
 from defectlab.labeling import services, tasklist
 from defectlab.labeling.api.assignments import ProjectAssignments
 from defectlab.labeling.api.serializers import (
@@ -122,8 +123,12 @@ class ProjectViewSet(
         }
         services.update_project(serializer.instance, actor=acting_user(self.request), **fields)
 
-    def perform_destroy(self, instance: Project) -> None:
-        services.delete_project(instance, actor=acting_user(self.request))
+    @extend_schema(request=None, responses={202: JobSerializer})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Delete the project: it answers 404 from now on, and the job this answers removes its
+        tasks and their files, then the project."""
+        job = services.delete_project(self.get_object(), actor=acting_user(request))
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(methods=["get"], responses=LabelSerializer(many=True))
     @extend_schema(methods=["post"], request=LabelSerializer, responses={201: LabelSerializer})
