@@ -152,15 +152,16 @@ def test_new_classes_get_distinct_colours_and_a_new_project_says_it_was_created(
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-hans"
     made = client.post(
         f"/o/{tenant.organization.pk}/projects/new/",
-        {"name": "焊缝", "shape_types": ["box"]},
+        {"name": "焊缝", "shape_types": ["box"], "classes": "划痕，凹坑、污渍\n划痕"},
         follow=True,
     )
     assert "项目 焊缝 已创建" in made.content.decode()
     project = Project.objects.get(name="焊缝")
-    for name in ("划痕", "凹坑", "污渍"):
-        services.add_label(project, name=name)  # no colour chosen, as a script would
+    created = list(project.labels.order_by("order").values_list("name", "hotkey"))
+    assert created == [("划痕", "1"), ("凹坑", "2"), ("污渍", "3")]  # classes on the form
+    services.add_label(project, name="毛刺")  # no colour chosen, as a script would
     colours = list(project.labels.order_by("id").values_list("color", flat=True))
-    assert len(set(colours)) == 3
+    assert len(set(colours)) == 4
     settings_page = client.get(f"/projects/{project.pk}/settings/").content.decode()
     assert f'name="color" value="{services.free_color(project)}"' in settings_page
     assert services.free_color(project) not in colours

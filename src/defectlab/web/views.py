@@ -26,6 +26,7 @@ from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.models import ApiToken, Invite, Membership, Organization, Role
 from defectlab.tenancy.roles import Can, allows
 from defectlab.tenancy.viewsets import acting_user
+from defectlab.textlists import split_items
 from defectlab.web import forms
 from defectlab.web.access import role_allows, scoped_or_404
 from defectlab.web.errors import too_many_requests
@@ -331,6 +332,12 @@ def project_new(request: HttpRequest, pk: int) -> HttpResponse:
                 instructions=request.POST.get("instructions", ""),
                 shape_types=request.POST.getlist("shape_types"),
                 tags=forms.parse_tags(request.POST.get("tags", "")),
+                labels=[
+                    {"name": name, "hotkey": str(number) if number <= 9 else ""}
+                    for number, name in enumerate(
+                        split_items(request.POST.get("classes", "")), start=1
+                    )
+                ],
             )
         except DefectLabError as refusal:
             messages.error(request, refusal.message)
