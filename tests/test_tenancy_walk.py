@@ -54,6 +54,8 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "network_access": Organization,
     "job_cancel": Job,
     "job_retry": Job,
+    "project_delete": Project,
+    "tasks_delete": Project,
 }
 
 
