@@ -16,7 +16,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.jobs.models import Job, JobState
-from defectlab.labeling.models import Label, Project, Task
+from defectlab.labeling.issues import open_issue
+from defectlab.labeling.models import Issue, Label, Project, Task
 from defectlab.labeling.workflow import add_prediction
 from defectlab.media.connections import create_connection
 from defectlab.media.models import StorageConnection
@@ -120,6 +121,7 @@ def victim(other_tenant: Tenant) -> Victim:
     add_prediction(
         task, model_name="m", model_version="1", shapes=[box(other_tenant.label) | {"score": 0.5}]
     )
+    issue = open_issue(task, owner, message="Too short", point=[3, 3])
     invite, _token = create_invite(owner, other_tenant.organization, Role.ANNOTATOR)
     token, _key = create_api_token(owner, "ci")
     membership = Membership.objects.get(
@@ -157,6 +159,7 @@ def victim(other_tenant: Tenant) -> Victim:
             Job: job,
             AllowedNetwork: allowed,
             StorageConnection: storage,
+            Issue: issue,
         },
     )
 
@@ -173,6 +176,7 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
         "projects": list(Project.objects.filter(organization=organization).values().order_by("id")),
         "labels": list(Label.objects.filter(organization=organization).values().order_by("id")),
         "tasks": list(Task.objects.filter(organization=organization).values().order_by("id")),
+        "issues": list(Issue.objects.filter(organization=organization).values().order_by("id")),
         "jobs": list(Job.objects.filter(organization=organization).values().order_by("id")),
         "allowlist": list(
             AllowedNetwork.objects.filter(organization=organization).values().order_by("id")
@@ -212,6 +216,7 @@ WALKED_MODELS = {
     Job,
     AllowedNetwork,
     StorageConnection,
+    Issue,
 }
 
 

@@ -1,5 +1,5 @@
 /** The server calls the canvas makes. Writes carry the CSRF token; cookies are same-origin. */
-import type { ProposalDecision, ShapeJSON, WorkspaceConfig } from "./types";
+import type { IssueJSON, NewIssue, ProposalDecision, ShapeJSON, WorkspaceConfig } from "./types";
 
 export interface ApiError {
   status: number;
@@ -53,6 +53,17 @@ export class ApiClient {
 
   review(verdict: "approve" | "reject", comment: string): Promise<ApiResult<unknown>> {
     return this.call("POST", this.urls.review, { verdict, comment });
+  }
+
+  /** Pin a review issue on the task (reviewers). */
+  openIssue(issue: NewIssue): Promise<ApiResult<IssueJSON>> {
+    return this.call<IssueJSON>("POST", this.urls.issues ?? "", issue);
+  }
+
+  /** Resolve an issue, or open it again. */
+  settleIssue(id: number, resolved: boolean): Promise<ApiResult<IssueJSON>> {
+    const url = `${(this.urls.issue ?? "").replace("{id}", String(id))}${resolved ? "resolve" : "reopen"}/`;
+    return this.call<IssueJSON>("POST", url);
   }
 
   private async call<T>(method: string, url: string, body?: unknown): Promise<ApiResult<T>> {

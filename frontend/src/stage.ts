@@ -25,6 +25,8 @@ export class Stage {
   /** The person zoomed or panned: layout and rotation stop re-fitting the view. */
   private viewTouched = false;
   private closed = false;
+  /** Called whenever the view changed (the issue pins follow it). */
+  onView: () => void = () => {};
 
   constructor(
     private readonly root: HTMLElement,
@@ -127,6 +129,7 @@ export class Stage {
 
   private viewChanged(): void {
     this.renderer.viewMoved();
+    this.onView();
     this.updateStatus();
   }
 

@@ -51,6 +51,27 @@ export interface PredictionJSON {
   fates?: (ProposalFate | null)[];
 }
 
+/** A reviewer's remark pinned on the image (see docs/api.md, "Review issues"). */
+export interface IssueJSON {
+  id: number;
+  /** Where the pin is, in image pixels. */
+  point: Point;
+  /** The id of the shape it is about, when it is about one. */
+  shape: string | null;
+  /** That shape's box [x1, y1, x2, y2] when the issue was opened. */
+  box: [number, number, number, number] | null;
+  message: string;
+  resolved: boolean;
+}
+
+/** What the canvas sends to pin an issue. */
+export interface NewIssue {
+  message: string;
+  point: Point;
+  shape?: string;
+  box?: [number, number, number, number];
+}
+
 export interface WorkspaceConfig {
   task: { id: number; width: number; height: number; imageUrl: string; fileName: string; status: string };
   project: {
@@ -65,9 +86,12 @@ export interface WorkspaceConfig {
   predictions: PredictionJSON[];
   /** The latest rejection comment, shown to the annotator. */
   reviewComment: string | null;
+  /** The review issues pinned on the task, oldest first (numbered from 1 in that order). */
+  issues?: IssueJSON[];
   mode: "annotate" | "review";
   /** reserve: where to ask for a task to work on now (next-task, or next-review in review mode). */
-  api: { annotation: string; reserve: string; release: string; review: string };
+  /** issues: this task's issues; issue: one issue's URL with "{id}" where its id goes. */
+  api: { annotation: string; reserve: string; release: string; review: string; issues?: string; issue?: string };
   /** URL of this page for another task: "{id}" is replaced. */
   workspaceUrl: string;
   /** URL of this workspace's configuration (JSON) for another task: "{id}" is replaced. */

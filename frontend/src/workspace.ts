@@ -7,17 +7,19 @@
 import { ApiClient, type FetchLike } from "./api";
 import { Controller } from "./controller/controller";
 import { translator, type Translate } from "./i18n";
-import { AnnotationDocument, type ChangeKind } from "./model/document";
+import { draftAt, focusRect, IssueBoard } from "./issues";
+import { AnnotationDocument, type ChangeKind, type Shape } from "./model/document";
 import { ModeMachine, type Tool } from "./model/modes";
 import { ViewTransform } from "./model/transform";
 import type { ImageHandoff } from "./session";
 import { Stage } from "./stage";
 import { TaskFlow } from "./taskflow";
 import { TaskStore } from "./taskstore";
-import type { FrameStats, ShapeJSON, ViewState, WorkspaceConfig } from "./types";
+import type { FrameStats, Point, ShapeJSON, ViewState, WorkspaceConfig } from "./types";
 import { HelpOverlay, Toolbar, TopBar } from "./view/chrome";
 import { h } from "./view/dom";
 import type { Host, NoticeAction, Tone } from "./view/host";
+import { IssuePanel, IssuePins } from "./view/issues";
 import type { Renderer } from "./view/renderer";
 import { Sidebar, type SidebarChange } from "./view/sidebar";
 
@@ -60,6 +62,8 @@ export class Workspace implements Host {
   readonly view = new ViewTransform();
   readonly tools: Tool[];
   activeLabel: number | null;
+  /** The review issues pinned on the task. */
+  readonly issues: IssueBoard;
 
   private readonly navigate: (url: string) => void;
   private readonly openTask: (id: number) => void | Promise<void>;
@@ -72,6 +76,10 @@ export class Workspace implements Host {
   private readonly toolbar: Toolbar;
   private readonly topbar: TopBar;
   private readonly help: HelpOverlay;
+  private readonly pins: IssuePins;
+  private readonly issuePanel: IssuePanel;
+  /** "I" was pressed with no shape selected: the next click on the image places an issue. */
+  private placingIssue = false;
   private readonly pending = new Set<SidebarChange>();
   private sidebarFrame = 0;
   private dead = false;
@@ -95,6 +103,7 @@ export class Workspace implements Host {
 
     this.doc = new AnnotationDocument(config.project.labels, undefined, { review: config.mode === "review" });
     this.doc.load(config.annotation.shapes, config.annotation.tags, config.predictions);
+    this.issues = new IssueBoard(config.issues ?? [], api);
     this.store = new TaskStore(this, api, draftStorage(options.storage), now, {
       saved: (version, submit) => {
         this.topbar.update();
@@ -120,6 +129,17 @@ export class Workspace implements Host {
     this.topbar = new TopBar(this);
     this.sidebar = new Sidebar(this);
     this.help = new HelpOverlay(this);
+    const issueActions = {
+      focus: (id: number) => this.focusIssue(id),
+      send: (message: string) => void this.sendIssue(message),
+      cancel: () => this.cancelIssue(),
+      settle: (id: number, resolved: boolean) => void this.settleIssue(id, resolved),
+    };
+    this.pins = new IssuePins(this, this.issues, issueActions);
+    this.issuePanel = new IssuePanel(this, this.issues, issueActions);
+    this.stage.element.append(this.pins.element);
+    this.stage.onView = () => this.pins.place();
+    this.sidebar.element.insertBefore(this.issuePanel.element, this.sidebar.element.querySelector(".dl-instructions, .dl-classes"));
     root.append(
       this.topbar.element,
       h("div", { class: "dl-body" }, this.toolbar.element, this.stage.element, this.sidebar.element),
@@ -142,6 +162,10 @@ export class Workspace implements Host {
   private wire(): void {
     this.disposers.push(
       this.doc.onChange((kind) => this.onDocChange(kind)),
+      this.issues.onChange(() => {
+        this.pins.update();
+        this.issuePanel.update();
+      }),
       this.modes.onChange(() => {
         this.toolbar.update();
         this.renderer.invalidate("shapes", "overlay");
@@ -160,6 +184,7 @@ export class Workspace implements Host {
         this.store.pauseClock();
       } else this.store.resumeClock();
     });
+    this.pins.update();
     this.stage.layout();
     this.listen(window, "resize", () => this.stage.layout());
     this.stage.observeResize();
@@ -303,6 +328,68 @@ export class Workspace implements Host {
 
   review(verdict: "approve" | "reject"): Promise<void> {
     return this.flow.review(verdict);
+  }
+
+  startIssue(): void {
+    if (this.config.mode !== "review" || !this.config.api.issues) return;
+    const shape = this.doc.selected;
+    if (shape && !shape.proposal) {
+      this.issues.place(draftAt([shape.bbox.minX, shape.bbox.minY], shape));
+      return;
+    }
+    this.placingIssue = true;
+    this.root.classList.add("is-placing-issue");
+    this.notify(this.t("issues.clickToPlace"), "info", { id: "issue", sticky: true });
+  }
+
+  placeIssueAt(point: Point, shape: Shape | null): boolean {
+    if (!this.placingIssue) return false;
+    this.stopPlacing();
+    this.issues.place(draftAt(point, shape && !shape.proposal ? shape : null));
+    return true;
+  }
+
+  cancelIssue(): void {
+    if (this.placingIssue) this.stopPlacing();
+    if (this.issues.draft) this.issues.place(null);
+  }
+
+  /** Bring issue `id` into view, zoomed to it, and select the shape it is about. */
+  focusIssue(id: number): void {
+    const issue = this.issues.get(id);
+    if (!issue) return;
+    const r = focusRect(issue);
+    const { width, height } = this.renderer;
+    const scale = Math.min(width / (r.maxX - r.minX), height / (r.maxY - r.minY), 8);
+    this.view.set({ scale: Math.max(scale, this.view.scale) });
+    this.view.pin([(r.minX + r.maxX) / 2, (r.minY + r.maxY) / 2], [width / 2, height / 2]);
+    this.stage.viewMoved();
+    const shape = issue.shape ? this.doc.shapes.find((s) => s.id === issue.shape) : undefined;
+    if (shape) this.doc.select(shape.uid);
+    for (const pin of Array.from(this.pins.element.children)) {
+      pin.classList.toggle("is-focused", (pin as HTMLElement).dataset.id === String(id));
+    }
+  }
+
+  private stopPlacing(): void {
+    this.placingIssue = false;
+    this.root.classList.remove("is-placing-issue");
+    this.stage.notices.dismiss("issue");
+  }
+
+  private async sendIssue(message: string): Promise<void> {
+    if (!message.trim()) {
+      this.notify(this.t("issues.commentRequired"), "warning", { id: "issue" });
+      return;
+    }
+    const error = await this.issues.send(message);
+    if (error) this.store.explain(error, this.t("issues.error"));
+    else this.notify(this.t("issues.added"), "success", { id: "issue" });
+  }
+
+  private async settleIssue(id: number, resolved: boolean): Promise<void> {
+    const error = await this.issues.settle(id, resolved);
+    if (error) this.store.explain(error, this.t("issues.error"));
   }
 
   get destroyed(): boolean {

@@ -9,7 +9,7 @@ from rest_framework.routers import SimpleRouter
 from defectlab.ingest.api import AllowedNetworkViewSet
 from defectlab.jobs.api import JobViewSet
 from defectlab.jobs.liveness import worker_problem
-from defectlab.labeling.api import LabelViewSet, ProjectViewSet, TaskViewSet
+from defectlab.labeling.api import IssueViewSet, LabelViewSet, ProjectViewSet, TaskViewSet
 from defectlab.tenancy.api import (
     AccountViewSet,
     ApiTokenViewSet,
@@ -39,6 +39,7 @@ router.register("projects", ProjectViewSet, basename="project")
 router.register("projects", ProjectTransferViewSet, basename="project-transfer")
 router.register("labels", LabelViewSet, basename="label")
 router.register("tasks", TaskViewSet, basename="task")
+router.register("issues", IssueViewSet, basename="issue")
 router.register("allowlist", AllowedNetworkViewSet, basename="allowlist")
 router.register("jobs", JobViewSet, basename="job")
 router.register("jobs", JobItemViewSet, basename="job-item")

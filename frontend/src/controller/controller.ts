@@ -98,6 +98,7 @@ export class Controller {
     const image = view.toImage(screen);
     const clamped = this.clampToImage(image);
     const mode = modes.mode;
+    if (mode.kind === "idle" && this.host.placeIssueAt?.(clamped, shapeAt(doc.shapes, image, OUTLINE_TOLERANCE / view.scale))) return;
 
     if (mode.kind === "drawing") {
       if (mode.shape === "box") {
@@ -117,20 +118,7 @@ export class Controller {
     if (mode.kind !== "idle") return;
 
     // The selected shape's handles take precedence with every tool.
-    const selected = doc.selected;
-    if (selected && !selected.locked && !selected.hidden) {
-      const handle = handleAt(selected, screen, view);
-      if (handle >= 0) {
-        if (event.altKey && selected.type !== "box") {
-          this.removeVertex(selected, handle);
-          return;
-        }
-        modes.beginEdit(selected.type === "box" ? "resize" : "vertex", selected.uid, handle, image, selected.points);
-        this.capture(event);
-        this.renderer.invalidate("shapes", "overlay");
-        return;
-      }
-    }
+    if (this.grabHandle(event, screen, image)) return;
 
     const tool = modes.tool;
     if (tool === "box") {
@@ -160,6 +148,23 @@ export class Controller {
       this.capture(event);
       this.updateCursor();
     }
+  }
+
+  /** Pressed on a handle of the selected shape: start resizing or moving that vertex (Alt removes it). */
+  private grabHandle(event: PointerEvent, screen: Point, image: Point): boolean {
+    const { modes, view, doc } = this.host;
+    const selected = doc.selected;
+    if (!selected || selected.locked || selected.hidden) return false;
+    const handle = handleAt(selected, screen, view);
+    if (handle < 0) return false;
+    if (event.altKey && selected.type !== "box") {
+      this.removeVertex(selected, handle);
+      return true;
+    }
+    modes.beginEdit(selected.type === "box" ? "resize" : "vertex", selected.uid, handle, image, selected.points);
+    this.capture(event);
+    this.renderer.invalidate("shapes", "overlay");
+    return true;
   }
 
   private pointerMove(event: PointerEvent): void {

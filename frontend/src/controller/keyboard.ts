@@ -127,6 +127,7 @@ export class Keyboard {
   private cancelKey(): boolean {
     const { doc, modes } = this.host;
     const mode = modes.mode;
+    this.host.cancelIssue?.();
     if (mode.kind === "drawing") modes.cancel();
     else if (mode.kind === "editing") {
       const edit = modes.endEdit()!;
@@ -208,6 +209,10 @@ export class Keyboard {
     switch (key) {
       case "f":
         host.fit();
+        return true;
+      case "i":
+        if (shift || host.config.mode !== "review") return false;
+        host.startIssue?.();
         return true;
       case "r":
         host.rotate(shift ? -1 : 1);

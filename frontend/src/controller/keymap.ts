@@ -73,6 +73,7 @@ export const SHORTCUTS: ShortcutGroup[] = [
       { keys: [["Ctrl", "S"]], action: msg("help.save") },
       { keys: [["Ctrl", "Enter"]], action: msg("help.submit"), only: "annotate" },
       { keys: [["Ctrl", "Enter"]], action: msg("help.approve"), only: "review" },
+      { keys: [["I"]], action: msg("help.issue"), only: "review" },
       { keys: [["?"]], action: msg("help.help") },
     ],
   },

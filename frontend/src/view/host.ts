@@ -1,9 +1,9 @@
 /** What the views and the controller need from the workspace that owns them. */
 import type { Translate } from "../i18n";
-import type { AnnotationDocument } from "../model/document";
+import type { AnnotationDocument, Shape } from "../model/document";
 import type { ModeMachine, Tool } from "../model/modes";
 import type { ViewTransform } from "../model/transform";
-import type { WorkspaceConfig } from "../types";
+import type { Point, WorkspaceConfig } from "../types";
 
 export type Tone = "info" | "success" | "warning" | "error";
 
@@ -40,4 +40,10 @@ export interface Host {
   toggleHelp(open?: boolean): void;
   focusSearch(): void;
   setImageFilter(brightness: number, contrast: number): void;
+  /** Review: pin an issue on the selected shape, or on the next click on the image. */
+  startIssue?(): void;
+  /** The click that places an issue (`shape`: the shape under it); false when none is being placed. */
+  placeIssueAt?(point: Point, shape: Shape | null): boolean;
+  /** Stop placing an issue. */
+  cancelIssue?(): void;
 }

@@ -292,3 +292,38 @@ class SkippedTask(models.Model):
     class Meta:
         indexes = [models.Index(fields=["user", "project", "id"], name="skipped_task_recent")]
         constraints = [models.UniqueConstraint(fields=["task", "user"], name="skipped_task_unique")]
+
+
+class Issue(models.Model):
+    """A reviewer's remark pinned to a place on a task's image (CVAT calls them issues): a point
+    in image pixels, and the shape it is about when there is one (its ``id`` in the annotation,
+    and its box when the issue was opened, so the pin stays put if the shape moves or goes).
+    Open until the annotator or a reviewer resolves it; a task with an open issue cannot be
+    approved (labeling.workflow.review). Kept by labeling.issues."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="issues")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    x = models.FloatField()
+    y = models.FloatField()
+    shape = models.CharField(max_length=64, blank=True)
+    # [x1, y1, x2, y2] of the shape pinned, in image pixels; null for an issue on a bare point.
+    box = models.JSONField(null=True, blank=True)
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["task"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="issue_open_by_task",
+            )
+        ]

@@ -15,12 +15,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from defectlab.errors import Conflict, DefectLabError, Forbidden, Invalid
 from defectlab.geometry import Shape, ShapeError, shapes_from_json, validate_shapes
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
+    Issue,
     Label,
     Prediction,
     Project,
@@ -501,7 +503,8 @@ def add_prediction(task: Task, *, model_name: str, model_version: str, shapes: A
 
 def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review:
     """Approve or reject a submitted task (in the audit trail, with the comment). A rejected task
-    goes back to whoever submitted it."""
+    goes back to whoever submitted it. Approval waits until every issue pinned on the task is
+    resolved (labeling.issues); rejecting with issues open is how work goes back."""
     if verdict not in Verdict.values:
         raise Invalid(_("The verdict must be approve or reject."))
     with transaction.atomic():
@@ -509,6 +512,18 @@ def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review
         check(task, user, Act.APPROVE if verdict == Verdict.APPROVE else Act.REJECT)
         if verdict == Verdict.REJECT and not comment.strip():
             raise Invalid(_("Say what needs fixing when you reject a task."))
+        unresolved = Issue.objects.filter(task=task, resolved_at__isnull=True).count()
+        if verdict == Verdict.APPROVE and unresolved:
+            raise Conflict(
+                ngettext(
+                    "This task has %(count)s open issue. Resolve it, or reject the task so it is fixed, before approving.",
+                    "This task has %(count)s open issues. Resolve them, or reject the task so they are fixed, before approving.",
+                    unresolved,
+                )
+                % {"count": unresolved},
+                code="open_issues",
+                details={"open_issues": unresolved},
+            )
         annotation = Annotation.objects.get(task=task)
         verdict_row = Review.objects.create(
             organization_id=task.organization_id,

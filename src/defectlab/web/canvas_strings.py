@@ -163,6 +163,26 @@ CANVAS_STRINGS: dict[str, StrPromise] = {
     "help.submit": _("Submit and open the next image"),
     "help.approve": _("Approve and open the next image"),
     "help.help": _("Show or hide this list"),
+    "help.issue": _("Pin an issue on the selected shape, or on the next click"),
+    "issues.title": _("Issues"),
+    "issues.open": _("{count} open"),
+    "issues.pin": _("Issue {number}"),
+    "issues.hint": _(
+        "Press I, then click the image or a shape, to pin an issue for the annotator."
+    ),
+    "issues.clickToPlace": _(
+        "Click where the issue is (on a shape to pin it to that shape). Esc cancels."
+    ),
+    "issues.comment": _("The issue's comment"),
+    "issues.placeholder": _("What is wrong here?"),
+    "issues.add": _("Pin issue"),
+    "issues.cancel": _("Cancel"),
+    "issues.added": _("Issue pinned."),
+    "issues.commentRequired": _("Write what is wrong before pinning the issue."),
+    "issues.resolve": _("Resolve"),
+    "issues.reopen": _("Reopen"),
+    "issues.resolved": _("Resolved"),
+    "issues.error": _("The issue was not saved."),
     "key.space": _("Space"),
     "key.drag": _("drag"),
     "key.middleDrag": _("middle-button drag"),

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.middleware.csrf import get_token
 from django.urls import reverse
 
-from defectlab.labeling.models import Annotation, Review, Task, TaskStatus, Verdict
+from defectlab.labeling.models import Annotation, Issue, Review, Task, TaskStatus, Verdict
 from defectlab.labeling.proposals import current_fates, fates_by_shape
 from defectlab.labeling.services import is_viewable
 from defectlab.media.services import signed_url
@@ -64,12 +64,15 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
         },
         "predictions": _predictions(task, annotation),
         "reviewComment": rejection.comment if rejection else None,
+        "issues": [issue_json(issue) for issue in task.issues.all()],
         "mode": mode,
         "api": {
             "annotation": reverse("task-annotation", args=[task.pk]),
             "reserve": reverse(reserve_url, args=[project.pk]),
             "release": reverse("task-release", args=[task.pk]),
             "review": reverse("task-review", args=[task.pk]),
+            "issues": reverse("task-issues", args=[task.pk]),
+            "issue": reverse("issue-detail", args=[0]).replace("/0/", "/{id}/"),
         },
         "workspaceUrl": _per_task_url("review" if mode == "review" else "annotate"),
         "configUrl": _per_task_url(f"{mode}_config"),
@@ -81,6 +84,18 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
         else None,
         "csrfToken": get_token(request),
         "strings": canvas_strings(),
+    }
+
+
+def issue_json(issue: Issue) -> dict[str, Any]:
+    """An issue as the canvas reads it (the API's form, in the canvas's words)."""
+    return {
+        "id": issue.pk,
+        "point": [issue.x, issue.y],
+        "shape": issue.shape or None,
+        "box": issue.box,
+        "message": issue.message,
+        "resolved": issue.resolved_at is not None,
     }
 
 

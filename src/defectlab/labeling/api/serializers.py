@@ -14,6 +14,7 @@ from defectlab.labeling import services
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
+    Issue,
     Label,
     Prediction,
     Project,
@@ -313,6 +314,59 @@ class ReviewSerializer(serializers.ModelSerializer[Review]):
         model = Review
         fields = ["id", "verdict", "comment", "annotation_version", "reviewer", "created_at"]
         read_only_fields = ["id", "annotation_version", "reviewer", "created_at"]
+
+
+class IssueSerializer(serializers.ModelSerializer[Issue]):
+    point = serializers.SerializerMethodField(help_text="[x, y] in image pixels: where the pin is.")
+    resolved = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Issue
+        fields = [
+            "id",
+            "task",
+            "point",
+            "shape",
+            "box",
+            "message",
+            "author",
+            "created_at",
+            "resolved",
+            "resolved_by",
+            "resolved_at",
+        ]
+        read_only_fields = fields
+
+    def get_point(self, issue: Issue) -> list[float]:
+        return [issue.x, issue.y]
+
+    def get_resolved(self, issue: Issue) -> bool:
+        return issue.resolved_at is not None
+
+
+class NewIssueSerializer(serializers.Serializer[Any]):
+    message = serializers.CharField(max_length=2000, help_text="What is wrong, for the annotator.")
+    point = serializers.ListField(
+        child=serializers.FloatField(),
+        min_length=2,
+        max_length=2,
+        required=False,
+        help_text="[x, y] in image pixels. Optional when `shape` is given: the pin then goes at "
+        "the top-left corner of the shape's box.",
+    )
+    shape = serializers.CharField(
+        max_length=64,
+        required=False,
+        help_text="The `id` of a shape in the current annotation; its box is kept with the issue.",
+    )
+    box = serializers.ListField(
+        child=serializers.FloatField(),
+        min_length=4,
+        max_length=4,
+        required=False,
+        help_text="[x1, y1, x2, y2] of the shape meant, for a shape saved without an id "
+        "(ignored when `shape` is given).",
+    )
 
 
 class AssignSerializer(serializers.Serializer[Any]):

@@ -1,4 +1,5 @@
-"""Tasks: their annotation and its versions, predictions, reviews, and giving one back."""
+"""Tasks: their annotation and its versions, predictions, reviews, review issues, and giving
+one back; and the issues themselves (resolve, reopen)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.labeling import services, workflow
+from defectlab.labeling import issues, services, workflow
 from defectlab.labeling.api.serializers import (
     AnnotationSerializer,
     AnnotationVersionSerializer,
+    IssueSerializer,
+    NewIssueSerializer,
     PredictionSerializer,
     ReviewSerializer,
     SaveAnnotationSerializer,
     TaskSerializer,
 )
-from defectlab.labeling.models import Annotation, AnnotationVersion, Task
+from defectlab.labeling.models import Annotation, AnnotationVersion, Issue, Task
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import require
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
@@ -112,6 +115,28 @@ class TaskViewSet(
         )
         return Response(ReviewSerializer(verdict).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(methods=["get"], responses=IssueSerializer(many=True))
+    @extend_schema(methods=["post"], request=NewIssueSerializer, responses={201: IssueSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def issues(self, request: Request, pk: str) -> Response:
+        """GET: the issues pinned on the task, open and resolved. POST: pin one (reviewers and
+        managers, on a submitted task) at a point, on a shape by its id, or both."""
+        task = self.get_object()
+        if request.method == "GET":
+            return Response(IssueSerializer(task.issues.all(), many=True).data)
+        form = NewIssueSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        issue = issues.open_issue(
+            task,
+            acting_user(request),
+            message=data["message"],
+            point=data.get("point"),
+            shape=data.get("shape"),
+            box=data.get("box"),
+        )
+        return Response(IssueSerializer(issue).data, status=status.HTTP_201_CREATED)
+
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str) -> Response:
@@ -119,3 +144,24 @@ class TaskViewSet(
         everything else (remembered for your account, whichever client asks)."""
         workflow.skip(self.get_object(), acting_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class IssueViewSet(mixins.RetrieveModelMixin, TenantViewSet):
+    """One review issue; resolving and reopening it. Who may is labeling.issues' to say."""
+
+    queryset = Issue.objects.all()
+    serializer_class = IssueSerializer
+
+    @extend_schema(request=None, responses=IssueSerializer)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request: Request, pk: str) -> Response:
+        """Mark the issue fixed: the task's annotator (assignee or submitter) or a reviewer."""
+        issue = issues.resolve(self.get_object(), acting_user(request))
+        return Response(IssueSerializer(issue).data)
+
+    @extend_schema(request=None, responses=IssueSerializer)
+    @action(detail=True, methods=["post"])
+    def reopen(self, request: Request, pk: str) -> Response:
+        """Open a resolved issue again: the same people as resolve."""
+        issue = issues.reopen(self.get_object(), acting_user(request))
+        return Response(IssueSerializer(issue).data)
