@@ -26,6 +26,16 @@ export interface SavedAnnotation {
   tags: string[];
 }
 
+export interface AnnotationVersionJSON {
+  version: number;
+  shapes: ShapeJSON[];
+  author: number | null;
+  author_name: string;
+  /** Seconds of work that went into this version. */
+  lead_time: number;
+  created_at: string;
+}
+
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
 export class ApiClient {
@@ -53,6 +63,11 @@ export class ApiClient {
 
   review(verdict: "approve" | "reject", comment: string): Promise<ApiResult<unknown>> {
     return this.call("POST", this.urls.review, { verdict, comment });
+  }
+
+  /** Every saved version of the annotation, newest first. */
+  versions(): Promise<ApiResult<AnnotationVersionJSON[]>> {
+    return this.call<AnnotationVersionJSON[]>("GET", this.urls.versions ?? "");
   }
 
   private async call<T>(method: string, url: string, body?: unknown): Promise<ApiResult<T>> {

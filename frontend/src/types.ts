@@ -67,7 +67,9 @@ export interface WorkspaceConfig {
   reviewComment: string | null;
   mode: "annotate" | "review";
   /** reserve: where to ask for a task to work on now (next-task, or next-review in review mode). */
-  api: { annotation: string; reserve: string; release: string; review: string };
+  api: { annotation: string; reserve: string; release: string; review: string; versions?: string };
+  /** Review: who submitted the task and the working time they spent on it (seconds). */
+  annotator?: { name: string; seconds: number } | null;
   /** URL of this page for another task: "{id}" is replaced. */
   workspaceUrl: string;
   /** URL of this workspace's configuration (JSON) for another task: "{id}" is replaced. */

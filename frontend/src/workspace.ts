@@ -11,12 +11,15 @@ import { AnnotationDocument, type ChangeKind } from "./model/document";
 import { ModeMachine, type Tool } from "./model/modes";
 import { ViewTransform } from "./model/transform";
 import type { ImageHandoff } from "./session";
+import { confirmDialog, LeaveGuard } from "./guard";
 import { Stage } from "./stage";
 import { TaskFlow } from "./taskflow";
 import { TaskStore } from "./taskstore";
 import type { FrameStats, ShapeJSON, ViewState, WorkspaceConfig } from "./types";
 import { HelpOverlay, Toolbar, TopBar } from "./view/chrome";
+import { DiffLayer } from "./view/difflayer";
 import { h } from "./view/dom";
+import { ReviewHistory } from "./view/history";
 import type { Host, NoticeAction, Tone } from "./view/host";
 import type { Renderer } from "./view/renderer";
 import { Sidebar, type SidebarChange } from "./view/sidebar";
@@ -72,6 +75,8 @@ export class Workspace implements Host {
   private readonly toolbar: Toolbar;
   private readonly topbar: TopBar;
   private readonly help: HelpOverlay;
+  private readonly guard: LeaveGuard;
+  private readonly history: ReviewHistory | null = null;
   private readonly pending = new Set<SidebarChange>();
   private sidebarFrame = 0;
   private dead = false;
@@ -101,7 +106,12 @@ export class Workspace implements Host {
         this.emit(EVENTS.saved, { version, submit });
       },
     });
+    this.guard = new LeaveGuard(this.doc, () =>
+      confirmDialog(root, { message: this.t("leave.message"), confirm: this.t("leave.confirm"), cancel: this.t("leave.cancel") }),
+    );
     this.flow = new TaskFlow(this, api, this.store, images, {
+      mayLeave: () => this.guard.mayLeave(),
+      stay: () => this.guard.stay(),
       busyChanged: (busy) => {
         this.root.classList.toggle("is-busy", busy);
         this.topbar.update();
@@ -120,6 +130,11 @@ export class Workspace implements Host {
     this.topbar = new TopBar(this);
     this.sidebar = new Sidebar(this);
     this.help = new HelpOverlay(this);
+    if (config.mode === "review" && config.api.versions) {
+      const layer = new DiffLayer(this.stage.element, this.view, () => this.stage.viewMoved(), (id) => this.doc.label(id)?.color ?? "");
+      this.history = new ReviewHistory(this, api, layer);
+      this.sidebar.element.querySelector(".dl-review")?.after(this.history.element);
+    }
     root.append(
       this.topbar.element,
       h("div", { class: "dl-body" }, this.toolbar.element, this.stage.element, this.sidebar.element),
@@ -127,7 +142,8 @@ export class Workspace implements Host {
     );
     this.controller = new Controller(this, this.renderer, {
       onPointer: (p) => this.stage.showPosition(p),
-      isHelpOpen: () => this.help.open,
+      // The help, the leave question and the version diff each hold the canvas' shortcuts.
+      isHelpOpen: () => this.help.open || this.guard.open || (this.history?.diffing ?? false),
       spaceHeld: (held) => this.stage.element.classList.toggle("is-space", held),
     });
 
@@ -154,6 +170,7 @@ export class Workspace implements Host {
       if ((event.target as HTMLElement).closest?.("button, [role='option']")) event.preventDefault();
     });
     this.listen(window, "pagehide", () => this.store.flush());
+    this.listen(window, "beforeunload", (event) => this.guard.beforeUnload(event as BeforeUnloadEvent));
     this.listen(document, "visibilitychange", () => {
       if (document.visibilityState === "hidden") {
         this.store.flush();
@@ -314,6 +331,7 @@ export class Workspace implements Host {
     this.dead = true;
     this.store.flush();
     this.controller.destroy();
+    this.history?.destroy();
     this.stage.destroy();
     if (this.sidebarFrame) cancelAnimationFrame(this.sidebarFrame);
     for (const dispose of this.disposers) dispose();
