@@ -49,8 +49,9 @@ export class ReviewHistory {
       "section",
       { class: "dl-section dl-work-section" },
       h("h2", { text: t("work.title") }),
-      h("p", { class: "dl-work-annotator", text: t("work.annotator", { name: annotator?.name ?? t("work.nobody") }) }),
-      h("p", { class: "dl-work-time", text: t("work.time", { time: duration(annotator?.seconds ?? 0, t) }) }),
+      // Nobody submitted it (yet): no name and no time to show, only the history.
+      annotator ? h("p", { class: "dl-work-annotator", text: t("work.annotator", { name: annotator.name }) }) : null,
+      annotator ? h("p", { class: "dl-work-time", text: t("work.time", { time: duration(annotator.seconds, t) }) }) : null,
       details,
       this.diffPanel,
     );
