@@ -131,7 +131,7 @@ export class Workspace implements Host {
     this.sidebar = new Sidebar(this);
     this.help = new HelpOverlay(this);
     if (config.mode === "review" && config.api.versions) {
-      const layer = new DiffLayer(this.stage.element, this.view, () => this.stage.viewMoved(), (id) => this.doc.label(id)?.color ?? "");
+      const layer = new DiffLayer(this.stage.element, this.view, () => this.stage.viewMoved());
       this.history = new ReviewHistory(this, api, layer);
       this.sidebar.element.querySelector(".dl-review")?.after(this.history.element);
     }

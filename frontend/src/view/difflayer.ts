@@ -8,10 +8,9 @@ import type { DiffEntry } from "../model/versiondiff";
 import type { ViewTransform } from "../model/transform";
 import type { Point, ShapeJSON } from "../types";
 import { h } from "./dom";
-import { safeColor } from "./draw";
 
 /** The diff's colours; the sidebar's legend uses the same ones. */
-export const DIFF_COLORS = { removed: "#e53935", added: "#2ecc40", changed: "#ffb300", unchanged: "#9e9e9e" } as const;
+export const DIFF_COLORS = { removed: "#e53935", added: "#2ecc40", changed: "#ffb300", unchanged: "#cfd8dc" } as const;
 const LINE_PX = 2.5;
 const WHEEL_STEP = 0.0015;
 
@@ -27,7 +26,6 @@ export class DiffLayer {
     private readonly view: ViewTransform,
     /** The view moved here: the editing layers follow it too. */
     private readonly viewMoved: () => void,
-    private readonly colorOf: (label: number) => string,
   ) {
     this.canvas = h("canvas", { class: "dl-layer dl-layer-diff", hidden: true });
     this.canvas.addEventListener("wheel", (event) => this.wheel(event), { passive: false });
@@ -115,8 +113,9 @@ export class DiffLayer {
     ctx.setLineDash([]);
     ctx.globalAlpha = 1;
     if (entry.kind === "unchanged") {
-      ctx.globalAlpha = 0.35;
-      stroke(ctx, entry.shape, safeColor(this.colorOf(entry.shape.label)), scale);
+      // Grey, not the class colour: a red class must not pass for a removed shape.
+      ctx.globalAlpha = 0.5;
+      stroke(ctx, entry.shape, DIFF_COLORS.unchanged, scale);
       return;
     }
     if (entry.kind === "changed" && entry.before) {

@@ -141,6 +141,10 @@ export class ReviewHistory {
       back,
     );
     setHidden(this.diffPanel, false);
+    // Into view within the sidebar only (scrollIntoView would move the page too).
+    const sidebar = this.element.closest<HTMLElement>(".dl-sidebar");
+    const below = sidebar ? this.diffPanel.getBoundingClientRect().bottom - sidebar.getBoundingClientRect().bottom : 0;
+    if (sidebar && below > 0) sidebar.scrollTop += below + 8;
   }
 
   private back(): void {
