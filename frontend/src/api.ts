@@ -26,6 +26,16 @@ export interface SavedAnnotation {
   tags: string[];
 }
 
+export interface AnnotationVersionJSON {
+  version: number;
+  shapes: ShapeJSON[];
+  author: number | null;
+  author_name: string;
+  /** Seconds of work that went into this version. */
+  lead_time: number;
+  created_at: string;
+}
+
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
 export class ApiClient {
@@ -64,6 +74,11 @@ export class ApiClient {
   settleIssue(id: number, resolved: boolean): Promise<ApiResult<IssueJSON>> {
     const url = `${(this.urls.issue ?? "").replace("{id}", String(id))}${resolved ? "resolve" : "reopen"}/`;
     return this.call<IssueJSON>("POST", url);
+  }
+
+  /** Every saved version of the annotation, newest first. */
+  versions(): Promise<ApiResult<AnnotationVersionJSON[]>> {
+    return this.call<AnnotationVersionJSON[]>("GET", this.urls.versions ?? "");
   }
 
   private async call<T>(method: string, url: string, body?: unknown): Promise<ApiResult<T>> {

@@ -16,6 +16,10 @@ export interface TaskFlowHooks {
   openTask(id: number): void | Promise<void>;
   /** No task is left for this person. */
   done(): void;
+  /** May the person leave this task? Asks first when something is unsaved (guard.ts). */
+  mayLeave(): Promise<boolean>;
+  /** Moving on failed: the person is still on this task. */
+  stay(): void;
   /** The reviewer's comment box (review mode only). */
   reviewComment(): HTMLTextAreaElement | null;
 }
@@ -68,14 +72,16 @@ export class TaskFlow {
     this.setBusy(false);
   }
 
-  /** Give the task back and open the next one. */
+  /** Give the task back and open the next one; unsaved changes ask first (and stay a draft). */
   async skip(): Promise<void> {
-    if (this.working) return;
+    if (this.working || !(await this.hooks.mayLeave())) return;
     this.setBusy(true);
     this.store.flush();
     const released = await this.api.release();
-    if (!released.ok) this.store.explain(released.error, this.host.t("error.release"));
-    else await this.moveOn();
+    if (!released.ok) {
+      this.store.explain(released.error, this.host.t("error.release"));
+      this.hooks.stay();
+    } else await this.moveOn();
     this.setBusy(false);
   }
 

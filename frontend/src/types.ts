@@ -91,7 +91,17 @@ export interface WorkspaceConfig {
   mode: "annotate" | "review";
   /** reserve: where to ask for a task to work on now (next-task, or next-review in review mode). */
   /** issues: this task's issues; issue: one issue's URL with "{id}" where its id goes. */
-  api: { annotation: string; reserve: string; release: string; review: string; issues?: string; issue?: string };
+  api: {
+    annotation: string;
+    reserve: string;
+    release: string;
+    review: string;
+    issues?: string;
+    issue?: string;
+    versions?: string;
+  };
+  /** Review: who submitted the task and the working time they spent on it (seconds). */
+  annotator?: { name: string; seconds: number } | null;
   /** URL of this page for another task: "{id}" is replaced. */
   workspaceUrl: string;
   /** URL of this workspace's configuration (JSON) for another task: "{id}" is replaced. */

@@ -12,12 +12,15 @@ import { AnnotationDocument, type ChangeKind, type Shape } from "./model/documen
 import { ModeMachine, type Tool } from "./model/modes";
 import { ViewTransform } from "./model/transform";
 import type { ImageHandoff } from "./session";
+import { confirmDialog, LeaveGuard } from "./guard";
 import { Stage } from "./stage";
 import { TaskFlow } from "./taskflow";
 import { TaskStore } from "./taskstore";
 import type { FrameStats, Point, ShapeJSON, ViewState, WorkspaceConfig } from "./types";
 import { HelpOverlay, Toolbar, TopBar } from "./view/chrome";
+import { DiffLayer } from "./view/difflayer";
 import { h } from "./view/dom";
+import { ReviewHistory } from "./view/history";
 import type { Host, NoticeAction, Tone } from "./view/host";
 import { IssuePanel, IssuePins } from "./view/issues";
 import type { Renderer } from "./view/renderer";
@@ -80,6 +83,8 @@ export class Workspace implements Host {
   private readonly issuePanel: IssuePanel;
   /** "I" was pressed with no shape selected: the next click on the image places an issue. */
   private placingIssue = false;
+  private readonly guard: LeaveGuard;
+  private readonly history: ReviewHistory | null = null;
   private readonly pending = new Set<SidebarChange>();
   private sidebarFrame = 0;
   private dead = false;
@@ -110,7 +115,12 @@ export class Workspace implements Host {
         this.emit(EVENTS.saved, { version, submit });
       },
     });
+    this.guard = new LeaveGuard(this.doc, () =>
+      confirmDialog(root, { message: this.t("leave.message"), confirm: this.t("leave.confirm"), cancel: this.t("leave.cancel") }),
+    );
     this.flow = new TaskFlow(this, api, this.store, images, {
+      mayLeave: () => this.guard.mayLeave(),
+      stay: () => this.guard.stay(),
       busyChanged: (busy) => {
         this.root.classList.toggle("is-busy", busy);
         this.topbar.update();
@@ -129,17 +139,12 @@ export class Workspace implements Host {
     this.topbar = new TopBar(this);
     this.sidebar = new Sidebar(this);
     this.help = new HelpOverlay(this);
-    const issueActions = {
-      focus: (id: number) => this.focusIssue(id),
-      send: (message: string) => void this.sendIssue(message),
-      cancel: () => this.cancelIssue(),
-      settle: (id: number, resolved: boolean) => void this.settleIssue(id, resolved),
-    };
-    this.pins = new IssuePins(this, this.issues, issueActions);
-    this.issuePanel = new IssuePanel(this, this.issues, issueActions);
-    this.stage.element.append(this.pins.element);
-    this.stage.onView = () => this.pins.place();
-    this.sidebar.element.insertBefore(this.issuePanel.element, this.sidebar.element.querySelector(".dl-instructions, .dl-classes"));
+    [this.pins, this.issuePanel] = this.mountIssues();
+    if (config.mode === "review" && config.api.versions) {
+      const layer = new DiffLayer(this.stage.element, this.view, () => this.stage.viewMoved());
+      this.history = new ReviewHistory(this, api, layer);
+      this.sidebar.element.querySelector(".dl-review")?.after(this.history.element);
+    }
     root.append(
       this.topbar.element,
       h("div", { class: "dl-body" }, this.toolbar.element, this.stage.element, this.sidebar.element),
@@ -147,7 +152,8 @@ export class Workspace implements Host {
     );
     this.controller = new Controller(this, this.renderer, {
       onPointer: (p) => this.stage.showPosition(p),
-      isHelpOpen: () => this.help.open,
+      // The help, the leave question and the version diff each hold the canvas' shortcuts.
+      isHelpOpen: () => this.help.open || this.guard.open || (this.history?.diffing ?? false),
       spaceHeld: (held) => this.stage.element.classList.toggle("is-space", held),
     });
 
@@ -156,6 +162,22 @@ export class Workspace implements Host {
     this.stage.loadImage();
     this.topbar.update();
     this.stage.updateStatus();
+  }
+
+  /** The review issues: numbered pins over the image and their list in the sidebar. */
+  private mountIssues(): [IssuePins, IssuePanel] {
+    const actions = {
+      focus: (id: number) => this.focusIssue(id),
+      send: (message: string) => void this.sendIssue(message),
+      cancel: () => this.cancelIssue(),
+      settle: (id: number, resolved: boolean) => void this.settleIssue(id, resolved),
+    };
+    const pins = new IssuePins(this, this.issues, actions);
+    const panel = new IssuePanel(this, this.issues, actions);
+    this.stage.element.append(pins.element);
+    this.stage.onView = () => pins.place();
+    this.sidebar.element.insertBefore(panel.element, this.sidebar.element.querySelector(".dl-instructions, .dl-classes"));
+    return [pins, panel];
   }
 
   /** Listen to the model, the page and the window; lay the stage out and follow its size. */
@@ -178,6 +200,7 @@ export class Workspace implements Host {
       if ((event.target as HTMLElement).closest?.("button, [role='option']")) event.preventDefault();
     });
     this.listen(window, "pagehide", () => this.store.flush());
+    this.listen(window, "beforeunload", (event) => this.guard.beforeUnload(event as BeforeUnloadEvent));
     this.listen(document, "visibilitychange", () => {
       if (document.visibilityState === "hidden") {
         this.store.flush();
@@ -401,6 +424,7 @@ export class Workspace implements Host {
     this.dead = true;
     this.store.flush();
     this.controller.destroy();
+    this.history?.destroy();
     this.stage.destroy();
     if (this.sidebarFrame) cancelAnimationFrame(this.sidebarFrame);
     for (const dispose of this.disposers) dispose();

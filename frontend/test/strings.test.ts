@@ -30,6 +30,7 @@ const dynamicKeys = [
   ...["box", "polygon", "points"].map((k) => `shape.${k}`),
   ...["new", "in_progress", "submitted", "approved", "rejected"].map((k) => `status.${k}`),
   ...["tooFew", "noArea", "crosses"].map((k) => `polygon.${k}`),
+  ...["removed", "added", "changed", "unchanged"].map((k) => `diff.${k}`),
 ];
 const usedKeys = new Set([...literalKeys, ...dynamicKeys]);
 

@@ -358,6 +358,8 @@ def test_versions_lists_every_version_newest_first_with_its_shapes(tenant: Tenan
     expected = [[with_defaults(shape, severity="minor") for shape in shapes] for shapes in saved]
     assert [entry["shapes"] for entry in body] == expected[::-1]
     assert {entry["author"] for entry in body} == {annotator.pk}
+    # Named for people to read: the name, or the email of someone who gave none.
+    assert {entry["author_name"] for entry in body} == {annotator.name or annotator.email}
 
 
 def test_a_shape_outside_the_image_is_refused_naming_the_shape(tenant: Tenant) -> None:

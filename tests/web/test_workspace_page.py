@@ -217,3 +217,34 @@ def test_the_file_column_header_sorts_and_keeps_the_filters(tenant: Tenant) -> N
     assert 'href="?status=new&amp;sort=-file_name" aria-sort="ascending"' in html
     html = client.get(page, {"status": "new"}).content.decode()
     assert 'href="?status=new&amp;sort=file_name"' in html
+
+
+def test_review_config_names_the_annotator_and_the_time_they_spent(tenant: Tenant) -> None:
+    task = tenant.tasks[0]
+    annotator, reviewer = tenant.user(Role.ANNOTATOR), tenant.user(Role.REVIEWER)
+    annotator.name = "Li Wei"
+    annotator.save()
+    first = workflow.save_annotation(
+        task, annotator, base_version=None, shapes=[box(tenant.label)], lead_time=50.4
+    )
+    workflow.save_annotation(
+        task,
+        annotator,
+        base_version=first.version,
+        shapes=[box(tenant.label)],
+        lead_time=70.2,
+        submit=True,
+    )
+    # A reviewer's corrections are the reviewer's time, not the annotator's.
+    workflow.save_annotation(
+        task, reviewer, base_version=2, shapes=[box(tenant.label)], lead_time=30.0
+    )
+
+    config = config_of(signed_in(reviewer).get(f"/tasks/{task.pk}/review/").content.decode())
+
+    assert config["annotator"] == {"name": "Li Wei", "seconds": 121}
+    assert config["api"]["versions"] == f"/api/tasks/{task.pk}/annotation/versions/"
+    annotate_config = config_of(
+        signed_in(annotator).get(f"/tasks/{tenant.tasks[1].pk}/annotate/").content.decode()
+    )
+    assert annotate_config["annotator"] is None

@@ -236,7 +236,8 @@ export class AnnotationDocument {
   // ---- commands (undoable) ------------------------------------------------------------------
 
   addShape(init: { type: ShapeType; points: Point[]; label: number; attributes?: Record<string, string> }): Shape {
-    const shape = this.create({ ...init, attributes: init.attributes ?? this.defaultAttributes(init.label) }, null);
+    const attributes = init.attributes ?? this.defaultAttributes(init.label);
+    const shape = this.create({ ...init, attributes, id: newShapeId() }, null);
     const index = this.shapes.length;
     this.execute({
       apply: (doc) => doc.insert(shape, index),
@@ -338,6 +339,7 @@ export class AnnotationDocument {
       apply: (doc) => {
         for (const { shape } of accepted) {
           shape.proposal = null;
+          shape.id ??= newShapeId();
           // An accepted shape is a person's judgement; the model's confidence no longer applies.
           shape.score = undefined;
         }
@@ -520,6 +522,15 @@ export class AnnotationDocument {
   private emit(kind: ChangeKind): void {
     for (const listener of this.listeners) listener(kind);
   }
+}
+
+/**
+ * A new shape's id: it stays with the shape through every saved version, so review can tell a
+ * changed shape from a removed and an added one (model/versiondiff).
+ */
+export function newShapeId(): string {
+  const random = globalThis.crypto?.randomUUID?.().replace(/-/g, "").slice(0, 12);
+  return `s${random ?? Math.random().toString(36).slice(2, 14)}${Date.now().toString(36)}`;
 }
 
 /** What makes an accepted proposal "changed": its geometry, class or attributes (not the score). */

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Sum
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
 from django.urls import reverse
 
-from defectlab.labeling.models import Annotation, Issue, Review, Task, TaskStatus, Verdict
+from defectlab.labeling.models import (
+    Annotation,
+    AnnotationVersion,
+    Issue,
+    Review,
+    Task,
+    TaskStatus,
+    Verdict,
+)
 from defectlab.labeling.proposals import current_fates, fates_by_shape
 from defectlab.labeling.services import is_viewable
 from defectlab.media.services import signed_url
@@ -73,7 +82,9 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
             "review": reverse("task-review", args=[task.pk]),
             "issues": reverse("task-issues", args=[task.pk]),
             "issue": reverse("issue-detail", args=[0]).replace("/0/", "/{id}/"),
+            "versions": reverse("task-annotation-versions", args=[task.pk]),
         },
+        "annotator": _annotator(task) if mode == "review" else None,
         "workspaceUrl": _per_task_url("review" if mode == "review" else "annotate"),
         "configUrl": _per_task_url(f"{mode}_config"),
         "likelyNext": {
@@ -115,6 +126,18 @@ def _predictions(task: Task, annotation: Annotation | None) -> list[dict[str, An
         }
         for prediction in task.predictions.all()[:5]
     ]
+
+
+def _annotator(task: Task) -> dict[str, Any] | None:
+    """Who submitted the work under review and the working time they spent on it: the lead time
+    of the versions they saved (a reviewer's corrections are the reviewer's time, not theirs)."""
+    submitter = task.submitted_by
+    if submitter is None:
+        return None
+    seconds = AnnotationVersion.objects.filter(annotation__task=task, author=submitter).aggregate(
+        total=Sum("lead_time")
+    )["total"]
+    return {"name": submitter.name or submitter.email, "seconds": round(seconds or 0.0)}
 
 
 def _per_task_url(name: str) -> str:

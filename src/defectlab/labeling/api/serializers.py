@@ -294,10 +294,27 @@ class SaveAnnotationSerializer(serializers.Serializer[Any]):
 
 class AnnotationVersionSerializer(serializers.ModelSerializer[AnnotationVersion]):
     proposals = ProposalFateSerializer(source="proposal_fates", many=True, read_only=True)
+    author_name = serializers.SerializerMethodField(
+        help_text="Who saved this version, by name (their email when they gave no name); empty "
+        "when the account is gone."
+    )
 
     class Meta:
         model = AnnotationVersion
-        fields = ["version", "shapes", "tags", "author", "lead_time", "proposals", "created_at"]
+        fields = [
+            "version",
+            "shapes",
+            "tags",
+            "author",
+            "author_name",
+            "lead_time",
+            "proposals",
+            "created_at",
+        ]
+
+    def get_author_name(self, version: AnnotationVersion) -> str:
+        author = version.author
+        return (author.name or author.email) if author is not None else ""
 
 
 class PredictionSerializer(serializers.ModelSerializer[Prediction]):

@@ -73,7 +73,7 @@ class TaskViewSet(
     @action(detail=True, methods=["get"], url_path="annotation/versions")
     def annotation_versions(self, request: Request, pk: str) -> Response:
         task = self.get_object()
-        versions = AnnotationVersion.objects.filter(annotation__task=task)
+        versions = AnnotationVersion.objects.filter(annotation__task=task).select_related("author")
         return Response(AnnotationVersionSerializer(versions, many=True).data)
 
     @extend_schema(methods=["get"], responses=PredictionSerializer(many=True))
