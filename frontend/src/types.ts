@@ -66,8 +66,8 @@ export interface WorkspaceConfig {
   /** The latest rejection comment, shown to the annotator. */
   reviewComment: string | null;
   mode: "annotate" | "review";
-  /** reserve: where to ask for a task to work on now (next-task, or next-review in review mode). */
-  api: { annotation: string; reserve: string; release: string; review: string };
+  /** reserve: where to ask for a task to work on now (next-task, or next-review in review mode); annotationOf: any task's annotation, "{id}" replaced. */
+  api: { annotation: string; reserve: string; release: string; review: string; annotationOf?: string };
   /** URL of this page for another task: "{id}" is replaced. */
   workspaceUrl: string;
   /** URL of this workspace's configuration (JSON) for another task: "{id}" is replaced. */
@@ -77,6 +77,11 @@ export interface WorkspaceConfig {
    * its image can be fetched ahead. The server decides what comes next, and may hand out another.
    */
   likelyNext: { id: number; imageUrl: string | null } | null;
+  /**
+   * The tasks before and after this one in the project's task list (id order), for the previous
+   * / next image keys and for copying the previous image's shapes; null at either end.
+   */
+  neighbours?: { previous: number | null; next: number | null };
   csrfToken: string;
   /** Every user-visible text, translated by the server (keys in web/canvas_strings.py). */
   strings: Record<string, string>;

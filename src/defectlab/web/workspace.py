@@ -11,12 +11,15 @@ from django.urls import reverse
 from defectlab.labeling.models import Annotation, Review, Task, TaskStatus, Verdict
 from defectlab.labeling.proposals import current_fates, fates_by_shape
 from defectlab.labeling.services import is_viewable
+from defectlab.labeling.tasklist import neighbours
 from defectlab.media.services import signed_url
+from defectlab.tenancy.viewsets import acting_user
 from defectlab.web.canvas_strings import canvas_strings
 
 
 def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, Any]:
     project = task.project
+    previous, following = neighbours(task, acting_user(request))
     annotation = Annotation.objects.filter(task=task).first()
     rejection = (
         Review.objects.filter(task=task, verdict=Verdict.REJECT).order_by("-id").first()
@@ -70,6 +73,7 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
             "reserve": reverse(reserve_url, args=[project.pk]),
             "release": reverse("task-release", args=[task.pk]),
             "review": reverse("task-review", args=[task.pk]),
+            "annotationOf": _per_task_url("task-annotation"),
         },
         "workspaceUrl": _per_task_url("review" if mode == "review" else "annotate"),
         "configUrl": _per_task_url(f"{mode}_config"),
@@ -79,6 +83,7 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
         }
         if likely_next
         else None,
+        "neighbours": {"previous": previous, "next": following},
         "csrfToken": get_token(request),
         "strings": canvas_strings(),
     }
