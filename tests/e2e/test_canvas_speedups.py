@@ -66,7 +66,10 @@ def test_shapes_are_copied_from_the_previous_image_in_one_undoable_step(page: An
 
     page.keyboard.press("Control+Shift+V")
     page.wait_for_function("() => window.__defectlabWorkspace.getShapes().length === 3")
-    assert [s["points"] for s in shapes(page)[1:]] == [[[10, 10], [100, 90]], [[600, 400], [640, 480]]]
+    assert [s["points"] for s in shapes(page)[1:]] == [
+        [[10, 10], [100, 90]],
+        [[600, 400], [640, 480]],
+    ]
     expect(page.locator(".dl-notice")).to_contain_text("2 shapes copied")
 
     page.keyboard.press("Control+z")  # one step takes both copies away, the drawn box stays
