@@ -78,7 +78,7 @@ export function captionLimit(view: ViewTransform, width: number, height: number)
 
 /**
  * A shape's number (as the shape list shows it), class name and score in a tag at its top-left
- * corner, in screen space; a shape too narrow for the name gets its number alone.
+ * corner, in screen space.
  */
 export function drawCaption(
 ctx: CanvasRenderingContext2D,
@@ -95,13 +95,11 @@ limit: number,
   const x = Math.min(corners[0][0], corners[1][0]);
   const y = Math.min(corners[0][1], corners[1][1]);
   const w = Math.abs(corners[0][0] - corners[1][0]);
-  let text = number > 0 ? `#${number}` : "";
-  if (strong || w >= 24) {
-    text += ` ${doc.label(shape.label)?.name ?? `#${shape.label}`}`;
-    if (shape.score !== undefined) text += ` ${shape.score.toFixed(2)}`;
-  }
-  text = text.trim();
-  if (!text) return;
+  // A shape too narrow for a caption gets none (selecting it shows one): with many small shapes
+  // on screen every extra text costs frame time.
+  if (!strong && w < 24) return;
+  let text = `${number > 0 ? `#${number} ` : ""}${doc.label(shape.label)?.name ?? `#${shape.label}`}`;
+  if (shape.score !== undefined) text += ` ${shape.score.toFixed(2)}`;
   const tw = ctx.measureText(text).width + 8;
   const ty = captionBottom(y, limit);
   ctx.globalAlpha = strong ? 1 : 0.85;
