@@ -49,6 +49,11 @@ export class ApiClient {
     return this.call<SavedAnnotation>("PUT", this.urls.annotation, body);
   }
 
+  /** Another task's current annotation (read only); null when it has none (204). */
+  annotationOf(url: string): Promise<ApiResult<SavedAnnotation | null>> {
+    return this.call<SavedAnnotation | null>("GET", url);
+  }
+
   /**
    * Ask the server to reserve a task for this person (to label, or to review in review mode) and
    * say which: the one they already hold, else the first in their line. null when none is left (204).
@@ -87,11 +92,10 @@ export class ApiClient {
       response = await this.fetchImpl(url, {
         method,
         credentials: "same-origin",
-        headers: {
-          Accept: "application/json",
-          "Content-Type": "application/json",
-          "X-CSRFToken": this.csrfToken,
-        },
+        headers:
+          method === "GET"
+            ? { Accept: "application/json" }
+            : { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": this.csrfToken },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch {

@@ -88,6 +88,16 @@ export class Stage {
     this.viewChanged();
   }
 
+  /** Zoom to the selected shape, centred with room around it; nothing selected: nothing happens. */
+  zoomToSelection(): boolean {
+    const shape = this.host.doc.selected;
+    if (!shape) return false;
+    this.host.view.fitBox(shape.bbox, this.renderer.width, this.renderer.height);
+    this.viewTouched = true;
+    this.viewChanged();
+    return true;
+  }
+
   rotate(quarterTurns: number): void {
     const { view, config } = this.host;
     view.rotateBy(quarterTurns, [this.renderer.width / 2, this.renderer.height / 2]);

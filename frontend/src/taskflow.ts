@@ -3,9 +3,12 @@
  * (Ctrl+S), submit it (asking once about proposals still undecided), skip it, or give the
  * reviewer's verdict. After submit, skip or a verdict the server reserves the task to work on now
  * and that task opens, or there is none left and the work is done. The likely next task's image
- * is fetched ahead meanwhile, though the server may hand out another.
+ * is fetched ahead meanwhile, though the server may hand out another. The previous / next image
+ * keys open the neighbours in the project's list instead, and the previous image's shapes can be
+ * copied onto this one.
  */
 import type { ApiClient } from "./api";
+import { carryShapes } from "./model/carry";
 import type { ImageHandoff } from "./session";
 import type { TaskStore } from "./taskstore";
 import type { Host } from "./view/host";
@@ -107,6 +110,50 @@ export class TaskFlow {
       await this.moveOn();
     }
     this.setBusy(false);
+  }
+
+  /**
+   * Open the task before (-1) or after (+1) this one in the project's list, saving first when
+   * something changed; a refused save keeps the person here, with the reason.
+   */
+  async openNeighbour(step: -1 | 1): Promise<void> {
+    const neighbours = this.host.config.neighbours;
+    const id = step < 0 ? neighbours?.previous : neighbours?.next;
+    if (this.working) return;
+    if (id === null || id === undefined) {
+      const { t } = this.host;
+      this.host.notify(step < 0 ? t("neighbour.first") : t("neighbour.last"), "info", { id: "neighbour" });
+      return;
+    }
+    this.setBusy(true);
+    if (!this.host.doc.dirty || (await this.store.save(false))) await this.hooks.openTask(id);
+    this.setBusy(false);
+  }
+
+  /**
+   * Copy the previous image's shapes (the task before this one in the list) onto this image as
+   * new shapes, clipped to it: one undo takes them all away again.
+   */
+  async copyPrevious(): Promise<void> {
+    const { t, config, doc } = this.host;
+    const previous = config.neighbours?.previous;
+    if (this.working || config.mode !== "annotate" || !config.api.annotationOf) return;
+    if (previous === null || previous === undefined) {
+      this.host.notify(t("neighbour.first"), "info", { id: "neighbour" });
+      return;
+    }
+    this.setBusy(true);
+    const result = await this.api.annotationOf(config.api.annotationOf.replace("{id}", String(previous)));
+    this.setBusy(false);
+    if (!result.ok) {
+      this.store.explain(result.error, t("error.copy"));
+      return;
+    }
+    const labels = new Set(doc.labels.map((label) => label.id));
+    const shapes = carryShapes(result.data?.shapes ?? [], config.task.width, config.task.height, labels);
+    doc.addShapes(shapes);
+    if (shapes.length) this.host.notify(t("copy.done", { count: shapes.length }), "success", { id: "copy" });
+    else this.host.notify(t("copy.none"), "info", { id: "copy" });
   }
 
   /** Start fetching the likely next task's image, so it is on screen at once if that task comes. */

@@ -99,6 +99,8 @@ export interface WorkspaceConfig {
     issues?: string;
     issue?: string;
     versions?: string;
+    /** Any task's annotation, "{id}" replaced (copying shapes from the previous image). */
+    annotationOf?: string;
   };
   /** Review: who submitted the task and the working time they spent on it (seconds). */
   annotator?: { name: string; seconds: number } | null;
@@ -111,6 +113,11 @@ export interface WorkspaceConfig {
    * its image can be fetched ahead. The server decides what comes next, and may hand out another.
    */
   likelyNext: { id: number; imageUrl: string | null } | null;
+  /**
+   * The tasks before and after this one in the project's task list (id order), for the previous
+   * / next image keys and for copying the previous image's shapes; null at either end.
+   */
+  neighbours?: { previous: number | null; next: number | null };
   csrfToken: string;
   /** Every user-visible text, translated by the server (keys in web/canvas_strings.py). */
   strings: Record<string, string>;

@@ -309,6 +309,20 @@ export class Workspace implements Host {
     this.stage.rotate(quarterTurns);
   }
 
+  zoomToSelection(): boolean {
+    return this.stage.zoomToSelection();
+  }
+
+  /** Save if needed, then open the previous (-1) or next (+1) image in the project's list. */
+  openNeighbour(step: -1 | 1): Promise<void> {
+    return this.flow.openNeighbour(step);
+  }
+
+  /** Copy the previous image's shapes onto this one, clipped to it; one undo takes them away. */
+  copyPrevious(): Promise<void> {
+    return this.flow.copyPrevious();
+  }
+
   undo(): void {
     if (this.modes.mode.kind !== "idle") return;
     this.doc.undo();

@@ -47,7 +47,9 @@ def edge(page: Any, rect: tuple[int, int, int, int]) -> list[list[int]]:
 
 
 def near(pixel: list[int], color: tuple[int, int, int]) -> bool:
-    return pixel[3] > 200 and all(abs(a - b) <= 40 for a, b in zip(pixel[:3], color, strict=False))
+    # A line can fall between device pixels (the view's offset depends on the layout): its
+    # colour holds, its alpha is shared with the next pixel.
+    return pixel[3] > 150 and all(abs(a - b) <= 40 for a, b in zip(pixel[:3], color, strict=False))
 
 
 def test_the_reviewer_sees_who_did_the_work_and_diffs_two_versions(page: Any) -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from defectlab.labeling import services, workflow
+from defectlab.labeling import services, tasklist, workflow
 from defectlab.labeling.models import Annotation, Label, Project, Task, TaskStatus
 from defectlab.params import encode_cursor
 from defectlab.tenancy.models import AuditEvent, Role, User
@@ -588,3 +588,25 @@ def test_a_forged_sort_cursor_is_refused(tenant: Tenant) -> None:
         tasks_url(tenant.project), {"sort": "file_name", "cursor": forged}
     )
     assert response.status_code == 400
+
+
+def test_neighbours_are_the_tasks_before_and_after_in_the_project_list(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    first, middle, last = tenant.tasks
+    annotator = tenant.user(Role.ANNOTATOR)
+    # The other project's tasks come later (larger ids) but are not in this list.
+    assert other_tenant.tasks[0].pk > last.pk
+    assert tasklist.neighbours(first, annotator) == (None, middle.pk)
+    assert tasklist.neighbours(middle, annotator) == (first.pk, last.pk)
+    assert tasklist.neighbours(last, annotator) == (middle.pk, None)
+    # A gap left by a deleted task is stepped over.
+    services.delete_task(middle)
+    assert tasklist.neighbours(last, annotator) == (first.pk, None)
+
+
+def test_someone_outside_the_organization_gets_no_neighbours(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    outsider = other_tenant.user(Role.OWNER)
+    assert tasklist.neighbours(tenant.tasks[1], outsider) == (None, None)

@@ -68,6 +68,8 @@ def test_workspace_config_carries_the_task_schema_annotation_and_predictions(
     assert config["configUrl"] == "/tasks/{id}/annotate/config/"
     assert config["likelyNext"]["id"] == tenant.tasks[1].pk
     assert config["likelyNext"]["imageUrl"].startswith("/media/")
+    assert config["neighbours"] == {"previous": None, "next": tenant.tasks[1].pk}
+    assert config["api"]["annotationOf"] == "/api/tasks/{id}/annotation/"
 
 
 def test_the_workspace_config_comes_as_json_for_in_place_switching(tenant: Tenant) -> None:

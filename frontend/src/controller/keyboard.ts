@@ -65,6 +65,10 @@ export class Keyboard {
     ["_", always(() => this.host.zoomBy(0.8))],
     ["−", always(() => this.host.zoomBy(0.8))],
     ["?", always(() => this.host.toggleHelp())],
+    [",", always(() => this.host.openNeighbour(-1))],
+    [".", always(() => this.host.openNeighbour(1))],
+    ["PageUp", always(() => this.host.openNeighbour(-1))],
+    ["PageDown", always(() => this.host.openNeighbour(1))],
     ["/", always(() => this.host.focusSearch())],
   ]);
 
@@ -98,6 +102,7 @@ export class Keyboard {
     if (lower === "z" && event.shiftKey) host.redo();
     else if (lower === "z") host.undo();
     else if (lower === "y") host.redo();
+    else if (lower === "v" && event.shiftKey && host.config.mode === "annotate") host.copyPrevious();
     else if (lower === "s") host.save();
     else if (event.key === "Enter") {
       if (host.config.mode === "review") host.review("approve");
@@ -213,6 +218,10 @@ export class Keyboard {
       case "i":
         if (shift || host.config.mode !== "review") return false;
         host.startIssue?.();
+        return true;
+      case "z":
+        if (shift) return false;
+        host.zoomToSelection();
         return true;
       case "r":
         host.rotate(shift ? -1 : 1);

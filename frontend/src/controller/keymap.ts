@@ -45,6 +45,7 @@ export const SHORTCUTS: ShortcutGroup[] = [
       { keys: [["L"]], action: msg("help.lock") },
       { keys: [["Ctrl", "Z"]], action: msg("help.undo") },
       { keys: [["Ctrl", "Shift", "Z"], ["Ctrl", "Y"]], action: msg("help.redo") },
+      { keys: [["Ctrl", "Shift", "V"]], action: msg("help.copyPrevious"), only: "annotate" },
     ],
   },
   {
@@ -62,6 +63,7 @@ export const SHORTCUTS: ShortcutGroup[] = [
       { keys: [["@key.wheel"]], action: msg("help.zoomCursor") },
       { keys: [["+"], ["−"]], action: msg("help.zoomKeys") },
       { keys: [["F"]], action: msg("help.fit") },
+      { keys: [["Z"]], action: msg("help.zoomSelection") },
       { keys: [["R"], ["Shift", "R"]], action: msg("help.rotate") },
       { keys: [["@key.space", "@key.drag"], ["@key.middleDrag"]], action: msg("help.pan") },
       { keys: [["/"]], action: msg("help.search") },
@@ -74,6 +76,7 @@ export const SHORTCUTS: ShortcutGroup[] = [
       { keys: [["Ctrl", "Enter"]], action: msg("help.submit"), only: "annotate" },
       { keys: [["Ctrl", "Enter"]], action: msg("help.approve"), only: "review" },
       { keys: [["I"]], action: msg("help.issue"), only: "review" },
+      { keys: [[","], ["."], ["PageUp"], ["PageDown"]], action: msg("help.neighbour") },
       { keys: [["?"]], action: msg("help.help") },
     ],
   },

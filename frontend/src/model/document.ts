@@ -246,6 +246,20 @@ export class AnnotationDocument {
     return shape;
   }
 
+  /** Add several shapes as one step: one undo takes them all away again. */
+  addShapes(inits: { type: ShapeType; points: Point[]; label: number; attributes?: Record<string, string> }[]): Shape[] {
+    const added = inits.map((init) =>
+      this.create({ ...init, attributes: this.defaultAttributes(init.label, init.attributes), id: newShapeId() }, null),
+    );
+    if (added.length === 0) return added;
+    const index = this.shapes.length;
+    this.execute({
+      apply: (doc) => added.forEach((shape, k) => doc.insert(shape, index + k)),
+      revert: (doc) => added.forEach((shape) => doc.detach(shape)),
+    });
+    return added;
+  }
+
   removeShapes(uids: number[]): void {
     const entries = uids
       .map((uid) => this.byUid.get(uid))
@@ -531,6 +545,18 @@ export class AnnotationDocument {
 export function newShapeId(): string {
   const random = globalThis.crypto?.randomUUID?.().replace(/-/g, "").slice(0, 12);
   return `s${random ?? Math.random().toString(36).slice(2, 14)}${Date.now().toString(36)}`;
+}
+
+/**
+ * Every shape's number as the shape list shows it (from 1): the annotation's shapes and the
+ * proposals are numbered apart, in list order. One pass, for drawing many numbers at once.
+ */
+export function shapeNumbers(shapes: readonly Shape[]): Map<number, number> {
+  const numbers = new Map<number, number>();
+  let accepted = 0;
+  let proposed = 0;
+  for (const shape of shapes) numbers.set(shape.uid, shape.proposal ? ++proposed : ++accepted);
+  return numbers;
 }
 
 /** What makes an accepted proposal "changed": its geometry, class or attributes (not the score). */

@@ -100,6 +100,21 @@ export class ViewTransform {
     this.pin([imageWidth / 2, imageHeight / 2], [viewWidth / 2, viewHeight / 2]);
   }
 
+  /**
+   * Zoom and centre on an image-space box (a shape), `margin` screen px around it. A box only a
+   * few pixels wide is padded to `minSize` image px, so a speck does not fill the screen.
+   */
+  fitBox(box: BBox, viewWidth: number, viewHeight: number, margin = 48, minSize = 24): void {
+    const w = Math.max(minSize, box.maxX - box.minX);
+    const h = Math.max(minSize, box.maxY - box.minY);
+    const sideways = this.rotation === 90 || this.rotation === 270;
+    const availableW = Math.max(1, viewWidth - 2 * margin);
+    const availableH = Math.max(1, viewHeight - 2 * margin);
+    const scale = Math.min(availableW / (sideways ? h : w), availableH / (sideways ? w : h));
+    this.scale = Math.min(MAX_SCALE, Math.max(MIN_SCALE, scale));
+    this.pin([(box.minX + box.maxX) / 2, (box.minY + box.maxY) / 2], [viewWidth / 2, viewHeight / 2]);
+  }
+
   /** The part of the image plane a viewport shows, as an image-space box (exact: rotations are right angles). */
   visibleRect(viewWidth: number, viewHeight: number): BBox {
     const corners = [

@@ -57,7 +57,29 @@ export function contrastText(color: string): string {
   return luminance > 0.55 ? "#000" : "#fff";
 }
 
-/** A shape's class name (and score) in a tag above its top-left corner, in screen space. */
+/** The caption tag's height, in screen px. */
+export const CAPTION_HEIGHT = 17;
+
+/**
+ * Where a caption's bottom edge goes: just above the shape's top (`shapeTop`), unless that would
+ * put it above `limit` (the image's top edge on screen, or the view's): then inside the shape,
+ * under its top edge (or under the limit when the shape's top is beyond it), so it is never clipped.
+ */
+export function captionBottom(shapeTop: number, limit: number): number {
+  if (shapeTop - CAPTION_HEIGHT >= limit) return shapeTop;
+  return Math.max(shapeTop, limit) + CAPTION_HEIGHT;
+}
+
+/** The topmost screen y of the image (any rotation), or of the view when that is lower. */
+export function captionLimit(view: ViewTransform, width: number, height: number): number {
+  const corners = [view.toScreen([0, 0]), view.toScreen([width, 0]), view.toScreen([0, height]), view.toScreen([width, height])];
+  return Math.max(0, Math.min(...corners.map((p) => p[1])));
+}
+
+/**
+ * A shape's number (as the shape list shows it), class name and score in a tag at its top-left
+ * corner, in screen space.
+ */
 export function drawCaption(
 ctx: CanvasRenderingContext2D,
 view: ViewTransform,
@@ -65,20 +87,24 @@ doc: AnnotationDocument,
 shape: Shape,
 color: string,
 strong: boolean,
+number: number,
+limit: number,
 ): void {
   const b = shape.bbox;
   const corners = [view.toScreen([b.minX, b.minY]), view.toScreen([b.maxX, b.maxY])];
   const x = Math.min(corners[0][0], corners[1][0]);
   const y = Math.min(corners[0][1], corners[1][1]);
   const w = Math.abs(corners[0][0] - corners[1][0]);
+  // A shape too narrow for a caption gets none (selecting it shows one): with many small shapes
+  // on screen every extra text costs frame time.
   if (!strong && w < 24) return;
-  let text = doc.label(shape.label)?.name ?? `#${shape.label}`;
+  let text = `${number > 0 ? `#${number} ` : ""}${doc.label(shape.label)?.name ?? `#${shape.label}`}`;
   if (shape.score !== undefined) text += ` ${shape.score.toFixed(2)}`;
   const tw = ctx.measureText(text).width + 8;
-  const ty = y < 18 ? y + 18 : y;
+  const ty = captionBottom(y, limit);
   ctx.globalAlpha = strong ? 1 : 0.85;
   ctx.fillStyle = color;
-  ctx.fillRect(x, ty - 17, tw, 17);
+  ctx.fillRect(x, ty - CAPTION_HEIGHT, tw, CAPTION_HEIGHT);
   ctx.globalAlpha = 1;
   ctx.fillStyle = contrastText(color);
   ctx.fillText(text, x + 4, ty - 2);

@@ -30,6 +30,12 @@ export interface Host {
   /** The view was panned or zoomed directly (wheel, drag): redraw, and stop auto-fitting. */
   viewMoved(): void;
   fit(): void;
+  /** Zoom to the selected shape; false when none is selected. */
+  zoomToSelection(): boolean;
+  /** Save if needed, then open the task before (-1) or after (+1) this one in the list. */
+  openNeighbour(step: -1 | 1): void;
+  /** Add the previous image's shapes to this one, clipped to it (one undo step). */
+  copyPrevious(): void;
   rotate(quarterTurns: number): void;
   undo(): void;
   redo(): void;

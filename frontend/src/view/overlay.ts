@@ -15,10 +15,12 @@ export interface Frame {
   height: number;
   /** The shape drawn here instead of on the shapes layer (selected, or being edited). */
   activeUid: number | null;
+  /** Captions stay below this screen y (the image's top edge, or the view's). */
+  captionLimit: number;
 }
 
 export class OverlayPainter {
-  private frame: Frame = { dpr: 1, width: 0, height: 0, activeUid: null };
+  private frame: Frame = { dpr: 1, width: 0, height: 0, activeUid: null, captionLimit: 0 };
   /** A shape to highlight for a moment (its class was just changed), or null. */
   flashUid: number | null = null;
 
@@ -101,7 +103,7 @@ export class OverlayPainter {
     }
     ctx.font = CAPTION_FONT;
     ctx.textBaseline = "bottom";
-    drawCaption(ctx, this.view, this.doc, shape, color, true);
+    drawCaption(ctx, this.view, this.doc, shape, color, true, this.doc.ordinal(shape.uid), this.frame.captionLimit);
     this.applyView(ctx);
   }
 

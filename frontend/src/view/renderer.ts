@@ -5,9 +5,9 @@
  * by a margin, so a pan within it only moves them (a CSS transform) instead of redrawing; a zoom
  * redraws them, once per frame.
  */
-import type { AnnotationDocument, Shape } from "../model/document";
+import { type AnnotationDocument, type Shape, shapeNumbers } from "../model/document";
 import { bboxIntersects } from "../model/geometry";
-import { CAPTION_FONT, drawCaption, outline, safeColor, tracePath, tracePoints } from "./draw";
+import { CAPTION_FONT, captionLimit, drawCaption, outline, safeColor, tracePath, tracePoints } from "./draw";
 import { OverlayPainter } from "./overlay";
 import type { ModeMachine } from "../model/modes";
 import type { ViewTransform } from "../model/transform";
@@ -505,10 +505,13 @@ export class Renderer {
     ctx.setTransform(this.dpr, 0, 0, this.dpr, offset * this.dpr, offset * this.dpr);
     ctx.font = CAPTION_FONT;
     ctx.textBaseline = "bottom";
+    // Numbered as the shape list numbers them, so "#1 is a scratch" points at one shape.
+    const numbers = shapeNumbers(this.doc.shapes);
+    const limit = captionLimit(this.view, this.imageSize.width, this.imageSize.height);
     for (const group of this.groups.values()) {
       for (const list of [group.boxes, group.filled, group.proposals, group.points]) {
         for (const shape of list) {
-          if (shape.uid !== skip) drawCaption(ctx, this.view, this.doc, shape, group.color, false);
+          if (shape.uid !== skip) drawCaption(ctx, this.view, this.doc, shape, group.color, false, numbers.get(shape.uid) ?? 0, limit);
         }
       }
     }
@@ -524,6 +527,6 @@ export class Renderer {
   private drawOverlay(): void {
     const ctx = this.begin("overlay");
     if (!ctx) return;
-    this.overlay.paint(ctx, { dpr: this.dpr, width: this.width, height: this.height, activeUid: this.activeUid() });
+    this.overlay.paint(ctx, { dpr: this.dpr, width: this.width, height: this.height, activeUid: this.activeUid(), captionLimit: captionLimit(this.view, this.imageSize.width, this.imageSize.height) });
   }
 }

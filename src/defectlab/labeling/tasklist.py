@@ -26,6 +26,8 @@ from defectlab.params import (
     query_int,
 )
 from defectlab.tenancy.models import User
+from defectlab.tenancy.roles import Can, allows
+from defectlab.tenancy.services import role_in
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,18 @@ def _tasks_in_order(
     if after is not None:
         queryset = queryset.filter(id__lt=after) if descending else queryset.filter(id__gt=after)
     return list(queryset.order_by("-id" if descending else "id")[:count])
+
+
+def neighbours(task: Task, user: User) -> tuple[int | None, int | None]:
+    """The ids of the tasks just before and after ``task`` in its project's list (id order, as
+    the project page lists them), for stepping from image to image; (None, None) for someone
+    whose role may not see the project's tasks. Each is one step along the (project, id) index."""
+    if not allows(role_in(user, task.organization_id), Can.VIEW):
+        return None, None
+    siblings = Task.objects.filter(project_id=task.project_id).values_list("id", flat=True)
+    previous = siblings.filter(id__lt=task.pk).order_by("-id").first()
+    following = siblings.filter(id__gt=task.pk).order_by("id").first()
+    return previous, following
 
 
 COUNT_CAP = 10_000  # beyond this a count would scan too much to answer at once: "10,000+"

@@ -20,12 +20,15 @@ from defectlab.labeling.models import (
 )
 from defectlab.labeling.proposals import current_fates, fates_by_shape
 from defectlab.labeling.services import is_viewable
+from defectlab.labeling.tasklist import neighbours
 from defectlab.media.services import signed_url
+from defectlab.tenancy.viewsets import acting_user
 from defectlab.web.canvas_strings import canvas_strings
 
 
 def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, Any]:
     project = task.project
+    previous, following = neighbours(task, acting_user(request))
     annotation = Annotation.objects.filter(task=task).first()
     rejection = (
         Review.objects.filter(task=task, verdict=Verdict.REJECT).order_by("-id").first()
@@ -83,6 +86,7 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
             "issues": reverse("task-issues", args=[task.pk]),
             "issue": reverse("issue-detail", args=[0]).replace("/0/", "/{id}/"),
             "versions": reverse("task-annotation-versions", args=[task.pk]),
+            "annotationOf": _per_task_url("task-annotation"),
         },
         "annotator": _annotator(task) if mode == "review" else None,
         "workspaceUrl": _per_task_url("review" if mode == "review" else "annotate"),
@@ -93,6 +97,7 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
         }
         if likely_next
         else None,
+        "neighbours": {"previous": previous, "next": following},
         "csrfToken": get_token(request),
         "strings": canvas_strings(),
     }
