@@ -263,3 +263,48 @@ def test_a_store_that_is_unavailable_is_retried_until_the_limit(
     assert job.state == JobState.FAILED and job.attempts == 2
     assert job.error == "The storage is not answering; try again in 30 seconds."
     assert isinstance(behaviour["fail"], Unavailable) and behaviour["fail"].status == 503
+
+
+def test_a_script_waits_for_a_job_with_one_request(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``?wait=`` holds the answer until the job has ended; the sleeps between looks are where
+    the worker would finish it (here: the second look finds it done)."""
+    from defectlab.jobs import api as jobs_api
+    from tests.conftest import client_for
+
+    owner = tenant.user(Role.OWNER)
+    job = Job.objects.create(organization=tenant.organization, kind="export", started_by=owner)
+    looks: list[float] = []
+
+    def worker_meanwhile(seconds: float) -> None:
+        looks.append(seconds)
+        if len(looks) == 2:
+            Job.objects.filter(pk=job.pk).update(state=JobState.SUCCEEDED, result={"key": "k"})
+
+    monkeypatch.setattr(jobs_api.time, "sleep", worker_meanwhile)
+    client = client_for(owner)
+    answer = client.get(f"/api/jobs/{job.pk}/", {"wait": 30}).json()
+    assert answer["state"] == "succeeded" and len(looks) == 2
+    looks.clear()
+    assert client.get(f"/api/jobs/{job.pk}/", {"wait": 30}).json()["state"] == "succeeded"
+    assert looks == []  # an ended job answers at once
+    assert client.get(f"/api/jobs/{job.pk}/").json()["state"] == "succeeded"
+
+
+def test_a_wait_ends_with_the_job_as_it_is_when_the_time_is_up(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from defectlab.jobs import api as jobs_api
+    from tests.conftest import client_for
+
+    owner = tenant.user(Role.OWNER)
+    job = Job.objects.create(organization=tenant.organization, kind="export", started_by=owner)
+    clock = [0.0]
+    monkeypatch.setattr(jobs_api.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(
+        jobs_api.time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds)
+    )
+    answer = client_for(owner).get(f"/api/jobs/{job.pk}/", {"wait": 500}).json()
+    assert answer["state"] == "queued"
+    assert clock[0] == jobs_api.MAX_WAIT  # capped at a minute, however long was asked

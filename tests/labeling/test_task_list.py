@@ -13,7 +13,7 @@ from defectlab.labeling import services, tasklist, workflow
 from defectlab.labeling.models import Annotation, Label, Project, Task, TaskStatus
 from defectlab.params import encode_cursor
 from defectlab.tenancy.models import AuditEvent, Role, User
-from tests.conftest import Tenant, box, client_for
+from tests.conftest import Tenant, annotate, box, client_for
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -270,7 +270,10 @@ def test_a_cursor_beyond_any_database_id_ends_the_walk_rather_than_failing(
     response = client.get(tasks_url(tenant.project), {"cursor": encode_cursor(last_id)})
 
     assert response.status_code != 500
-    assert response.status_code == 400 or response.json() == {"results": [], "next_cursor": None}
+    assert response.status_code == 400 or (
+        response.json()["results"],
+        response.json()["next_cursor"],
+    ) == ([], None)
 
 
 def test_page_size_is_capped_at_200(tenant: Tenant) -> None:
@@ -610,3 +613,15 @@ def test_someone_outside_the_organization_gets_no_neighbours(
 ) -> None:
     outsider = other_tenant.user(Role.OWNER)
     assert tasklist.neighbours(tenant.tasks[1], outsider) == (None, None)
+
+
+def test_a_page_of_the_task_list_says_how_many_tasks_match(tenant: Tenant) -> None:
+    annotate(tenant, tenant.tasks[0])
+    api = client_for(tenant.user(Role.MANAGER))
+    everything = api.get(tasks_url(tenant.project), {"page_size": 1}).json()
+    assert (everything["total"], everything["total_capped"]) == (len(tenant.tasks), False)
+    assert len(everything["results"]) == 1  # the total is of all pages, not this one
+    submitted = api.get(tasks_url(tenant.project), {"status": "submitted"}).json()
+    assert submitted["total"] == 1
+    unlabeled = api.get(tasks_url(tenant.project), {"has_annotation": "false"}).json()
+    assert unlabeled["total"] == len(tenant.tasks) - 1

@@ -3,6 +3,7 @@ import's per-address results: ``transfer.api.jobs``.)"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.db.models import QuerySet
@@ -25,6 +26,8 @@ from defectlab.schema import page_serializer
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 PAGE = 50
+MAX_WAIT = 60  # seconds `?wait=` may hold a request
+POLL = 0.25  # seconds between looks at a job being waited for
 
 
 def job_rate(job: Job) -> float | None:
@@ -86,6 +89,26 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
         if self.action in ("cancel", "retry"):
             services.require_steer(self.request.user, job)
         return job
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "wait",
+                int,
+                description=f"Seconds (at most {MAX_WAIT}) to hold the answer until the job has "
+                "ended: a script follows a job with one request at a time instead of polling.",
+            )
+        ]
+    )
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The job: its state, progress, result or error."""
+        job = self.get_object()
+        wait = min(max(query_int(request.query_params, "wait") or 0, 0), MAX_WAIT)
+        deadline = time.monotonic() + wait
+        while not job.finished and time.monotonic() < deadline:
+            time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
+            job.refresh_from_db()
+        return Response(JobSerializer(job).data)
 
     @extend_schema(
         parameters=[

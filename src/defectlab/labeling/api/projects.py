@@ -147,10 +147,14 @@ class ProjectViewSet(
     @action(detail=True, methods=["get"])
     def tasks(self, request: Request, pk: str) -> Response:
         project = self.get_object()
-        page, next_cursor = tasklist.task_page(project, request.query_params, acting_user(request))
+        user = acting_user(request)
+        page, next_cursor = tasklist.task_page(project, request.query_params, user)
+        total, more = tasklist.task_count(project, request.query_params, user)
         return Response(
             {
                 "results": task_rows(page),
                 "next_cursor": next_cursor,
+                "total": total,
+                "total_capped": more,
             }
         )

@@ -21,6 +21,7 @@ from defectlab.labeling.models import (
     Review,
     Task,
 )
+from defectlab.labeling.tasklist import COUNT_CAP
 from defectlab.media.services import signed_url
 from defectlab.schema import documented_field
 from defectlab.tenancy.models import Membership, Organization, User
@@ -255,6 +256,12 @@ def task_rows(tasks: list[Task]) -> list[dict[str, Any]]:
 class TaskPageSerializer(serializers.Serializer[Any]):
     results = TaskSerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True)
+    total = serializers.IntegerField(
+        help_text="How many tasks the filters match (from the stored counters when they answer)."
+    )
+    total_capped = serializers.BooleanField(
+        help_text=f"True when more than `total` match: counting stops at {COUNT_CAP:,}."
+    )
 
 
 class AnnotationSerializer(serializers.ModelSerializer[Annotation]):
