@@ -118,24 +118,30 @@ class ImageRef:
         its header is longer); None when the bytes are no image Pillow knows."""
         if self.kind == "url":
             head = fetch_referenced_head(organization_id, self.location, timeout=timeout)
-            size = image_size(head)
-            if size is None and len(head) >= HEAD_BYTES:
-                size = image_size(self.read(organization_id, timeout=timeout))
-            return size
+            return _size_of(head, lambda: self.read(organization_id, timeout=timeout))
         if self.kind == "stored":
             with default_storage().open(self.location) as file:
                 return image_size(file.read(settings.MAX_UPLOAD_MB * MB))
         storage = shared_storage(self.connection(organization_id))
+
+        def whole() -> bytes:
+            with storage.open(self.location) as file:
+                return file.read(settings.MAX_UPLOAD_MB * MB)
+
         try:
             with storage.open_range(self.location, 0, HEAD_BYTES - 1) as file:
-                head = file.read()
-            size = image_size(head)
-            if size is None and len(head) >= HEAD_BYTES:
-                with storage.open(self.location) as file:
-                    size = image_size(file.read(settings.MAX_UPLOAD_MB * MB))
+                return _size_of(file.read(), whole)
         except (BotoCoreError, ClientError) as error:
             raise OSError(storage_failure(error, storage).message) from error
-        return size
+
+
+def _size_of(head: bytes, whole: Callable[[], bytes]) -> tuple[int, int] | None:
+    """The size from an image's first bytes; from ``whole()`` only when they were all the header
+    (a header longer than ``HEAD_BYTES``)."""
+    size = image_size(head)
+    if size is None and len(head) >= HEAD_BYTES:
+        size = image_size(whole())
+    return size
 
 
 def s3_resolver(project_id: int) -> Callable[[str], ImageRef | None]:
