@@ -119,6 +119,22 @@ def test_the_sdk_round_trip(server: Server, tmp_path: Path) -> None:
     client.close()
 
 
+def test_a_failing_upload_batch_says_what_landed_before_it(server: Server, tmp_path: Path) -> None:
+    with signed_in(server) as client:
+        project = client.projects.create(client.organizations.create("Acme"), "Panels")
+        for number, spot in enumerate(SPOTS[:3]):
+            defect_image(tmp_path / f"a{number}.png", spot)
+        (tmp_path / "b_broken.png").write_bytes(b"not a png at all")
+        defect_image(tmp_path / "c.png", SPOTS[3])
+        with pytest.raises(ApiError) as failed:
+            client.tasks.upload(project, [tmp_path], batch_files=2)
+    error = failed.value
+    assert error.status == 400 and "b_broken.png" in error.message
+    assert error.uploaded.created == 2  # a0, a1; the batch a2 + b_broken.png landed not at all
+    assert [path.name for path in error.remaining] == ["a2.png", "b_broken.png", "c.png"]
+    assert sorted(Task.objects.values_list("file_name", flat=True)) == ["a0.png", "a1.png"]
+
+
 def test_errors_carry_the_servers_code_message_and_status(server: Server) -> None:
     with signed_in(server) as client:
         errors_of(client, server)

@@ -34,6 +34,10 @@ class ApiError(Exception):
         self.method = method
         self.url = url
         self.retry_after = retry_after
+        # Set by ``client.tasks.upload`` when a batch fails: what landed before it, and the
+        # files not uploaded (the failing batch first).
+        self.uploaded: Any = None
+        self.remaining: list[Any] = []
 
     def __str__(self) -> str:
         where = f" ({self.method} {self.url})" if self.method else ""

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from defectlab.client.errors import ApiError
 from defectlab.client.progress import ProgressBar
 from defectlab.client.transport import Transport, pages
 from defectlab.client.types import (
@@ -256,19 +257,26 @@ class Tasks(Resource):
     ) -> UploadResult:
         """Upload image files and folders of them (walked recursively; JPEG, PNG, BMP, TIFF and
         zip archives) in batches of at most ``batch_files`` files and about ``batch_bytes``.
-        Each batch lands whole or not at all; an error stops at the failing batch, and the
-        batches before it stay."""
+        Each batch lands whole or not at all; an error stops at the failing batch (the
+        server's message names the file), and the batches before it stay: the ApiError's
+        ``uploaded`` is the UploadResult of those, ``remaining`` the files not uploaded."""
         files = sorted_files(paths)
-        created, tasks = 0, []
+        created = 0
+        tasks: builtins.list[Task] = []
         bar = ProgressBar("Uploading", unit="files") if progress else None
         try:
             for done, batch in batches(files, batch_files, batch_bytes):
-                answer = self._t.call(
-                    "POST",
-                    f"/api/projects/{id_of(project)}/upload/",
-                    body=multipart(batch, "files"),
-                    timeout=600,
-                )
+                try:
+                    answer = self._t.call(
+                        "POST",
+                        f"/api/projects/{id_of(project)}/upload/",
+                        body=multipart(batch, "files"),
+                        timeout=600,
+                    )
+                except ApiError as error:
+                    error.uploaded = UploadResult(created=created, tasks=tasks)
+                    error.remaining = files[done - len(batch) :]
+                    raise
                 created += int(answer["created"])
                 tasks += [parse(Task, row) for row in answer["tasks"]]
                 if bar is not None:
