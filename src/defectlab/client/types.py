@@ -168,7 +168,7 @@ class Job:
     state: JobState = "queued"
     done: int = 0
     failed: int = 0
-    total: int = 0
+    total: int | None = None  # None until the job knows it
     rate: float | None = None
     error: str = ""
     result: dict[str, Any] = field(default_factory=dict)
