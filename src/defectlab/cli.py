@@ -17,7 +17,27 @@ def _django() -> None:
     django.setup()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The command group. Commands named in ``lazy`` are imported when they are run or listed,
+    not with the group: ``remote`` brings the SDK and httpx, which the server's own processes
+    (``serve``, ``worker``) have no use for."""
+
+    lazy = {"remote": "defectlab.client.cli:remote"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            import importlib
+
+            module, _sep, attribute = self.lazy[name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="defectlab")
 def main() -> None:
     """DefectLab: label defect images, review them, export datasets and serve detectors.
