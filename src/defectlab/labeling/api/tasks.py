@@ -3,7 +3,7 @@ one back; and the issues themselves (resolve, reopen)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -26,6 +26,19 @@ from defectlab.tenancy.services import require
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 
+@extend_schema_view(
+    retrieve=extend_schema(
+        description="One task: its image's file name and size, status, assignee, lock, and "
+        "signed `image_url` / `thumbnail_url`."
+    ),
+    update=extend_schema(description='Assign the task (managers): `{"assignee": id | null}`.'),
+    partial_update=extend_schema(
+        description='Assign the task (managers): `{"assignee": id | null}`.'
+    ),
+    destroy=extend_schema(
+        description="Delete the task with its annotations and stored image (managers)."
+    ),
+)
 class TaskViewSet(
     mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet
 ):
@@ -72,13 +85,23 @@ class TaskViewSet(
     @extend_schema(responses=AnnotationVersionSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="annotation/versions")
     def annotation_versions(self, request: Request, pk: str) -> Response:
+        """Every saved version of the task's annotation, newest first, with its author, time
+        spent and the proposals' fates decided up to it."""
         task = self.get_object()
         versions = AnnotationVersion.objects.filter(annotation__task=task).select_related("author")
         return Response(AnnotationVersionSerializer(versions, many=True).data)
 
-    @extend_schema(methods=["get"], responses=PredictionSerializer(many=True))
     @extend_schema(
-        methods=["post"], request=PredictionSerializer, responses={201: PredictionSerializer}
+        methods=["get"],
+        responses=PredictionSerializer(many=True),
+        description="The model predictions stored on the task.",
+    )
+    @extend_schema(
+        methods=["post"],
+        request=PredictionSerializer,
+        responses={201: PredictionSerializer},
+        description='Store a model\'s proposals on the task (managers): `{"model_name", '
+        '"model_version", "shapes"}`; shapes may carry a `score`.',
     )
     @action(detail=True, methods=["get", "post"])
     def predictions(self, request: Request, pk: str) -> Response:
