@@ -108,5 +108,9 @@ class AllowedNetworkViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, Ten
         )
         return Response(AllowedNetworkSerializer(entry).data, status=status.HTTP_201_CREATED)
 
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Remove an allowlist entry (admins): what only it let through is refused from now on."""
+        return super().destroy(request, *args, **kwargs)
+
     def perform_destroy(self, instance: AllowedNetwork) -> None:
         remove_allowed_network(instance, acting_user(self.request))

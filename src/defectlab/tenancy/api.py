@@ -239,6 +239,10 @@ class AccountViewSet(viewsets.ViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_view(
+    list=extend_schema(description="Your personal API tokens, newest first (never their keys)."),
+    destroy=extend_schema(description="Revoke one of your tokens: it stops working at once."),
+)
 class ApiTokenViewSet(
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
@@ -255,6 +259,9 @@ class ApiTokenViewSet(
 
     @extend_schema(request=ApiTokenSerializer, responses={201: NewApiTokenSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Create a token, `{"name", "expires_at"?}`: the answer carries its `key` (`dl_…`)
+        this once; send it as `Authorization: Bearer dl_…`. It acts as you in every
+        organization you belong to."""
         form = ApiTokenSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         user = acting_user(request)
