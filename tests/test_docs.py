@@ -112,3 +112,53 @@ def test_the_architecture_page_draws_the_layers_the_lint_contract_enforces() -> 
             assert (SOURCE.parent / module.strip().replace(".", "/")).exists() or (
                 SOURCE.parent / (module.strip().replace(".", "/") + ".py")
             ).exists(), f"the contract names {module.strip()}, which does not exist"
+
+
+def api_operations() -> list[str]:
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return [
+        f"{method.upper()} {path}"
+        for path, item in schema["paths"].items()
+        for method in item
+        if method in ("get", "put", "post", "patch", "delete")
+    ]
+
+
+def test_every_operation_in_the_schema_is_in_the_api_docs() -> None:
+    """docs/api.md names every operation as `METHOD /api/path/` (with `{id}` placeholders, as
+    the schema writes them)."""
+    api_docs = (ROOT / "docs" / "api.md").read_text()
+    operations = api_operations()
+    assert "POST /api/projects/{id}/export/" in operations
+    missing = [operation for operation in operations if operation not in api_docs]
+    assert not missing, f"say what these do in docs/api.md: {missing}"
+
+
+def test_the_api_docs_give_every_export_format_and_option_with_its_true_default() -> None:
+    """The export options the schema documents are the ones the export takes, and docs/api.md's
+    tables name every format and every option with the default the export applies."""
+    from defectlab.datasets import FORMATS
+    from defectlab.transfer.api.serializers import ExportOptionsSerializer
+    from defectlab.transfer.exports import clean_options
+
+    api_docs = (ROOT / "docs" / "api.md").read_text()
+    exports = api_docs[api_docs.index("### Exports") :]
+    exports = exports[: exports.index("\n### ")]
+    defaults = clean_options({"format": "yolo"})
+    documented = ExportOptionsSerializer().fields
+    assert set(documented) == set(defaults), "the schema's export options are the export's"
+    for name in FORMATS:
+        assert f"| `{name}` |" in exports, f"docs/api.md: add the export format `{name}`"
+        assert f"`{name}`" in str(documented["format"].help_text), f"schema: format `{name}`"
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", exports, re.M))
+    for name, value in defaults.items():
+        assert name in rows, f"docs/api.md: add the export option `{name}`"
+        if name == "format":
+            continue
+        if name == "split":
+            assert value == {} and "every task in `train`" in rows[name]
+            continue
+        assert rows[name].strip() == f"`{json.dumps(value)}`", f"the default of `{name}`"
+        assert documented[name].default == value, f"the schema's default of `{name}`"

@@ -308,3 +308,58 @@ def test_a_wait_ends_with_the_job_as_it_is_when_the_time_is_up(
     answer = client_for(owner).get(f"/api/jobs/{job.pk}/", {"wait": 500}).json()
     assert answer["state"] == "queued"
     assert clock[0] == jobs_api.MAX_WAIT  # capped at a minute, however long was asked
+
+
+def test_an_export_is_one_call_plus_a_wait(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    """What docs/api.md shows a script doing: POST the export (202, the job), GET the job with
+    ``?wait=`` (the worker finishes it meanwhile: here, in the first sleep between looks), then
+    GET the job's ``download_url``: the zip, with the images in it (the default)."""
+    import io
+    import zipfile
+
+    from defectlab.jobs import api as jobs_api
+    from tests.conftest import annotate, client_for
+
+    for task in tenant.tasks:
+        annotate(tenant, task)
+    client = client_for(tenant.user(Role.MANAGER))
+    with django_capture_on_commit_callbacks(execute=False):
+        started = client.post(
+            f"/api/projects/{tenant.project.pk}/export/", {"format": "yolo"}, format="json"
+        )
+    assert started.status_code == 202
+    job = started.json()
+    assert job["state"] == "queued" and job["download_url"] is None
+
+    def worker_meanwhile(seconds: float) -> None:
+        run_job(job["id"])
+
+    monkeypatch.setattr(jobs_api.time, "sleep", worker_meanwhile)
+    done = client.get(f"/api/jobs/{job['id']}/", {"wait": 60}).json()
+    assert done["state"] == "succeeded"
+    assert done["download_url"] == f"/api/jobs/{job['id']}/download/"
+    response = client.get(done["download_url"])
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    images = [name for name in archive.namelist() if name.startswith("images/")]
+    assert len(images) == len(tenant.tasks) == done["result"]["images"]
+
+
+def test_a_job_without_a_file_has_no_download_url(tenant: Tenant) -> None:
+    from tests.conftest import client_for
+
+    owner = tenant.user(Role.OWNER)
+    job = Job.objects.create(
+        organization=tenant.organization,
+        kind="dataset_import",
+        started_by=owner,
+        state=JobState.SUCCEEDED,
+        result={"key": "org/1/imports/job-1.zip"},
+    )
+    assert client_for(owner).get(f"/api/jobs/{job.pk}/").json()["download_url"] is None
+    # An export that failed made no file either.
+    job.kind, job.state = "export", JobState.FAILED
+    job.save()
+    assert client_for(owner).get(f"/api/jobs/{job.pk}/").json()["download_url"] is None

@@ -24,7 +24,9 @@ from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 
 class AllowedNetworkSerializer(serializers.ModelSerializer[AllowedNetwork]):
-    organization = serializers.IntegerField(source="organization_id")
+    organization = serializers.IntegerField(
+        source="organization_id", help_text="The organization's id."
+    )
     value = serializers.CharField(
         max_length=255,
         help_text="An address or a network inside a private range such as 10.20.0.0/24 (at most "
@@ -53,6 +55,7 @@ class AllowedNetworkSerializer(serializers.ModelSerializer[AllowedNetwork]):
             "created_at",
         ]
         read_only_fields = ["id", "kind", "in_effect", "problem", "created_by", "created_at"]
+        extra_kwargs = {"note": {"help_text": "Why it is allowed, for the next admin (optional)."}}
 
     def get_kind(self, entry: AllowedNetwork) -> str:
         """``network`` or ``hostname``."""
@@ -79,11 +82,20 @@ class AllowedNetworkViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, Ten
         organization = query_int(self.request.query_params, "organization")
         return entries.filter(organization_id=organization) if organization is not None else entries
 
-    @extend_schema(parameters=[OpenApiParameter("organization", int)])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("organization", int, description="Only this organization's entries.")
+        ]
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The allowlist entries of your organizations (every member may read them), each
+        with `in_effect` and, when it lets nothing in, the `problem`."""
         return super().list(request, *args, **kwargs)
 
     def create(self, request: Request) -> Response:
+        """Allow an address, network or intranet host name (admins): `{"organization",
+        "value", "note"?}`. Loopback, link-local, metadata and the server's own addresses
+        answer 400 `allowlist_operator_only`, naming the rule."""
         form = AllowedNetworkSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
@@ -95,6 +107,10 @@ class AllowedNetworkViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, Ten
             organization, acting_user(request), data["value"], data.get("note", "")
         )
         return Response(AllowedNetworkSerializer(entry).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Remove an allowlist entry (admins): what only it let through is refused from now on."""
+        return super().destroy(request, *args, **kwargs)
 
     def perform_destroy(self, instance: AllowedNetwork) -> None:
         remove_allowed_network(instance, acting_user(self.request))

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponseBase
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -39,10 +40,17 @@ def job_rate(job: Job) -> float | None:
     return round(job.done / seconds, 2) if seconds > 0 else None
 
 
+def download_key(job: Job) -> str | None:
+    """The storage key of the file a succeeded job made, if its kind makes one."""
+    key = job.result.get("key") if job.state == JobState.SUCCEEDED else None
+    return key if kinds.has_download(job.kind) and isinstance(key, str) else None
+
+
 class JobSerializer(serializers.ModelSerializer[Job]):
     started_by = serializers.SerializerMethodField()
     rate = serializers.SerializerMethodField()
     title = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -59,6 +67,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "rate",
             "error",
             "result",
+            "download_url",
             "params",
             "attempts",
             "cancel_requested",
@@ -77,7 +86,13 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         return kinds.title(job.kind)
 
     def get_rate(self, job: Job) -> float | None:
+        """Steps a second since the job started; null before the first step."""
         return job_rate(job)
+
+    def get_download_url(self, job: Job) -> str | None:
+        """Where the file the job made is downloaded (a path on this server), once it has
+        succeeded; null before, and for kinds that make no file."""
+        return reverse("job-download", args=[job.pk]) if download_key(job) else None
 
 
 class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
@@ -112,9 +127,9 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("organization", int),
-            OpenApiParameter("project", int),
-            OpenApiParameter("cursor", str),
+            OpenApiParameter("organization", int, description="Only this organization's jobs."),
+            OpenApiParameter("project", int, description="Only this project's jobs."),
+            OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
         ],
         responses=page_serializer("JobPageSerializer", JobSerializer),
     )
@@ -137,8 +152,8 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
     def download(self, request: Request, pk: str) -> HttpResponseBase:
         """The archive an export job wrote (404 until it has succeeded)."""
         job = self.get_object()
-        key = job.result.get("key") if job.state == JobState.SUCCEEDED else None
-        if not kinds.has_download(job.kind) or not isinstance(key, str):
+        key = download_key(job)
+        if key is None:
             raise NotFound(_("This job has no file to download."))
         storage = default_storage()
         if not storage.exists(key):
@@ -153,11 +168,15 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
+        """Ask a queued or running job to stop (whoever started it, or a manager): a queued
+        one at once, a running one at its next progress report; 409 when it has finished."""
         job = services.cancel_job(self.get_object(), acting_user(request))
         return Response(JobSerializer(job).data)
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
+        """Run a failed or cancelled job (or one with failed steps) again with the same
+        parameters (whoever started it, or a manager); steps that succeeded are not redone."""
         job = services.retry_job(self.get_object(), acting_user(request))
         return Response(JobSerializer(job).data)

@@ -7,7 +7,12 @@ from typing import Any
 from django.contrib.auth import update_session_auth_hash
 from django.db.models import QuerySet
 from django.utils.functional import lazy
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
@@ -39,12 +44,15 @@ class UserSerializer(serializers.ModelSerializer[User]):
         choices=["", *services.language_codes()],
         required=False,
         error_messages={"invalid_choice": lazy(services.language_refusal, str)()},
+        help_text="The language of pages, messages and errors (`en`, `zh-hans`); empty: the "
+        "browser's.",
     )
 
     class Meta:
         model = User
         fields = ["id", "email", "name", "language"]
         read_only_fields = ["id", "email"]
+        extra_kwargs = {"name": {"help_text": "The name others see, e.g. in review."}}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -55,13 +63,15 @@ class UserSerializer(serializers.ModelSerializer[User]):
 
 
 class LoginSerializer(serializers.Serializer[Any]):
-    email = serializers.EmailField()
-    password = serializers.CharField(style={"input_type": "password"})
+    email = serializers.EmailField(help_text="The account's e-mail address.")
+    password = serializers.CharField(style={"input_type": "password"}, help_text="Its password.")
 
 
 class PasswordSerializer(serializers.Serializer[Any]):
-    current_password = serializers.CharField()
-    new_password = serializers.CharField()
+    current_password = serializers.CharField(help_text="The password in use now.")
+    new_password = serializers.CharField(
+        help_text="The new password; a weak or common one is refused with the reason."
+    )
 
 
 class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
@@ -69,6 +79,11 @@ class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
         model = ApiToken
         fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at"]
         read_only_fields = ["id", "prefix", "created_at", "last_used_at"]
+        extra_kwargs = {
+            "name": {"help_text": "What the token is for, e.g. the script's name."},
+            "expires_at": {"help_text": "When it stops working; null or left out: never."},
+            "prefix": {"help_text": "The key's first characters, to tell tokens apart."},
+        }
 
 
 class NewApiTokenSerializer(ApiTokenSerializer):
@@ -85,8 +100,10 @@ class OrganizationSerializer(serializers.ModelSerializer[Organization]):
         model = Organization
         fields = ["id", "name", "created_at", "role"]
         read_only_fields = ["id", "created_at", "role"]
+        extra_kwargs = {"name": {"help_text": "The organization's name."}}
 
     def get_role(self, organization: Organization) -> str | None:
+        """The caller's role in the organization."""
         return services.role_in(self.context["request"].user, organization.pk)
 
 
@@ -97,6 +114,7 @@ class MembershipSerializer(serializers.ModelSerializer[Membership]):
         model = Membership
         fields = ["id", "user", "role", "created_at"]
         read_only_fields = ["id", "user", "created_at"]
+        extra_kwargs = {"role": {"help_text": "The member's role in the organization."}}
 
 
 class InviteSerializer(serializers.ModelSerializer[Invite]):
@@ -104,6 +122,13 @@ class InviteSerializer(serializers.ModelSerializer[Invite]):
         model = Invite
         fields = ["id", "role", "email", "expires_at", "created_at", "accepted_at"]
         read_only_fields = ["id", "expires_at", "created_at", "accepted_at"]
+        extra_kwargs = {
+            "role": {"help_text": "The role the person gets on joining (at most your own)."},
+            "email": {
+                "help_text": "If given, only this e-mail address may accept; empty: anyone "
+                "with the link."
+            },
+        }
 
 
 class NewInviteSerializer(InviteSerializer):
@@ -122,12 +147,22 @@ class InvitePreviewSerializer(serializers.Serializer[Any]):
 
 
 class AcceptInviteSerializer(serializers.Serializer[Any]):
-    token = serializers.CharField()
-    email = serializers.EmailField(required=False, allow_blank=True)
-    password = serializers.CharField(
-        required=False, allow_blank=True, style={"input_type": "password"}
+    token = serializers.CharField(help_text="The invite's token (the end of its link).")
+    email = serializers.EmailField(
+        required=False, allow_blank=True, help_text="A new account's e-mail (when not signed in)."
     )
-    name = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    password = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        style={"input_type": "password"},
+        help_text="A new account's password (when not signed in).",
+    )
+    name = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=150,
+        help_text="A new account's display name (optional).",
+    )
 
 
 class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
@@ -168,6 +203,8 @@ class AuthViewSet(viewsets.ViewSet):
     @extend_schema(request=None, responses={204: None})
     @action(detail=False, methods=["post"])
     def logout(self, request: Request) -> Response:
+        """End the session (204). API tokens are not affected: revoke those with
+        `DELETE /api/tokens/{id}/`."""
         services.sign_out(request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -175,11 +212,13 @@ class AuthViewSet(viewsets.ViewSet):
 class AccountViewSet(viewsets.ViewSet):
     @extend_schema(responses=UserSerializer)
     def list(self, request: Request) -> Response:
+        """The signed-in account (one object, not a list): id, e-mail, name and language."""
         return Response(UserSerializer(acting_user(request)).data)
 
     @extend_schema(request=UserSerializer, responses=UserSerializer)
     @action(detail=False, methods=["patch"], url_path="profile")
     def update_profile(self, request: Request) -> Response:
+        """Change your own `name` and `language`; fields left out keep their value."""
         form = UserSerializer(acting_user(request), data=request.data, partial=True)
         form.is_valid(raise_exception=True)
         form.save()
@@ -188,6 +227,8 @@ class AccountViewSet(viewsets.ViewSet):
     @extend_schema(request=PasswordSerializer, responses={204: None})
     @action(detail=False, methods=["post"])
     def password(self, request: Request) -> Response:
+        """Change your password (204): the current one is checked, the new one must be strong
+        enough. The session that asks stays signed in."""
         form = PasswordSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         user = acting_user(request)
@@ -198,6 +239,10 @@ class AccountViewSet(viewsets.ViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_view(
+    list=extend_schema(description="Your personal API tokens, newest first (never their keys)."),
+    destroy=extend_schema(description="Revoke one of your tokens: it stops working at once."),
+)
 class ApiTokenViewSet(
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
@@ -214,6 +259,9 @@ class ApiTokenViewSet(
 
     @extend_schema(request=ApiTokenSerializer, responses={201: NewApiTokenSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Create a token, `{"name", "expires_at"?}`: the answer carries its `key` (`dl_…`)
+        this once; send it as `Authorization: Bearer dl_…`. It acts as you in every
+        organization you belong to."""
         form = ApiTokenSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         user = acting_user(request)
@@ -227,6 +275,16 @@ class ApiTokenViewSet(
 # ---------------------------------------------------------------------------- organizations
 
 
+@extend_schema_view(
+    list=extend_schema(description="The organizations you belong to, each with your `role`."),
+    retrieve=extend_schema(description="One of your organizations, with your `role` in it."),
+    update=extend_schema(description="Rename the organization (admins and owners)."),
+    partial_update=extend_schema(description="Rename the organization (admins and owners)."),
+    destroy=extend_schema(
+        description="Delete the organization with everything in it: projects, tasks, jobs, "
+        "members (owners only)."
+    ),
+)
 class OrganizationViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -245,6 +303,8 @@ class OrganizationViewSet(
     }
 
     def create(self, request: Request) -> Response:
+        """Create an organization, `{"name": "Plant 3"}`: any signed-in account may, and
+        becomes its owner (201, with `role: "owner"`)."""
         form = OrganizationSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         user = acting_user(request)
@@ -261,6 +321,8 @@ class OrganizationViewSet(
     @extend_schema(responses=MembershipSerializer(many=True))
     @action(detail=True, methods=["get"])
     def members(self, request: Request, pk: str) -> Response:
+        """The organization's members, each with their account and role (change one with
+        `PATCH /api/memberships/{id}/`)."""
         organization = self.get_object()
         memberships = (
             Membership.objects.filter(organization=organization)
@@ -269,8 +331,19 @@ class OrganizationViewSet(
         )
         return Response(MembershipSerializer(memberships, many=True).data)
 
-    @extend_schema(methods=["get"], responses=InviteSerializer(many=True))
-    @extend_schema(methods=["post"], request=InviteSerializer, responses={201: NewInviteSerializer})
+    @extend_schema(
+        methods=["get"],
+        responses=InviteSerializer(many=True),
+        description="The invites not yet accepted, newest first (admins).",
+    )
+    @extend_schema(
+        methods=["post"],
+        request=InviteSerializer,
+        responses={201: NewInviteSerializer},
+        description='Invite someone (admins): `{"role", "email"?}`. The answer carries '
+        "the invite's `token` once; the link to share is `/invite/{token}/`, and "
+        "`POST /api/invites/accept/` uses it.",
+    )
     @action(detail=True, methods=["get", "post"])
     def invites(self, request: Request, pk: str) -> Response:
         organization = self.get_object()
@@ -289,11 +362,15 @@ class OrganizationViewSet(
         return Response(NewInviteSerializer(invite).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        parameters=[OpenApiParameter("cursor", str)],
+        parameters=[
+            OpenApiParameter("cursor", str, description="`next_cursor` of the previous page.")
+        ],
         responses=page_serializer("AuditEventPageSerializer", AuditEventSerializer),
     )
     @action(detail=True, methods=["get"], url_path="audit-events")
     def audit_events(self, request: Request, pk: str) -> Response:
+        """The organization's audit trail (admins), newest first, 100 a page: who did what to
+        which target, when and from which address."""
         organization = self.get_object()
         page, next_cursor = keyset_page(
             AuditEvent.objects.filter(organization=organization),
@@ -306,6 +383,19 @@ class OrganizationViewSet(
         )
 
 
+@extend_schema_view(
+    update=extend_schema(
+        description="Change a member's role (admins; only owners make or unmake owners; the "
+        "last owner stays one)."
+    ),
+    partial_update=extend_schema(
+        description="Change a member's role (admins; only owners make or unmake owners; the "
+        "last owner stays one)."
+    ),
+    destroy=extend_schema(
+        description="Remove a member from the organization (admins; the last owner stays)."
+    ),
+)
 class MembershipViewSet(mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet):
     queryset = Membership.objects.select_related("user")
     serializer_class = MembershipSerializer
@@ -323,6 +413,9 @@ class MembershipViewSet(mixins.UpdateModelMixin, mixins.DestroyModelMixin, Tenan
         services.remove_member(acting_user(self.request), instance)
 
 
+@extend_schema_view(
+    destroy=extend_schema(description="Revoke an invite that has not been accepted (admins).")
+)
 class InviteViewSet(mixins.DestroyModelMixin, TenantViewSet):
     queryset = Invite.objects.all()
     serializer_class = InviteSerializer
@@ -331,7 +424,12 @@ class InviteViewSet(mixins.DestroyModelMixin, TenantViewSet):
     def perform_destroy(self, instance: Invite) -> None:
         services.revoke_invite(acting_user(self.request), instance)
 
-    @extend_schema(responses=InvitePreviewSerializer)
+    @extend_schema(
+        responses=InvitePreviewSerializer,
+        parameters=[
+            OpenApiParameter("token", str, OpenApiParameter.PATH, description="The invite's token.")
+        ],
+    )
     @action(
         detail=False,
         methods=["get"],

@@ -29,6 +29,8 @@ class ProjectAssignments(TenantViewSet):
     )
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk: str) -> Response:
+        """Assign tasks of the project to a member, or to nobody (managers): `{"tasks": [ids],
+        "assignee": user id | null}`. Answers how many tasks changed."""
         project = self.get_object()
         form = AssignSerializer(data=request.data)
         form.is_valid(raise_exception=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
 
 from defectlab.labeling import services
@@ -13,6 +14,18 @@ from defectlab.tenancy.roles import Can
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 
+@extend_schema_view(
+    retrieve=extend_schema(description="One label (class) of a project."),
+    update=extend_schema(
+        description="Change a label (managers): name, colour, hotkey, attributes, order."
+    ),
+    partial_update=extend_schema(
+        description="Change a label (managers); fields left out keep their value."
+    ),
+    destroy=extend_schema(
+        description="Delete a label (managers); one that annotations use answers 400."
+    ),
+)
 class LabelViewSet(
     mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet
 ):

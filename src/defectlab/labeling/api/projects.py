@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -44,8 +44,12 @@ TASK_FILTERS = [
         pattern=r"^(me|none|[0-9]{1,18})$",
         description="A user id, `me` or `none`.",
     ),
-    OpenApiParameter("has_annotation", bool),
-    OpenApiParameter("has_prediction", bool),
+    OpenApiParameter(
+        "has_annotation", bool, description="Only tasks with (true) or without (false) one."
+    ),
+    OpenApiParameter(
+        "has_prediction", bool, description="Only tasks with (true) or without (false) one."
+    ),
     OpenApiParameter("label", int, description="Tasks whose annotation uses this label id."),
     OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
     OpenApiParameter(
@@ -59,6 +63,16 @@ TASK_FILTERS = [
 ]
 
 
+@extend_schema_view(
+    list=extend_schema(
+        description="The projects of your organizations, each with its labels and stored "
+        "`counts` of tasks per status.",
+        parameters=[
+            OpenApiParameter("organization", int, description="Only this organization's projects.")
+        ],
+    ),
+    retrieve=extend_schema(description="One project, with its labels and task counts."),
+)
 class ProjectViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -90,6 +104,7 @@ class ProjectViewSet(
         )
 
     def create(self, request: Request) -> Response:
+        """Create a project in an organization (managers), with its labels and tags."""
         form = ProjectSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         data = dict(form.validated_data)
@@ -100,10 +115,14 @@ class ProjectViewSet(
 
     @extend_schema(request=ProjectChangeSerializer)
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Change the project's settings (managers). Labels change through their own
+        addresses; a project does not move to another organization."""
         return super().update(request, *args, **kwargs)
 
     @extend_schema(request=ProjectChangeSerializer)
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Change some of the project's settings (managers); fields left out keep their
+        value."""
         return super().partial_update(request, *args, **kwargs)
 
     def perform_update(self, serializer: Any) -> None:
@@ -130,8 +149,18 @@ class ProjectViewSet(
         job = services.delete_project(self.get_object(), actor=acting_user(request))
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(methods=["get"], responses=LabelSerializer(many=True))
-    @extend_schema(methods=["post"], request=LabelSerializer, responses={201: LabelSerializer})
+    @extend_schema(
+        methods=["get"],
+        responses=LabelSerializer(many=True),
+        description="The project's labels (classes), in their order.",
+    )
+    @extend_schema(
+        methods=["post"],
+        request=LabelSerializer,
+        responses={201: LabelSerializer},
+        description='Add a label to the project (managers): `{"name", "color"?, '
+        '"hotkey"?, "attributes"?}`.',
+    )
     @action(detail=True, methods=["get", "post"])
     def labels(self, request: Request, pk: str) -> Response:
         project = self.get_object()
@@ -146,6 +175,8 @@ class ProjectViewSet(
     @extend_schema(parameters=TASK_FILTERS, responses=TaskPageSerializer)
     @action(detail=True, methods=["get"])
     def tasks(self, request: Request, pk: str) -> Response:
+        """The project's tasks one page at a time, filtered and sorted, with `total`: how many
+        the filters match. Pages are found by key: pass `next_cursor` back as `cursor`."""
         project = self.get_object()
         user = acting_user(request)
         page, next_cursor = tasklist.task_page(project, request.query_params, user)

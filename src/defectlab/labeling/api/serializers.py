@@ -118,7 +118,11 @@ ShapesField = documented_field(
 
 
 class LabelSerializer(serializers.ModelSerializer[Label]):
-    color = ColorField(max_length=7, required=False)
+    color = ColorField(
+        max_length=7,
+        required=False,
+        help_text="#rrggbb; left out: a colour the project does not use yet.",
+    )
     hotkey = HotkeyField(max_length=1, required=False, allow_blank=True)
     attributes = AttributesField(required=False)
 
@@ -126,13 +130,27 @@ class LabelSerializer(serializers.ModelSerializer[Label]):
         model = Label
         fields = ["id", "name", "color", "hotkey", "attributes", "order"]
         read_only_fields = ["id"]
+        extra_kwargs = {
+            "name": {"help_text": "The class name, unique in the project, e.g. `scratch`."},
+            "order": {"help_text": "Place in the project's list of labels (smallest first)."},
+        }
 
 
 class ProjectSerializer(serializers.ModelSerializer[Project]):
-    labels = LabelSerializer(many=True, required=False)
-    organization = serializers.PrimaryKeyRelatedField(queryset=Organization.objects.all())
+    labels = LabelSerializer(
+        many=True,
+        required=False,
+        help_text="The classes to create with the project (later: /api/projects/{id}/labels/).",
+    )
+    organization = serializers.PrimaryKeyRelatedField(
+        queryset=Organization.objects.all(),
+        help_text="The organization's id (you need the manager role or above in it).",
+    )
     counts = serializers.SerializerMethodField()
-    shape_types = ShapeTypesField(required=False)
+    shape_types = ShapeTypesField(
+        required=False,
+        help_text="The shapes annotators may draw: `box`, `polygon`, `points`. Default: box and polygon.",
+    )
     tags = TagsField(required=False)
 
     class Meta:
@@ -151,6 +169,15 @@ class ProjectSerializer(serializers.ModelSerializer[Project]):
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
+        extra_kwargs = {
+            "name": {"help_text": "The project's name."},
+            "description": {"help_text": "What the project is about (optional)."},
+            "instructions": {"help_text": "Labeling instructions shown to annotators (optional)."},
+            "allow_self_approval": {
+                "help_text": "Let a reviewer approve their own work (a one-person team). Default "
+                "false."
+            },
+        }
 
     def get_counts(self, project: Project) -> dict[str, int]:
         return {
@@ -195,6 +222,12 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
             "updated_at",
         ]
         read_only_fields = [field for field in fields if field != "assignee"]
+        extra_kwargs = {
+            "assignee": {
+                "help_text": "The user id the task is assigned to (a member of the "
+                "organization), or null for nobody."
+            }
+        }
 
     def get_image_url(self, task: Task) -> str | None:
         return signed_url(task.pk, "image") if services.is_viewable(task) else None
@@ -287,10 +320,26 @@ class SaveAnnotationSerializer(serializers.Serializer[Any]):
         required=False,
         help_text="The version you started from; omit or null for the first.",
     )
-    shapes = ShapesField()
-    tags = serializers.ListField(child=serializers.CharField(), required=False)
-    lead_time = serializers.FloatField(required=False, default=0.0, min_value=0.0)
-    submit = serializers.BooleanField(required=False, default=False)
+    shapes = ShapesField(
+        help_text="The whole annotation (it replaces the previous version's shapes), in image "
+        "pixels."
+    )
+    tags = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="The image's tags, by name; left out: the previous version's.",
+    )
+    lead_time = serializers.FloatField(
+        required=False,
+        default=0.0,
+        min_value=0.0,
+        help_text="Seconds spent on this version (for the review screen).",
+    )
+    submit = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also submit the task for review. Default false: save only.",
+    )
     proposals = ProposalFateSerializer(
         many=True,
         required=False,
@@ -325,12 +374,18 @@ class AnnotationVersionSerializer(serializers.ModelSerializer[AnnotationVersion]
 
 
 class PredictionSerializer(serializers.ModelSerializer[Prediction]):
-    shapes = ShapesField(required=False)
+    shapes = ShapesField(
+        required=False, help_text="The model's proposals in image pixels, each with a `score`."
+    )
 
     class Meta:
         model = Prediction
         fields = ["id", "model_name", "model_version", "shapes", "created_at"]
         read_only_fields = ["id", "created_at"]
+        extra_kwargs = {
+            "model_name": {"help_text": "Which model proposed the shapes."},
+            "model_version": {"help_text": "That model's version (optional)."},
+        }
 
 
 class ReviewSerializer(serializers.ModelSerializer[Review]):
@@ -338,6 +393,10 @@ class ReviewSerializer(serializers.ModelSerializer[Review]):
         model = Review
         fields = ["id", "verdict", "comment", "annotation_version", "reviewer", "created_at"]
         read_only_fields = ["id", "annotation_version", "reviewer", "created_at"]
+        extra_kwargs = {
+            "verdict": {"help_text": "`approve` or `reject`."},
+            "comment": {"help_text": "Why, for the annotator (a rejected task goes back to them)."},
+        }
 
 
 class IssueSerializer(serializers.ModelSerializer[Issue]):
@@ -394,5 +453,11 @@ class NewIssueSerializer(serializers.Serializer[Any]):
 
 
 class AssignSerializer(serializers.Serializer[Any]):
-    tasks = serializers.ListField(child=serializers.IntegerField(), max_length=10_000)
-    assignee = serializers.IntegerField(allow_null=True)
+    tasks = serializers.ListField(
+        child=serializers.IntegerField(),
+        max_length=10_000,
+        help_text="Ids of the project's tasks (at most 10,000 a call).",
+    )
+    assignee = serializers.IntegerField(
+        allow_null=True, help_text="The member's user id, or null to unassign."
+    )

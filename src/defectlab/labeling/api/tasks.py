@@ -3,7 +3,7 @@ one back; and the issues themselves (resolve, reopen)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -26,6 +26,19 @@ from defectlab.tenancy.services import require
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 
 
+@extend_schema_view(
+    retrieve=extend_schema(
+        description="One task: its image's file name and size, status, assignee, lock, and "
+        "signed `image_url` / `thumbnail_url`."
+    ),
+    update=extend_schema(description='Assign the task (managers): `{"assignee": id | null}`.'),
+    partial_update=extend_schema(
+        description='Assign the task (managers): `{"assignee": id | null}`.'
+    ),
+    destroy=extend_schema(
+        description="Delete the task with its annotations and stored image (managers)."
+    ),
+)
 class TaskViewSet(
     mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet
 ):
@@ -42,9 +55,19 @@ class TaskViewSet(
     def perform_destroy(self, instance: Task) -> None:
         services.delete_task(instance, actor=acting_user(self.request))
 
-    @extend_schema(methods=["get"], responses={200: AnnotationSerializer, 204: None})
     @extend_schema(
-        methods=["put"], request=SaveAnnotationSerializer, responses=AnnotationSerializer
+        methods=["get"],
+        responses={200: AnnotationSerializer, 204: None},
+        description="The task's current annotation (its `version`, shapes in image pixels, "
+        "tags); 204 when nothing has been saved yet.",
+    )
+    @extend_schema(
+        methods=["put"],
+        request=SaveAnnotationSerializer,
+        responses=AnnotationSerializer,
+        description="Save a new version of the annotation, and with `submit` submit the task. "
+        "Send the `version` you loaded: if someone saved since, the answer is 409 `stale` and "
+        "nothing is overwritten. Who may save or submit which task: 403 with the reason.",
     )
     @action(detail=True, methods=["get", "put"])
     def annotation(self, request: Request, pk: str) -> Response:
@@ -72,13 +95,23 @@ class TaskViewSet(
     @extend_schema(responses=AnnotationVersionSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="annotation/versions")
     def annotation_versions(self, request: Request, pk: str) -> Response:
+        """Every saved version of the task's annotation, newest first, with its author, time
+        spent and the proposals' fates decided up to it."""
         task = self.get_object()
         versions = AnnotationVersion.objects.filter(annotation__task=task).select_related("author")
         return Response(AnnotationVersionSerializer(versions, many=True).data)
 
-    @extend_schema(methods=["get"], responses=PredictionSerializer(many=True))
     @extend_schema(
-        methods=["post"], request=PredictionSerializer, responses={201: PredictionSerializer}
+        methods=["get"],
+        responses=PredictionSerializer(many=True),
+        description="The model predictions stored on the task.",
+    )
+    @extend_schema(
+        methods=["post"],
+        request=PredictionSerializer,
+        responses={201: PredictionSerializer},
+        description='Store a model\'s proposals on the task (managers): `{"model_name", '
+        '"model_version", "shapes"}`; shapes may carry a `score`.',
     )
     @action(detail=True, methods=["get", "post"])
     def predictions(self, request: Request, pk: str) -> Response:
@@ -96,8 +129,19 @@ class TaskViewSet(
         )
         return Response(PredictionSerializer(prediction).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(methods=["get"], responses=ReviewSerializer(many=True))
-    @extend_schema(methods=["post"], request=ReviewSerializer, responses={201: ReviewSerializer})
+    @extend_schema(
+        methods=["get"],
+        responses=ReviewSerializer(many=True),
+        description="The task's review history: verdicts with their comments.",
+    )
+    @extend_schema(
+        methods=["post"],
+        request=ReviewSerializer,
+        responses={201: ReviewSerializer},
+        description="Approve or reject a submitted task (reviewers; not your own work unless "
+        "the project allows self-approval). A rejected task goes back to its author with the "
+        "comment; a task with an open issue is not approved (409 `open_issues`).",
+    )
     @action(detail=True, methods=["get", "post"])
     def review(self, request: Request, pk: str) -> Response:
         """GET: the task's review history. POST: approve or reject a submitted task (not your
@@ -115,8 +159,18 @@ class TaskViewSet(
         )
         return Response(ReviewSerializer(verdict).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(methods=["get"], responses=IssueSerializer(many=True))
-    @extend_schema(methods=["post"], request=NewIssueSerializer, responses={201: IssueSerializer})
+    @extend_schema(
+        methods=["get"],
+        responses=IssueSerializer(many=True),
+        description="The review issues pinned on the task, open and resolved, oldest first.",
+    )
+    @extend_schema(
+        methods=["post"],
+        request=NewIssueSerializer,
+        responses={201: IssueSerializer},
+        description="Pin an issue on the image (reviewers and managers, on a submitted task): "
+        "at a `point`, on a `shape` by its id, or both.",
+    )
     @action(detail=True, methods=["get", "post"])
     def issues(self, request: Request, pk: str) -> Response:
         """GET: the issues pinned on the task, open and resolved. POST: pin one (reviewers and
@@ -146,6 +200,7 @@ class TaskViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_view(retrieve=extend_schema(description="One review issue of a task."))
 class IssueViewSet(mixins.RetrieveModelMixin, TenantViewSet):
     """One review issue; resolving and reopening it. Who may is labeling.issues' to say."""
 

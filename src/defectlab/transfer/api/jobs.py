@@ -35,7 +35,9 @@ class JobItemViewSet(TenantViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("state", str, enum=ImportState.values),
+            OpenApiParameter(
+                "state", str, enum=ImportState.values, description="Only the items in this state."
+            ),
             OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
         ],
         responses=page_serializer("UrlImportItemPageSerializer", UrlImportItemSerializer),

@@ -51,6 +51,8 @@ class ProjectTransferViewSet(TenantViewSet):
                         "type": "array",
                         "items": {"type": "string", "format": "binary"},
                         "minItems": 1,
+                        "description": "Images (JPEG, PNG, BMP, TIFF, 8- or 16-bit) and zip "
+                        "archives of them; repeat the field for several files.",
                     }
                 },
                 "required": ["files"],
@@ -91,7 +93,13 @@ class ProjectTransferViewSet(TenantViewSet):
             "application/json": ImportUrlsSerializer,
             "multipart/form-data": {
                 "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary"}},
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "A .txt, .csv or .json list of addresses.",
+                    }
+                },
                 "required": ["file"],
                 "description": "A .txt, .csv or .json list of addresses.",
             },
@@ -121,11 +129,13 @@ class ProjectTransferViewSet(TenantViewSet):
     @extend_schema(request=ExportOptionsSerializer, responses={202: JobSerializer})
     @action(detail=True, methods=["post"], parser_classes=[JSONParser])
     def export(self, request: Request, pk: str) -> Response:
-        """Export the project as a dataset, as a job: `{"format": "yolo", "only_approved": false,
-        "include_unlabeled": false, "include_predictions": false, "split": {"train": 0.8,
-        "val": 0.2}, "seed": 0}`. By default only submitted and approved tasks are exported;
-        `include_unlabeled` adds the rest, `only_approved` keeps approved ones only. The zip is
-        at `/api/jobs/{id}/download/` once the job has succeeded."""
+        """Export the project as a dataset, as a job (managers): `{"format": "yolo",
+        "only_approved": false, "include_unlabeled": false, "include_predictions": false,
+        "include_images": true, "split": {"train": 0.8, "val": 0.2}, "seed": 0}`; only
+        `format` is required. By default only submitted and approved tasks are exported, with
+        their images; `include_unlabeled` adds the rest, `only_approved` keeps approved ones
+        only. Answers 202 with the job: wait for it with `GET /api/jobs/{id}/?wait=60`; once it
+        has succeeded its `download_url` (`/api/jobs/{id}/download/`) answers the zip."""
         project = self.get_object()
         options = request.data if isinstance(request.data, dict) else {}
         job = start_export(project, options, acting_user(request))
@@ -136,8 +146,16 @@ class ProjectTransferViewSet(TenantViewSet):
             "multipart/form-data": {
                 "type": "object",
                 "properties": {
-                    "file": {"type": "string", "format": "binary"},
-                    "format": {"type": "string", "enum": importable_formats()},
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "The dataset as a zip archive: images and annotations.",
+                    },
+                    "format": {
+                        "type": "string",
+                        "enum": importable_formats(),
+                        "description": "The dataset's format, by the names exports use.",
+                    },
                 },
                 "required": ["file", "format"],
             }

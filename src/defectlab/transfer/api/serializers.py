@@ -69,18 +69,59 @@ SplitField = documented_field(
 )
 
 
+FORMAT_HELP = (
+    "The dataset format, by its API name: `yolo` (YOLO detection: boxes), `yolo_seg` (YOLO "
+    "segmentation: polygons), `coco` (COCO JSON: boxes, polygons, attributes, tags), `voc` "
+    "(Pascal VOC XML: boxes, attributes), `labelstudio` (Label Studio JSON: boxes, polygons, "
+    "attributes, tags, predictions), `cvat` (CVAT XML 1.1: boxes, polygons, points, attributes, "
+    "tags), `classification` (one folder per tag)."
+)
+
+
 class ExportOptionsSerializer(serializers.Serializer[Any]):
-    format = serializers.ChoiceField(choices=list(FORMATS))
-    only_approved = serializers.BooleanField(required=False, default=False)
-    include_predictions = serializers.BooleanField(required=False, default=False)
-    include_images = serializers.BooleanField(required=False, default=True)
+    # The view hands the request's JSON to ``transfer.exports.clean_options``, which checks it
+    # with its own messages; this serializer is what the schema says of it.
+    format = serializers.ChoiceField(choices=list(FORMATS), help_text=FORMAT_HELP)
+    only_approved = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Export approved tasks only. Default false: submitted and approved tasks.",
+    )
+    include_unlabeled = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Export every task, also those nobody has submitted (written with empty "
+        "labels). Default false. Not together with `only_approved`.",
+    )
+    include_predictions = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also write the tasks' model predictions, with their scores, in formats that "
+        "keep them (`labelstudio`). Default false.",
+    )
+    include_images = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="Put the images in the zip beside the annotations. Default true; false "
+        "writes the annotations only.",
+    )
     to_storage = serializers.BooleanField(
         required=False,
         default=False,
         help_text="Also copy the zip to the project's target storages (it needs one).",
     )
-    split = SplitField(required=False)
-    seed = serializers.IntegerField(required=False, default=0)
+    split = SplitField(
+        required=False,
+        help_text='Ratios per split, e.g. `{"train": 0.8, "val": 0.2}`; the tasks are '
+        "divided in those shares (every format but `labelstudio` writes them). "
+        "Left out: every task is in `train`.",
+    )
+    seed = serializers.IntegerField(
+        required=False,
+        default=0,
+        help_text="Draws the split: the same tasks and seed give the same split every time. "
+        "Default 0.",
+    )
 
 
 class UploadResultSerializer(serializers.Serializer[Any]):

@@ -13,7 +13,12 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -68,9 +73,18 @@ class StorageSettingsSerializer(serializers.Serializer[Any]):
     """What a person sends to create, change or check a connection. Everything is optional
     here; the service says in plain words what is missing."""
 
-    project = serializers.IntegerField(required=False)
-    role = serializers.ChoiceField(choices=StorageRole.choices, required=False)
-    name = serializers.CharField(max_length=100, required=False)
+    project = serializers.IntegerField(
+        required=False, help_text="The project's id (needed to create or check; cannot change)."
+    )
+    role = serializers.ChoiceField(
+        choices=StorageRole.choices,
+        required=False,
+        help_text="`source`: images come from it (sync); `target`: annotations and exports go "
+        "to it. Cannot change.",
+    )
+    name = serializers.CharField(
+        max_length=100, required=False, help_text="A name for people, e.g. `line-3 camera`."
+    )
     endpoint_url = serializers.CharField(
         max_length=500,
         required=False,
@@ -78,10 +92,17 @@ class StorageSettingsSerializer(serializers.Serializer[Any]):
         help_text="http(s)://host[:port] of the S3-compatible store; blank for AWS S3. A "
         "non-public address must be in the organization's allowlist.",
     )
-    bucket = serializers.CharField(max_length=255, required=False)
+    bucket = serializers.CharField(max_length=255, required=False, help_text="The bucket's name.")
     # 499: the prefix is stored with a trailing "/" in a 500-character column.
-    prefix = serializers.CharField(max_length=499, required=False, allow_blank=True)
-    region = serializers.CharField(max_length=32, required=False)
+    prefix = serializers.CharField(
+        max_length=499,
+        required=False,
+        allow_blank=True,
+        help_text="Only keys under this prefix (a folder, e.g. `line3/2026/`); blank: the bucket.",
+    )
+    region = serializers.CharField(
+        max_length=32, required=False, help_text="The store's region, e.g. `us-east-1`."
+    )
     path_style = serializers.BooleanField(
         required=False, help_text="Default: on when an endpoint is given (MinIO wants it)."
     )
@@ -91,9 +112,18 @@ class StorageSettingsSerializer(serializers.Serializer[Any]):
         help_text="Host people reach DefectLab at → endpoint URL their browsers reach the store "
         "at; presigned image links are signed for it.",
     )
-    sse = serializers.ChoiceField(choices=Encryption.choices, required=False)
-    kms_key_id = serializers.CharField(max_length=2048, required=False, allow_blank=True)
-    access_key = serializers.CharField(max_length=128, required=False)
+    sse = serializers.ChoiceField(
+        choices=Encryption.choices,
+        required=False,
+        help_text="Server-side encryption asked for on writes: `none` (the default), `AES256` "
+        "or `aws:kms`.",
+    )
+    kms_key_id = serializers.CharField(
+        max_length=2048, required=False, allow_blank=True, help_text="The KMS key, for `aws:kms`."
+    )
+    access_key = serializers.CharField(
+        max_length=128, required=False, help_text="The access key id of the store's credentials."
+    )
     secret_key = serializers.CharField(
         max_length=500,
         required=False,
@@ -101,7 +131,12 @@ class StorageSettingsSerializer(serializers.Serializer[Any]):
         trim_whitespace=False,
         help_text="Write-only: stored encrypted, never returned. Leave out to keep it.",
     )
-    media_mode = serializers.ChoiceField(choices=MediaMode.choices, required=False)
+    media_mode = serializers.ChoiceField(
+        choices=MediaMode.choices,
+        required=False,
+        help_text="How browsers get a source's images: `presign` (a presigned link to the "
+        "bucket) or `proxy` (streamed through DefectLab, for networks that cannot reach it).",
+    )
     connection = serializers.IntegerField(
         required=False,
         help_text="Check only: a saved connection whose secret key to use when none is sent.",
@@ -141,6 +176,13 @@ def _tested(problems: list[dict[str, str]]) -> Response:
     return Response({"ok": not problems, "problems": problems})
 
 
+@extend_schema_view(
+    retrieve=extend_schema(description="One storage connection (never its secret key)."),
+    destroy=extend_schema(
+        description="Delete a storage connection (managers); its tasks and their annotations "
+        "stay, and so do the objects in the store."
+    ),
+)
 class StorageConnectionViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet
 ):
@@ -166,13 +208,21 @@ class StorageConnectionViewSet(
         return rows
 
     @extend_schema(
-        parameters=[OpenApiParameter("organization", int), OpenApiParameter("project", int)]
+        parameters=[
+            OpenApiParameter(
+                "organization", int, description="Only this organization's connections."
+            ),
+            OpenApiParameter("project", int, description="Only this project's connections."),
+        ]
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The storage connections of your organizations (never a secret key)."""
         return super().list(request, *args, **kwargs)
 
     @extend_schema(request=StorageSettingsSerializer, responses={201: StorageConnectionSerializer})
     def create(self, request: Request) -> Response:
+        """Connect a project to an S3-compatible store (managers), as a `source` of images or
+        a `target` for annotations and exports."""
         data = _settings(request)
         project = _project(request, data)
         connection = connections.create_connection(
@@ -208,6 +258,8 @@ class StorageConnectionViewSet(
 
     @extend_schema(request=StorageSettingsSerializer, responses=StorageConnectionSerializer)
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Change settings (managers); fields left out keep their value (so does the secret
+        key)."""
         return self.update(request, *args, **kwargs)
 
     def perform_destroy(self, instance: StorageConnection) -> None:
