@@ -293,7 +293,8 @@ def test_the_api_makes_lists_changes_and_deletes_webhooks_with_the_secret_shown_
         ({"url": "ftp://mes.example.com/x", "events": ["task.approved"]}, "ftp"),
         ({"url": "https://mes.example.com/x", "events": []}, "event"),
         ({"url": "https://mes.example.com/x", "events": ["task.deleted"]}, "task.deleted"),
-        ({"url": "https://mes.example.com/x", "events": ["ping"], "secret": "short"}, "ping"),
+        ({"url": "https://mes.example.com/x", "events": ["ping"]}, "ping"),
+        ({"url": "https://mes.example.com/x", "events": ["task.approved"], "secret": "s"}, "16"),
     ],
 )
 def test_bad_webhooks_are_refused_with_a_reason(tenant: Tenant, body: dict, word: str) -> None:  # type: ignore[type-arg]
@@ -410,3 +411,19 @@ def test_the_page_is_for_admins(tenant: Tenant) -> None:
     client_for(tenant.user(Role.MANAGER)).post(url, form)
     assert not Webhook.objects.exists()
     assert client_for(tenant.user(Role.ADMIN)).get(url).status_code == 200
+
+
+def test_a_failure_writing_deliveries_never_undoes_the_review(
+    tenant: Tenant, queued: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_hook(tenant, "http://10.20.0.7/hook", ["task.approved"])
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the hooks table is gone")
+
+    monkeypatch.setattr("defectlab.hooks.events.enqueue", broken)
+    task = tenant.tasks[0]
+    annotate(tenant, task)
+    workflow.review(task, tenant.user(Role.REVIEWER), verdict="approve")
+    task.refresh_from_db()
+    assert task.status == "approved" and not Delivery.objects.exists()

@@ -44,7 +44,8 @@ class WebhookSerializer(serializers.ModelSerializer[Webhook]):
     )
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=[(event, event) for event in SUBSCRIBABLE]),
-        help_text="The events to receive.",
+        min_length=1,
+        help_text="The events to receive (at least one).",
     )
     created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
         slug_field="email", read_only=True
@@ -70,7 +71,8 @@ class WebhookSerializer(serializers.ModelSerializer[Webhook]):
 class NewWebhookSerializer(WebhookSerializer):
     secret = serializers.CharField(
         required=False,
-        allow_blank=True,
+        min_length=services.MIN_SECRET,
+        max_length=200,
         trim_whitespace=False,
         help_text="Signs every delivery. Leave out to have one made. Answered once, here.",
     )

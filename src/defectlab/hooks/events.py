@@ -9,6 +9,8 @@ task events add ``task`` and ``user``, job events add ``job`` (docs/webhooks.md 
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +26,8 @@ from defectlab.jobs.services import start_job
 from defectlab.labeling.models import Project, Task
 from defectlab.tenancy.models import Organization, User
 from defectlab.transfer import datasetimport, exports, sync, urlimport
+
+log = logging.getLogger(__name__)
 
 # Job kinds whose end is an event, and which.
 JOB_EVENTS = {
@@ -95,6 +99,22 @@ def project_fields(project: Project | None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- receivers
 
 
+def _never_raising(receiver: Callable[..., None]) -> Callable[..., None]:
+    """Receivers run inside the sender's transaction (a review, a job's end): a failure here is
+    logged and undone alone (a savepoint), and never undoes the change that sent the event."""
+
+    @functools.wraps(receiver)
+    def guarded(*args: Any, **kwargs: Any) -> None:
+        try:
+            with transaction.atomic():
+                receiver(*args, **kwargs)
+        except Exception:
+            log.exception("webhook deliveries for %s were not written", kwargs.get("event"))
+
+    return guarded
+
+
+@_never_raising
 def on_task_event(
     sender: Any, *, event: str, task: Task, user: User, comment: str = "", **kwargs: Any
 ) -> None:
@@ -115,6 +135,7 @@ def on_task_event(
     emit(event, task.organization_id, task.project_id, details)
 
 
+@_never_raising
 def on_job_finished(
     sender: Any,
     *,
