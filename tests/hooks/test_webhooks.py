@@ -427,3 +427,50 @@ def test_a_failure_writing_deliveries_never_undoes_the_review(
     workflow.review(task, tenant.user(Role.REVIEWER), verdict="approve")
     task.refresh_from_db()
     assert task.status == "approved" and not Delivery.objects.exists()
+
+
+def test_a_redirect_is_not_followed_and_fails_at_once(
+    tenant: Tenant,
+    receiver: Receiver,
+    loopback_open: None,
+    drain: Callable[..., Any],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    receiver.answers = [302]
+    hook, _secret = make_hook(tenant, receiver.url())
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery = services.ping(hook, tenant.user(Role.ADMIN))
+    assert drain() == []
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.status_code) == (
+        DeliveryStatus.FAILED,
+        1,
+        302,
+    )
+    assert len(receiver.received) == 1
+
+
+def test_a_delivery_whose_webhook_was_deleted_is_not_sent(
+    tenant: Tenant,
+    receiver: Receiver,
+    loopback_open: None,
+    drain: Callable[..., Any],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    hook, _secret = make_hook(tenant, receiver.url())
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery = services.ping(hook, tenant.user(Role.ADMIN))
+    services.delete_webhook(hook, tenant.user(Role.ADMIN))
+    assert drain() == []
+    assert receiver.received == [] and not Delivery.objects.filter(pk=delivery.pk).exists()
+    assert Job.objects.get(pk=delivery.job_id).state == JobState.SUCCEEDED
+
+
+def test_the_page_speaks_chinese(tenant: Tenant, queued: list[int]) -> None:
+    admin = tenant.user(Role.ADMIN)
+    admin.language = "zh-hans"
+    admin.save()
+    hook, _secret = make_hook(tenant, "http://10.20.0.7/hook", ["task.approved"])
+    services.ping(hook, admin)
+    page = client_for(admin).get(f"/o/{tenant.organization.pk}/webhooks/").content.decode()
+    assert "添加 Webhook" in page and "重新发送" in page and "任务已通过" in page
