@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from defectlab.hooks.services import create_webhook
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.jobs.models import Job
 from defectlab.labeling.models import Task
@@ -59,6 +60,9 @@ NOT_POSITIVE = {
     # which addresses Python's URL parser reads as having a host)...
     "POST /api/allowlist/",
     "POST /api/projects/{id}/import/",
+    "POST /api/webhooks/",
+    "PUT /api/webhooks/{id}/",
+    "PATCH /api/webhooks/{id}/",
     # ...rules across fields and rows (unique names, an attribute's default among its options,
     # a rejection's comment, a split adding up to more than zero)...
     "POST /api/projects/",
@@ -104,6 +108,9 @@ class Seeded:
             state="failed",
             started_by=owner,
         )
+        hook, _secret = create_webhook(
+            tenant.organization, owner, url="http://10.20.0.7/hook", events=["task.approved"]
+        )
         self.ids = {
             "organizations": tenant.organization.pk,
             "projects": tenant.project.pk,
@@ -114,6 +121,7 @@ class Seeded:
             "tokens": spare.pk,
             "allowlist": entry.pk,
             "jobs": job.pk,
+            "webhooks": hook.pk,
         }
         self.owner_id = owner.pk
 

@@ -14,6 +14,8 @@ import pytest
 from django.db import models
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from defectlab.hooks.models import Delivery, Webhook
+from defectlab.hooks.services import create_webhook
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling.issues import open_issue
@@ -53,6 +55,7 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "project_data": Project,
     "project_storages": Project,
     "network_access": Organization,
+    "webhooks": Organization,
     "job_cancel": Job,
     "job_retry": Job,
     "project_delete": Project,
@@ -136,6 +139,12 @@ def victim(other_tenant: Tenant) -> Victim:
     allowed = AllowedNetwork.objects.create(
         organization=other_tenant.organization, value="10.20.0.0/24", created_by=owner
     )
+    webhook, _secret = create_webhook(
+        other_tenant.organization, owner, url="http://10.20.0.7/hook", events=["task.approved"]
+    )
+    delivery = Delivery.objects.create(
+        organization=other_tenant.organization, webhook=webhook, event="ping"
+    )
     storage = create_connection(
         other_tenant.project,
         owner,
@@ -160,6 +169,8 @@ def victim(other_tenant: Tenant) -> Victim:
             AllowedNetwork: allowed,
             StorageConnection: storage,
             Issue: issue,
+            Webhook: webhook,
+            Delivery: delivery,
         },
     )
 
@@ -184,6 +195,10 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
         "storages": list(
             StorageConnection.objects.filter(organization=organization).values().order_by("id")
         ),
+        "webhooks": list(Webhook.objects.filter(organization=organization).values().order_by("id")),
+        "deliveries": list(
+            Delivery.objects.filter(organization=organization).values().order_by("id")
+        ),
         "tokens": list(
             ApiToken.objects.filter(user__memberships__organization=organization)
             .values()
@@ -196,7 +211,7 @@ def test_every_id_route_is_walked(db: Any) -> None:
     for route in api_routes():
         if route.name in NOT_TENANT_ROUTES or not route.kwargs:
             continue
-        assert route.kwargs == ("pk",), (
+        assert route.kwargs in (("pk",), ("pk", "delivery")), (
             f"route {route.name} takes {route.kwargs}; teach the walk about it"
         )
         assert route.model in WALKED_MODELS, (
@@ -217,7 +232,11 @@ WALKED_MODELS = {
     AllowedNetwork,
     StorageConnection,
     Issue,
+    Webhook,
 }
+
+# Second IDs in a route, and the model each addresses (the victim's row of it is used).
+EXTRA_KWARGS: dict[str, type[models.Model]] = {"delivery": Delivery}
 
 
 @pytest.mark.parametrize("role", [Role.OWNER, Role.ANNOTATOR])
@@ -231,7 +250,8 @@ def test_other_organizations_ids_answer_404_on_every_route(
         if route.name in NOT_TENANT_ROUTES or not route.kwargs:
             continue
         target = victim.objects[route.model]  # type: ignore[index]
-        url = reverse(route.name, kwargs={"pk": target.pk})
+        extra = {name: victim.objects[EXTRA_KWARGS[name]].pk for name in route.kwargs[1:]}
+        url = reverse(route.name, kwargs={"pk": target.pk, **extra})
         for method in route.methods:
             response = client.generic(method, url, data="{}", content_type="application/json")
             allowed = {404, 405} if route.name in PAGE_MODELS else {404}

@@ -256,6 +256,13 @@ JOB_MAX_ATTEMPTS = env(
     "lost connection; with growing pauses) or a worker that died while running it.",
     _positive_int,
 )
+WEBHOOK_RETRY_SECONDS = env(
+    "DEFECTLAB_WEBHOOK_RETRY_SECONDS",
+    "10",
+    "Pause before a failed webhook delivery is tried again; it doubles after each failed attempt "
+    "(10, 20, 40, 80 seconds by default), up to DEFECTLAB_JOB_MAX_ATTEMPTS attempts in all.",
+    _positive_float,
+)
 WORKER_THREADS = env(
     "DEFECTLAB_WORKER_THREADS", "2", "Jobs one `defectlab worker` runs at a time.", _positive_int
 )
@@ -436,6 +443,7 @@ INSTALLED_APPS = [
     "defectlab.ingest",
     "defectlab.jobs",
     "defectlab.transfer",
+    "defectlab.hooks",
     "defectlab.web",
 ]
 MIDDLEWARE = [

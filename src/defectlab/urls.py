@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from defectlab.hooks.api import WebhookViewSet
 from defectlab.ingest.api import AllowedNetworkViewSet
 from defectlab.jobs.api import JobViewSet
 from defectlab.jobs.liveness import worker_problem
@@ -44,6 +45,7 @@ router.register("allowlist", AllowedNetworkViewSet, basename="allowlist")
 router.register("jobs", JobViewSet, basename="job")
 router.register("jobs", JobItemViewSet, basename="job-item")
 router.register("storages", StorageConnectionViewSet, basename="storage")
+router.register("webhooks", WebhookViewSet, basename="webhook")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -43,7 +43,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -75,10 +75,12 @@ __all__ = [
     "FetchFailed",
     "FetchStream",
     "Fetched",
+    "Posted",
     "Refused",
     "Resolver",
     "check_url",
     "fetch",
+    "post",
     "stream",
     "system_resolver",
 ]
@@ -386,6 +388,66 @@ def fetch(
             body=body,
             address=response.address,
         )
+
+
+@dataclass(frozen=True)
+class Posted:
+    url: str
+    status: int  # whatever the server answered, 3xx and errors included
+    body: bytes  # the start of the answer (at most ``max_bytes``), for a log
+    address: str  # the address that answered
+
+
+def post(
+    url: str,
+    body: bytes,
+    *,
+    allowlist: Allowlist,
+    headers: Mapping[str, str] | None = None,
+    content_type: str = "application/json",
+    timeout: float | None = None,
+    max_bytes: int = 4096,
+    resolver: Resolver | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> Posted:
+    """POST ``body`` to ``url`` under the same policy as ``fetch`` (webhooks), and answer the
+    server's status whatever it is: the caller decides what counts as delivered.
+
+    A redirect is not followed: the body is not sent on to an address the owner of the URL did
+    not give, and the answer (a 3xx) is reported as it is. Refused and FetchFailed as ``fetch``
+    raises them, for what happens before an answer (the policy, DNS, connecting, TLS, time)."""
+    deadline = _Deadline(timeout if timeout is not None else settings.FETCH_TIMEOUT)
+    try:
+        target = parse_url(url)
+        addresses = _checked_addresses(target, allowlist, resolver, deadline)
+    except Refused as refusal:
+        log.warning(
+            "post refused",
+            extra={"url": refusal.url, "address": refusal.address, "rule": refusal.rule},
+        )
+        raise
+    sock, address = _connect(target, addresses, deadline, ssl_context)
+    try:
+        with _failures(target.given, address, deadline):
+            connection = http.client.HTTPConnection(target.host, target.port)
+            connection.sock = _DeadlineSocket(sock, deadline)
+            connection.putrequest(
+                "POST", target.request_target, skip_host=True, skip_accept_encoding=True
+            )
+            connection.putheader("Host", target.host_header)
+            connection.putheader("User-Agent", USER_AGENT)
+            connection.putheader("Content-Type", content_type)
+            connection.putheader("Content-Length", str(len(body)))
+            connection.putheader("Accept-Encoding", "identity")
+            connection.putheader("Connection", "close")
+            for name, value in (headers or {}).items():
+                connection.putheader(name, value)
+            connection.endheaders(body)
+            response = connection.getresponse()
+            answer = response.read(max_bytes)
+        return Posted(url=url, status=response.status, body=answer, address=address)
+    finally:
+        sock.close()
 
 
 def _connect(

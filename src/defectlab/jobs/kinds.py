@@ -26,6 +26,9 @@ class JobKind:
     handler: Handler
     download: bool = False  # a succeeded job leaves a file (``result["key"]``) to download
     items: bool = False  # the job keeps per-item results (UrlImportItem rows)
+    # Seconds to wait before attempt ``n + 1`` after attempt ``n`` failed in a way worth
+    # retrying; None: Dramatiq's exponential backoff (from one second up to five minutes).
+    retry_delay: Callable[[int], float] | None = None
 
 
 KINDS: dict[str, JobKind] = {}
@@ -41,6 +44,15 @@ def handler(name: str) -> Handler | None:
     """What runs jobs of kind ``name`` (None for a kind no app registered)."""
     kind = KINDS.get(name)
     return kind.handler if kind else None
+
+
+def retry_delay_ms(name: str, attempts: int) -> int | None:
+    """The pause, in milliseconds, before jobs of kind ``name`` are tried again after
+    ``attempts`` attempts (None: the broker's own backoff)."""
+    kind = KINDS.get(name)
+    if kind is None or kind.retry_delay is None:
+        return None
+    return max(int(kind.retry_delay(attempts) * 1000), 0)
 
 
 def title(name: str) -> str:

@@ -11,6 +11,7 @@ import dramatiq
 from django.conf import settings
 from django.db import close_old_connections, connections
 from dramatiq.broker import Broker
+from dramatiq.errors import Retry
 from dramatiq.middleware import Middleware, Retries
 
 from defectlab.jobs.broker import SQLiteBroker
@@ -20,9 +21,10 @@ MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 300_000
 
 
-class RetryLater(Exception):
+class RetryLater(Retry):
     """Raised by the actor when a job failed for a reason worth retrying; Dramatiq's Retries
-    middleware sends the message again with exponential backoff."""
+    middleware sends the message again with exponential backoff, or after ``delay``
+    milliseconds when the job's kind sets its own pauses (``JobKind.retry_delay``)."""
 
 
 class DjangoConnections(Middleware):

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
@@ -22,6 +23,7 @@ from django.utils.translation import ngettext
 from defectlab.errors import DefectLabError
 from defectlab.jobs import kinds
 from defectlab.jobs.models import FINISHED, Job, JobState
+from defectlab.jobs.signals import job_finished
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +70,6 @@ class Progress:
 
 def run_job(job_id: int) -> None:
     """The actor body: run job ``job_id`` once more, unless it already finished."""
-    from defectlab.jobs.queue import RetryLater
-
     job = Job.objects.select_related("started_by").filter(pk=job_id).first()
     if job is None or job.finished:
         return  # deleted, or a duplicate delivery of finished work: nothing to do twice
@@ -108,14 +108,14 @@ def run_job(job_id: int) -> None:
             # a retryable one (a remote end failing) is tried again like any passing failure.
             if refusal.retryable and job.attempts < settings.JOB_MAX_ATTEMPTS:
                 _requeue(job, refusal.message)
-                raise RetryLater(refusal.message) from refusal
+                raise _later(job, refusal.message) from refusal
             _finish(job, JobState.FAILED, error=refusal.message, progress=progress)
         except Exception as error:
             log.exception("job %s (%s) failed on attempt %s", job.pk, job.kind, job.attempts)
             message = _plain(error)
             if job.attempts < settings.JOB_MAX_ATTEMPTS:
                 _requeue(job, message)
-                raise RetryLater(message) from error
+                raise _later(job, message) from error
             _finish(job, JobState.FAILED, error=message, progress=progress)
         else:
             _finish(job, JobState.SUCCEEDED, result=result or {}, progress=progress)
@@ -126,6 +126,12 @@ def _requeue(job: Job, error: str) -> None:
     Job.objects.filter(pk=job.pk).update(
         state=JobState.QUEUED, error=error, updated_at=timezone.now()
     )
+
+
+def _later(job: Job, message: str) -> Exception:
+    from defectlab.jobs.queue import RetryLater
+
+    return RetryLater(message, delay=kinds.retry_delay_ms(job.kind, job.attempts))
 
 
 def _plain(error: Exception) -> str:
@@ -186,4 +192,14 @@ def _finish(
         fields["result"] = result
     if progress is not None:
         fields |= {"done": progress.done, "failed": progress.failed, "total": progress.total_steps}
-    Job.objects.filter(pk=job.pk).update(**fields)
+    with transaction.atomic():
+        Job.objects.filter(pk=job.pk).update(**fields)
+        # In the same transaction: what listeners write (webhook deliveries) commits with it.
+        job_finished.send(
+            sender=Job,
+            job_id=job.pk,
+            kind=job.kind,
+            state=str(state),
+            organization_id=job.organization_id,
+            project_id=job.project_id,
+        )

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from defectlab.errors import Conflict, Invalid
 from defectlab.jobs import kinds
 from defectlab.jobs.models import FINISHED, Job, JobState
+from defectlab.jobs.signals import job_finished
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import Organization, User
 from defectlab.tenancy.roles import Can, allows
@@ -52,10 +53,19 @@ def cancel_job(job: Job, actor: User | None = None) -> Job:
     report (what it finished stays finished). ``actor`` is who asked (in the audit trail)."""
     if job.state in FINISHED:
         raise Conflict(_("This job has already finished."))
-    Job.objects.filter(pk=job.pk).update(cancel_requested=True, updated_at=timezone.now())
-    Job.objects.filter(pk=job.pk, state=JobState.QUEUED).update(
-        state=JobState.CANCELLED, finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        Job.objects.filter(pk=job.pk).update(cancel_requested=True, updated_at=timezone.now())
+        if Job.objects.filter(pk=job.pk, state=JobState.QUEUED).update(
+            state=JobState.CANCELLED, finished_at=timezone.now()
+        ):
+            job_finished.send(
+                sender=Job,
+                job_id=job.pk,
+                kind=job.kind,
+                state=str(JobState.CANCELLED),
+                organization_id=job.organization_id,
+                project_id=job.project_id,
+            )
     job.refresh_from_db()
     record(
         None, AuditAction.JOB_CANCELLED, organization=job.organization_id, target=job, actor=actor

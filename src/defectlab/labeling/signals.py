@@ -5,3 +5,9 @@ from django.dispatch import Signal
 # Sent once a submit has committed, with ``task_id``, ``project_id``, ``version`` (the submitted
 # annotation version) and ``user_id``. Receivers must not raise: the annotation is saved.
 annotation_submitted = Signal()
+
+# Sent inside the transaction that submits, approves or rejects a task, with ``event``
+# ("task.submitted", "task.approved", "task.rejected"), ``task`` (its new status set, saved in the
+# same transaction), ``user`` and, for a review, ``comment``. Receivers write rows that must
+# commit with the change or not at all (webhook deliveries) and do no slow work.
+task_event = Signal()

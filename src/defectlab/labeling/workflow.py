@@ -34,7 +34,7 @@ from defectlab.labeling.models import (
 )
 from defectlab.labeling.proposals import clean_fates, keep_fates
 from defectlab.labeling.services import set_status
-from defectlab.labeling.signals import annotation_submitted
+from defectlab.labeling.signals import annotation_submitted, task_event
 from defectlab.labeling.sizes import SAVE_TIMEOUT, learn_size
 from defectlab.labeling.tasks import NewPrediction, add_predictions, index_labels
 from defectlab.tenancy.audit import AuditAction
@@ -447,6 +447,7 @@ def _mark_saved(task: Task, user: User, annotation: Annotation, *, submit: bool)
         if task.lock_owner_id == user.pk:
             task.lock_owner = None
             task.lock_expires_at = None
+        task_event.send(sender=Task, event="task.submitted", task=task, user=user)
         # Once committed, tell who listens (data movement queues writes to the project's target
         # storages: jobs, so a broken target never blocks or loses the save).
         transaction.on_commit(
@@ -544,6 +545,13 @@ def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review
             update_fields=["status", "assignee", "lock_owner", "lock_expires_at", "updated_at"]
         )
         _forget_skips(task)
+        task_event.send(
+            sender=Task,
+            event="task.approved" if verdict == Verdict.APPROVE else "task.rejected",
+            task=task,
+            user=user,
+            comment=verdict_row.comment,
+        )
         record(
             None,
             AuditAction.TASK_APPROVED if verdict == Verdict.APPROVE else AuditAction.TASK_REJECTED,

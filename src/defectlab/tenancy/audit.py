@@ -59,6 +59,11 @@ class AuditAction(StrEnum):
     STORAGE_UPDATED = "storage.updated"
     STORAGE_DELETED = "storage.deleted"
     STORAGE_SYNC_STARTED = "storage.sync_started"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
+    WEBHOOK_REDELIVERED = "webhook.redelivered"
 
 
 _origin: ContextVar[HttpRequest | None] = ContextVar("audit_origin", default=None)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from defectlab.web import data, jobs, network, removals, storages, views
+from defectlab.web import data, jobs, network, removals, storages, views, webhooks
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,6 +13,7 @@ urlpatterns = [
     path("o/<int:pk>/members/", views.members, name="members"),
     path("o/<int:pk>/jobs/", jobs.jobs_page, name="jobs"),
     path("o/<int:pk>/network/", network.network_access, name="network_access"),
+    path("o/<int:pk>/webhooks/", webhooks.webhooks_page, name="webhooks"),
     path("jobs/<int:pk>/", data.job_page, name="job"),
     path("projects/<int:pk>/data/", data.project_data, name="project_data"),
     path("projects/<int:pk>/storages/", storages.project_storages, name="project_storages"),

@@ -134,6 +134,7 @@ def organization(request: HttpRequest, pk: int) -> HttpResponse:
             "organization": current,
             "projects": [(project, progress(project)) for project in projects],
             "can_manage": allows(role, Can.MANAGE_PROJECTS),
+            "can_manage_organization": allows(role, Can.MANAGE_ORGANIZATION),
             "current_organization_id": current.pk,
         },
     )

@@ -1,0 +1,155 @@
+"""A webhook receiver on loopback (http.server in a thread) and a way to run queued jobs here.
+
+Every outgoing TCP connection is recorded, and one to anything but a loopback address fails the
+test before it is made (so the refusal tests can assert that nothing was attempted at all)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import socketserver
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from defectlab.hooks.delivery import sign
+from defectlab.jobs.queue import RetryLater
+from defectlab.jobs.runner import run_job
+from tests.conftest import png_bytes
+
+PNG = png_bytes(32, 24)
+
+
+@pytest.fixture(autouse=True)
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    made: list[tuple[str, int]] = []
+    real_connect = socket.socket.connect
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        if not ipaddress.ip_address(address[0]).is_loopback:
+            pytest.fail(f"a test tried to connect outside this machine: {address!r}")
+        made.append((address[0], address[1]))
+        real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return made
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def valid_for(self, secret: str) -> bool:
+        expected = sign(secret, self.headers["X-DefectLab-Timestamp"], self.body)
+        return self.headers["X-DefectLab-Signature"] == expected
+
+
+@dataclass
+class Receiver:
+    """Answers each POST with the next status of ``answers`` (then 200 for ever); serves PNG
+    for GET (a source for URL imports)."""
+
+    answers: list[int] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                receiver.received.append(Received(self.path, dict(self.headers.items()), body))
+                status = receiver.answers.pop(0) if receiver.answers else 200
+                self._answer(status, b"nope" if status >= 300 else b"ok", "text/plain")
+
+            def do_GET(self) -> None:
+                self._answer(200, PNG, "image/png")
+
+            def _answer(self, status: int, data: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                self.close_connection = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def server_bind(self) -> None:  # no lookup of this machine's name
+                socketserver.TCPServer.server_bind(self)
+                self.server_name, self.server_port = "127.0.0.1", int(self.server_address[1])
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def events(self) -> list[str]:
+        return [seen.headers["X-DefectLab-Event"] for seen in self.received]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Job ids sent to the queue (after their commit), in order; no worker runs them."""
+    ids: list[int] = []
+    monkeypatch.setattr("defectlab.jobs.services.send", ids.append)
+    return ids
+
+
+@pytest.fixture
+def drain(
+    queued: list[int], django_capture_on_commit_callbacks: Any
+) -> Callable[..., list[RetryLater]]:
+    """Run every queued job here, as a worker would, the ones they queue too; a job that asks
+    to be retried is run again (Dramatiq would, after the pause it asked for). Answers the
+    retry requests seen, in order."""
+
+    def run(*, retries: bool = True) -> list[RetryLater]:
+        asked: list[RetryLater] = []
+        while queued:
+            job_id = queued.pop(0)
+            with django_capture_on_commit_callbacks(execute=True):
+                try:
+                    run_job(job_id)
+                except RetryLater as later:
+                    asked.append(later)
+                    if retries:
+                        queued.append(job_id)
+        return asked
+
+    return run
+
+
+@pytest.fixture
+def loopback_open(settings: Any) -> None:
+    settings.FETCH_ALLOWLIST = ["127.0.0.1/32"]  # the operator opens loopback
