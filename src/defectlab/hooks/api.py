@@ -29,7 +29,10 @@ MANAGE = Can.MANAGE_ORGANIZATION
 
 
 class WebhookSerializer(serializers.ModelSerializer[Webhook]):
-    organization = serializers.IntegerField(source="organization_id")
+    organization = serializers.IntegerField(
+        source="organization_id",
+        help_text="The organization whose events are sent (you must be its admin or owner).",
+    )
     project = serializers.IntegerField(
         source="project_id",
         required=False,
@@ -66,6 +69,10 @@ class WebhookSerializer(serializers.ModelSerializer[Webhook]):
             "updated_at",
         ]
         read_only_fields = ["id", "created_by", "created_at", "updated_at"]
+        extra_kwargs = {
+            "active": {"help_text": "false pauses deliveries without removing the webhook."},
+            "note": {"help_text": "Free text for people: what the receiver is."},
+        }
 
 
 class NewWebhookSerializer(WebhookSerializer):
@@ -149,7 +156,9 @@ class WebhookViewSet(
         summary="List webhooks",
         description="The webhooks of the organizations where you are an admin or the owner "
         "(`?organization=` narrows to one). Secrets are never listed.",
-        parameters=[OpenApiParameter("organization", int)],
+        parameters=[
+            OpenApiParameter("organization", int, description="Only this organization's webhooks.")
+        ],
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
@@ -231,7 +240,9 @@ class WebhookViewSet(
         description="Newest first, in pages (`cursor`): each delivery's event, status "
         "(pending, succeeded, failed), attempts, last HTTP status code, last error, duration "
         "and the payload sent.",
-        parameters=[OpenApiParameter("cursor", str)],
+        parameters=[
+            OpenApiParameter("cursor", str, description="`next_cursor` of the previous page.")
+        ],
         responses=page_serializer("DeliveryPage", DeliverySerializer),
     )
     @action(detail=True, methods=["get"])
@@ -251,6 +262,14 @@ class WebhookViewSet(
         "new X-DefectLab-Delivery id); answers 202 with it.",
         request=None,
         responses={202: DeliverySerializer},
+        parameters=[
+            OpenApiParameter(
+                "delivery",
+                int,
+                OpenApiParameter.PATH,
+                description="The id of the delivery to send again (one of this webhook's).",
+            )
+        ],
     )
     @action(
         detail=True,
