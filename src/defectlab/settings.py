@@ -134,6 +134,21 @@ HSTS_SECONDS = env(
 HOST = env("DEFECTLAB_HOST", "127.0.0.1", "Address `defectlab serve` listens on.")
 PORT = env("DEFECTLAB_PORT", "8080", "Port `defectlab serve` listens on.", _positive_int)
 WEB_WORKERS = env("DEFECTLAB_WEB_WORKERS", "2", "Web server worker processes.", _positive_int)
+WEB_MAX_MEMORY_MB = env(
+    "DEFECTLAB_WEB_MAX_MEMORY_MB",
+    "96",
+    "A web worker process that a request left above this much memory (its PSS, in MB) finishes "
+    "the requests it has and is replaced by a fresh one. 0 never replaces it for its memory.",
+    _whole_number,
+)
+WEB_MAX_REQUESTS = env(
+    "DEFECTLAB_WEB_MAX_REQUESTS",
+    "2000",
+    "A web worker process is replaced by a fresh one after about this many requests (give or "
+    "take a tenth, so they do not all go at once), handing back to the system the memory a big "
+    "request left behind. 0 keeps workers for good.",
+    _whole_number,
+)
 LOG_FORMAT = env(
     "DEFECTLAB_LOG_FORMAT",
     "json",
@@ -258,6 +273,15 @@ JOB_MAX_ATTEMPTS = env(
 )
 WORKER_THREADS = env(
     "DEFECTLAB_WORKER_THREADS", "2", "Jobs one `defectlab worker` runs at a time.", _positive_int
+)
+WORKER_MAX_MEMORY_MB = env(
+    "DEFECTLAB_WORKER_MAX_MEMORY_MB",
+    "160",
+    "A job worker that has grown past this much memory (its PSS, in MB) after a job stops taking "
+    "jobs, lets the ones in progress finish and exits, to be started again at once (by "
+    "`defectlab serve`, or by your service manager: the exit code is 75). This hands back what a "
+    "big import or export left behind. 0 never recycles.",
+    _whole_number,
 )
 WORKER_EMBEDDED = env(
     "DEFECTLAB_WORKER_EMBEDDED",
