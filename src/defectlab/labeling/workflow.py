@@ -347,10 +347,9 @@ def save_annotation(
     so the client can merge instead of overwriting. ``proposals`` says what became of model
     proposals (labeling.proposals); the new version keeps those and the earlier fates."""
     act = Act.SUBMIT if submit else Act.SAVE
-    # Who may save is asked first (a 403 before any 400), on the task as the caller read it
-    # (asked again under the lock below, on the task as it is then); the shapes are then
-    # checked outside the lock, as is everything that needs no lock.
-    check(task, user, act)
+    # Who may save is asked first (a 403 before any 400), on the task as it is now; the shapes
+    # are then checked outside the lock, as is everything that needs no lock.
+    check(Task.objects.select_related("project").get(pk=task.pk), user, act)
     project = task.project
     checked = clean_shapes(project, task, shapes)
     unchecked = not (task.width and task.height)  # the image's size could not be learned
