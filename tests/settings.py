@@ -18,5 +18,5 @@ WHITENOISE_USE_FINDERS = True
 
 # A file, not SQLite's in-memory default: the job tests start real worker processes that must
 # see the same test database.
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+if DATABASES["default"]["ENGINE"] in ("django.db.backends.sqlite3", "defectlab.sqlite"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405

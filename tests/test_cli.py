@@ -90,7 +90,6 @@ def test_serve_supervises_its_worker_and_stops_it_on_shutdown(
     """gunicorn itself is replaced (no port is bound in tests): its run() ends the way a
     SIGTERM ends it, with SystemExit. The supervisor is recorded, not started: it is tested
     with real worker processes in tests/jobs/test_supervisor.py."""
-    import sys
 
     from gunicorn.app.base import BaseApplication
 
@@ -101,8 +100,8 @@ def test_serve_supervises_its_worker_and_stops_it_on_shutdown(
     events: list[object] = []
 
     class Recorder:
-        def __init__(self, command: list[str]) -> None:
-            events.append(command)
+        def __init__(self, command: list[str] = (), *, target: Any = None) -> None:  # type: ignore[assignment]
+            events.append(target or command)
 
         def start(self) -> None:
             events.append("start")
@@ -116,7 +115,14 @@ def test_serve_supervises_its_worker_and_stops_it_on_shutdown(
 
     monkeypatch.setattr(supervisor, "WorkerSupervisor", Recorder)
     monkeypatch.setattr(BaseApplication, "run", gunicorn_run)
-    code, output = run("serve", "--port", "18999")
+    import gc
+
+    from defectlab.cli import embedded_worker
+
+    try:
+        code, output = run("serve", "--port", "18999")
+    finally:
+        gc.unfreeze()  # serve freezes what it loaded before forking; this process goes on
     assert code == 0, output
-    worker = [sys.executable, "-m", "defectlab.cli", "worker"]
-    assert events == ([worker, "start", "serving", "stop"] if embedded else ["serving"])
+    # The embedded worker is this process forked (sharing what it loaded), not a new one.
+    assert events == ([embedded_worker, "start", "serving", "stop"] if embedded else ["serving"])

@@ -134,6 +134,70 @@ def demo(email: str | None, images: int) -> None:
     click.echo(f"The demo project “{project.name}” has {project.task_count} tasks.")
 
 
+def gunicorn_options(settings: Any) -> dict[str, Any]:
+    """What `serve` sets in gunicorn besides the address, workers and logs, and why.
+
+    - ``preload_app``: the app is loaded once, in the master, before the workers are forked, so
+      the workers share its memory (the code, Django, the URL conf) copy-on-write instead of each
+      loading its own copy; see ``load_application``.
+    - ``max_requests`` (``DEFECTLAB_WEB_MAX_REQUESTS``, 0: never) with a jitter of a tenth: a
+      worker is replaced after that many requests, so memory a big request left behind (a 100k
+      task import) goes back to the system; the jitter keeps the workers from leaving together.
+    - ``post_request`` (``DEFECTLAB_WEB_MAX_MEMORY_MB``, 0: never): the same at once after a
+      request that left the worker above that much memory (``RetireAbove``).
+    """
+    options: dict[str, Any] = {"preload_app": True}
+    if settings.WEB_MAX_REQUESTS:
+        options["max_requests"] = settings.WEB_MAX_REQUESTS
+        options["max_requests_jitter"] = max(1, settings.WEB_MAX_REQUESTS // 10)
+    if settings.WEB_MAX_MEMORY_MB:
+        options["post_request"] = RetireAbove(settings.WEB_MAX_MEMORY_MB)
+    return options
+
+
+class RetireAbove:
+    """gunicorn's ``post_request`` hook: a web worker that a request left above ``limit_mb``
+    of memory (its PSS) finishes the requests it has and is replaced by a fresh one (gunicorn's
+    own graceful path, as for ``max_requests``). The resident size, cheap to read, is looked at
+    after every request; the PSS, which takes a walk over the process's pages, only when the
+    resident size alone is past the limit (it always counts at least the PSS)."""
+
+    def __init__(self, limit_mb: int) -> None:
+        self.limit_mb = limit_mb
+
+    def __call__(self, worker: Any, _request: Any, _environ: Any, _response: Any) -> None:
+        from defectlab.jobs.worker import memory_mb, resident_mb
+
+        if not worker.alive or resident_mb() <= self.limit_mb:
+            return
+        used = memory_mb()
+        if used > self.limit_mb:
+            worker.log.info(
+                "web worker %s: %.0f MB after a request, above %s MB: replacing it",
+                worker.pid, used, self.limit_mb,
+            )  # fmt: skip
+            worker.alive = False
+
+
+def load_application() -> Any:
+    """The WSGI app, loaded in gunicorn's master (``preload_app``) with every module a request
+    needs, then frozen out of the garbage collector's sight: the collector writes to every object
+    it scans, which would copy the shared pages into each worker one by one."""
+    import gc
+
+    from django.db import connections
+    from django.urls import get_resolver
+
+    from defectlab.wsgi import application
+
+    get_resolver().url_patterns  # noqa: B018  (imports the URL conf and every view in it)
+
+    connections.close_all()  # a forked worker must not share the master's connections
+    gc.collect()
+    gc.freeze()
+    return application
+
+
 @main.command()
 @click.option("--host", default=None, help="Listen address [default: DEFECTLAB_HOST, 127.0.0.1].")
 @click.option("--port", default=None, type=int, help="Port [default: DEFECTLAB_PORT, 8080].")
@@ -165,6 +229,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             self.cfg.set("workers", workers)
             self.cfg.set("threads", 4)
             self.cfg.set("timeout", 120)
+            for name, value in gunicorn_options(settings).items():
+                self.cfg.set(name, value)
             self.cfg.set("accesslog", "-")
             # gunicorn's own lines go through the same formatter as the app's (JSON by default).
             self.cfg.set(
@@ -187,17 +253,21 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             )
 
         def load(self) -> Any:
-            from defectlab.wsgi import application
-
-            return application
+            return load_application()
 
     from defectlab.jobs.supervisor import WorkerSupervisor
 
     supervisor = None
+    import gc
+
+    # What is loaded by now is shared with the processes forked from here (the job worker,
+    # gunicorn's workers); the collector would write to it and so copy it into each of them.
+    gc.collect()
+    gc.freeze()
     if settings.WORKER_EMBEDDED:
         # The embedded default: one command runs everything, jobs included; a worker that
-        # dies is started again.
-        supervisor = WorkerSupervisor([sys.executable, "-m", "defectlab.cli", "worker"])
+        # dies is started again. It is this process forked, sharing the Django loaded here.
+        supervisor = WorkerSupervisor(target=embedded_worker)
         supervisor.start()
     click.echo(f"DefectLab is serving on http://{host}:{port}/")
     try:
@@ -205,6 +275,26 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     finally:
         if supervisor is not None:
             supervisor.stop()
+
+
+def embedded_worker() -> int:
+    """The job worker `serve` forks: run jobs until stopped; the exit code says whether it
+    stopped to be recycled (jobs.supervisor.RECYCLE)."""
+    from django.conf import settings
+    from django.db import connections
+
+    from defectlab.jobs.supervisor import RECYCLE
+    from defectlab.jobs.worker import run_worker
+
+    for connection in connections.all(initialized_only=True):
+        # The parent's: never closed here (that would end the parent's session), only dropped.
+        _INHERITED.append(connection.connection)
+        connection.connection = None
+    recycle = run_worker(settings.WORKER_THREADS, max_memory_mb=settings.WORKER_MAX_MEMORY_MB)
+    return RECYCLE if recycle else 0
+
+
+_INHERITED: list[Any] = []  # a forked worker's copies of its parent's database connections
 
 
 @main.command()
@@ -225,7 +315,10 @@ def worker(threads: int | None) -> None:
         for problem in settings.PROBLEMS:
             click.echo(f"- {problem}", err=True)
         sys.exit("Fix the configuration above first (`defectlab check`).")
-    run_worker(threads or settings.WORKER_THREADS)
+    from defectlab.jobs.supervisor import RECYCLE
+
+    if run_worker(threads or settings.WORKER_THREADS, max_memory_mb=settings.WORKER_MAX_MEMORY_MB):
+        sys.exit(RECYCLE)  # stopped to hand back its memory: start it again
 
 
 def _project_and_user(project_id: int, email: str | None) -> tuple[Any, Any]:

@@ -134,6 +134,21 @@ HSTS_SECONDS = env(
 HOST = env("DEFECTLAB_HOST", "127.0.0.1", "Address `defectlab serve` listens on.")
 PORT = env("DEFECTLAB_PORT", "8080", "Port `defectlab serve` listens on.", _positive_int)
 WEB_WORKERS = env("DEFECTLAB_WEB_WORKERS", "2", "Web server worker processes.", _positive_int)
+WEB_MAX_MEMORY_MB = env(
+    "DEFECTLAB_WEB_MAX_MEMORY_MB",
+    "96",
+    "A web worker process that a request left above this much memory (its PSS, in MB) finishes "
+    "the requests it has and is replaced by a fresh one. 0 never replaces it for its memory.",
+    _whole_number,
+)
+WEB_MAX_REQUESTS = env(
+    "DEFECTLAB_WEB_MAX_REQUESTS",
+    "2000",
+    "A web worker process is replaced by a fresh one after about this many requests (give or "
+    "take a tenth, so they do not all go at once), handing back to the system the memory a big "
+    "request left behind. 0 keeps workers for good.",
+    _whole_number,
+)
 LOG_FORMAT = env(
     "DEFECTLAB_LOG_FORMAT",
     "json",
@@ -266,6 +281,15 @@ WEBHOOK_RETRY_SECONDS = env(
 WORKER_THREADS = env(
     "DEFECTLAB_WORKER_THREADS", "2", "Jobs one `defectlab worker` runs at a time.", _positive_int
 )
+WORKER_MAX_MEMORY_MB = env(
+    "DEFECTLAB_WORKER_MAX_MEMORY_MB",
+    "160",
+    "A job worker that has grown past this much memory (its PSS, in MB) after a job stops taking "
+    "jobs, lets the ones in progress finish and exits, to be started again at once (by "
+    "`defectlab serve`, or by your service manager: the exit code is 75). This hands back what a "
+    "big import or export left behind. 0 never recycles.",
+    _whole_number,
+)
 WORKER_EMBEDDED = env(
     "DEFECTLAB_WORKER_EMBEDDED",
     "true",
@@ -373,7 +397,11 @@ def _database(url: str) -> dict[str, Any]:
         dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     )
     if config["ENGINE"] == "django.db.backends.sqlite3":
-        config["CONN_MAX_AGE"] = 0
+        # Django's backend, with write transactions taking turns through a lock file rather
+        # than SQLite's sleep-and-retry (defectlab/sqlite/base.py says why).
+        config["ENGINE"] = "defectlab.sqlite"
+        # Kept open between requests like PostgreSQL's (CONN_MAX_AGE 60): opening one and
+        # running its PRAGMAs took about 1 ms, on every request.
         config["OPTIONS"] = {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,

@@ -20,7 +20,7 @@ from django.db import connection
 def database_url() -> str:
     """The test database as a URL another process can open."""
     config = connection.settings_dict
-    if config["ENGINE"].endswith("sqlite3"):
+    if connection.vendor == "sqlite":
         return f"sqlite:///{config['NAME']}"
     host = config.get("HOST") or "127.0.0.1"
     user = config.get("USER") or ""

@@ -152,3 +152,80 @@ def test_a_worker_reaped_by_gunicorns_arbiter_still_counts_as_exited() -> None:
     supervisor._spawn()
     supervisor.process.wait()
     assert supervisor._exited() == (True, 3)
+
+
+# ---------------------------------------------------------------------------- forked workers
+# `defectlab serve` forks its worker (target=) so that it shares the Django loaded in the
+# parent. These targets run in a forked copy of the test process and touch no database.
+
+
+def appends_then_exits(path: Path, code: int) -> Any:
+    def target() -> int:
+        name = Path(f"/proc/{os.getpid()}/comm").read_text().strip()
+        with path.open("a") as file:
+            file.write(f"{os.getpid()} {name}\n")
+        return code
+
+    return target
+
+
+def test_a_forked_worker_that_recycles_itself_is_started_again_at_once(
+    caplog: pytest.LogCaptureFixture, supervised: list[WorkerSupervisor], tmp_path: Path
+) -> None:
+    from defectlab.jobs.supervisor import RECYCLE
+
+    caplog.set_level(logging.INFO, LOGGER)
+    runs = tmp_path / "runs"
+    supervisor = WorkerSupervisor(
+        target=appends_then_exits(runs, RECYCLE), min_backoff=30, poll=0.01
+    )
+    supervised.append(supervisor)
+    supervisor.start()
+    # Three runs although a failure would wait 30 s: a recycle is no failure.
+    wait_for(lambda: runs.exists() and len(runs.read_text().splitlines()) >= 3, "three runs")
+    supervisor.stop()
+    lines = runs.read_text().splitlines()
+    assert len({line.split()[0] for line in lines}) == len(lines)  # a new process each time
+    assert {line.split()[1] for line in lines} == {"defectlab-jobs"}  # named for ps
+    assert supervisor.recycled >= 2 and supervisor.restarts == 0
+    assert not exits(caplog)
+    recycled = [r for r in caplog.records if r.__dict__.get("event") == "worker_recycled"]
+    assert len(recycled) >= 2 and all(r.levelno == logging.INFO for r in recycled)
+
+
+def test_a_forked_worker_that_fails_is_restarted_after_a_pause(
+    caplog: pytest.LogCaptureFixture, supervised: list[WorkerSupervisor], tmp_path: Path
+) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    supervisor = WorkerSupervisor(
+        target=appends_then_exits(tmp_path / "runs", 3), min_backoff=0.01, max_backoff=0.02
+    )
+    supervised.append(supervisor)
+    supervisor.start()
+    wait_for(lambda: len(exits(caplog)) >= 2, "two exits")
+    supervisor.stop()
+    assert [r.__dict__["exit_code"] for r in exits(caplog)[:2]] == [3, 3]
+    assert supervisor.recycled == 0
+
+
+def test_a_recycle_is_known_even_when_gunicorn_reaped_the_worker_first(
+    caplog: pytest.LogCaptureFixture, supervised: list[WorkerSupervisor], tmp_path: Path
+) -> None:
+    """Under gunicorn the master reaps every child, so the exit code may be gone: the forked
+    worker also says it recycled through a pipe. Here the test reaps it, as gunicorn would."""
+    from defectlab.jobs.supervisor import RECYCLE
+
+    caplog.set_level(logging.INFO, LOGGER)
+    runs = tmp_path / "runs"
+    supervisor = WorkerSupervisor(
+        target=appends_then_exits(runs, RECYCLE), min_backoff=30, poll=1.0
+    )
+    supervised.append(supervisor)
+    supervisor.start()
+    assert supervisor.process is not None
+    first = supervisor.process.pid
+    wait_for(runs.exists, "the first run")
+    os.waitpid(first, 0)  # taken before the supervisor looks (it looks once a second)
+    wait_for(lambda: supervisor.recycled >= 1, "the recycle to be seen")
+    supervisor.stop()
+    assert not exits(caplog)

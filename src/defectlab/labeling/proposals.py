@@ -76,18 +76,16 @@ def current_fates(annotation: Annotation | None) -> list[dict[str, Any]]:
     return list(row or [])
 
 
-def keep_fates(annotation: Annotation, fates: list[dict[str, Any]]) -> None:
-    """Just after ``annotation`` moved to a new version: that version keeps the fates of the
-    one before it, with the ones this save sent (``clean_fates``) on top."""
-    earlier = (
-        AnnotationVersion.objects.filter(annotation=annotation, version__lt=annotation.version)
-        .order_by("-version")
+def version_fates(task: Task, version: int | None) -> list[dict[str, Any]]:
+    """The fates kept with ``version`` of the task's annotation (none for no version)."""
+    if not version:
+        return []
+    row = (
+        AnnotationVersion.objects.filter(annotation__task=task, version=version)
         .values_list("proposal_fates", flat=True)
         .first()
     )
-    AnnotationVersion.objects.filter(annotation=annotation, version=annotation.version).update(
-        proposal_fates=merge_fates(list(earlier or []), fates)
-    )
+    return list(row or [])
 
 
 def fates_by_shape(fates: list[dict[str, Any]]) -> dict[int, dict[int, str]]:

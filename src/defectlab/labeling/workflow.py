@@ -32,7 +32,7 @@ from defectlab.labeling.models import (
     TaskStatus,
     Verdict,
 )
-from defectlab.labeling.proposals import clean_fates, keep_fates
+from defectlab.labeling.proposals import clean_fates, merge_fates, version_fates
 from defectlab.labeling.services import set_status
 from defectlab.labeling.signals import annotation_submitted, task_event
 from defectlab.labeling.sizes import SAVE_TIMEOUT, learn_size
@@ -348,7 +348,7 @@ def save_annotation(
     proposals (labeling.proposals); the new version keeps those and the earlier fates."""
     act = Act.SUBMIT if submit else Act.SAVE
     # Who may save is asked first (a 403 before any 400), on the task as it is now; the shapes
-    # are then checked outside the lock, as before.
+    # are then checked outside the lock, as is everything that needs no lock.
     check(Task.objects.select_related("project").get(pk=task.pk), user, act)
     project = task.project
     checked = clean_shapes(project, task, shapes)
@@ -356,6 +356,9 @@ def save_annotation(
     cleaned = [shape.to_dict() for shape in checked]
     image_tags = clean_image_tags(project, tags)
     fates = clean_fates(task, proposals)
+    # The fates kept by the version this save starts from never change once written, so they
+    # are read before the lock; the version is checked under it (a stale save writes nothing).
+    fates = merge_fates(version_fates(task, base_version), fates)
     lead_time = max(0.0, float(lead_time or 0.0))
     with transaction.atomic():
         # Re-read under the write lock: status and counters must move from the true state, and
@@ -366,9 +369,9 @@ def save_annotation(
             # The size was learned meanwhile (and the shapes then saved fitted to it).
             clean_shapes(project, task, shapes)
         annotation = _write_version(
-            task, user, base_version, shapes=cleaned, tags=image_tags, lead_time=lead_time
-        )
-        keep_fates(annotation, fates)
+            task, user, base_version,
+            shapes=cleaned, tags=image_tags, lead_time=lead_time, fates=fates,
+        )  # fmt: skip
         index_labels(task, cleaned)
         _mark_saved(task, user, annotation, submit=submit)
         if submit:
@@ -391,6 +394,7 @@ def _write_version(
     shapes: list[dict[str, Any]],
     tags: list[str],
     lead_time: float,
+    fates: list[dict[str, Any]],
 ) -> Annotation:
     """The task's annotation moved from ``base_version`` to the next version, and that version
     kept in the history; Conflict (nothing written) when someone saved in between. Inside the
@@ -413,18 +417,25 @@ def _write_version(
         except IntegrityError:
             raise _stale(Annotation.objects.get(task=task)) from None
     else:
+        changes = {
+            "version": current.version + 1,
+            "shapes": shapes,
+            "tags": tags,
+            "author": user,
+            "lead_time": current.lead_time + lead_time,
+            "updated_at": timezone.now(),
+        }
         updated = Annotation.objects.filter(pk=current.pk, version=base_version or 0).update(
-            version=current.version + 1,
-            shapes=shapes,
-            tags=tags,
-            author=user,
-            lead_time=current.lead_time + lead_time,
-            updated_at=timezone.now(),
+            **changes
         )
         if not updated:
             raise _stale(current)
-        annotation = Annotation.objects.get(pk=current.pk)
+        # The row is exactly what was just written (the task is locked): no need to read it.
+        annotation = current
+        for name, value in changes.items():
+            setattr(annotation, name, value)
     AnnotationVersion.objects.create(
+        proposal_fates=fates,
         organization_id=task.organization_id,
         annotation=annotation,
         version=annotation.version,

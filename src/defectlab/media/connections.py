@@ -50,7 +50,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
-from botocore.httpsession import ProxyConfiguration
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
@@ -378,6 +377,8 @@ def _pin(client: S3Client, addresses: tuple[str, ...]) -> None:
     session._pool_classes_by_scheme = pinned
     manager.pool_classes_by_scheme = pinned
     # A proxy would resolve the name again, out of our sight.
+    from botocore.httpsession import ProxyConfiguration  # with the client: loaded by then
+
     session._proxy_config = ProxyConfiguration()
 
 

@@ -25,9 +25,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, NamedTuple
 from urllib.parse import urlsplit
 
-import boto3
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -36,6 +33,7 @@ from defectlab.errors import Invalid
 from defectlab.media.storage import StorageError, check_key
 
 if TYPE_CHECKING:
+    import boto3
     from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
 
@@ -119,6 +117,8 @@ class ObjectChanged(StorageError):
     """The object was replaced between looking at it and reading it (an ``If-Match`` failed)."""
 
 
+# boto3 (about 24 MB of memory in a process) is imported where a client is made, so processes
+# that never talk to S3 (the embedded default, the job worker at rest) never load it.
 _session: boto3.session.Session | None = None
 _session_lock = threading.Lock()
 
@@ -132,6 +132,9 @@ def make_client(
     attempts: int = 4,
 ) -> S3Client:
     global _session
+    import boto3
+    from botocore.config import Config as BotoConfig
+
     # One session for every client: creating a session reloads botocore's service models
     # (~0.2 s), a client from a warm one takes ~10 ms. Sessions are not thread-safe: hence the lock.
     with _session_lock:
@@ -204,6 +207,8 @@ class S3Storage:
         self.config = config
         # Public so callers (and tests) can register botocore event hooks.
         self.client: S3Client = make_client(config, config.endpoint_url)
+        from boto3.s3.transfer import TransferConfig
+
         part = max(5, settings.S3_MULTIPART_MB) * MB  # S3's smallest part is 5 MB
         self._transfer = TransferConfig(
             multipart_threshold=part, multipart_chunksize=part, max_concurrency=4

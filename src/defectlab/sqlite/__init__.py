@@ -1,0 +1,1 @@
+"""The SQLite database backend DefectLab runs on by default (see ``base``)."""
