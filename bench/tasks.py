@@ -3,6 +3,7 @@
     .venv/bin/python bench/tasks.py                  # SQLite, 100k and 1M tasks (make bench-tasks)
     .venv/bin/python bench/tasks.py --quick          # 10k and 100k: a smoke run
     .venv/bin/python bench/tasks.py --database-url postgresql://root@127.0.0.1:5432/bench_tasks
+    .venv/bin/python bench/tasks.py --projects 1000000,100000,1000 --database-url ...  # see below
 
 What is measured (see bench/README.md):
 
@@ -14,6 +15,12 @@ What is measured (see bench/README.md):
   at 90 % of the project) and filtered pages — beside the same SELECT written by hand and run with
   ``fetchall()`` on ``connection.cursor()``. The full HTTP request through ``django.test.Client``
   is an extra, informational column.
+
+* several projects (``--projects``): projects of very different sizes, created oldest first,
+  every task-list query the API offers (each filter, each sort, first page and 90 % deep, and
+  ``task_count``) in each — ``tasklist.task_page`` plus the serializer, beside the same SQL on
+  the DB-API cursor, with the plan — on a freshly loaded PostgreSQL without ANALYZE, then after
+  it (``ProjectsBench``, at the end of this file).
 
 It is a report: nothing here fails on a slow figure. Everything runs in a throwaway data
 directory (and, on PostgreSQL, a throwaway database whose name must start with ``bench``) that
@@ -114,7 +121,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="keep the data directory (and PostgreSQL database)"
     )
+    add_project_args(parser)
     args = parser.parse_args(argv)
+    parse_projects(parser, args)
     if args.quick:
         args.sizes = "10000,100000"
         if args.n == 200:
@@ -233,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         import django
 
         django.setup()
+        if args.projects:
+            return ProjectsBench(args, data_dir).run()
         return Bench(args, data_dir).run()
     finally:
         from django.db import connections
@@ -895,6 +906,382 @@ class Bench:
         self.results["aims"] = self.verdicts()
         meta["seconds"] = round(perf() - started, 1)
         print(f"\nDone in {meta['seconds']:.0f} s.")
+        if self.args.json:
+            path = Path(self.args.json)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
+            print(f"Numbers written to {path}.")
+        return 0
+
+
+# ---------------------------------------------------------------------------- several projects
+#
+# The task list on a database holding several projects of very different sizes, the newer ones
+# behind the older ones in id order (--projects). On PostgreSQL it is measured twice: fresh,
+# right after the bulk load with no statistics (autovacuum off for the two tables, so it cannot
+# analyze them in the middle), and after ANALYZE. Kept apart from the import bench above.
+
+PROJECT_AIM_MS = 20.0  # task list p95, any filter, any depth, any project size
+FLAT = 1.5  # deepest page ÷ first page, and largest project ÷ smallest, at most this
+PROJECT_BUDGET = 2.0  # seconds of runs per query and side: a slower query runs fewer times,
+PROJECT_MIN_RUNS = 20  # but at least this many (at least 5 when one run takes over a second)
+
+
+def add_project_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--projects",
+        metavar="SIZES",
+        help="instead of the import bench: several projects of these sizes, created in this "
+        "order (e.g. 1000000,100000,1000), each task-list query measured in each",
+    )
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="with --projects on PostgreSQL: measure the fresh database only (no ANALYZE phase)",
+    )
+
+
+def parse_projects(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not args.projects:
+        return
+    try:
+        args.projects = [int(size) for size in args.projects.split(",") if size.strip()]
+    except ValueError:
+        parser.error("--projects takes whole numbers, e.g. 1000000,100000,1000")
+    if len(args.projects) < 2 or min(args.projects) < 100:
+        parser.error("--projects takes at least two sizes of at least 100 tasks")
+
+
+@dataclass
+class ProjectCase:
+    key: str
+    params: dict[str, str]
+    count: bool = False  # task_count rather than a page
+
+
+class ProjectsBench:
+    """Projects of the sizes in --projects; each list query measured in each project, as the
+    product runs it (``tasklist.task_page`` + the serializer, or ``tasklist.task_count``) and as
+    the same SQL run on the DB-API cursor (the raw reference)."""
+
+    def __init__(self, args: argparse.Namespace, data_dir: Path) -> None:
+        from django.db import connection
+
+        self.args = args
+        self.data_dir = data_dir
+        self.connection = connection
+        self.vendor = connection.vendor
+        self.n = args.n if args.n != 200 else 50
+        self.results: dict[str, Any] = {"layout": args.projects, "phases": {}}
+
+    def setup(self) -> None:
+        from django.core.management import call_command
+
+        from defectlab.labeling import services
+        from defectlab.tenancy.models import User
+        from defectlab.tenancy.services import create_organization
+
+        call_command("migrate", verbosity=0, interactive=False)
+        self.owner = User.objects.create_user("bench-owner@example.com", name="Bench owner")
+        self.organization = create_organization("Bench plant", self.owner)
+        self.projects = []
+        labels = [{"name": "scratch", "color": "#e53935"}, {"name": "dent", "color": "#1e88e5"}]
+        for index, size in enumerate(self.args.projects):
+            project = services.create_project(
+                self.organization, self.owner, name=f"Line {index + 1}", labels=labels
+            )
+            self.projects.append((size, project, list(project.labels.order_by("order"))))
+        if self.vendor == "postgresql":
+            with self.connection.cursor() as cursor:
+                for table in ("labeling_task", "labeling_tasklabel"):
+                    cursor.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = off)")
+
+    def load(self) -> None:
+        """Bulk SQL, one statement per project: ~10 % submitted (annotated), approved and rejected
+        bunched in the first fifth with the predictions, 30 % annotated, 10 % in progress and
+        assigned to the owner, file names and update times shuffled, 5 % / 2 % labelled."""
+        from django.db import transaction
+
+        from defectlab.labeling import services
+
+        if self.vendor == "postgresql":
+            source, pad = "generate_series(1, %s) AS s(i)", "lpad(CAST({} AS text), 7, '0')"
+            updated = "now() - CAST(i AS BIGINT) * 7919 %% %s * interval '1 second'"
+            with_rows = ""
+        else:
+            source, pad = "s", "printf('%%07d', {})"
+            updated = (
+                "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', "
+                "'-' || (CAST(i AS BIGINT) * 7919 %% %s) || ' seconds')"
+            )
+            with_rows = (
+                "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < %s) "
+            )
+        for size, project, (scratch, dent) in self.projects:
+            started = perf()
+            fifth = size // 5
+            status = (
+                "CASE WHEN i %% 10 = 3 THEN 'submitted' "
+                f"WHEN i <= {fifth} AND i %% 20 = 5 THEN 'approved' "
+                f"WHEN i <= {fifth} AND i %% 20 = 15 THEN 'rejected' "
+                "WHEN i %% 10 = 7 THEN 'in_progress' ELSE 'new' END"
+            )
+            sql = (
+                f"{with_rows}INSERT INTO labeling_task (organization_id, project_id, image, "
+                "file_name, width, height, status, assignee_id, has_annotation, has_prediction, "
+                "created_at, updated_at) "
+                f"SELECT %s, %s, 'https://cam.plant.example/p{project.pk}/' || {pad.format('i')} "
+                f"|| '.jpg', {pad.format(f'CAST(i AS BIGINT) * 7919 %% {size}')} || '.jpg', "
+                f"2448, 2048, {status}, CASE WHEN i %% 10 = 7 THEN %s END, "
+                f"i %% 10 IN (3, 5, 8), i <= {fifth}, {updated.replace('%s', str(size))}, "
+                f"{updated.replace('%s', str(size))} FROM {source}"
+            )
+            params = [self.organization.pk, project.pk, self.owner.pk]
+            params = [size, *params] if with_rows else [*params, size]
+            with transaction.atomic(), self.connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                for label, every, rest in ((scratch, 20, 5), (dent, 50, 8)):
+                    cursor.execute(
+                        "INSERT INTO labeling_tasklabel (task_id, label_id) SELECT id, %s FROM "
+                        f"labeling_task WHERE project_id = %s AND id %% {every} = {rest}",
+                        [label.pk, project.pk],
+                    )
+            services.recount(project)
+            print(f"  loaded {count(size)} tasks in {perf() - started:.1f} s", flush=True)
+
+    def deep_cursor(self, project: Any, params: dict[str, str], size: int) -> str | None:
+        """The cursor of the page that starts 90 % into the project in the query's order."""
+        from defectlab.labeling.tasklist import task_sort_from
+        from defectlab.params import encode_cursor, encode_key_cursor
+
+        field_name, descending = task_sort_from(params)
+        column = field_name
+        direction = "DESC" if descending else "ASC"
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {column}, id FROM labeling_task WHERE project_id = %s "
+                f"ORDER BY {column} {direction}, id {direction} LIMIT 1 OFFSET %s",
+                [project.pk, int(size * 0.9)],
+            )
+            value, last_id = cursor.fetchone()
+        if field_name == "id":
+            return encode_cursor(last_id)
+        if isinstance(value, dt.datetime):
+            value = value.isoformat()
+        elif field_name == "updated_at":
+            value = dt.datetime.fromisoformat(str(value)).replace(tzinfo=dt.UTC).isoformat()
+        return encode_key_cursor(value, last_id)
+
+    def cases(self, project: Any, labels: list[Any], size: int) -> list[ProjectCase]:
+        from defectlab.labeling.tasklist import SORT_FIELDS
+
+        queries: list[tuple[str, dict[str, str]]] = [
+            ("all", {}),
+            ("all newest first", {"sort": "-id"}),
+            ("status=submitted", {"status": "submitted"}),
+            ("status=approved,rejected", {"status": "approved,rejected"}),
+            ("submitted & annotated", {"status": "submitted", "has_annotation": "true"}),
+            ("has_annotation=true", {"has_annotation": "true"}),
+            ("has_annotation=false", {"has_annotation": "false"}),
+            ("has_prediction=true", {"has_prediction": "true"}),
+            ("has_prediction=false", {"has_prediction": "false"}),
+            ("label=scratch", {"label": str(labels[0].pk)}),
+            ("assignee=me", {"assignee": "me"}),
+            ("assignee=none", {"assignee": "none"}),
+            ("sort=file_name", {"sort": "file_name"}),
+            ("sort=-updated", {"sort": "-updated"}),
+        ]
+        if "status" in SORT_FIELDS:
+            queries.append(("sort=status", {"sort": "status"}))
+        cases = []
+        for key, params in queries:
+            cases.append(ProjectCase(key, params))
+            cursor = self.deep_cursor(project, params, size)
+            cases.append(ProjectCase(key + " @90%", params | {"cursor": cursor or ""}))
+        for key, params in queries[5:12]:
+            cases.append(ProjectCase("count " + key, params, count=True))
+        return cases
+
+    def product(self, project: Any, case: ProjectCase) -> Any:
+        from defectlab.labeling.tasklist import task_count, task_page
+
+        if case.count:
+            return task_count(project, case.params, self.owner)
+        page, _cursor = task_page(project, case.params, self.owner)
+        return self.serialize(page)
+
+    @staticmethod
+    def planned_as_product() -> Any:
+        """The planner settings the product runs its list queries under: tasklist.index_order()
+        where it exists (the raw reference and the plans use them too), else none."""
+        from contextlib import nullcontext
+
+        from defectlab.labeling import tasklist
+
+        index_order = getattr(tasklist, "index_order", None)
+        return index_order() if index_order is not None else nullcontext()
+
+    def raw(self, queries: list[str]) -> None:
+        with self.planned_as_product(), self.connection.cursor() as cursor:
+            for sql in queries:
+                cursor.execute(sql)
+                cursor.fetchall()
+
+    def plan(self, queries: list[str]) -> str:
+        """The scans and sorts of the product's queries: index names, "SORT", "SEQ"."""
+        marks: list[str] = []
+        with self.planned_as_product(), self.connection.cursor() as cursor:
+            for sql in queries:
+                if self.vendor == "postgresql":
+                    cursor.execute("EXPLAIN (FORMAT JSON) " + sql)
+                    raw = cursor.fetchone()[0]
+                    nodes = [(raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]]
+                    while nodes:
+                        node = nodes.pop()
+                        nodes.extend(node.get("Plans", []))
+                        kind = node["Node Type"]
+                        if "Sort" in kind:
+                            marks.append("SORT")
+                        elif kind == "Seq Scan":
+                            marks.append(f"SEQ {node['Relation Name']}")
+                        elif "Index Name" in node:
+                            marks.append(node["Index Name"])
+                else:
+                    cursor.execute("EXPLAIN QUERY PLAN " + sql)
+                    for line in cursor.fetchall():
+                        detail = str(line[-1])
+                        if "TEMP B-TREE" in detail:
+                            marks.append("SORT")
+                        elif " INDEX " in detail:
+                            marks.append(detail.split(" INDEX ")[1].split(" ")[0])
+                        elif detail.startswith("SCAN"):
+                            marks.append(detail)
+        return ",".join(dict.fromkeys(marks))
+
+    def measure(self, phase: str) -> list[dict[str, Any]]:
+        from django.test.utils import CaptureQueriesContext
+
+        rows: list[dict[str, Any]] = []
+        for size, project, labels in self.projects:
+            for case in self.cases(project, labels, size):
+                self.product(project, case)  # warm
+                with CaptureQueriesContext(self.connection) as captured:
+                    self.product(project, case)
+                queries = [
+                    query["sql"]
+                    for query in captured.captured_queries
+                    if query["sql"].lstrip().upper().startswith("SELECT")
+                ]
+                plan = self.plan(queries)
+                timings = {"product": Timing(), "raw": Timing()}
+                spent = 0.0
+                for index in range(self.n):
+                    for side in ("product", "raw") if index % 2 else ("raw", "product"):
+                        started = perf()
+                        if side == "raw":
+                            self.raw(queries)
+                        else:
+                            self.product(project, case)
+                        elapsed = perf() - started
+                        timings[side].add(elapsed)
+                        spent += elapsed
+                    enough = PROJECT_MIN_RUNS if spent / (index + 1) < 2.0 else 5
+                    if index + 1 >= enough and spent > 2 * PROJECT_BUDGET:
+                        break
+                row = {
+                    "phase": phase,
+                    "size": size,
+                    "query": case.key,
+                    "params": case.params,
+                    "runs": len(timings["raw"].samples),
+                    "plan": plan,
+                    "sql": queries,
+                    "product": timings["product"].summary(),
+                    "raw": timings["raw"].summary(),
+                }
+                rows.append(row)
+        return rows
+
+    def print_phase(self, phase: str, rows: list[dict[str, Any]]) -> None:
+        sizes = [size for size, _project, _labels in self.projects]
+        print(f"\nTask list, {phase}: product p95 / raw SQL p95 in ms, and the product's plan")
+        print(f"{'query':<34}" + "".join(f"{count(size):>16}" for size in sizes) + "  plans")
+        by_key: dict[str, dict[int, dict[str, Any]]] = {}
+        for row in rows:
+            by_key.setdefault(row["query"], {})[row["size"]] = row
+        for key, cells in by_key.items():
+            line = f"{key:<34}"
+            plans = []
+            for size in sizes:
+                cell = cells[size]
+                line += f"{ms(cell['product']['p95_ms']):>9} /{ms(cell['raw']['p95_ms']):>5}"
+                plans.append(cell["plan"])
+            distinct = list(dict.fromkeys(plans))
+            print(line + "  " + (distinct[0] if len(distinct) == 1 else " | ".join(plans)))
+
+    def verdicts(self, phase: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        sizes = [size for size, _project, _labels in self.projects]
+        small, large = min(sizes), max(sizes)
+        cell = {(row["size"], row["query"]): row["product"]["p95_ms"] for row in rows}
+        worst = max(rows, key=lambda row: row["product"]["p95_ms"])
+        slow = [r for r in rows if r["product"]["p95_ms"] > PROJECT_AIM_MS]
+        depth = {
+            (size, key): cell[(size, key + " @90%")] / cell[(size, key)]
+            for size, key in cell
+            if (size, key + " @90%") in cell
+        }
+        deepest = max(depth.items(), key=lambda item: item[1])
+        growth = {
+            key: cell[(large, key)] / cell[(small, key)] for size, key in cell if size == large
+        }
+        steepest = max(growth.items(), key=lambda item: item[1])
+        aims = {
+            "p95_max_ms": worst["product"]["p95_ms"],
+            "p95_met": not slow,
+            "deep_over_first_max": round(deepest[1], 2),
+            "depth_met": deepest[1] <= FLAT,
+            "largest_over_smallest_max": round(steepest[1], 2),
+            "size_met": steepest[1] <= FLAT,
+        }
+        print(f"Aims, {phase}")
+        print(
+            f"  every query p95 ≤ {PROJECT_AIM_MS:.0f} ms: worst {ms(worst['product']['p95_ms'])} "
+            f"ms ({worst['query']}, {count(worst['size'])}) — "
+            + ("met" if not slow else f"MISSED in {len(slow)} of {len(rows)}")
+        )
+        print(
+            f"  flat in depth, @90% ÷ first page p95 ≤ {FLAT}: worst {deepest[1]:.2f}× "
+            f"({deepest[0][1]}, {count(deepest[0][0])}) — "
+            + ("met" if aims["depth_met"] else "MISSED")
+        )
+        print(
+            f"  flat in size, {count(large)} ÷ {count(small)} p95 ≤ {FLAT}: worst "
+            f"{steepest[1]:.2f}× ({steepest[0]}) — " + ("met" if aims["size_met"] else "MISSED")
+        )
+        return aims
+
+    def run(self) -> int:
+        started = perf()
+        self.serialize = Bench.serializer()
+        self.setup()
+        print(
+            f"DefectLab task list, several projects — {self.vendor}; projects of "
+            + ", ".join(count(size) for size in self.args.projects)
+            + f" tasks, created in that order; N≤{self.n}, page size 50"
+        )
+        self.load()
+        phases = ["fresh, no ANALYZE"]
+        if self.vendor == "postgresql" and not self.args.no_analyze:
+            phases.append("after ANALYZE")
+        for phase in phases:
+            if phase == "after ANALYZE":
+                with self.connection.cursor() as cursor:
+                    cursor.execute("ANALYZE labeling_task")
+                    cursor.execute("ANALYZE labeling_tasklabel")
+            rows = self.measure(phase)
+            self.print_phase(phase, rows)
+            self.results["phases"][phase] = {"rows": rows, "aims": self.verdicts(phase, rows)}
+        print(f"\nDone in {perf() - started:.0f} s.")
         if self.args.json:
             path = Path(self.args.json)
             path.parent.mkdir(parents=True, exist_ok=True)

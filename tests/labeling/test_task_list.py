@@ -548,19 +548,29 @@ def test_the_list_writes_each_task_exactly_as_the_task_serializer(tenant: Tenant
 # ---------------------------------------------------------------------------- sort keys
 
 
-@pytest.mark.parametrize("sort", ["file_name", "-file_name", "updated", "-updated", "-id"])
+@pytest.mark.parametrize(
+    "sort", ["file_name", "-file_name", "updated", "-updated", "-id", "status", "-status"]
+)
 def test_every_sort_key_walks_all_tasks_once_in_its_order(tenant: Tenant, sort: str) -> None:
     tasks = import_references(tenant.project, 23)
-    # Repeated names and equal timestamps: the id breaks ties, so no page skips or repeats.
+    statuses = list(TaskStatus)
+    # Repeated names, statuses and equal timestamps: the id breaks ties, so no page skips or
+    # repeats.
     for index, task in enumerate(tasks):
         Task.objects.filter(pk=task.pk).update(
             file_name=f"panel-{(index * 7) % 5}.jpg",
             updated_at=task.updated_at.replace(microsecond=0, second=index % 3),
+            status=statuses[(index * 3) % len(statuses)],
         )
     owner = tenant.user(Role.OWNER)
     ids = walk(client_for(owner), tenant.project, {"sort": sort}, page_size=4)
     every = Task.objects.filter(project=tenant.project)
-    field_name = {"file_name": "file_name", "updated": "updated_at", "id": "id"}[sort.lstrip("-")]
+    field_name = {
+        "file_name": "file_name",
+        "updated": "updated_at",
+        "id": "id",
+        "status": "status",
+    }[sort.lstrip("-")]
     expected = (
         every.order_by(f"-{field_name}", "-id")
         if sort.startswith("-")

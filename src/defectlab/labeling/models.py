@@ -114,8 +114,14 @@ class Task(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="+", verbose_name=_("organization")
     )
+    # No index of its own: task_project (project, id) serves every lookup by project, and a
+    # second one only gave the planner a path that reads a whole project and sorts it.
     project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, related_name="tasks", verbose_name=_("project")
+        Project,
+        on_delete=models.CASCADE,
+        related_name="tasks",
+        verbose_name=_("project"),
+        db_index=False,
     )
     # A key in the organization's storage for uploads, or a URL / bucket reference for imports.
     image = models.CharField(max_length=1024, verbose_name=_("image"))
@@ -198,7 +204,8 @@ class TaskLabel(models.Model):
     """Which labels a task's current annotation uses: the index behind the "class" filter."""
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
-    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+")
+    # Indexed by task_label_unique (label, task), which also gives a label's tasks in order.
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+", db_index=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["label", "task"], name="task_label_unique")]

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
@@ -64,6 +66,70 @@ class TaskFilter:
         return queryset
 
 
+def in_project(project_id: int) -> Q:
+    """The tasks of one project, written so that only a (project, …) index can list them in
+    order, whatever the statistics say. Every task query here orders by ``project_id`` first.
+
+    On PostgreSQL, ``project_id = X`` makes the planner treat ``project_id`` as a constant and drop
+    it from ``ORDER BY project_id, id``: the primary key then gives the same order, and with
+    statistics saying a project holds most rows (or none, on a fresh database) the planner may
+    walk the primary key and skip every other project's tasks on the way — 150 ms for a first
+    page behind 200k rows. ``project_id BETWEEN X AND X`` selects the same rows but keeps
+    ``project_id`` in the order, which only the (project, …) indexes give.
+
+    The price: after a range on an index's first column, an equality on its second (status,
+    assignee) no longer ends the scan, so a page past a filter's last task reads the rest of the
+    project's entries in that index (index only, no table rows). SQLite's planner never walks the
+    primary key here, so it keeps ``project_id = X``."""
+    return only("project_id", project_id)
+
+
+# What a keyset page must be on PostgreSQL: one index walked in order, joined row by row. These
+# planner switches make everything else a last resort while a task-list query is planned.
+INDEX_WALK_ONLY = (
+    "enable_sort",
+    "enable_incremental_sort",
+    "enable_bitmapscan",
+    "enable_seqscan",
+    "enable_hashjoin",
+    "enable_mergejoin",
+    "enable_material",
+)
+
+
+@contextmanager
+def index_order() -> Iterator[None]:
+    """Around a task-list query on PostgreSQL: plan it as index walks only (``INDEX_WALK_ONLY``
+    off), so the (project, …) index that gives the order is always the one taken.
+
+    Without statistics (a fresh database, or statistics taken before a big import) PostgreSQL
+    guesses a project holds a few dozen tasks, and for a few dozen rows "bitmap scan, then sort"
+    or "hash the project's tasks, join the label's" look cheaper than an index walk — for 100k
+    real rows they read them all, on every page. Switched off, such plans remain a last resort:
+    a filter no index orders (say "unassigned" with a status) still sorts. The switches are
+    ``SET LOCAL`` (the transaction's) and reset as soon as the query is done."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with (
+        nullcontext() if connection.in_atomic_block else transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("; ".join(f"SET LOCAL {name} = off" for name in INDEX_WALK_ONLY))
+        try:
+            yield
+        finally:
+            cursor.execute("; ".join(f"RESET {name}" for name in INDEX_WALK_ONLY))
+
+
+def only(field_name: str, value: int) -> Q:
+    """``field = value``, written as ``field BETWEEN value AND value`` on PostgreSQL so that the
+    field stays in ``ORDER BY`` (see ``in_project``)."""
+    if connection.vendor == "postgresql":
+        return Q(**{f"{field_name}__gte": value, f"{field_name}__lte": value})
+    return Q(**{field_name: value})
+
+
 def task_filter_from(params: Mapping[str, str], user: User) -> TaskFilter:
     """The filter a query string asks for (`status=new,rejected&assignee=me&label=3`)."""
     statuses = [value for value in params.get("status", "").split(",") if value]
@@ -88,7 +154,7 @@ def task_filter_from(params: Mapping[str, str], user: User) -> TaskFilter:
 
 # Sort keys a task list accepts: the query value and the task field behind it. A leading "-"
 # reverses. Each has a (project, field, id) index, so a page is found by keyset at any depth.
-SORT_FIELDS = {"id": "id", "file_name": "file_name", "updated": "updated_at"}
+SORT_FIELDS = {"id": "id", "file_name": "file_name", "updated": "updated_at", "status": "status"}
 
 
 def task_sort_from(params: Mapping[str, str]) -> tuple[str, bool]:
@@ -138,6 +204,7 @@ def _tasks_sorted(
 ) -> list[Task]:
     """Tasks in (field, id) order after the keyset ``after``; the (project, field, id) index
     gives the order, filters are checked along the way."""
+    # The ORDER BY names the sorted field, which the primary key cannot give: a plain equality.
     queryset = task_filter.apply(Task.objects.filter(project_id=project.pk))
     if after is not None:
         value, last_id = after
@@ -147,12 +214,18 @@ def _tasks_sorted(
             except ValueError:
                 raise Invalid(_("The cursor is not valid; start from the first page.")) from None
         beyond = "lt" if descending else "gt"
+        # The leading "field >= value" (or <=) lets the index scan start at the cursor; the OR
+        # alone would be a filter checked from the project's first task on.
         queryset = queryset.filter(
+            Q(**{f"{field_name}__{beyond}e": value}),
             Q(**{f"{field_name}__{beyond}": value})
-            | Q(**{field_name: value, f"id__{beyond}": last_id})
+            | Q(**{field_name: value, f"id__{beyond}": last_id}),
         )
-    order = [f"-{field_name}", "-id"] if descending else [field_name, "id"]
-    return list(queryset.order_by(*order)[:count])
+    order = ["project_id", field_name, "id"]
+    with index_order():
+        return list(
+            queryset.order_by(*(f"-{name}" if descending else name for name in order))[:count]
+        )
 
 
 def list_tasks(
@@ -164,7 +237,8 @@ def list_tasks(
     descending: bool = False,
 ) -> tuple[list[Task], int | None]:
     """One page of tasks in id order, found by keyset (``id > after``): as fast deep as shallow."""
-    page = _tasks_in_order(project, task_filter, after, limit + 1, descending)
+    with index_order():
+        page = _tasks_in_order(project, task_filter, after, limit + 1, descending)
     if len(page) > limit:
         return page[:limit], page[limit - 1].pk
     return page, None
@@ -190,21 +264,44 @@ def _tasks_in_order(
         # Walk the label's (label, task) index in task order and join each task. "id IN (tasks
         # with the label)" made SQLite collect all the label's tasks for every page and
         # PostgreSQL read them from the first up to the cursor.
-        links = TaskLabel.objects.filter(
-            task_filter.conditions("task__"),
-            label_id=task_filter.label,
-            task__project_id=project.pk,
-        )
+        links = _label_links(project, task_filter)
         if after is not None:
             links = (
                 links.filter(task_id__lt=after) if descending else links.filter(task_id__gt=after)
             )
-        ordered = links.select_related("task").order_by("-task_id" if descending else "task_id")
+        ordered = links.select_related("task").order_by(
+            *(("-label_id", "-task_id") if descending else ("label_id", "task_id"))
+        )
         return [link.task for link in ordered[:count]]
-    queryset = Task.objects.filter(task_filter.conditions(), project_id=project.pk)
+    queryset = Task.objects.filter(task_filter.conditions(), in_project(project.pk))
     if after is not None:
         queryset = queryset.filter(id__lt=after) if descending else queryset.filter(id__gt=after)
-    return list(queryset.order_by("-id" if descending else "id")[:count])
+    order = _id_order(task_filter)
+    return list(queryset.order_by(*(f"-{name}" if descending else name for name in order))[:count])
+
+
+def _id_order(task_filter: TaskFilter) -> list[str]:
+    """The ORDER BY of a list in id order: "project_id, id", the order of every (project, …, id)
+    index once its middle columns are fixed by the filter. "Unassigned" is assignee IS NULL,
+    which a planner does not take as fixing the column: ordering by the (project, assignee, id)
+    index's own columns lets it walk that index in order."""
+    return ["project_id", "assignee_id", "id"] if task_filter.unassigned else ["project_id", "id"]
+
+
+def _label_links(project: Project, task_filter: TaskFilter) -> QuerySet[TaskLabel]:
+    """The (label, task) rows of the filter's label whose task passes the other conditions.
+
+    A label belongs to one project; the project condition is a safeguard. The label is a range
+    like the project (see ``in_project``): only the (label, task) index gives "label_id, task_id"
+    order, so no plan joins all the project's tasks and sorts them."""
+    assert task_filter.label is not None
+    links = TaskLabel.objects.filter(only("label_id", task_filter.label))
+    conditions = task_filter.conditions("task__")
+    if not conditions:
+        # The label's rows alone (an index-only walk; counting 10,000 of them joined to their
+        # tasks took 170 ms), once the label is known to be the project's.
+        return links.filter(label__project_id=project.pk)
+    return links.filter(conditions, task__project_id=project.pk)
 
 
 def neighbours(task: Task, user: User) -> tuple[int | None, int | None]:
@@ -213,9 +310,10 @@ def neighbours(task: Task, user: User) -> tuple[int | None, int | None]:
     whose role may not see the project's tasks. Each is one step along the (project, id) index."""
     if not allows(role_in(user, task.organization_id), Can.VIEW):
         return None, None
-    siblings = Task.objects.filter(project_id=task.project_id).values_list("id", flat=True)
-    previous = siblings.filter(id__lt=task.pk).order_by("-id").first()
-    following = siblings.filter(id__gt=task.pk).order_by("id").first()
+    siblings = Task.objects.filter(in_project(task.project_id)).values_list("id", flat=True)
+    with index_order():
+        previous = siblings.filter(id__lt=task.pk).order_by("-project_id", "-id").first()
+        following = siblings.filter(id__gt=task.pk).order_by("project_id", "id").first()
     return previous, following
 
 
@@ -230,6 +328,14 @@ def task_count(project: Project, params: Mapping[str, str], user: User) -> tuple
     if task_filter == TaskFilter(statuses=task_filter.statuses):
         statuses = set(task_filter.statuses) or set(TaskStatus.values)
         return sum(getattr(project, COUNTER[TaskStatus(status)]) for status in statuses), False
-    matching = task_filter.apply(Task.objects.filter(project_id=project.pk))
-    found = matching[: COUNT_CAP + 1].count()
+    # In a list's index order, so the count walks the filter's index to the cap rather than a
+    # plan made for "all of the project" (a sequential scan of every project's tasks).
+    matching: QuerySet[Any]
+    if task_filter.label is not None:
+        matching = _label_links(project, task_filter).order_by("label_id", "task_id")
+    else:
+        matching = Task.objects.filter(task_filter.conditions(), in_project(project.pk))
+        matching = matching.order_by(*_id_order(task_filter))
+    with index_order():
+        found = matching[: COUNT_CAP + 1].count()
     return min(found, COUNT_CAP), found > COUNT_CAP

@@ -55,8 +55,9 @@ TASK_FILTERS = [
     OpenApiParameter(
         "sort",
         str,
-        enum=["id", "-id", "file_name", "-file_name", "updated", "-updated"],
-        description="Sort key; a leading `-` reverses. Default `id`.",
+        enum=["id", "-id", "file_name", "-file_name", "updated", "-updated", "status", "-status"],
+        description="Sort key; a leading `-` reverses. Default `id`. `status` groups the "
+        "tasks by status code (alphabetical), in id order within each.",
     ),
     OpenApiParameter("order", str, enum=["asc", "desc"], description="Older form of `sort=-id`."),
     OpenApiParameter("page_size", int, description="1–200, default 50."),
