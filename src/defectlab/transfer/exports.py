@@ -361,21 +361,7 @@ def _items(
     # task after the last one again, chunk after chunk, where the table has no statistics yet.
     every = tasks.order_by("id").values_list(*_ROW).iterator(chunk_size=CHUNK)
     while rows := list(itertools.islice(every, CHUNK)):
-        ids = [row[0] for row in rows]
-        annotations: dict[int, tuple[Any, Any]] = {
-            task_id: (shapes, tags)
-            for task_id, shapes, tags in Annotation.objects.filter(task_id__in=ids).values_list(
-                "task_id", "shapes", "tags"
-            )
-        }
-        predictions: dict[int, list[Shape]] = {}
-        if options["include_predictions"]:
-            for task_id, shapes in (
-                Prediction.objects.filter(task_id__in=ids)
-                .order_by("task_id", "id")
-                .values_list("task_id", "shapes")
-            ):
-                predictions.setdefault(task_id, []).extend(shapes_from_stored(shapes))
+        annotations, predictions = _drawn([row[0] for row in rows], options["include_predictions"])
         refs = [ImageRef.parse(row[1]) for row in rows]
         referenced = [row[0] for row, ref in zip(rows, refs, strict=True) if not _stored(ref)]
         whole = Task.objects.in_bulk(referenced) if referenced else {}
@@ -385,7 +371,9 @@ def _items(
             if ref is not None and ref.stored:
                 opener = functools.partial(storage.open, ref.location)
             else:
-                task = whole[task_id]
+                task = whole.get(task_id)
+                if task is None:  # deleted since the query began
+                    continue
                 sized = size_known(task)
                 try:
                     opener = fetcher.prepare(task, ref, include_image=include_images)
@@ -415,6 +403,28 @@ def _items(
 
 
 _ROW = ("id", "image", "file_name", "width", "height")
+
+
+def _drawn(
+    ids: list[int], include_predictions: bool
+) -> tuple[dict[int, tuple[Any, Any]], dict[int, list[Shape]]]:
+    """The stored annotation (shapes, tags) of each of these tasks, and their predictions'
+    shapes when asked for, by task id."""
+    annotations: dict[int, tuple[Any, Any]] = {
+        task_id: (shapes, tags)
+        for task_id, shapes, tags in Annotation.objects.filter(task_id__in=ids).values_list(
+            "task_id", "shapes", "tags"
+        )
+    }
+    predictions: dict[int, list[Shape]] = {}
+    if include_predictions:
+        for task_id, shapes in (
+            Prediction.objects.filter(task_id__in=ids)
+            .order_by("task_id", "id")
+            .values_list("task_id", "shapes")
+        ):
+            predictions.setdefault(task_id, []).extend(shapes_from_stored(shapes))
+    return annotations, predictions
 
 
 def _stored(ref: ImageRef | None) -> bool:
