@@ -15,7 +15,7 @@ help:
 	@echo "make messages       refresh the translation catalogs from the source"
 	@echo "make bench-tasks    import and task-list benchmark (100k and 1M tasks)"
 	@echo "make bench-canvas   canvas pan/zoom fps and next-task latency in headless Chromium"
-	@echo "make bench-export   export MB/s beside plain zipfile, and its peak memory (1k and 10k images)"
+	@echo "make bench-export   export MB/s beside plain zipfile, its peak memory, Label Studio JSON beside plain SQL (1k, 10k)"
 	@echo "make bench-memory   PSS of every server process (import 100k, list, 8-client saves, export 10k)"
 
 $(STAMP): pyproject.toml

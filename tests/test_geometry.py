@@ -25,6 +25,7 @@ from defectlab.geometry import (
     ShapeError,
     ShapeType,
     shapes_from_json,
+    shapes_from_stored,
     validate_shapes,
 )
 
@@ -166,6 +167,51 @@ def test_to_dict_from_dict_round_trip(shape: Shape) -> None:
     again = Shape.from_dict(wire)
     assert again == shape
     assert again.to_dict() == shape.to_dict()
+
+
+@given(st.lists(st.one_of(valid_boxes(), valid_polygons()), max_size=4))
+def test_stored_shapes_read_back_as_the_checked_ones(shapes: list[Shape]) -> None:
+    # What the exports read: shapes saved as to_dict wrote them (JSON in the database).
+    stored = json.loads(json.dumps([shape.to_dict() for shape in shapes]))
+    again = shapes_from_stored(stored)
+    assert again == shapes_from_json(stored) == shapes
+    assert [shape.to_dict() for shape in again] == [shape.to_dict() for shape in shapes]
+    assert all(type(x) is float for shape in again for point in shape.points for x in point)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [_box_dict(points=[[30, 40], [1, 2]])],  # corners not in order: normalised
+        [{"type": "polygon", "points": [*SQUARE, SQUARE[0]], "label": 1}],  # closing vertex
+        [{"type": "points", "points": [[1, 2]], "label": 0}],
+        [_box_dict(attributes={"size": "large"}, score=1, id="a")],
+    ],
+)
+def test_stored_shapes_in_another_form_are_parsed_as_from_json(data: list[Any]) -> None:
+    assert shapes_from_stored(data) == shapes_from_json(data)
+    assert [s.to_dict() for s in shapes_from_stored(data)] == [
+        s.to_dict() for s in shapes_from_json(data)
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [_box_dict(), _box_dict(label=True)],
+        [_box_dict(points=[[1, 2]])],
+        [{"type": "circle", "points": [[1, 2]], "label": 0}],
+        [{"points": [[1, 2], [3, 4]], "label": 0}],
+        [_box_dict(points=[[1, "x"], [3, 4]])],
+        "not a list",
+    ],
+)
+def test_stored_shapes_that_are_wrong_raise_as_from_json(data: Any) -> None:
+    with pytest.raises(ShapeError) as expected:
+        shapes_from_json(data)
+    with pytest.raises(ShapeError) as stored:
+        shapes_from_stored(data)
+    assert str(stored.value) == str(expected.value)
 
 
 @pytest.mark.parametrize(

@@ -444,3 +444,48 @@ def shapes_from_json(data: Any) -> list[Shape]:
             error.index = index
             raise
     return shapes
+
+
+_TYPES = {kind.value: kind for kind in ShapeType}
+
+
+def shapes_from_stored(data: Any) -> list[Shape]:
+    """Shapes read back from our own database, where every shape was saved in the form
+    `to_dict` writes after `Shape` had checked it (annotations, predictions). Only that form is
+    rebuilt (float coordinates, the type, the label, attributes), without checking everything
+    again: the exports read tens of thousands of shapes, and re-checking each cost them more
+    than the rest of their work. Data not in that form (unordered box corners, a closing
+    polygon vertex, missing fields, a wrong type) is handed to `shapes_from_json`, which
+    normalises it or raises ShapeError as it always did."""
+    try:
+        return [_stored(item) for item in data]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return shapes_from_json(data)
+
+
+def _stored(data: Mapping[str, Any]) -> Shape:
+    kind = _TYPES[data["type"]]
+    points = tuple([(float(x), float(y)) for x, y in data["points"]])
+    if kind is ShapeType.BOX:
+        (x1, y1), (x2, y2) = points
+        if x1 > x2 or y1 > y2:
+            raise ValueError("box corners not in order")
+    elif kind is ShapeType.POLYGON:
+        if len(points) < 3 or points[0] == points[-1]:
+            raise ValueError("not a stored polygon")
+    elif not points:
+        raise ValueError("no points")
+    label = data["label"]
+    if type(label) is not int or label < 0:
+        raise ValueError("label")
+    attributes = data.get("attributes")
+    score = data.get("score")
+    shape = object.__new__(Shape)
+    setattr_ = object.__setattr__
+    setattr_(shape, "type", kind)
+    setattr_(shape, "points", points)
+    setattr_(shape, "label", label)
+    setattr_(shape, "attributes", _Attributes(attributes) if attributes else _NO_ATTRIBUTES)
+    setattr_(shape, "score", None if score is None else float(score))
+    setattr_(shape, "id", data.get("id"))
+    return shape

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from defectlab.datasets import DatasetError, Limits, export, load
-from defectlab.datasets.archive import ZipSink, unsafe_name
+from defectlab.datasets.archive import Spool, ZipSink, unsafe_name
 from defectlab.geometry import Shape
 from tests.datasets.support import HEADER, export_to, item, png, write_zip
 
@@ -175,3 +175,23 @@ def test_sink_reports_the_archive_size_on_seekable_output() -> None:
     sink = ZipSink(out)
     sink.write_text("a.txt", "hello")
     assert sink.close() == len(out.getvalue()) - len(b"prefix")
+
+
+def _spooled(spool: Spool) -> bytes:
+    out = io.BytesIO()
+    spool.copy_into(out)
+    return out.getvalue()
+
+
+def test_spool_extend_writes_what_add_writes() -> None:
+    texts = ["{}", '{"a": "中文"}', "[]", "x"]
+    one, many = Spool(), Spool()
+    for text in texts:
+        one.add(text, separator=",\n")
+    many.extend([], separator=",\n")  # nothing, and no separator before the first text
+    many.extend(texts[:1], separator=",\n")
+    many.extend(texts[1:3], separator=",\n")
+    many.extend([], separator=",\n")
+    many.extend(texts[3:], separator=",\n")
+    assert one.count == many.count == len(texts)
+    assert _spooled(many) == _spooled(one) == ",\n".join(texts).encode()

@@ -5,6 +5,7 @@ ones are asked for; split sizes that match the ratios, also for a handful of ima
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from fractions import Fraction
 from pathlib import PurePosixPath
@@ -153,6 +154,38 @@ def test_by_default_only_submitted_and_approved_tasks_are_exported(tenant: Tenan
     )
     assert both.status_code == 400
     assert "not both" in both.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_tasks_are_read_in_one_query_and_written_in_id_order_over_many_chunks(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from defectlab.transfer import exports
+
+    monkeypatch.setattr(exports, "CHUNK", 2)  # 5 tasks: three chunks of annotations
+    project = source_project(tenant)
+    drawn = [
+        Drawn(f"t{index}.png", image_bytes(40, 30, index), box() if index % 2 else [])
+        for index in range(5)
+    ]
+    tasks = fill(project, tenant.user(Role.MANAGER), drawn)
+    client = manager(tenant)
+    with CaptureQueriesContext(connection) as queries:
+        job = run_export(client, project, format="labelstudio", include_images=False)
+    task_reads = [
+        query["sql"]
+        for query in queries.captured_queries
+        if 'FROM "labeling_task"' in query["sql"] and '"labeling_task"."image"' in query["sql"]
+    ]
+    assert len(task_reads) == 1, task_reads  # not a query a chunk
+    with zipfile.ZipFile(io.BytesIO(download(client, job))) as opened:
+        written = json.loads(opened.read("tasks.json"))
+    assert [task["id"] for task in written] == [task.pk for task in tasks]
+    assert [len(task["annotations"][0]["result"]) for task in written] == [0, 1, 0, 1, 0]
+    assert job.result["items"] == 5
 
 
 # --- splits ---------------------------------------------------------------------------------------

@@ -41,6 +41,10 @@ CHUNK = 1 << 20
 MB = 1 << 20
 # Already compressed: deflating them again costs CPU and saves nothing.
 STORED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".zip"})
+# zlib's level for the one large annotation file of a format: level 1 deflates JSON about 2.5
+# times as fast as the default 6, into an archive about 15 % larger (Label Studio JSON of 10k
+# tasks: 2.8 MB instead of 2.5 MB, 0.1 s instead of 0.35 s; bench/README.md).
+TEXT_LEVEL = 1
 # Files an archive may hold besides its images and one annotation file per image.
 EXTRA_FILES = 1000
 
@@ -179,8 +183,12 @@ class ZipSink:
                 total += len(chunk)
 
     def write_parts(self, name: str, parts: list[str | Spool]) -> None:
-        """One deflated member made of literal text and spooled fragments, in order."""
-        with self._zip.open(self._info(name, compress=True), "w", force_zip64=True) as member:
+        """One deflated member made of literal text and spooled fragments, in order: the one
+        large annotation file of a format (COCO, Label Studio JSON, CVAT XML), deflated at
+        TEXT_LEVEL."""
+        info = self._info(name, compress=True)
+        info._compresslevel = TEXT_LEVEL  # type: ignore[attr-defined]
+        with self._zip.open(info, "w", force_zip64=True) as member:
             for part in parts:
                 if isinstance(part, Spool):
                     part.copy_into(member)
@@ -215,6 +223,16 @@ class Spool:
             self._file.write(separator.encode("utf-8"))
         self._file.write(text.encode("utf-8"))
         self.count += 1
+
+    def extend(self, texts: list[str], *, separator: str = "") -> None:
+        """`add` for each of `texts`, in one write."""
+        if not texts:
+            return
+        joined = separator.join(texts)
+        if self.count and separator:
+            joined = separator + joined
+        self._file.write(joined.encode("utf-8"))
+        self.count += len(texts)
 
     def copy_into(self, member: IO[bytes]) -> None:
         self._file.seek(0)

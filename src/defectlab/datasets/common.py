@@ -37,6 +37,7 @@ CLIP_TOLERANCE = 1.0
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 Progress = Callable[[int], None]
+_AREAS = frozenset((ShapeType.BOX, ShapeType.POLYGON))
 
 
 def at_line(name: str, line: int) -> str:
@@ -99,40 +100,50 @@ class Writer:
     def shapes(
         self,
         item: DatasetItem,
-        kinds: Iterable[ShapeType] = (ShapeType.BOX, ShapeType.POLYGON),
+        kinds: Iterable[ShapeType] = _AREAS,
         *,
         predictions: bool = False,
     ) -> list[tuple[int, Shape]]:
         """(class index, shape clipped to the image) for each shape of a kind the format
         holds; the rest, and shapes that clipping leaves without area, are counted skipped."""
         source = item.predictions if predictions else item.shapes
-        if source and (item.width <= 0 or item.height <= 0):
+        width, height = item.width, item.height
+        if source and (width <= 0 or height <= 0):
             raise DatasetError(_("The image's size is unknown."), where=item.file_name)
-        wanted = set(kinds)
+        wanted = kinds if isinstance(kinds, frozenset) else frozenset(kinds)
         result = []
         for shape in source:
-            index = self.label_index(item, shape)
+            index = self._index.get(shape.label)
+            if index is None:
+                index = self.label_index(item, shape)  # raises: the label is not in the header
             if shape.type not in wanted:
                 self.stats.skipped_shapes += 1
                 continue
-            clipped = shape
-            x1, y1, x2, y2 = shape.bbox()
-            if x1 < 0 or y1 < 0 or x2 > item.width or y2 > item.height:
+            x1, y1, x2, y2 = _bbox(shape)
+            if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
                 try:
-                    clipped = shape.clipped(item.width, item.height)
+                    shape = shape.clipped(width, height)
                 except ShapeError:
                     self.stats.skipped_shapes += 1
                     continue
-            x1, y1, x2, y2 = clipped.bbox()
-            if clipped.type is not ShapeType.POINTS and (x2 - x1 <= 0 or y2 - y1 <= 0):
+                x1, y1, x2, y2 = _bbox(shape)
+            if shape.type is not ShapeType.POINTS and (x2 - x1 <= 0 or y2 - y1 <= 0):
                 self.stats.skipped_shapes += 1
                 continue
-            result.append((index, clipped))
+            result.append((index, shape))
         return result
 
     def finish(self) -> ExportStats:
         self.stats.bytes = self.sink.close()
         return self.stats
+
+
+def _bbox(shape: Shape) -> tuple[float, float, float, float]:
+    """`Shape.bbox`, without the work for a box: its corners are in order already."""
+    if shape.type is ShapeType.BOX:
+        (x1, y1), (x2, y2) = shape.points
+        return x1, y1, x2, y2
+    return shape.bbox()
 
 
 class Names:

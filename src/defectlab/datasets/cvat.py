@@ -48,7 +48,7 @@ from defectlab.geometry import Shape, ShapeType
 FILE = "annotations.xml"
 _SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 _UNSUPPORTED = frozenset({"polyline", "ellipse", "mask", "cuboid", "skeleton", "track"})
-_KINDS = (ShapeType.BOX, ShapeType.POLYGON, ShapeType.POINTS)
+_KINDS = frozenset((ShapeType.BOX, ShapeType.POLYGON, ShapeType.POINTS))
 
 
 def _attr(value: object) -> str:

@@ -48,15 +48,22 @@ from defectlab.datasets.model import DatasetError, DatasetItem, ImportedDataset
 from defectlab.geometry import Shape, ShapeType
 
 _FROM_NAMES = {ShapeType.BOX: "label", ShapeType.POLYGON: "polygon"}
-_KINDS = (ShapeType.BOX, ShapeType.POLYGON)
+_KINDS = frozenset((ShapeType.BOX, ShapeType.POLYGON))
 CONFIG = "label_config.xml"
 _REGIONS = frozenset({"rectanglelabels", "polygonlabels", "keypointlabels"})
 _LABEL_TAGS = frozenset({"RectangleLabels", "PolygonLabels", "KeyPointLabels", "Labels"})
 
 
+# One encoder for every task (json.dumps makes one a call when given options). No task refers to
+# itself, so the check for circular references is left out; the text is the same.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+_BATCH = 500  # tasks encoded before their text goes to the spool in one write
+
+
 def export(writer: Writer, items: Iterable[DatasetItem]) -> None:
     tasks = Spool()
     try:
+        batch: list[str] = []
         for position, item in enumerate(writer.each(items), 1):
             path = f"images/{item.file_name}"
             writer.image(path, item)
@@ -68,7 +75,11 @@ def export(writer: Writer, items: Iterable[DatasetItem]) -> None:
             if item.predictions:
                 result = _results(writer, item, predictions=True)
                 task["predictions"] = [{"model_version": "defectlab", "result": result}]
-            tasks.add(json.dumps(task, ensure_ascii=False), separator=",\n")
+            batch.append(_ENCODE(task))
+            if len(batch) >= _BATCH:
+                tasks.extend(batch, separator=",\n")
+                batch.clear()
+        tasks.extend(batch, separator=",\n")
         writer.sink.write_parts("tasks.json", ["[", tasks, "]\n"])
         writer.sink.write_text(CONFIG, _config(writer))
     finally:
@@ -77,12 +88,13 @@ def export(writer: Writer, items: Iterable[DatasetItem]) -> None:
 
 def _results(writer: Writer, item: DatasetItem, *, predictions: bool) -> list[dict[str, Any]]:
     width, height = item.width, item.height
+    labels = writer.header.labels
     results: list[dict[str, Any]] = []
     for number_, (index, shape) in enumerate(writer.shapes(item, _KINDS, predictions=predictions)):
         region = f"r{number_ + 1}"
-        name = writer.header.labels[index].name
-        kind = "rectanglelabels" if shape.type is ShapeType.BOX else "polygonlabels"
+        name = labels[index].name
         if shape.type is ShapeType.BOX:
+            kind = "rectanglelabels"
             (x1, y1), (x2, y2) = shape.points
             value: dict[str, Any] = {
                 "x": x1 / width * 100,
@@ -92,6 +104,7 @@ def _results(writer: Writer, item: DatasetItem, *, predictions: bool) -> list[di
                 "rotation": 0,
             }
         else:
+            kind = "polygonlabels"
             value = {"points": [[x / width * 100, y / height * 100] for x, y in shape.points]}
             value["closed"] = True
         value[kind] = [name]
@@ -99,8 +112,9 @@ def _results(writer: Writer, item: DatasetItem, *, predictions: bool) -> list[di
         if shape.score is not None:
             result["score"] = shape.score
         results.append(result)
-        for key, text in shape.attributes.items():
-            results.append(_result(region, "choices", key, {"choices": [text]}, item))
+        if shape.attributes:
+            for key, text in shape.attributes.items():
+                results.append(_result(region, "choices", key, {"choices": [text]}, item))
     if item.tags and not predictions:
         results.append(_result("tags", "choices", "tags", {"choices": list(item.tags)}, item))
     return results

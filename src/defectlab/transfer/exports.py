@@ -27,7 +27,9 @@ the name depends on the project, not on which tasks this export selects.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
+import itertools
 import os
 import re
 import tempfile
@@ -51,7 +53,7 @@ from defectlab.datasets import (
 )
 from defectlab.datasets.archive import stem as name_stem
 from defectlab.errors import Invalid
-from defectlab.geometry import Shape, shapes_from_json
+from defectlab.geometry import Shape, shapes_from_stored
 from defectlab.jobs.models import Job
 from defectlab.jobs.runner import Progress
 from defectlab.jobs.services import start_job
@@ -215,9 +217,9 @@ def run_export(job: Job, progress: Progress) -> dict[str, Any]:
     storage = default_storage()
     missing: list[dict[str, Any]] = []
 
-    def left_out(task: Task, reason: str) -> None:
+    def left_out(task_id: int, file_name: str, reason: str) -> None:
         # An image kept by reference that could not be had: the task is left out whole.
-        missing.append({"task": task.pk, "file_name": task.file_name, "reason": reason})
+        missing.append({"task": task_id, "file_name": file_name, "reason": reason})
         progress.step(failed=1)
 
     def write(out: IO[bytes]) -> ExportStats:
@@ -336,12 +338,16 @@ def _items(
     tasks: Any,
     options: Mapping[str, Any],
     storage: Any,
-    left_out: Callable[[Task, str], None],
+    left_out: Callable[[int, str, str], None],
 ) -> Iterator[DatasetItem]:
-    """The exported tasks as dataset items, read CHUNK at a time in id order. A task whose
+    """The exported tasks as dataset items in id order, CHUNK at a time. A task whose
     image is kept by reference and cannot be fetched (or whose size cannot be learned) is
-    not yielded but handed to ``left_out`` with the reason."""
-    after = 0
+    not yielded but handed to ``left_out`` (id, file name, reason).
+
+    Tasks and annotations are read as plain rows (no model instances) and their shapes with
+    ``shapes_from_stored``: they were checked when they were saved. Only tasks whose image is
+    kept by reference are loaded whole (one query a chunk), since learning their size writes
+    to them."""
     names = FileNames(project)
     splitter = Splitter(
         tasks.values_list("id", flat=True).iterator(chunk_size=2000),
@@ -349,42 +355,80 @@ def _items(
         options["seed"],
     )
     fetcher = ExportFetcher()
-    while True:
-        chunk = list(tasks.filter(id__gt=after).order_by("id")[:CHUNK])
-        if not chunk:
-            return
-        after = chunk[-1].pk
-        ids = [task.pk for task in chunk]
-        annotations = {a.task_id: a for a in Annotation.objects.filter(task_id__in=ids)}
-        predictions: dict[int, list[Shape]] = {}
-        if options["include_predictions"]:
-            for prediction in Prediction.objects.filter(task_id__in=ids).order_by("task_id", "id"):
-                predictions.setdefault(prediction.task_id, []).extend(
-                    shapes_from_json(prediction.shapes)
-                )
-        for task in chunk:
-            sized = size_known(task)
-            ref = ImageRef.parse(task.image)
-            try:
-                image = _opener(task, ref, storage, fetcher, options["include_images"])
-            except MissingImage as missing:
-                left_out(task, missing.reason)
-                continue
-            annotation = annotations.get(task.pk)
-            if not sized and annotation is not None:  # shapes were fitted to the learned size
-                annotation = Annotation.objects.filter(task_id=task.pk).first()
+    include_images = options["include_images"]
+    # One query for every task, read CHUNK rows at a time (a server-side cursor on PostgreSQL).
+    # A query per chunk (id > the last one, LIMIT CHUNK) made the database find and sort every
+    # task after the last one again, chunk after chunk, where the table has no statistics yet.
+    every = tasks.order_by("id").values_list(*_ROW).iterator(chunk_size=CHUNK)
+    while rows := list(itertools.islice(every, CHUNK)):
+        annotations, predictions = _drawn([row[0] for row in rows], options["include_predictions"])
+        refs = [ImageRef.parse(row[1]) for row in rows]
+        referenced = [row[0] for row, ref in zip(rows, refs, strict=True) if not _stored(ref)]
+        whole = Task.objects.in_bulk(referenced) if referenced else {}
+        for (task_id, image, file_name, width, height), ref in zip(rows, refs, strict=True):
+            annotation = annotations.get(task_id)
+            opener: Callable[[], IO[bytes]] | None
+            if ref is not None and ref.stored:
+                opener = functools.partial(storage.open, ref.location)
+            else:
+                task = whole.get(task_id)
+                if task is None:  # deleted since the query began
+                    continue
+                sized = size_known(task)
+                try:
+                    opener = fetcher.prepare(task, ref, include_image=include_images)
+                except MissingImage as missing:
+                    left_out(task_id, file_name, missing.reason)
+                    continue
+                width, height = task.width, task.height
+                if not sized and annotation is not None:  # shapes were fitted to the learned size
+                    annotation = (
+                        Annotation.objects.filter(task_id=task_id)
+                        .values_list("shapes", "tags")
+                        .first()
+                    )
+            shapes, tags = annotation if annotation is not None else ((), ())
             yield DatasetItem(
-                key=str(task.pk),
-                file_name=names(task),
-                width=task.width or 0,
-                height=task.height or 0,
-                shapes=shapes_from_json(annotation.shapes) if annotation else [],
-                tags=list(annotation.tags) if annotation else [],
-                split=splitter(task.pk),
-                image=image,
-                predictions=predictions.get(task.pk, []),
-                image_ref=None if ref is not None and ref.stored else task.image,
+                key=str(task_id),
+                file_name=names(task_id, file_name),
+                width=width or 0,
+                height=height or 0,
+                shapes=shapes_from_stored(shapes) if shapes else [],
+                tags=list(tags),
+                split=splitter(task_id),
+                image=opener,
+                predictions=predictions.get(task_id, []),
+                image_ref=None if _stored(ref) else image,
             )
+
+
+_ROW = ("id", "image", "file_name", "width", "height")
+
+
+def _drawn(
+    ids: list[int], include_predictions: bool
+) -> tuple[dict[int, tuple[Any, Any]], dict[int, list[Shape]]]:
+    """The stored annotation (shapes, tags) of each of these tasks, and their predictions'
+    shapes when asked for, by task id."""
+    annotations: dict[int, tuple[Any, Any]] = {
+        task_id: (shapes, tags)
+        for task_id, shapes, tags in Annotation.objects.filter(task_id__in=ids).values_list(
+            "task_id", "shapes", "tags"
+        )
+    }
+    predictions: dict[int, list[Shape]] = {}
+    if include_predictions:
+        for task_id, shapes in (
+            Prediction.objects.filter(task_id__in=ids)
+            .order_by("task_id", "id")
+            .values_list("task_id", "shapes")
+        ):
+            predictions.setdefault(task_id, []).extend(shapes_from_stored(shapes))
+    return annotations, predictions
+
+
+def _stored(ref: ImageRef | None) -> bool:
+    return ref is not None and ref.stored
 
 
 def _clean_name(task_id: int, file_name: str) -> str:
@@ -408,26 +452,18 @@ class FileNames:
         self._shared = {key for key, count in stems.items() if count > 1}
         self._used: set[str] = set()
 
-    def __call__(self, task: Task) -> str:
-        name = _clean_name(task.pk, task.file_name)
+    def __call__(self, task_id: int, file_name: str) -> str:
+        name = _clean_name(task_id, file_name)
+        key = _stem_key(name)
+        if key not in self._shared and key not in self._used:
+            self._used.add(key)
+            return name
         # A task added since the count, or a name like "a-12.png" that the suffix made twice.
-        while _stem_key(name) in self._shared or _stem_key(name) in self._used:
+        while key in self._shared or key in self._used:
             stem = name_stem(name)
-            name = f"{stem}-{task.pk}{name[len(stem) :]}"
-            if _stem_key(name) not in self._used:
+            name = f"{stem}-{task_id}{name[len(stem) :]}"
+            key = _stem_key(name)
+            if key not in self._used:
                 break
-        self._used.add(_stem_key(name))
+        self._used.add(key)
         return name
-
-
-def _opener(
-    task: Task, ref: ImageRef | None, storage: Any, fetcher: ExportFetcher, include_image: bool
-) -> Callable[[], IO[bytes]] | None:
-    """Opens the task's image when the writer gets to it. A stored image is read from storage
-    then; one kept by reference (a URL, through the guarded fetcher under the organization's
-    allowlist, or a storage connection) is fetched now, with its size if unknown — MissingImage
-    when it cannot be (see transfer.referenced)."""
-    if ref is not None and ref.stored:
-        key = ref.location
-        return lambda: storage.open(key)
-    return fetcher.prepare(task, ref, include_image=include_image)
