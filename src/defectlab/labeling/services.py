@@ -257,7 +257,7 @@ def create_uploaded_tasks(project: Project, images: Iterable[IncomingImage]) -> 
 MAX_SIDE = 2**31 - 1  # the database's integer; no camera comes near it
 
 
-def _reference_row(s3: Callable[[str], ImageRef | None], index: int, item: Any) -> NewTask:
+def reference_row(s3: Callable[[str], ImageRef | None], index: int, item: Any) -> NewTask:
     """The task one checked import row describes. An ``s3://`` address becomes the
     ``storage://`` reference of the project's storage connection on its bucket (refused when
     the project has none: nothing could read it)."""
@@ -309,7 +309,7 @@ def import_references(project: Project, items: Sequence[Any]) -> int:
     if not isinstance(items, list) or not items:
         raise Invalid(_("Send a non-empty JSON list of image addresses."))
     s3 = s3_resolver(project.pk)
-    rows = [_reference_row(s3, index, item) for index, item in enumerate(items)]
+    rows = [reference_row(s3, index, item) for index, item in enumerate(items)]
     # No tasks back: one executemany, much faster than bulk_create for a large import.
     add_tasks(project, rows, returning=False)
     return len(rows)
