@@ -11,9 +11,12 @@ import io
 import json
 import zipfile
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from hypothesis import given
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from defectlab.geometry import Shape, shapes_from_json
@@ -629,3 +632,18 @@ def test_an_annotator_may_not_import(tenant: Tenant) -> None:
     client = client_for(tenant.user(Role.ANNOTATOR))
     response = post_json(client, tenant.project, ["https://cam.example.com/a.jpg"])
     assert response.status_code == 403
+
+
+@given(
+    st.sampled_from(["http://", "https://"]),
+    st.text(alphabet="abcXYZ019.-:[]@", max_size=20),
+    st.text(alphabet="/abc é%20?#&=:;\t\n\x00\x7f", max_size=20),
+)
+def test_the_plain_address_shortcut_reads_what_urlsplit_reads(
+    scheme: str, host: str, rest: str
+) -> None:
+    address = scheme + host + rest
+    plain = services._PLAIN_URL.match(address)
+    if plain is not None:
+        parts = urlsplit(address)
+        assert (plain[1], plain[2], plain[3] or "") == (parts.scheme, parts.netloc, parts.path)

@@ -38,7 +38,7 @@ COUNTER = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NewTask:
     """A task to create: its image (a storage key, URL or bucket reference) and what is known
     about it."""

@@ -67,6 +67,7 @@ from defectlab.jobs.models import Job
 from defectlab.jobs.runner import Progress
 from defectlab.jobs.services import start_job
 from defectlab.labeling.models import Project
+from defectlab.labeling.tasks import NewTask
 from defectlab.media.storage import LocalStorage, Storage, check_key, default_storage
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
@@ -313,11 +314,7 @@ def _commit(
             dataset.header,
             [
                 LandRow(
-                    image=row.image,
-                    file_name=row.item.file_name,
-                    width=row.width,
-                    height=row.height,
-                    size_bytes=row.size_bytes,
+                    NewTask(row.image, row.item.file_name, row.width, row.height, row.size_bytes),
                     shapes=row.item.shapes,
                     tags=row.item.tags,
                     predictions=[(PREDICTION_MODEL, version, row.item.predictions)]

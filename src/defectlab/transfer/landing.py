@@ -45,23 +45,16 @@ TAG_COLOR = "#757575"
 PREDICTION_MODEL = "import"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LandRow:
-    """One task to create: its image and size, its shapes (labels index the header's labels)
-    and image tags, and its predictions as (model name, model version, shapes)."""
+    """One task to create (its image and size; `land` sets its status and flags), its shapes
+    (labels index the header's labels) and image tags, and its predictions as (model name,
+    model version, shapes)."""
 
-    image: str
-    file_name: str
-    width: int | None
-    height: int | None
-    size_bytes: int | None = None
+    task: NewTask
     shapes: Sequence[Shape] = ()
     tags: Sequence[str] = ()
     predictions: Sequence[tuple[str, str, Sequence[Shape]]] = ()
-
-    @property
-    def annotated(self) -> bool:
-        return bool(self.shapes or self.tags)
 
 
 @dataclass
@@ -103,29 +96,21 @@ def land(
         header,
         (shape for row in rows for shape in _all_shapes(row)),
     )
-    task_ids = insert_tasks(
-        project,
-        [
-            NewTask(
-                image=row.image,
-                file_name=row.file_name,
-                width=row.width,
-                height=row.height,
-                size_bytes=row.size_bytes,
-                status=TaskStatus.SUBMITTED if row.annotated else TaskStatus.NEW,
-                has_annotation=row.annotated,
-                has_prediction=bool(row.predictions),
-            )
-            for row in rows
-        ],
-    )
+    tasks = []
+    for row in rows:
+        task = row.task
+        if row.shapes or row.tags:
+            task.status, task.has_annotation = TaskStatus.SUBMITTED, True
+        task.has_prediction = bool(row.predictions)
+        tasks.append(task)
+    task_ids = insert_tasks(project, tasks)
     organization_id = project.organization_id
     annotations = [
         AnnotationRow(
             task_id, organization_id, _stored(row.shapes, schema, keep_scores=False), list(row.tags)
         )
         for task_id, row in zip(task_ids, rows, strict=True)
-        if row.annotated
+        if row.shapes or row.tags
     ]
     predictions = [
         PredictionRow(
