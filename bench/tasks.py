@@ -6,6 +6,10 @@
 
 What is measured (see bench/README.md):
 
+* bulk import (``ImportSection``, printed first; ``--import-only`` runs only it): one POST of
+  100k URLs and one of 10k annotated Label Studio tasks to ``/api/projects/{id}/import/`` through
+  ``django.test.Client`` — beside json.loads + one executemany per table on the DB-API cursor,
+  with their aims (Label Studio's times ÷ 10);
 * import: ``json.loads`` of a JSON list of image references plus
   ``labeling.services.import_references`` — beside the same rows inserted by ``executemany`` on a
   DB-API cursor (``connection.cursor()``) in one transaction;

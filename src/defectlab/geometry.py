@@ -108,6 +108,9 @@ _NO_ATTRIBUTES = _Attributes()
 
 
 def _is_real(value: object) -> bool:
+    kind = type(value)
+    if kind is float or kind is int:  # the common case, without the ABC's slower check
+        return True
     # bool is an int subclass; True as a coordinate or label is always a client bug.
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
