@@ -176,16 +176,30 @@ def reserve_ids(model: type[models.Model], number: int) -> list[int]:
 def _insert(
     model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
-    """One ``executemany`` of ``rows`` (values of ``fields``, by field name) into `model`."""
-    columns = {field.name: str(field.column) for field in model._meta.concrete_fields}
+    """``rows`` (values of ``fields``, by field name) into `model`, all at once: on SQLite one
+    ``executemany``; on PostgreSQL one ``INSERT … SELECT FROM unnest(<one array per column>)``,
+    a single statement where psycopg's ``executemany`` would run one per row."""
+    if not rows:
+        return
+    by_name = {field.name: field for field in model._meta.concrete_fields}
     quote = connection.ops.quote_name
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(model._meta.db_table),
-        ", ".join(quote(columns[name]) for name in fields),
-        ", ".join(["%s"] * len(fields)),
+    head = "INSERT INTO {} ({})".format(
+        quote(model._meta.db_table), ", ".join(quote(str(by_name[name].column)) for name in fields)
     )
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        if connection.vendor == "postgresql":
+            arrays = ", ".join(f"%s::{_array_type(by_name[name])}[]" for name in fields)
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            cursor.execute(f"{head} SELECT * FROM unnest({arrays})", columns)
+        else:
+            values = ", ".join(["%s"] * len(fields))
+            cursor.executemany(f"{head} VALUES ({values})", rows)
+
+
+def _array_type(field: models.Field[Any, Any]) -> str:
+    """The column's type, for an array cast (a foreign key's is its target's)."""
+    kind = str(field.db_type(connection))
+    return {"serial": "integer", "bigserial": "bigint"}.get(kind, kind)
 
 
 def _now() -> Any:
