@@ -8,7 +8,7 @@ What is measured (see bench/README.md):
 
 * bulk import (``ImportSection``, printed first; ``--import-only`` runs only it): one POST of
   100k URLs and one of 10k annotated Label Studio tasks to ``/api/projects/{id}/import/`` through
-  ``django.test.Client`` — beside json.loads + one executemany per table on the DB-API cursor,
+  ``django.test.Client`` — beside json.loads + all rows at once per table on the DB-API cursor,
   with their aims (Label Studio's times ÷ 10);
 * import: ``json.loads`` of a JSON list of image references plus
   ``labeling.services.import_references`` — beside the same rows inserted by ``executemany`` on a
@@ -919,14 +919,22 @@ class Bench:
 # POST /api/projects/{id}/import/ through django.test.Client (the whole HTTP view: middleware,
 # session auth, the tenant scope, the view, its JSON answer), beside a raw-SQL reference in the
 # same run: the same text through json.loads, the same rows (percent regions turned into pixel
-# shapes by a few lines of arithmetic, no checks) and one executemany per table on the DB-API
-# cursor in one transaction. Aims: Label Studio 1.23.2 on this machine, as measured by issue 10's
+# shapes by a few lines of arithmetic, no checks) and all rows of a table at once on the DB-API
+# cursor (executemany on SQLite, INSERT … SELECT FROM unnest on PostgreSQL, as the product) in
+# one transaction. Aims: Label Studio 1.23.2 on this machine, as measured by issue 10's
 # author, divided by ten.
 
 IMPORT_AIMS = {"urls": 14.0 / 10, "label_studio": 13.8 / 10}  # seconds
 IMPORT_URLS = 100_000
 IMPORT_LABEL_STUDIO = 10_000
 IMPORT_RUNS = 3  # best of
+RAW_TASK_COLUMNS = (
+    "organization_id", "project_id", "image", "file_name", "width", "height", "status",
+    "has_annotation", "has_prediction", "created_at", "updated_at",
+)  # fmt: skip
+RAW_TASK_TYPES = (
+    "bigint bigint text text integer integer text boolean boolean timestamptz timestamptz"
+)
 
 
 def label_studio_tasks(number: int) -> str:
@@ -1054,6 +1062,22 @@ class ImportSection:
             raise SystemExit(f"import answered {response.status_code}: {response.content[:300]!r}")
         return elapsed
 
+    def raw_insert(
+        self, cursor: Any, table: str, columns: tuple[str, ...], types: str, rows: list[Any]
+    ) -> None:
+        """All rows at once, as the product does: one ``executemany`` on SQLite, one
+        ``INSERT … SELECT FROM unnest(arrays)`` on PostgreSQL (``types``: one per column)."""
+        names = ", ".join(columns)
+        if self.connection.vendor == "postgresql":
+            arrays = ", ".join(f"%s::{kind}[]" for kind in types.split())
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+        else:
+            values = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({values})", rows)
+
     def raw_urls(self, text: str) -> float:
         from django.db import transaction
         from django.utils import timezone
@@ -1065,11 +1089,11 @@ class ImportSection:
         org, pid = project.organization_id, project.pk
         rows = [
             (org, pid, item["image"], item["image"].rsplit("/", 1)[-1], item["width"],
-             item["height"], None, "new", None, None, None, None, False, False, now, now)
+             item["height"], "new", False, False, now, now)
             for item in items
         ]  # fmt: skip
         with transaction.atomic(), self.connection.cursor() as cursor:
-            cursor.executemany(RAW_INSERT, rows)
+            self.raw_insert(cursor, "labeling_task", RAW_TASK_COLUMNS, RAW_TASK_TYPES, rows)
             cursor.execute(
                 "UPDATE labeling_project SET count_new = count_new + %s WHERE id = %s",
                 [len(rows), pid],
@@ -1093,57 +1117,50 @@ class ImportSection:
         rows = raw_label_studio_rows(json.loads(text), labels)
         now = ops.adapt_datetimefield_value(timezone.now())
         org, pid = project.organization_id, project.pk
+        empty = ops.adapt_json_value([], None)
+        insert = self.raw_insert
         with transaction.atomic(), self.connection.cursor() as cursor:
             cursor.execute("SELECT COALESCE(MAX(id), 0) FROM labeling_task")
-            first_task = cursor.fetchone()[0] + 1
+            task = cursor.fetchone()[0] + 1
             cursor.execute("SELECT COALESCE(MAX(id), 0) FROM labeling_annotation")
-            first_annotation = cursor.fetchone()[0] + 1
-            cursor.executemany(
-                f"INSERT INTO labeling_task (id, {', '.join(INSERT_COLUMNS)}) "
-                f"VALUES ({', '.join(['%s'] * (len(INSERT_COLUMNS) + 1))})",
-                [
-                    (first_task + n, org, pid, row[0], row[1], row[2], row[3], None,
-                     "submitted", None, None, None, None, True, True, now, now)
-                    for n, row in enumerate(rows)
-                ],
+            annotation = cursor.fetchone()[0] + 1
+            insert(
+                cursor, "labeling_task", ("id", *RAW_TASK_COLUMNS), "bigint " + RAW_TASK_TYPES,
+                [(task + n, org, pid, row[0], row[1], row[2], row[3], "submitted", True, True,
+                  now, now) for n, row in enumerate(rows)],
             )  # fmt: skip
-            shapes = [
+            stored = [
                 (ops.adapt_json_value(r[4], None), ops.adapt_json_value(r[5], None)) for r in rows
             ]
-            cursor.executemany(
-                "INSERT INTO labeling_annotation (id, organization_id, task_id, version, shapes, "
-                "tags, author_id, lead_time, created_at, updated_at) "
-                "VALUES (%s, %s, %s, 1, %s, %s, NULL, 0, %s, %s)",
-                [
-                    (first_annotation + n, org, first_task + n, s, t, now, now)
-                    for n, (s, t) in enumerate(shapes)
-                ],
-            )
-            cursor.executemany(
-                "INSERT INTO labeling_annotationversion (organization_id, annotation_id, version, "
-                "shapes, tags, author_id, lead_time, proposal_fates, created_at) "
-                "VALUES (%s, %s, 1, %s, %s, NULL, 0, %s, %s)",
-                [
-                    (org, first_annotation + n, s, t, ops.adapt_json_value([], None), now)
-                    for n, (s, t) in enumerate(shapes)
-                ],
-            )
-            cursor.executemany(
-                "INSERT INTO labeling_tasklabel (task_id, label_id) VALUES (%s, %s)",
-                [
-                    (first_task + n, label)
-                    for n, row in enumerate(rows)
-                    for label in sorted({shape["label"] for shape in row[4]})
-                ],
-            )
-            cursor.executemany(
-                "INSERT INTO labeling_prediction (organization_id, task_id, model_name, "
-                "model_version, shapes, created_at) VALUES (%s, %s, 'import', 'labelstudio', %s, %s)",
-                [
-                    (org, first_task + n, ops.adapt_json_value(row[6], None), now)
-                    for n, row in enumerate(rows)
-                ],
-            )
+            insert(
+                cursor, "labeling_annotation",
+                ("id", "organization_id", "task_id", "version", "shapes", "tags", "lead_time",
+                 "created_at", "updated_at"),
+                "bigint bigint bigint integer jsonb jsonb float8 timestamptz timestamptz",
+                [(annotation + n, org, task + n, 1, shapes, tags, 0.0, now, now)
+                 for n, (shapes, tags) in enumerate(stored)],
+            )  # fmt: skip
+            insert(
+                cursor, "labeling_annotationversion",
+                ("organization_id", "annotation_id", "version", "shapes", "tags", "lead_time",
+                 "proposal_fates", "created_at"),
+                "bigint bigint integer jsonb jsonb float8 jsonb timestamptz",
+                [(org, annotation + n, 1, shapes, tags, 0.0, empty, now)
+                 for n, (shapes, tags) in enumerate(stored)],
+            )  # fmt: skip
+            insert(
+                cursor, "labeling_tasklabel", ("task_id", "label_id"), "bigint bigint",
+                [(task + n, label) for n, row in enumerate(rows)
+                 for label in sorted({shape["label"] for shape in row[4]})],
+            )  # fmt: skip
+            insert(
+                cursor, "labeling_prediction",
+                ("organization_id", "task_id", "model_name", "model_version", "shapes",
+                 "created_at"),
+                "bigint bigint text text jsonb timestamptz",
+                [(org, task + n, "import", "labelstudio", ops.adapt_json_value(row[6], None), now)
+                 for n, row in enumerate(rows)],
+            )  # fmt: skip
             cursor.execute(
                 "UPDATE labeling_project SET count_submitted = count_submitted + %s WHERE id = %s",
                 [len(rows), pid],
@@ -1175,7 +1192,7 @@ class ImportSection:
     def run(self) -> list[dict[str, Any]]:
         print(
             f"\nBulk import: POST /api/projects/{{id}}/import/ through django.test.Client, best of "
-            f"{IMPORT_RUNS}, beside raw SQL (json.loads + executemany) in the same run"
+            f"{IMPORT_RUNS}, beside raw SQL (json.loads + all rows at once per table) in the same run"
         )
         print(f"  {'case':<36}{'product':>11}{'raw SQL':>11}{'÷ raw':>11}{'aim':>12}")
         urls = self.bench.references(0, IMPORT_URLS)
