@@ -456,7 +456,8 @@ def from_json_min(record: dict[str, Any], where: str) -> dict[str, Any]:
     ``keypointlabels``, ``choices``, another ``…labels`` kind, which is skipped, or a text,
     rating, number or date value, which carries nothing we keep); one choice is written as its
     bare text, so text (or a list of texts) under ``tags`` is the image's tags — text under any
-    other name is the task's data."""
+    other name is the task's data. Choices under another name are left out: JSON-MIN drops the
+    region ids, so a shape's attribute cannot be told from an image tag there."""
     data: dict[str, Any] = {}
     results: list[dict[str, Any]] = []
     for key, value in record.items():
@@ -488,6 +489,8 @@ def from_json_min(record: dict[str, Any], where: str) -> dict[str, Any]:
                     _("This region is of a kind Label Studio does not have."),
                     where=f"{where}.{key}[{index}]",
                 )
+            if kind == "choices" and key != "tags":
+                continue  # its region is not named: an attribute or a tag, nobody can tell
             results.append(_min_result(kind, key, region, region))
     task: dict[str, Any] = {"data": data, "annotations": [{"result": results}]}
     if "id" in record:
