@@ -7,6 +7,10 @@
 
 What is measured (see bench/README.md):
 
+* bulk import (``ImportSection``, printed first; ``--import-only`` runs only it): one POST of
+  100k URLs and one of 10k annotated Label Studio tasks to ``/api/projects/{id}/import/`` through
+  ``django.test.Client`` — beside json.loads + all rows at once per table on the DB-API cursor,
+  with their aims (Label Studio's times ÷ 10);
 * import: ``json.loads`` of a JSON list of image references plus
   ``labeling.services.import_references`` — beside the same rows inserted by ``executemany`` on a
   DB-API cursor (``connection.cursor()``) in one transaction;
@@ -65,6 +69,7 @@ TASK_COLUMNS = (
     "assignee_id",
     "lock_owner_id",
     "lock_expires_at",
+    "submitted_by_id",
     "has_annotation",
     "has_prediction",
     "created_at",
@@ -116,6 +121,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP column")
     parser.add_argument(
         "--explain", action="store_true", help="print the query plan of each product query"
+    )
+    parser.add_argument(
+        "--import-only", action="store_true", help="run only the bulk import section (~1 min)"
     )
     parser.add_argument("--json", metavar="PATH", help="also write every number to PATH as JSON")
     parser.add_argument(
@@ -357,6 +365,7 @@ class Bench:
                 item["height"],
                 None,
                 "new",
+                None,
                 None,
                 None,
                 None,
@@ -876,8 +885,9 @@ class Bench:
             f"DRF {meta['drf']}; N={self.args.n} after {self.args.warmup} warm-up runs, "
             f"page size {PAGE_SIZE}; serializer {meta['serializer']}; data in {self.data_dir}"
         )
+        self.results["bulk_import"] = ImportSection(self).run()
         have = 0
-        for size in self.args.sizes:
+        for size in [] if self.args.import_only else self.args.sizes:
             print(f"\nGrowing the project to {count(size)} tasks")
             have = self.grow(have, size)
             self.settle()
@@ -903,7 +913,8 @@ class Bench:
                 f"{entry['product_rate']:>16,}  {entry['raw_rate']:>12,}  "
                 f"{entry['product_over_raw_time']:>17.1f}×  {last:>26}"
             )
-        self.results["aims"] = self.verdicts()
+        if not self.args.import_only:
+            self.results["aims"] = self.verdicts()
         meta["seconds"] = round(perf() - started, 1)
         print(f"\nDone in {meta['seconds']:.0f} s.")
         if self.args.json:
@@ -1288,6 +1299,301 @@ class ProjectsBench:
             path.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
             print(f"Numbers written to {path}.")
         return 0
+
+
+# ---------------------------------------------------------------------------- bulk import section
+#
+# POST /api/projects/{id}/import/ through django.test.Client (the whole HTTP view: middleware,
+# session auth, the tenant scope, the view, its JSON answer), beside a raw-SQL reference in the
+# same run: the same text through json.loads, the same rows (percent regions turned into pixel
+# shapes by a few lines of arithmetic, no checks) and all rows of a table at once on the DB-API
+# cursor (executemany on SQLite, INSERT … SELECT FROM unnest on PostgreSQL, as the product) in
+# one transaction. Aims: Label Studio 1.23.2 on this machine, as measured by issue 10's
+# author, divided by ten.
+
+IMPORT_AIMS = {"urls": 14.0 / 10, "label_studio": 13.8 / 10}  # seconds
+IMPORT_URLS = 100_000
+IMPORT_LABEL_STUDIO = 10_000
+IMPORT_RUNS = 3  # best of
+RAW_TASK_COLUMNS = (
+    "organization_id", "project_id", "image", "file_name", "width", "height", "status",
+    "has_annotation", "has_prediction", "created_at", "updated_at",
+)  # fmt: skip
+RAW_TASK_TYPES = (
+    "bigint bigint text text integer integer text boolean boolean timestamptz timestamptz"
+)
+
+
+def label_studio_tasks(number: int) -> str:
+    """``number`` tasks as Label Studio's JSON export writes them: two boxes (one turned), one
+    polygon and an image tag in the annotation, one scored box in a prediction."""
+    width, height = 2448, 2048
+
+    def result(kind: str, value: dict[str, Any], rid: str, name: str) -> dict[str, Any]:
+        return {
+            "id": rid, "type": kind, "from_name": name, "to_name": "image",
+            "original_width": width, "original_height": height, "image_rotation": 0,
+            "value": value, "origin": "manual",
+        }  # fmt: skip
+
+    tasks = []
+    for index in range(number):
+        x = index % 50
+        annotation = [
+            result("rectanglelabels", {"x": x, "y": 10, "width": 20, "height": 15,
+                                       "rotation": 0, "rectanglelabels": ["scratch"]}, "a", "label"),
+            result("rectanglelabels", {"x": 60, "y": 40, "width": 10, "height": 5,
+                                       "rotation": 30, "rectanglelabels": ["dent"]}, "b", "label"),
+            result("polygonlabels", {"points": [[x, 60], [x + 10, 62], [x + 5, 80]],
+                                     "closed": True, "polygonlabels": ["crack"]}, "c", "polygon"),
+            result("choices", {"choices": ["NG"]}, "t", "tags"),
+        ]  # fmt: skip
+        prediction = [
+            {**result("rectanglelabels", {"x": x, "y": 10, "width": 20, "height": 15,
+                                          "rotation": 0, "rectanglelabels": ["scratch"]},
+                      "p", "label"), "score": 0.91},
+        ]  # fmt: skip
+        tasks.append(
+            {
+                "id": index + 1,
+                "data": {"image": f"https://cam-1.plant.example/line3/{index:07d}.jpg"},
+                "annotations": [
+                    {"id": index + 1, "completed_by": 1, "result": annotation,
+                     "was_cancelled": False, "ground_truth": False, "lead_time": 4.2,
+                     "created_at": "2026-11-30T08:00:00Z", "updated_at": "2026-11-30T08:00:00Z"},
+                ],
+                "predictions": [{"id": index + 1, "model_version": "yolo", "score": 0.9,
+                                 "result": prediction}],
+                "meta": {}, "inner_id": index + 1, "total_annotations": 1, "project": 1,
+            }
+        )  # fmt: skip
+    return json.dumps(tasks)
+
+
+def raw_label_studio_rows(
+    items: list[dict[str, Any]], labels: dict[str, int]
+) -> list[tuple[str, str, int, int, list[dict[str, Any]], list[str], list[dict[str, Any]]]]:
+    """The raw reference's reading: percent → pixels by hand, no checks at all."""
+
+    def shapes(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+        found, tags = [], []
+        for r in results:
+            value, kind = r["value"], r["type"]
+            w, h = r["original_width"] / 100, r["original_height"] / 100
+            if kind == "rectanglelabels":
+                x, y = value["x"] * w, value["y"] * h
+                bw, bh = value["width"] * w, value["height"] * h
+                angle = math.radians(value.get("rotation", 0))
+                if angle:
+                    c, s = math.cos(angle), math.sin(angle)
+                    points = [[x, y], [x + bw * c, y + bw * s],
+                              [x + bw * c - bh * s, y + bw * s + bh * c], [x - bh * s, y + bh * c]]  # fmt: skip
+                    found.append({"type": "polygon", "points": points,
+                                  "label": labels[value["rectanglelabels"][0]], "attributes": {}})  # fmt: skip
+                else:
+                    found.append({"type": "box", "points": [[x, y], [x + bw, y + bh]],
+                                  "label": labels[value["rectanglelabels"][0]], "attributes": {}})  # fmt: skip
+            elif kind == "polygonlabels":
+                points = [[px * w, py * h] for px, py in value["points"]]
+                found.append({"type": "polygon", "points": points,
+                              "label": labels[value["polygonlabels"][0]], "attributes": {}})  # fmt: skip
+            elif kind == "choices":
+                tags.extend(value["choices"])
+            if "score" in r and found:
+                found[-1]["score"] = r["score"]
+        return found, tags
+
+    rows = []
+    for item in items:
+        image = item["data"]["image"]
+        result = item["annotations"][0]["result"]
+        annotation, tags = shapes(result)
+        predicted, _tags = shapes(item["predictions"][0]["result"])
+        width, height = result[0]["original_width"], result[0]["original_height"]
+        rows.append((image, image.rsplit("/", 1)[-1], width, height, annotation, tags, predicted))
+    return rows
+
+
+class ImportSection:
+    """The bulk import figures (see the comment above)."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.connection = bench.connection
+        self.results: list[dict[str, Any]] = []
+
+    def fresh_project(self, name: str) -> Any:
+        from defectlab.labeling import services
+
+        return services.create_project(
+            self.bench.project.organization,
+            self.bench.owner,
+            name=name,
+            shape_types=["box"],
+            labels=[{"name": "scratch"}],
+        )
+
+    def product(self, text: str) -> float:
+        """One POST of ``text`` to a fresh project's import; seconds."""
+        from django.test import Client
+
+        client = Client()
+        client.force_login(self.bench.owner)
+        project = self.fresh_project("import bench")
+        started = perf()
+        response = client.post(
+            f"/api/projects/{project.pk}/import/", text, content_type="application/json"
+        )
+        elapsed = perf() - started
+        if response.status_code != 201:
+            raise SystemExit(f"import answered {response.status_code}: {response.content[:300]!r}")
+        return elapsed
+
+    def raw_insert(
+        self, cursor: Any, table: str, columns: tuple[str, ...], types: str, rows: list[Any]
+    ) -> None:
+        """All rows at once, as the product does: one ``executemany`` on SQLite, one
+        ``INSERT … SELECT FROM unnest(arrays)`` on PostgreSQL (``types``: one per column)."""
+        names = ", ".join(columns)
+        if self.connection.vendor == "postgresql":
+            arrays = ", ".join(f"%s::{kind}[]" for kind in types.split())
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+        else:
+            values = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({values})", rows)
+
+    def raw_urls(self, text: str) -> float:
+        from django.db import transaction
+        from django.utils import timezone
+
+        project = self.fresh_project("raw import bench")
+        started = perf()
+        items = json.loads(text)
+        now = self.connection.ops.adapt_datetimefield_value(timezone.now())
+        org, pid = project.organization_id, project.pk
+        rows = [
+            (org, pid, item["image"], item["image"].rsplit("/", 1)[-1], item["width"],
+             item["height"], "new", False, False, now, now)
+            for item in items
+        ]  # fmt: skip
+        with transaction.atomic(), self.connection.cursor() as cursor:
+            self.raw_insert(cursor, "labeling_task", RAW_TASK_COLUMNS, RAW_TASK_TYPES, rows)
+            cursor.execute(
+                "UPDATE labeling_project SET count_new = count_new + %s WHERE id = %s",
+                [len(rows), pid],
+            )
+        return perf() - started
+
+    def raw_label_studio(self, text: str) -> float:
+        from django.db import transaction
+        from django.utils import timezone
+
+        from defectlab.labeling.models import Label
+
+        project = self.fresh_project("raw import bench")
+        for name in ("dent", "crack"):
+            Label.objects.create(
+                organization_id=project.organization_id, project=project, name=name
+            )
+        labels = dict(Label.objects.filter(project=project).values_list("name", "id"))
+        ops = self.connection.ops
+        started = perf()
+        rows = raw_label_studio_rows(json.loads(text), labels)
+        now = ops.adapt_datetimefield_value(timezone.now())
+        org, pid = project.organization_id, project.pk
+        empty = ops.adapt_json_value([], None)
+        insert = self.raw_insert
+        with transaction.atomic(), self.connection.cursor() as cursor:
+            cursor.execute("SELECT COALESCE(MAX(id), 0) FROM labeling_task")
+            task = cursor.fetchone()[0] + 1
+            cursor.execute("SELECT COALESCE(MAX(id), 0) FROM labeling_annotation")
+            annotation = cursor.fetchone()[0] + 1
+            insert(
+                cursor, "labeling_task", ("id", *RAW_TASK_COLUMNS), "bigint " + RAW_TASK_TYPES,
+                [(task + n, org, pid, row[0], row[1], row[2], row[3], "submitted", True, True,
+                  now, now) for n, row in enumerate(rows)],
+            )  # fmt: skip
+            stored = [
+                (ops.adapt_json_value(r[4], None), ops.adapt_json_value(r[5], None)) for r in rows
+            ]
+            insert(
+                cursor, "labeling_annotation",
+                ("id", "organization_id", "task_id", "version", "shapes", "tags", "lead_time",
+                 "created_at", "updated_at"),
+                "bigint bigint bigint integer jsonb jsonb float8 timestamptz timestamptz",
+                [(annotation + n, org, task + n, 1, shapes, tags, 0.0, now, now)
+                 for n, (shapes, tags) in enumerate(stored)],
+            )  # fmt: skip
+            insert(
+                cursor, "labeling_annotationversion",
+                ("organization_id", "annotation_id", "version", "shapes", "tags", "lead_time",
+                 "proposal_fates", "created_at"),
+                "bigint bigint integer jsonb jsonb float8 jsonb timestamptz",
+                [(org, annotation + n, 1, shapes, tags, 0.0, empty, now)
+                 for n, (shapes, tags) in enumerate(stored)],
+            )  # fmt: skip
+            insert(
+                cursor, "labeling_tasklabel", ("task_id", "label_id"), "bigint bigint",
+                [(task + n, label) for n, row in enumerate(rows)
+                 for label in sorted({shape["label"] for shape in row[4]})],
+            )  # fmt: skip
+            insert(
+                cursor, "labeling_prediction",
+                ("organization_id", "task_id", "model_name", "model_version", "shapes",
+                 "created_at"),
+                "bigint bigint text text jsonb timestamptz",
+                [(org, task + n, "import", "labelstudio", ops.adapt_json_value(row[6], None), now)
+                 for n, row in enumerate(rows)],
+            )  # fmt: skip
+            cursor.execute(
+                "UPDATE labeling_project SET count_submitted = count_submitted + %s WHERE id = %s",
+                [len(rows), pid],
+            )
+        return perf() - started
+
+    def case(self, key: str, title: str, text: str, number: int, raw: Any) -> None:
+        product_s = min(self.product(text) for _ in range(IMPORT_RUNS))
+        raw_s = min(raw(text) for _ in range(IMPORT_RUNS))
+        aim = IMPORT_AIMS[key]
+        met = product_s <= aim
+        self.results.append(
+            {
+                "case": key,
+                "tasks": number,
+                "product_s": round(product_s, 3),
+                "raw_s": round(raw_s, 3),
+                "product_over_raw": round(product_s / raw_s, 2),
+                "aim_s": aim,
+                "met": met,
+            }
+        )
+        print(
+            f"  {title:<36}{product_s:>9.2f} s{raw_s:>9.2f} s{product_s / raw_s:>10.1f}×"
+            f"{'≤ ' + format(aim, '.2f') + ' s':>12}  {'met' if met else 'MISSED'}",
+            flush=True,
+        )
+
+    def run(self) -> list[dict[str, Any]]:
+        print(
+            f"\nBulk import: POST /api/projects/{{id}}/import/ through django.test.Client, best of "
+            f"{IMPORT_RUNS}, beside raw SQL (json.loads + all rows at once per table) in the same run"
+        )
+        print(f"  {'case':<36}{'product':>11}{'raw SQL':>11}{'÷ raw':>11}{'aim':>12}")
+        urls = self.bench.references(0, IMPORT_URLS)
+        self.case("urls", f"{count(IMPORT_URLS)} tasks by URL", urls, IMPORT_URLS, self.raw_urls)
+        del urls
+        gc.collect()
+        text = label_studio_tasks(IMPORT_LABEL_STUDIO)
+        title = f"{count(IMPORT_LABEL_STUDIO)} Label Studio tasks, annotated"
+        self.case("label_studio", title, text, IMPORT_LABEL_STUDIO, self.raw_label_studio)
+        print(
+            "  aims: Label Studio's 14.0 s / 13.8 s (issue 10, same machine) ÷ 10; the raw SQL "
+            "reference checks nothing"
+        )
+        return self.results
 
 
 if __name__ == "__main__":

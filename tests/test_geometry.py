@@ -465,3 +465,31 @@ def test_shape_errors_need_no_django_settings() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("refused: ")
+
+
+def _outcome(check: Any, points: Any) -> str | None:
+    try:
+        check(points)
+    except ShapeError as error:
+        return str(error)
+    return None
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 6).map(float), st.integers(0, 6).map(float)),
+        min_size=3,
+        max_size=geometry._SMALL_POLYGON,
+    )
+)
+def test_small_polygons_are_judged_as_the_numpy_check_judges_them(points: Any) -> None:
+    # A small grid makes repeated vertices, collinear runs, touching and crossing edges common.
+    small = _outcome(geometry._check_small_polygon, tuple(points))
+    large = _outcome(geometry._check_polygon, np.asarray(points, dtype=np.float64))
+    assert small == large
+
+
+def test_a_shape_inside_the_image_is_its_own_clipped_shape() -> None:
+    shape = Shape.box(1, 2, 30, 40, label=0)
+    assert shape.clipped(100, 100) is shape
+    assert shape.clipped(20, 100).points == ((1, 2), (20, 40))

@@ -108,6 +108,9 @@ _NO_ATTRIBUTES = _Attributes()
 
 
 def _is_real(value: object) -> bool:
+    kind = type(value)
+    if kind is float or kind is int:  # the common case, without the ABC's slower check
+        return True
     # bool is an int subclass; True as a coordinate or label is always a client bug.
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
@@ -311,7 +314,10 @@ class Shape:
             if x2 - x1 < MIN_EXTENT or y2 - y1 < MIN_EXTENT:
                 _fail(_("The box has no area: its width or height is zero."))
         elif self.type is ShapeType.POLYGON:
-            _check_polygon(np.asarray(self.points, dtype=np.float64))
+            if len(self.points) <= _SMALL_POLYGON:
+                _check_small_polygon(self.points)
+            else:
+                _check_polygon(np.asarray(self.points, dtype=np.float64))
 
     def clipped(self, width: float, height: float) -> Shape:
         """The shape with every point clamped into the image.
@@ -326,7 +332,10 @@ class Shape:
         ]
         if self.type is ShapeType.POLYGON:
             points = [p for k, p in enumerate(points) if p != points[k - 1]]
-        return dataclasses.replace(self, points=tuple(points))
+        clamped = tuple(points)
+        if clamped == self.points:
+            return self  # all inside already: the same (immutable) shape
+        return dataclasses.replace(self, points=clamped)
 
 
 def _signed_area(pts: np.ndarray) -> float:
@@ -353,6 +362,82 @@ def _check_polygon(pts: np.ndarray) -> None:
         _fail(_("The polygon's outline crosses or touches itself."))
     if abs(_signed_area(pts)) <= MIN_EXTENT:
         _fail(_("The polygon has no area: its vertices lie on one line."))
+
+
+# Up to this many vertices a polygon is checked in plain Python (`_check_small_polygon`): numpy's
+# per-call overhead is most of the cost for the few vertices of a typical defect outline.
+_SMALL_POLYGON = 24
+
+
+def _check_small_polygon(points: Sequence[tuple[float, float]]) -> None:
+    """`_check_polygon` for a few vertices, in plain Python: the same checks, in the same
+    order, with the same messages (the sums of the area may round differently in the last bit)."""
+    n = len(points)
+    for k in range(n):
+        if points[k] == points[(k + 1) % n]:
+            x, y = points[k]
+            _fail(
+                _("The polygon has the same vertex twice in a row at (%(x)s, %(y)s)."),
+                x=_num(x),
+                y=_num(y),
+            )
+    if len(set(points)) < 3:
+        _fail(_("A polygon needs at least 3 different vertices."))
+    if n >= 4:
+        edges = [
+            (a, b, min(a[0], b[0]), min(a[1], b[1]), max(a[0], b[0]), max(a[1], b[1]))
+            for a, b in zip(points, [*points[1:], points[0]], strict=True)
+        ]
+        for i in range(n - 2):
+            a, b, lx, ly, hx, hy = edges[i]
+            for j in range(i + 2, n if i else n - 1):  # not adjacent: j ≠ i ± 1 (mod n)
+                c, d, mx, my, kx, ky = edges[j]
+                if lx > kx or mx > hx or ly > ky or my > hy:
+                    continue
+                if _segments_meet(a, b, c, d, (lx, ly, hx, hy), (mx, my, kx, ky)):
+                    _fail(_("The polygon's outline crosses or touches itself."))
+    x0, y0 = points[0]
+    area = 0.0
+    for k in range(n):
+        ax, ay = points[k]
+        bx, by = points[(k + 1) % n]
+        area += (ax - x0) * (by - y0) - (bx - x0) * (ay - y0)
+    if abs(0.5 * area) <= MIN_EXTENT:
+        _fail(_("The polygon has no area: its vertices lie on one line."))
+
+
+def _sign(value: float) -> int:
+    return (value > 0) - (value < 0)
+
+
+def _segments_meet(
+    a: tuple[float, float],
+    b: tuple[float, float],
+    c: tuple[float, float],
+    d: tuple[float, float],
+    ab: tuple[float, float, float, float],
+    cd: tuple[float, float, float, float],
+) -> bool:
+    """`_any_touch` for one pair of edges whose boxes ``ab`` / ``cd`` (low x, low y, high x,
+    high y) overlap: a proper crossing, or an end resting on the other edge."""
+
+    def orientation(p: tuple[float, float], q: tuple[float, float], r: tuple[float, float]) -> int:
+        return _sign((q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0]))
+
+    o1, o2 = orientation(a, b, c), orientation(a, b, d)
+    o3, o4 = orientation(c, d, a), orientation(c, d, b)
+    if o1 * o2 < 0 and o3 * o4 < 0:
+        return True
+
+    def within(box: tuple[float, float, float, float], p: tuple[float, float]) -> bool:
+        return box[0] <= p[0] <= box[2] and box[1] <= p[1] <= box[3]
+
+    return (
+        (o1 == 0 and within(ab, c))
+        or (o2 == 0 and within(ab, d))
+        or (o3 == 0 and within(cd, a))
+        or (o4 == 0 and within(cd, b))
+    )
 
 
 def _edges_cross(pts: np.ndarray) -> bool:

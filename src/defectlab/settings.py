@@ -201,6 +201,13 @@ MAX_ARCHIVE_MB = env(
     "Largest zip upload, in MB, both as uploaded and uncompressed.",
     _positive_int,
 )
+MAX_IMPORT_MB = env(
+    "DEFECTLAB_MAX_IMPORT_MB",
+    "256",
+    "Largest task import (POST /api/projects/{id}/import/: a JSON body or uploaded .json file), "
+    "in MB.",
+    _positive_int,
+)
 FETCH_TIMEOUT = env(
     "DEFECTLAB_FETCH_TIMEOUT",
     "30",

@@ -33,6 +33,7 @@ from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.queue import RetryLater
 from defectlab.jobs.runner import Progress, run_job
 from defectlab.labeling import services, workflow
+from defectlab.labeling import tasks as labeling_tasks
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
@@ -960,10 +961,14 @@ def test_a_database_failure_imports_nothing_and_the_retry_imports_everything(
     job = import_job(tenant, target)
     before = Snapshot.take(target, storage_dir)
 
-    def fail(*args: Any, **kwargs: Any) -> Any:
-        raise DatabaseError("disk full")
+    insert = labeling_tasks._insert
 
-    monkeypatch.setattr(AnnotationVersion.objects, "bulk_create", fail)
+    def fail(model: Any, *args: Any, **kwargs: Any) -> Any:
+        if model is AnnotationVersion:  # the last but one table an import writes
+            raise DatabaseError("disk full")
+        return insert(model, *args, **kwargs)
+
+    monkeypatch.setattr(labeling_tasks, "_insert", fail)
     with pytest.raises(RetryLater):
         run_job(job.pk)
     job.refresh_from_db()

@@ -430,8 +430,10 @@ def test_import_creates_tasks_for_remote_references(tenant: Tenant) -> None:
     )
 
     assert response.status_code == 201
-    assert response.json() == {"created": 2}
     new = [task_id for task_id in all_ids(tenant.project) if task_id not in before]
+    answer = response.json()
+    assert answer["created"] == 2 and answer["task_ids"] == sorted(new)
+    assert answer["ranges"] == [[min(new), max(new)]]
     rows = client_for(tenant.user(Role.ANNOTATOR)).get(
         tasks_url(tenant.project), {"status": "new", "page_size": 200}
     )
@@ -493,22 +495,23 @@ def test_a_bad_import_row_is_refused_naming_it_and_nothing_is_created(
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "message"),
     [
-        {"tasks": "https://host/a.jpg"},
-        {"tasks": {"image": "https://host/a.jpg"}},
-        {"tasks": []},
-        {},
+        ({"tasks": "https://host/a.jpg"}, "Send a non-empty JSON list of tasks."),
+        ({"tasks": {"image": "https://host/a.jpg"}}, "Send a non-empty JSON list of tasks."),
+        ({"tasks": []}, "Send a non-empty JSON list of tasks."),
+        # An object without "tasks" is one task: it names no image.
+        ({}, "Row 1: each entry needs an “image” address."),
     ],
     ids=["a string", "an object", "an empty list", "no tasks key"],
 )
-def test_an_import_that_is_not_a_list_is_refused(tenant: Tenant, body: Any) -> None:
+def test_an_import_that_is_not_a_list_is_refused(tenant: Tenant, body: Any, message: str) -> None:
     before = all_ids(tenant.project)
 
     response = post_import(tenant, body)
 
     assert response.status_code == 400
-    assert error_of(response)["message"] == "Send a non-empty JSON list of image addresses."
+    assert error_of(response)["message"] == message
     assert all_ids(tenant.project) == before
 
 
@@ -516,7 +519,7 @@ def test_an_import_may_send_the_bare_list(tenant: Tenant) -> None:
     response = post_import(tenant, ["https://host/a.jpg", "https://host/b.jpg"])
 
     assert response.status_code == 201
-    assert response.json() == {"created": 2}
+    assert response.json()["created"] == 2
 
 
 def test_an_annotator_cannot_import(tenant: Tenant) -> None:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -51,6 +52,10 @@ _FROM_NAMES = {ShapeType.BOX: "label", ShapeType.POLYGON: "polygon"}
 _KINDS = frozenset((ShapeType.BOX, ShapeType.POLYGON))
 CONFIG = "label_config.xml"
 _REGIONS = frozenset({"rectanglelabels", "polygonlabels", "keypointlabels"})
+# Results Label Studio has that carry nothing a shape or tag keeps: read past without a word.
+_OTHER_KINDS = frozenset(
+    {"textarea", "rating", "number", "datetime", "taxonomy", "relation", "pairwise", "ranker"}
+)
 _LABEL_TAGS = frozenset({"RectangleLabels", "PolygonLabels", "KeyPointLabels", "Labels"})
 
 
@@ -172,8 +177,10 @@ def load(source: Source, limits: Limits) -> ImportedDataset:
             tasks = [tasks]
         if not isinstance(tasks, list):
             raise DatasetError(_("The file must hold a list of tasks."), where=name)
+        reader = _TaskReader(
+            source, limits, RegionReader(labels, tags, skipped, limits.max_image_pixels), basenames
+        )
         for position, task in enumerate(tasks):
-            reader = _TaskReader(source, limits, labels, tags, skipped, basenames)
             items.append(reader.read(task, at(name, f"[{position}]"), position))
     warnings = skipped_warning(skipped)
     return ImportedDataset(make_header(labels, tags), items, warnings, source=source)
@@ -192,51 +199,62 @@ def _read_config(source: Source, labels: Names, tags: Names) -> None:
                 tags.add(option.get("value"), f"{CONFIG}: Choice '{option.get('value', '')}'")
 
 
+@dataclass(frozen=True, slots=True)
+class TaskRegions:
+    """What one Label Studio task draws on its image (shapes' labels index the reader's
+    ``labels``); ``width`` / ``height`` are 0 when nothing tells the image's size."""
+
+    shapes: list[Shape]
+    tags: list[str]
+    predictions: list[Shape]
+    width: int
+    height: int
+
+
+def image_of(task: object, where: str) -> str:
+    """The image a task names: ``data.image``, else the first text value in ``data``."""
+    if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+        raise DatasetError(_("A task must be an object with a “data” object."), where=where)
+    data = task["data"]
+    ref = data.get("image")
+    if ref is None:
+        ref = next((value for value in data.values() if isinstance(value, str)), None)
+    if not isinstance(ref, str) or not ref.strip():
+        raise DatasetError(_("The task names no image in “data”."), where=at(where, "data"))
+    return ref
+
+
 class _TaskReader:
+    """A task of a dataset archive: its image found in the archive (or kept by its address)."""
+
     def __init__(
-        self,
-        source: Source,
-        limits: Limits,
-        labels: Names,
-        tags: Names,
-        skipped: Counter[str],
-        basenames: Counter[str],
+        self, source: Source, limits: Limits, regions: RegionReader, basenames: Counter[str]
     ) -> None:
-        self.source, self.limits = source, limits
-        self.labels, self.tags, self.skipped, self.basenames = labels, tags, skipped, basenames
-        self.width = self.height = 0
+        self.source, self.limits, self.regions, self.basenames = source, limits, regions, basenames
 
     def read(self, task: object, where: str, position: int) -> DatasetItem:
-        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-            raise DatasetError(_("A task must be an object with a “data” object."), where=where)
-        data = task["data"]
-        ref = data.get("image")
-        if ref is None:
-            ref = next((value for value in data.values() if isinstance(value, str)), None)
-        if not isinstance(ref, str) or not ref.strip():
-            raise DatasetError(_("The task names no image in “data”."), where=at(where, "data"))
+        ref = image_of(task, where)
+        assert isinstance(task, dict)  # image_of checked it
         image = self._find(ref)
-        results = self._results(task, "annotations", where, choose_uncancelled=True)
-        predicted = self._results(task, "predictions", where, choose_uncancelled=False)
-        self._size(results + predicted)
-        if (self.width <= 0 or self.height <= 0) and image is not None:
-            self.width, self.height = image_size(
-                self.source.opener(image), image, self.limits.max_image_pixels
-            )
-        shapes, tags = self._shapes(results)
-        predictions, _tags = self._shapes(predicted)
+        size = None
+        if image is not None:
+            found = image
+
+            def size() -> tuple[int, int]:
+                return image_size(self.source.opener(found), found, self.limits.max_image_pixels)
+
+        read = self.regions.read(task, where, size)
         task_id = task.get("id")
         key = str(task_id) if isinstance(task_id, int | str) else str(position + 1)
-        file_name = _file_name(image, ref)
         return DatasetItem(
             key=key,
-            file_name=file_name,
-            width=self.width,
-            height=self.height,
-            shapes=shapes,
-            tags=tags,
+            file_name=file_name_of(image, ref),
+            width=read.width,
+            height=read.height,
+            shapes=read.shapes,
+            tags=read.tags,
             image=self.source.opener(image) if image else None,
-            predictions=predictions,
+            predictions=read.predictions,
             image_ref=None if image else ref,
         )
 
@@ -248,6 +266,40 @@ class _TaskReader:
         if self.basenames[name] == 1:
             return next(n for n in self.source.names() if PurePosixPath(n).name == name)
         return None
+
+
+class RegionReader:
+    """Label Studio results → shapes in image pixels: the one reading of its regions (percent
+    of ``original_width`` / ``original_height``), shared by the dataset loader here and by the
+    task import (``transfer.taskimport``), which hands tasks over without their images.
+
+    ``labels`` and ``tags`` collect the names met; a shape's ``label`` is its index there."""
+
+    def __init__(
+        self, labels: Names, tags: Names, skipped: Counter[str], max_pixels: int | None
+    ) -> None:
+        self.labels, self.tags, self.skipped, self.max_pixels = labels, tags, skipped, max_pixels
+        self.width = self.height = 0
+
+    def read(
+        self,
+        task: dict[str, Any],
+        where: str,
+        size: Callable[[], tuple[int, int]] | None = None,
+    ) -> TaskRegions:
+        """The shapes, image tags and predictions of one task (its first annotation that was
+        not cancelled, its first prediction). The image's size comes from the results; when
+        they do not give it, from ``size`` (which reads the image), else it stays unknown (0)
+        and a region on the image is refused."""
+        self.width = self.height = 0
+        results = self._results(task, "annotations", where, choose_uncancelled=True)
+        predicted = self._results(task, "predictions", where, choose_uncancelled=False)
+        self._size(results + predicted)
+        if (self.width <= 0 or self.height <= 0) and size is not None:
+            self.width, self.height = size()
+        shapes, tags = self._shapes(results)
+        predictions, _tags = self._shapes(predicted)
+        return TaskRegions(shapes, tags, predictions, self.width, self.height)
 
     def _results(
         self, task: dict[str, Any], key: str, where: str, *, choose_uncancelled: bool
@@ -268,6 +320,8 @@ class _TaskReader:
             score = None if score is None else number(score, here)
             found = []
             for index, result in enumerate(results):
+                if isinstance(result, dict) and result.get("type") == "relation":
+                    continue  # a link between two regions: no value, nothing we keep
                 if not isinstance(result, dict) or not isinstance(result.get("value"), dict):
                     raise DatasetError(
                         _("A result must be an object with a “value” object."),
@@ -286,7 +340,7 @@ class _TaskReader:
                     raise DatasetError(
                         _("The image's width and height must be positive."), where=where
                     )
-                check_pixels(width, height, where, self.limits.max_image_pixels)
+                check_pixels(width, height, where, self.max_pixels)
                 if self.width and (width, height) != (self.width, self.height):
                     raise DatasetError(_("The results give different image sizes."), where=where)
                 self.width, self.height = width, height
@@ -323,6 +377,12 @@ class _TaskReader:
                         tags.append(self.tags.names[index])
             elif isinstance(kind, str) and kind.endswith("labels") and kind not in _REGIONS:
                 self.skipped[kind] += 1
+            elif kind not in _OTHER_KINDS and kind not in _REGIONS:
+                raise DatasetError(
+                    _("“%(type)s” is not a kind of result Label Studio has.")
+                    % {"type": str(kind)[:40]},
+                    where=where,
+                )
         shapes = [
             self._shape(result, where, score, attributes[region])
             for region, (result, where, score) in regions.items()
@@ -379,7 +439,88 @@ class _TaskReader:
         )  # fmt: skip
 
 
-def _file_name(image: str | None, ref: str) -> str:
+def file_name_of(image: str | None, ref: str) -> str:
     if image is not None:
         return image[len("images/") :] if image.startswith("images/") else image
     return PurePosixPath(unquote(urlsplit(ref).path)).name or "image"
+
+
+# ---------------------------------------------------------------------------- JSON-MIN
+
+# Keys Label Studio's JSON-MIN export writes on every record besides the task's data and its
+# annotation's results (label-studio-converter, ``convert_to_json_min``).
+JSON_MIN_KEYS = frozenset({"annotator", "annotation_id", "created_at", "updated_at", "lead_time"})
+_MIN_META = JSON_MIN_KEYS | {"id", "agreement"}
+_MIN_KINDS = ("rectanglelabels", "polygonlabels", "keypointlabels", "choices")
+_MIN_TEXT = {"text": "textarea", "rating": "rating", "number": "number", "datetime": "datetime"}
+
+
+def is_json_min(entry: object) -> bool:
+    """True for a record of Label Studio's JSON-MIN export (not a task with ``data``)."""
+    return isinstance(entry, dict) and "data" not in entry and not JSON_MIN_KEYS.isdisjoint(entry)
+
+
+def from_json_min(record: dict[str, Any], where: str) -> dict[str, Any]:
+    """A JSON-MIN record as the Label Studio task it was flattened from, for `RegionReader`.
+
+    JSON-MIN puts the task's data, its id, and each control's results under the control's name
+    (``from_name``) side by side; a result keeps its ``value`` fields and the image size, and
+    loses its type and region id. So: a list (or one object) of objects is a control's
+    results, its type read from the key it carries (``rectanglelabels``, ``polygonlabels``,
+    ``keypointlabels``, ``choices``, another ``…labels`` kind, which is skipped, or a text,
+    rating, number or date value, which carries nothing we keep); one choice is written as its
+    bare text, so text (or a list of texts) under ``tags`` is the image's tags — text under any
+    other name is the task's data. Choices under another name are left out: JSON-MIN drops the
+    region ids, so a shape's attribute cannot be told from an image tag there."""
+    data: dict[str, Any] = {}
+    results: list[dict[str, Any]] = []
+    for key, value in record.items():
+        if key in _MIN_META:
+            continue
+        if key == "tags" and (
+            isinstance(value, str)
+            or (isinstance(value, list) and value and all(isinstance(v, str) for v in value))
+        ):
+            choices = [value] if isinstance(value, str) else value
+            results.append(_min_result("choices", key, {"choices": choices}, {}))
+            continue
+        regions = [value] if isinstance(value, dict) else value
+        if not (
+            isinstance(regions, list) and regions and all(isinstance(r, dict) for r in regions)
+        ):
+            data[key] = value
+            continue
+        for index, region in enumerate(regions):
+            kind = next((k for k in _MIN_KINDS if k in region), None)
+            if kind is None:
+                kind = next(
+                    (k for k in region if isinstance(k, str) and k.endswith("labels")), None
+                )
+            if kind is None:
+                kind = next((_MIN_TEXT[k] for k in _MIN_TEXT if k in region), None)
+            if kind is None:
+                raise DatasetError(
+                    _("This region is of a kind Label Studio does not have."),
+                    where=f"{where}.{key}[{index}]",
+                )
+            if kind == "choices" and key != "tags":
+                continue  # its region is not named: an attribute or a tag, nobody can tell
+            results.append(_min_result(kind, key, region, region))
+    task: dict[str, Any] = {"data": data, "annotations": [{"result": results}]}
+    if "id" in record:
+        task["id"] = record["id"]
+    return task
+
+
+def _min_result(
+    kind: str, from_name: str, value: dict[str, Any], region: dict[str, Any]
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"type": kind, "from_name": from_name, "to_name": "image"}
+    value = {
+        k: v for k, v in value.items() if k not in ("type", "original_width", "original_height")
+    }
+    for key in ("original_width", "original_height"):
+        if key in region:
+            result[key] = region[key]
+    result["value"] = value
+    return result

@@ -5,7 +5,8 @@ the limit.
 
 - a declared ``Content-Length`` above the largest body the address accepts answers 413 at once,
   without reading a byte: ``MAX_ARCHIVE_MB`` (plus room for the form around it) for the addresses
-  that take uploads (``UPLOAD_PATHS``), ``DATA_UPLOAD_MAX_MEMORY_SIZE`` for every other one;
+  that take uploads (``UPLOAD_PATHS``), ``MAX_IMPORT_MB`` for the task import, ``DATA_UPLOAD_MAX_MEMORY_SIZE``
+  for every other one;
 - a body without a length (``Transfer-Encoding: chunked``) answers 411: Django reads a request
   body only up to its ``Content-Length``, so such a body would silently arrive empty. Together
   these bound every read: nothing reads past the declared length, and the length is checked;
@@ -36,6 +37,8 @@ from defectlab.ingest.uploads import MB, archive_too_large, image_too_large
 UPLOAD_PATHS = re.compile(r"^/(?:api/projects/\d+/(?:upload|import-dataset)|projects/\d+/data)/$")
 # The form fields that carry a zip archive whatever its name.
 ARCHIVE_FIELDS = frozenset({"archive"})
+# The task import: a JSON body, or the same JSON as an uploaded file, up to MAX_IMPORT_MB.
+IMPORT_PATH = re.compile(r"^/api/projects/\d+/import/$")
 FORM_ROOM = MB  # multipart boundaries and the other fields of an upload form
 
 
@@ -43,6 +46,8 @@ def body_limit(path: str) -> int:
     """The largest request body ``path`` accepts, in bytes."""
     if UPLOAD_PATHS.match(path):
         return max(settings.MAX_ARCHIVE_MB, settings.MAX_UPLOAD_MB) * MB + FORM_ROOM
+    if IMPORT_PATH.match(path):
+        return int(settings.MAX_IMPORT_MB) * MB + FORM_ROOM
     return int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 

@@ -255,47 +255,68 @@ def create_uploaded_tasks(project: Project, images: Iterable[IncomingImage]) -> 
 
 
 MAX_SIDE = 2**31 - 1  # the database's integer; no camera comes near it
+# An http(s) address of plain parts (a host name or IPv4 address, a port, a path without spaces
+# or controls, a query): urlsplit's scheme, netloc and path are these groups as they are.
+_PLAIN_URL = re.compile(
+    r"(https?)://([A-Za-z0-9.-]+(?::[0-9]{1,5})?)(/[^?#\x00-\x20\x7f]*)?(?:[?#][^\x00-\x20\x7f]*)?\Z"
+)
 
 
-def _reference_row(s3: Callable[[str], ImageRef | None], index: int, item: Any) -> NewTask:
+def reference_row(s3: Callable[[str], ImageRef | None], index: int, item: Any) -> NewTask:
     """The task one checked import row describes. An ``s3://`` address becomes the
     ``storage://`` reference of the project's storage connection on its bucket (refused when
     the project has none: nothing could read it)."""
-    entry: Any = {"image": item} if isinstance(item, str) else item
-    image = entry.get("image") if isinstance(entry, dict) else None
-    where = {"row": index + 1}
+    image: Any
+    entry: dict[str, Any] | None
+    if isinstance(item, str):
+        image, entry = item, None
+    else:
+        entry = item if isinstance(item, dict) else None
+        image = entry.get("image") if entry is not None else None
     if not isinstance(image, str) or not image:
+        where = {"row": index + 1}
         raise Invalid(_("Row %(row)s: each entry needs an “image” address.") % where, details=where)
-    parts = split_url(image)
-    if parts.scheme not in ("http", "https", "s3") or not parts.netloc or len(image) > 1024:
-        raise Invalid(
-            _("Row %(row)s: “%(image)s” is not an http(s):// or s3:// address.")
-            % {**where, "image": image[:200]},
-            details=where,
-        )
-    name = entry.get("file_name") or parts.path.rsplit("/", 1)[-1] or parts.netloc
-    if parts.scheme == "s3":
-        ref = s3(image)
-        if ref is None:
+    plain = _PLAIN_URL.match(image)
+    if plain is not None and len(image) <= 1024:  # urlsplit's parts, at a fraction of its cost
+        netloc, path = plain[2], plain[3] or ""
+    else:
+        parts = split_url(image)
+        if parts.scheme not in ("http", "https", "s3") or not parts.netloc or len(image) > 1024:
+            where = {"row": index + 1}
             raise Invalid(
-                _(
-                    "Row %(row)s: “%(image)s” is in no storage connection of this project: add "
-                    "its bucket as a storage connection, then import it again."
-                )
+                _("Row %(row)s: “%(image)s” is not an http(s):// or s3:// address.")
                 % {**where, "image": image[:200]},
                 details=where,
             )
-        image = str(ref)
+        netloc, path = parts.netloc, parts.path
+        if parts.scheme == "s3":
+            ref = s3(image)
+            if ref is None:
+                where = {"row": index + 1}
+                raise Invalid(
+                    _(
+                        "Row %(row)s: “%(image)s” is in no storage connection of this project: "
+                        "add its bucket as a storage connection, then import it again."
+                    )
+                    % {**where, "image": image[:200]},
+                    details=where,
+                )
+            image = str(ref)
+    if entry is None:
+        return NewTask(image, path.rsplit("/", 1)[-1] or netloc)
+    name = entry.get("file_name") or path.rsplit("/", 1)[-1] or netloc
     width, height = entry.get("width"), entry.get("height")
     for value in (width, height):
         if value is not None and (
             not isinstance(value, int) or isinstance(value, bool) or value <= 0
         ):
+            where = {"row": index + 1}
             raise Invalid(
                 _("Row %(row)s: width and height must be whole numbers above zero.") % where,
                 details=where,
             )
         if value is not None and value > MAX_SIDE:
+            where = {"row": index + 1}
             raise Invalid(
                 _("Row %(row)s: an image is at most %(max)s pixels wide or high.")
                 % {**where, "max": MAX_SIDE},
@@ -309,7 +330,7 @@ def import_references(project: Project, items: Sequence[Any]) -> int:
     if not isinstance(items, list) or not items:
         raise Invalid(_("Send a non-empty JSON list of image addresses."))
     s3 = s3_resolver(project.pk)
-    rows = [_reference_row(s3, index, item) for index, item in enumerate(items)]
+    rows = [reference_row(s3, index, item) for index, item in enumerate(items)]
     # No tasks back: one executemany, much faster than bulk_create for a large import.
     add_tasks(project, rows, returning=False)
     return len(rows)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -38,7 +38,7 @@ COUNTER = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NewTask:
     """A task to create: its image (a storage key, URL or bucket reference) and what is known
     about it."""
@@ -56,41 +56,80 @@ class NewTask:
 def add_tasks(project: Project, rows: Sequence[NewTask], *, returning: bool = True) -> list[Task]:
     """Create one task per row in `project` and move its stored counters, atomically.
 
-    With ``returning=False`` the rows go in by one ``executemany`` and no task comes back (the
-    list is empty): compiling Django's INSERT (15 fields a row, 66 rows a statement on SQLite)
-    cost ~50 µs a task, most of a large reference import's time.
+    With ``returning=False`` the rows go in by `insert_tasks` (one ``executemany``) and no task
+    comes back (the list is empty): compiling Django's INSERT (15 fields a row, 66 rows a
+    statement on SQLite) cost ~50 µs a task, most of a large reference import's time.
     """
+    if not returning:
+        insert_tasks(project, rows)
+        return []
     project_id, organization_id = project.pk, project.organization_id
     if not rows:
         return []
     with transaction.atomic():
-        if returning:
-            created = Task.objects.bulk_create(
-                [
-                    Task(
-                        organization_id=organization_id,
-                        project_id=project_id,
-                        image=row.image,
-                        file_name=row.file_name[-255:],
-                        width=row.width,
-                        height=row.height,
-                        size_bytes=row.size_bytes,
-                        status=row.status,
-                        has_annotation=row.has_annotation,
-                        has_prediction=row.has_prediction,
-                    )
-                    for row in rows
-                ],
-                batch_size=500,
-            )
-        else:
-            created = []
-            _insert_many(organization_id, project_id, rows)
-        counts = Counter(TaskStatus(row.status) for row in rows)
-        Project.objects.filter(pk=project_id).update(
-            **{COUNTER[status]: F(COUNTER[status]) + number for status, number in counts.items()}
+        created = Task.objects.bulk_create(
+            [
+                Task(
+                    organization_id=organization_id,
+                    project_id=project_id,
+                    image=row.image,
+                    file_name=row.file_name[-255:],
+                    width=row.width,
+                    height=row.height,
+                    size_bytes=row.size_bytes,
+                    status=row.status,
+                    has_annotation=row.has_annotation,
+                    has_prediction=row.has_prediction,
+                )
+                for row in rows
+            ],
+            batch_size=500,
         )
+        _count(project_id, rows)
     return created
+
+
+def insert_tasks(project: Project, rows: Sequence[NewTask]) -> list[int]:
+    """Create one task per row in `project` by one ``executemany`` on ids reserved first
+    (`reserve_ids`), and move its stored counters, atomically; the new tasks' ids, in the
+    rows' order. Nothing is compiled per row: the path of every large import."""
+    if not rows:
+        return []
+    project_id, organization_id = project.pk, project.organization_id
+    with transaction.atomic():
+        ids = reserve_ids(Task, len(rows))
+        now = _now()
+        _insert(
+            Task,
+            ("id", *_COLUMNS),
+            [
+                (
+                    task_id,
+                    organization_id,
+                    project_id,
+                    row.image,
+                    row.file_name[-255:],
+                    row.width,
+                    row.height,
+                    row.size_bytes,
+                    row.status.value if isinstance(row.status, TaskStatus) else row.status,
+                    row.has_annotation,
+                    row.has_prediction,
+                    now,
+                    now,
+                )
+                for task_id, row in zip(ids, rows, strict=True)
+            ],
+        )
+        _count(project_id, rows)
+    return ids
+
+
+def _count(project_id: int, rows: Sequence[NewTask]) -> None:
+    counts = Counter(TaskStatus(row.status) for row in rows)
+    Project.objects.filter(pk=project_id).update(
+        **{COUNTER[status]: F(COUNTER[status]) + number for status, number in counts.items()}
+    )
 
 
 _COLUMNS = (
@@ -109,36 +148,66 @@ _COLUMNS = (
 )
 
 
-def _insert_many(organization_id: int, project_id: int, rows: Sequence[NewTask]) -> None:
-    columns = {field.name: str(field.column) for field in Task._meta.concrete_fields}
-    quote = connection.ops.quote_name
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(Task._meta.db_table),
-        ", ".join(quote(columns[name]) for name in _COLUMNS),
-        ", ".join(["%s"] * len(_COLUMNS)),
-    )
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
+def reserve_ids(model: type[models.Model], number: int) -> list[int]:
+    """``number`` new primary keys of `model`'s table, increasing, that no other row can take:
+    drawn from the sequence on PostgreSQL; on SQLite the next ones after the table's highest
+    (the caller's transaction holds SQLite's write lock, taken by ``BEGIN IMMEDIATE``, so no
+    other writer can come between; an explicit id moves AUTOINCREMENT's counter past it)."""
+    if number <= 0:
+        return []
+    table = model._meta.db_table
     with connection.cursor() as cursor:
-        cursor.executemany(
-            sql,
-            [
-                (
-                    organization_id,
-                    project_id,
-                    row.image,
-                    row.file_name[-255:],
-                    row.width,
-                    row.height,
-                    row.size_bytes,
-                    TaskStatus(row.status).value,
-                    row.has_annotation,
-                    row.has_prediction,
-                    now,
-                    now,
-                )
-                for row in rows
-            ],
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, number],
+            )
+            return [row[0] for row in cursor.fetchall()]
+        quote = connection.ops.quote_name
+        cursor.execute(
+            f"SELECT MAX(top) FROM (SELECT MAX(id) AS top FROM {quote(table)} UNION ALL "
+            "SELECT seq FROM sqlite_sequence WHERE name = %s) AS tops",
+            [table],
         )
+        start = int(cursor.fetchone()[0] or 0) + 1
+        return list(range(start, start + number))
+
+
+def _insert(
+    model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """``rows`` (values of ``fields``, by field name) into `model`, all at once: on SQLite one
+    ``executemany``; on PostgreSQL one ``INSERT … SELECT FROM unnest(<one array per column>)``,
+    a single statement where psycopg's ``executemany`` would run one per row."""
+    if not rows:
+        return
+    by_name = {field.name: field for field in model._meta.concrete_fields}
+    quote = connection.ops.quote_name
+    head = "INSERT INTO {} ({})".format(
+        quote(model._meta.db_table), ", ".join(quote(str(by_name[name].column)) for name in fields)
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            arrays = ", ".join(f"%s::{_array_type(by_name[name])}[]" for name in fields)
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            cursor.execute(f"{head} SELECT * FROM unnest({arrays})", columns)
+        else:
+            values = ", ".join(["%s"] * len(fields))
+            cursor.executemany(f"{head} VALUES ({values})", rows)
+
+
+def _array_type(field: models.Field[Any, Any]) -> str:
+    """The column's type, for an array cast (a foreign key's is its target's)."""
+    kind = str(field.db_type(connection))
+    return {"serial": "integer", "bigserial": "bigint"}.get(kind, kind)
+
+
+def _now() -> Any:
+    return connection.ops.adapt_datetimefield_value(timezone.now())
+
+
+def _json(value: Any) -> Any:
+    return connection.ops.adapt_json_value(value, None)
 
 
 @dataclass(frozen=True)
@@ -167,61 +236,132 @@ def label_links(task: Task, shapes: Sequence[dict[str, Any]]) -> list[TaskLabel]
 
 def add_annotations(rows: Sequence[NewAnnotation], *, author_id: int | None) -> list[Annotation]:
     """Version 1 of each row's annotation by `author_id`, its history row and its task's label
-    index, in bulk. The tasks' status and ``has_annotation`` are their creator's (`add_tasks`)."""
-    annotations = [
-        Annotation(
-            organization_id=row.task.organization_id,
-            task=row.task,
-            version=1,
-            shapes=row.shapes,
-            tags=list(dict.fromkeys(row.tags)),
-            author_id=author_id,
-        )
-        for row in rows
-    ]
+    index, in bulk (`insert_annotations`). The tasks' status and ``has_annotation`` are their
+    creator's (`add_tasks`)."""
+    if not rows:
+        return []
+    ids = insert_annotations(
+        [
+            AnnotationRow(row.task.pk, row.task.organization_id, row.shapes, row.tags)
+            for row in rows
+        ],
+        author_id=author_id,
+    )
+    return list(Annotation.objects.filter(pk__in=ids).order_by("id"))
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotationRow:
+    """`NewAnnotation` by the task's id: what a bulk import has in hand."""
+
+    task_id: int
+    organization_id: int
+    shapes: list[dict[str, Any]]
+    tags: list[str] = field(default_factory=list)
+
+
+def insert_annotations(rows: Sequence[AnnotationRow], *, author_id: int | None) -> list[int]:
+    """Version 1 of each row's annotation by `author_id` (its image tags without repeats), its
+    history row and its task's label index (one row per label its shapes use), each table by
+    one ``executemany``; the annotations' ids, in the rows' order."""
+    if not rows:
+        return []
     with transaction.atomic():
-        Annotation.objects.bulk_create(annotations, batch_size=500)
-        AnnotationVersion.objects.bulk_create(
+        ids = reserve_ids(Annotation, len(rows))
+        now = _now()
+        stored = [(_json(row.shapes), _json(list(dict.fromkeys(row.tags)))) for row in rows]
+        _insert(
+            Annotation,
+            ("id", "organization", "task", "version", "shapes", "tags", "author", "lead_time",
+             "created_at", "updated_at"),
             [
-                AnnotationVersion(
-                    organization_id=annotation.organization_id,
-                    annotation=annotation,
-                    version=1,
-                    shapes=annotation.shapes,
-                    tags=annotation.tags,
-                    author_id=author_id,
-                )
-                for annotation in annotations
+                (annotation_id, row.organization_id, row.task_id, 1, shapes, tags, author_id,
+                 0.0, now, now)
+                for annotation_id, row, (shapes, tags) in zip(ids, rows, stored, strict=True)
             ],
-            batch_size=500,
+        )  # fmt: skip
+        empty = _json([])
+        _insert(
+            AnnotationVersion,
+            ("organization", "annotation", "version", "shapes", "tags", "author", "lead_time",
+             "proposal_fates", "created_at"),
+            [
+                (row.organization_id, annotation_id, 1, shapes, tags, author_id, 0.0, empty, now)
+                for annotation_id, row, (shapes, tags) in zip(ids, rows, stored, strict=True)
+            ],
+        )  # fmt: skip
+        _insert(
+            TaskLabel,
+            ("task", "label"),
+            [
+                (row.task_id, label)
+                for row in rows
+                for label in sorted({shape["label"] for shape in row.shapes})
+            ],
         )
-        TaskLabel.objects.bulk_create(
-            [link for row in rows for link in label_links(row.task, row.shapes)], batch_size=1000
-        )
-    return annotations
+    return ids
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRow:
+    """`NewPrediction` by the task's id: what a bulk import has in hand."""
+
+    task_id: int
+    organization_id: int
+    model_name: str
+    model_version: str
+    shapes: list[dict[str, Any]]
 
 
 def add_predictions(rows: Sequence[NewPrediction]) -> list[Prediction]:
-    """The rows' predictions in bulk (model name and version trimmed to their columns); their
-    tasks are marked as having a prediction."""
-    predictions = [
-        Prediction(
-            organization_id=row.task.organization_id,
-            task=row.task,
-            model_name=row.model_name.strip()[:100],
-            model_version=row.model_version.strip()[:100],
-            shapes=row.shapes,
-        )
-        for row in rows
-    ]
-    with transaction.atomic():
-        Prediction.objects.bulk_create(predictions, batch_size=500)
-        Task.objects.filter(pk__in=[row.task.pk for row in rows], has_prediction=False).update(
-            has_prediction=True
-        )
+    """The rows' predictions in bulk (`insert_predictions`); their tasks are marked as having
+    a prediction."""
+    if not rows:
+        return []
+    ids = insert_predictions(
+        [
+            PredictionRow(
+                row.task.pk, row.task.organization_id, row.model_name, row.model_version,
+                row.shapes,
+            )
+            for row in rows
+        ]
+    )  # fmt: skip
     for row in rows:
         row.task.has_prediction = True
-    return predictions
+    return list(Prediction.objects.filter(pk__in=ids).order_by("id"))
+
+
+def insert_predictions(rows: Sequence[PredictionRow], *, mark_tasks: bool = True) -> list[int]:
+    """The rows' predictions by one ``executemany`` (model name and version trimmed to their
+    columns), and their tasks marked as having a prediction (unless ``mark_tasks=False``: the
+    caller created them marked); the predictions' ids, in the rows' order."""
+    if not rows:
+        return []
+    with transaction.atomic():
+        ids = reserve_ids(Prediction, len(rows))
+        now = _now()
+        _insert(
+            Prediction,
+            ("id", "organization", "task", "model_name", "model_version", "shapes", "created_at"),
+            [
+                (
+                    prediction_id,
+                    row.organization_id,
+                    row.task_id,
+                    row.model_name.strip()[:100],
+                    row.model_version.strip()[:100],
+                    _json(row.shapes),
+                    now,
+                )
+                for prediction_id, row in zip(ids, rows, strict=True)
+            ],
+        )
+        if mark_tasks:
+            Task.objects.filter(
+                pk__in=sorted({row.task_id for row in rows}), has_prediction=False
+            ).update(has_prediction=True)
+    return ids
 
 
 def index_labels(task: Task, shapes: Sequence[dict[str, Any]]) -> None:

@@ -47,54 +47,35 @@ from __future__ import annotations
 
 import shutil
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Max
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from defectlab.datasets import FORMATS, DatasetError, DatasetItem, ImportedDataset, Limits, load
-from defectlab.datasets.model import DEFAULT_COLOR
 from defectlab.errors import DefectLabError, Invalid, TooLarge
-from defectlab.geometry import Shape, ShapeType
 from defectlab.images import STORED_SUFFIX
 from defectlab.ingest.uploads import checked_image
 from defectlab.jobs.models import Job
 from defectlab.jobs.runner import Progress
 from defectlab.jobs.services import start_job
-from defectlab.labeling.models import (
-    Label,
-    Project,
-    Task,
-    TaskStatus,
-)
-from defectlab.labeling.services import free_color
-from defectlab.labeling.tasks import (
-    NewAnnotation,
-    NewPrediction,
-    NewTask,
-    add_annotations,
-    add_predictions,
-    add_tasks,
-)
+from defectlab.labeling.models import Project
+from defectlab.labeling.tasks import NewTask
 from defectlab.media.storage import LocalStorage, Storage, check_key, default_storage
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
 from defectlab.tenancy.services import record
+from defectlab.transfer.landing import PREDICTION_MODEL, LandRow, check_names, land
 
 KIND = "dataset_import"
 MB = 1024 * 1024
-MAX_LABEL_NAME = Label._meta.get_field("name").max_length or 100
-MAX_TAG_NAME = 50  # services.clean_tags cuts tag names to this
-TAG_COLOR = "#757575"
-PREDICTION_MODEL = "import"
 
 
 def importable_formats() -> list[str]:
@@ -191,18 +172,6 @@ class _Row:
     size_bytes: int | None
 
 
-@dataclass
-class _Schema:
-    """What the transaction changed in the project's schema, for the job's result."""
-
-    label_ids: list[int] = field(default_factory=list)  # dataset label index -> Label id
-    labels: dict[int, Label] = field(default_factory=dict)
-    created: list[str] = field(default_factory=list)
-    extended: list[str] = field(default_factory=list)
-    tags_added: list[str] = field(default_factory=list)
-    shape_types_added: list[str] = field(default_factory=list)
-
-
 def run_dataset_import(job: Job, progress: Progress) -> dict[str, Any]:
     if job.result.get("committed"):
         return dict(job.result)  # an earlier run landed it and died before the job was marked
@@ -216,7 +185,7 @@ def run_dataset_import(job: Job, progress: Progress) -> dict[str, Any]:
             _local_copy(storage, key, job) as path,
             load(str(job.params.get("format")), path, limits=limits()) as dataset,
         ):
-            _check_names(dataset)
+            check_names(dataset.header)
             _check_not_empty(dataset, str(job.params.get("format")))
             progress.total(len(dataset.items))
             progress.at(0)
@@ -262,22 +231,6 @@ def _committed(job: Job) -> bool | None:
     except DatabaseError:
         return None
     return isinstance(result, dict) and bool(result.get("committed"))
-
-
-def _check_names(dataset: ImportedDataset) -> None:
-    """Refuse label and tag names the project could not hold, before any image is stored."""
-    for name in dataset.labels:
-        if len(name) > MAX_LABEL_NAME:
-            raise DatasetError(
-                _("The label name “%(name)s” is longer than %(limit)s characters.")
-                % {"name": _shown(name), "limit": MAX_LABEL_NAME}
-            )
-    for name in dataset.header.tags:
-        if len(name) > MAX_TAG_NAME:
-            raise DatasetError(
-                _("The tag name “%(name)s” is longer than %(limit)s characters.")
-                % {"name": _shown(name), "limit": MAX_TAG_NAME}
-            )
 
 
 def _check_not_empty(dataset: ImportedDataset, format_name: str) -> None:
@@ -347,198 +300,41 @@ def _reference(item: DatasetItem) -> _Row:
 def _commit(
     job: Job, project: Project, dataset: ImportedDataset, rows: Sequence[_Row]
 ) -> dict[str, Any]:
-    """Everything the checked rows bring lands in one transaction, once per job: the widened
-    schema, the tasks, their annotations and predictions, the counters; the job's result says
-    what landed."""
+    """Everything the checked rows bring lands in one transaction, once per job
+    (`landing.land`: the widened schema, the tasks, their annotations and predictions, the
+    counters); the job's result says what landed."""
     with transaction.atomic():
         # The job row's lock serialises two runs of one job; the second finds the first's mark.
         locked = Job.objects.select_for_update().get(pk=job.pk)
         if locked.result.get("committed"):
             return dict(locked.result)
-        project = Project.objects.select_for_update().get(pk=project.pk)
-        schema = _apply_schema(project, dataset)
-        tasks = _create_tasks(project, rows)
-        submitted, predictions = _create_annotations_and_predictions(
-            job, project, schema, tasks, rows
+        version = str(job.params.get("format", ""))
+        landed = land(
+            project,
+            dataset.header,
+            [
+                LandRow(
+                    NewTask(row.image, row.item.file_name, row.width, row.height, row.size_bytes),
+                    shapes=row.item.shapes,
+                    tags=row.item.tags,
+                    predictions=[(PREDICTION_MODEL, version, row.item.predictions)]
+                    if row.item.predictions
+                    else [],
+                )
+                for row in rows
+            ],
+            author_id=job.started_by_id,
         )
         result = {
             "committed": True,
             "format": job.params.get("format"),
-            "tasks": len(tasks),
-            "annotated": submitted,
+            "tasks": len(landed.task_ids),
+            "annotated": landed.annotated,
             "images": sum(1 for row in rows if row.size_bytes is not None),
             "references": sum(1 for row in rows if row.size_bytes is None),
-            "predictions": predictions,
-            "labels_created": schema.created,
-            "labels_extended": schema.extended,
-            "tags_added": schema.tags_added,
-            "shape_types_added": schema.shape_types_added,
+            "predictions": landed.predictions,
+            **landed.schema.summary(),
             "warnings": list(dataset.warnings),
         }
         Job.objects.filter(pk=job.pk).update(result=result)
-    return result
-
-
-def _create_tasks(project: Project, rows: Sequence[_Row]) -> list[Task]:
-    """One task per row: submitted when the dataset annotated it, new otherwise."""
-    return add_tasks(
-        project,
-        [
-            NewTask(
-                image=row.image,
-                file_name=row.item.file_name,
-                width=row.width,
-                height=row.height,
-                size_bytes=row.size_bytes,
-                status=TaskStatus.SUBMITTED if _annotated(row.item) else TaskStatus.NEW,
-                has_annotation=_annotated(row.item),
-                has_prediction=bool(row.item.predictions),
-            )
-            for row in rows
-        ],
-    )
-
-
-def _create_annotations_and_predictions(
-    job: Job, project: Project, schema: _Schema, tasks: Sequence[Task], rows: Sequence[_Row]
-) -> tuple[int, int]:
-    """The rows' annotations (version 1, by whoever started the job, with their history and
-    label index) and predictions, for the tasks just created; how many of each."""
-    annotations: list[NewAnnotation] = []
-    predictions: list[NewPrediction] = []
-    for task, row in zip(tasks, rows, strict=True):
-        item = row.item
-        if item.predictions:
-            predictions.append(
-                NewPrediction(
-                    task=task,
-                    model_name=PREDICTION_MODEL,
-                    model_version=str(job.params.get("format", "")),
-                    shapes=_shapes(item.predictions, schema, keep_scores=True),
-                )
-            )
-        if _annotated(item):
-            annotations.append(
-                NewAnnotation(
-                    task=task,
-                    shapes=_shapes(item.shapes, schema, keep_scores=False),
-                    tags=list(item.tags),
-                )
-            )
-    add_annotations(annotations, author_id=job.started_by_id)
-    add_predictions(predictions)
-    return len(annotations), len(predictions)
-
-
-def _annotated(item: DatasetItem) -> bool:
-    return bool(item.shapes or item.tags)
-
-
-def _apply_schema(project: Project, dataset: ImportedDataset) -> _Schema:
-    """Map the dataset's label names to the project's labels and widen the project's schema
-    (labels, attribute options, tags, shape types) to hold what the dataset brings."""
-    schema = _Schema()
-    existing = {label.name: label for label in Label.objects.filter(project=project)}
-    order = (Label.objects.filter(project=project).aggregate(top=Max("order"))["top"] or 0) + 1
-    seen = _attributes_seen(dataset)
-    for index, header_label in enumerate(dataset.header.labels):
-        label = existing.get(header_label.name)
-        wanted = seen.get(index, {})
-        if label is None:
-            label = Label.objects.create(
-                organization_id=project.organization_id,
-                project=project,
-                name=header_label.name,
-                # A format without colours (YOLO, VOC, …) leaves the default: pick a free one.
-                color=header_label.color
-                if header_label.color != DEFAULT_COLOR
-                else free_color(project),
-                attributes=[
-                    {"name": name, "options": values, "default": values[0]}
-                    for name, values in wanted.items()
-                ],
-                order=order,
-            )
-            order += 1
-            schema.created.append(label.name)
-        elif _widen(label, wanted):
-            label.save(update_fields=["attributes"])
-            schema.extended.append(label.name)
-        schema.label_ids.append(label.pk)
-        schema.labels[label.pk] = label
-    known_tags = {tag["name"] for tag in project.tags}
-    schema.tags_added = [tag for tag in dataset.header.tags if tag not in known_tags]
-    used_types = {
-        shape.type.value for item in dataset.items for shape in (*item.shapes, *item.predictions)
-    }
-    schema.shape_types_added = [
-        kind.value for kind in ShapeType if kind in used_types and kind not in project.shape_types
-    ]
-    if schema.tags_added or schema.shape_types_added:
-        project.tags = [
-            *project.tags,
-            *({"name": tag, "color": TAG_COLOR} for tag in schema.tags_added),
-        ]
-        project.shape_types = [*project.shape_types, *schema.shape_types_added]
-        project.save(update_fields=["tags", "shape_types"])
-    return schema
-
-
-def _attributes_seen(dataset: ImportedDataset) -> dict[int, dict[str, list[str]]]:
-    """Per dataset label index: each attribute name and its values, in first-seen order."""
-    seen: dict[int, dict[str, list[str]]] = {}
-    for item in dataset.items:
-        for shape in (*item.shapes, *item.predictions):
-            for name, value in _clean_attributes(shape.attributes).items():
-                values = seen.setdefault(shape.label, {}).setdefault(name, [])
-                if value not in values:
-                    values.append(value)
-    return seen
-
-
-def _clean_attributes(attributes: Mapping[str, str]) -> dict[str, str]:
-    return {name.strip(): value for name, value in attributes.items() if name.strip() and value}
-
-
-def _widen(label: Label, wanted: Mapping[str, list[str]]) -> bool:
-    """Add the attributes and options `label` lacks; True when it changed."""
-    changed = False
-    attributes = [dict(attribute) for attribute in label.attributes]
-    by_name = {attribute["name"]: attribute for attribute in attributes}
-    for name, values in wanted.items():
-        attribute = by_name.get(name)
-        if attribute is None:
-            attribute = {"name": name, "options": list(values), "default": values[0]}
-            attributes.append(attribute)
-            by_name[name] = attribute
-            changed = True
-            continue
-        missing = [value for value in values if value not in attribute["options"]]
-        if missing:
-            attribute["options"] = [*attribute["options"], *missing]
-            changed = True
-    if changed:
-        label.attributes = attributes
-    return changed
-
-
-def _shapes(shapes: Sequence[Shape], schema: _Schema, *, keep_scores: bool) -> list[dict[str, Any]]:
-    """The dataset's shapes as stored JSON: project label ids, attributes with the label's
-    defaults filled in (as an annotator's save does), scores only on predictions."""
-    result = []
-    for shape in shapes:
-        label_id = schema.label_ids[shape.label]
-        values = _clean_attributes(shape.attributes)
-        for attribute in schema.labels[label_id].attributes:
-            values.setdefault(attribute["name"], attribute["default"])
-        result.append(
-            Shape(
-                shape.type,
-                shape.points,
-                label_id,
-                values,
-                shape.score if keep_scores else None,
-                shape.id,
-            ).to_dict()
-        )
     return result

@@ -2,30 +2,59 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.errors import Invalid
+from defectlab.errors import Invalid, TooLarge
 from defectlab.jobs.api import JobSerializer
 from defectlab.labeling.api.serializers import ProjectSerializer, TaskSerializer
 from defectlab.labeling.models import Project
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.viewsets import TenantViewSet, acting_user
 from defectlab.transfer.api.serializers import (
+    IMPORT_BODY,
     ExportOptionsSerializer,
-    ImportSerializer,
+    ImportResultSerializer,
     ImportUrlsSerializer,
     UploadResultSerializer,
 )
 from defectlab.transfer.datasetimport import importable_formats, start_dataset_import
 from defectlab.transfer.exports import start_export
-from defectlab.transfer.services import import_by_reference, upload_images
+from defectlab.transfer.services import upload_images
+from defectlab.transfer.taskimport import import_tasks, max_bytes
 from defectlab.transfer.urlimport import start_url_import, urls_from_entries, urls_from_file
+
+IMPORT_DESCRIPTION = """Create tasks for images kept by their address (http(s)://, or s3:// in one of
+the project's storage connections), with their annotations and predictions, in one call. The body
+is a JSON list (or the same JSON uploaded as `file`); each entry is an image address, our own task
+(`{"image", "file_name", "width", "height", "annotations": [{"shapes", "tags"}], "predictions":
+[{"model_name", "model_version", "shapes"}]}`, shapes in image pixels, labels by name or id), a
+Label Studio task (`{"data": {"image"}, "annotations", "predictions"}`, regions in percent) or a
+record of Label Studio's JSON-MIN export. Everything is checked first: one bad entry answers 400
+naming it and nothing is imported. Missing labels, tags and shape types are created. Up to 100,000
+tasks and 100,000 shapes the tasks are created in the request (201: `created`, `task_ids` up to
+10,000 tasks, `first_id`, `last_id`, `ranges`); above, a job does it (202, the job: its result
+says the same). At most DEFECTLAB_MAX_IMPORT_MB (413 above)."""
+
+
+class RawJSONParser(BaseParser):
+    """The JSON body as bytes, for the import to read with one ``json.loads`` (DRF's JSON
+    parser would decode it through a text stream first)."""
+
+    media_type = "application/json"
+
+    def parse(  # type: ignore[override]  # the bytes become request.data as they are
+        self, stream: Any, media_type: Any = None, parser_context: Any = None
+    ) -> bytes:
+        return stream.read() if stream is not None else b""
 
 
 class ProjectTransferViewSet(TenantViewSet):
@@ -74,19 +103,49 @@ class ProjectTransferViewSet(TenantViewSet):
         )
 
     @extend_schema(
-        request=ImportSerializer,
-        responses={201: inline_serializer("ImportResult", {"created": serializers.IntegerField()})},
+        summary="Import tasks by reference, with annotations and predictions",
+        description=IMPORT_DESCRIPTION,
+        request={
+            "application/json": IMPORT_BODY,
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+                "description": "The same JSON as a file (a Label Studio JSON or JSON-MIN export).",
+            },
+        },
+        responses={201: ImportResultSerializer, 202: JobSerializer},
     )
-    @action(detail=True, methods=["post"], url_path="import", parser_classes=[JSONParser])
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[RawJSONParser, MultiPartParser],
+    )
     def import_tasks(self, request: Request, pk: str) -> Response:
-        """Create tasks from a JSON list of image addresses (http(s)://, or s3:// in one of the
-        project's storage connections), checked row by row."""
         project = self.get_object()
-        items = request.data.get("tasks") if isinstance(request.data, dict) else request.data
-        created = import_by_reference(
-            project, items if isinstance(items, list) else [], acting_user(request)
-        )
-        return Response({"created": created}, status=status.HTTP_201_CREATED)
+        limit = max_bytes()
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > limit + 64 * 1024:  # room for a multipart envelope
+            raise TooLarge(
+                _("A task import is at most %(limit)s MB; send it in parts.")
+                % {"limit": settings.MAX_IMPORT_MB}
+            )
+        if request.content_type.startswith("multipart/"):
+            upload = request.FILES.get("file")
+            if upload is None:
+                raise Invalid(_("Attach the tasks' JSON file in the “file” field."))
+            data, name = upload.read(limit + 1), upload.name
+        else:
+            body = request.data
+            data, name = (body if isinstance(body, bytes) else b""), None
+        answer, job = import_tasks(project, data, acting_user(request), file_name=name)
+        if job is not None:
+            return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        return Response(answer, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request={

@@ -14,34 +14,53 @@ from defectlab.schema import documented_field
 IMAGE_ADDRESS = {"type": "string", "pattern": r"^(https?|s3)://\S+$"}
 
 
-class ImportSerializer(serializers.Serializer[Any]):
-    tasks = documented_field(
-        "ImportTasksField",
-        serializers.JSONField,
+IMPORT_TASK = {
+    "oneOf": [
+        IMAGE_ADDRESS,
         {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "oneOf": [
-                    IMAGE_ADDRESS,
-                    {
-                        "type": "object",
-                        "properties": {
-                            "image": IMAGE_ADDRESS,
-                            "width": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
-                            "height": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
-                            "file_name": {"type": "string"},
-                        },
-                        "required": ["image"],
-                    },
-                ]
-            },
-            "description": (
-                "Image addresses (http(s)://, or s3:// in one of the project's storage "
-                "connections), or objects with one."
-            ),
+            "type": "object",
+            "description": "Our own task ({image, file_name, width, height, annotations, "
+            "predictions}), a Label Studio task ({data: {image}, annotations, predictions}) or a "
+            "Label Studio JSON-MIN record.",
+            "additionalProperties": True,
         },
-    )()
+    ]
+}
+IMPORT_BODY = {
+    "oneOf": [
+        {"type": "array", "minItems": 1, "items": IMPORT_TASK},
+        {
+            "type": "object",
+            "properties": {"tasks": {"type": "array", "minItems": 1, "items": IMPORT_TASK}},
+            "required": ["tasks"],
+        },
+    ]
+}
+
+
+class ImportResultSerializer(serializers.Serializer[Any]):
+    created = serializers.IntegerField(help_text="How many tasks were created.")
+    annotated = serializers.IntegerField(help_text="How many of them have an annotation.")
+    predictions = serializers.IntegerField(help_text="How many predictions were created.")
+    first_id = serializers.IntegerField(help_text="The first created task's id.")
+    last_id = serializers.IntegerField(help_text="The last created task's id.")
+    ranges = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+        help_text="The created tasks' ids as runs [first, last] of consecutive ids, in order.",
+    )
+    task_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        required=False,
+        help_text="Every created task's id in the order of the entries (up to 10,000 tasks).",
+    )
+    labels_created = serializers.ListField(child=serializers.CharField())
+    labels_extended = serializers.ListField(child=serializers.CharField())
+    tags_added = serializers.ListField(child=serializers.CharField())
+    shape_types_added = serializers.ListField(child=serializers.CharField())
+    duplicates_skipped = serializers.IntegerField(
+        help_text="JSON-MIN records of a task already read (one per further annotation)."
+    )
+    warnings = serializers.ListField(child=serializers.CharField())
 
 
 class ImportUrlsSerializer(serializers.Serializer[Any]):
