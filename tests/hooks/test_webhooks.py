@@ -21,6 +21,7 @@ from defectlab.jobs.runner import Progress
 from defectlab.labeling import workflow
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import AuditEvent, Role
+from defectlab.transfer import taskimport
 from defectlab.transfer.exports import start_export
 from defectlab.transfer.urlimport import start_url_import
 from tests.conftest import Tenant, annotate, client_for
@@ -474,3 +475,26 @@ def test_the_page_speaks_chinese(tenant: Tenant, queued: list[int]) -> None:
     services.ping(hook, admin)
     page = client_for(admin).get(f"/o/{tenant.organization.pk}/webhooks/").content.decode()
     assert "添加 Webhook" in page and "重新发送" in page and "任务已通过" in page
+
+
+def test_a_task_import_run_as_a_job_sends_import_finished(
+    tenant: Tenant,
+    receiver: Receiver,
+    loopback_open: None,
+    drain: Callable[..., Any],
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(taskimport, "SYNC_TASKS", 1)  # two tasks are "too many": a job
+    _hook, secret = make_hook(tenant, receiver.url(), ["import.finished"])
+    body = json.dumps([receiver.url("/a.png"), receiver.url("/b.png")]).encode()
+    with django_capture_on_commit_callbacks(execute=True):
+        answer, job = taskimport.import_tasks(tenant.project, body, tenant.user(Role.MANAGER))
+    assert answer is None and job is not None
+    drain()
+
+    assert receiver.events() == ["import.finished"]
+    seen = receiver.received[0]
+    assert verify(secret, seen.headers, seen.body)
+    sent = json.loads(seen.body)["job"]
+    assert sent["id"] == job.pk and sent["kind"] == "task_import" and sent["state"] == "succeeded"

@@ -25,7 +25,7 @@ from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.services import start_job
 from defectlab.labeling.models import Project, Task
 from defectlab.tenancy.models import Organization, User
-from defectlab.transfer import datasetimport, exports, sync, urlimport
+from defectlab.transfer import datasetimport, exports, sync, taskimport, urlimport
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ JOB_EVENTS = {
     exports.KIND: Event.EXPORT_FINISHED,
     urlimport.KIND: Event.IMPORT_FINISHED,
     datasetimport.KIND: Event.IMPORT_FINISHED,
+    taskimport.KIND: Event.IMPORT_FINISHED,  # a bulk import too big to answer at once
     sync.SYNC_KIND: Event.IMPORT_FINISHED,  # a storage's new objects become tasks
 }
 
