@@ -29,7 +29,7 @@ PROPER = {
     "Esc", "Tab", "Space", "Backspace", "Delete", "Del", "PageUp", "PageDown", "IP", "IPv4",
     "IPv6", "ID", "SSE", "KMS", "AES", "AES256", "DNS", "TLS", "MB", "GB", "KB", "px", "OK", "NG", "English",
     "train", "val", "test", "seg", "min", "max", "id", "Bearer", "Token", "ONNX", "SDK", "CLI",
-    "Swagger", "OpenAPI", "localhost", "us", "east",
+    "Swagger", "OpenAPI", "localhost", "us", "east", "Webhook", "HMAC", "SHA256", "POST", "MES",
 }  # fmt: skip
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*")
 
@@ -143,6 +143,7 @@ def test_every_page_and_error_page_speaks_chinese(
         f"/o/{organization}/members/",
         f"/o/{organization}/jobs/",
         f"/o/{organization}/network/",
+        f"/o/{organization}/webhooks/",
         f"/o/{organization}/projects/new/",
         f"/jobs/{job.pk}/",
         f"/projects/{project}/",
