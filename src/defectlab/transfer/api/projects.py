@@ -109,7 +109,14 @@ class ProjectTransferViewSet(TenantViewSet):
             "application/json": IMPORT_BODY,
             "multipart/form-data": {
                 "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary"}},
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "A Label Studio JSON or JSON-MIN export, or our own "
+                        "task list, as the .json file it is (not zipped).",
+                    }
+                },
                 "required": ["file"],
                 "description": "The same JSON as a file (a Label Studio JSON or JSON-MIN export).",
             },
