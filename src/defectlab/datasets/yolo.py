@@ -68,15 +68,16 @@ def _export(writer: Writer, items: Iterable[DatasetItem], *, segmentation: bool)
         splits.add(split)
         writer.image(f"images/{split}/{item.file_name}", item)
         lines = []
+        size = (item.width, item.height)
         for index, shape in writer.shapes(item):
             values = _polygon(shape) if segmentation else _box(shape.bbox())
             # Even positions are x (divided by the width), odd positions y (by the height).
-            scaled = [
-                number_text(value / (item.width if k % 2 == 0 else item.height), DECIMALS)
-                for k, value in enumerate(values)
-            ]
-            lines.append(" ".join([str(index), *scaled]) + "\n")
-        writer.sink.write_text(f"labels/{split}/{stem(item.file_name)}.txt", "".join(lines))
+            sizes = size * (len(values) // 2)
+            scaled = " ".join(
+                [number_text(value / by, DECIMALS) for value, by in zip(values, sizes, strict=True)]
+            )
+            lines.append(f"{index} {scaled}\n")
+        writer.sink.write_small(f"labels/{split}/{stem(item.file_name)}.txt", "".join(lines))
     writer.sink.write_text("data.yaml", _data_yaml(writer.header, splits))
 
 
