@@ -11,6 +11,7 @@ import yaml
 from PIL import Image
 
 from defectlab.datasets import export, load
+from defectlab.datasets.archive import STORE_TEXT_BELOW
 from defectlab.geometry import Shape, ShapeType
 from tests.datasets.support import HEADER, export_to, item, opener, png, write_zip
 from tests.test_images import damaged_exif_png
@@ -203,3 +204,32 @@ def test_exporting_to_a_stream_that_cannot_seek(tmp_path: Path) -> None:
     (tmp_path / "piped.zip").write_bytes(bytes(pipe.data))
     with load("yolo", tmp_path / "piped.zip") as dataset:
         assert len(dataset.items[0].shapes) == 1
+
+
+def test_with_images_small_label_files_are_stored_and_large_ones_deflated_alike(
+    tmp_path: Path,
+) -> None:
+    # With the images, a label file under STORE_TEXT_BELOW bytes is stored (deflating it saves a
+    # few dozen bytes and costs zlib's set-up per member); a larger one is deflated. Either reads
+    # back the same.
+    many = [Shape.box(1 + k, 2, 30 + k, 40, label=SCRATCH) for k in range(40)]
+    items = [item("small.png", shapes=many[:1]), item("large.png", shapes=many)]
+    path, _stats = export_to(tmp_path, "yolo", HEADER, items)
+    with zipfile.ZipFile(path) as archive:
+        small, large = (
+            archive.getinfo("labels/train/small.txt"),
+            archive.getinfo("labels/train/large.txt"),
+        )
+        assert small.file_size < STORE_TEXT_BELOW <= large.file_size
+        assert small.compress_type == zipfile.ZIP_STORED
+        assert large.compress_type == zipfile.ZIP_DEFLATED
+        assert archive.read(small.filename) == b"0 0.155 0.2625 0.29 0.475\n"
+        lines = archive.read(large.filename).decode().splitlines()
+        assert len(lines) == 40 and lines[39] == "0 0.545 0.2625 0.29 0.475"
+        assert archive.testzip() is None
+    # Without the images the label files are the archive: every one is deflated, as before.
+    (tmp_path / "bare").mkdir()
+    bare, _stats = export_to(tmp_path / "bare", "yolo", HEADER, items, include_images=False)
+    with zipfile.ZipFile(bare) as archive:
+        assert archive.getinfo("labels/train/small.txt").compress_type == zipfile.ZIP_DEFLATED
+        assert archive.read("labels/train/small.txt") == b"0 0.155 0.2625 0.29 0.475\n"

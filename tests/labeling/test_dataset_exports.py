@@ -5,23 +5,29 @@ ones are asked for; split sizes that match the ratios, also for a handful of ima
 from __future__ import annotations
 
 import io
+import itertools
 import json
+import os
+import threading
 import zipfile
 from fractions import Fraction
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
+from typing import IO
 
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from defectlab.datasets import FORMATS, SPLITS
+from defectlab.datasets import FORMATS, SPLITS, ExportStats
+from defectlab.datasets.archive import ZipSink
 from defectlab.datasets.yolo import NO_VAL_COMMENT
 from defectlab.geometry import Shape
 from defectlab.jobs.models import JobState
 from defectlab.labeling import workflow
 from defectlab.labeling.models import Task, TaskStatus
 from defectlab.tenancy.models import Role
+from defectlab.transfer import exports
 from defectlab.transfer.exports import Splitter, split_counts
 from tests.conftest import Tenant
 from tests.labeling.test_dataset_roundtrip import (
@@ -250,3 +256,45 @@ def test_the_splitter_cuts_the_tasks_it_is_given_to_those_counts(
     # The same tasks and seed give the same splits, whatever order they come in.
     again = Splitter(sorted(ids, reverse=True), ratios, seed)
     assert [again(task_id) for task_id in ids] == drawn
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="needs posix_fadvise")
+def test_the_partial_archive_is_written_back_while_the_export_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small steps, so a few hundred KB of members start the writeback several times. The hint
+    # itself is the real call; the wrapper only records where and from which thread it came.
+    monkeypatch.setattr(exports, "WRITEBACK_EVERY", 64 * 1024)
+    monkeypatch.setattr(exports, "WRITEBACK_LAG", 16 * 1024)
+    calls: list[tuple[int, int, str]] = []
+
+    def recorded(fd: int, offset: int, length: int, advice: int) -> None:
+        calls.append((offset, length, threading.current_thread().name))
+        os.posix_fadvise(fd, offset, length, advice)
+
+    monkeypatch.setattr(exports, "advise", recorded)
+    contents = {f"images/train/{k}.jpg": os.urandom(50_000 + 997 * k) for k in range(12)}
+
+    def write(out: IO[bytes]) -> ExportStats:
+        sink = ZipSink(out)
+        for name, data in contents.items():
+            sink.copy_image(name, lambda data=data: io.BytesIO(data))
+            sink.write_small(name.replace("images", "labels") + ".txt", f"0 {name}\n")
+        return ExportStats(bytes=sink.close())
+
+    target = tmp_path / "exports" / "job-1.zip"
+    stats = exports._write_local(target, write)
+    assert sorted(path.name for path in target.parent.iterdir()) == ["job-1.zip"]
+    with zipfile.ZipFile(target) as archive:
+        assert archive.testzip() is None
+        for name, data in contents.items():
+            assert archive.read(name) == data
+    size = target.stat().st_size
+    assert stats.bytes == size
+    # Ranges one after the other from the start, never the last WRITEBACK_LAG bytes (zipfile
+    # goes back there to fill in sizes), each started by the helper thread.
+    assert len(calls) >= 4
+    assert calls[0][0] == 0
+    assert all(a[0] + a[1] == b[0] for a, b in itertools.pairwise(calls))
+    assert calls[-1][0] + calls[-1][1] <= size - 16 * 1024
+    assert {thread for _offset, _length, thread in calls} == {"export-writeback"}

@@ -20,6 +20,7 @@ from defectlab.ingest.uploads import checked_image
 from defectlab.labeling import services
 from defectlab.labeling.models import Task
 from defectlab.media import services as media_services
+from defectlab.media.storage import LocalStorage, StorageError
 from defectlab.synthetic import grayscale16
 from defectlab.tenancy.models import Role
 from tests.conftest import ROLES, Tenant, client_for, jpeg_bytes, png_bytes
@@ -355,3 +356,15 @@ def test_png_task_image_url_serves_the_png_unchanged(tenant: Tenant) -> None:
     response = fetch(urls_of(tenant, task)[0])
     assert (response.status_code, response["Content-Type"]) == (200, "image/png")
     assert response.content == data
+
+
+def test_local_storage_opens_plain_keys_directly_and_checks_every_other(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    storage.save("org/1/a.jpg", b"plain")
+    (tmp_path / "outside.jpg").write_bytes(b"secret")
+    for key in ("org/1/a.jpg", "org//1/a.jpg", "org/./1/a.jpg", "./org/1/a.jpg"):
+        with storage.open(key) as file:
+            assert file.read() == b"plain"
+    for key in ("", "/org/1/a.jpg", "../outside.jpg", "org/../../outside.jpg", "org\\1", "a\x00"):
+        with pytest.raises(StorageError):
+            storage.open(key)

@@ -62,6 +62,18 @@ class LocalStorage:
         return self._path(key).read_bytes()
 
     def open(self, key: str) -> BinaryIO:
+        # An export opens one file a task: a key already in its plain form ("a/b.jpg": no empty,
+        # "." or ".." part) is joined as text, which gives the same path as `_path` without
+        # pathlib's parsing (0.3 s of 10k opens); any other key takes `_path` and its checks.
+        parts = key.split("/")
+        if (
+            all(parts)
+            and "." not in parts
+            and ".." not in parts
+            and "\\" not in key
+            and "\x00" not in key
+        ):
+            return open(os.path.join(self.root, key), "rb")
         return self._path(key).open("rb")
 
     def exists(self, key: str) -> bool:

@@ -27,12 +27,15 @@ the name depends on the project, not on which tasks this export selects.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import hashlib
+import io
 import itertools
 import os
 import re
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from fractions import Fraction
@@ -72,6 +75,9 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: partial files of killed runs are not swept
     fcntl = None  # type: ignore[assignment]
+
+advise = getattr(os, "posix_fadvise", None)  # not on macOS or Windows: no early writeback
+DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
 
 KIND = "export"
 CHUNK = 500
@@ -290,15 +296,80 @@ def _write_local(target: Path, write: Callable[[IO[bytes]], ExportStats]) -> Exp
         os.close(handle)
     partial = Path(name)
     try:
-        with os.fdopen(handle, "w+b") as out:
+        raw = _PartialFile(handle)
+        with io.BufferedRandom(raw) as out:
             stats = write(out)
             out.flush()
+            raw.join_writeback()
+            # Most of the archive is on disk already (see _PartialFile); this waits for the rest
+            # and the file's size, so the rename never publishes a torn archive after a power cut.
             os.fsync(out.fileno())
             os.replace(partial, target)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     return stats
+
+
+# How much a partial archive grows between two nudges to the kernel to start writing it out,
+# and how far behind the end the nudged range stops: zipfile goes back to the start of the
+# member it has just written to fill in its sizes, so the last few MB may be written again.
+WRITEBACK_EVERY = 256 * 1024 * 1024
+WRITEBACK_LAG = 16 * 1024 * 1024
+
+
+class _PartialFile(io.FileIO):
+    """The partial archive's file. Every WRITEBACK_EVERY bytes written it has the kernel start
+    writing what lies behind to disk, so the final fsync has only the tail left to wait for
+    instead of the whole archive (on 3 GB of images that fsync took about 1 s, most of what the
+    export spent beyond a plain zip copy: bench/README.md, export).
+
+    POSIX_FADV_DONTNEED starts the writeback of a range's dirty pages without waiting for it and
+    drops its pages already clean (Python has no ``sync_file_range``). The call itself can take
+    0.1 s on a busy disk, so a helper thread makes it, at most one at a time, while the export
+    goes on writing; it is joined before the file is synced or closed."""
+
+    def __init__(self, handle: int) -> None:
+        super().__init__(handle, "w+")
+        self._since = 0
+        self._started = 0  # writeback was started for [0, _started)
+        self._helper: threading.Thread | None = None
+
+    def write(self, data: Any) -> int:
+        written = super().write(data)
+        if written:
+            self._since += written
+            if self._since >= WRITEBACK_EVERY:
+                self._since = 0
+                self._start_writeback()
+        return written
+
+    def _start_writeback(self) -> None:
+        end = self.tell() - WRITEBACK_LAG
+        if end <= self._started or advise is None:
+            return
+        self.join_writeback()
+        arguments = (self.fileno(), self._started, end - self._started, DONTNEED)
+        self._started = end
+        self._helper = threading.Thread(
+            target=_advise, args=arguments, name="export-writeback", daemon=True
+        )
+        self._helper.start()
+
+    def join_writeback(self) -> None:
+        if self._helper is not None:
+            self._helper.join()
+            self._helper = None
+
+    def close(self) -> None:
+        self.join_writeback()
+        super().close()
+
+
+def _advise(fd: int, offset: int, length: int, advice: int) -> None:
+    # Only a hint: a failure leaves the pages to the kernel's own writeback and the final fsync.
+    with contextlib.suppress(OSError):
+        advise(fd, offset, length, advice)  # type: ignore[misc]
 
 
 def _same_file(handle: int, name: str) -> bool:
