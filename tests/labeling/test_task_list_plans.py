@@ -179,3 +179,41 @@ def test_every_task_list_page_walks_a_project_index_in_order_with_or_without_sta
         cursor.execute("ANALYZE labeling_task")
         cursor.execute("ANALYZE labeling_tasklabel")
     assert every_page(big, small, tenant) == {}
+
+
+def blocks_read(project: Project, params: dict[str, str], tenant: Tenant) -> int:
+    """Buffers (hit or read) the task page's SELECT touches, by EXPLAIN (ANALYZE, BUFFERS)."""
+    with CaptureQueriesContext(connection) as captured:
+        tasklist.task_page(project, params, tenant.user("owner"))
+    selects = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT")]
+    total = 0
+    for sql in selects:
+        with tasklist.index_order(), connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql)
+            raw = cursor.fetchone()[0]
+        plan = (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]
+        total += plan.get("Shared Hit Blocks", 0) + plan.get("Shared Read Blocks", 0)
+    return total
+
+
+@pytest.mark.django_db
+def test_a_status_page_past_its_last_task_reads_a_few_blocks_not_the_rest_of_the_project(
+    tenant: Tenant,
+) -> None:
+    # Approved and rejected tasks are all in the first fifth of the project; a page after 90 %
+    # has none. The (project, status, id) walk must end at once, not read the project's later
+    # entries of every other status (it did with only "project BETWEEN X AND X AND status = s").
+    owner = tenant.user("owner")
+    big = services.create_project(tenant.organization, owner, name="big", labels=[])
+    fill(big, BIG, owner.pk)
+    after = big.tasks.order_by("id").values_list("id", flat=True)[BIG * 9 // 10]
+    page = {"status": "approved,rejected", "cursor": encode_cursor(after)}
+    assert tasklist.task_page(big, page, owner) == ([], None)
+    first = tasklist.task_page(big, {"status": "approved,rejected"}, owner)[0]
+    assert [task.status for task in first] == ["approved", "rejected"] * 25
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE labeling_task")
+    # Two statuses, each a descent of the index to its first leaf and nothing after it; the
+    # rest of the project's entries in that index are over 50 leaf pages.
+    assert blocks_read(big, page, tenant) <= 12

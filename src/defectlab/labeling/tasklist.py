@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid
@@ -79,8 +80,9 @@ def in_project(project_id: int) -> Q:
 
     The price: after a range on an index's first column, an equality on its second (status,
     assignee) no longer ends the scan, so a page past a filter's last task reads the rest of the
-    project's entries in that index (index only, no table rows). SQLite's planner never walks the
-    primary key here, so it keeps ``project_id = X``."""
+    project's entries in that index (index only, no table rows); pages of one status avoid it
+    (``_project_array``). SQLite's planner never walks the primary key here, so it keeps
+    ``project_id = X``."""
     return only("project_id", project_id)
 
 
@@ -273,11 +275,37 @@ def _tasks_in_order(
             *(("-label_id", "-task_id") if descending else ("label_id", "task_id"))
         )
         return [link.task for link in ordered[:count]]
-    queryset = Task.objects.filter(task_filter.conditions(), in_project(project.pk))
+    order = _id_order(task_filter)
+    project_condition = _project_array(project.pk) if _walks_one_status(task_filter) else None
+    queryset = Task.objects.filter(
+        task_filter.conditions(), project_condition or in_project(project.pk)
+    )
     if after is not None:
         queryset = queryset.filter(id__lt=after) if descending else queryset.filter(id__gt=after)
-    order = _id_order(task_filter)
     return list(queryset.order_by(*(f"-{name}" if descending else name for name in order))[:count])
+
+
+def _walks_one_status(task_filter: TaskFilter) -> bool:
+    """On PostgreSQL, a page of one status (and no assignee, whose index walks instead) names its
+    project by ``_project_array``, so that the status's end in the (project, status, id) index
+    ends the walk. Several statuses are one such walk each, merged."""
+    return (
+        connection.vendor == "postgresql"
+        and len(task_filter.statuses) == 1
+        and not task_filter.unassigned
+        and task_filter.assignee is None
+    )
+
+
+def _project_array(project_id: int) -> RawSQL:
+    """``project_id = ANY('{X}')``: to the btree an equality, so an equality on status after it
+    ends the scan at the status's last task; to the planner no constant, so ``project_id`` stays
+    in ``ORDER BY project_id, id`` and the primary key cannot give that order (see
+    ``in_project``, whose range lets a page past a status's last task read the rest of the
+    project's entries: 35 ms at 1M tasks)."""
+    return RawSQL(
+        f"{Task._meta.db_table}.project_id = ANY(%s)", [[project_id]], output_field=BooleanField()
+    )
 
 
 def _id_order(task_filter: TaskFilter) -> list[str]:
