@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.core import signing
+from django.urls import reverse, set_script_prefix
 from PIL import Image
 from rest_framework.test import APIClient
 
@@ -368,3 +369,17 @@ def test_local_storage_opens_plain_keys_directly_and_checks_every_other(tmp_path
     for key in ("", "/org/1/a.jpg", "../outside.jpg", "org/../../outside.jpg", "org\\1", "a\x00"):
         with pytest.raises(StorageError):
             storage.open(key)
+
+
+def test_a_signed_url_is_the_media_route_under_the_script_prefix_and_opens_its_grant() -> None:
+    try:
+        for prefix in ("/", "/defects/"):
+            set_script_prefix(prefix)
+            url = media_services.signed_url(42, "thumb")
+            token = url.rsplit("/", 1)[1]
+            assert url == reverse("media", kwargs={"token": token})
+            assert url.startswith(f"{prefix}media/")
+            grant = media_services.read_grant(token)
+            assert grant is not None and (grant.task_id, grant.variant) == (42, "thumb")
+    finally:
+        set_script_prefix("/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Literal
 
 from django.conf import settings
 from django.core import signing
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 
 from defectlab.images import render_for_display, thumbnail
 from defectlab.ingest.services import fetch_referenced
@@ -31,7 +32,16 @@ def signed_url(task_id: int, variant: Variant) -> str:
     step = max(1, ttl // 2)
     expires = math.floor((time.time() + ttl) / step) * step
     token = signing.Signer(salt=_SALT).sign_object([task_id, variant, expires])
-    return reverse("media", kwargs={"token": token})
+    before, after = _media_path(get_script_prefix())
+    return f"{before}{token}{after}"
+
+
+@functools.lru_cache(maxsize=16)
+def _media_path(script_prefix: str) -> tuple[str, str]:
+    """The media route around its token, reversed once per script prefix: a task page signs two
+    URLs a task, and reversing each took half of the page's serialization."""
+    before, _token, after = reverse("media", kwargs={"token": "TOKEN"}).partition("TOKEN")
+    return before, after
 
 
 @dataclass(frozen=True, slots=True)
