@@ -318,19 +318,13 @@ def stream(
     deadline = _Deadline(timeout if timeout is not None else settings.FETCH_TIMEOUT)
     current = url
     for _hop in range(MAX_REDIRECTS + 1):
-        try:
-            target = parse_url(current)
-            addresses = _checked_addresses(target, allowlist, resolver, deadline)
-        except Refused as refusal:
-            log.warning(
-                "fetch refused",
-                extra={"url": refusal.url, "address": refusal.address, "rule": refusal.rule},
-            )
-            raise
-        sock, address = _connect(target, addresses, deadline, ssl_context)
+        target, sock, address = _open(current, allowlist, resolver, deadline, ssl_context, "fetch")
         try:
             with _failures(target.given, address, deadline):
-                response = _request(sock, target, content_types, deadline, first_bytes)
+                headers = {"Accept": _accept_header(content_types)}
+                if first_bytes is not None:
+                    headers["Range"] = f"bytes=0-{max(first_bytes, 1) - 1}"
+                response = _request(sock, target, deadline, "GET", headers)
             location = response.getheader("Location")
             if response.status in REDIRECT_STATUSES and location:
                 current = urljoin(target.url, location.strip())
@@ -417,33 +411,15 @@ def post(
     not give, and the answer (a 3xx) is reported as it is. Refused and FetchFailed as ``fetch``
     raises them, for what happens before an answer (the policy, DNS, connecting, TLS, time)."""
     deadline = _Deadline(timeout if timeout is not None else settings.FETCH_TIMEOUT)
-    try:
-        target = parse_url(url)
-        addresses = _checked_addresses(target, allowlist, resolver, deadline)
-    except Refused as refusal:
-        log.warning(
-            "post refused",
-            extra={"url": refusal.url, "address": refusal.address, "rule": refusal.rule},
-        )
-        raise
-    sock, address = _connect(target, addresses, deadline, ssl_context)
+    target, sock, address = _open(url, allowlist, resolver, deadline, ssl_context, "post")
     try:
         with _failures(target.given, address, deadline):
-            connection = http.client.HTTPConnection(target.host, target.port)
-            connection.sock = _DeadlineSocket(sock, deadline)
-            connection.putrequest(
-                "POST", target.request_target, skip_host=True, skip_accept_encoding=True
-            )
-            connection.putheader("Host", target.host_header)
-            connection.putheader("User-Agent", USER_AGENT)
-            connection.putheader("Content-Type", content_type)
-            connection.putheader("Content-Length", str(len(body)))
-            connection.putheader("Accept-Encoding", "identity")
-            connection.putheader("Connection", "close")
-            for name, value in (headers or {}).items():
-                connection.putheader(name, value)
-            connection.endheaders(body)
-            response = connection.getresponse()
+            sent = {
+                "Content-Type": content_type,
+                "Content-Length": str(len(body)),
+                **(headers or {}),
+            }
+            response = _request(sock, target, deadline, "POST", sent, body)
             answer = response.read(max_bytes)
         return Posted(url=url, status=response.status, body=answer, address=address)
     finally:
@@ -482,26 +458,49 @@ def _connect(
     raise FetchFailed("connect", target.given, ", ".join(str(ip) for ip in addresses))
 
 
+def _open(
+    url: str,
+    allowlist: Allowlist,
+    resolver: Resolver | None,
+    deadline: _Deadline,
+    ssl_context: ssl.SSLContext | None,
+    verb: str,
+) -> tuple[Target, socket.socket, str]:
+    """``url`` parsed, its addresses checked under the policy (a refusal logged as "<verb>
+    refused" and raised) and a socket connected to the first that answers."""
+    try:
+        target = parse_url(url)
+        addresses = _checked_addresses(target, allowlist, resolver, deadline)
+    except Refused as refusal:
+        log.warning(
+            f"{verb} refused",
+            extra={"url": refusal.url, "address": refusal.address, "rule": refusal.rule},
+        )
+        raise
+    sock, address = _connect(target, addresses, deadline, ssl_context)
+    return target, sock, address
+
+
 def _request(
     sock: socket.socket,
     target: Target,
-    content_types: Sequence[str],
     deadline: _Deadline,
-    first_bytes: int | None = None,
+    method: str,
+    headers: Mapping[str, str],
+    body: bytes | None = None,
 ) -> http.client.HTTPResponse:
     # http.client only formats the request and parses the answer: the socket is already
     # connected (to the checked address), so it never connects or resolves anything itself.
     connection = http.client.HTTPConnection(target.host, target.port)
     connection.sock = _DeadlineSocket(sock, deadline)
-    connection.putrequest("GET", target.request_target, skip_host=True, skip_accept_encoding=True)
+    connection.putrequest(method, target.request_target, skip_host=True, skip_accept_encoding=True)
     connection.putheader("Host", target.host_header)
     connection.putheader("User-Agent", USER_AGENT)
-    connection.putheader("Accept", _accept_header(content_types))
     connection.putheader("Accept-Encoding", "identity")
     connection.putheader("Connection", "close")
-    if first_bytes is not None:
-        connection.putheader("Range", f"bytes=0-{max(first_bytes, 1) - 1}")
-    connection.endheaders()
+    for name, value in headers.items():
+        connection.putheader(name, value)
+    connection.endheaders(body)
     return connection.getresponse()
 
 
