@@ -1466,11 +1466,19 @@ class ImportSection:
             cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({values})", rows)
 
     def raw_urls(self, text: str) -> float:
-        from django.db import transaction
-        from django.utils import timezone
+
+        from defectlab.transfer.landing import collector_paused
 
         project = self.fresh_project("raw import bench")
         started = perf()
+        with collector_paused():  # as the product does
+            self._raw_urls(project, text)
+        return perf() - started
+
+    def _raw_urls(self, project: Any, text: str) -> None:
+        from django.db import transaction
+        from django.utils import timezone
+
         items = json.loads(text)
         now = self.connection.ops.adapt_datetimefield_value(timezone.now())
         org, pid = project.organization_id, project.pk
@@ -1485,13 +1493,10 @@ class ImportSection:
                 "UPDATE labeling_project SET count_new = count_new + %s WHERE id = %s",
                 [len(rows), pid],
             )
-        return perf() - started
 
     def raw_label_studio(self, text: str) -> float:
-        from django.db import transaction
-        from django.utils import timezone
-
         from defectlab.labeling.models import Label
+        from defectlab.transfer.landing import collector_paused
 
         project = self.fresh_project("raw import bench")
         for name in ("dent", "crack"):
@@ -1499,8 +1504,16 @@ class ImportSection:
                 organization_id=project.organization_id, project=project, name=name
             )
         labels = dict(Label.objects.filter(project=project).values_list("name", "id"))
-        ops = self.connection.ops
         started = perf()
+        with collector_paused():  # as the product does
+            self._raw_label_studio(project, labels, text)
+        return perf() - started
+
+    def _raw_label_studio(self, project: Any, labels: dict[str, int], text: str) -> None:
+        from django.db import transaction
+        from django.utils import timezone
+
+        ops = self.connection.ops
         rows = raw_label_studio_rows(json.loads(text), labels)
         now = ops.adapt_datetimefield_value(timezone.now())
         org, pid = project.organization_id, project.pk
@@ -1552,7 +1565,6 @@ class ImportSection:
                 "UPDATE labeling_project SET count_submitted = count_submitted + %s WHERE id = %s",
                 [len(rows), pid],
             )
-        return perf() - started
 
     def case(self, key: str, title: str, text: str, number: int, raw: Any) -> None:
         product_s = min(self.product(text) for _ in range(IMPORT_RUNS))

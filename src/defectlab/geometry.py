@@ -47,6 +47,9 @@ class ShapeType(StrEnum):
     POINTS = "points"
 
 
+_TYPES = {kind.value: kind for kind in ShapeType}
+
+
 class ShapeError(ValueError):
     """A shape that cannot be accepted; `str()` is a sentence for the person who drew it.
 
@@ -116,6 +119,10 @@ def _is_real(value: object) -> bool:
 
 
 def _coordinate(value: object) -> float:
+    if type(value) is float:  # the common case, in one step
+        if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
+            return value
+        _fail(_("Every coordinate must be a finite number."))
     if not _is_real(value):
         _not_pairs()
     try:
@@ -150,9 +157,10 @@ def _coerce_points(raw: object) -> tuple[tuple[float, float], ...]:
         _too_many(len(raw))
     points = []
     for pair in raw:
-        if not isinstance(pair, list | tuple) or len(pair) != 2:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:  # a tuple: faster than a union
             _not_pairs()
-        points.append((_coordinate(pair[0]), _coordinate(pair[1])))
+        x, y = pair
+        points.append((_coordinate(x), _coordinate(y)))
     return tuple(points)
 
 
@@ -170,13 +178,12 @@ class Shape:
     id: str | None = None
 
     def __post_init__(self) -> None:
-        kind = self.type
-        if not isinstance(kind, str) or kind not in set(ShapeType):
+        kind = _TYPES.get(self.type) if isinstance(self.type, str) else None
+        if kind is None:
             _fail(
                 _("The shape type must be one of: %(choices)s."),
                 choices=", ".join(ShapeType),
             )
-        kind = ShapeType(kind)
         points = _coerce_points(self.points)
         if kind is ShapeType.BOX:
             if len(points) != 2:
@@ -194,10 +201,16 @@ class Shape:
             _too_many(len(points))
 
         label = self.label
-        if not isinstance(label, numbers.Integral) or isinstance(label, bool) or label < 0:
+        if type(label) is not int and (
+            not isinstance(label, numbers.Integral) or isinstance(label, bool)
+        ):
+            _fail(_("The label must be a whole number, 0 or greater."))
+        if label < 0:
             _fail(_("The label must be a whole number, 0 or greater."))
         attributes = self.attributes
-        if not isinstance(attributes, Mapping) or not all(
+        if attributes is _NO_ATTRIBUTES or (type(attributes) is dict and not attributes):
+            attributes = _NO_ATTRIBUTES  # the common case, checked by identity
+        elif not isinstance(attributes, Mapping) or not all(
             isinstance(text, str) and len(text) <= MAX_TEXT
             for pair in attributes.items()
             for text in pair
@@ -216,7 +229,8 @@ class Shape:
         object.__setattr__(self, "points", points)
         object.__setattr__(self, "label", int(label))
         if not isinstance(attributes, _Attributes):
-            object.__setattr__(self, "attributes", _Attributes(attributes))
+            attributes = _Attributes(attributes)
+        object.__setattr__(self, "attributes", attributes)
         object.__setattr__(self, "score", score)
 
     @classmethod

@@ -264,6 +264,7 @@ def region(**value: Any) -> dict[str, Any]:
         (region(x=150), "outside"),
         (region(width=0), "no area"),
         (region(y="a"), "not a number"),
+        (region(x=10**400), "finite number"),  # an integer beyond any float
         ({**region(), "original_width": 50}, "different image sizes"),
         ({**region(), "original_width": 0}, "must be positive"),
         ({"type": "polygonlabels", "original_width": 100, "original_height": 80,

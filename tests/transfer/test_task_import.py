@@ -647,3 +647,38 @@ def test_the_plain_address_shortcut_reads_what_urlsplit_reads(
     if plain is not None:
         parts = urlsplit(address)
         assert (plain[1], plain[2], plain[3] or "") == (parts.scheme, parts.netloc, parts.path)
+
+
+def test_a_file_name_reads_the_same_by_every_kind_of_entry(tenant: Tenant) -> None:
+    """One rule for the name a task shows: the address's last part, percent-decoded, whether
+    the entry is a bare address, our task without a file name, or a Label Studio task."""
+    client = manager(tenant)
+    project = empty_project(tenant)
+    address = "https://cam.example.com/lot%201/p%C3%A9%20%231.jpg?sig=a%2Fb"
+    ours = {"image": address, "width": W, "height": H}
+    label_studio = {"data": {"image": address}}
+    named = {"image": address, "file_name": "kept as%20given.jpg"}
+    response = post_json(client, project, [address, ours, label_studio, named])
+    assert response.status_code == 201, response.content
+    names = list(Task.objects.filter(project=project).order_by("id").values_list("file_name"))
+    assert names == [("pé #1.jpg",)] * 3 + [("kept as%20given.jpg",)]
+    assert set(Task.objects.filter(project=project).values_list("image", flat=True)) == {address}
+
+
+def test_an_import_leaves_the_garbage_collector_as_it_found_it(tenant: Tenant) -> None:
+    import gc
+
+    from defectlab.transfer.landing import collector_paused
+
+    client = manager(tenant)
+    project = empty_project(tenant)
+    assert gc.isenabled()
+    assert post_json(client, project, label_studio_export()).status_code == 201
+    assert gc.isenabled()
+    refusal(client, empty_project(tenant, "Line 5"), [{"data": {"image": 3}}])
+    assert gc.isenabled()
+    with collector_paused():  # nested, as two imports in two threads of one process
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer one is still reading
+    assert gc.isenabled()

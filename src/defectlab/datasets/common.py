@@ -209,6 +209,15 @@ def skipped_warning(skipped: Counter[str]) -> list[str]:
 
 def number(token: object, where: str) -> float:
     """A finite number from text or JSON; anything else names the entry at fault."""
+    kind = type(token)
+    if kind is float or kind is int:  # the common case (bool is neither)
+        try:
+            value = float(token)  # type: ignore[arg-type]
+        except OverflowError:  # an integer beyond any float
+            value = math.inf
+        if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
+            return value
+        raise DatasetError(_("Every coordinate must be a finite number."), where=where)
     if isinstance(token, str):
         if not _NUMBER.fullmatch(token.strip()):
             raise DatasetError(
@@ -250,7 +259,11 @@ def make_shape(
     points = [(round(x, 6), round(y, 6)) for x, y in points]
     try:
         shape = Shape(kind, tuple(points), label, attributes or {}, score)
+        on_image = True
         for x, y in shape.points:
+            if 0.0 <= x <= width and 0.0 <= y <= height:
+                continue  # the common case
+            on_image = False
             if not (
                 -CLIP_TOLERANCE <= x <= width + CLIP_TOLERANCE
                 and -CLIP_TOLERANCE <= y <= height + CLIP_TOLERANCE
@@ -265,7 +278,8 @@ def make_shape(
                     },
                     where=where,
                 )
-        shape = shape.clipped(width, height)
+        if not on_image:
+            shape = shape.clipped(width, height)
         shape.validate(width, height)
     except ShapeError as error:
         raise DatasetError(str(error), where=where) from None

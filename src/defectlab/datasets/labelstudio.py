@@ -332,10 +332,13 @@ class RegionReader:
         return []
 
     def _size(self, results: list[tuple[dict[str, Any], str, float | None]]) -> None:
+        checked: tuple[object, object] | None = None
         for result, where, _score in results:
             if "original_width" in result or "original_height" in result:
-                width = whole(result.get("original_width"), where)
-                height = whole(result.get("original_height"), where)
+                given = result.get("original_width"), result.get("original_height")
+                if given == checked:
+                    continue  # the size of the result before, already checked
+                width, height = whole(given[0], where), whole(given[1], where)
                 if width <= 0 or height <= 0:
                     raise DatasetError(
                         _("The image's width and height must be positive."), where=where
@@ -344,6 +347,7 @@ class RegionReader:
                 if self.width and (width, height) != (self.width, self.height):
                     raise DatasetError(_("The results give different image sizes."), where=where)
                 self.width, self.height = width, height
+                checked = given
 
     def _shapes(
         self, results: list[tuple[dict[str, Any], str, float | None]]
@@ -400,9 +404,10 @@ class RegionReader:
         if "score" in result:
             score = number(result["score"], where)
         width, height = self.width, self.height
+        across, down = width / 100, height / 100  # one percent, in pixels
 
         def pixel(x: object, y: object) -> tuple[float, float]:
-            return number(x, where) / 100 * width, number(y, where) / 100 * height
+            return number(x, where) * across, number(y, where) * down
 
         if kind == "rectanglelabels":
             x, y = pixel(value.get("x"), value.get("y"))

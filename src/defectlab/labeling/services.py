@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 from django.db import transaction
 from django.db.models import Count, F
@@ -303,8 +304,8 @@ def reference_row(s3: Callable[[str], ImageRef | None], index: int, item: Any) -
                 )
             image = str(ref)
     if entry is None:
-        return NewTask(image, path.rsplit("/", 1)[-1] or netloc)
-    name = entry.get("file_name") or path.rsplit("/", 1)[-1] or netloc
+        return NewTask(image, unquote(path.rsplit("/", 1)[-1]) or netloc)
+    name = entry.get("file_name") or unquote(path.rsplit("/", 1)[-1]) or netloc
     width, height = entry.get("width"), entry.get("height")
     for value in (width, height):
         if value is not None and (

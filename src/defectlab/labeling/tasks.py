@@ -173,6 +173,11 @@ def reserve_ids(model: type[models.Model], number: int) -> list[int]:
         return list(range(start, start + number))
 
 
+# Rows per INSERT … unnest statement: a statement's arrays are built in full in the web
+# process's memory (bench/memory.py: 100k tasks at once took the worker to 198 MiB)
+PG_ROWS = 10_000
+
+
 def _insert(
     model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
@@ -189,8 +194,10 @@ def _insert(
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             arrays = ", ".join(f"%s::{_array_type(by_name[name])}[]" for name in fields)
-            columns = [list(column) for column in zip(*rows, strict=True)]
-            cursor.execute(f"{head} SELECT * FROM unnest({arrays})", columns)
+            sql = f"{head} SELECT * FROM unnest({arrays})"
+            for start in range(0, len(rows), PG_ROWS):
+                part = rows[start : start + PG_ROWS]
+                cursor.execute(sql, [list(column) for column in zip(*part, strict=True)])
         else:
             values = ", ".join(["%s"] * len(fields))
             cursor.executemany(f"{head} VALUES ({values})", rows)

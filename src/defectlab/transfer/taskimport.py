@@ -42,7 +42,6 @@ from defectlab.datasets import DatasetError, DatasetHeader
 from defectlab.datasets.common import Names, make_header, make_shape, parse_json, skipped_warning
 from defectlab.datasets.labelstudio import (
     RegionReader,
-    file_name_of,
     from_json_min,
     image_of,
     is_json_min,
@@ -59,7 +58,7 @@ from defectlab.media.storage import default_storage
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import User
 from defectlab.tenancy.services import record
-from defectlab.transfer.landing import PREDICTION_MODEL, LandRow, land
+from defectlab.transfer.landing import PREDICTION_MODEL, LandRow, collector_paused, land
 
 KIND = "task_import"
 SYNC_TASKS = 100_000  # at most this many tasks land in the request ...
@@ -163,9 +162,7 @@ class _Reader:
         ref = image_of(task, where)
         read = self.regions.read(task, where)
         size = {"width": read.width or None, "height": read.height or None}
-        new = reference_row(
-            self.s3, index, {"image": ref, "file_name": file_name_of(None, ref), **size}
-        )
+        new = reference_row(self.s3, index, {"image": ref, **size})
         self.shapes += len(read.shapes) + len(read.predictions)
         predictions = [(PREDICTION_MODEL, LABEL_STUDIO_VERSION, read.predictions)]
         return LandRow(
@@ -286,12 +283,13 @@ def import_tasks(
 ) -> tuple[dict[str, Any] | None, Job | None]:
     """Check the import and land it now (the answer), or when it is above the synchronous
     size, keep it and start its job (the job). The caller checks the actor's role."""
-    parsed = parse_tasks(project, read_body(data, file_name))
-    if parsed.synchronous:
-        with transaction.atomic():
-            answer = _land(project, parsed, actor.pk if actor else None)
-            _audit(project, actor, answer["created"], None)
-        return answer, None
+    with collector_paused():
+        parsed = parse_tasks(project, read_body(data, file_name))
+        if parsed.synchronous:
+            with transaction.atomic():
+                answer = _land(project, parsed, actor.pk if actor else None)
+                _audit(project, actor, answer["created"], None)
+            return answer, None
     return None, _start(project, data, parsed, actor, file_name)
 
 
@@ -339,15 +337,16 @@ def run_task_import(job: Job, progress: Progress) -> dict[str, Any]:
     with storage.open(key) as file:
         data = file.read()
     try:
-        parsed = parse_tasks(project, read_body(data, job.params.get("file_name") or None))
-        progress.total(len(parsed.rows))
-        with transaction.atomic():
-            locked = Job.objects.select_for_update().get(pk=job.pk)
-            if locked.result.get("committed"):
-                return dict(locked.result)
-            result = {"committed": True, **_land(project, parsed, job.started_by_id)}
-            Job.objects.filter(pk=job.pk).update(result=result)
-            _audit(project, job.started_by, result["created"], job.pk)
+        with collector_paused():
+            parsed = parse_tasks(project, read_body(data, job.params.get("file_name") or None))
+            progress.total(len(parsed.rows))
+            with transaction.atomic():
+                locked = Job.objects.select_for_update().get(pk=job.pk)
+                if locked.result.get("committed"):
+                    return dict(locked.result)
+                result = {"committed": True, **_land(project, parsed, job.started_by_id)}
+                Job.objects.filter(pk=job.pk).update(result=result)
+                _audit(project, job.started_by, result["created"], job.pk)
     except DefectLabError:
         storage.delete(key)  # refused: the same body would be refused again
         raise
