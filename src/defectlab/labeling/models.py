@@ -111,8 +111,17 @@ class TaskStatus(models.TextChoices):
 
 
 class Task(models.Model):
+    # The indexes below are what a bulk import pays for, row by row (bench/tasks.py), so a task
+    # has only those its lookups use. None on organization: every query of tasks names its
+    # project or its ids (the organization only scopes them), and deleting an organization, a
+    # rare operator's act, may scan. The people's keys are indexed only where they name someone
+    # (all of them are empty on an imported task): a user's deletion finds their tasks there.
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", verbose_name=_("organization")
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("organization"),
+        db_index=False,
     )
     # No index of its own: task_project (project, id) serves every lookup by project, and a
     # second one only gave the planner a path that reads a whole project and sorts it.
@@ -139,6 +148,7 @@ class Task(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         verbose_name=_("assignee"),
+        db_index=False,
     )
     lock_owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -147,6 +157,7 @@ class Task(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         verbose_name=_("reserved for"),
+        db_index=False,
     )
     lock_expires_at = models.DateTimeField(null=True, blank=True, verbose_name=_("reserved until"))
     # Who submitted the work under review: its author for the review rules (labeling.workflow).
@@ -157,6 +168,7 @@ class Task(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         verbose_name=_("submitted by"),
+        db_index=False,
     )
     has_annotation = models.BooleanField(default=False, verbose_name=_("annotated"))
     has_prediction = models.BooleanField(default=False, verbose_name=_("has predictions"))
@@ -194,6 +206,16 @@ class Task(models.Model):
                 condition=models.Q(has_prediction=False),
                 name="task_project_not_predicted",
             ),
+            *(
+                models.Index(
+                    fields=[person], condition=models.Q(**{f"{person}__isnull": False}), name=name
+                )
+                for person, name in (
+                    ("assignee", "task_assignee"),
+                    ("lock_owner", "task_lock_owner"),
+                    ("submitted_by", "task_submitted_by"),
+                )
+            ),
         ]
 
     def __str__(self) -> str:
@@ -214,7 +236,11 @@ class TaskLabel(models.Model):
 class Annotation(models.Model):
     """The current annotation of a task. Every saved version is also kept in AnnotationVersion."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # No index on organization here, in the versions nor in predictions (rows written in bulk by
+    # imports; every lookup goes by task or annotation): see Task.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     task = models.OneToOneField(Task, on_delete=models.CASCADE, related_name="annotation")
     version = models.IntegerField(default=1)
     shapes = models.JSONField(default=list)
@@ -228,8 +254,13 @@ class Annotation(models.Model):
 
 
 class AnnotationVersion(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="versions")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # Its lookups lead with the annotation: annotation_version_unique (annotation, version).
+    annotation = models.ForeignKey(
+        Annotation, on_delete=models.CASCADE, related_name="versions", db_index=False
+    )
     version = models.IntegerField()
     shapes = models.JSONField(default=list)
     tags = models.JSONField(default=list)
@@ -254,7 +285,9 @@ class AnnotationVersion(models.Model):
 
 
 class Prediction(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="predictions")
     model_name = models.CharField(max_length=100)
     model_version = models.CharField(max_length=100, blank=True)

@@ -307,6 +307,13 @@ def reference_row(s3: Callable[[str], ImageRef | None], index: int, item: Any) -
         return NewTask(image, unquote(path.rsplit("/", 1)[-1]) or netloc)
     name = entry.get("file_name") or unquote(path.rsplit("/", 1)[-1]) or netloc
     width, height = entry.get("width"), entry.get("height")
+    if (
+        type(width) is int
+        and type(height) is int
+        and 0 < width <= MAX_SIDE
+        and 0 < height <= MAX_SIDE
+    ):
+        return NewTask(image=image, file_name=str(name), width=width, height=height)
     for value in (width, height):
         if value is not None and (
             not isinstance(value, int) or isinstance(value, bool) or value <= 0

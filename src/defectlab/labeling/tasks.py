@@ -126,9 +126,12 @@ def insert_tasks(project: Project, rows: Sequence[NewTask]) -> list[int]:
 
 
 def _count(project_id: int, rows: Sequence[NewTask]) -> None:
-    counts = Counter(TaskStatus(row.status) for row in rows)
+    counts = Counter(row.status for row in rows)  # the statuses once each, then their counters
+    counters = Counter[str]()
+    for status, number in counts.items():
+        counters[COUNTER[TaskStatus(status)]] += number
     Project.objects.filter(pk=project_id).update(
-        **{COUNTER[status]: F(COUNTER[status]) + number for status, number in counts.items()}
+        **{counter: F(counter) + number for counter, number in counters.items()}
     )
 
 

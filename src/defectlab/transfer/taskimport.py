@@ -65,7 +65,8 @@ SYNC_TASKS = 100_000  # at most this many tasks land in the request ...
 SYNC_SHAPES = 100_000  # ... and at most this many shapes (annotations and predictions)
 LISTED_IDS = 10_000  # the answer lists every created task's id up to this many
 MB = 1024 * 1024
-OURS = frozenset({"image", "file_name", "width", "height", "annotations", "predictions"})
+PLAIN = frozenset({"image", "file_name", "width", "height"})  # a task by reference, no shapes
+OURS = PLAIN | {"annotations", "predictions"}
 LABEL_STUDIO_VERSION = "labelstudio"
 
 
@@ -121,7 +122,9 @@ def parse_tasks(project: Project, data: Any) -> Parsed:
     duplicates = 0
     s3 = reader.s3
     for index, entry in enumerate(entries):
-        if type(entry) is str:  # the commonest entry, read without the rest
+        kind = type(entry)
+        if kind is str or (kind is dict and PLAIN.issuperset(entry)):
+            # The commonest entries, an address or an image with its size, read without the rest
             rows.append(LandRow(reference_row(s3, index, entry)))
             continue
         json_min = is_json_min(entry)
