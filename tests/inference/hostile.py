@@ -110,6 +110,24 @@ def hungry(sides: Sequence[int] = (1024, 1024, 1024)) -> onnx.ModelProto:
     return model_of(nodes, [output], initializers=[tail])
 
 
+def hungry_when_loaded(sides: Sequence[int] = (1024, 1024, 1024)) -> onnx.ModelProto:
+    """The same 4 GiB from a constant shape: onnxruntime folds it while it builds the session,
+    before any input is fed."""
+    shape = numpy_helper.from_array(np.array(sides, dtype=np.int64), "shape")
+    nodes = [
+        helper.make_node(
+            "ConstantOfShape",
+            ["shape"],
+            ["huge"],
+            value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]),
+        ),
+        helper.make_node("ReduceSum", ["huge"], ["total"], keepdims=0),
+        helper.make_node("Add", ["images", "total"], ["out"]),
+    ]
+    output = helper.make_tensor_value_info("out", TensorProto.FLOAT, IMAGE_SHAPE)
+    return model_of(nodes, [output], initializers=[shape])
+
+
 def endless() -> onnx.ModelProto:
     """A Loop of 2**63 − 1 iterations that adds one to the image's mean each time."""
     counter = helper.make_tensor_value_info("iteration", TensorProto.INT64, [])
@@ -146,6 +164,13 @@ def endless() -> onnx.ModelProto:
 def segfault_run(data: bytes, **options: Any) -> dict[str, Any]:
     """Dies the way a native crash does."""
     os.kill(os.getpid(), signal.SIGSEGV)
+    return {}
+
+
+def signalled_run(data: bytes, *, signal_number: int) -> dict[str, Any]:
+    """Dies of ``signal_number``, as the kernel would end it (SIGKILL from the OOM killer,
+    SIGXCPU at the CPU limit)."""
+    os.kill(os.getpid(), signal_number)
     return {}
 
 

@@ -83,7 +83,12 @@ def test_a_fixed_size_half_precision_input_is_an_image_input() -> None:
 
 def test_hostile_graphs_that_only_fail_when_run_pass_the_file_checks() -> None:
     """Why the sandbox exists: nothing in these files says what they do at run time."""
-    for model in (hostile.throwing(), hostile.hungry(), hostile.endless()):
+    for model in (
+        hostile.throwing(),
+        hostile.hungry(),
+        hostile.hungry_when_loaded(),
+        hostile.endless(),
+    ):
         inspect_model(hostile.serialized(model), max_bytes=LIMIT)
 
 
@@ -103,9 +108,9 @@ def test_the_supported_range_is_what_onnxruntime_runs() -> None:
 
 
 def test_a_file_over_the_limit_is_refused_before_it_is_parsed() -> None:
-    error = refusal(b"\x00garbage" * 200, max_bytes=1000)
+    error = refusal(b"\x00garbage" * 200, max_bytes=1024)
     assert error.code == "too_large"
-    assert error.message == "The file is 1.6 KB; models up to 1.0 KB are accepted."
+    assert error.message == "The file is 1.56 KB; models up to 1 KB are accepted."
     data = hostile.serialized(hostile.small_detector())
     assert refusal(data, max_bytes=len(data) - 1).code == "too_large"
 
@@ -228,6 +233,15 @@ def test_operators_of_an_unknown_domain_are_refused() -> None:
     assert "“com.example.custom”" in error.message
 
 
+def test_a_domain_imported_but_used_by_no_node_is_no_reason_to_refuse() -> None:
+    """Exporters leave such imports behind (PyTorch's dynamo exporter does); onnxruntime
+    ignores them."""
+    model = hostile.small_detector()
+    model.opset_import.append(helper.make_opsetid("pkg.onnxscript.torch_lib", 1))
+    found = inspect_model(hostile.serialized(model), max_bytes=LIMIT)
+    assert found.opsets["pkg.onnxscript.torch_lib"] == 1
+
+
 def test_a_graph_the_onnx_checker_rejects_is_refused_with_its_reason() -> None:
     model = hostile.model_of(
         [helper.make_node("Relu", ["nowhere"], ["out"])],
@@ -292,6 +306,11 @@ def test_an_output_of_too_many_values_in_all_is_refused() -> None:
     assert error.code == "bad_output"
 
 
+def test_an_output_declared_with_a_negative_dimension_is_refused() -> None:
+    error = refusal(hostile.serialized(hostile.identity_with_output([1, -5, 8])))
+    assert error.code == "bad_output"
+
+
 def test_an_output_of_rank_five_is_refused() -> None:
     error = refusal(hostile.serialized(hostile.identity_with_output([1, 3, 2, 2, 2])))
     assert error.code == "bad_output"
@@ -306,6 +325,17 @@ def test_a_model_without_outputs_is_refused() -> None:
 
 
 # ---------------------------------------------------------------------------- the message, translated
+
+
+def test_a_refusal_survives_pickling_with_its_code_and_parameters() -> None:
+    error = refusal(hostile.serialized(hostile.small_detector(opset=99)))
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.code, copy.template, copy.params, copy.message) == (
+        error.code,
+        error.template,
+        error.params,
+        error.message,
+    )
 
 
 def test_a_refusal_is_shown_in_the_language_of_the_request() -> None:

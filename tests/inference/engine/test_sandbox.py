@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 
@@ -87,6 +88,11 @@ def test_a_graph_that_allocates_gigabytes_runs_out_of_memory_in_the_child_only()
     assert peak_rss_mb() - before < 100  # the 4 GiB never came near this process
 
 
+def test_a_graph_that_allocates_gigabytes_while_it_loads_runs_out_of_memory() -> None:
+    result = sandboxed(hostile.serialized(hostile.hungry_when_loaded()))
+    assert result.code == "out_of_memory"
+
+
 def test_a_graph_that_runs_forever_is_killed_at_the_time_limit() -> None:
     result = sandboxed(hostile.serialized(hostile.endless()), seconds=2)
     assert result.code == "timeout"
@@ -98,6 +104,16 @@ def test_a_crash_names_the_signal() -> None:
     result = sandboxed(b"", hostile.segfault_run)
     assert result.code == "crashed"
     assert result.message == "The model crashed on a test image (the process got SIGSEGV)."
+
+
+@pytest.mark.parametrize(
+    ("number", "code"),
+    [(signal.SIGKILL, "out_of_memory"), (signal.SIGXCPU, "timeout"), (signal.SIGABRT, "crashed")],
+    ids=["killed by the OOM killer", "CPU limit", "abort"],
+)
+def test_a_child_ended_by_the_kernel_is_read_by_its_signal(number: int, code: str) -> None:
+    result = sandboxed(b"", hostile.signalled_run, options={"signal_number": int(number)})
+    assert result.code == code
 
 
 def test_a_limit_too_small_for_onnxruntime_itself_is_the_sandboxs_failure() -> None:

@@ -78,6 +78,13 @@ class ModelRefused(Exception):
         text = translate(self.template)
         return text % self.params if self.params else text
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled with its code and parameters
+        return (_refusal, (self.code, self.template, self.params))
+
+
+def _refusal(code: str, template: str, params: dict[str, Any]) -> ModelRefused:
+    return ModelRefused(code, template, **params)
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -285,7 +292,7 @@ def supported_versions() -> SupportedVersions:
             newest[schema.domain] = max(newest.get(schema.domain, 0), schema.since_version)
     except (ImportError, AttributeError):  # a minimal build
         newest = {"": onnx.defs.onnx_opset_version(), "ai.onnx.ml": 1, "com.microsoft": 1}
-    opset = newest[""]
+    opset = max(newest.get("", 0), newest.get("ai.onnx", 0))
     ir_version = max(
         (int(row[1]) for row in onnx.helper.VERSION_TABLE if int(row[2]) == opset),
         default=onnx.IR_VERSION,
@@ -316,9 +323,12 @@ def _check_versions(model: onnx.ModelProto) -> dict[str, int]:
             high=high,
         )
     opsets = {entry.domain: entry.version for entry in model.opset_import}
+    # Operators onnxruntime has no kernel for. Only those nodes use count: exporters import
+    # domains they end up not using (onnxruntime ignores those), and a model-local function
+    # is called by its own domain.
     local_functions = {function.domain for function in model.functions}
-    domains = set(opsets) | {node.domain for node in _nodes(model)}
-    for domain in sorted(domains - supported.domains.keys() - local_functions):
+    used = {node.domain for node in _nodes(model)}
+    for domain in sorted(used - supported.domains.keys() - local_functions):
         raise ModelRefused(
             "custom_ops",
             gettext_noop(
@@ -482,7 +492,7 @@ def _check_output(spec: TensorSpec) -> None:
     values = 1
     for size in sizes:
         values *= size
-    if any(size > MAX_OUTPUT_DIM for size in sizes) or values > MAX_OUTPUT_VALUES:
+    if any(not 0 <= size <= MAX_OUTPUT_DIM for size in sizes) or values > MAX_OUTPUT_VALUES:
         raise ModelRefused(
             "bad_output",
             gettext_noop(
@@ -509,13 +519,12 @@ def shape_text(shape: Shape | None) -> str:
 
 
 def size_text(size: int) -> str:
-    """A byte count as people read it: ``512 bytes``, ``3.2 MB``, ``1.5 GB``."""
-    if size < 1000:
-        return f"{size} bytes"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+    """A byte count as people read it, in units of 1024 as Django's ``filesizeformat``:
+    ``512 bytes``, ``3.2 MB``, ``512 MB`` for a limit of ``512 << 20``."""
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
         if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    raise AssertionError("unreachable")
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
 
 
 def _detail(error: BaseException) -> str:

@@ -9,17 +9,22 @@ settings are passed). Its first statements set its limits, before onnxruntime lo
 - ``RLIMIT_AS`` (address space) at ``memory_mb``: an allocation past it fails inside the child
   (``MemoryError``, or onnxruntime's "Failed to allocate"), and the machine never gives the
   model that memory. The budget is the whole process's: Python, numpy and onnxruntime take
-  about ``BASELINE_MB`` of address space before the model is read, the model's bytes are held
-  twice while its session is built, then its tensors. Thread pools reserve address space per
-  thread (a stack and a malloc arena each), so the child runs with one thread, one malloc
-  arena (``MALLOC_ARENA_MAX``) and onnxruntime's own arena off, which keeps its address space
-  close to what the graph really allocates.
+  about 150 MB of address space before the model is read (``BASELINE_MB`` leaves room for a
+  tiny model's run), the model's bytes are held about twice while its session is built, then
+  come its tensors: a 16 MB model of 4 million weights runs at 640 within 256 MB; 1024 MB
+  leaves a YOLO model of a few tens of MB ample room. Address space is not memory used:
+  every thread that allocates reserves a glibc malloc arena of 64 MB, so an onnxruntime
+  session with 16 threads takes 1.2 GB of address space for 77 MB resident. The child
+  therefore runs onnxruntime with one thread and ``MALLOC_ARENA_MAX=1`` (16 threads: 290 MB),
+  and without onnxruntime's own arena (which grows by powers of two), so the limit measures
+  what the graph allocates.
 - ``RLIMIT_CPU`` a second above ``seconds``: a backstop if the parent dies; the parent itself
   ends the child with SIGKILL when ``seconds`` of wall-clock time have passed.
 - no core files (a crash of a big process would write one as big).
 
-The model's bytes go to the child on its standard input; it answers with one JSON document on
-its standard output (which it moves away from anything the libraries print). Outcomes, each
+The model's bytes go to the child on its standard input; on its standard output (which it
+moves away from anything the libraries print) it says ``RUNNING`` once it is set up, then
+answers with one JSON document. Outcomes, each
 with a stable ``code`` and a message: ``ok`` (with the run's report: the output shapes and
 times), ``runtime_error``, ``out_of_memory``, ``timeout``, ``crashed`` (a signal, named), and
 ``sandbox_error`` when the child could not even start (onnxruntime missing, or a limit too
@@ -127,6 +132,7 @@ def validate_in_sandbox(
     and ``seconds`` of wall-clock time. ``options`` must be JSON."""
     command = [
         sys.executable,
+        "-P",  # nothing imported from the working directory
         "-c",
         BOOTSTRAP,
         str(memory_mb << 20),
@@ -174,7 +180,8 @@ def run_name(run: str | RunFunction) -> str:
 
 def child_environment() -> dict[str, str]:
     """The child's whole environment: where to import from, and one thread everywhere."""
-    return {
+    kept = {name: os.environ[name] for name in ("LD_LIBRARY_PATH",) if name in os.environ}
+    return kept | {
         "PATH": os.defpath,
         "PYTHONPATH": os.pathsep.join(os.path.abspath(path) for path in sys.path if path),
         "PYTHONDONTWRITEBYTECODE": "1",
