@@ -157,6 +157,12 @@ def test_a_run_is_named_by_module_and_function() -> None:
             run_name(bad)  # type: ignore[arg-type]
 
 
+def test_limits_must_be_positive() -> None:
+    for limits in ({"memory_mb": 0, "seconds": 1.0}, {"memory_mb": 512, "seconds": 0.0}):
+        with pytest.raises(ValueError):
+            validate_in_sandbox(b"", **limits)  # type: ignore[arg-type]
+
+
 def test_the_result_is_shown_in_the_language_of_the_request() -> None:
     from django.utils import translation
 

@@ -130,6 +130,8 @@ def validate_in_sandbox(
 ) -> SandboxResult:
     """``run(data, **options)`` in a child process limited to ``memory_mb`` of address space
     and ``seconds`` of wall-clock time. ``options`` must be JSON."""
+    if memory_mb <= 0 or not seconds > 0:
+        raise ValueError(f"limits must be positive, not {memory_mb} MB and {seconds} s")
     command = [
         sys.executable,
         "-P",  # nothing imported from the working directory
