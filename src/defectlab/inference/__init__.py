@@ -1,0 +1,1 @@
+"""Models: the detection engine, and (to come) the model registry and pre-annotation."""
