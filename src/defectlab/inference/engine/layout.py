@@ -16,9 +16,11 @@ with one class and end-to-end with six detections), in this order:
 
 1. ``end2end`` in the metadata: true keeps only the end-to-end layouts, false drops them.
 2. The number of classes, from the model's ``names`` or else the names given with the upload,
-   keeps only the layouts whose class count matches.
+   keeps only the layouts whose class count matches (if none does, it is ignored).
 3. The candidate count a stride-8/16/32 head gives at the input size (v8: 8400 at 640, v5:
-   three anchors each, 25200) keeps the layout whose candidate dimension equals it.
+   three anchors each, 25200): a layout whose candidate dimension equals it wins, and one whose
+   fixed candidate dimension differs from it loses to a layout that does not tell (end-to-end
+   outputs have max_det rows, any number; a symbolic dimension can be anything).
 4. Whoever wrote the file: an Ultralytics 8+ export (it writes ``task``) prefers v8, then
    end-to-end, then v5; an export without ``task`` (YOLOv5's own exporter writes only stride
    and names, and end-to-end models come only from Ultralytics 8+) prefers v5, then v8.
@@ -201,16 +203,24 @@ def _outputs(
     if metadata.end2end is not None:
         options = [o for o in options if (o[0] in _END2END) == metadata.end2end]
     if nc is not None:
-        options = [o for o in options if o[1] is None or o[1] == nc]
+        # A class count that fits no layout (names of another model, or too few given with
+        # the upload) is a wrong hint, not a reason to refuse: the graph's shape decides.
+        options = [o for o in options if o[1] is None or o[1] == nc] or options
     if len(options) > 1:
         expected = {
             LayoutKind.YOLOV8: candidates_v8(size),
             LayoutKind.SEGMENT: candidates_v8(size),
             LayoutKind.YOLOV5: 3 * candidates_v8(size),
         }
-        matching = [o for o in options if expected.get(o[0]) == o[2]]
-        if matching:
-            options = matching
+
+        def fit(option: tuple[LayoutKind, int | None, Dim]) -> int:
+            count = expected.get(option[0])
+            if count is None or not isinstance(option[2], int):
+                return 1  # end-to-end (K is max_det, any number) or a symbolic count
+            return 2 if option[2] == count else 0
+
+        best = max(fit(option) for option in options)
+        options = [option for option in options if fit(option) == best]
     options = [o for o in options if o[1] is None or o[1] <= MAX_CLASSES]
     if not options:
         raise _fail(tensors)
