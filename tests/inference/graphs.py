@@ -60,7 +60,9 @@ def constant_model(
         initializers.append(
             numpy_helper.from_array(np.array(array.shape[1:], dtype=np.int64), f"{name}_rest")
         )
-        nodes.append(helper.make_node("Concat", ["batch", f"{name}_rest"], [f"{name}_shape"], axis=0))
+        nodes.append(
+            helper.make_node("Concat", ["batch", f"{name}_rest"], [f"{name}_shape"], axis=0)
+        )
         nodes.append(helper.make_node("Expand", [f"{name}_value", f"{name}_shape"], [name]))
         batch = input_shape[0]
         shape = (output_shapes or {}).get(name, (batch, *array.shape[1:]))
@@ -124,8 +126,10 @@ def blob_model(
     )
 
 
-def v8_output(boxes_xywh: Sequence[Sequence[float]], scores: Sequence[Sequence[float]]) -> np.ndarray:
+def v8_output(
+    boxes_xywh: Sequence[Sequence[float]], scores: Sequence[Sequence[float]]
+) -> np.ndarray:
     """A 1×(4+nc)×N YOLOv8 raw output from N (cx, cy, w, h) boxes and their N×nc scores."""
-    return np.concatenate(
-        [np.asarray(boxes_xywh, np.float32).T, np.asarray(scores, np.float32).T]
-    )[None]
+    return np.concatenate([np.asarray(boxes_xywh, np.float32).T, np.asarray(scores, np.float32).T])[
+        None
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -41,16 +43,16 @@ def reference_nms(boxes: list[list[float]], scores: list[float], iou: float) -> 
     return keep
 
 
-box = st.tuples(
-    st.integers(0, 60), st.integers(0, 60), st.integers(1, 30), st.integers(1, 30)
-).map(lambda b: [float(b[0]), float(b[1]), float(b[0] + b[2]), float(b[1] + b[3])])
+box = st.tuples(st.integers(0, 60), st.integers(0, 60), st.integers(1, 30), st.integers(1, 30)).map(
+    lambda b: [float(b[0]), float(b[1]), float(b[0] + b[2]), float(b[1] + b[3])]
+)
 
 
 @given(
     st.lists(st.tuples(box, st.integers(0, 20)), min_size=0, max_size=60),
     st.sampled_from([0.3, 0.45, 0.5, 0.7]),
 )
-def test_nms_matches_the_slow_reference(items: list, iou: float) -> None:  # type: ignore[type-arg]
+def test_nms_matches_the_slow_reference(items: list, iou: float) -> None:
     boxes = [b for b, _ in items]
     scores = [s / 20 for _, s in items]  # many equal scores: ties break by position
     kept = nms(np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(scores), iou)
@@ -68,12 +70,14 @@ def test_limit_stops_after_that_many_kept() -> None:
     assert nms(boxes, np.linspace(0.1, 1, 10), 0.5, limit=3).tolist() == [9, 8, 7]
 
 
-def v8(boxes_xywh: list[list[float]], scores: list[list[float]]) -> np.ndarray:
+def v8(boxes_xywh: Sequence[Sequence[float]], scores: Sequence[Sequence[float]]) -> np.ndarray:
     return np.concatenate([np.array(boxes_xywh, np.float32).T, np.array(scores, np.float32).T])
 
 
 def test_overlapping_boxes_of_different_classes_are_both_kept() -> None:
-    output = v8([[50, 50, 20, 20], [51, 50, 20, 20], [52, 50, 20, 20]], [[0.9, 0], [0, 0.8], [0.7, 0]])
+    output = v8(
+        [[50, 50, 20, 20], [51, 50, 20, 20], [52, 50, 20, 20]], [[0.9, 0], [0, 0.8], [0.7, 0]]
+    )
     found = decode_v8(output, classes_count=2, conf=0.25, iou=0.7, max_det=300)
     assert found.classes.tolist() == [0, 1]
     np.testing.assert_allclose(found.boxes[0], [40, 40, 60, 60])
@@ -103,7 +107,9 @@ def test_at_most_30000_candidates_go_into_nms() -> None:
         [np.arange(count) * 3.0, np.zeros(count), np.ones(count), np.ones(count)], axis=1
     )
     scores = rng.uniform(0.3, 1.0, size=(count, 1))
-    found = decode_v8(v8(centres.tolist(), scores.tolist()), classes_count=1, conf=0.25, iou=0.7, max_det=count)
+    found = decode_v8(
+        v8(centres.tolist(), scores.tolist()), classes_count=1, conf=0.25, iou=0.7, max_det=count
+    )
     assert len(found) == MAX_NMS  # none overlap: exactly the 30000 best survive
     assert found.scores.min() >= np.sort(scores.ravel().astype(np.float32))[-MAX_NMS]
 
@@ -125,7 +131,12 @@ def test_v5_multiplies_objectness_into_the_class_scores() -> None:
 
 def test_end2end_filters_then_cuts_then_filters_classes() -> None:
     rows = np.array(
-        [[0, 0, 10, 10, 0.9, 1], [5, 5, 15, 15, 0.8, 0], [1, 1, 2, 2, 0.1, 0], [3, 3, 9, 9, 0.7, 1]],
+        [
+            [0, 0, 10, 10, 0.9, 1],
+            [5, 5, 15, 15, 0.8, 0],
+            [1, 1, 2, 2, 0.1, 0],
+            [3, 3, 9, 9, 0.7, 1],
+        ],
         dtype=np.float32,
     )
     found = decode_end2end(rows, conf=0.25, max_det=2)
@@ -149,6 +160,9 @@ def test_mask_is_cut_to_the_box_and_upsampled_like_torch() -> None:
     points = outline(mask)
     assert points is not None
     assert sorted({tuple(p) for p in points.tolist()}) == [
-        (158.0, 238.0), (158.0, 401.0), (321.0, 238.0), (321.0, 401.0)
+        (158.0, 238.0),
+        (158.0, 401.0),
+        (321.0, 238.0),
+        (321.0, 401.0),
     ]
     assert outline(np.zeros((8, 8), bool)) is None

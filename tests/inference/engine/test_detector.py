@@ -50,7 +50,11 @@ def test_yolov8_raw_on_a_wide_and_a_tall_image() -> None:
     # overlaps no box of its own class (class 0), so per-class NMS keeps it.
     np.testing.assert_allclose(
         wide.boxes,
-        [[100, 50, 200, 100], [593.75, 218.75, 656.25, 281.25], [596.875, 218.75, 659.375, 281.25]],
+        [
+            [100.0, 50.0, 200.0, 100.0],
+            [593.75, 218.75, 656.25, 281.25],
+            [596.875, 218.75, 659.375, 281.25],
+        ],
     )
     assert wide.classes.tolist() == [0, 1, 0]
     np.testing.assert_allclose(wide.scores, [0.9, 0.8, 0.6], rtol=1e-6)
@@ -96,13 +100,21 @@ def test_names_fall_back_to_the_upload_then_to_numbers() -> None:
     assert Detector(bare, names=["a", "b", "c"]).names == ("a", "b", "c")
     named = constant_model({"output0": output}, metadata={"names": "{0: 'x', 1: 'y', 2: 'z'}"})
     assert Detector(named, names=["a", "b", "c"]).names == ("x", "y", "z")
-    hostile = constant_model({"output0": output}, metadata={"names": "__import__('os').system('x')"})
+    hostile = constant_model(
+        {"output0": output}, metadata={"names": "__import__('os').system('x')"}
+    )
     assert Detector(hostile, names=["a"]).names == ("a", "class 1", "class 2")
 
 
 def test_yolov5_objectness_and_its_own_iou_default() -> None:
     rows = np.array(
-        [[[96, 208, 64, 32, 0.9, 1.0, 0.2], [96, 210, 64, 32, 0.8, 0.9, 0.1], [400, 320, 40, 40, 0.5, 0.1, 0.8]]],
+        [
+            [
+                [96, 208, 64, 32, 0.9, 1.0, 0.2],
+                [96, 210, 64, 32, 0.8, 0.9, 0.1],
+                [400, 320, 40, 40, 0.5, 0.1, 0.8],
+            ]
+        ],
         dtype=np.float32,
     )
     model = constant_model({"output0": rows}, metadata={"stride": "32", "names": NAMES})
@@ -192,7 +204,7 @@ def test_dynamic_batch_and_size_run_several_images_at_once() -> None:
             runs.append(feeds["images"].shape)
             return session.run(names, feeds)
 
-    detector.session = Counting()  # type: ignore[assignment]
+    detector.session = Counting()
     results = detector.detect_many([WIDE, TALL, WIDE])
     assert runs == [(3, 3, 320, 320)]
     # 1000 × 500 at 320: gain 0.32, 80 rows of border on top.
@@ -250,7 +262,11 @@ def test_gray_and_sixteen_bit_images() -> None:
 
 @pytest.mark.parametrize(
     ("data", "code"),
-    [(b"", "empty"), (WIDE[: len(WIDE) // 2], "truncated"), (b"\xff\xd8\xff\xe0garbage", "unreadable")],
+    [
+        (b"", "empty"),
+        (WIDE[: len(WIDE) // 2], "truncated"),
+        (b"\xff\xd8\xff\xe0garbage", "unreadable"),
+    ],
 )
 def test_hostile_images_get_the_engines_error(data: bytes, code: str) -> None:
     with pytest.raises(ImageInputError) as refused:
@@ -273,13 +289,15 @@ def test_models_that_are_not_detectors_are_refused() -> None:
     with pytest.raises(ModelError) as refused:
         Detector(odd)
     assert refused.value.code == "bad_outputs" and "1×3×4" in str(refused.value)
-    gray_input = constant_model({"output0": np.zeros((1, 6, 10), np.float32)}, input_shape=(1, 1, 64, 64))
+    gray_input = constant_model(
+        {"output0": np.zeros((1, 6, 10), np.float32)}, input_shape=(1, 1, 64, 64)
+    )
     with pytest.raises(ModelError) as refused:
         Detector(gray_input)
     assert refused.value.code == "bad_input"
 
 
-def test_outputs_that_break_the_declared_layout_are_refused_when_run(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_outputs_that_break_the_declared_layout_are_refused_when_run(monkeypatch) -> None:
     detector = Detector(v8_model())
     real = detector.session
 
@@ -287,7 +305,7 @@ def test_outputs_that_break_the_declared_layout_are_refused_when_run(monkeypatch
         def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
             return [np.zeros((1, 7, 10), np.float32)]  # 3 classes where the graph said 2
 
-    detector.session = Lying()  # type: ignore[assignment]
+    detector.session = Lying()
     with pytest.raises(ModelError) as refused:
         detector.detect(WIDE)
     assert refused.value.code == "bad_outputs" and "1×7×10" in str(refused.value)
@@ -296,7 +314,7 @@ def test_outputs_that_break_the_declared_layout_are_refused_when_run(monkeypatch
         def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
             return real.run(names, {"images": feeds["images"][:, :, :5]})  # a wrong input shape
 
-    detector.session = Failing()  # type: ignore[assignment]
+    detector.session = Failing()
     with pytest.raises(ModelError) as refused:
         detector.detect(WIDE)
     assert refused.value.code == "run_failed"

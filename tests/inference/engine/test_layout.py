@@ -68,7 +68,7 @@ def test_ambiguous_shapes_are_decided_by_metadata_then_classes_then_candidates()
         [],
     ],
 )
-def test_other_outputs_are_refused_with_a_sentence(shapes: list[list[int]]) -> None:
+def test_other_outputs_are_refused_with_a_sentence(shapes: list[list[int | str | None]]) -> None:
     with pytest.raises(ModelError) as refused:
         kind(*shapes)
     assert refused.value.code == "bad_outputs"

@@ -20,21 +20,20 @@ def ultralytics_preprocess(image: np.ndarray, new_shape: tuple[int, int]) -> np.
     preprocess, restated line by line from their formulas, for comparison."""
     shape = image.shape[:2]
     r = min(new_shape[0] / shape[0], new_shape[1] / shape[1])
-    new_unpad = int(round(shape[1] * r)), int(round(shape[0] * r))
+    new_unpad = round(shape[1] * r), round(shape[0] * r)
     dw, dh = new_shape[1] - new_unpad[0], new_shape[0] - new_unpad[1]
     dw /= 2
     dh /= 2
     if shape[::-1] != new_unpad:
         image = cv2.resize(image, new_unpad, interpolation=cv2.INTER_LINEAR)
-    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
-    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
     image = cv2.copyMakeBorder(
         image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114)
     )
     batch = np.stack([image])[..., ::-1].transpose((0, 3, 1, 2))
-    batch = np.ascontiguousarray(batch).astype(np.float32)
-    batch /= 255
-    return batch
+    tensor = np.ascontiguousarray(batch).astype(np.float32)
+    return tensor / np.float32(255)
 
 
 @pytest.mark.parametrize(

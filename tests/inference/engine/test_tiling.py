@@ -91,7 +91,9 @@ def test_cut_parts_give_way_to_a_whole_view() -> None:
     cut = cut_at_edge(boxes, tile, (3000, 4000))
     assert cut.tolist() == [True, True, False, True]
     cut[1] = False  # as its own tile judged it
-    kept = merge(boxes, np.array([0.95, 0.6, 0.7, 0.5]), np.zeros(4, np.int64), cut, iou=0.7, max_det=300)
+    kept = merge(
+        boxes, np.array([0.95, 0.6, 0.7, 0.5]), np.zeros(4, np.int64), cut, iou=0.7, max_det=300
+    )
     assert sorted(kept.tolist()) == [1, 2, 3]  # the part went although it scored higher
     other_class = merge(
         boxes, np.array([0.95, 0.6, 0.7, 0.5]), np.array([1, 0, 0, 0]), cut, iou=0.7, max_det=300

@@ -154,8 +154,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int | None = N
         while order.size and len(keep) < limit:
             best, rest = int(order[0]), order[1:]
             keep.append(best)
-            width = np.maximum(np.float32(0), np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]))
-            height = np.maximum(np.float32(0), np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]))
+            width = np.maximum(
+                np.float32(0), np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest])
+            )
+            height = np.maximum(
+                np.float32(0), np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest])
+            )
             inter = width * height
             overlap = inter / (areas[best] + areas[rest] - inter)
             order = rest[~(overlap > threshold)]  # NaN (two empty boxes) never suppresses
@@ -184,9 +188,7 @@ def masks(
     x1, y1, x2, y2 = (small[:, k, None, None] for k in range(4))
     inside = (cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2)
     logits = logits * inside
-    return [
-        cv2.resize(logit, (iw, ih), interpolation=cv2.INTER_LINEAR) > 0 for logit in logits
-    ]
+    return [cv2.resize(logit, (iw, ih), interpolation=cv2.INTER_LINEAR) > 0 for logit in logits]
 
 
 def outline(mask: np.ndarray) -> np.ndarray | None:

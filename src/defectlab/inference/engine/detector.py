@@ -160,7 +160,6 @@ class Detector:
         image_size: tuple[int, int],
         run_ms: float,
         post_ms: float,
-        tiles: int = 0,
     ) -> Detections:
         return Detections(
             boxes=found.boxes,
@@ -171,7 +170,6 @@ class Detector:
             height=image_size[0],
             names=self._names_for(found.classes),
             timings=Timings(item.decode_ms, item.letterbox_ms, run_ms, post_ms),
-            tiles=tiles,
         )
 
     def _names_for(self, classes: np.ndarray) -> tuple[str, ...]:
@@ -326,7 +324,9 @@ class Detector:
         image_size = (pixels.shape[0], pixels.shape[1])
         pieces = tiling.tiles(image_size, self.layout.input_size, overlap)
         if len(pieces) == 1:  # the image fits in one tile: the whole-image pass is all there is
-            return self.detect_many([pixels], conf=conf, iou=iou, max_det=max_det, classes=classes)[0]
+            return self.detect_many([pixels], conf=conf, iou=iou, max_det=max_det, classes=classes)[
+                0
+            ]
         prepared = [self._prepare(image, pixels)]
         prepared += [
             self._prepare(image, pixels[t.y : t.y + t.height, t.x : t.x + t.width]) for t in pieces
@@ -336,7 +336,9 @@ class Detector:
         boxes = [found[0].boxes]
         cut = [np.zeros(len(found[0].boxes), dtype=bool)]
         for piece, result in zip(pieces, found[1:], strict=True):
-            shifted = result.boxes + np.array([piece.x, piece.y, piece.x, piece.y], dtype=np.float64)
+            shifted = result.boxes + np.array(
+                [piece.x, piece.y, piece.x, piece.y], dtype=np.float64
+            )
             boxes.append(shifted)
             cut.append(tiling.cut_at_edge(shifted, piece, image_size))
         all_boxes = np.concatenate(boxes)
@@ -367,11 +369,14 @@ class Detector:
             sum(run_ms),
             sum(post_ms) + merge_ms,
         )
-        result = self._detections(prepared[0], merged, image_size, 0.0, 0.0, tiles=len(pieces))
-        return _replace_timings(result, timings)
-
-
-def _replace_timings(detections: Detections, timings: Timings) -> Detections:
-    from dataclasses import replace
-
-    return replace(detections, timings=timings)
+        return Detections(
+            boxes=merged.boxes,
+            scores=merged.scores,
+            classes=merged.classes,
+            polygons=merged.polygons,
+            width=image_size[1],
+            height=image_size[0],
+            names=self._names_for(merged.classes),
+            timings=timings,
+            tiles=len(pieces),
+        )

@@ -47,9 +47,7 @@ UNREADABLE_IMAGE = gettext_noop(
     "The file is not an image the detector can read (JPEG, PNG, BMP, TIFF or WebP)."
 )
 TRUNCATED_IMAGE = gettext_noop("The image file is cut short: part of the picture is missing.")
-TOO_MANY_PIXELS = gettext_noop(
-    "The image has %(pixels)s pixels; at most %(limit)s are accepted."
-)
+TOO_MANY_PIXELS = gettext_noop("The image has %(pixels)s pixels; at most %(limit)s are accepted.")
 TOO_MANY_PIXELS_FOR_PILLOW = gettext_noop(
     "The image has more pixels than this server accepts (%(limit)s)."
 )

@@ -41,16 +41,16 @@ def placement(image_size: tuple[int, int], input_size: tuple[int, int]) -> Place
     r = min(new_h / height, new_w / width)
     # The predictor computes int(round(side * r)); a side rounding to 0 (an image hundreds of
     # times longer than wide) would crash it, so it is kept at one pixel here.
-    unpad_w, unpad_h = max(1, int(round(width * r))), max(1, int(round(height * r)))
+    unpad_w, unpad_h = max(1, round(width * r)), max(1, round(height * r))
     dw, dh = (new_w - unpad_w) / 2, (new_h - unpad_h) / 2
     return Placement(
         image_size=(height, width),
         input_size=(new_h, new_w),
         resized=(unpad_h, unpad_w),
-        top=int(round(dh - 0.1)),
-        bottom=int(round(dh + 0.1)),
-        left=int(round(dw - 0.1)),
-        right=int(round(dw + 0.1)),
+        top=round(dh - 0.1),
+        bottom=round(dh + 0.1),
+        left=round(dw - 0.1),
+        right=round(dw + 0.1),
     )
 
 
