@@ -14,8 +14,8 @@ OPSET = 17
 Dim = int | str
 
 
-def _value(name: str, shape: Sequence[Dim]) -> onnx.ValueInfoProto:
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
+def _value(name: str, shape: Sequence[Dim], kind: int = TensorProto.FLOAT) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, kind, list(shape))
 
 
 def _finish(
@@ -41,6 +41,7 @@ def constant_model(
     input_shape: Sequence[Dim] = (1, 3, 640, 640),
     output_shapes: Mapping[str, Sequence[Dim]] | None = None,
     metadata: Mapping[str, str] | None = None,
+    input_type: int = TensorProto.FLOAT,
 ) -> bytes:
     """A model whose outputs are the given arrays (each with a leading batch of 1), repeated
     along the input's batch, whatever the image. ``output_shapes`` overrides the declared
@@ -67,7 +68,8 @@ def constant_model(
         batch = input_shape[0]
         shape = (output_shapes or {}).get(name, (batch, *array.shape[1:]))
         declared.append(_value(name, shape))
-    return _finish(nodes, [_value("images", input_shape)], declared, initializers, metadata)
+    image = _value("images", input_shape, input_type)
+    return _finish(nodes, [image], declared, initializers, metadata)
 
 
 CELL = 32

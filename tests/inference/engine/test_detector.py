@@ -11,6 +11,7 @@ import io
 import cv2
 import numpy as np
 import pytest
+from onnx import TensorProto
 from PIL import Image
 
 from defectlab.geometry import ShapeType
@@ -212,6 +213,23 @@ def test_dynamic_batch_and_size_run_several_images_at_once() -> None:
     np.testing.assert_allclose(results[2].boxes, results[0].boxes)
     np.testing.assert_allclose(results[1].boxes, [[0, 300, 0, 350]])  # the 80-pixel side border
     assert Detector(model, input_size=640).input_size == (640, 640)  # a version's own size
+
+
+def test_half_precision_model() -> None:
+    model = constant_model(
+        {"output0": v8_output([[96, 208, 64, 32]], [[0.9]])},
+        metadata={"names": "{0: 'a'}", "task": "detect"},
+        input_type=TensorProto.FLOAT16,
+    )
+    detector = Detector(model)
+    assert detector.layout.half
+    np.testing.assert_allclose(detector.detect(WIDE).boxes, [[100.0, 50.0, 200.0, 100.0]])
+    uint8 = constant_model(
+        {"output0": np.zeros((1, 6, 10), np.float32)}, input_type=TensorProto.UINT8
+    )
+    with pytest.raises(ModelError) as refused:
+        Detector(uint8)
+    assert refused.value.code == "bad_input" and "tensor(uint8)" in str(refused.value)
 
 
 def test_fixed_batch_of_two_is_filled() -> None:

@@ -120,3 +120,10 @@ def test_inverse_subtracts_the_rounded_border() -> None:
     assert scale_boxes(np.array([[0, 1, 10, 11]]), (640, 640), (637, 640)).tolist() == [
         [0, 0, 10, 10]
     ]
+
+
+def test_yolov5_takes_the_unrounded_half_border_as_its_predictor_does() -> None:
+    # 637 high at 640: the letterbox adds 1 row on top; half the border is 1.5.
+    box = np.array([[0, 1.5, 10, 11.5]])
+    assert scale_boxes(box, (640, 640), (637, 640)).tolist() == [[0, 0.5, 10, 10.5]]
+    assert scale_boxes(box, (640, 640), (637, 640), rounded_pad=False).tolist() == [[0, 0, 10, 10]]

@@ -229,6 +229,8 @@ class Detector:
     def _run(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         layout = self.layout
         tensor = to_tensor(images, batch=layout.batch)
+        if layout.half:
+            tensor = tensor.astype(np.float16)
         names = [layout.output_name] + ([layout.proto_name] if layout.proto_name else [])
         try:
             results = self.session.run(names, {layout.input_name: tensor})
@@ -236,6 +238,9 @@ class Detector:
             raise ModelError("run_failed", RUN_FAILED, reason=reason(error)) from error
         output = np.asarray(results[0])
         protos = np.asarray(results[1]) if layout.proto_name else None
+        if layout.half:  # decoded in float32, as the predictor does (it calls .float())
+            output = output.astype(np.float32)
+            protos = None if protos is None else protos.astype(np.float32)
         self._check_outputs(output, protos, len(tensor))
         return output, protos
 
@@ -306,7 +311,12 @@ class Detector:
                         else scale_points(outline, layout.input_size, where.image_size)
                     )
             polygons = tuple(outlines)
-        boxes = scale_boxes(found.boxes, layout.input_size, where.image_size)
+        boxes = scale_boxes(
+            found.boxes,
+            layout.input_size,
+            where.image_size,
+            rounded_pad=kind is not LayoutKind.YOLOV5,
+        )
         return _Found(boxes, found.scores.astype(np.float64), found.classes, polygons)
 
     def _detect_tiled(

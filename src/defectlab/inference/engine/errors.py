@@ -56,7 +56,8 @@ BAD_ARRAY = gettext_noop(
 )
 UNREADABLE_MODEL = gettext_noop("The model could not be loaded by onnxruntime: %(reason)s")
 BAD_INPUT = gettext_noop(
-    "The model must take one image input of shape batch × 3 × height × width; it takes %(shape)s."
+    "The model must take one float image input of shape batch × 3 × height × width; "
+    "it takes %(shape)s."
 )
 BAD_OUTPUTS = gettext_noop(
     "The model's outputs %(shapes)s are not a YOLO detection or segmentation layout "

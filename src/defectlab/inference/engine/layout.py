@@ -45,6 +45,7 @@ from defectlab.inference.engine.errors import (
 from defectlab.inference.engine.metadata import MAX_CLASSES, ModelMetadata
 
 DEFAULT_SIZE = 640
+_FLOAT = "tensor(float)"
 _STRIDES = (8, 16, 32)
 Dim = int | str | None
 
@@ -86,6 +87,7 @@ class Layout:
     proto_name: str | None  # the mask prototypes (segmentation only)
     classes: int | None  # None: end-to-end output without known names (class ids as given)
     mask_channels: int  # nm; 0 without masks
+    half: bool = False  # the input is float16 (a model exported with half=True)
 
     @property
     def end2end(self) -> bool:
@@ -139,6 +141,7 @@ def recognise(
         proto_name=proto,
         classes=found_nc,
         mask_channels=nm,
+        half=getattr(inputs[0], "type", _FLOAT) == "tensor(float16)",
     )
 
 
@@ -148,8 +151,18 @@ def _dim(value: Any) -> Dim:
 
 def _input(inputs: Sequence[Any]) -> _Tensor:
     shapes = [tuple(_dim(d) for d in item.shape) for item in inputs]
-    if len(inputs) != 1 or len(shapes[0]) != 4 or shapes[0][1] != 3:
-        shown = ", ".join(_show(shape) for shape in shapes) or "nothing"
+    kinds = [getattr(item, "type", _FLOAT) for item in inputs]
+    if (
+        len(inputs) != 1
+        or len(shapes[0]) != 4
+        or shapes[0][1] != 3
+        or kinds[0] not in (_FLOAT, "tensor(float16)")
+    ):
+        shown = ", ".join(
+            _show(shape) + ("" if kind == _FLOAT else f" ({kind})")
+            for shape, kind in zip(shapes, kinds, strict=True)
+        )
+        shown = shown or "nothing"
         raise ModelError("bad_input", BAD_INPUT, shape=shown)
     return _Tensor(str(inputs[0].name), shapes[0])
 

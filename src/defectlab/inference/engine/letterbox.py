@@ -88,20 +88,31 @@ def to_tensor(images: Sequence[np.ndarray], *, batch: int | None = None) -> np.n
 
 
 def _gain_and_pad(
-    input_size: tuple[int, int], image_size: tuple[int, int]
+    input_size: tuple[int, int], image_size: tuple[int, int], *, rounded: bool = True
 ) -> tuple[float, float, float]:
     gain = min(input_size[0] / image_size[0], input_size[1] / image_size[1])
-    pad_x = round((input_size[1] - image_size[1] * gain) / 2 - 0.1)
-    pad_y = round((input_size[0] - image_size[0] * gain) / 2 - 0.1)
+    pad_x = (input_size[1] - image_size[1] * gain) / 2
+    pad_y = (input_size[0] - image_size[0] * gain) / 2
+    if rounded:
+        return gain, round(pad_x - 0.1), round(pad_y - 0.1)
     return gain, pad_x, pad_y
 
 
 def scale_boxes(
-    boxes: np.ndarray, input_size: tuple[int, int], image_size: tuple[int, int]
+    boxes: np.ndarray,
+    input_size: tuple[int, int],
+    image_size: tuple[int, int],
+    *,
+    rounded_pad: bool = True,
 ) -> np.ndarray:
     """Boxes (N×4 x1, y1, x2, y2) in letterboxed input pixels → original-image pixels, clipped
-    to the image (Ultralytics' ``scale_boxes`` and ``clip_boxes``)."""
-    gain, pad_x, pad_y = _gain_and_pad(input_size, image_size)
+    to the image (Ultralytics' ``scale_boxes`` and ``clip_boxes``).
+
+    Ultralytics 8 subtracts the border the letterbox added (``round(pad - 0.1)``); YOLOv5's own
+    ``scale_boxes`` subtracts the unrounded half border (``rounded_pad=False``), which moves
+    boxes by up to half an input pixel where the border is odd. Each model family's boxes are
+    put back as its own predictor puts them."""
+    gain, pad_x, pad_y = _gain_and_pad(input_size, image_size, rounded=rounded_pad)
     out = np.array(boxes, dtype=np.float64, copy=True).reshape(-1, 4)
     out[:, [0, 2]] -= pad_x
     out[:, [1, 3]] -= pad_y
