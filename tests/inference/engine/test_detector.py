@@ -337,3 +337,20 @@ def test_outputs_that_break_the_declared_layout_are_refused_when_run(monkeypatch
         detector.detect(WIDE)
     assert refused.value.code == "run_failed"
     assert str(refused.value).startswith("The model failed while running: ")
+
+
+def test_nan_and_infinite_outputs_give_no_detections() -> None:
+    output = v8_output(
+        [[np.nan, 208, 64, 32], [np.inf, 320, 40, 40], [96, 208, 64, 32]],
+        [[0.9], [0.9], [np.nan]],
+    )
+    model = constant_model({"output0": output}, metadata={"names": "{0: 'a'}", "task": "detect"})
+    found = Detector(model).detect(WIDE)
+    assert len(found) == 0 and found.shapes() == []
+    rows = np.zeros((1, 300, 6), dtype=np.float32)
+    rows[0, 0] = [64, 192, 128, 224, 0.9, 5e6]  # a class id no model has
+    rows[0, 1] = [64, 192, 128, 224, 0.9, 3]
+    e2e = constant_model({"output0": rows}, metadata={"task": "detect", "end2end": "True"})
+    found = Detector(e2e).detect(WIDE)
+    assert found.classes.tolist() == [3]
+    assert found.names == ("class 0", "class 1", "class 2", "class 3")

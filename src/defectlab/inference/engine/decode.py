@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from defectlab.inference.engine.metadata import MAX_CLASSES
+
 MAX_NMS = 30_000  # candidates into NMS at most, the highest scores
 MAX_WH = 7680  # the per-class shift: larger than any box, so classes never overlap
 
@@ -46,8 +48,14 @@ class Candidates:
 
 
 def _corners(xywh: np.ndarray) -> np.ndarray:
-    half = xywh[:, 2:4] / np.float32(2)
-    return np.concatenate((xywh[:, 0:2] - half, xywh[:, 0:2] + half), axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf − inf: dropped as not finite
+        half = xywh[:, 2:4] / np.float32(2)
+        return np.concatenate((xywh[:, 0:2] - half, xywh[:, 0:2] + half), axis=1)
+
+
+def _finite(picked: Candidates) -> Candidates:
+    """Without boxes a broken graph made NaN or infinite: no shape can be made of them."""
+    return picked.take(np.flatnonzero(np.isfinite(picked.boxes).all(axis=1)))
 
 
 def _class_filter(classes: Sequence[int] | None, found: np.ndarray) -> np.ndarray:
@@ -93,7 +101,8 @@ def decode_v5(
     """One image's ``N×(5+nc[+nm])`` output (YOLOv5: objectness × class score), after NMS."""
     output = np.asarray(output, dtype=np.float32)
     rows = output[output[:, 4] > conf]
-    class_scores = rows[:, 5 : 5 + classes_count] * rows[:, 4:5]
+    with np.errstate(invalid="ignore", over="ignore"):  # inf × 0 from a broken graph
+        class_scores = rows[:, 5 : 5 + classes_count] * rows[:, 4:5]
     found = class_scores.argmax(axis=1).astype(np.int64)
     best = class_scores.max(axis=1) if len(rows) else np.zeros(0, np.float32)
     keep = best > conf
@@ -116,23 +125,25 @@ def decode_end2end(
     """One image's ``K×(6[+nm])`` end-to-end output: x1, y1, x2, y2, score, class[, masks]."""
     output = np.asarray(output, dtype=np.float32)
     rows = output[output[:, 4] > conf][:max_det]
-    # Class ids come as floats; anything not a small whole number is not a class.
+    # Class ids come as floats; anything but a whole number below MAX_CLASSES is not a class.
     found = np.nan_to_num(rows[:, 5], nan=-1.0, posinf=-1.0, neginf=-1.0)
-    found = np.clip(np.rint(found), -1, 1 << 20).astype(np.int64)
-    rows, found = rows[found >= 0], found[found >= 0]
+    found = np.clip(np.rint(found), -1, MAX_CLASSES).astype(np.int64)
+    valid = (found >= 0) & (found < MAX_CLASSES)
+    rows, found = rows[valid], found[valid]
     keep = _class_filter(classes, found)
-    return Candidates(
+    picked = Candidates(
         np.ascontiguousarray(rows[keep, :4]),
         rows[keep, 4],
         found[keep],
         rows[keep, 6:] if output.shape[1] > 6 else None,
     )
+    return _finite(picked)
 
 
 def _nms_stage(
     picked: Candidates, classes: Sequence[int] | None, iou: float, max_det: int
 ) -> Candidates:
-    picked = picked.take(np.flatnonzero(_class_filter(classes, picked.classes)))
+    picked = _finite(picked.take(np.flatnonzero(_class_filter(classes, picked.classes))))
     if len(picked) > MAX_NMS:
         picked = picked.take(np.argsort(-picked.scores, kind="stable")[:MAX_NMS])
     shifted = picked.boxes + (picked.classes.astype(np.float32) * np.float32(MAX_WH))[:, None]
