@@ -77,7 +77,13 @@ def test_other_outputs_are_refused_with_a_sentence(shapes: list[list[int | str |
 
 @pytest.mark.parametrize(
     "inputs",
-    [[], [Arg("a", [1, 3, 640, 640]), Arg("b", [1, 3, 640, 640])], [Arg("x", [1, 640, 640, 3])]],
+    [
+        [],
+        [Arg("a", [1, 3, 640, 640]), Arg("b", [1, 3, 640, 640])],
+        [Arg("x", [1, 640, 640, 3])],
+        [Arg("x", [1, 3, 100_000, 100_000])],
+        [Arg("x", [1000, 3, 640, 640])],
+    ],
 )
 def test_inputs_must_be_one_image(inputs: list[Arg]) -> None:
     with pytest.raises(ModelError) as refused:

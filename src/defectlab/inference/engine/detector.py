@@ -41,7 +41,7 @@ Image = bytes | np.ndarray
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    tensor_image: np.ndarray  # letterboxed H×W×3 BGR
+    boxed: np.ndarray  # letterboxed H×W×3 BGR
     placement: Placement
     decode_ms: float
     letterbox_ms: float
@@ -64,7 +64,9 @@ class Detector:
     ``conf``, ``iou``, ``max_det`` the defaults of `detect` (a version's configured ones);
     ``input_size`` the letterbox size for a model with a dynamic height and width (an int for a
     square, or (height, width)); ``max_pixels`` the largest image accepted; ``threads``,
-    ``memory_arena`` and ``execution_providers`` go to the onnxruntime session (`session.py`).
+    ``memory_arena`` and ``execution_providers`` go to the onnxruntime session (`session.py`);
+    ``batch`` is how many images go into one run when the model's batch is dynamic (a model
+    exported for a fixed batch takes that many, the rest of a short batch filled with zeros).
     """
 
     def __init__(
@@ -183,14 +185,15 @@ class Detector:
             return as_bgr(image, max_pixels=self.max_pixels)
         return read_image(bytes(image), max_pixels=self.max_pixels)
 
-    def _prepare(self, image: Image, pixels: np.ndarray | None = None) -> _Prepared:
+    def _prepare(self, image: Image) -> _Prepared:
         start = time.perf_counter()
-        if pixels is None:
-            pixels = self._decode(image)
-        decoded = time.perf_counter()
+        pixels = self._decode(image)
+        return self._letterboxed(pixels, (time.perf_counter() - start) * 1e3)
+
+    def _letterboxed(self, pixels: np.ndarray, decode_ms: float = 0.0) -> _Prepared:
+        start = time.perf_counter()
         boxed, where = letterbox(pixels, self.layout.input_size)
-        done = time.perf_counter()
-        return _Prepared(boxed, where, (decoded - start) * 1e3, (done - decoded) * 1e3)
+        return _Prepared(boxed, where, decode_ms, (time.perf_counter() - start) * 1e3)
 
     def _infer(
         self,
@@ -207,7 +210,7 @@ class Detector:
         for first in range(0, len(prepared), self.batch):
             chunk = prepared[first : first + self.batch]
             start = time.perf_counter()
-            outputs, protos = self._run([item.tensor_image for item in chunk])
+            outputs, protos = self._run([item.boxed for item in chunk])
             share = (time.perf_counter() - start) * 1e3 / len(chunk)
             for index, item in enumerate(chunk):
                 begin = time.perf_counter()
@@ -333,13 +336,12 @@ class Detector:
         decode_ms = (time.perf_counter() - start) * 1e3
         image_size = (pixels.shape[0], pixels.shape[1])
         pieces = tiling.tiles(image_size, self.layout.input_size, overlap)
+        prepared = [self._letterboxed(pixels, decode_ms)]
         if len(pieces) == 1:  # the image fits in one tile: the whole-image pass is all there is
-            return self.detect_many([pixels], conf=conf, iou=iou, max_det=max_det, classes=classes)[
-                0
-            ]
-        prepared = [self._prepare(image, pixels)]
+            found, run_ms, post_ms = self._infer(prepared, conf, iou, max_det, classes)
+            return self._detections(prepared[0], found[0], image_size, run_ms[0], post_ms[0])
         prepared += [
-            self._prepare(image, pixels[t.y : t.y + t.height, t.x : t.x + t.width]) for t in pieces
+            self._letterboxed(pixels[t.y : t.y + t.height, t.x : t.x + t.width]) for t in pieces
         ]
         found, run_ms, post_ms = self._infer(prepared, conf, iou, max_det, classes)
         begin = time.perf_counter()

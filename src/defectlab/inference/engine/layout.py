@@ -45,6 +45,8 @@ from defectlab.inference.engine.errors import (
 from defectlab.inference.engine.metadata import MAX_CLASSES, ModelMetadata
 
 DEFAULT_SIZE = 640
+MAX_SIDE = 8192  # input pixels a side: a 3×8192×8192 float tensor is already 800 MB
+MAX_BATCH = 64
 _FLOAT = "tensor(float)"
 _STRIDES = (8, 16, 32)
 Dim = int | str | None
@@ -115,7 +117,9 @@ def recognise(
     """The layout of a model from its ``session.get_inputs()`` / ``get_outputs()`` (anything
     with ``name`` and ``shape``) and metadata. ``classes`` is the class count known from names
     given with the upload (the model's own names win); ``input_size`` (height, width) is used
-    when the graph's height or width is symbolic, before the metadata's ``imgsz``. Raises ModelError if nothing fits."""
+    when the graph's height or width is symbolic, before the metadata's ``imgsz``. Raises
+    ModelError if nothing fits, or if the input asks for more than `MAX_SIDE` pixels a side or
+    a fixed batch above `MAX_BATCH` (its tensor alone would take gigabytes)."""
     image = _input(inputs)
     height, width = image.shape[2], image.shape[3]
     dynamic_size = not (isinstance(height, int) and isinstance(width, int))
@@ -128,6 +132,8 @@ def recognise(
     else:
         size = (int(height), int(width))  # type: ignore[arg-type]
     batch = image.shape[0] if isinstance(image.shape[0], int) else None
+    if max(size) > MAX_SIDE or (batch or 1) > MAX_BATCH:
+        raise ModelError("bad_input", BAD_INPUT, shape=_show(image.shape))
     nc = len(metadata.names) if metadata.names else classes
     tensors = [_Tensor(str(out.name), tuple(_dim(d) for d in out.shape)) for out in outputs]
     kind, output, proto, found_nc, nm = _outputs(tensors, metadata, nc, size)
