@@ -51,12 +51,18 @@ box = st.tuples(st.integers(0, 60), st.integers(0, 60), st.integers(1, 30), st.i
 @given(
     st.lists(st.tuples(box, st.integers(0, 20)), min_size=0, max_size=60),
     st.sampled_from([0.3, 0.45, 0.5, 0.7]),
+    st.sampled_from([None, 1, 3, 7]),
+    st.sampled_from([None, 1, 5]),
 )
-def test_nms_matches_the_slow_reference(items: list, iou: float) -> None:
+def test_nms_matches_the_slow_reference(
+    items: list, iou: float, block_size: int | None, limit: int | None
+) -> None:
     boxes = [b for b, _ in items]
     scores = [s / 20 for _, s in items]  # many equal scores: ties break by position
-    kept = nms(np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(scores), iou)
-    assert kept.tolist() == reference_nms(boxes, scores, iou)
+    array = np.array(boxes, dtype=np.float32).reshape(-1, 4)
+    kept = nms(array, np.array(scores), iou, limit, block_size=block_size)
+    expected = reference_nms(boxes, scores, iou)
+    assert kept.tolist() == (expected if limit is None else expected[:limit])
 
 
 def test_iou_exactly_at_the_threshold_is_kept() -> None:

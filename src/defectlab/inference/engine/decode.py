@@ -1,7 +1,7 @@
 """Raw model outputs to detections: per-layout decoding and NMS as Ultralytics does them.
 
-Everything here is numpy over all candidates at once; the only Python loops run once per
-detection KEPT (NMS's greedy walk, stopping at ``max_det``) or once per final mask.
+Everything here is numpy over all candidates at once; the only Python loops run per block of
+512 candidates in NMS (stopping at ``max_det`` kept) and once per final mask.
 
 The rules, from Ultralytics' ``non_max_suppression`` (and YOLOv5's for the v5 layout):
 candidates whose best class score is above ``conf`` (v5: objectness above ``conf`` first, then
@@ -150,31 +150,65 @@ def _nms_stage(
     return picked.take(nms(shifted, picked.scores, iou, max_det))
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int | None = None) -> np.ndarray:
+def nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    iou: float,
+    limit: int | None = None,
+    *,
+    block_size: int | None = None,
+) -> np.ndarray:
     """Indices of the boxes greedy NMS keeps, best score first (equal scores: the earlier box
     first): a box goes when its IoU with a kept box is above ``iou``, exactly at it stays.
-    Arithmetic in float32 as torchvision's. Stops after ``limit`` kept boxes."""
+    Arithmetic in float32 as torchvision's. Stops once ``limit`` boxes are kept.
+
+    The candidates are taken best first in blocks of `_BLOCK`: a block loses what the boxes
+    kept so far suppress (one matrix), then greedy order inside the block is solved as the fixed
+    point of "kept unless a kept, better box of the block overlaps it", iterated on the block's
+    IoU matrix from "all kept". Greedy NMS is the one fixed point (by induction along the
+    order), and the iteration reaches it within as many rounds as the longest chain of
+    suppressions, usually two or three. Only the blocks before the ``limit``-th kept box are
+    looked at, so 8400 raw candidates cost a few matrices, not 300 passes over all of them."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores, dtype=np.float32), kind="stable")
-    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, k]) for k in range(4))
-    areas = (x2 - x1) * (y2 - y1)
-    threshold = np.float32(iou)
-    keep: list[int] = []
     limit = len(order) if limit is None else limit
+    threshold = np.float32(iou)
+    kept = np.zeros(0, dtype=np.int64)
+    size = block_size or _BLOCK
+    for first in range(0, len(order), size):
+        if len(kept) >= limit:
+            break
+        block = order[first : first + size]
+        if len(kept):
+            block = block[~(_overlaps(boxes[kept], boxes[block]) > threshold).any(axis=0)]
+        if not len(block):
+            continue
+        # later[i, j]: box i is better (earlier) than box j and suppresses it.
+        later = np.triu(_overlaps(boxes[block], boxes[block]) > threshold, k=1)
+        keep: np.ndarray = np.ones(len(block), dtype=bool)
+        while True:
+            settled: np.ndarray = ~(later & keep[:, None]).any(axis=0)
+            if np.array_equal(settled, keep):
+                break
+            keep = settled
+        kept = np.concatenate((kept, block[keep]))
+    return kept[:limit]
+
+
+_BLOCK = 512
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` (rows) with every box of ``b`` (columns), float32, computed as
+    torchvision does (inter / (area_a + area_b - inter)); NaN where both boxes are empty."""
+    a_x1, a_y1, a_x2, a_y2 = (a[:, k, None] for k in range(4))
+    b_x1, b_y1, b_x2, b_y2 = (b[None, :, k] for k in range(4))
+    zero = np.float32(0)
+    width = np.maximum(zero, np.minimum(a_x2, b_x2) - np.maximum(a_x1, b_x1))
+    height = np.maximum(zero, np.minimum(a_y2, b_y2) - np.maximum(a_y1, b_y1))
+    inter = width * height
     with np.errstate(divide="ignore", invalid="ignore"):
-        while order.size and len(keep) < limit:
-            best, rest = int(order[0]), order[1:]
-            keep.append(best)
-            width = np.maximum(
-                np.float32(0), np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest])
-            )
-            height = np.maximum(
-                np.float32(0), np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest])
-            )
-            inter = width * height
-            overlap = inter / (areas[best] + areas[rest] - inter)
-            order = rest[~(overlap > threshold)]  # NaN (two empty boxes) never suppresses
-    return np.asarray(keep, dtype=np.int64)
+        return inter / (((a_x2 - a_x1) * (a_y2 - a_y1)) + ((b_x2 - b_x1) * (b_y2 - b_y1)) - inter)
 
 
 def masks(
