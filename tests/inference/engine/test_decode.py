@@ -71,6 +71,14 @@ def test_iou_exactly_at_the_threshold_is_kept() -> None:
     assert nms(boxes, np.array([0.9, 0.8]), 0.49).tolist() == [0]
 
 
+def test_a_long_chain_of_boxes_each_suppressing_the_next() -> None:
+    # Shifted by one pixel: neighbours overlap 9/11 > 0.7, boxes two apart 8/12 < 0.7.
+    boxes = [[float(k), 0.0, k + 10.0, 10.0] for k in range(300)]
+    scores = [1.0 - k / 1000 for k in range(300)]
+    kept = nms(np.array(boxes, np.float32), np.array(scores), 0.7)
+    assert kept.tolist() == reference_nms(boxes, scores, 0.7) == list(range(0, 300, 2))
+
+
 def test_limit_stops_after_that_many_kept() -> None:
     boxes = np.array([[k * 10, 0, k * 10 + 5, 5] for k in range(10)], dtype=np.float32)
     assert nms(boxes, np.linspace(0.1, 1, 10), 0.5, limit=3).tolist() == [9, 8, 7]

@@ -1,7 +1,8 @@
 """Raw model outputs to detections: per-layout decoding and NMS as Ultralytics does them.
 
-Everything here is numpy over all candidates at once; the only Python loops run per block of
-512 candidates in NMS (stopping at ``max_det`` kept) and once per final mask.
+Everything here is numpy over all candidates at once; the Python loops run per block of 512
+candidates in NMS (stopping at ``max_det`` kept), per final mask, and box by box only inside
+an NMS block of pathological overlaps (see `_greedy`).
 
 The rules, from Ultralytics' ``non_max_suppression`` (and YOLOv5's for the v5 layout):
 candidates whose best class score is above ``conf`` (v5: objectness above ``conf`` first, then
@@ -167,7 +168,7 @@ def nms(
     point of "kept unless a kept, better box of the block overlaps it", iterated on the block's
     IoU matrix from "all kept". Greedy NMS is the one fixed point (by induction along the
     order), and the iteration reaches it within as many rounds as the longest chain of
-    suppressions, usually two or three. Only the blocks before the ``limit``-th kept box are
+    suppressions, usually two or three (`_greedy`). Only the blocks before the ``limit``-th kept box are
     looked at, so 8400 raw candidates cost a few matrices, not 300 passes over all of them."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores, dtype=np.float32), kind="stable")
@@ -185,17 +186,31 @@ def nms(
             continue
         # later[i, j]: box i is better (earlier) than box j and suppresses it.
         later = np.triu(_overlaps(boxes[block], boxes[block]) > threshold, k=1)
-        keep: np.ndarray = np.ones(len(block), dtype=bool)
-        while True:
-            settled: np.ndarray = ~(later & keep[:, None]).any(axis=0)
-            if np.array_equal(settled, keep):
-                break
-            keep = settled
-        kept = np.concatenate((kept, block[keep]))
+        kept = np.concatenate((kept, block[_greedy(later)]))
     return kept[:limit]
 
 
 _BLOCK = 512
+_ROUNDS = 16  # fixed-point rounds before a block is walked box by box instead
+
+
+def _greedy(later: np.ndarray) -> np.ndarray:
+    """Which boxes of a block greedy NMS keeps, given ``later[i, j]`` (i better than j and
+    overlapping it above the threshold). Entry k of the iteration depends only on entries
+    before it, so round t settles at least the first t; boxes sliding past one another in a
+    long chain (each suppressing only the next) would need one round per box, and after
+    `_ROUNDS` the block is finished box by box."""
+    keep: np.ndarray = np.ones(len(later), dtype=bool)
+    for _round in range(_ROUNDS):
+        settled: np.ndarray = ~(later & keep[:, None]).any(axis=0)
+        if np.array_equal(settled, keep):
+            return keep
+        keep = settled
+    alive = np.ones(len(later), dtype=bool)
+    for index in range(len(later)):
+        if alive[index]:
+            alive &= ~later[index]
+    return alive
 
 
 def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
