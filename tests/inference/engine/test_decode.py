@@ -16,6 +16,7 @@ from defectlab.inference.engine.decode import (
     masks,
     nms,
     outline,
+    outlines,
 )
 
 
@@ -180,3 +181,28 @@ def test_mask_is_cut_to_the_box_and_upsampled_like_torch() -> None:
         (321.0, 401.0),
     ]
     assert outline(np.zeros((8, 8), bool)) is None
+
+
+def same_outline(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return np.array_equal(a, b)
+
+
+def test_outlines_from_box_windows_equal_those_of_whole_masks() -> None:
+    rng = np.random.default_rng(7)
+    protos = rng.normal(size=(32, 160, 160)).astype(np.float32)
+    coefficients = rng.normal(size=(40, 32)).astype(np.float32)
+    corners = rng.uniform(-20, 660, size=(40, 2, 2)).astype(np.float32)
+    boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
+    boxes[0] = [0, 0, 640, 640]  # the whole input: the window meets every edge
+    boxes[1] = [300, 300, 300.5, 300.5]  # thinner than a prototype pixel
+    whole = [outline(mask) for mask in masks(coefficients, protos, boxes, (640, 640))]
+    windows = outlines(coefficients, protos, boxes, (640, 640))
+    assert sum(points is not None for points in whole) > 30
+    assert all(map(same_outline, whole, windows))
+    # A size that is no whole multiple of the prototypes takes the whole-mask path.
+    small = protos[:, :100, :100]
+    odd = outlines(coefficients[:5], small, boxes[:5], (250, 250))
+    expected = [outline(mask) for mask in masks(coefficients[:5], small, boxes[:5], (250, 250))]
+    assert all(map(same_outline, expected, odd))

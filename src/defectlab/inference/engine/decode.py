@@ -226,6 +226,24 @@ def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return inter / (((a_x2 - a_x1) * (a_y2 - a_y1)) + ((b_x2 - b_x1) * (b_y2 - b_y1)) - inter)
 
 
+def _cropped_logits(
+    coefficients: np.ndarray, protos: np.ndarray, boxes: np.ndarray, input_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mask logits in prototype pixels, zero outside each box (Ultralytics' ``crop_mask``),
+    and which prototype pixels each box covers."""
+    nm, mh, mw = protos.shape
+    ih, iw = input_size
+    flat = protos.reshape(nm, -1).astype(np.float32)
+    logits = (coefficients.astype(np.float32) @ flat).reshape(-1, mh, mw)
+    ratios = np.array([mw / iw, mh / ih, mw / iw, mh / ih], dtype=np.float32)
+    small = boxes.astype(np.float32) * ratios
+    cols = np.arange(mw, dtype=np.float32)[None, None, :]
+    rows = np.arange(mh, dtype=np.float32)[None, :, None]
+    x1, y1, x2, y2 = (small[:, k, None, None] for k in range(4))
+    inside = (cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2)
+    return logits * inside, inside
+
+
 def masks(
     coefficients: np.ndarray,
     protos: np.ndarray,
@@ -236,19 +254,43 @@ def masks(
     with ``upsample=True``: coefficients @ prototypes, zero outside the box (in prototype
     pixels), bilinear upsampling (half-pixel centres, as torch's ``align_corners=False``; cv2's
     INTER_LINEAR computes the same), then logit > 0."""
-    nm, mh, mw = protos.shape
     ih, iw = input_size
-    logits = (coefficients.astype(np.float32) @ protos.reshape(nm, -1).astype(np.float32)).reshape(
-        -1, mh, mw
-    )
-    ratios = np.array([mw / iw, mh / ih, mw / iw, mh / ih], dtype=np.float32)
-    small = boxes.astype(np.float32) * ratios
-    cols = np.arange(mw, dtype=np.float32)[None, None, :]
-    rows = np.arange(mh, dtype=np.float32)[None, :, None]
-    x1, y1, x2, y2 = (small[:, k, None, None] for k in range(4))
-    inside = (cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2)
-    logits = logits * inside
+    logits, _inside = _cropped_logits(coefficients, protos, boxes, input_size)
     return [cv2.resize(logit, (iw, ih), interpolation=cv2.INTER_LINEAR) > 0 for logit in logits]
+
+
+def outlines(
+    coefficients: np.ndarray,
+    protos: np.ndarray,
+    boxes: np.ndarray,
+    input_size: tuple[int, int],
+) -> list[np.ndarray | None]:
+    """`outline` of each of `masks`, in input pixels, without upsampling whole masks.
+
+    Outside its box a mask's logits are zero, and so is their upsampling, so only the box's
+    window (two zero prototype pixels around it) is upsampled. When the input is a whole
+    multiple of the prototypes (4× in YOLO heads) the window's pixels are the whole mask's
+    exactly: the same source positions and weights, and clamping at the window's edge reads
+    the zeros of its margin, as the whole image reads the zeros beyond it."""
+    _nm, mh, mw = protos.shape
+    ih, iw = input_size
+    if ih % mh or iw % mw:
+        return [outline(mask) for mask in masks(coefficients, protos, boxes, input_size)]
+    sy, sx = ih // mh, iw // mw
+    logits, inside = _cropped_logits(coefficients, protos, boxes, input_size)
+    found: list[np.ndarray | None] = []
+    for logit, covered in zip(logits, inside, strict=True):
+        cols, rows = np.flatnonzero(covered.any(axis=0)), np.flatnonzero(covered.any(axis=1))
+        if not cols.size:
+            found.append(None)
+            continue
+        c0, c1 = max(int(cols[0]) - 2, 0), min(int(cols[-1]) + 3, mw)
+        r0, r1 = max(int(rows[0]) - 2, 0), min(int(rows[-1]) + 3, mh)
+        window = logit[r0:r1, c0:c1]
+        size = ((c1 - c0) * sx, (r1 - r0) * sy)
+        points = outline(cv2.resize(window, size, interpolation=cv2.INTER_LINEAR) > 0)
+        found.append(None if points is None else points + np.array([c0 * sx, r0 * sy]))
+    return found
 
 
 def outline(mask: np.ndarray) -> np.ndarray | None:

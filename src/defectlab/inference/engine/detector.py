@@ -305,9 +305,9 @@ class Detector:
         if layout.segments and protos is not None:
             outlines = []
             if len(found) and found.coefficients is not None:
-                masks = decode.masks(found.coefficients, protos, found.boxes, layout.input_size)
-                for mask in masks:
-                    outline = decode.outline(mask)
+                for outline in decode.outlines(
+                    found.coefficients, protos, found.boxes, layout.input_size
+                ):
                     outlines.append(
                         None
                         if outline is None
