@@ -147,13 +147,17 @@ class Detector:
         classes: Sequence[int] | None = None,
     ) -> list[Detections]:
         """`detect` for several images, run together in batches where the model's batch
-        dimension allows it (the same input size for all, after the letterbox)."""
-        prepared = [self._prepare(image) for image in images]
-        found, run_ms, post_ms = self._infer(prepared, conf, iou, max_det, classes)
-        return [
-            self._detections(item, result, item.placement.image_size, run, post)
-            for item, result, run, post in zip(prepared, found, run_ms, post_ms, strict=True)
-        ]
+        dimension allows it (the same input size for all, after the letterbox). Images are
+        decoded a batch at a time, so a long list holds one batch of pixels at once."""
+        results: list[Detections] = []
+        for first in range(0, len(images), self.batch):
+            prepared = [self._prepare(image) for image in images[first : first + self.batch]]
+            found, run_ms, post_ms = self._infer(prepared, conf, iou, max_det, classes)
+            results += [
+                self._detections(item, result, item.placement.image_size, run, post)
+                for item, result, run, post in zip(prepared, found, run_ms, post_ms, strict=True)
+            ]
+        return results
 
     def _detections(
         self,
