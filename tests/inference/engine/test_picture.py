@@ -29,13 +29,33 @@ def asymmetric(width: int = 40, height: int = 24) -> Image.Image:
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_exif_orientation_gives_the_upright_frame(orientation: int) -> None:
+@pytest.mark.parametrize("kind", ["PNG", "WEBP"])
+def test_exif_orientation_gives_the_upright_frame(orientation: int, kind: str) -> None:
     image = asymmetric()
     exif = Image.Exif()
     exif[0x0112] = orientation
-    data = encoded(image, "PNG", exif=exif)  # lossless, so pixels compare exactly
+    data = encoded(image, kind, exif=exif, lossless=True)  # pixels compare exactly
     with Image.open(io.BytesIO(data)) as opened:
         upright = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
+    if orientation >= 5:
+        assert upright.shape[:2] == (40, 24)  # the sides swap: the test turns something
+    np.testing.assert_array_equal(read_image(data)[:, :, ::-1], upright)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("depth", [8, 16])
+def test_tiff_orientation_gives_the_upright_frame(orientation: int, depth: int) -> None:
+    stored = np.asarray(asymmetric())
+    image = (
+        Image.fromarray(stored) if depth == 8 else Image.fromarray(stored[..., 0] * np.uint16(257))
+    )
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encoded(image, "TIFF", exif=exif)
+    with Image.open(io.BytesIO(data)) as opened:
+        upright = np.asarray(ImageOps.exif_transpose(opened))
+    if depth == 16:
+        upright = np.repeat((upright >> 8).astype(np.uint8)[..., None], 3, axis=2)
     np.testing.assert_array_equal(read_image(data)[:, :, ::-1], upright)
 
 

@@ -10,8 +10,9 @@ side's ``cv2.imread``, so a model sees the same pixels it was trained on:
 - alpha is dropped.
 
 The EXIF orientation is applied here, from the tag Pillow reads, because annotations live in
-the upright frame (`defectlab.images.upright_size`); OpenCV's own handling differs between
-versions and formats, so it is switched off (``IMREAD_IGNORE_ORIENTATION``).
+the upright frame (what Pillow's ``ImageOps.exif_transpose`` shows); OpenCV's own handling
+differs between versions and formats, so it is switched off (``IMREAD_IGNORE_ORIENTATION``),
+except that TIFF comes out of libtiff already turned, as it does from Pillow.
 
 Before anything is decoded, the header (read by Pillow, which decodes nothing yet) must name a
 format we take and a size within the pixel limit, since ``cv2.imdecode`` allocates whatever
@@ -82,7 +83,9 @@ def _check_header(data: bytes, max_pixels: int) -> int:
         kind == "PNG" and not png_complete(data)
     ):
         raise ImageInputError("truncated", TRUNCATED_IMAGE)
-    return orientation
+    # OpenCV reads TIFF through libtiff, which turns it by its orientation tag whatever the
+    # flags say (and Pillow does too): it arrives upright already.
+    return 1 if kind == "TIFF" else orientation
 
 
 def _orientation(image: Image.Image) -> int:
