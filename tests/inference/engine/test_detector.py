@@ -125,6 +125,8 @@ def test_yolov5_objectness_and_its_own_iou_default() -> None:
     assert found.classes.tolist() == [0, 1]
     np.testing.assert_allclose(found.scores, [0.9, 0.4], rtol=1e-6)
     np.testing.assert_allclose(found.boxes[0], [100, 50, 200, 100])
+    # 500 × 1000: (380, 300, 420, 340) less 160 columns, divided by 0.64.
+    np.testing.assert_allclose(detector.detect(TALL).boxes[1], [343.75, 468.75, 406.25, 531.25])
 
 
 def test_end_to_end_output_in_input_pixels() -> None:
@@ -142,6 +144,10 @@ def test_end_to_end_output_in_input_pixels() -> None:
     np.testing.assert_allclose(found.boxes, [[100, 50, 200, 100]] * 2)
     everything = detector.detect(WIDE, conf=0.1)
     np.testing.assert_allclose(everything.boxes[2], [0, 0, 1000, 500])  # clipped to the image
+    # 500 × 1000: the border is 160 columns left and right.
+    tall = detector.detect(TALL, conf=0.1)
+    np.testing.assert_allclose(tall.boxes[0], [0, 300, 0, 350])
+    np.testing.assert_allclose(tall.boxes[2], [0, 0, 500, 1000])
 
 
 def segmentation_model(*, end2end: bool = False) -> bytes:
@@ -181,6 +187,12 @@ def test_segmentation_gives_polygons_in_original_pixels(end2end: bool) -> None:
     (shape,) = found.shapes()
     assert shape.type is ShapeType.POLYGON and len(shape.points) == 4
     shape.validate(1000, 500)
+    # 500 × 1000: the border is 160 columns on each side; the outline's left edge at input
+    # column 158 lies in it and is clipped to the image.
+    (tall,) = detector.detect(TALL).polygons or (None,)
+    assert tall is not None
+    np.testing.assert_allclose(sorted(set(tall[:, 0])), [0, 161 / 0.64])
+    np.testing.assert_allclose(sorted(set(tall[:, 1])), [238 / 0.64, 401 / 0.64])
 
 
 def test_dynamic_batch_and_size_run_several_images_at_once() -> None:
