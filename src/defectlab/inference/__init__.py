@@ -1,1 +1,2 @@
-"""Models: the detection engine, and (to come) the model registry and pre-annotation."""
+"""Models: the detection engine (`inference.engine`, plain Python) and, around it, the model
+registry and pre-annotation that run it on a project's images."""
