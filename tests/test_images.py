@@ -86,13 +86,13 @@ def blank_bilevel_png(side: int) -> bytes:
     return handmade_png(side, side, bit_depth=1, color_type=0, scanlines=scanlines)
 
 
-def rotated_jpeg(orientation: int) -> bytes:
+def rotated_jpeg(orientation: int, fmt: str = "JPEG") -> bytes:
     """40x20 stored pixels: left half red, right half blue, tagged with an EXIF orientation."""
     image = Image.new("RGB", (40, 20), (255, 0, 0))
     image.paste((0, 0, 255), (20, 0, 40, 20))
     exif = Image.Exif()
     exif[ExifTags.Base.Orientation] = orientation
-    return encode(image, "JPEG", exif=exif, quality=95)
+    return encode(image, fmt, exif=exif, **({"quality": 95} if fmt == "JPEG" else {}))
 
 
 def damaged_exif_png(width: int = 40, height: int = 20) -> bytes:
@@ -186,8 +186,21 @@ def test_exif_rotated_jpeg_reports_displayed_width_and_height() -> None:
         (rotated_jpeg(8), (20, 40)),
         (rotated_jpeg(0), (40, 20)),
         (rotated_jpeg(9), (40, 20)),
+        # Pillow opens a TIFF of orientation 5..8 with its sides swapped already.
+        (rotated_jpeg(6, "TIFF"), (20, 40)),
+        (rotated_jpeg(7, "TIFF"), (20, 40)),
+        (rotated_jpeg(3, "TIFF"), (40, 20)),
     ],
-    ids=["damaged-exif", "orientation-6", "orientation-8", "orientation-0", "orientation-9"],
+    ids=[
+        "damaged-exif",
+        "orientation-6",
+        "orientation-8",
+        "orientation-0",
+        "orientation-9",
+        "tiff-orientation-6",
+        "tiff-orientation-7",
+        "tiff-orientation-3",
+    ],
 )
 def test_every_reader_of_an_image_agrees_on_its_upright_size(
     data: bytes, upright: tuple[int, int]

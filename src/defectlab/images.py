@@ -82,7 +82,20 @@ def upright_size(image: Image.Image) -> tuple[int, int]:
     a missing, out-of-range or unreadable orientation (damaged EXIF) leaves the stored size,
     and the image is shown as stored (never refused for its EXIF)."""
     width, height = image.size
-    return (height, width) if _orientation(image) in _SWAPPING_ORIENTATIONS else (width, height)
+    if _orientation(image) not in _SWAPPING_ORIENTATIONS or _opened_upright(image):
+        return width, height
+    return height, width
+
+
+def _opened_upright(image: Image.Image) -> bool:
+    """True for an image whose reported size is upright already: Pillow opens a TIFF of
+    orientation 5..8 with its sides swapped (and turns it on load), where every other format
+    reports the stored size. Told by the TIFF's own width and length tags, not by Pillow's
+    version."""
+    tags = getattr(image, "tag_v2", None)
+    if image.format != "TIFF" or tags is None:
+        return False
+    return (tags.get(256), tags.get(257)) != image.size  # ImageWidth, ImageLength
 
 
 def image_size(head: bytes) -> tuple[int, int] | None:
