@@ -19,7 +19,9 @@ What is measured (see bench/README.md):
   postprocess) and of ``.shapes()``, and of ``to_tensor`` alone (inside the engine's run time);
 * tiled: one 4000×3000 panel with ``tile=True`` (the whole image and its 640 tiles), beside
   ``session.run`` on as many prepared tensors;
-* the same 1920×1080 loop with a one-thread session (the machine's cores against one).
+* the same 1920×1080 loop with a one-thread session (the machine's cores against one), and
+  with a session whose idle threads spin-wait between runs (onnxruntime's default, which the
+  engine turns off).
 
 Each case: warm-up runs, then rounds in which the product and the reference each go over the
 case's images, taking turns to go first; images/s per round, the median (and best) of the
@@ -29,6 +31,7 @@ rounds. It is a report: nothing here fails on a slow figure.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import json
 import os
@@ -92,7 +95,7 @@ def meta() -> dict[str, Any]:
         done = subprocess.run(
             ["git", *command], cwd=root, capture_output=True, text=True, check=False
         )
-        return done.stdout.strip()
+        return done.stdout.rstrip()
 
     changed = git("status", "--porcelain", "--", "src/defectlab/inference/engine", "bench")
     return {
@@ -105,7 +108,7 @@ def meta() -> dict[str, Any]:
         "numpy": np.__version__,
         "onnx": onnx.__version__,
         "kernel": platform.release(),
-        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "commit": git("rev-parse", "--short", "HEAD").strip() or "unknown",
         "engine_changed": [line[3:] for line in changed.splitlines()],
         "load_at_start": load(),
     }
@@ -225,6 +228,23 @@ class Case:
         }
 
 
+def spinning(detector: Any, model: bytes) -> Any:
+    """The same detector with a session whose idle threads spin-wait (onnxruntime's default,
+    which the engine turns off: `session.session_options`)."""
+    import onnxruntime as ort
+
+    from defectlab.inference.engine.session import SPINNING, session_options
+
+    ort.set_default_logger_severity(3)  # not the warning that the entry is overwritten
+    options = session_options()
+    options.add_session_config_entry(SPINNING, "1")
+    twin = copy.copy(detector)
+    twin.session = ort.InferenceSession(
+        model, sess_options=options, providers=detector.session.get_providers()
+    )
+    return twin
+
+
 def print_case(name: str, row: dict[str, Any]) -> None:
     s = row["stages"]
     print(
@@ -310,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_threads:
         one = Detector(model, threads=1)
         cases["1920×1080, 1 thread"] = Case(one, sets["1920×1080"])
+        cases["1920×1080, spinning"] = Case(spinning(detector, model), sets["1920×1080"])
     print(
         f"\nimages/s, median of {args.rounds} rounds (and best); ms per image: the product's "
         "wall time = decode + letterbox + run + postprocess (NMS) + .shapes() + the rest, "
@@ -370,6 +391,15 @@ def verdicts(cases: dict[str, dict[str, Any]], threads: int) -> list[dict[str, A
         f"{tiled['tiles']} tiles + the whole image; {tiled['ratio']:.2f} of the same runs raw"
     )
     single = cases.get("1920×1080, 1 thread")
+    spin = cases.get("1920×1080, spinning")
+    if spin is not None:
+        ours = cases["1920×1080"]
+        lines.append(
+            f"  (info) threads sleeping between runs (the engine) vs spin-waiting (onnxruntime's "
+            f"default), 1920×1080: product {ours['product_images_per_s']:.1f} vs "
+            f"{spin['product_images_per_s']:.1f} images/s, raw {ours['raw_images_per_s']:.1f} vs "
+            f"{spin['raw_images_per_s']:.1f}; ÷ raw {ours['ratio']:.2f} vs {spin['ratio']:.2f}"
+        )
     if single is not None:
         both = cases["1920×1080"]
         lines.append(

@@ -18,7 +18,7 @@ statistics over a few synthetic panels (letterboxed as the engine does): per cha
 and unit spread over them. Without that a deep stack of random convs forgets its input and
 gives every image the same scores (`bench/engine.py` calibrates on panels like the ones it
 measures, of other seeds). The class logits get one bias, set at build time so that 300 of
-the 8400 anchors per calibration panel (3.6 %) have a best class score above 0.25:
+the 8400 anchors of the median calibration panel (3.6 %) have a best class score above 0.25:
 NMS then has real work, as on a real image with a trained model, not none (all below) or
 8400 candidates. Other panels give from tens to a few thousand (`bench/engine.py` prints how
 many reach NMS and how many it keeps); the DFL bins get a slope that favours short distances,
@@ -50,8 +50,8 @@ DEPTH, WIDTH, MAX_CHANNELS = 0.33, 0.25, 1024  # yolov8n
 YOLOV8N_PARAMETERS = 3_151_904
 YOLOV8N_GFLOPS = 8.7
 # The head's last convs: the class logits get a spread of CLASS_SPREAD over an image and one
-# bias for all, set so that CANDIDATE_SHARE of the calibration image's anchors (300 of 8400)
-# have a best score above CONF; the box logits (DFL bins) get BOX_SPREAD and a slope of
+# bias for all, set so that CANDIDATE_SHARE of the median calibration image's anchors (300 of
+# 8400) have a best score above CONF; the box logits (DFL bins) get BOX_SPREAD and a slope of
 # -BIN_SLOPE per bin, so most distances are a few strides (boxes of tens to a few hundred pixels).
 CONF = 0.25
 CANDIDATE_SHARE = 300 / 8400
@@ -132,6 +132,8 @@ class _Graph:
         and shift are 1 and 0 (random ones made the scores swing far more between images),
         except for the head's last convs (``spread`` and ``shift``)."""
         raw = self.rng.standard_normal((c_out, c_in, k, k)).astype(np.float32)
+        if spread is not None:
+            raw = _blind_to_image_means(raw, self.values[x])
         y = _conv(self.values[x], raw, s)
         mean, std = y.mean(axis=(0, 2, 3)), y.std(axis=(0, 2, 3)) + 1e-6
         gamma = np.full(c_out, 1.0 if spread is None else spread)
@@ -199,6 +201,18 @@ def _conv(x: np.ndarray, weight: np.ndarray, stride: int) -> np.ndarray:
     padded = np.pad(x, ((0, 0), (0, 0), (k // 2, k // 2), (k // 2, k // 2)))
     windows = sliding_window_view(padded, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
     return np.einsum("nihwkl,oikl->nohw", windows, weight, optimize=True).astype(np.float32)
+
+
+def _blind_to_image_means(weight: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A 1×1 conv's ``weight`` made blind to how the images' mean features differ (over the
+    calibration images ``x``), as a trained head is to an image's overall brightness: with
+    random weights each image's scores otherwise move together, and one image has no
+    candidate where the next has thousands."""
+    means = x.mean(axis=(2, 3))
+    spread = means - means.mean(axis=0)
+    basis = np.linalg.svd(spread, full_matrices=False)[2]  # rows span the differences
+    flat = weight[:, :, 0, 0]
+    return (flat - flat @ basis.T @ basis)[:, :, None, None].astype(np.float32)
 
 
 def _evaluate(op: str, inputs: list[np.ndarray], attributes: dict[str, Any]) -> np.ndarray | None:
@@ -281,11 +295,15 @@ def _anchors(imgsz: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _class_bias(g: _Graph, logits: list[str]) -> float:
-    """The bias put on every class logit so that `CANDIDATE_SHARE` of the calibration image's
-    anchors have a best class score above `CONF` (their logits so far have zero mean and a
-    spread of `CLASS_SPREAD` over the image); written into the three levels' last convs."""
-    best = np.concatenate([g.values[name].max(axis=1).ravel() for name in logits])
-    bias = math.log(CONF / (1 - CONF)) - float(np.quantile(best, 1 - CANDIDATE_SHARE))
+    """The bias put on every class logit so that the median calibration image has
+    `CANDIDATE_SHARE` of its anchors with a best class score above `CONF` (the logits are
+    heavy-tailed: an edge or a defect scores far above a plain surface, so a share pooled over
+    all images would leave the plain ones without any); written into the levels' last convs."""
+    best = np.concatenate(
+        [g.values[name].max(axis=1).reshape(len(g.values[name]), -1) for name in logits], axis=1
+    )
+    typical = float(np.median(np.quantile(best, 1 - CANDIDATE_SHARE, axis=1)))
+    bias = math.log(CONF / (1 - CONF)) - typical
     conv_bias = {node.output[0]: node.input[2] for node in g.nodes if node.op_type == "Conv"}
     wanted = {conv_bias[name] for name in logits}
     for index, init in enumerate(g.initializers):

@@ -66,12 +66,13 @@ def test_the_class_bias_gives_the_calibrated_share_of_candidates(model: bytes) -
     panels = yolo_graph.calibration_panels(SIZE)  # what build() calibrated on by default
     session = ort.InferenceSession(model)
     tensor = to_tensor([letterbox(panel, (SIZE, SIZE))[0] for panel in panels])
-    above = sum(
+    above = sorted(
         int((session.run(None, {"images": tensor[k : k + 1]})[0][0, 4:].max(axis=0) > 0.25).sum())
         for k in range(len(panels))
     )
-    expected = yolo_graph.CANDIDATE_SHARE * ANCHORS * len(panels)
-    assert abs(above - expected) <= 2
+    # the bias is set for the median image: between the two middle ones of four
+    expected = yolo_graph.CANDIDATE_SHARE * ANCHORS
+    assert above[1] - 1 <= expected <= above[2] + 1, above
 
 
 def test_detect_runs_end_to_end_on_a_jpeg(model: bytes) -> None:
