@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Detector: layout {detector.layout.kind}, output {'×'.join(map(str, out.shape))}, "
         f"{len(detector.names)} classes, conf {detector.conf}, iou {detector.iou}, max_det "
-        f"{detector.max_det}, {threads} intra-op threads"
+        f"{detector.max_det}, {threads} intra-op threads; {detector.metadata.description}"
     )
     results: dict[str, Any] = {"meta": info, "model": {"gflops": flops / 1e9, "parameters": params}}
     cases: dict[str, Case] = {}

@@ -17,12 +17,13 @@ The weights are random (seeded normal kernels), with each conv's "BatchNorm" fol
 statistics over a few synthetic panels (letterboxed as the engine does): per channel zero mean
 and unit spread over them. Without that a deep stack of random convs forgets its input and
 gives every image the same scores (`bench/engine.py` calibrates on panels like the ones it
-measures, of other seeds). The class logits get one bias, set at build time so that 300 of
+measures, of other seeds). The class head's last convs are made blind to how the images'
+mean features differ, and the class logits get one bias, set at build time so that 300 of
 the 8400 anchors of the median calibration panel (3.6 %) have a best class score above 0.25:
 NMS then has real work, as on a real image with a trained model, not none (all below) or
-8400 candidates. Other panels give from tens to a few thousand (`bench/engine.py` prints how
-many reach NMS and how many it keeps); the DFL bins get a slope that favours short distances,
-so boxes are tens to a few hundred pixels wide and overlap their neighbours as real ones do.
+8400 candidates. Other panels give tens to hundreds (`bench/engine.py` prints how many reach
+NMS and how many it keeps); the DFL bins get a slope that favours short distances, so boxes
+are tens to a few hundred pixels wide and overlap their neighbours as real ones do.
 Building takes a few seconds at 640 (the calibration runs in numpy).
 
     .venv/bin/python bench/yolo_graph.py            # build one at 640, print its FLOPs and size
