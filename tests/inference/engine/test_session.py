@@ -40,6 +40,7 @@ def test_options() -> None:
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert options.enable_cpu_mem_arena is False
     assert session_options().enable_cpu_mem_arena is True
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def detections(polygon: list[list[float]] | None, box: list[float]) -> Detections:

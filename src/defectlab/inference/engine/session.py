@@ -15,6 +15,7 @@ _PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutio
 # and the web process sharing the machine.
 MAX_DEFAULT_THREADS = 8
 _REASON_CHARS = 300
+SPINNING = "session.intra_op.allow_spinning"
 
 
 def usable_cores() -> int:
@@ -42,16 +43,21 @@ def providers(requested: Sequence[str] | None = None) -> list[str]:
 
 def session_options(*, threads: int | None = None, memory_arena: bool = True) -> ort.SessionOptions:
     """Options for one model: ``threads`` intra-op threads (default: the usable cores, at most
-    8), one inter-op thread (a YOLO graph is a chain: parallel branches gain nothing), every
-    graph optimization. ``memory_arena=False`` gives memory back after each run instead of
-    keeping a per-session pool of the largest run's size: choose it when many models share
-    one process, where idle arenas add up."""
+    8), one inter-op thread (a YOLO graph is a chain: parallel branches gain nothing), no
+    spin-waiting between runs, every graph optimization. ``memory_arena=False`` gives memory
+    back after each run instead of keeping a per-session pool of the largest run's size:
+    choose it when many models share one process, where idle arenas add up."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, threads if threads is not None else default_threads())
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.enable_cpu_mem_arena = memory_arena
+    # Idle intra-op threads sleep until the next run instead of spin-waiting for it: on a
+    # machine shared with the web server, the database and other jobs (and with the image
+    # decode between two runs), spinning threads take the cores the others need. Measured by
+    # bench/engine.py (its "spinning" case).
+    options.add_session_config_entry(SPINNING, "0")
     options.log_severity_level = 3  # errors only: warnings about unused initializers are noise
     return options
 
