@@ -10,7 +10,9 @@ imports it.
 How to run (from the repository root; a separate environment keeps torch out of the app's)::
 
     python3 -m venv /tmp/trainvenv
-    /tmp/trainvenv/bin/pip install -e '.[train]'     # torch (CPU is enough) + the engine's deps
+    /tmp/trainvenv/bin/pip install -e '.[train]'     # torch + the engine's deps
+    # (CPU is enough: add --extra-index-url https://download.pytorch.org/whl/cpu for the small
+    # CPU-only torch wheel instead of the CUDA one)
     PYTHONPATH=src /tmp/trainvenv/bin/python scripts/train_demo_model.py
 
 Options: ``--out`` (default src/defectlab/inference/demo/defect-detector.onnx), ``--train``
