@@ -47,8 +47,8 @@ test-postgres: install chromium
 	fi
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	DEFECTLAB_DATABASE_URL= $(BIN)/defectlab manage makemigrations --check --dry-run
