@@ -315,7 +315,10 @@ class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
     upload_version.parser_classes = [MultiPartParser, FormParser]  # type: ignore[attr-defined]
 
     @extend_schema(
-        summary="Show a version", description="One version of the model.", parameters=[NUMBER]
+        summary="Show a version",
+        description="One version of the model.",
+        parameters=[NUMBER],
+        operation_id="models_version_retrieve",
     )
     @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>[0-9]+)")
     def version(self, request: Request, pk: str, number: str) -> Response:

@@ -37,7 +37,10 @@ def model(tenant: Tenant) -> DetectionModel:
 
 @pytest.fixture
 def upload(
-    model: DetectionModel, tenant: Tenant, queued: list[int], django_capture_on_commit_callbacks: Any
+    model: DetectionModel,
+    tenant: Tenant,
+    queued: list[int],
+    django_capture_on_commit_callbacks: Any,
 ) -> Callable[..., ModelVersion]:
     def send(data: bytes, **options: Any) -> ModelVersion:
         with django_capture_on_commit_callbacks(execute=True):
@@ -211,9 +214,7 @@ def test_aliases_move_to_ready_versions_only_and_every_move_is_audited(
         registry.move_alias(first.model, manager, "Not A Slug!", 1)
 
 
-def test_reading_roles_cannot_change_the_registry(
-    tenant: Tenant, model: DetectionModel
-) -> None:
+def test_reading_roles_cannot_change_the_registry(tenant: Tenant, model: DetectionModel) -> None:
     reviewer = tenant.user(Role.REVIEWER)
     with pytest.raises(Forbidden):
         registry.create_model(tenant.organization, reviewer, name="Mine")
