@@ -113,7 +113,7 @@ def upload(file: Path, organization: str, name: str, email: str | None, **option
     except DefectLabError as error:
         raise click.ClickException(f"{error.message} ({error.code})") from None
     click.echo(f"Uploaded version {version.number} of {target.name}; checking it in the sandbox…")
-    run_job(version.job_id)
+    run_job(version.job_id or 0)
     version.refresh_from_db()
     if version.state != VersionState.READY:
         raise click.ClickException(

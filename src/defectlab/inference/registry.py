@@ -22,7 +22,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from defectlab.errors import Conflict, Invalid, NotFound, TooLarge
+from defectlab.errors import Conflict, DefectLabError, Invalid, NotFound, TooLarge
 from defectlab.inference.engine import EngineError, Layout, LayoutKind, ModelMetadata
 from defectlab.inference.engine.checks import ModelFile, ModelRefused, inspect_model
 from defectlab.inference.engine.detector import (
@@ -99,10 +99,10 @@ class Checked:
     names: tuple[str, ...]
 
 
-def refusal(error: ModelRefused | EngineError) -> Invalid:
+def refusal(error: ModelRefused | EngineError) -> DefectLabError:
     """A checks or engine refusal as the API's error, in the language of the request."""
     message = _(error.template) % error.params if error.params else _(error.template)
-    kind = TooLarge if error.code == "too_large" else Invalid
+    kind: type[DefectLabError] = TooLarge if error.code == "too_large" else Invalid
     return kind(message, code=error.code)
 
 
