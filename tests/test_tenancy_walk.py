@@ -61,6 +61,9 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "job_retry": Job,
     "project_delete": Project,
     "tasks_delete": Project,
+    "models": Organization,
+    "model": DetectionModel,
+    "model_versions": DetectionModel,
 }
 
 

@@ -40,8 +40,8 @@ ARCHIVE_FIELDS = frozenset({"archive"})
 # The task import: a JSON body, or the same JSON as an uploaded file, up to MAX_IMPORT_MB.
 IMPORT_PATH = re.compile(r"^/api/projects/\d+/import/$")
 FORM_ROOM = MB  # multipart boundaries and the other fields of an upload form
-# A model registry's upload (an .onnx file), by the API and by the model's page: MAX_MODEL_MB.
-MODEL_UPLOAD_PATH = re.compile(r"^/(?:api/)?models/\d+/versions/$")
+# A model registry's upload (an .onnx file), by the API and by the pages: MAX_MODEL_MB.
+MODEL_UPLOAD_PATH = re.compile(r"^/(?:(?:api/)?models/\d+/versions|o/\d+/models)/$")
 
 
 def body_limit(path: str) -> int:
