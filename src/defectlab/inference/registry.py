@@ -33,7 +33,9 @@ from defectlab.inference.engine.detector import (
 )
 from defectlab.inference.engine.layout import recognise
 from defectlab.inference.engine.metadata import MAX_CLASSES, class_names, read_metadata
+from defectlab.inference.engine.sandbox import SandboxResult, gettext_noop, validate_in_sandbox
 from defectlab.inference.models import DetectionModel, ModelAlias, ModelVersion, VersionState
+from defectlab.inference.validation import RUN
 from defectlab.jobs.models import Job
 from defectlab.jobs.services import start_job
 from defectlab.media.storage import default_storage
@@ -48,6 +50,7 @@ MAX_NAME = 100
 MAX_DETECTIONS = 10_000
 ALIAS = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,48}[a-z0-9])?$")
 MB = 1 << 20
+MISSING_FILE = gettext_noop("The model's file is no longer in storage; upload it again.")
 
 
 # ---------------------------------------------------------------------------- models
@@ -265,15 +268,15 @@ def _new_version(
 def run_version_check(job: Job, progress: Any) -> dict[str, Any]:
     """The job: run the version's file once in the sandbox, then mark it ready or failed.
     Idempotent: a version already checked is left as it is."""
-    from defectlab.inference.engine.sandbox import validate_in_sandbox
-    from defectlab.inference.validation import RUN
-
     version = ModelVersion.objects.filter(pk=job.params.get("version")).first()
     if version is None:
         raise NotFound(_("The model version to check no longer exists."))
     if version.state != VersionState.VALIDATING:
         return _outcome(version)
-    data = default_storage().read(version.file_key)
+    storage = default_storage()
+    if not storage.exists(version.file_key):
+        return _finish_check(version, SandboxResult("missing_file", MISSING_FILE))
+    data = storage.read(version.file_key)
     options = {
         "names": version.names,
         "input_size": [version.input_height, version.input_width],
@@ -288,6 +291,12 @@ def run_version_check(job: Job, progress: Any) -> dict[str, Any]:
         seconds=settings.MODEL_CHECK_SECONDS,
         options=options,
     )
+    return _finish_check(version, result)
+
+
+def _finish_check(version: ModelVersion, result: SandboxResult) -> dict[str, Any]:
+    """Mark the version ready or failed by ``result`` (once), with the audit row; a failure
+    fails the job too, with the same message."""
     report = dict(result.report)
     with transaction.atomic():
         version = ModelVersion.objects.select_for_update().get(pk=version.pk)

@@ -241,3 +241,14 @@ def test_an_onnx_file_is_read_as_the_checks_read_it() -> None:
     # the fixtures themselves are valid ONNX (a broken builder would make every test above lie)
     for data in (files.good(), files.unnamed(), files.throwing(), files.hungry()):
         onnx.checker.check_model(onnx.load_model_from_string(data))
+
+
+def test_a_version_whose_file_went_missing_fails_its_check_with_a_message(
+    upload: Callable[..., ModelVersion], drain: Callable[[], None]
+) -> None:
+    version = upload(files.good())
+    default_storage().delete(version.file_key)
+    drain()
+    version.refresh_from_db()
+    assert (version.state, version.error_code) == (VersionState.FAILED, "missing_file")
+    assert "upload it again" in version.error
