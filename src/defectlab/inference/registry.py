@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -23,16 +23,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Conflict, DefectLabError, Invalid, NotFound, TooLarge
-from defectlab.inference.engine import EngineError, Layout, LayoutKind, ModelMetadata
-from defectlab.inference.engine.checks import ModelFile, ModelRefused, inspect_model
-from defectlab.inference.engine.detector import (
-    DEFAULT_CONF,
-    DEFAULT_IOU,
-    DEFAULT_IOU_V5,
-    DEFAULT_MAX_DET,
+from defectlab.inference.engine.errors import EngineError
+from defectlab.inference.engine.layout import Layout, LayoutKind, recognise
+from defectlab.inference.engine.metadata import (
+    MAX_CLASSES,
+    ModelMetadata,
+    class_names,
+    read_metadata,
 )
-from defectlab.inference.engine.layout import recognise
-from defectlab.inference.engine.metadata import MAX_CLASSES, class_names, read_metadata
 from defectlab.inference.engine.sandbox import SandboxResult, gettext_noop, validate_in_sandbox
 from defectlab.inference.models import DetectionModel, ModelAlias, ModelVersion, VersionState
 from defectlab.inference.validation import RUN
@@ -43,6 +41,9 @@ from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import Organization, User
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require
+
+if TYPE_CHECKING:  # `checks` loads onnx, the detector onnxruntime: only when a file is read
+    from defectlab.inference.engine.checks import ModelFile, ModelRefused
 
 CHECK_KIND = "model_check"
 MANAGE = Can.MANAGE_PROJECTS
@@ -114,6 +115,8 @@ def check_upload(
 ) -> Checked:
     """``data`` read as a detector (never run): ``engine.checks``, then the engine's layout
     from the declared shapes, or Invalid / TooLarge with the refusal's code."""
+    from defectlab.inference.engine.checks import ModelRefused, inspect_model
+
     if names is not None and len(names) > MAX_CLASSES:
         raise Invalid(_("At most %(count)s class names.") % {"count": MAX_CLASSES})
     try:
@@ -132,6 +135,13 @@ def check_upload(
 
 
 def _thresholds(layout: Layout, given: dict[str, Any]) -> dict[str, Any]:
+    from defectlab.inference.engine.detector import (
+        DEFAULT_CONF,
+        DEFAULT_IOU,
+        DEFAULT_IOU_V5,
+        DEFAULT_MAX_DET,
+    )
+
     iou = DEFAULT_IOU_V5 if layout.kind is LayoutKind.YOLOV5 else DEFAULT_IOU
     chosen = {"conf": DEFAULT_CONF, "iou": iou, "max_det": DEFAULT_MAX_DET}
     chosen |= {key: value for key, value in given.items() if value is not None}
