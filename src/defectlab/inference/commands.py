@@ -87,6 +87,8 @@ def upload(file: Path, organization: str, name: str, email: str | None, **option
     """Upload FILE (.onnx) as a new version of a model, check it in the sandbox, say how it
     ended (exit status 1 when the file is refused or its check fails)."""
     _django()
+    from django.db import transaction
+
     from defectlab.errors import DefectLabError
     from defectlab.inference import registry
     from defectlab.inference.models import DetectionModel, VersionState
@@ -96,20 +98,21 @@ def upload(file: Path, organization: str, name: str, email: str | None, **option
     org = _organization(organization)
     actor = _actor(org, email)
     try:
-        found = DetectionModel.objects.filter(organization=org, name=name.strip()).first()
-        target = found or registry.create_model(org, actor, name=name)
-        version = registry.upload_version(
-            target,
-            actor,
-            file.read_bytes(),
-            file_name=file.name,
-            notes=options["notes"],
-            names=split_items(options["names"]) or None,
-            input_size=options["input_size"],
-            conf=options["conf"],
-            iou=options["iou"],
-            max_det=options["max_det"],
-        )
+        with transaction.atomic():  # a refused file leaves no new, empty model behind
+            found = DetectionModel.objects.filter(organization=org, name=name.strip()).first()
+            target = found or registry.create_model(org, actor, name=name)
+            version = registry.upload_version(
+                target,
+                actor,
+                file.read_bytes(),
+                file_name=file.name,
+                notes=options["notes"],
+                names=split_items(options["names"]) or None,
+                input_size=options["input_size"],
+                conf=options["conf"],
+                iou=options["iou"],
+                max_det=options["max_det"],
+            )
     except DefectLabError as error:
         raise click.ClickException(f"{error.message} ({error.code})") from None
     click.echo(f"Uploaded version {version.number} of {target.name}; checking it in the sandbox…")

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -73,14 +74,15 @@ def models_page(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and role_allows(request, organization.pk, MANAGE):
         try:
             name = request.POST.get("name", "").strip()
-            model = DetectionModel.objects.filter(organization=organization, name=name).first()
-            model = model or registry.create_model(
-                organization,
-                acting_user(request),
-                name=name,
-                description=request.POST.get("description", ""),
-            )
-            version = _upload(request, model)
+            with transaction.atomic():  # a refused file leaves no new, empty model behind
+                model = DetectionModel.objects.filter(organization=organization, name=name).first()
+                model = model or registry.create_model(
+                    organization,
+                    acting_user(request),
+                    name=name,
+                    description=request.POST.get("description", ""),
+                )
+                version = _upload(request, model)
             messages.success(
                 request,
                 _("Version %(number)s was uploaded and is being checked.")

@@ -58,7 +58,7 @@ def test_a_refused_file_exits_1_with_its_code_and_keeps_nothing(
     code, output = run("model", "upload", str(path), "--organization", "Acme", "--name", "S")
     assert code == 1
     assert "ZIP archive" in output and "(not_onnx)" in output
-    assert not ModelVersion.objects.exists()
+    assert not ModelVersion.objects.exists() and not DetectionModel.objects.exists()
 
 
 def test_a_failed_check_exits_1_and_an_alias_to_it_is_refused(

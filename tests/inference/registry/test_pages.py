@@ -98,3 +98,12 @@ def test_readers_cannot_change_and_strangers_get_404(
     stranger = signed_in(other_tenant.user(Role.OWNER))
     assert stranger.get(f"/models/{ready_model.pk}/").status_code == 404
     assert stranger.get(f"/o/{tenant.organization.pk}/models/").status_code == 404
+
+
+def test_a_refused_file_for_a_new_name_makes_no_model(tenant: Tenant) -> None:
+    client = signed_in(tenant.user(Role.MANAGER))
+    client.post(
+        f"/o/{tenant.organization.pk}/models/",
+        {"name": "Dents", "file": SimpleUploadedFile("d.onnx", b"not a model")},
+    )
+    assert not DetectionModel.objects.exists()
