@@ -108,7 +108,7 @@ def test_the_architecture_page_draws_the_layers_the_lint_contract_enforces() -> 
     named = {name for pair in owned for name in pair if name}
     assert parts <= named, f"say what these own in docs/architecture.md: {parts - named}"
     for layer in contract["layers"]:
-        for module in layer.split("|"):
+        for module in re.split(r"[|:]", layer):
             assert (SOURCE.parent / module.strip().replace(".", "/")).exists() or (
                 SOURCE.parent / (module.strip().replace(".", "/") + ".py")
             ).exists(), f"the contract names {module.strip()}, which does not exist"

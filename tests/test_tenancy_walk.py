@@ -16,6 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from defectlab.hooks.models import Delivery, Webhook
 from defectlab.hooks.services import create_webhook
+from defectlab.inference.models import DetectionModel, ModelAlias, ModelVersion, VersionState
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling.issues import open_issue
@@ -60,6 +61,9 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "job_retry": Job,
     "project_delete": Project,
     "tasks_delete": Project,
+    "models": Organization,
+    "model": DetectionModel,
+    "model_versions": DetectionModel,
 }
 
 
@@ -155,9 +159,33 @@ def victim(other_tenant: Tenant) -> Victim:
         access_key="victim-access-key",
         secret_key="victim-secret-key",
     )
+    detector = DetectionModel.objects.create(organization=other_tenant.organization, name="m")
+    version = ModelVersion.objects.create(
+        organization=other_tenant.organization,
+        model=detector,
+        number=1,
+        state=VersionState.READY,
+        file_key=f"org/{other_tenant.organization.pk}/models/{detector.pk}/v1.onnx",
+        sha256="0" * 64,
+        size=1,
+        ir_version=8,
+        opset=17,
+        input_height=640,
+        input_width=640,
+        layout="yolov8",
+        conf=0.25,
+        iou=0.7,
+        max_det=300,
+    )
+    alias = ModelAlias.objects.create(
+        organization=other_tenant.organization, model=detector, name="production", version=version
+    )
     return Victim(
         other_tenant,
         {
+            DetectionModel: detector,
+            ModelVersion: version,
+            ModelAlias: alias,
             Organization: other_tenant.organization,
             Project: other_tenant.project,
             Task: task,
@@ -199,6 +227,15 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
         "deliveries": list(
             Delivery.objects.filter(organization=organization).values().order_by("id")
         ),
+        "models": list(
+            DetectionModel.objects.filter(organization=organization).values().order_by("id")
+        ),
+        "versions": list(
+            ModelVersion.objects.filter(organization=organization).values().order_by("id")
+        ),
+        "aliases": list(
+            ModelAlias.objects.filter(organization=organization).values().order_by("id")
+        ),
         "tokens": list(
             ApiToken.objects.filter(user__memberships__organization=organization)
             .values()
@@ -211,7 +248,7 @@ def test_every_id_route_is_walked(db: Any) -> None:
     for route in api_routes():
         if route.name in NOT_TENANT_ROUTES or not route.kwargs:
             continue
-        assert route.kwargs in (("pk",), ("pk", "delivery")), (
+        assert route.kwargs in (("pk",), *(("pk", name) for name in EXTRA_KWARGS)), (
             f"route {route.name} takes {route.kwargs}; teach the walk about it"
         )
         assert route.model in WALKED_MODELS, (
@@ -233,10 +270,15 @@ WALKED_MODELS = {
     StorageConnection,
     Issue,
     Webhook,
+    DetectionModel,
 }
 
-# Second IDs in a route, and the model each addresses (the victim's row of it is used).
-EXTRA_KWARGS: dict[str, type[models.Model]] = {"delivery": Delivery}
+# Second IDs in a route: the model each addresses and the field of the victim's row it takes.
+EXTRA_KWARGS: dict[str, tuple[type[models.Model], str]] = {
+    "delivery": (Delivery, "pk"),
+    "number": (ModelVersion, "number"),
+    "name": (ModelAlias, "name"),
+}
 
 
 @pytest.mark.parametrize("role", [Role.OWNER, Role.ANNOTATOR])
@@ -250,7 +292,10 @@ def test_other_organizations_ids_answer_404_on_every_route(
         if route.name in NOT_TENANT_ROUTES or not route.kwargs:
             continue
         target = victim.objects[route.model]  # type: ignore[index]
-        extra = {name: victim.objects[EXTRA_KWARGS[name]].pk for name in route.kwargs[1:]}
+        extra = {
+            name: getattr(victim.objects[EXTRA_KWARGS[name][0]], EXTRA_KWARGS[name][1])
+            for name in route.kwargs[1:]
+        }
         url = reverse(route.name, kwargs={"pk": target.pk, **extra})
         for method in route.methods:
             response = client.generic(method, url, data="{}", content_type="application/json")

@@ -20,9 +20,12 @@ def _django() -> None:
 class Commands(click.Group):
     """The command group. Commands named in ``lazy`` are imported when they are run or listed,
     not with the group: ``remote`` brings the SDK and httpx, which the server's own processes
-    (``serve``, ``worker``) have no use for."""
+    (``serve``, ``worker``) have no use for; ``model`` lives with the model registry."""
 
-    lazy = {"remote": "defectlab.client.cli:remote"}
+    lazy = {
+        "remote": "defectlab.client.cli:remote",
+        "model": "defectlab.inference.commands:model",
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})

@@ -182,6 +182,25 @@ ADMIN_PASSWORD = env(
 MAX_UPLOAD_MB = env(
     "DEFECTLAB_MAX_UPLOAD_MB", "200", "Largest single uploaded image, in MB.", _positive_int
 )
+MAX_MODEL_MB = env(
+    "DEFECTLAB_MAX_MODEL_MB",
+    "200",
+    "Largest model file (.onnx) an organization may upload to its model registry, in MB.",
+    _positive_int,
+)
+MODEL_CHECK_MEMORY_MB = env(
+    "DEFECTLAB_MODEL_CHECK_MEMORY_MB",
+    "1024",
+    "Memory (address space, in MB) of the separate process that runs a newly uploaded model once "
+    "on a synthetic image before its version can be used; a model that needs more fails its check.",
+    _positive_int,
+)
+MODEL_CHECK_SECONDS = env(
+    "DEFECTLAB_MODEL_CHECK_SECONDS",
+    "60",
+    "Seconds that check may take, loading the model included; a model that runs longer fails it.",
+    _positive_float,
+)
 MAX_IMAGE_PIXELS = env(
     "DEFECTLAB_MAX_IMAGE_PIXELS",
     "150000000",
@@ -478,6 +497,7 @@ INSTALLED_APPS = [
     "defectlab.ingest",
     "defectlab.jobs",
     "defectlab.transfer",
+    "defectlab.inference",
     "defectlab.hooks",
     "defectlab.web",
 ]

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from defectlab.hooks.api import WebhookViewSet
+from defectlab.inference.api import ModelViewSet
 from defectlab.ingest.api import AllowedNetworkViewSet
 from defectlab.jobs.api import JobViewSet
 from defectlab.jobs.liveness import worker_problem
@@ -46,6 +47,7 @@ router.register("jobs", JobViewSet, basename="job")
 router.register("jobs", JobItemViewSet, basename="job-item")
 router.register("storages", StorageConnectionViewSet, basename="storage")
 router.register("webhooks", WebhookViewSet, basename="webhook")
+router.register("models", ModelViewSet, basename="model")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

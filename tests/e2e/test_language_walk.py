@@ -13,6 +13,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from defectlab.inference.models import DetectionModel, ModelAlias, ModelVersion, VersionState
 from defectlab.ingest.services import add_allowed_network
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling import workflow
@@ -30,6 +31,7 @@ PROPER = {
     "IPv6", "ID", "SSE", "KMS", "AES", "AES256", "DNS", "TLS", "MB", "GB", "KB", "px", "OK", "NG", "English",
     "train", "val", "test", "seg", "min", "max", "id", "Bearer", "Token", "ONNX", "SDK", "CLI",
     "Swagger", "OpenAPI", "localhost", "us", "east", "Webhook", "HMAC", "SHA256", "POST", "MES",
+    "IR", "IoU", "YOLOv5", "YOLOv8", "YOLOv10", "YOLO11", "YOLO26",
 }  # fmt: skip
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*")
 
@@ -55,8 +57,47 @@ def english_words(page: Any, allowed: set[str]) -> list[str]:
     # Host names, file names, settings and network examples (minio.plant.local, data.yaml,
     # aws:kms, fc00::/7, DEFECTLAB_FETCH_ALLOWLIST) and colours (#1e88e5).
     text = re.sub(r"\S*[.:_]\S*|#[0-9a-fA-F]{3,8}\b", " ", text)
+    text = re.sub(r"\bv\d+\b", " ", text)  # version tags (v1, v12), kept as they are
+    text = re.sub(r"\b[0-9a-f]{32,}\b", " ", text)  # digests (a model file's SHA-256)
     words = {word for word in WORD.findall(text) if word not in allowed}
     return sorted(word for word in words if len(word) > 1)  # a key name or A–Z is no word
+
+
+def registered_model(organization: Any) -> DetectionModel:
+    """A model with a ready version (with an alias) and a failed one, as the registry keeps them."""
+    detector = DetectionModel.objects.create(organization=organization, name="Surface")
+    common = {
+        "organization": organization,
+        "model": detector,
+        "sha256": "ab" * 32,
+        "size": 12_345,
+        "ir_version": 8,
+        "opset": 17,
+        "input_height": 640,
+        "input_width": 640,
+        "layout": "yolov8",
+        "names": ["crack", "pit"],
+        "author": "Acme QA",
+        "license": "AGPL-3.0",
+        "conf": 0.25,
+        "iou": 0.7,
+        "max_det": 300,
+    }
+    ready = ModelVersion.objects.create(
+        number=1, state=VersionState.READY, file_key="org/1/models/1/v1.onnx", **common
+    )
+    ModelVersion.objects.create(
+        number=2,
+        state=VersionState.FAILED,
+        file_key="org/1/models/1/v2.onnx",
+        error_code="out_of_memory",
+        error="模型运行时所需内存超过了 768 MB 的上限。",
+        **{**common, "sha256": "cd" * 32},
+    )
+    ModelAlias.objects.create(
+        organization=organization, model=detector, name="production", version=ready
+    )
+    return detector
 
 
 def test_every_page_and_error_page_speaks_chinese(
@@ -82,6 +123,7 @@ def test_every_page_and_error_page_speaks_chinese(
         started_by=owner,
     )
     _invite, token = create_invite(owner, tenant.organization, Role.ANNOTATOR, "")
+    detector = registered_model(tenant.organization)
     allowed = PROPER | {
         word
         for typed in [
@@ -99,6 +141,13 @@ def test_every_page_and_error_page_speaks_chinese(
             *(task.file_name for task in tenant.tasks),
             "detector",
             "line 3 camera",
+            detector.name,
+            "production",
+            "staging",
+            "Acme QA",
+            "AGPL-3.0",
+            "crack",
+            "pit",
         ]
         for word in WORD.findall(typed or "")
     }
@@ -144,6 +193,8 @@ def test_every_page_and_error_page_speaks_chinese(
         f"/o/{organization}/jobs/",
         f"/o/{organization}/network/",
         f"/o/{organization}/webhooks/",
+        f"/o/{organization}/models/",
+        f"/models/{detector.pk}/",
         f"/o/{organization}/projects/new/",
         f"/jobs/{job.pk}/",
         f"/projects/{project}/",

@@ -40,6 +40,8 @@ ARCHIVE_FIELDS = frozenset({"archive"})
 # The task import: a JSON body, or the same JSON as an uploaded file, up to MAX_IMPORT_MB.
 IMPORT_PATH = re.compile(r"^/api/projects/\d+/import/$")
 FORM_ROOM = MB  # multipart boundaries and the other fields of an upload form
+# A model registry's upload (an .onnx file), by the API and by the pages: MAX_MODEL_MB.
+MODEL_UPLOAD_PATH = re.compile(r"^/(?:(?:api/)?models/\d+/versions|o/\d+/models)/$")
 
 
 def body_limit(path: str) -> int:
@@ -48,11 +50,15 @@ def body_limit(path: str) -> int:
         return max(settings.MAX_ARCHIVE_MB, settings.MAX_UPLOAD_MB) * MB + FORM_ROOM
     if IMPORT_PATH.match(path):
         return int(settings.MAX_IMPORT_MB) * MB + FORM_ROOM
+    if MODEL_UPLOAD_PATH.match(path):
+        return int(settings.MAX_MODEL_MB) * MB + FORM_ROOM
     return int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 
 def file_limit(name: str, field_name: str, path: str) -> tuple[int, Callable[[str], TooLarge]]:
     """The size limit of one uploaded file, and the refusal that names it."""
+    if MODEL_UPLOAD_PATH.match(path):
+        return settings.MAX_MODEL_MB * MB, model_too_large
     if (
         name.lower().endswith(".zip")
         or field_name in ARCHIVE_FIELDS
@@ -122,12 +128,22 @@ class BodyLimitMiddleware:
                 % {"size": filesizeformat(int(declared)), "limit": filesizeformat(limit)},
                 details={"limit": limit},
             )
-        if UPLOAD_PATHS.match(request.path) and request.content_type == "multipart/form-data":
+        uploads = UPLOAD_PATHS.match(request.path) or MODEL_UPLOAD_PATH.match(request.path)
+        if uploads and request.content_type == "multipart/form-data":
             request.upload_handlers = [LimitedUploadHandler(request), *request.upload_handlers]
             if not request.path.startswith("/api/") and request.user.is_authenticated:
                 # Parsed here, so the form's first reader (the CSRF check) meets no refusal.
                 request.POST  # noqa: B018
                 request.FILES  # noqa: B018
+
+
+def model_too_large(name: str) -> TooLarge:
+    """The refusal of a model file above ``MAX_MODEL_MB`` while it streams in."""
+    return TooLarge(
+        _("%(name)s is larger than the %(limit)s MB limit for models.")
+        % {"name": name, "limit": settings.MAX_MODEL_MB},
+        details={"file": name, "limit_mb": settings.MAX_MODEL_MB},
+    )
 
 
 class LengthRequired(DefectLabError):

@@ -64,6 +64,12 @@ class AuditAction(StrEnum):
     WEBHOOK_DELETED = "webhook.deleted"
     WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
     WEBHOOK_REDELIVERED = "webhook.redelivered"
+    MODEL_CREATED = "model.created"
+    MODEL_VERSION_UPLOADED = "model.version_uploaded"
+    MODEL_VERSION_CHECKED = "model.version_checked"
+    MODEL_VERSION_UPDATED = "model.version_updated"
+    MODEL_ALIAS_MOVED = "model.alias_moved"
+    MODEL_ALIAS_DELETED = "model.alias_deleted"
 
 
 _origin: ContextVar[HttpRequest | None] = ContextVar("audit_origin", default=None)

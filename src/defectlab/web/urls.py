@@ -1,6 +1,6 @@
 from django.urls import path
 
-from defectlab.web import data, jobs, network, removals, storages, views, webhooks
+from defectlab.web import data, jobs, network, registry, removals, storages, views, webhooks
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +14,10 @@ urlpatterns = [
     path("o/<int:pk>/jobs/", jobs.jobs_page, name="jobs"),
     path("o/<int:pk>/network/", network.network_access, name="network_access"),
     path("o/<int:pk>/webhooks/", webhooks.webhooks_page, name="webhooks"),
+    path("o/<int:pk>/models/", registry.models_page, name="models"),
+    path("models/<int:pk>/", registry.model_page, name="model"),
+    # The upload form posts here (the body limit of model files applies to this address).
+    path("models/<int:pk>/versions/", registry.model_page, name="model_versions"),
     path("jobs/<int:pk>/", data.job_page, name="job"),
     path("projects/<int:pk>/data/", data.project_data, name="project_data"),
     path("projects/<int:pk>/storages/", storages.project_storages, name="project_storages"),

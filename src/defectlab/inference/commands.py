@@ -1,0 +1,172 @@
+"""``defectlab model``: the model registry on the local installation (the `defectlab` command
+loads this group by name when it runs). The commands call the registry's services as the API
+does; an upload runs its check here and says how it ended."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "defectlab.settings")
+    import django
+
+    django.setup()
+
+
+@click.group()
+def model() -> None:
+    """The organization's detection models: upload versions, list them, move aliases."""
+
+
+def _organization(value: str) -> Any:
+    from defectlab.tenancy.models import Organization
+
+    found = Organization.objects.filter(pk=int(value)).first() if value.isdigit() else None
+    found = found or Organization.objects.filter(name=value).first()
+    if found is None:
+        raise click.ClickException(f"There is no organization {value!r}.")
+    return found
+
+
+def _actor(organization: Any, email: str | None) -> Any:
+    """The person named (or DEFECTLAB_ADMIN_EMAIL) if a member of ``organization``; None (the
+    operator, acting on the installation) otherwise."""
+    from django.conf import settings
+
+    from defectlab.tenancy.models import User
+    from defectlab.tenancy.services import role_in
+
+    user = User.objects.filter(email=(email or settings.ADMIN_EMAIL).lower()).first()
+    if user is not None and role_in(user, organization.pk) is not None:
+        return user
+    if email:
+        raise click.ClickException(f"{email} is not a member of {organization.name}.")
+    return None
+
+
+def _model(value: str, organization: str | None) -> Any:
+    from defectlab.inference.models import DetectionModel
+
+    rows = DetectionModel.objects.select_related("organization")
+    if organization:
+        rows = rows.filter(organization=_organization(organization))
+    found = list(rows.filter(pk=int(value))) if value.isdigit() else []
+    found = found or list(rows.filter(name=value)[:2])
+    if not found:
+        raise click.ClickException(f"There is no model {value!r}.")
+    if len(found) > 1:
+        raise click.ClickException(f"Several organizations have a model {value!r}: name one.")
+    return found[0]
+
+
+def _described(version: Any) -> str:
+    names = ", ".join(version.names[:8]) + (", …" if len(version.names) > 8 else "")
+    return (
+        f"{version.layout}, input {version.input_width}×{version.input_height}, "
+        f"{len(version.names)} classes ({names}), sha256 {version.sha256[:12]}"
+    )
+
+
+@model.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--organization", required=True, help="The organization (its id or name).")
+@click.option("--name", required=True, help="The model's name (made if it has none yet).")
+@click.option("--notes", default="", help="What this version is.")
+@click.option("--names", default="", help="Class names, comma-separated, for a model without.")
+@click.option("--input-size", type=int, default=None, help="Side for a dynamic-size model.")
+@click.option("--conf", type=float, default=None, help="Default confidence threshold.")
+@click.option("--iou", type=float, default=None, help="Default NMS IoU threshold.")
+@click.option("--max-det", type=int, default=None, help="Default most detections per image.")
+@click.option("--as", "email", default=None, help="Who uploads [default: DEFECTLAB_ADMIN_EMAIL].")
+def upload(file: Path, organization: str, name: str, email: str | None, **options: Any) -> None:
+    """Upload FILE (.onnx) as a new version of a model, check it in the sandbox, say how it
+    ended (exit status 1 when the file is refused or its check fails)."""
+    _django()
+    from django.db import transaction
+
+    from defectlab.errors import DefectLabError
+    from defectlab.inference import registry
+    from defectlab.inference.models import DetectionModel, VersionState
+    from defectlab.jobs.runner import run_job
+    from defectlab.textlists import split_items
+
+    org = _organization(organization)
+    actor = _actor(org, email)
+    try:
+        with transaction.atomic():  # a refused file leaves no new, empty model behind
+            found = DetectionModel.objects.filter(organization=org, name=name.strip()).first()
+            target = found or registry.create_model(org, actor, name=name)
+            version = registry.upload_version(
+                target,
+                actor,
+                file.read_bytes(),
+                file_name=file.name,
+                notes=options["notes"],
+                names=split_items(options["names"]) or None,
+                input_size=options["input_size"],
+                conf=options["conf"],
+                iou=options["iou"],
+                max_det=options["max_det"],
+            )
+    except DefectLabError as error:
+        raise click.ClickException(f"{error.message} ({error.code})") from None
+    click.echo(f"Uploaded version {version.number} of {target.name}; checking it in the sandbox…")
+    run_job(version.job_id or 0)
+    version.refresh_from_db()
+    if version.state != VersionState.READY:
+        raise click.ClickException(
+            f"Version {version.number} failed its check ({version.error_code}): {version.error}"
+        )
+    click.echo(f"Version {version.number} of {target.name} is ready: {_described(version)}.")
+
+
+@model.command(name="list")
+@click.option("--organization", default=None, help="Only this organization's (id or name).")
+def list_models(organization: str | None) -> None:
+    """The models with their versions (state, layout, classes) and aliases."""
+    _django()
+    from defectlab.inference.models import DetectionModel
+
+    rows = DetectionModel.objects.select_related("organization").order_by("organization_id", "id")
+    if organization:
+        rows = rows.filter(organization=_organization(organization))
+    shown = 0
+    for entry in rows.prefetch_related("versions", "aliases__version"):
+        shown += 1
+        aliases = ", ".join(f"{a.name}→v{a.version.number}" for a in entry.aliases.all())
+        click.echo(
+            f"{entry.pk}  {entry.name}  ({entry.organization.name})"
+            + (f"  aliases: {aliases}" if aliases else "")
+        )
+        for version in entry.versions.all():
+            detail = _described(version) if version.state != "failed" else version.error
+            click.echo(f"    v{version.number}  {version.state}  {detail}")
+    if not shown:
+        click.echo("No models.")
+
+
+@model.command()
+@click.argument("model_name", metavar="MODEL")
+@click.argument("alias")
+@click.argument("version", type=int)
+@click.option("--organization", default=None, help="The model's organization, if names clash.")
+@click.option("--as", "email", default=None, help="Who moves it [default: DEFECTLAB_ADMIN_EMAIL].")
+def alias(
+    model_name: str, alias: str, version: int, organization: str | None, email: str | None
+) -> None:
+    """Point ALIAS (production, staging, …) of MODEL (id or name) at its ready VERSION."""
+    _django()
+    from defectlab.errors import DefectLabError
+    from defectlab.inference import registry
+
+    target = _model(model_name, organization)
+    try:
+        moved = registry.move_alias(target, _actor(target.organization, email), alias, version)
+    except DefectLabError as error:
+        raise click.ClickException(f"{error.message} ({error.code})") from None
+    click.echo(f"{target.name}: {moved.name} → version {moved.version.number}.")
