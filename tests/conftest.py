@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -16,6 +18,8 @@ from rest_framework.test import APIClient
 
 from defectlab.geometry import Shape
 from defectlab.ingest.uploads import checked_image
+from defectlab.jobs.queue import RetryLater
+from defectlab.jobs.runner import run_job
 from defectlab.labeling import services, workflow
 from defectlab.labeling.models import Label, Project, Task
 from defectlab.tenancy.models import Membership, Organization, Role, User
@@ -145,3 +149,35 @@ def api() -> APIClient:
 
 
 __all__ = ["settings"]
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Job ids sent to the queue (after their commit), in order; no worker runs them."""
+    ids: list[int] = []
+    monkeypatch.setattr("defectlab.jobs.services.send", ids.append)
+    return ids
+
+
+@pytest.fixture
+def drain(
+    queued: list[int], django_capture_on_commit_callbacks: Any
+) -> Callable[..., list[RetryLater]]:
+    """Run every queued job here, as a worker would, the ones they queue too; a job that asks
+    to be retried is run again (Dramatiq would, after the pause it asked for). Answers the
+    retry requests seen, in order."""
+
+    def run(*, retries: bool = True) -> list[RetryLater]:
+        asked: list[RetryLater] = []
+        while queued:
+            job_id = queued.pop(0)
+            with django_capture_on_commit_callbacks(execute=True):
+                try:
+                    run_job(job_id)
+                except RetryLater as later:
+                    asked.append(later)
+                    if retries:
+                        queued.append(job_id)
+        return asked
+
+    return run

@@ -9,7 +9,7 @@ import ipaddress
 import socket
 import socketserver
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 
 from defectlab.hooks.delivery import sign
-from defectlab.jobs.queue import RetryLater
-from defectlab.jobs.runner import run_job
 from tests.conftest import png_bytes
 
 PNG = png_bytes(32, 24)
@@ -116,38 +114,6 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
-
-
-@pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Job ids sent to the queue (after their commit), in order; no worker runs them."""
-    ids: list[int] = []
-    monkeypatch.setattr("defectlab.jobs.services.send", ids.append)
-    return ids
-
-
-@pytest.fixture
-def drain(
-    queued: list[int], django_capture_on_commit_callbacks: Any
-) -> Callable[..., list[RetryLater]]:
-    """Run every queued job here, as a worker would, the ones they queue too; a job that asks
-    to be retried is run again (Dramatiq would, after the pause it asked for). Answers the
-    retry requests seen, in order."""
-
-    def run(*, retries: bool = True) -> list[RetryLater]:
-        asked: list[RetryLater] = []
-        while queued:
-            job_id = queued.pop(0)
-            with django_capture_on_commit_callbacks(execute=True):
-                try:
-                    run_job(job_id)
-                except RetryLater as later:
-                    asked.append(later)
-                    if retries:
-                        queued.append(job_id)
-        return asked
-
-    return run
 
 
 @pytest.fixture
