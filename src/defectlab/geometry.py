@@ -201,11 +201,10 @@ class Shape:
             _too_many(len(points))
 
         label = self.label
-        if type(label) is not int and (
-            not isinstance(label, numbers.Integral) or isinstance(label, bool)
-        ):
-            _fail(_("The label must be a whole number, 0 or greater."))
-        if label < 0:
+        whole = type(label) is int or (  # the common case first, without the ABC's check
+            isinstance(label, numbers.Integral) and not isinstance(label, bool)
+        )
+        if not whole or label < 0:
             _fail(_("The label must be a whole number, 0 or greater."))
         attributes = self.attributes
         if attributes is _NO_ATTRIBUTES or (type(attributes) is dict and not attributes):

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Conflict, DefectLabError, Invalid, NotFound, TooLarge
-from defectlab.inference.engine.errors import EngineError
+from defectlab.inference.engine.errors import EngineError, gettext_noop
 from defectlab.inference.engine.layout import Layout, LayoutKind, recognise
 from defectlab.inference.engine.metadata import (
     MAX_CLASSES,
@@ -31,7 +31,7 @@ from defectlab.inference.engine.metadata import (
     class_names,
     read_metadata,
 )
-from defectlab.inference.engine.sandbox import SandboxResult, gettext_noop, validate_in_sandbox
+from defectlab.inference.engine.sandbox import SandboxResult, validate_in_sandbox
 from defectlab.inference.models import DetectionModel, ModelAlias, ModelVersion, VersionState
 from defectlab.inference.validation import RUN
 from defectlab.jobs.models import Job
@@ -43,7 +43,7 @@ from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require
 
 if TYPE_CHECKING:  # `checks` loads onnx, the detector onnxruntime: only when a file is read
-    from defectlab.inference.engine.checks import ModelFile, ModelRefused
+    from defectlab.inference.engine.checks import ModelFile
 
 CHECK_KIND = "model_check"
 MANAGE = Can.MANAGE_PROJECTS
@@ -103,9 +103,9 @@ class Checked:
     names: tuple[str, ...]
 
 
-def refusal(error: ModelRefused | EngineError) -> DefectLabError:
+def refusal(error: EngineError) -> DefectLabError:
     """A checks or engine refusal as the API's error, in the language of the request."""
-    message = _(error.template) % error.params if error.params else _(error.template)
+    message = error.localized(_)
     kind: type[DefectLabError] = TooLarge if error.code == "too_large" else Invalid
     return kind(message, code=error.code)
 
@@ -115,7 +115,7 @@ def check_upload(
 ) -> Checked:
     """``data`` read as a detector (never run): ``engine.checks``, then the engine's layout
     from the declared shapes, or Invalid / TooLarge with the refusal's code."""
-    from defectlab.inference.engine.checks import ModelRefused, inspect_model
+    from defectlab.inference.engine.checks import inspect_model
 
     if names is not None and len(names) > MAX_CLASSES:
         raise Invalid(_("At most %(count)s class names.") % {"count": MAX_CLASSES})
@@ -129,7 +129,7 @@ def check_upload(
             classes=len(names) if names else None,
             input_size=(input_size, input_size) if input_size else None,
         )
-    except (ModelRefused, EngineError) as error:
+    except EngineError as error:  # checks' ModelRefused is one too
         raise refusal(error) from None
     return Checked(file, metadata, layout, class_names(metadata, names, layout.classes))
 

@@ -307,7 +307,7 @@ def reference_row(s3: Callable[[str], ImageRef | None], index: int, item: Any) -
         return NewTask(image, unquote(path.rsplit("/", 1)[-1]) or netloc)
     name = entry.get("file_name") or unquote(path.rsplit("/", 1)[-1]) or netloc
     width, height = entry.get("width"), entry.get("height")
-    if (
+    if (  # the common case, checked at once
         type(width) is int
         and type(height) is int
         and 0 < width <= MAX_SIDE

@@ -126,10 +126,9 @@ def insert_tasks(project: Project, rows: Sequence[NewTask]) -> list[int]:
 
 
 def _count(project_id: int, rows: Sequence[NewTask]) -> None:
-    counts = Counter(row.status for row in rows)  # the statuses once each, then their counters
-    counters = Counter[str]()
-    for status, number in counts.items():
-        counters[COUNTER[TaskStatus(status)]] += number
+    # Counted as given ("new" and TaskStatus.NEW are one key), each status then named once.
+    counts = Counter(row.status for row in rows)
+    counters = {COUNTER[TaskStatus(status)]: number for status, number in counts.items()}
     Project.objects.filter(pk=project_id).update(
         **{counter: F(counter) + number for counter, number in counters.items()}
     )

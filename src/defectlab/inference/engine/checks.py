@@ -17,14 +17,15 @@ and kept with their parameters, so the app shows them translated with ``localize
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import metadata as distributions
-from typing import Any
 
 import onnx
 from google.protobuf.message import DecodeError
+
+from defectlab.inference.engine.errors import EngineError, gettext_noop
 
 Dim = int | str | None  # a size, a symbolic name ("batch", "height"), or unknown
 Shape = tuple[Dim, ...]
@@ -57,33 +58,9 @@ FOREIGN_FORMATS = (
 MAX_DETAIL = 300  # characters of a library's own error text kept in a message
 
 
-def gettext_noop(message: str) -> str:
-    """Marks ``message`` for the translation catalog (``makemessages`` looks for this name);
-    the app translates it when it shows it, see ``localized``."""
-    return message
-
-
-class ModelRefused(Exception):
+class ModelRefused(EngineError):
     """An uploaded model that will not be used. ``code`` is stable for programs; ``message`` is
     the English sentence; ``localized(gettext)`` the same in the language of the request."""
-
-    def __init__(self, code: str, template: str, **params: Any) -> None:
-        self.code = code
-        self.template = template
-        self.params = params
-        self.message = template % params if params else template
-        super().__init__(self.message)
-
-    def localized(self, translate: Callable[[str], str]) -> str:
-        text = translate(self.template)
-        return text % self.params if self.params else text
-
-    def __reduce__(self) -> tuple[Any, ...]:  # pickled with its code and parameters
-        return (_refusal, (self.code, self.template, self.params))
-
-
-def _refusal(code: str, template: str, params: dict[str, Any]) -> ModelRefused:
-    return ModelRefused(code, template, **params)
 
 
 @dataclass(frozen=True)

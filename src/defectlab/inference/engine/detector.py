@@ -154,18 +154,17 @@ class Detector:
             prepared = [self._prepare(image) for image in images[first : first + self.batch]]
             found, run_ms, post_ms = self._infer(prepared, conf, iou, max_det, classes)
             results += [
-                self._detections(item, result, item.placement.image_size, run, post)
+                self._detections(
+                    result,
+                    item.placement.image_size,
+                    Timings(item.decode_ms, item.letterbox_ms, run, post),
+                )
                 for item, result, run, post in zip(prepared, found, run_ms, post_ms, strict=True)
             ]
         return results
 
     def _detections(
-        self,
-        item: _Prepared,
-        found: _Found,
-        image_size: tuple[int, int],
-        run_ms: float,
-        post_ms: float,
+        self, found: _Found, image_size: tuple[int, int], timings: Timings, tiles: int = 0
     ) -> Detections:
         return Detections(
             boxes=found.boxes,
@@ -175,7 +174,8 @@ class Detector:
             width=image_size[1],
             height=image_size[0],
             names=self._names_for(found.classes),
-            timings=Timings(item.decode_ms, item.letterbox_ms, run_ms, post_ms),
+            timings=timings,
+            tiles=tiles,
         )
 
     def _names_for(self, classes: np.ndarray) -> tuple[str, ...]:
@@ -343,7 +343,9 @@ class Detector:
         prepared = [self._letterboxed(pixels, decode_ms)]
         if len(pieces) == 1:  # the image fits in one tile: the whole-image pass is all there is
             found, run_ms, post_ms = self._infer(prepared, conf, iou, max_det, classes)
-            return self._detections(prepared[0], found[0], image_size, run_ms[0], post_ms[0])
+            item = prepared[0]
+            timings = Timings(item.decode_ms, item.letterbox_ms, run_ms[0], post_ms[0])
+            return self._detections(found[0], image_size, timings)
         prepared += [
             self._letterboxed(pixels[t.y : t.y + t.height, t.x : t.x + t.width]) for t in pieces
         ]
@@ -385,14 +387,4 @@ class Detector:
             sum(run_ms),
             sum(post_ms) + merge_ms,
         )
-        return Detections(
-            boxes=merged.boxes,
-            scores=merged.scores,
-            classes=merged.classes,
-            polygons=merged.polygons,
-            width=image_size[1],
-            height=image_size[0],
-            names=self._names_for(merged.classes),
-            timings=timings,
-            tiles=len(pieces),
-        )
+        return self._detections(merged, image_size, timings, tiles=len(pieces))

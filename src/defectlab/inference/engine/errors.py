@@ -8,6 +8,7 @@ and ``str(error)`` is the English sentence for logs and scripts.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -16,14 +17,25 @@ def gettext_noop(message: str) -> str:
     return message
 
 
+def localize(template: str, params: Mapping[str, Any], translate: Callable[[str], str]) -> str:
+    """``template`` in the reader's language (``translate`` is the app's gettext), filled in."""
+    text = translate(template)
+    return text % params if params else text
+
+
 class EngineError(ValueError):
-    """Something the engine refuses; ``code`` says what, ``str()`` says it in English."""
+    """Something the engine refuses; ``code`` says what, ``message`` (and ``str()``) says it in
+    English, ``localized(gettext)`` in the language of the request."""
 
     def __init__(self, code: str, template: str, **params: Any) -> None:
         self.code = code
         self.template = template
         self.params = params
-        super().__init__(template % params if params else template)
+        self.message = template % params if params else template
+        super().__init__(self.message)
+
+    def localized(self, translate: Callable[[str], str]) -> str:
+        return localize(self.template, self.params, translate)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Errors cross process boundaries (the validation sandbox, worker pools): keep them whole.

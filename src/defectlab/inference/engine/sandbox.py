@@ -52,6 +52,8 @@ from dataclasses import dataclass, field, replace
 from importlib import import_module
 from typing import Any
 
+from defectlab.inference.engine.errors import gettext_noop, localize
+
 DEFAULT_RUN = "defectlab.inference.engine.sandbox:run_once"
 # Address space of the child with a tiny model at 640 (Python, numpy, onnxruntime: about 150 MB
 # before the model is read, 170 MB at its peak; x86-64 Linux, onnxruntime 1.32). A limit below
@@ -88,12 +90,6 @@ child_main(sys.argv[3], sys.argv[4])
 RunFunction = Callable[..., Mapping[str, Any]]
 
 
-def gettext_noop(message: str) -> str:
-    """Marks ``message`` for the translation catalog, as in ``checks``; defined here too so
-    the child does not load ``onnx`` for it."""
-    return message
-
-
 @dataclass(frozen=True)
 class SandboxResult:
     """How the model's run in the sandbox ended. ``report`` is what the run returned (empty
@@ -116,8 +112,7 @@ class SandboxResult:
         return self.template % self.params if self.params else self.template
 
     def localized(self, translate: Callable[[str], str]) -> str:
-        text = translate(self.template)
-        return text % self.params if self.params else text
+        return localize(self.template, self.params, translate)
 
 
 def validate_in_sandbox(
