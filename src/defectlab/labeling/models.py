@@ -291,11 +291,22 @@ class Prediction(models.Model):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="predictions")
     model_name = models.CharField(max_length=100)
     model_version = models.CharField(max_length=100, blank=True)
+    # What made it, for predictions DefectLab made itself: "version:<id>" (a registry version)
+    # or "backend:<id>" (an external model backend); empty for imported and API predictions. A
+    # task has at most one prediction per source: pre-annotating again replaces it.
+    source = models.CharField(max_length=40, blank=True)
     shapes = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task", "source"],
+                condition=~models.Q(source=""),
+                name="prediction_one_per_source",
+            )
+        ]
 
 
 class Verdict(models.TextChoices):

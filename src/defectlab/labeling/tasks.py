@@ -320,6 +320,7 @@ class PredictionRow:
     model_name: str
     model_version: str
     shapes: list[dict[str, Any]]
+    source: str = ""  # Prediction.source
 
 
 def add_predictions(rows: Sequence[NewPrediction]) -> list[Prediction]:
@@ -352,7 +353,16 @@ def insert_predictions(rows: Sequence[PredictionRow], *, mark_tasks: bool = True
         now = _now()
         _insert(
             Prediction,
-            ("id", "organization", "task", "model_name", "model_version", "shapes", "created_at"),
+            (
+                "id",
+                "organization",
+                "task",
+                "model_name",
+                "model_version",
+                "source",
+                "shapes",
+                "created_at",
+            ),
             [
                 (
                     prediction_id,
@@ -360,6 +370,7 @@ def insert_predictions(rows: Sequence[PredictionRow], *, mark_tasks: bool = True
                     row.task_id,
                     row.model_name.strip()[:100],
                     row.model_version.strip()[:100],
+                    row.source,
                     _json(row.shapes),
                     now,
                 )
