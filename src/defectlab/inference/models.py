@@ -106,3 +106,32 @@ class ModelAlias(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} → v{self.version_id}"
+
+
+class ProjectModel(models.Model):
+    """A model as one project uses it for pre-annotation: which project label each of the
+    model's class names becomes (``classes``: name → label id, or None for "propose nothing"),
+    whether its images are tiled, and whether new tasks are pre-annotated on import by the
+    version ``on_import`` names (an alias, or empty: not on import). Made when first saved; a
+    model without a row maps class names to labels of the same name."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="+")
+    model = models.ForeignKey(DetectionModel, on_delete=models.CASCADE, related_name="projects")
+    classes = models.JSONField(default=dict, blank=True)
+    tile = models.BooleanField(default=False)
+    on_import = models.CharField(max_length=50, blank=True)
+    updated_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "model"], name="project_model_unique"),
+            # One model pre-annotates a project's new tasks.
+            models.UniqueConstraint(
+                fields=["project"], condition=~models.Q(on_import=""), name="project_on_import"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"project {self.project_id} ← model {self.model_id}"

@@ -11,3 +11,8 @@ annotation_submitted = Signal()
 # same transaction), ``user`` and, for a review, ``comment``. Receivers write rows that must
 # commit with the change or not at all (webhook deliveries) and do no slow work.
 task_event = Signal()
+
+# Sent inside the transaction that adds tasks to a project (every way tasks are made ends in
+# labeling.tasks), with ``project_id``, ``first`` and ``last`` (the lowest and highest new task
+# ids). Receivers start follow-up work that must commit with the tasks (a pre-annotation job).
+tasks_added = Signal()

@@ -27,6 +27,7 @@ from defectlab.labeling.models import (
     TaskLabel,
     TaskStatus,
 )
+from defectlab.labeling.signals import tasks_added
 
 # The stored counter of each status on the project.
 COUNTER = {
@@ -86,6 +87,7 @@ def add_tasks(project: Project, rows: Sequence[NewTask], *, returning: bool = Tr
             batch_size=500,
         )
         _count(project_id, rows)
+        _added(project_id, [task.pk for task in created])
     return created
 
 
@@ -122,7 +124,13 @@ def insert_tasks(project: Project, rows: Sequence[NewTask]) -> list[int]:
             ],
         )
         _count(project_id, rows)
+        _added(project_id, ids)
     return ids
+
+
+def _added(project_id: int, ids: Sequence[int]) -> None:
+    if ids:
+        tasks_added.send(sender=Task, project_id=project_id, first=min(ids), last=max(ids))
 
 
 def _count(project_id: int, rows: Sequence[NewTask]) -> None:

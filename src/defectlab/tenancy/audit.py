@@ -70,6 +70,8 @@ class AuditAction(StrEnum):
     MODEL_VERSION_UPDATED = "model.version_updated"
     MODEL_ALIAS_MOVED = "model.alias_moved"
     MODEL_ALIAS_DELETED = "model.alias_deleted"
+    PROJECT_MODEL_CHANGED = "project.model_changed"
+    PREANNOTATION_STARTED = "project.preannotation_started"
 
 
 _origin: ContextVar[HttpRequest | None] = ContextVar("audit_origin", default=None)
