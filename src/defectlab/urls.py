@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 
 from defectlab.hooks.api import WebhookViewSet
 from defectlab.inference.api import ModelViewSet
+from defectlab.inference.projects import ProjectModelViewSet
 from defectlab.ingest.api import AllowedNetworkViewSet
 from defectlab.jobs.api import JobViewSet
 from defectlab.jobs.liveness import worker_problem
@@ -39,6 +40,7 @@ router.register("memberships", MembershipViewSet, basename="membership")
 router.register("invites", InviteViewSet, basename="invite")
 router.register("projects", ProjectViewSet, basename="project")
 router.register("projects", ProjectTransferViewSet, basename="project-transfer")
+router.register("projects", ProjectModelViewSet, basename="project-model")
 router.register("labels", LabelViewSet, basename="label")
 router.register("tasks", TaskViewSet, basename="task")
 router.register("issues", IssueViewSet, basename="issue")

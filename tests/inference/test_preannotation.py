@@ -24,7 +24,7 @@ from defectlab.labeling.models import Prediction, Project, Task
 from defectlab.media.storage import default_storage
 from defectlab.synthetic import defect_images
 from defectlab.tenancy.models import Role
-from tests.conftest import Tenant, make_tenant
+from tests.conftest import Tenant, client_for, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -282,3 +282,65 @@ def test_new_tasks_are_pre_annotated_on_import(
     registry.delete_alias(demo_model, manager, "production")
     services.create_uploaded_tasks(panels, [checked_image("late.jpg", images[0].data)])
     assert jobs.count() == 1
+
+
+# ---------------------------------------------------------------------------- the API
+
+
+def test_the_api_shows_and_changes_the_mapping_and_starts_a_job(
+    panels: Project, manager: Any, demo_model: DetectionModel, tenant: Tenant, drain: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:  # fmt: skip
+    client = client_for(manager)
+    labels = {label.name: label.pk for label in panels.labels.all()}
+    answer = client.get(f"/api/projects/{panels.pk}/models/")
+    assert answer.status_code == 200, answer.content
+    (shown,) = answer.json()
+    assert shown["classes"] == {
+        "scratch": labels["Scratch"],
+        "dent": labels["dent"],
+        "stain": labels["stain"],
+    }
+    assert (shown["tile"], shown["on_import"], shown["aliases"]) == (False, "", ["production"])
+    address = f"/api/projects/{panels.pk}/models/{demo_model.pk}/"
+    changed = client.put(
+        address, {"classes": {"stain": None}, "tile": True, "on_import": "production"},
+        format="json",
+    )  # fmt: skip
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["classes"]["stain"] is None and changed.json()["tile"] is True
+    assert client.put(address, {"classes": {"crack": 1}}, format="json").status_code == 400
+    assert client.put(address, {"on_import": "nightly"}, format="json").status_code == 400
+    # Annotators read, and may not change or start anything.
+    annotator = client_for(tenant.user(Role.ANNOTATOR))
+    assert annotator.get(f"/api/projects/{panels.pk}/models/").status_code == 200
+    assert annotator.put(address, {"tile": False}, format="json").status_code == 403
+    body = {"model": demo_model.pk, "alias": "production", "scope": "unlabeled"}
+    start = f"/api/projects/{panels.pk}/preannotate/"
+    assert annotator.post(start, body, format="json").status_code == 403
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post(start, body, format="json")
+    assert started.status_code == 202, started.content
+    job = started.json()
+    assert job["kind"] == "preannotate"
+    assert client.post(start, body, format="json").status_code == 409  # still waiting
+    drain()
+    finished = client.get(f"/api/jobs/{job['id']}/").json()
+    assert finished["state"] == "succeeded" and finished["result"]["tasks"] == PANELS
+    assert client.post(start, {"model": demo_model.pk}, format="json").status_code == 400
+
+
+def test_another_organization_sees_nothing(
+    panels: Project, demo_model: DetectionModel
+) -> None:  # fmt: skip
+    other = make_tenant("Other")
+    client = client_for(other.user(Role.OWNER))
+    assert client.get(f"/api/projects/{panels.pk}/models/").status_code == 404
+    own = f"/api/projects/{other.project.pk}/"
+    assert (
+        client.put(f"{own}models/{demo_model.pk}/", {"tile": True}, format="json").status_code
+        == 404
+    )
+    body = {"model": demo_model.pk, "version": 1}
+    assert client.post(f"{own}preannotate/", body, format="json").status_code == 404
+    assert client.get(f"{own}models/").json() == []
