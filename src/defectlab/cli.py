@@ -126,15 +126,28 @@ def demo(email: str | None, images: int) -> None:
     from django.conf import settings
 
     from defectlab.errors import DefectLabError
+    from defectlab.inference.demodetector import equip_demo
     from defectlab.labeling.demo import create_demo
+    from defectlab.labeling.models import Prediction
+    from defectlab.tenancy.models import User, normalize_email
 
+    steps = {
+        "check": "Checking the demo detector in the sandbox",
+        "preannotate": "Pre-annotating the panels with it",
+    }
     email = email or settings.ADMIN_EMAIL
     try:
         with click.progressbar(length=images, label="Drawing synthetic panels") as bar:
             project = create_demo(email, images=images, progress=lambda done: bar.update(1))
+        owner = User.objects.get(email=normalize_email(email))
+        model = equip_demo(project, owner, progress=lambda step: click.echo(steps[step]))
     except DefectLabError as error:
         raise click.ClickException(error.message) from None
-    click.echo(f"The demo project “{project.name}” has {project.task_count} tasks.")
+    proposals = Prediction.objects.filter(task__project=project).count()
+    click.echo(
+        f"The demo project “{project.name}” has {project.task_count} tasks; "
+        f"“{model.name}” pre-annotated {proposals} of them."
+    )
 
 
 def gunicorn_options(settings: Any) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The demo organization: a surface-inspection project of synthetic panels, with predictions.
+"""The demo organization: a surface-inspection project of synthetic panels (its detector and
+proposals come from `defectlab.inference.demodetector`).
 
 Everything a person reads in it (organization, project, instructions, classes, attributes and
 their options) is in the installation's default language, ``settings.LANGUAGE_CODE``: a plant
@@ -17,11 +18,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
 from defectlab.errors import Invalid
-from defectlab.geometry import Shape
 from defectlab.ingest.uploads import checked_image
-from defectlab.labeling import services, workflow
+from defectlab.labeling import services
 from defectlab.labeling.models import Project
-from defectlab.synthetic import DEFECT_KINDS, SyntheticDefect, defect_images
+from defectlab.synthetic import DEFECT_KINDS, defect_images
 from defectlab.tenancy.models import Membership, Organization, Role, User, normalize_email
 from defectlab.tenancy.services import create_organization
 
@@ -117,33 +117,11 @@ def create_demo(
             tags=[{"name": "OK", "color": "#2e7d32"}, {"name": "NG", "color": "#c62828"}],
             labels=texts.labels(),
         )
-    label_ids = {label.name: label.pk for label in project.labels.all()}
-    generated = []
     incoming = []
-    for index, (name, data, defects) in enumerate(defect_images(images, seed=2026)):
+    for index, (name, data, _defects) in enumerate(defect_images(images, seed=2026)):
         incoming.append(checked_image(name, data))
-        generated.append(defects)
         if progress:
             progress(index + 1)
-    tasks = services.create_uploaded_tasks(project, incoming)
-    # The generator knows where it drew each defect: offer those as a "model's" proposals,
-    # so pre-labeling can be tried without a trained detector.
-    for task, defects in zip(tasks, generated, strict=True):
-        shapes = [_proposal(defect, texts, label_ids) for defect in defects]
-        workflow.add_prediction(task, model_name="demo-synthetic", model_version="1", shapes=shapes)
+    services.create_uploaded_tasks(project, incoming)
     project.refresh_from_db()
     return project
-
-
-def _proposal(
-    defect: SyntheticDefect, texts: DemoTexts, label_ids: dict[str, int]
-) -> dict[str, Any]:
-    """One drawn defect as a proposal of the demo's class, named in the demo's language."""
-    label = label_ids[texts.classes[defect.kind]]
-    attributes = {texts.severity: texts.severities[defect.severity]}
-    shape = (
-        Shape.polygon(defect.polygon, label=label, attributes=attributes)
-        if defect.kind == "stain"
-        else Shape.box(*defect.box, label=label, attributes=attributes)
-    )
-    return shape.to_dict() | {"score": 0.9}
