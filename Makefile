@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/test
 
-.PHONY: help install run test test-sqlite test-postgres lint frontend-check messages bench-tasks bench-canvas bench-export bench-memory bench-engine chromium clean
+.PHONY: help install run test test-sqlite test-postgres lint frontend-check messages bench-tasks bench-canvas bench-export bench-memory bench-engine bench-preannotate chromium clean
 
 help:
 	@echo "make run            set up, migrate, create the owner and the demo, serve on :8080"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench-export   export MB/s beside plain zipfile, its peak memory, Label Studio JSON beside plain SQL (1k, 10k)"
 	@echo "make bench-memory   PSS of every server process (import 100k, list, 8-client saves, export 10k)"
 	@echo "make bench-engine   detection engine images/s end to end beside raw session.run (YOLOv8n-sized graph)"
+	@echo "make bench-preannotate  a pre-annotation job's tasks/s beside the engine's images/s (demo model, 1000 tasks)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +83,9 @@ bench-memory: install
 
 bench-engine: install
 	$(BIN)/python bench/engine.py
+
+bench-preannotate: install
+	$(BIN)/python bench/preannotate.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
