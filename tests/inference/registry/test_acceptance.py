@@ -14,7 +14,7 @@ from defectlab.labeling import workflow
 from defectlab.labeling.models import Label, Prediction, Task
 from defectlab.labeling.tasks import PredictionRow, insert_predictions
 from defectlab.tenancy.models import Role
-from tests.conftest import Tenant, box, make_tasks
+from tests.conftest import Tenant, box, client_for, make_tasks
 from tests.inference.registry import models as files
 
 pytestmark = pytest.mark.django_db
@@ -202,3 +202,36 @@ def test_many_versions_at_once_and_pre_annotating_again(
     Prediction.objects.filter(pk=first_prediction.pk).delete()
     predict(task, service.source_key(version), [tenant.label])
     assert service.acceptance(version).tasks == 0
+
+
+def test_the_api_answers_the_counts_and_another_organization_gets_404(
+    tenant: Tenant, other_tenant: Tenant, version: ModelVersion
+) -> None:
+    prediction = predict(tenant.tasks[0], service.source_key(version), [tenant.label, tenant.label])
+    save(tenant, tenant.tasks[0], proposals=fates(prediction, "accepted", "changed"))
+    url = f"/api/models/{version.model_id}/versions/{version.number}/acceptance/"
+    answer = client_for(tenant.user(Role.ANNOTATOR)).get(url)
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "tasks": 1,
+        "proposals": 2,
+        "kept": 1,
+        "moved": 1,
+        "deleted": 0,
+        "left_out": 0,
+        "rate": 0.5,
+        "classes": [
+            {
+                "name": "scratch",
+                "proposals": 2,
+                "kept": 1,
+                "moved": 1,
+                "deleted": 0,
+                "left_out": 0,
+                "rate": 0.5,
+            }
+        ],
+    }
+    missing = f"/api/models/{version.model_id}/versions/9/acceptance/"
+    assert client_for(tenant.user(Role.ANNOTATOR)).get(missing).status_code == 404
+    assert client_for(other_tenant.user(Role.OWNER)).get(url).status_code == 404
