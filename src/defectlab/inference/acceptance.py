@@ -68,6 +68,11 @@ class Counts:
         """kept / (kept + moved + deleted); None when nothing was counted."""
         return self.kept / self.proposals if self.proposals else None
 
+    @property
+    def percent(self) -> float | None:
+        """The rate in percent, for pages."""
+        return None if self.rate is None else 100 * self.rate
+
     def add(self, kind: str) -> None:
         if kind == "left_out":
             self.deleted += 1

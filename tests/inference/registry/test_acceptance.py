@@ -16,6 +16,7 @@ from defectlab.labeling.tasks import PredictionRow, insert_predictions
 from defectlab.tenancy.models import Role
 from tests.conftest import Tenant, box, client_for, make_tasks
 from tests.inference.registry import models as files
+from tests.inference.registry.test_pages import signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -235,3 +236,25 @@ def test_the_api_answers_the_counts_and_another_organization_gets_404(
     missing = f"/api/models/{version.model_id}/versions/9/acceptance/"
     assert client_for(tenant.user(Role.ANNOTATOR)).get(missing).status_code == 404
     assert client_for(other_tenant.user(Role.OWNER)).get(url).status_code == 404
+
+
+def test_the_model_page_shows_each_versions_rate_and_classes_in_both_languages(
+    tenant: Tenant, version: ModelVersion, queued: list[int]
+) -> None:
+    untried = new_version(tenant)
+    dent = tenant.project.labels.get(name="dent")
+    prediction = predict(tenant.tasks[0], service.source_key(version), [tenant.label, dent, dent])
+    save(tenant, tenant.tasks[0], proposals=fates(prediction, "accepted", "changed"))
+    url = f"/models/{version.model_id}/"
+    html = signed_in(tenant.user(Role.ANNOTATOR)).get(url).content.decode()
+    shown = html[html.index('id="acceptance-1"') :]
+    shown = shown[: shown.index("</section>")]
+    assert "Acceptance rate 33.3%" in shown and "3 proposals in 1 submitted task" in shown
+    assert "<td>scratch</td>" in shown and "<td>dent</td>" in shown
+    assert "(1 undecided)" in shown and "All classes" in shown
+    empty = html[html.index(f'id="acceptance-{untried.number}"') :]
+    assert "No proposals of this version were decided" in empty[: empty.index("</section>")]
+    chinese = signed_in(tenant.user(Role.ANNOTATOR), "zh-hans").get(url).content.decode()
+    assert "采纳率 33.3%" in chinese and "1 个已提交任务中的 3 个建议" in chinese
+    assert "保留" in chinese and "修改" in chinese and "全部类别" in chinese
+    assert "已提交的任务中还没有对该版本建议的处理" in chinese
