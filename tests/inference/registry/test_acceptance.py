@@ -9,7 +9,7 @@ import pytest
 
 from defectlab.inference import acceptance as service
 from defectlab.inference import registry
-from defectlab.inference.models import DetectionModel, ModelVersion
+from defectlab.inference.models import DetectionModel, ModelVersion, VersionState
 from defectlab.labeling import workflow
 from defectlab.labeling.models import Label, Prediction, Task
 from defectlab.labeling.tasks import PredictionRow, insert_predictions
@@ -241,7 +241,9 @@ def test_the_api_answers_the_counts_and_another_organization_gets_404(
 def test_the_model_page_shows_each_versions_rate_and_classes_in_both_languages(
     tenant: Tenant, version: ModelVersion, queued: list[int]
 ) -> None:
-    untried = new_version(tenant)
+    untried = new_version(tenant)  # ready, nothing decided: says so
+    ModelVersion.objects.filter(pk=untried.pk).update(state=VersionState.READY)
+    checking = new_version(tenant)  # validating, so it made no proposals: nothing to say
     dent = tenant.project.labels.get(name="dent")
     prediction = predict(tenant.tasks[0], service.source_key(version), [tenant.label, dent, dent])
     save(tenant, tenant.tasks[0], proposals=fates(prediction, "accepted", "changed"))
@@ -254,6 +256,7 @@ def test_the_model_page_shows_each_versions_rate_and_classes_in_both_languages(
     assert "(1 undecided)" in shown and "All classes" in shown
     empty = html[html.index(f'id="acceptance-{untried.number}"') :]
     assert "No proposals of this version were decided" in empty[: empty.index("</section>")]
+    assert f'id="acceptance-{checking.number}"' not in html
     chinese = signed_in(tenant.user(Role.ANNOTATOR), "zh-hans").get(url).content.decode()
     assert "采纳率 33.3%" in chinese and "1 个已提交任务中的 3 个建议" in chinese
     assert "保留" in chinese and "修改" in chinese and "全部类别" in chinese
