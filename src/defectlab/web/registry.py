@@ -130,7 +130,7 @@ def model_page(request: HttpRequest, pk: int) -> HttpResponse:
     taken = acceptance.acceptance_of_versions(versions)
     for version in versions:
         version.layout_label = LAYOUTS.get(version.layout, version.layout)
-        version.acceptance = taken[version.pk]  # type: ignore[attr-defined]
+        version.acceptance = taken[version.pk]
     return render(
         request,
         "web/model.html",
