@@ -17,6 +17,7 @@ from defectlab.inference.models import DetectionModel, ModelAlias, ModelVersion,
 from defectlab.ingest.services import add_allowed_network
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling import workflow
+from defectlab.labeling.tasks import PredictionRow, insert_predictions
 from defectlab.tenancy.models import Role
 from defectlab.tenancy.services import create_invite
 from tests.conftest import annotate, box
@@ -100,6 +101,38 @@ def registered_model(organization: Any) -> DetectionModel:
     return detector
 
 
+def decide_proposals(tenant: Any, version: ModelVersion) -> None:
+    """A task submitted with the version's proposals kept, changed and left undecided, so the
+    model page shows its acceptance table."""
+    task = tenant.tasks[2]
+    shapes = [
+        {**box(tenant.label, 10 + 20 * i, 10, 25 + 20 * i, 25), "score": 0.9} for i in range(3)
+    ]
+    (prediction,) = insert_predictions(
+        [
+            PredictionRow(
+                task.pk,
+                task.organization_id,
+                "Surface",
+                "1",
+                shapes,
+                source=f"version:{version.pk}",
+            )
+        ]
+    )
+    workflow.save_annotation(
+        task,
+        tenant.user(Role.ANNOTATOR),
+        base_version=None,
+        shapes=[box(tenant.label)],
+        submit=True,
+        proposals=[
+            {"prediction": prediction, "index": 0, "fate": "accepted"},
+            {"prediction": prediction, "index": 1, "fate": "changed"},
+        ],
+    )
+
+
 def test_every_page_and_error_page_speaks_chinese(
     browser: Any, browser_context_args: dict[str, Any]
 ) -> None:
@@ -124,6 +157,7 @@ def test_every_page_and_error_page_speaks_chinese(
     )
     _invite, token = create_invite(owner, tenant.organization, Role.ANNOTATOR, "")
     detector = registered_model(tenant.organization)
+    decide_proposals(tenant, detector.versions.get(number=1))
     allowed = PROPER | {
         word
         for typed in [

@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from defectlab.errors import NotFound
-from defectlab.inference import registry
+from defectlab.inference import acceptance, registry
 from defectlab.inference.models import DetectionModel, ModelAlias, ModelVersion
 from defectlab.media.storage import default_storage
 from defectlab.params import keyset_page, query_int
@@ -128,6 +128,34 @@ class VersionSerializer(serializers.ModelSerializer[ModelVersion]):
     def get_input_size(self, version: ModelVersion) -> list[int]:
         """[height, width] the letterbox fills."""
         return [version.input_height, version.input_width]
+
+
+class CountsFields(serializers.Serializer[Any]):
+    proposals = serializers.IntegerField(help_text="Proposals counted: kept + moved + deleted.")
+    kept = serializers.IntegerField(help_text="Accepted as proposed.")
+    moved = serializers.IntegerField(
+        help_text="Accepted, then changed (geometry, class or attributes)."
+    )
+    deleted = serializers.IntegerField(
+        help_text="Dropped, or left undecided when the task was submitted."
+    )
+    left_out = serializers.IntegerField(help_text="Of the deleted ones, those never decided.")
+    rate = serializers.FloatField(
+        allow_null=True, help_text="kept / (kept + moved + deleted); null when nothing was counted."
+    )
+
+
+class ClassAcceptanceSerializer(CountsFields):
+    name = serializers.CharField(
+        allow_null=True, help_text="The project label's name; null for labels deleted since."
+    )
+
+
+class AcceptanceSerializer(CountsFields):
+    tasks = serializers.IntegerField(
+        help_text="Submitted tasks whose current annotation decided on this version's proposals."
+    )
+    classes = ClassAcceptanceSerializer(many=True, help_text="Per class, most proposals first.")
 
 
 class ThresholdFields(serializers.Serializer[Any]):
@@ -323,6 +351,22 @@ class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
     @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>[0-9]+)")
     def version(self, request: Request, pk: str, number: str) -> Response:
         return Response(VersionSerializer(self._version(self.get_object(), number)).data)
+
+    @extend_schema(
+        summary="Show a version's acceptance",
+        description="How annotators took this version's proposals (predictions whose `source` is "
+        "`version:{id}`), read from the current annotation of each submitted task that decided "
+        "on them: per class and overall, how many were kept, moved (changed) and deleted "
+        "(dropped, or left undecided at submit: `left_out`), and the acceptance rate "
+        "kept / (kept + moved + deleted).",
+        parameters=[NUMBER],
+        responses=AcceptanceSerializer,
+        operation_id="models_version_acceptance",
+    )
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>[0-9]+)/acceptance")
+    def version_acceptance(self, request: Request, pk: str, number: str) -> Response:
+        version = self._version(self.get_object(), number)
+        return Response(AcceptanceSerializer(acceptance.acceptance(version).as_dict()).data)
 
     @extend_schema(
         summary="Change a version",

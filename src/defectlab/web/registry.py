@@ -1,6 +1,8 @@
 """The model registry's pages: an organization's models (with an upload that makes the model
 if it is new), and a model's page: its versions (state, what was read from the file,
-thresholds, notes, each editable by managers) and its aliases, moved with a select.
+thresholds, notes, each editable by managers, and how annotators took its proposals: the
+acceptance rate and per class what they kept, moved and deleted) and its aliases, moved with a
+select.
 
 An upload is checked at once (a refusal is a message and changes nothing); its check then runs
 in the worker, and the model's page refreshes itself while a version is validating."""
@@ -19,7 +21,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from defectlab.errors import DefectLabError, Invalid, NotFound
-from defectlab.inference import registry
+from defectlab.inference import acceptance, registry
 from defectlab.inference.models import DetectionModel, ModelVersion, VersionState
 from defectlab.tenancy.models import Organization
 from defectlab.tenancy.roles import Can, allows
@@ -125,8 +127,10 @@ def model_page(request: HttpRequest, pk: int) -> HttpResponse:
     versions = list(
         model.versions.select_related("uploaded_by").prefetch_related("aliases").order_by("-number")
     )
+    taken = acceptance.acceptance_of_versions(versions)
     for version in versions:
         version.layout_label = LAYOUTS.get(version.layout, version.layout)
+        version.acceptance = taken[version.pk]
     return render(
         request,
         "web/model.html",

@@ -191,12 +191,13 @@ def test_another_organizations_model_is_a_404(
         client.get(f"{base}/versions/"),
         client.get(f"{base}/versions/1/"),
         client.get(f"{base}/versions/1/file/"),
+        client.get(f"{base}/versions/1/acceptance/"),
         post_version(client, model_id, files.good(author="x")),
         client.patch(f"{base}/versions/1/", {"notes": "x"}, format="json"),
         client.put(f"{base}/aliases/production/", {"version": 1}, format="json"),
         client.delete(f"{base}/aliases/production/"),
     ]
-    assert [answer.status_code for answer in answers] == [404] * 8
+    assert [answer.status_code for answer in answers] == [404] * 9
     assert client.get("/api/models/").json()["results"] == []
     assert (
         client.post(
