@@ -89,6 +89,11 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.model_id} v{self.number} ({self.state})"
 
+    @property
+    def source(self) -> str:
+        """What its predictions name as their source (labeling's ``Prediction.source``)."""
+        return f"version:{self.pk}"
+
 
 class ModelAlias(models.Model):
     """A name (a slug) for one ready version of a model; moved, never edited in place."""

@@ -70,10 +70,6 @@ MAX_ERRORS = 20  # failed tasks named in the job's result
 SCOPES = {"all": {}, "unlabeled": {"has_annotation": "false"}}
 
 
-def source_of(version: ModelVersion) -> str:
-    return f"version:{version.pk}"
-
-
 # ---------------------------------------------------------------------------- class mapping
 
 
@@ -417,7 +413,7 @@ def run_preannotation(job: Job, progress: Progress) -> dict[str, Any]:
     after = int(job.result.get("after", params.get("from_id", 1) - 1))
     progress.total(tasks.count())
     progress.at(counts.tasks, failed=counts.failed)
-    source = source_of(version)
+    source = version.source
     names = (version.model.name, str(version.number))
     tile = bool(params.get("tile"))
     for part in _parts(tasks, after):

@@ -307,6 +307,11 @@ class Prediction(models.Model):
                 name="prediction_one_per_source",
             )
         ]
+        indexes = [
+            models.Index(
+                fields=["source"], condition=~models.Q(source=""), name="prediction_source"
+            )
+        ]
 
 
 class Verdict(models.TextChoices):

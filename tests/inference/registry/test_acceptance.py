@@ -95,7 +95,7 @@ def by_class(found: service.Acceptance) -> dict[str | None, tuple[int, int, int,
 
 
 def test_nothing_decided_yet_is_an_empty_answer(tenant: Tenant, version: ModelVersion) -> None:
-    predict(tenant.tasks[0], service.source_key(version), [tenant.label])
+    predict(tenant.tasks[0], version.source, [tenant.label])
     found = service.acceptance(version)
     assert (found.tasks, found.proposals, found.rate, found.classes) == (0, 0, None, [])
     assert found.as_dict() == {
@@ -113,7 +113,7 @@ def test_nothing_decided_yet_is_an_empty_answer(tenant: Tenant, version: ModelVe
 def test_the_orders_people_decide_in_give_exact_counts(
     tenant: Tenant, other_tenant: Tenant, version: ModelVersion, queued: list[int]
 ) -> None:
-    key = service.source_key(version)
+    key = version.source
     scratch, dent = tenant.label, tenant.project.labels.get(name="dent")
     tasks = [*tenant.tasks, *make_tasks(tenant.project, 5)]
 
@@ -148,7 +148,7 @@ def test_the_orders_people_decide_in_give_exact_counts(
     save(tenant, tasks[5], proposals=None)
 
     # 7. Other sources on a counted task and their fates: not this version's.
-    for source in ("", "backend:3", service.source_key(new_version(tenant, "Other"))):
+    for source in ("", "backend:3", new_version(tenant, "Other").source):
         other = predict(tasks[6], source, [scratch])
         save(tenant, tasks[6], proposals=fates(other, "dropped"), submit=False)
     save(tenant, tasks[6], proposals=None)
@@ -176,7 +176,7 @@ def test_the_orders_people_decide_in_give_exact_counts(
 
 
 def test_a_deleted_label_is_a_bucket_without_a_name(tenant: Tenant, version: ModelVersion) -> None:
-    key = service.source_key(version)
+    key = version.source
     gone = Label.objects.create(
         organization=tenant.organization, project=tenant.project, name="crack"
     )
@@ -193,22 +193,22 @@ def test_many_versions_at_once_and_pre_annotating_again(
 ) -> None:
     second = new_version(tenant)
     task = tenant.tasks[0]
-    first_prediction = predict(task, service.source_key(version), [tenant.label])
-    other = predict(task, service.source_key(second), [tenant.label, tenant.label])
+    first_prediction = predict(task, version.source, [tenant.label])
+    other = predict(task, second.source, [tenant.label, tenant.label])
     save(tenant, task, proposals=fates(first_prediction, "accepted") + fates(other, "changed"))
     found = service.acceptance_of_versions([version, second])
     assert counts(found[version.pk]) == (1, 0, 0, 0)
     assert counts(found[second.pk]) == (0, 1, 1, 1)
     # Pre-annotating again replaces the prediction (a new id): its fates are not its own.
     Prediction.objects.filter(pk=first_prediction.pk).delete()
-    predict(task, service.source_key(version), [tenant.label])
+    predict(task, version.source, [tenant.label])
     assert service.acceptance(version).tasks == 0
 
 
 def test_the_api_answers_the_counts_and_another_organization_gets_404(
     tenant: Tenant, other_tenant: Tenant, version: ModelVersion
 ) -> None:
-    prediction = predict(tenant.tasks[0], service.source_key(version), [tenant.label, tenant.label])
+    prediction = predict(tenant.tasks[0], version.source, [tenant.label, tenant.label])
     save(tenant, tenant.tasks[0], proposals=fates(prediction, "accepted", "changed"))
     url = f"/api/models/{version.model_id}/versions/{version.number}/acceptance/"
     answer = client_for(tenant.user(Role.ANNOTATOR)).get(url)
@@ -245,7 +245,7 @@ def test_the_model_page_shows_each_versions_rate_and_classes_in_both_languages(
     ModelVersion.objects.filter(pk=untried.pk).update(state=VersionState.READY)
     checking = new_version(tenant)  # validating, so it made no proposals: nothing to say
     dent = tenant.project.labels.get(name="dent")
-    prediction = predict(tenant.tasks[0], service.source_key(version), [tenant.label, dent, dent])
+    prediction = predict(tenant.tasks[0], version.source, [tenant.label, dent, dent])
     save(tenant, tenant.tasks[0], proposals=fates(prediction, "accepted", "changed"))
     url = f"/models/{version.model_id}/"
     html = signed_in(tenant.user(Role.ANNOTATOR)).get(url).content.decode()

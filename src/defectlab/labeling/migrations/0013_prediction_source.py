@@ -23,4 +23,12 @@ class Migration(migrations.Migration):
                 name="prediction_one_per_source",
             ),
         ),
+        migrations.AddIndex(
+            model_name="prediction",
+            index=models.Index(
+                condition=models.Q(("source", ""), _negated=True),
+                fields=["source"],
+                name="prediction_source",
+            ),
+        ),
     ]
