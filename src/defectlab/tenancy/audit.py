@@ -70,6 +70,9 @@ class AuditAction(StrEnum):
     MODEL_VERSION_UPDATED = "model.version_updated"
     MODEL_ALIAS_MOVED = "model.alias_moved"
     MODEL_ALIAS_DELETED = "model.alias_deleted"
+    BACKEND_CREATED = "backend.created"
+    BACKEND_UPDATED = "backend.updated"
+    BACKEND_DELETED = "backend.deleted"
 
 
 _origin: ContextVar[HttpRequest | None] = ContextVar("audit_origin", default=None)
