@@ -399,7 +399,7 @@ def check(
 
 def setup(backend: MLBackend, project: Project, *, timeout: float | None = None) -> str:
     """``/setup`` for ``project``: the model version the backend answers (BackendError)."""
-    body = {
+    body: dict[str, Any] = {
         "project": project_key(project),
         "schema": project_config(project),
         "hostname": media_base(backend),
