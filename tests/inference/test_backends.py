@@ -443,3 +443,29 @@ def test_a_bad_address_is_refused_when_saved(tenant: Tenant) -> None:
         format="json",
     )
     assert answer.status_code == 400
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def test_the_command_adds_lists_and_checks(tenant: Tenant, server: Backend, settings: Any) -> None:
+    from click.testing import CliRunner
+
+    from defectlab.cli import main
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, list(args), prog_name="defectlab")
+        return result.exit_code, result.output
+
+    owner = tenant.user(Role.OWNER).email
+    code, output = run(
+        "model", "backend", "add", "SAM", server.url(), "--organization", "Acme", "--as", owner
+    )
+    assert code == 0 and "Added model backend" in output, output
+    code, output = run("model", "backend", "check", "SAM")
+    assert code == 1 and "rule: loopback" in output
+    settings.FETCH_ALLOWLIST = ["127.0.0.1/32"]
+    code, output = run("model", "backend", "check", "SAM", "--project", str(tenant.project.pk))
+    assert code == 0 and "SAM is up, model version fake-1.0." in output, output
+    code, output = run("model", "backend", "list", "--organization", "Acme")
+    assert code == 0 and "SAM  (Acme)" in output and "up  model fake-1.0" in output
