@@ -496,7 +496,7 @@ def predict_tasks(
         if entry is None:
             predicted.shapes.append([])
             continue
-        if not isinstance(entry, dict) or not isinstance(entry.get("result", []), list):
+        if not isinstance(entry, dict) or not isinstance(entry.get("result") or [], list):
             raise _bad_reply(backend, "/predict", _("a result is not a prediction object"))
         predicted.shapes.append(reader.shapes(task, entry, predicted.skipped))
         if not predicted.model_version and entry.get("model_version"):
