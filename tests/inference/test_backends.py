@@ -4,7 +4,10 @@ The backend here is written to Label Studio's documented ML-backend protocol (``
 ``/setup``, ``/predict`` as ``label_studio_ml/api.py`` of HumanSignal/label-studio-ml-backend
 serves them), with http.server: the ``label-studio-ml`` package cannot be a dev dependency
 cleanly (PyPI's 1.0.9 pins Flask 1.1.2, Werkzeug 2.0.2 and Jinja2 3.0.3, below what we have;
-the maintained 2.x is installed from git and pulls label-studio-sdk from git).
+the maintained 2.x is installed from git and pulls label-studio-sdk from git). The client was
+also run by hand against a backend built on that 2.x package (commit d02cedf, with
+label-studio-sdk 2.1.2 in a throwaway virtualenv): /health, /setup (its LabelInterface read our
+config), /predict with a ModelResponse, and Basic auth (401 without the header).
 
 Loopback is opened by the operator (``DEFECTLAB_FETCH_ALLOWLIST``), as only the operator can; the
 organization's allowlist is shown at work with a private address (10.0.0.7) that the test's
