@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from defectlab.hooks.services import create_webhook
+from defectlab.inference.backends import create_backend
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.jobs.models import Job
 from defectlab.labeling.models import Task
@@ -63,6 +64,9 @@ NOT_POSITIVE = {
     "POST /api/webhooks/",
     "PUT /api/webhooks/{id}/",
     "PATCH /api/webhooks/{id}/",
+    "POST /api/backends/",
+    "PUT /api/backends/{id}/",
+    "PATCH /api/backends/{id}/",
     # ...rules across fields and rows (unique names, an attribute's default among its options,
     # a rejection's comment, a split adding up to more than zero)...
     "POST /api/projects/",
@@ -111,6 +115,11 @@ class Seeded:
         hook, _secret = create_webhook(
             tenant.organization, owner, url="http://10.20.0.7/hook", events=["task.approved"]
         )
+        # Refused by the guard at once (a private address outside the allowlist): a check
+        # never leaves this machine.
+        backend = create_backend(
+            tenant.organization, owner, name="sam", url="http://192.168.99.9:9090"
+        )
         self.ids = {
             "organizations": tenant.organization.pk,
             "projects": tenant.project.pk,
@@ -122,6 +131,7 @@ class Seeded:
             "allowlist": entry.pk,
             "jobs": job.pk,
             "webhooks": hook.pk,
+            "backends": backend.pk,
         }
         self.owner_id = owner.pk
 

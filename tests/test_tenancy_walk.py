@@ -16,7 +16,13 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from defectlab.hooks.models import Delivery, Webhook
 from defectlab.hooks.services import create_webhook
-from defectlab.inference.models import DetectionModel, ModelAlias, ModelVersion, VersionState
+from defectlab.inference.models import (
+    DetectionModel,
+    MLBackend,
+    ModelAlias,
+    ModelVersion,
+    VersionState,
+)
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling.issues import open_issue
@@ -180,10 +186,14 @@ def victim(other_tenant: Tenant) -> Victim:
     alias = ModelAlias.objects.create(
         organization=other_tenant.organization, model=detector, name="production", version=version
     )
+    backend = MLBackend.objects.create(
+        organization=other_tenant.organization, name="sam", url="http://10.20.0.9:9090"
+    )
     return Victim(
         other_tenant,
         {
             DetectionModel: detector,
+            MLBackend: backend,
             ModelVersion: version,
             ModelAlias: alias,
             Organization: other_tenant.organization,
@@ -236,6 +246,9 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
         "aliases": list(
             ModelAlias.objects.filter(organization=organization).values().order_by("id")
         ),
+        "backends": list(
+            MLBackend.objects.filter(organization=organization).values().order_by("id")
+        ),
         "tokens": list(
             ApiToken.objects.filter(user__memberships__organization=organization)
             .values()
@@ -271,6 +284,7 @@ WALKED_MODELS = {
     Issue,
     Webhook,
     DetectionModel,
+    MLBackend,
 }
 
 # Second IDs in a route: the model each addresses and the field of the victim's row it takes.

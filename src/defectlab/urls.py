@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 
 from defectlab.hooks.api import WebhookViewSet
 from defectlab.inference.api import ModelViewSet
+from defectlab.inference.backendapi import BackendViewSet
 from defectlab.inference.projects import ProjectModelViewSet
 from defectlab.ingest.api import AllowedNetworkViewSet
 from defectlab.jobs.api import JobViewSet
@@ -50,6 +51,7 @@ router.register("jobs", JobItemViewSet, basename="job-item")
 router.register("storages", StorageConnectionViewSet, basename="storage")
 router.register("webhooks", WebhookViewSet, basename="webhook")
 router.register("models", ModelViewSet, basename="model")
+router.register("backends", BackendViewSet, basename="backend")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

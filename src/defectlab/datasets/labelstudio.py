@@ -141,6 +141,30 @@ def _result(
 
 
 def _config(writer: Writer) -> str:
+    labels = [(label.name, label.color) for label in writer.header.labels]
+    return label_config(labels, writer.header.tags, choices=True)
+
+
+# The control tags of the shapes Label Studio draws that DefectLab keeps, with the names the
+# export (and every config made here) gives them.
+_CONTROLS = {
+    ShapeType.BOX: ("RectangleLabels", "label"),
+    ShapeType.POLYGON: ("PolygonLabels", "polygon"),
+    ShapeType.POINTS: ("KeyPointLabels", "keypoint"),
+}
+
+
+def label_config(
+    labels: Iterable[tuple[str, str | None]],
+    tags: Iterable[str] = (),
+    *,
+    kinds: Iterable[ShapeType] = (ShapeType.BOX, ShapeType.POLYGON),
+    choices: bool = False,
+) -> str:
+    """A Label Studio labeling config for an image named ``image``: one control per shape kind
+    of ``kinds`` (in the order box, polygon, points), each listing ``labels`` (name, colour),
+    and, with ``choices``, the image tags as a ``Choices`` control named ``tags``."""
+
     def options(tag: str, names: Iterable[tuple[str, str | None]]) -> str:
         return "".join(
             f"    <{tag} value={quoteattr(xml_safe(name))}"
@@ -149,15 +173,19 @@ def _config(writer: Writer) -> str:
             for name, color in names
         )
 
-    labels = options("Label", ((label.name, label.color) for label in writer.header.labels))
-    tags = options("Choice", ((tag, None) for tag in writer.header.tags))
-    return (
-        '<View>\n  <Image name="image" value="$image"/>\n'
-        f'  <RectangleLabels name="label" toName="image">\n{labels}  </RectangleLabels>\n'
-        f'  <PolygonLabels name="polygon" toName="image">\n{labels}  </PolygonLabels>\n'
-        f'  <Choices name="tags" toName="image" choice="multiple">\n{tags}  </Choices>\n'
-        "</View>\n"
+    listed = options("Label", labels)
+    wanted = set(kinds)
+    controls = "".join(
+        f'  <{tag} name="{name}" toName="image">\n{listed}  </{tag}>\n'
+        for kind, (tag, name) in _CONTROLS.items()
+        if kind in wanted
     )
+    if choices:
+        listed_tags = options("Choice", ((tag, None) for tag in tags))
+        controls += (
+            f'  <Choices name="tags" toName="image" choice="multiple">\n{listed_tags}  </Choices>\n'
+        )
+    return f'<View>\n  <Image name="image" value="$image"/>\n{controls}</View>\n'
 
 
 def load(source: Source, limits: Limits) -> ImportedDataset:

@@ -170,3 +170,99 @@ def alias(
     except DefectLabError as error:
         raise click.ClickException(f"{error.message} ({error.code})") from None
     click.echo(f"{target.name}: {moved.name} → version {moved.version.number}.")
+
+
+# ---------------------------------------------------------------------------- backends
+
+
+@model.group()
+def backend() -> None:
+    """External model backends (servers speaking Label Studio's ML-backend protocol)."""
+
+
+def _backend(value: str, organization: str | None) -> Any:
+    from defectlab.inference.models import MLBackend
+
+    rows = MLBackend.objects.select_related("organization")
+    if organization:
+        rows = rows.filter(organization=_organization(organization))
+    found = list(rows.filter(pk=int(value))) if value.isdigit() else []
+    found = found or list(rows.filter(name=value)[:2])
+    if not found:
+        raise click.ClickException(f"There is no model backend {value!r}.")
+    if len(found) > 1:
+        raise click.ClickException(f"Several organizations have a backend {value!r}: name one.")
+    return found[0]
+
+
+@backend.command(name="add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--organization", required=True, help="The organization (its id or name).")
+@click.option("--auth", default="", help="Authorization header value (Basic …, Token …).")
+@click.option("--media-url", default="", help="This server's address as the backend sees it.")
+@click.option("--as", "email", default=None, help="Who adds it [default: DEFECTLAB_ADMIN_EMAIL].")
+def backend_add(
+    name: str, url: str, organization: str, auth: str, media_url: str, email: str | None
+) -> None:
+    """Add a backend NAME at URL (nothing is sent to it until it is checked)."""
+    _django()
+    from defectlab.errors import DefectLabError
+    from defectlab.inference import backends
+
+    org = _organization(organization)
+    try:
+        added = backends.create_backend(
+            org, _actor(org, email), name=name, url=url, auth=auth, media_base_url=media_url
+        )
+    except DefectLabError as error:
+        raise click.ClickException(f"{error.message} ({error.code})") from None
+    click.echo(f"Added model backend {added.pk} {added.name} at {added.url}.")
+
+
+@backend.command(name="list")
+@click.option("--organization", default=None, help="Only this organization's (id or name).")
+def backend_list(organization: str | None) -> None:
+    """The backends with their last check."""
+    _django()
+    from defectlab.inference.models import MLBackend
+
+    rows = MLBackend.objects.select_related("organization").order_by("organization_id", "id")
+    if organization:
+        rows = rows.filter(organization=_organization(organization))
+    shown = 0
+    for entry in rows:
+        shown += 1
+        version = f"  model {entry.model_version}" if entry.model_version else ""
+        click.echo(
+            f"{entry.pk}  {entry.name}  ({entry.organization.name})  {entry.url}  "
+            f"{entry.health}{version}"
+        )
+        if entry.health_message:
+            click.echo(f"    {entry.health_message}")
+    if not shown:
+        click.echo("No model backends.")
+
+
+@backend.command(name="check")
+@click.argument("name", metavar="BACKEND")
+@click.option("--organization", default=None, help="The backend's organization, if names clash.")
+@click.option("--project", type=int, default=None, help="Also /setup with this project's labels.")
+def backend_check(name: str, organization: str | None, project: int | None) -> None:
+    """Ask BACKEND (id or name) for /health (and /setup for --project); exit status 1 when it
+    is down or refused."""
+    _django()
+    from defectlab.inference import backends
+    from defectlab.labeling.models import Project
+
+    target = _backend(name, organization)
+    chosen = None
+    if project is not None:
+        chosen = Project.objects.filter(pk=project, organization_id=target.organization_id).first()
+        if chosen is None:
+            raise click.ClickException(f"{target.organization.name} has no project {project}.")
+    health = backends.check(target, project=chosen)
+    if health.problem is not None:
+        raise click.ClickException(f"{health.problem.message} ({health.problem.code})")
+    version = f", model version {health.model_version}" if health.model_version else ""
+    click.echo(f"{target.name} is up{version}.")

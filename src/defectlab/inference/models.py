@@ -140,3 +140,42 @@ class ProjectModel(models.Model):
 
     def __str__(self) -> str:
         return f"project {self.project_id} ← model {self.model_id}"
+
+
+class BackendHealth(models.TextChoices):
+    UNKNOWN = "unknown", _("Not checked")
+    UP = "up", _("Up")
+    DOWN = "down", _("Down")
+
+
+class MLBackend(models.Model):
+    """A server of the organization that speaks Label Studio's ML-backend protocol
+    (``/health``, ``/setup``, ``/predict``): a model served outside DefectLab, reached only
+    through the guarded fetcher (``inference.backends``). ``auth`` is the value of an
+    ``Authorization`` header sent with every request, stored encrypted (``media.secrets``)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    url = models.CharField(max_length=2048)
+    auth = models.TextField(blank=True)  # a Fernet token (media.secrets), or empty
+    # This server's address as the backend reaches it, for the image URLs it is given; empty
+    # means the first of DEFECTLAB_PUBLIC_URLS.
+    media_base_url = models.CharField(max_length=2048, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    health = models.CharField(
+        max_length=16, choices=BackendHealth.choices, default=BackendHealth.UNKNOWN
+    )
+    health_message = models.TextField(blank=True)  # in the language of whoever checked
+    checked_at = models.DateTimeField(null=True, blank=True)
+    model_version = models.CharField(max_length=200, blank=True)  # as the backend last said
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="ml_backend_name_unique")
+        ]
+        ordering = ["organization_id", "name"]
+
+    def __str__(self) -> str:
+        return self.name

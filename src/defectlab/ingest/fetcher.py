@@ -306,6 +306,7 @@ def stream(
     resolver: Resolver | None = None,
     ssl_context: ssl.SSLContext | None = None,
     first_bytes: int | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Iterator[FetchStream]:
     """Open ``url`` under the policy and yield the response to read in chunks (for proxying).
 
@@ -313,7 +314,8 @@ def stream(
     ``DEFECTLAB_FETCH_TIMEOUT``. ``content_types``: accepted media types; one ending in ``/``
     accepts the whole family; empty accepts anything. ``ssl_context``: for a private CA.
     ``first_bytes``: ask for only that many bytes from the start (an HTTP Range request); a
-    server may answer with the whole body anyway, so the caller stops reading when it has them."""
+    server may answer with the whole body anyway, so the caller stops reading when it has them.
+    ``headers``: more request headers (an ``Authorization`` a model backend wants, say)."""
     limit = max_bytes if max_bytes is not None else settings.MAX_UPLOAD_MB * 1024 * 1024
     deadline = _Deadline(timeout if timeout is not None else settings.FETCH_TIMEOUT)
     current = url
@@ -321,10 +323,10 @@ def stream(
         target, sock, address = _open(current, allowlist, resolver, deadline, ssl_context, "fetch")
         try:
             with _failures(target.given, address, deadline):
-                headers = {"Accept": _accept_header(content_types)}
+                sent = {"Accept": _accept_header(content_types), **(headers or {})}
                 if first_bytes is not None:
-                    headers["Range"] = f"bytes=0-{max(first_bytes, 1) - 1}"
-                response = _request(sock, target, deadline, "GET", headers)
+                    sent["Range"] = f"bytes=0-{max(first_bytes, 1) - 1}"
+                response = _request(sock, target, deadline, "GET", sent)
             location = response.getheader("Location")
             if response.status in REDIRECT_STATUSES and location:
                 current = urljoin(target.url, location.strip())
@@ -362,6 +364,7 @@ def fetch(
     content_types: Sequence[str] = ("image/",),
     resolver: Resolver | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Fetched:
     """The body at ``url``, fetched under the policy (see ``stream`` for the arguments)."""
     with stream(
@@ -372,6 +375,7 @@ def fetch(
         content_types=content_types,
         resolver=resolver,
         ssl_context=ssl_context,
+        headers=headers,
     ) as response:
         body = b"".join(response)
         return Fetched(

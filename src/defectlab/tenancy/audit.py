@@ -72,6 +72,9 @@ class AuditAction(StrEnum):
     MODEL_ALIAS_DELETED = "model.alias_deleted"
     PROJECT_MODEL_CHANGED = "project.model_changed"
     PREANNOTATION_STARTED = "project.preannotation_started"
+    BACKEND_CREATED = "backend.created"
+    BACKEND_UPDATED = "backend.updated"
+    BACKEND_DELETED = "backend.deleted"
 
 
 _origin: ContextVar[HttpRequest | None] = ContextVar("audit_origin", default=None)
