@@ -292,6 +292,7 @@ EXTRA_KWARGS: dict[str, tuple[type[models.Model], str]] = {
     "delivery": (Delivery, "pk"),
     "number": (ModelVersion, "number"),
     "name": (ModelAlias, "name"),
+    "model_id": (DetectionModel, "pk"),
 }
 
 
