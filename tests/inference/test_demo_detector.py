@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from defectlab.inference import preannotation
+from defectlab.inference import mapping
 from defectlab.inference.demodetector import ALIAS, equip_demo
 from defectlab.inference.models import DetectionModel, VersionState
 from defectlab.ingest.uploads import checked_image
@@ -59,4 +59,4 @@ def test_the_demo_proposals_come_from_the_demo_detector(
         (task,) = services.create_uploaded_tasks(project, [checked_image(name, data)])
     drain()
     assert Prediction.objects.filter(task=task, source=f"version:{version.pk}").count() == 1
-    assert preannotation.project_model(project, model).on_import == ALIAS
+    assert mapping.project_model(project, model).on_import == ALIAS

@@ -14,7 +14,7 @@ import pytest
 from django.db import transaction
 
 from defectlab.errors import Conflict, Forbidden, Invalid, NotFound
-from defectlab.inference import preannotation, registry
+from defectlab.inference import mapping, preannotation, registry
 from defectlab.inference.demo import model_bytes
 from defectlab.inference.models import DetectionModel, ModelVersion, VersionState
 from defectlab.ingest.uploads import checked_image
@@ -185,16 +185,16 @@ def test_the_class_mapping_decides_the_labels(
     django_capture_on_commit_callbacks: Any,
 ) -> None:  # fmt: skip
     labels = {label.name: label.pk for label in panels.labels.all()}
-    preannotation.save_project_model(
+    mapping.save_project_model(
         panels, demo_model, manager, classes={"scratch": labels["dent"], "dent": None}
     )
     run(panels, manager, demo_model, drain, django_capture_on_commit_callbacks)
     found = {shape["label"] for row in predictions(panels) for shape in row.shapes}
     assert labels["Scratch"] not in found  # scratches are proposed as dents now
     with pytest.raises(Invalid):
-        preannotation.save_project_model(panels, demo_model, manager, classes={"crack": None})
+        mapping.save_project_model(panels, demo_model, manager, classes={"crack": None})
     with pytest.raises(Invalid):
-        preannotation.save_project_model(panels, demo_model, manager, classes={"dent": 10**9})
+        mapping.save_project_model(panels, demo_model, manager, classes={"dent": 10**9})
 
 
 def test_a_project_of_polygons_gets_polygons(
@@ -264,7 +264,7 @@ def test_new_tasks_are_pre_annotated_on_import(
     panels: Project, manager: Any, demo_model: DetectionModel, drain: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:  # fmt: skip
-    preannotation.save_project_model(panels, demo_model, manager, on_import="production")
+    mapping.save_project_model(panels, demo_model, manager, on_import="production")
     images = [
         dataclasses.replace(checked_image(name, data), name=f"new-{name}")
         for name, data, _ in defect_images(2, seed=SEED + 50)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.db.models import Count
 
-from defectlab.inference import preannotation, registry
+from defectlab.inference import mapping, preannotation, registry
 from defectlab.inference.demo import model_bytes
 from defectlab.inference.models import ModelVersion, VersionState
 from defectlab.ingest.uploads import checked_image
@@ -58,7 +58,7 @@ def test_a_preannotation_survives_a_killed_worker(tenant: Tenant, worker: Worker
         "the version's check",
         worker,
     )
-    preannotation.save_project_model(project, model, manager, tile=True)
+    mapping.save_project_model(project, model, manager, tile=True)
     job = preannotation.start_preannotation(project, manager, model=model, version=1)
     wait_until(lambda: Job.objects.get(pk=job.pk).done >= TASKS // 3, 120, "a third", worker)
     worker.kill()

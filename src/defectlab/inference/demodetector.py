@@ -18,7 +18,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from defectlab.errors import DefectLabError
-from defectlab.inference import preannotation, registry
+from defectlab.inference import mapping, preannotation, registry
 from defectlab.inference.demo import model_bytes
 from defectlab.inference.models import DetectionModel, VersionState
 from defectlab.jobs.models import Job, JobState
@@ -75,7 +75,7 @@ def _equip(project: Project, owner: User, progress: Callable[[str], None] | None
     texts = demo_texts(settings.LANGUAGE_CODE)
     labels = {label.name: label.pk for label in project.labels.all()}
     classes = {kind: labels.get(shown) for kind, shown in texts.classes.items()}
-    preannotation.save_project_model(project, model, owner, classes=classes, on_import=ALIAS)
+    mapping.save_project_model(project, model, owner, classes=classes, on_import=ALIAS)
     if progress:
         progress("preannotate")
     with transaction.atomic():

@@ -19,7 +19,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from defectlab.inference import preannotation
+from defectlab.inference import mapping, preannotation
 from defectlab.inference.models import DetectionModel, ModelAlias
 from defectlab.jobs.api import JobSerializer
 from defectlab.labeling.api.serializers import ProjectSerializer
@@ -93,12 +93,12 @@ class PreannotateSerializer(serializers.Serializer[Any]):
 
 
 def settings_json(project: Project, model: DetectionModel) -> dict[str, Any]:
-    row = preannotation.project_model(project, model)
+    row = mapping.project_model(project, model)
     return {
         "model": model.pk,
         "name": model.name,
         "aliases": [alias.name for alias in model.aliases.all()],
-        "classes": preannotation.class_map(project, preannotation.model_names(model), row.classes),
+        "classes": mapping.class_map(project, mapping.model_names(model), row.classes),
         "tile": row.tile,
         "on_import": row.on_import,
     }
@@ -146,9 +146,7 @@ class ProjectModelViewSet(TenantViewSet):
         model = self._model(project, model_id)
         form = ProjectModelChange(data=request.data)
         form.is_valid(raise_exception=True)
-        preannotation.save_project_model(
-            project, model, acting_user(request), **form.validated_data
-        )
+        mapping.save_project_model(project, model, acting_user(request), **form.validated_data)
         return Response(settings_json(project, model))
 
     @extend_schema(
