@@ -8,14 +8,15 @@ several threads at once).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
 
-from defectlab.inference.engine import decode, tiling
+from defectlab.inference.engine import decode, prefetch, tiling
 from defectlab.inference.engine.detections import Detections, Timings
-from defectlab.inference.engine.errors import BAD_OUTPUTS, RUN_FAILED, ModelError
+from defectlab.inference.engine.errors import BAD_OUTPUTS, RUN_FAILED, EngineError, ModelError
 from defectlab.inference.engine.layout import Layout, LayoutKind, recognise
 from defectlab.inference.engine.letterbox import (
     Placement,
@@ -45,6 +46,17 @@ class _Prepared:
     placement: Placement
     decode_ms: float
     letterbox_ms: float
+    tensor: np.ndarray | None = None  # boxed as the model's input, made ahead (`detect_stream`)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tiled:
+    """One image for a tiled run: the whole image letterboxed, then each tile's crop."""
+
+    image_size: tuple[int, int]
+    pieces: tuple[tiling.Tile, ...]  # empty when the image fits in one tile
+    prepared: list[_Prepared]
+    decode_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +146,8 @@ class Detector:
         native-resolution tiles to the whole-image pass (`tiling.py`). Raises
         ImageInputError for an image it cannot take and ModelError if the model fails."""
         if tile:
-            return self._detect_tiled(image, conf, iou, max_det, classes, overlap)
+            tiled = self._prepare_tiled(image, overlap)
+            return self._detect_tiled(tiled, conf, iou, max_det, classes)
         return self.detect_many([image], conf=conf, iou=iou, max_det=max_det, classes=classes)[0]
 
     def detect_many(
@@ -152,16 +165,127 @@ class Detector:
         results: list[Detections] = []
         for first in range(0, len(images), self.batch):
             prepared = [self._prepare(image) for image in images[first : first + self.batch]]
-            found, run_ms, post_ms = self._infer(prepared, conf, iou, max_det, classes)
-            results += [
-                self._detections(
-                    result,
-                    item.placement.image_size,
-                    Timings(item.decode_ms, item.letterbox_ms, run, post),
-                )
-                for item, result, run, post in zip(prepared, found, run_ms, post_ms, strict=True)
-            ]
+            results += self._run_prepared(prepared, conf, iou, max_det, classes)
         return results
+
+    def detect_stream(
+        self,
+        images: Iterable[Image | Callable[[], Image]],
+        *,
+        conf: float | None = None,
+        iou: float | None = None,
+        max_det: int | None = None,
+        classes: Sequence[int] | None = None,
+        tile: bool = False,
+        overlap: float = tiling.DEFAULT_OVERLAP,
+        ahead: int = prefetch.DEFAULT_AHEAD,
+        niceness: int = prefetch.DEFAULT_NICENESS,
+    ) -> Generator[Detections | Exception, None, None]:
+        """`detect` for each of ``images``, in their order, as a generator that prepares the
+        next images on a thread of its own while the model runs on the current one.
+
+        An item is an image as `detect` takes it, or a callable returning one (called once,
+        on that thread, just before the image is decoded: a read from storage overlaps the
+        runs too). The iterable itself is iterated on that thread as well, so it may do I/O
+        (but not through Django's database connection, which belongs to the thread that
+        opened it: read the rows first, and let the items read the files).
+
+        For each item the generator yields its `Detections`, or the exception it raised
+        instead: the engine's `EngineError` (an image it cannot take, a failed run), or
+        whatever the callable raised. One broken image does not end the stream. Anything else
+        (an error of the iterable itself, or one `detect` would not raise as an EngineError)
+        is raised by the generator and ends it.
+
+        At most ``ahead`` prepared images wait beside the one running and the one in the
+        making, however many ``images`` there are. The thread starts with the first
+        ``next()``; closing the generator (``close()``, leaving a ``for`` loop over it and
+        dropping it) stops the thread and waits for it. ``niceness`` lowers that thread's
+        priority so that preparing fills the time the model's threads leave idle rather than
+        taking their cores (`prefetch.py`; 0 keeps the caller's priority).
+
+        Each run takes one image (a model exported for a fixed batch of N takes N); preparing
+        is the same as `detect`'s and so are the detections, to the bit."""
+        if ahead < 1:
+            raise ValueError("ahead must be at least 1")
+        per_run = self.layout.batch or 1
+
+        def prepare(item: Image | Callable[[], Image]) -> _Prepared | _Tiled | Exception:
+            try:
+                image = item() if callable(item) else item
+            except Exception as error:  # the caller's read: that image's error
+                return error
+            try:
+                if tile:
+                    return self._prepare_tiled(image, overlap)
+                return self._prepare(image, tensor=per_run == 1)
+            except EngineError as error:
+                return error
+
+        outcomes = prefetch.prefetched(
+            images, prepare, ahead=max(ahead, per_run), niceness=niceness
+        )
+        return self._stream(outcomes, per_run, conf, iou, max_det, classes)
+
+    def _stream(
+        self,
+        outcomes: Generator[_Prepared | _Tiled | Exception, None, None],
+        per_run: int,
+        conf: float | None,
+        iou: float | None,
+        max_det: int | None,
+        classes: Sequence[int] | None,
+    ) -> Generator[Detections | Exception, None, None]:
+        with closing(outcomes):  # close() stops the thread
+            waiting: list[_Prepared] = []
+            for outcome in outcomes:
+                if isinstance(outcome, _Prepared):
+                    waiting.append(outcome)
+                    if len(waiting) < per_run:
+                        continue
+                yield from self._outcomes(waiting, conf, iou, max_det, classes)
+                waiting = []
+                if isinstance(outcome, _Tiled):
+                    try:
+                        yield self._detect_tiled(outcome, conf, iou, max_det, classes)
+                    except EngineError as error:
+                        yield error
+                elif isinstance(outcome, Exception):
+                    yield outcome
+            yield from self._outcomes(waiting, conf, iou, max_det, classes)
+
+    def _outcomes(
+        self,
+        prepared: Sequence[_Prepared],
+        conf: float | None,
+        iou: float | None,
+        max_det: int | None,
+        classes: Sequence[int] | None,
+    ) -> list[Detections | Exception]:
+        """`_run_prepared`, with a failed run as each image's error."""
+        if not prepared:
+            return []
+        try:
+            return list(self._run_prepared(prepared, conf, iou, max_det, classes))
+        except EngineError as error:
+            return [error] * len(prepared)
+
+    def _run_prepared(
+        self,
+        prepared: Sequence[_Prepared],
+        conf: float | None,
+        iou: float | None,
+        max_det: int | None,
+        classes: Sequence[int] | None,
+    ) -> list[Detections]:
+        found, run_ms, post_ms = self._infer(prepared, conf, iou, max_det, classes)
+        return [
+            self._detections(
+                result,
+                item.placement.image_size,
+                Timings(item.decode_ms, item.letterbox_ms, run, post),
+            )
+            for item, result, run, post in zip(prepared, found, run_ms, post_ms, strict=True)
+        ]
 
     def _detections(
         self, found: _Found, image_size: tuple[int, int], timings: Timings, tiles: int = 0
@@ -189,10 +313,21 @@ class Detector:
             return as_bgr(image, max_pixels=self.max_pixels)
         return read_image(bytes(image), max_pixels=self.max_pixels)
 
-    def _prepare(self, image: Image) -> _Prepared:
+    def _prepare(self, image: Image, *, tensor: bool = False) -> _Prepared:
+        """``image`` decoded and letterboxed; ``tensor``: and made into the model's input for a
+        run of this image alone (only where a run takes one image)."""
         start = time.perf_counter()
         pixels = self._decode(image)
-        return self._letterboxed(pixels, (time.perf_counter() - start) * 1e3)
+        prepared = self._letterboxed(pixels, (time.perf_counter() - start) * 1e3)
+        if not tensor:
+            return prepared
+        return _Prepared(
+            prepared.boxed,
+            prepared.placement,
+            prepared.decode_ms,
+            prepared.letterbox_ms,
+            self._tensor([prepared.boxed]),
+        )
 
     def _letterboxed(self, pixels: np.ndarray, decode_ms: float = 0.0) -> _Prepared:
         start = time.perf_counter()
@@ -214,7 +349,9 @@ class Detector:
         for first in range(0, len(prepared), self.batch):
             chunk = prepared[first : first + self.batch]
             start = time.perf_counter()
-            outputs, protos = self._run([item.boxed for item in chunk])
+            made = chunk[0].tensor if len(chunk) == 1 else None
+            tensor = made if made is not None else self._tensor([item.boxed for item in chunk])
+            outputs, protos = self._run(tensor)
             share = (time.perf_counter() - start) * 1e3 / len(chunk)
             for index, item in enumerate(chunk):
                 begin = time.perf_counter()
@@ -233,11 +370,13 @@ class Detector:
                 run_ms.append(share)
         return found, run_ms, post_ms
 
-    def _run(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _tensor(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Letterboxed images as the model's input (a fixed batch filled, half where it is)."""
+        tensor = to_tensor(images, batch=self.layout.batch)
+        return tensor.astype(np.float16) if self.layout.half else tensor
+
+    def _run(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         layout = self.layout
-        tensor = to_tensor(images, batch=layout.batch)
-        if layout.half:
-            tensor = tensor.astype(np.float16)
         names = [layout.output_name] + ([layout.proto_name] if layout.proto_name else [])
         try:
             results = self.session.run(names, {layout.input_name: tensor})
@@ -326,15 +465,7 @@ class Detector:
         )
         return _Found(boxes, found.scores.astype(np.float64), found.classes, polygons)
 
-    def _detect_tiled(
-        self,
-        image: Image,
-        conf: float | None,
-        iou: float | None,
-        max_det: int | None,
-        classes: Sequence[int] | None,
-        overlap: float,
-    ) -> Detections:
+    def _prepare_tiled(self, image: Image, overlap: float) -> _Tiled:
         start = time.perf_counter()
         pixels = self._decode(image)
         decode_ms = (time.perf_counter() - start) * 1e3
@@ -342,14 +473,26 @@ class Detector:
         pieces = tiling.tiles(image_size, self.layout.input_size, overlap)
         prepared = [self._letterboxed(pixels, decode_ms)]
         if len(pieces) == 1:  # the image fits in one tile: the whole-image pass is all there is
-            found, run_ms, post_ms = self._infer(prepared, conf, iou, max_det, classes)
-            item = prepared[0]
-            timings = Timings(item.decode_ms, item.letterbox_ms, run_ms[0], post_ms[0])
-            return self._detections(found[0], image_size, timings)
+            return _Tiled(image_size, (), prepared, decode_ms)
         prepared += [
             self._letterboxed(pixels[t.y : t.y + t.height, t.x : t.x + t.width]) for t in pieces
         ]
+        return _Tiled(image_size, tuple(pieces), prepared, decode_ms)
+
+    def _detect_tiled(
+        self,
+        tiled: _Tiled,
+        conf: float | None,
+        iou: float | None,
+        max_det: int | None,
+        classes: Sequence[int] | None,
+    ) -> Detections:
+        image_size, pieces, prepared = tiled.image_size, tiled.pieces, tiled.prepared
         found, run_ms, post_ms = self._infer(prepared, conf, iou, max_det, classes)
+        if not pieces:
+            item = prepared[0]
+            timings = Timings(item.decode_ms, item.letterbox_ms, run_ms[0], post_ms[0])
+            return self._detections(found[0], image_size, timings)
         begin = time.perf_counter()
         boxes = [found[0].boxes]
         cut = [np.zeros(len(found[0].boxes), dtype=bool)]
@@ -382,7 +525,7 @@ class Detector:
         merged = _Found(all_boxes[keep], scores[keep], labels[keep], polygons)
         merge_ms = (time.perf_counter() - begin) * 1e3
         timings = Timings(
-            decode_ms,
+            tiled.decode_ms,
             sum(item.letterbox_ms for item in prepared),
             sum(run_ms),
             sum(post_ms) + merge_ms,
