@@ -18,9 +18,10 @@ prediction in place (the same row, which the canvas and the proposals' fates nam
 someone already decided one of its proposals: then that prediction stays as it was, the record
 of what they were shown (counted as ``decided_kept``).
 
-A killed worker. Tasks go in parts of ``PART``; a part's predictions and the job's checkpoint
-(the last task id done and the counts so far, in ``Job.result``) commit in one transaction, so
-the job delivered again carries on after the last whole part and does no task twice.
+A killed worker. Tasks are read in parts of ``PART``; the predictions of a part — or of what
+was done of it when ``PART_SECONDS`` passed — and the job's checkpoint (the last task id done
+and the counts so far, in ``Job.result``) commit in one transaction, so the job delivered again
+carries on after the last commit and does no task twice.
 
 The engine reads a part's images on a thread of its own while the model runs
 (`Detector.detect_stream`): images in this installation's storage are read there; an image kept
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -71,7 +73,8 @@ if TYPE_CHECKING:
     from defectlab.jobs.runner import Progress
 
 KIND = "preannotate"
-PART = 64  # tasks per committed part
+PART = 64  # tasks read at once (and committed at once, unless PART_SECONDS pass first)
+PART_SECONDS = 2.0  # at most this much work is lost when a worker is killed
 MAX_ERRORS = 20  # failed tasks named in the job's result
 SCOPES = {"all": {}, "unlabeled": {"has_annotation": "false"}}
 Shapes = list[dict[str, Any]]
@@ -259,18 +262,17 @@ class VersionRun:
     def describe(self) -> dict[str, Any]:
         return {"model": self.version.model.name, "version": self.version.number}
 
-    def predict(self, part: list[Task]) -> list[Shapes | str]:
-        """Each task's proposals, or why its image could not be had or read."""
+    def predict(self, part: list[Task]) -> Iterator[Shapes | str]:
+        """Each task's proposals, or why its image could not be had or read, in turn."""
         found = self.detector.detect_stream([_image_of(task) for task in part], tile=self.tile)
-        results: list[Shapes | str] = []
-        for task, result in zip(part, found, strict=True):
-            if isinstance(result, Exception):
-                results.append(_reason(result))
-                continue
-            if not size_known(task):
-                note_size(task, (result.width, result.height))
-            results.append(self.proposer.shapes(result, task.width or 0, task.height or 0))
-        return results
+        with closing(found):
+            for task, result in zip(part, found, strict=True):
+                if isinstance(result, Exception):
+                    yield _reason(result)
+                    continue
+                if not size_known(task):
+                    note_size(task, (result.width, result.height))
+                yield self.proposer.shapes(result, task.width or 0, task.height or 0)
 
 
 class BackendRun:
@@ -284,10 +286,10 @@ class BackendRun:
     def describe(self) -> dict[str, Any]:
         return {"backend": self.backend.name, "version": self.backend.model_version}
 
-    def predict(self, part: list[Task]) -> list[Shapes | str]:
+    def predict(self, part: list[Task]) -> Iterator[Shapes | str]:
         predicted = backends.predict_tasks(self.backend, self.project, part)
         self.names = (self.backend.name, predicted.model_version or self.backend.model_version)
-        return list(predicted.shapes)
+        yield from predicted.shapes
 
 
 def run_preannotation(job: Job, progress: Progress) -> dict[str, Any]:
@@ -303,12 +305,21 @@ def run_preannotation(job: Job, progress: Progress) -> dict[str, Any]:
     progress.total(tasks.count())
     progress.at(counts.tasks, failed=counts.failed)
     for part in _parts(tasks, after):
-        started = time.perf_counter()
-        found = run.predict(part)
+        done: list[tuple[Task, Shapes | str]] = []
+        stored = started = time.perf_counter()
+        for task, result in zip(part, run.predict(part), strict=True):
+            done.append((task, result))
+            if time.perf_counter() - stored >= PART_SECONDS:
+                counts.engine_seconds += time.perf_counter() - started
+                _store(job, done, run, counts)
+                progress.done, progress.failed = counts.tasks, counts.failed
+                progress.step(0)  # writes now and then, and notices a cancel
+                done, stored = [], time.perf_counter()
+                started = stored
         counts.engine_seconds += time.perf_counter() - started
-        _store(job, part, found, run, counts)
+        _store(job, done, run, counts)
         progress.done, progress.failed = counts.tasks, counts.failed
-        progress.step(0)  # writes now and then, and notices a cancel
+        progress.step(0)
     progress.flush()
     return {**run.describe(), "alias": params.get("alias", ""), **counts.as_dict()}
 
@@ -402,12 +413,14 @@ def _parts(tasks: Any, after: int) -> Iterator[list[Task]]:
 
 
 def _store(
-    job: Job, part: list[Task], found: list[Shapes | str], run: VersionRun | BackendRun,
-    counts: Counts,
-) -> None:  # fmt: skip
-    """One part's predictions and the job's checkpoint, in one transaction."""
+    job: Job, done: list[tuple[Task, Shapes | str]], run: VersionRun | BackendRun, counts: Counts
+) -> None:
+    """Predictions of the tasks ``done`` and the job's checkpoint, in one transaction."""
+    if not done:
+        return
+    part = [task for task, _result in done]
     shapes: dict[int, Shapes] = {}
-    for task, result in zip(part, found, strict=True):
+    for task, result in done:
         counts.tasks += 1
         if isinstance(result, str):
             counts.failed += 1
