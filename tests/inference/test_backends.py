@@ -472,3 +472,69 @@ def test_the_command_adds_lists_and_checks(tenant: Tenant, server: Backend, sett
     assert code == 0 and "SAM is up, model version fake-1.0." in output, output
     code, output = run("model", "backend", "list", "--organization", "Acme")
     assert code == 0 and "SAM  (Acme)" in output and "up  model fake-1.0" in output
+
+
+# ---------------------------------------------------------------------------- pre-annotation
+
+
+def test_a_backend_pre_annotates_a_project_as_a_job(
+    tenant: Tenant, server: Backend, loopback_open: None, public: None, drain: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:  # fmt: skip
+    """The same job as a registry version's: one prediction per task and backend, replaced
+    in place when run again, started from the API too."""
+    from defectlab.inference import preannotation
+    from defectlab.jobs.models import Job, JobState
+    from defectlab.labeling.models import Prediction
+
+    server.predictions = lambda tasks: [
+        {"model_version": "fake-1.0", "score": 0.8,
+         "result": [percent_box("scratch", 10, 25, 50, 50, score=0.9)]}
+        for _task in tasks
+    ]  # fmt: skip
+    backend = make(tenant, server.url())
+    manager = tenant.user(Role.MANAGER)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = preannotation.start_preannotation(tenant.project, manager, backend=backend)
+    drain()
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.error
+    assert (job.result["backend"], job.result["tasks"], job.result["shapes"]) == (
+        "SAM", len(tenant.tasks), len(tenant.tasks),
+    )  # fmt: skip
+    rows = Prediction.objects.filter(task__project=tenant.project).order_by("task_id")
+    assert [row.task_id for row in rows] == [task.pk for task in tenant.tasks]
+    assert {(row.source, row.model_name, row.model_version) for row in rows} == {
+        (f"backend:{backend.pk}", "SAM", "fake-1.0")
+    }
+    first = [row.pk for row in rows]
+    start = f"/api/projects/{tenant.project.pk}/preannotate/"
+    client = client_for(manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(start, {"backend": backend.pk}, format="json")
+    assert answer.status_code == 202, answer.content
+    drain()
+    assert Job.objects.get(pk=answer.json()["id"]).state == JobState.SUCCEEDED
+    assert [row.pk for row in rows.all()] == first  # replaced in place, never a second row
+    both = {"backend": backend.pk, "model": 1}
+    assert client.post(start, both, format="json").status_code in (400, 404)
+
+
+def test_a_backend_that_fails_fails_the_job_with_its_message(
+    tenant: Tenant, server: Backend, loopback_open: None, public: None, drain: Any,
+    django_capture_on_commit_callbacks: Any, settings: Any,
+) -> None:  # fmt: skip
+    from defectlab.inference import preannotation
+    from defectlab.jobs.models import JobState
+
+    settings.JOB_MAX_ATTEMPTS = 2
+    server.mode = "500"
+    backend = make(tenant, server.url())
+    with django_capture_on_commit_callbacks(execute=True):
+        job = preannotation.start_preannotation(
+            tenant.project, tenant.user(Role.MANAGER), backend=backend
+        )
+    drain()
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and job.attempts == 2
+    assert "SAM" in job.error

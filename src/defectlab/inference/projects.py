@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from defectlab.inference import mapping, preannotation
-from defectlab.inference.models import DetectionModel, ModelAlias
+from defectlab.inference.models import DetectionModel, MLBackend, ModelAlias
 from defectlab.jobs.api import JobSerializer
 from defectlab.labeling.api.serializers import ProjectSerializer
 from defectlab.labeling.models import Project
@@ -69,7 +69,12 @@ class ProjectModelChange(serializers.Serializer[Any]):
 
 
 class PreannotateSerializer(serializers.Serializer[Any]):
-    model = serializers.IntegerField(help_text="The model's id.")
+    model = serializers.IntegerField(
+        required=False, help_text="The model's id (or give `backend`)."
+    )
+    backend = serializers.IntegerField(
+        required=False, help_text="An external model backend's id, instead of a model."
+    )
     version = serializers.IntegerField(
         required=False, min_value=1, help_text="A version number (or give `alias`)."
     )
@@ -116,6 +121,13 @@ class ProjectModelViewSet(TenantViewSet):
             pk=model_id,
         )
 
+    def _backend(self, project: Project, backend_id: Any) -> MLBackend:
+        return get_scoped(
+            MLBackend.objects.filter(organization_id=project.organization_id),
+            self.request.user,
+            pk=backend_id,
+        )
+
     @extend_schema(
         summary="List the project's models",
         description="How the project uses each model of its organization: the class → label "
@@ -152,9 +164,9 @@ class ProjectModelViewSet(TenantViewSet):
     @extend_schema(
         summary="Pre-annotate the project's tasks",
         description="Runs a ready version of a model (by `version`, or by `alias`, resolved "
-        "now) on the tasks `scope` or `filter` names, among those that exist now, as a job "
+        "now), or an external model `backend`, on the tasks `scope` or `filter` names, among those that exist now, as a job "
         "(**202**; follow it at `/api/jobs/{id}/`). Each task gets one prediction of the "
-        "version, replaced when the version runs again (a prediction whose proposals someone "
+        "version (or backend), replaced when it runs again (a prediction whose proposals someone "
         "already decided is kept). 409 while the same version is still pre-annotating the "
         "project, or when the version is not ready.",
         request=PreannotateSerializer,
@@ -169,7 +181,8 @@ class ProjectModelViewSet(TenantViewSet):
         job = preannotation.start_preannotation(
             project,
             acting_user(request),
-            model=self._model(project, data["model"]),
+            model=self._model(project, data["model"]) if "model" in data else None,
+            backend=self._backend(project, data["backend"]) if "backend" in data else None,
             version=data.get("version"),
             alias=data.get("alias"),
             scope=data.get("scope"),
