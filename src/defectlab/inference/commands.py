@@ -175,6 +175,74 @@ def alias(
 # ---------------------------------------------------------------------------- backends
 
 
+@model.command()
+@click.argument("project", type=int)
+@click.argument("name")
+@click.option("--version", "number", type=int, default=None, help="A version number.")
+@click.option("--alias", default=None, help="An alias [default: production].")
+@click.option(
+    "--scope",
+    type=click.Choice(["all", "unlabeled"]),
+    default="all",
+    show_default=True,
+    help="Which tasks.",
+)
+@click.option("--tile/--no-tile", default=None, help="Tile the images [default: the project's].")
+@click.option("--as", "email", default=None, help="Who starts it [default: DEFECTLAB_ADMIN_EMAIL].")
+def preannotate(
+    project: int,
+    name: str,
+    number: int | None,
+    alias: str | None,
+    scope: str,
+    tile: bool | None,
+    email: str | None,
+) -> None:
+    """Pre-annotate PROJECT's tasks with a version of model NAME (id or name), running the job
+    here and saying what it did (exit status 1 when it fails)."""
+    _django()
+    from django.db import transaction
+
+    from defectlab.errors import DefectLabError
+    from defectlab.inference.preannotation import start_preannotation
+    from defectlab.jobs.models import Job, JobState
+    from defectlab.jobs.runner import run_job
+    from defectlab.labeling.models import Project
+
+    found = Project.objects.select_related("organization").filter(pk=project).first()
+    if found is None:
+        raise click.ClickException(f"There is no project {project}.")
+    target = _model(name, str(found.organization_id))
+    if number is None and alias is None:
+        alias = "production"
+    try:
+        with transaction.atomic():
+            job = start_preannotation(
+                found,
+                _actor(found.organization, email),
+                model=target,
+                version=number,
+                alias=alias,
+                scope=scope,
+                tile=tile,
+            )
+    except DefectLabError as error:
+        raise click.ClickException(f"{error.message} ({error.code})") from None
+    click.echo(f"Pre-annotating {found.name} with {target.name} (job {job.pk})…")
+    run_job(job.pk)
+    job = Job.objects.get(pk=job.pk)
+    if job.state != JobState.SUCCEEDED:
+        raise click.ClickException(f"The job ended {job.state}: {job.error}")
+    result = job.result
+    click.echo(
+        f"Version {result['version']}: {result['predictions']} tasks pre-annotated, "
+        f"{result['shapes']} proposals, {result['decided_kept']} already decided kept as they "
+        f"were, {result['failed']} failed."
+    )
+    for error in result["errors"]:
+        click.echo(f"  task {error['task']}: {error['error']}")
+
+
 @model.group()
 def backend() -> None:
     """External model backends (servers speaking Label Studio's ML-backend protocol)."""

@@ -84,3 +84,26 @@ def test_a_reading_role_cannot_upload(tenant: Tenant, tmp_path: Path) -> None:
     )
     assert code == 1 and "(forbidden)" in output
     assert not DetectionModel.objects.exists()
+
+
+def test_preannotate_runs_the_job_here_and_says_what_it_did(
+    tenant: Tenant, tmp_path: Path, queued: list[int]
+) -> None:
+    from defectlab.labeling.models import Prediction
+
+    path = tmp_path / "scratch.onnx"
+    path.write_bytes(files.good())
+    owner = tenant.user(Role.OWNER).email
+    assert run("model", "upload", str(path), "--organization", "Acme", "--name", "S")[0] == 0
+    assert run("model", "alias", "S", "production", "1")[0] == 0
+    project = str(tenant.project.pk)
+    code, output = run("model", "preannotate", project, "S", "--as", owner)
+    assert code == 0, output
+    tasks = len(tenant.tasks)
+    assert f"Version 1: {tasks} tasks pre-annotated, {tasks} proposals" in output
+    assert Prediction.objects.filter(task__project=tenant.project).count() == tasks
+    # The same again replaces; a version that does not exist is a clear refusal.
+    assert run("model", "preannotate", project, "S", "--version", "1")[0] == 0
+    assert Prediction.objects.filter(task__project=tenant.project).count() == tasks
+    code, output = run("model", "preannotate", project, "S", "--version", "9")
+    assert code == 1 and "no version 9" in output
