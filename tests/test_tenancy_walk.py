@@ -64,6 +64,7 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "models": Organization,
     "model": DetectionModel,
     "model_versions": DetectionModel,
+    "project_preannotate": Project,
 }
 
 
@@ -278,6 +279,7 @@ EXTRA_KWARGS: dict[str, tuple[type[models.Model], str]] = {
     "delivery": (Delivery, "pk"),
     "number": (ModelVersion, "number"),
     "name": (ModelAlias, "name"),
+    "model_id": (DetectionModel, "pk"),
 }
 
 
