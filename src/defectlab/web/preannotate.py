@@ -86,7 +86,7 @@ def _chosen(project: Project, models: list[DetectionModel], raw: str) -> Detecti
 
 
 def _filters(data: QueryDict) -> dict[str, str]:
-    return {key: data[key] for key in FILTER_KEYS if data.get(key)}
+    return {key: str(data.get(key)) for key in FILTER_KEYS if data.get(key)}
 
 
 def _act(
