@@ -234,3 +234,23 @@ def test_the_demo_model_runs_and_its_job_page_counts(
     assert '<dd id="preannotation-tasks">3</dd>' in html
     assert '<dd id="preannotation-predictions">3</dd>' in html
     assert Prediction.objects.filter(task__project=tenant.project).count() == 3
+
+
+def test_a_jobs_failed_tasks_link_to_the_canvas(tenant: Tenant) -> None:
+    model = fake_model(tenant.organization)
+    task = tenant.tasks[1]
+    job = Job.objects.create(
+        organization=tenant.organization,
+        project=tenant.project,
+        kind="preannotate",
+        state=JobState.SUCCEEDED,
+        params={"model": model.pk, "number": 1, "alias": "", "on_import": True},
+        result={"model": "Surface", "version": 1, "alias": "", "tasks": 3, "predictions": 2,
+                "shapes": 4, "decided_kept": 0, "failed": 1,
+                "errors": [{"task": task.pk, "error": "The image cannot be read."}]},
+        total=3, done=3, failed=1,
+    )  # fmt: skip
+    html = signed_in(tenant.user(Role.ANNOTATOR)).get(f"/jobs/{job.pk}/").content.decode()
+    assert f'<a href="/tasks/{task.pk}/annotate/">#{task.pk}</a>' in html
+    assert "The image cannot be read." in html and "on import" in html
+    assert '<dd id="preannotation-failed">1</dd>' in html
