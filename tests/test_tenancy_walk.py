@@ -70,6 +70,7 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "models": Organization,
     "model": DetectionModel,
     "model_versions": DetectionModel,
+    "project_preannotate": Project,
 }
 
 

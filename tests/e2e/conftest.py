@@ -8,6 +8,7 @@ Every test here is marked ``e2e`` (``pytest -m "not e2e"`` leaves them out). Wit
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,21 @@ def new_page(browser: Any, browser_context_args: dict[str, Any]) -> Iterator[Cal
     yield make
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def worker(settings: Any, tmp_path: Path) -> Iterator[None]:
+    """A real worker in a thread, on our embedded broker (as `defectlab serve` runs one beside
+    the web server): jobs started in the browser run."""
+    from defectlab.jobs import queue
+    from defectlab.jobs.worker import run_worker
+
+    settings.BROKER_URL = f"sqlite:///{tmp_path / 'queue.sqlite3'}"
+    queue.reset()
+    stop = threading.Event()
+    thread = threading.Thread(target=run_worker, args=(1,), kwargs={"stop": stop}, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(30)
+    queue.reset()

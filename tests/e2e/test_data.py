@@ -5,34 +5,16 @@ with our embedded broker, as `defectlab serve` runs one beside the web server)."
 from __future__ import annotations
 
 import io
-import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import expect
 
-from defectlab.jobs import queue
-from defectlab.jobs.worker import run_worker
 from defectlab.labeling.models import Task
 from defectlab.tenancy.models import Role
 from tests.conftest import annotate, png_bytes
 from tests.e2e.pages import log_in, tenant_with_images
-
-
-@pytest.fixture
-def worker(settings: Any, tmp_path: Path) -> Iterator[None]:
-    settings.BROKER_URL = f"sqlite:///{tmp_path / 'queue.sqlite3'}"
-    queue.reset()
-    stop = threading.Event()
-    thread = threading.Thread(target=run_worker, args=(1,), kwargs={"stop": stop}, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(30)
-    queue.reset()
 
 
 def test_upload_then_export_and_download(page: Any, worker: None) -> None:

@@ -158,6 +158,28 @@ def test_every_page_and_error_page_speaks_chinese(
     _invite, token = create_invite(owner, tenant.organization, Role.ANNOTATOR, "")
     detector = registered_model(tenant.organization)
     decide_proposals(tenant, detector.versions.get(number=1))
+    preannotated = Job.objects.create(
+        organization=tenant.organization,
+        project=tenant.project,
+        kind="preannotate",
+        state=JobState.SUCCEEDED,
+        params={"model": detector.pk, "number": 1, "alias": "production", "tile": True},
+        result={
+            "model": detector.name,
+            "version": 1,
+            "alias": "production",
+            "tasks": 3,
+            "predictions": 2,
+            "shapes": 5,
+            "decided_kept": 1,
+            "failed": 1,
+            "errors": [{"task": labeling.pk, "error": "无法读取该任务的图像地址。"}],
+        },
+        total=3,
+        done=3,
+        failed=1,
+        started_by=owner,
+    )
     allowed = PROPER | {
         word
         for typed in [
@@ -231,6 +253,8 @@ def test_every_page_and_error_page_speaks_chinese(
         f"/models/{detector.pk}/",
         f"/o/{organization}/projects/new/",
         f"/jobs/{job.pk}/",
+        f"/jobs/{preannotated.pk}/",
+        f"/projects/{project}/preannotate/",
         f"/projects/{project}/",
         f"/projects/{project}/settings/",
         f"/projects/{project}/data/",

@@ -26,6 +26,7 @@ from defectlab.transfer.services import import_by_reference, upload_images
 from defectlab.transfer.urlimport import start_url_import, urls_from_file
 from defectlab.web.access import role_allows, scoped_or_404
 from defectlab.web.jobs import job_row
+from defectlab.web.preannotate import job_summary
 
 FAILURES_SHOWN = 500
 
@@ -170,6 +171,7 @@ def job_page(request: HttpRequest, pk: int) -> HttpResponse:
         "row": job_row(job, may_steer=may_steer(request.user, job)),
         "failures": failures,
         "download": kinds.has_download(job.kind) and job.state == JobState.SUCCEEDED,
+        "preannotation": job_summary(job),
         "current_organization_id": job.organization_id,
     }
     template = "web/_job_detail.html" if request.headers.get("HX-Request") else "web/job.html"

@@ -5,7 +5,8 @@ acceptance rate and per class what they kept, moved and deleted) and its aliases
 select.
 
 An upload is checked at once (a refusal is a message and changes nothing); its check then runs
-in the worker, and the model's page refreshes itself while a version is validating."""
+in the worker, and the model's page refreshes its versions while one is validating, and itself
+once none is."""
 
 from __future__ import annotations
 
@@ -131,7 +132,8 @@ def model_page(request: HttpRequest, pk: int) -> HttpResponse:
     for version in versions:
         version.layout_label = LAYOUTS.get(version.layout, version.layout)
         version.acceptance = taken[version.pk]
-    return render(
+    validating = any(v.state == VersionState.VALIDATING for v in versions)
+    response = render(
         request,
         "web/model.html",
         {
@@ -140,11 +142,16 @@ def model_page(request: HttpRequest, pk: int) -> HttpResponse:
             "versions": versions,
             "ready": [v for v in versions if v.state == VersionState.READY],
             "aliases": model.aliases.select_related("version").order_by("name"),
-            "validating": any(v.state == VersionState.VALIDATING for v in versions),
+            "validating": validating,
             "can_manage": _may_manage(request, model.organization_id),
             "current_organization_id": model.organization_id,
         },
     )
+    if request.headers.get("HX-Request") and not validating:
+        # The check the page was following has ended: the whole page again, so the alias
+        # forms offer the version that just became ready.
+        response["HX-Refresh"] = "true"
+    return response
 
 
 def _act(request: HttpRequest, model: DetectionModel) -> None:

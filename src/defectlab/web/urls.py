@@ -1,6 +1,16 @@
 from django.urls import path
 
-from defectlab.web import data, jobs, network, registry, removals, storages, views, webhooks
+from defectlab.web import (
+    data,
+    jobs,
+    network,
+    preannotate,
+    registry,
+    removals,
+    storages,
+    views,
+    webhooks,
+)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,6 +30,11 @@ urlpatterns = [
     path("models/<int:pk>/versions/", registry.model_page, name="model_versions"),
     path("jobs/<int:pk>/", data.job_page, name="job"),
     path("projects/<int:pk>/data/", data.project_data, name="project_data"),
+    path(
+        "projects/<int:pk>/preannotate/",
+        preannotate.project_preannotate,
+        name="project_preannotate",
+    ),
     path("projects/<int:pk>/storages/", storages.project_storages, name="project_storages"),
     path("jobs/<int:pk>/cancel/", jobs.job_action, {"action": "cancel"}, name="job_cancel"),
     path("jobs/<int:pk>/retry/", jobs.job_action, {"action": "retry"}, name="job_retry"),

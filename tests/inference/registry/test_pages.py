@@ -107,3 +107,21 @@ def test_a_refused_file_for_a_new_name_makes_no_model(tenant: Tenant) -> None:
         {"name": "Dents", "file": SimpleUploadedFile("d.onnx", b"not a model")},
     )
     assert not DetectionModel.objects.exists()
+
+
+def test_the_page_follows_a_check_then_reloads_itself_once_it_is_done(
+    tenant: Tenant, ready_model: DetectionModel
+) -> None:
+    client = signed_in(tenant.user(Role.MANAGER))
+    url = f"/models/{ready_model.pk}/"
+    version = ModelVersion.objects.get()
+    version.state = "validating"
+    version.save(update_fields=["state"])
+    polling = client.get(url, headers={"HX-Request": "true"})
+    assert 'hx-trigger="every 2s"' in polling.content.decode()
+    assert "HX-Refresh" not in polling
+    version.state = "ready"
+    version.save(update_fields=["state"])
+    # The check ended: the whole page again, so its alias form offers the ready version.
+    assert client.get(url, headers={"HX-Request": "true"})["HX-Refresh"] == "true"
+    assert "HX-Refresh" not in client.get(url)
