@@ -239,8 +239,8 @@ def preannotate(
         f"{result['shapes']} proposals, {result['decided_kept']} already decided kept as they "
         f"were, {result['failed']} failed."
     )
-    for error in result["errors"]:
-        click.echo(f"  task {error['task']}: {error['error']}")
+    for failure in result["errors"]:
+        click.echo(f"  task {failure['task']}: {failure['error']}")
 
 
 @model.group()

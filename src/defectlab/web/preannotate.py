@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from defectlab.errors import DefectLabError, Invalid
-from defectlab.inference import preannotation
+from defectlab.inference import mapping, preannotation
 from defectlab.inference.models import DetectionModel, ModelAlias, ProjectModel, VersionState
 from defectlab.jobs.models import Job
 from defectlab.labeling import tasklist
@@ -110,14 +110,14 @@ def _act(
         messages.success(request, _("Pre-annotation has started; this page follows it."))
         return redirect("job", job.pk)
     if action == "mapping":
-        names = preannotation.model_names(model)
-        stored = preannotation.project_model(project, model).classes
-        classes: dict[str, Any] = preannotation.class_map(project, names, stored)
+        names = mapping.model_names(model)
+        stored = mapping.project_model(project, model).classes
+        classes: dict[str, Any] = mapping.class_map(project, names, stored)
         for name in names:  # a class the form leaves out keeps its label
             raw = data.get(f"class:{name}")
             if raw is not None:
                 classes[name] = None if raw == NONE else int(raw) if raw.isdigit() else raw
-        preannotation.save_project_model(
+        mapping.save_project_model(
             project,
             model,
             user,
@@ -145,9 +145,9 @@ def _model_context(
     data: QueryDict,
     errors: dict[str, str],
 ) -> dict[str, Any]:
-    settings = preannotation.project_model(project, model)
-    names = preannotation.model_names(model)
-    mapped = preannotation.class_map(project, names, settings.classes)
+    settings = mapping.project_model(project, model)
+    names = mapping.model_names(model)
+    mapped = mapping.class_map(project, names, settings.classes)
     retyped = "mapping" in errors  # a refused mapping is shown as it was chosen
     ready = sorted(
         (v for v in model.versions.all() if v.state == VersionState.READY),
