@@ -23,7 +23,7 @@ from defectlab.inference.models import (
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling.models import Prediction
 from defectlab.tenancy.models import Organization, Role, User
-from tests.conftest import Tenant, annotate
+from tests.conftest import Tenant, annotate, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -254,3 +254,40 @@ def test_a_jobs_failed_tasks_link_to_the_canvas(tenant: Tenant) -> None:
     assert f'<a href="/tasks/{task.pk}/annotate/">#{task.pk}</a>' in html
     assert "The image cannot be read." in html and "on import" in html
     assert '<dd id="preannotation-failed">1</dd>' in html
+
+
+def test_a_backend_runs_from_the_page_even_without_models(
+    tenant: Tenant, queued: list[int], django_capture_on_commit_callbacks: Any
+) -> None:
+    """An organization whose model is served elsewhere: the page offers its backends, and the
+    job page names the backend (the job itself is tested in tests/inference/test_backends.py)."""
+    from defectlab.inference import backends
+
+    manager = tenant.user(Role.MANAGER)
+    backend = backends.create_backend(
+        tenant.organization, manager, name="SAM line 3", url="https://sam.example.com"
+    )
+    client = signed_in(manager, "zh-hans")
+    html = client.get(url(tenant)).content.decode()
+    assert 'id="no-models"' in html and 'id="backend-run"' in html and "SAM line 3" in html
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(
+            url(tenant), {"action": "backend", "backend": backend.pk, "scope": "unlabeled"}
+        )
+    assert answer.status_code == 302, answer.content
+    job = Job.objects.get(kind="preannotate")
+    assert job.params["backend"] == backend.pk
+    assert job.params["filter"] == {"has_annotation": "false"}
+    assert "SAM line 3" in client.get(answer["Location"]).content.decode()
+    # The same backend again while the first still waits: the refusal beside the form.
+    with django_capture_on_commit_callbacks(execute=True):
+        again = client.post(url(tenant), {"action": "backend", "backend": backend.pk})
+    assert again.status_code == 200 and 'id="backend-error"' in again.content.decode()
+    # Another organization's backend is not offered, nor taken.
+    other = make_tenant("Other")
+    theirs = backends.create_backend(
+        other.organization, other.user(Role.OWNER), name="Theirs", url="https://t.example.com"
+    )
+    refused = client.post(url(tenant), {"action": "backend", "backend": theirs.pk})
+    assert 'id="backend-error"' in refused.content.decode()
+    assert Job.objects.filter(kind="preannotate").count() == 1

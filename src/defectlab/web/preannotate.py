@@ -21,7 +21,13 @@ from django.views.decorators.http import require_http_methods
 
 from defectlab.errors import DefectLabError, Invalid
 from defectlab.inference import mapping, preannotation
-from defectlab.inference.models import DetectionModel, ModelAlias, ProjectModel, VersionState
+from defectlab.inference.models import (
+    DetectionModel,
+    MLBackend,
+    ModelAlias,
+    ProjectModel,
+    VersionState,
+)
 from defectlab.jobs.models import Job
 from defectlab.labeling import tasklist
 from defectlab.labeling.models import Project
@@ -50,8 +56,8 @@ def project_preannotate(request: HttpRequest, pk: int) -> HttpResponse:
     )
     model = _chosen(project, models, data.get("model", ""))
     errors: dict[str, str] = {}
-    if request.method == "POST" and model is not None:
-        action = request.POST.get("action", "")
+    action = request.POST.get("action", "")
+    if request.method == "POST" and (model is not None or action == "backend"):
         try:
             return _act(request, project, model, action)
         except DefectLabError as refusal:
@@ -59,6 +65,9 @@ def project_preannotate(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "project": project,
         "models": models,
+        "backends": MLBackend.objects.filter(organization_id=project.organization_id).order_by(
+            "name"
+        ),
         "model": model,
         "errors": errors,
         "jobs": _recent(project),
@@ -90,10 +99,24 @@ def _filters(data: QueryDict) -> dict[str, str]:
 
 
 def _act(
-    request: HttpRequest, project: Project, model: DetectionModel, action: str
+    request: HttpRequest, project: Project, model: DetectionModel | None, action: str
 ) -> HttpResponse:
     data = request.POST
     user = acting_user(request)
+    if action == "backend":
+        backend = MLBackend.objects.filter(
+            organization_id=project.organization_id, pk=_number(data.get("backend"))
+        ).first()
+        if backend is None:
+            raise Invalid(_("Choose a model backend."))
+        scope = data.get("scope", "all")
+        job = preannotation.start_preannotation(
+            project, user, backend=backend, scope=scope if scope in ("all", "unlabeled") else None
+        )
+        messages.success(request, _("Pre-annotation has started; this page follows it."))
+        return redirect("job", job.pk)
+    if model is None:
+        raise Invalid(_("Unknown action."))
     if action == "start":
         kind, _sep, name = data.get("run", "").partition(":")
         scope = data.get("scope", "all")
@@ -128,6 +151,10 @@ def _act(
         messages.success(request, _("The model's settings for this project were saved."))
         return redirect(f"{reverse('project_preannotate', args=[project.pk])}?model={model.pk}")
     raise Invalid(_("Unknown action."))
+
+
+def _number(raw: str | None) -> int:
+    return int(raw) if raw and raw.isdigit() else 0
 
 
 def _count(project: Project, params: dict[str, str], request: HttpRequest) -> dict[str, Any]:
@@ -219,13 +246,17 @@ def job_summary(job: Job) -> dict[str, Any] | None:
         return None
     params, result = job.params, job.result or {}
     counts = result if "tasks" in result else result.get("counts", {})
-    model = result.get("model")
-    if model is None:
+    model = result.get("model") or result.get("backend")
+    if model is None and params.get("backend"):
+        backend = MLBackend.objects.filter(pk=params["backend"]).first()
+        model = backend.name if backend is not None else ""
+    elif model is None:
         found = DetectionModel.objects.filter(pk=params.get("model") or 0).first()
         model = found.name if found is not None else ""
     return {
         "model": model,
         "model_id": params.get("model"),
+        "backend": bool(params.get("backend")),
         "version": result.get("version", params.get("number")),
         "alias": params.get("alias", ""),
         "on_import": bool(params.get("on_import")),
