@@ -1,6 +1,16 @@
 from django.urls import path
 
-from defectlab.web import data, jobs, network, registry, removals, storages, views, webhooks
+from defectlab.web import (
+    backends,
+    data,
+    jobs,
+    network,
+    registry,
+    removals,
+    storages,
+    views,
+    webhooks,
+)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,6 +25,7 @@ urlpatterns = [
     path("o/<int:pk>/network/", network.network_access, name="network_access"),
     path("o/<int:pk>/webhooks/", webhooks.webhooks_page, name="webhooks"),
     path("o/<int:pk>/models/", registry.models_page, name="models"),
+    path("o/<int:pk>/backends/", backends.backends_page, name="backends"),
     path("models/<int:pk>/", registry.model_page, name="model"),
     # The upload form posts here (the body limit of model files applies to this address).
     path("models/<int:pk>/versions/", registry.model_page, name="model_versions"),
