@@ -68,6 +68,7 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "project_delete": Project,
     "tasks_delete": Project,
     "models": Organization,
+    "backends": Organization,
     "model": DetectionModel,
     "model_versions": DetectionModel,
     "project_preannotate": Project,

@@ -48,6 +48,8 @@ def test_language_switch_shows_chinese_on_every_page(page: Any) -> None:
         f"/o/{organization}/members/",
         f"/o/{organization}/jobs/",
         f"/o/{organization}/network/",
+        f"/o/{organization}/models/",
+        f"/o/{organization}/backends/",
         f"/projects/{project}/data/",
         "/account/",
     ]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from defectlab.inference.backends import create_backend
 from defectlab.inference.models import DetectionModel, ModelAlias, ModelVersion, VersionState
 from defectlab.ingest.services import add_allowed_network
 from defectlab.jobs.models import Job, JobState
@@ -32,7 +33,8 @@ PROPER = {
     "IPv6", "ID", "SSE", "KMS", "AES", "AES256", "DNS", "TLS", "MB", "GB", "KB", "px", "OK", "NG", "English",
     "train", "val", "test", "seg", "min", "max", "id", "Bearer", "Token", "ONNX", "SDK", "CLI",
     "Swagger", "OpenAPI", "localhost", "us", "east", "Webhook", "HMAC", "SHA256", "POST", "MES",
-    "IR", "IoU", "YOLOv5", "YOLOv8", "YOLOv10", "YOLO11", "YOLO26",
+    "IR", "IoU", "YOLOv5", "YOLOv8", "YOLOv10", "YOLO11", "YOLO26", "Authorization", "Basic",
+    "SAM",
 }  # fmt: skip
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*")
 
@@ -180,6 +182,9 @@ def test_every_page_and_error_page_speaks_chinese(
         failed=1,
         started_by=owner,
     )
+    backend = create_backend(
+        tenant.organization, owner, name="SAM", url="http://127.0.0.1:9", auth="Token x"
+    )
     allowed = PROPER | {
         word
         for typed in [
@@ -204,6 +209,7 @@ def test_every_page_and_error_page_speaks_chinese(
             "AGPL-3.0",
             "crack",
             "pit",
+            "loopback",  # the name of the rule that refused an address, kept as it is
         ]
         for word in WORD.findall(typed or "")
     }
@@ -251,6 +257,7 @@ def test_every_page_and_error_page_speaks_chinese(
         f"/o/{organization}/webhooks/",
         f"/o/{organization}/models/",
         f"/models/{detector.pk}/",
+        f"/o/{organization}/backends/",
         f"/o/{organization}/projects/new/",
         f"/jobs/{job.pk}/",
         f"/jobs/{preannotated.pk}/",
@@ -264,6 +271,14 @@ def test_every_page_and_error_page_speaks_chinese(
         f"/projects/{project + 1000}/",  # another organization's or nobody's: 404
     ]:
         visit(url)
+    # A backend's check, refused (loopback): the problem, its rule and where it is lifted.
+    page.goto(f"/o/{organization}/backends/")
+    with page.expect_navigation():
+        page.click(f"#backend-{backend.pk} button[value=check]")
+    page.wait_for_selector("#check-result")
+    words = english_words(page, allowed)
+    if words:
+        found["a backend's check"] = words
     open_workspace(page, f"/tasks/{labeling.pk}/annotate/")
     visit(f"/tasks/{labeling.pk}/annotate/", ready=".dl-btn-submit")
     page.keyboard.press("?")  # the shortcut help

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from defectlab.web import (
+    backends,
     data,
     jobs,
     network,
@@ -25,6 +26,7 @@ urlpatterns = [
     path("o/<int:pk>/network/", network.network_access, name="network_access"),
     path("o/<int:pk>/webhooks/", webhooks.webhooks_page, name="webhooks"),
     path("o/<int:pk>/models/", registry.models_page, name="models"),
+    path("o/<int:pk>/backends/", backends.backends_page, name="backends"),
     path("models/<int:pk>/", registry.model_page, name="model"),
     # The upload form posts here (the body limit of model files applies to this address).
     path("models/<int:pk>/versions/", registry.model_page, name="model_versions"),
