@@ -11,8 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class LoopbackHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
     def server_bind(self) -> None:
         # HTTPServer.server_bind would look this machine's name up; nothing here needs it.
         socketserver.TCPServer.server_bind(self)
