@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.test import Client
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from PIL import Image
@@ -64,6 +65,15 @@ def client_for(user: User | None) -> APIClient:
     client = APIClient()
     if user is not None:
         client.force_login(user)
+    return client
+
+
+def signed_in(user: User, language: str = "en") -> Client:
+    """A browser's client signed in as ``user``, who has chosen ``language`` for the pages."""
+    user.language = language
+    user.save(update_fields=["language"])
+    client = Client()
+    client.force_login(user)
     return client
 
 

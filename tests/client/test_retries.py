@@ -7,17 +7,17 @@ recorded instead of slept, so the waits it chose are checked, not timed."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from defectlab.client import ApiError, Client
+from tests.loopback import Loopback
 
 DROP = "drop"  # close the connection without answering
 
@@ -54,14 +54,11 @@ class Stub:
 
             do_GET = do_POST = do_PUT = do_DELETE = _answer
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = Loopback(Handler)
+        self.url = f"http://127.0.0.1:{self.server.port}"
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ the question."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ from playwright.sync_api import expect
 from defectlab.inference.models import MLBackend
 from defectlab.media.secrets import decrypt_secret
 from defectlab.tenancy.models import Role
-from tests.e2e.pages import PASSWORD, tenant_with_images
+from tests.e2e.pages import log_in, tenant_with_images
 from tests.inference.test_backends import Backend
 
 
@@ -35,11 +34,7 @@ def test_a_manager_adds_checks_and_deletes_a_backend_in_chinese(
     manager = tenant.user(Role.MANAGER)
     context = browser.new_context(**{**browser_context_args, "locale": "zh-CN"})
     page = context.new_page()
-    page.goto("/login/")
-    page.fill("input[name=email]", manager.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form.stack button[type=submit]")
-    page.wait_for_url(re.compile(r"/o/\d+/$"))
+    log_in(page, manager.email)
 
     page.goto(f"/o/{tenant.organization.pk}/models/")
     page.get_by_role("link", name="模型后端").click()

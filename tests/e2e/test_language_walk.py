@@ -22,7 +22,7 @@ from defectlab.labeling.tasks import PredictionRow, insert_predictions
 from defectlab.tenancy.models import Role
 from defectlab.tenancy.services import create_invite
 from tests.conftest import annotate, box
-from tests.e2e.pages import PASSWORD, open_workspace, tenant_with_images
+from tests.e2e.pages import log_in, open_workspace, tenant_with_images
 
 # Names a Chinese interface keeps in Latin letters.
 PROPER = {
@@ -242,11 +242,7 @@ def test_every_page_and_error_page_speaks_chinese(
         found["/login/ (too many attempts)"] = words
 
     context.clear_cookies()
-    page.goto("/login/")
-    page.fill("input[name=email]", owner.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form.stack button[type=submit]")
-    page.wait_for_url(re.compile(r"/o/\d+/$"))
+    log_in(page, owner.email)
     organization, project = tenant.organization.pk, tenant.project.pk
     for url in [
         "/",

@@ -20,7 +20,7 @@ from defectlab.labeling.models import Prediction
 from defectlab.synthetic import defect_images
 from defectlab.tenancy.models import Role
 from tests.conftest import make_tenant
-from tests.e2e.pages import PASSWORD, open_workspace
+from tests.e2e.pages import log_in, open_workspace
 
 PANELS = 3
 SEED = 700_000  # panels the demo model never saw in training
@@ -48,11 +48,7 @@ def test_the_demo_detector_pre_annotates_and_the_canvas_offers_its_proposals(
 
     context = browser.new_context(**{**browser_context_args, "locale": locale})
     page = context.new_page()
-    page.goto("/login/")
-    page.fill("input[name=email]", owner.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form.stack button[type=submit]")
-    page.wait_for_url(re.compile(r"/o/\d+/$"))
+    log_in(page, owner.email)
 
     # The models page lists the model; its page shows version 1 ready once its check passed.
     page.goto(f"/o/{tenant.organization.pk}/models/")

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import socketserver
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from defectlab.hooks.delivery import sign
 from tests.conftest import png_bytes
+from tests.loopback import Loopback, reply
 
 PNG = png_bytes(32, 24)
 
@@ -67,35 +66,16 @@ class Receiver:
                 body = self.rfile.read(length)
                 receiver.received.append(Received(self.path, dict(self.headers.items()), body))
                 status = receiver.answers.pop(0) if receiver.answers else 200
-                self._answer(status, b"nope" if status >= 300 else b"ok", "text/plain")
+                reply(self, status, b"nope" if status >= 300 else b"ok", "text/plain")
 
             def do_GET(self) -> None:
-                self._answer(200, PNG, "image/png")
-
-            def _answer(self, status: int, data: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                self.close_connection = True
+                reply(self, 200, PNG, "image/png")
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def server_bind(self) -> None:  # no lookup of this machine's name
-                socketserver.TCPServer.server_bind(self)
-                self.server_name, self.server_port = "127.0.0.1", int(self.server_address[1])
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
+        self._server = Loopback(Handler)
+        self.port = self._server.port
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -104,9 +84,7 @@ class Receiver:
         return [seen.headers["X-DefectLab-Event"] for seen in self.received]
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._server.close()
 
 
 @pytest.fixture

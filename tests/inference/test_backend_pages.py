@@ -14,15 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.test import Client
 from django.utils import translation
 
 from defectlab.inference import backends
 from defectlab.inference.models import MLBackend
 from defectlab.media.secrets import decrypt_secret
 from defectlab.tenancy.audit import AuditAction
-from defectlab.tenancy.models import AuditEvent, Role, User
-from tests.conftest import Tenant
+from defectlab.tenancy.models import AuditEvent, Role
+from tests.conftest import Tenant, signed_in
 from tests.inference.test_backends import Backend
 
 pytestmark = pytest.mark.django_db
@@ -41,14 +40,6 @@ def server() -> Iterator[Backend]:
     running = Backend()
     yield running
     running.close()
-
-
-def signed_in(user: User, language: str = "en") -> Client:
-    user.language = language
-    user.save(update_fields=["language"])
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def url(tenant: Tenant) -> str:

@@ -16,15 +16,13 @@ socket patch carries to the loopback server: the guard judges 10.0.0.7, the byte
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import socket
-import socketserver
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from xml.etree import ElementTree
 
@@ -39,6 +37,7 @@ from defectlab.media.services import read_grant
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import AuditEvent, Role
 from tests.conftest import Tenant, client_for
+from tests.loopback import Loopback, reply
 
 pytestmark = pytest.mark.django_db
 
@@ -85,14 +84,15 @@ class Backend:
             def _spoiled(self) -> bool:
                 mode = backend.mode
                 if mode == "garbage":
-                    self._send(200, b"<html>hello</html>", "text/html")
+                    reply(self, 200, b"<html>hello</html>", "text/html")
                 elif mode == "500":
-                    self._send(500, b"Traceback: model exploded", "text/plain")
+                    reply(self, 500, b"Traceback: model exploded", "text/plain")
                 elif mode == "slow":
                     backend.release.wait(10)
                     self._json({"status": "UP"})
                 elif mode == "huge":
-                    self._send(
+                    reply(
+                        self,
                         200,
                         b"[" + b" " * (backends.MAX_REPLY_BYTES + 10) + b"]",
                         "application/json",
@@ -100,33 +100,13 @@ class Backend:
                 return bool(mode)
 
             def _json(self, data: Any, status: int = 200) -> None:
-                self._send(status, json.dumps(data).encode(), "application/json")
-
-            def _send(self, status: int, data: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                with contextlib.suppress(OSError):  # the client gave up (the size cap)
-                    self.wfile.write(data)
-                self.close_connection = True
+                reply(self, status, json.dumps(data).encode(), "application/json")
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def server_bind(self) -> None:  # no lookup of this machine's name
-                socketserver.TCPServer.server_bind(self)
-                self.server_name, self.server_port = "127.0.0.1", int(self.server_address[1])
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
+        self._server = Loopback(Handler)
+        self.port = self._server.port
 
     def url(self, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}"
@@ -136,9 +116,7 @@ class Backend:
 
     def close(self) -> None:
         self.release.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._server.close()
 
 
 @pytest.fixture(autouse=True)

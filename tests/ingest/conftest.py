@@ -13,12 +13,11 @@ import contextlib
 import datetime
 import ipaddress
 import socket
-import socketserver
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from cryptography.x509.oid import NameOID
 from django.utils import translation
 
 from tests.conftest import png_bytes
+from tests.loopback import Loopback, reply
 
 PNG = png_bytes(32, 24)
 
@@ -93,12 +93,7 @@ Route = Callable[[BaseHTTPRequestHandler, threading.Event], None]
 
 def send(data: bytes = PNG, content_type: str | None = "image/png", status: int = 200) -> Route:
     def route(handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
-        handler.send_response(status)
-        if content_type is not None:
-            handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        reply(handler, status, data, content_type)
 
     return route
 
@@ -196,24 +191,8 @@ class LoopbackServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def server_bind(self) -> None:
-                # HTTPServer.server_bind would look this machine's name up; nothing here needs it.
-                socketserver.TCPServer.server_bind(self)
-                self.server_name = str(self.server_address[0])
-                self.server_port = int(self.server_address[1])
-
-        self._server = Server((self.address, 0), Handler)
-        if self.tls is not None:
-            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
-        self.port = self._server.server_address[1]
-        # A short poll keeps shutdown() quick: it waits for the serving loop to look up.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
+        self._server = Loopback(Handler, self.address, self.tls)
+        self.port = self._server.port
 
     def url(self, path: str = "/", *, host: str | None = None) -> str:
         scheme = "https" if self.tls is not None else "http"
@@ -221,9 +200,7 @@ class LoopbackServer:
 
     def close(self) -> None:
         self.stop.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._server.close()
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from defectlab.transfer.urlimport import start_url_import
 from tests.conftest import Tenant
 from tests.jobs.brokers import BROKERS
 from tests.jobs.processes import WorkerProcess, crash_worker, wait_until
+from tests.loopback import Loopback
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.parametrize("kind", BROKERS)]
 
@@ -57,12 +57,9 @@ class SlowImages(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def image_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowImages)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    server = Loopback(SlowImages)
+    yield f"http://127.0.0.1:{server.port}"
+    server.close()
 
 
 @pytest.fixture

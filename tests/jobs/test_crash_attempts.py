@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -21,43 +21,44 @@ from defectlab.transfer.urlimport import start_url_import
 from tests.conftest import Tenant
 from tests.jobs.brokers import BROKERS, dead_letter_count
 from tests.jobs.processes import WorkerProcess, crash_worker, wait_until
+from tests.loopback import Loopback
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.parametrize("kind", BROKERS)]
 
 LIMIT = 3
 
 
-class Hanging(ThreadingHTTPServer):
+class Hanging:
     """Answers nothing until the test ends: every attempt is still running when it is killed.
     Counts the requests, i.e. the attempts that really ran."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), HangingHandler)
         self.hits = 0
         self.release = threading.Event()
+        hanging = self
 
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                hanging.hits += 1
+                hanging.release.wait(120)
+                self.send_error(503)
 
-class HangingHandler(BaseHTTPRequestHandler):
-    server: Hanging
+            def log_message(self, *args: Any) -> None:
+                pass
 
-    def do_GET(self) -> None:
-        self.server.hits += 1
-        self.server.release.wait(120)
-        self.send_error(503)
+        self.server = Loopback(Handler)
+        self.port = self.server.port
 
-    def log_message(self, *args: Any) -> None:
-        pass
+    def close(self) -> None:
+        self.release.set()
+        self.server.close()
 
 
 @pytest.fixture
 def hanging_server() -> Iterator[Hanging]:
     server = Hanging()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     yield server
-    server.release.set()
-    server.shutdown()
-    server.server_close()
+    server.close()
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def test_a_job_killed_on_every_attempt_stops_exactly_at_the_limit(
     tenant: Tenant, hanging_server: Hanging, worker: WorkerProcess, settings: Any
 ) -> None:
     owner = tenant.user(Role.OWNER)
-    port = hanging_server.server_address[1]
+    port = hanging_server.port
     job = start_url_import(tenant.project, [f"http://127.0.0.1:{port}/panel.png"], owner)
 
     for attempt in range(1, LIMIT + 1):

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from defectlab.inference import registry
 from defectlab.inference.demo import model_bytes
@@ -22,18 +21,10 @@ from defectlab.inference.models import (
 )
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling.models import Prediction
-from defectlab.tenancy.models import Organization, Role, User
-from tests.conftest import Tenant, annotate, make_tenant
+from defectlab.tenancy.models import Organization, Role
+from tests.conftest import Tenant, annotate, make_tenant, signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user: User, language: str = "en") -> Client:
-    user.language = language
-    user.save(update_fields=["language"])
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def fake_model(organization: Organization, name: str = "Surface") -> DetectionModel:

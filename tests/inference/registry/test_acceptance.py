@@ -14,9 +14,8 @@ from defectlab.labeling import workflow
 from defectlab.labeling.models import Label, Prediction, Task
 from defectlab.labeling.tasks import PredictionRow, insert_predictions
 from defectlab.tenancy.models import Role
-from tests.conftest import Tenant, box, client_for, make_tasks
+from tests.conftest import Tenant, box, client_for, make_tasks, signed_in
 from tests.inference.registry import models as files
-from tests.inference.registry.test_pages import signed_in
 
 pytestmark = pytest.mark.django_db
 

@@ -8,22 +8,13 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from defectlab.inference.models import DetectionModel, ModelAlias, ModelVersion
-from defectlab.tenancy.models import Role, User
-from tests.conftest import Tenant
+from defectlab.tenancy.models import Role
+from tests.conftest import Tenant, signed_in
 from tests.inference.registry import models as files
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user: User, language: str = "en") -> Client:
-    user.language = language
-    user.save(update_fields=["language"])
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
