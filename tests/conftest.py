@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.test import Client
+from django.utils import translation
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from PIL import Image
@@ -39,6 +40,14 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile("defectlab")
 
 ROLES = [Role.OWNER, Role.ADMIN, Role.MANAGER, Role.REVIEWER, Role.ANNOTATOR]
+
+
+@pytest.fixture(autouse=True)
+def english_afterwards() -> Iterator[None]:
+    """A Chinese page or request leaves Chinese active in the test's thread: every test ends
+    with the default language again, so the next one reads the messages it expects."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.utils import translation
 
 from defectlab.inference import backends
 from defectlab.inference.models import MLBackend
@@ -27,12 +26,6 @@ from tests.inference.test_backends import Backend
 pytestmark = pytest.mark.django_db
 
 SECRET = "Token s3cret-value"
-
-
-@pytest.fixture(autouse=True)
-def english_afterwards() -> Iterator[None]:
-    yield
-    translation.deactivate()  # a Chinese page leaves Chinese active in this thread
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from django.utils import translation
 
 from tests.conftest import png_bytes
 from tests.loopback import Loopback, reply
@@ -51,14 +50,6 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 
     monkeypatch.setattr(socket.socket, "connect", connect)
     return made
-
-
-@pytest.fixture(autouse=True)
-def english_afterwards() -> Iterator[None]:
-    """A request from a Chinese-speaking user leaves Chinese active in this thread; the refusal
-    messages later tests read are English."""
-    yield
-    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

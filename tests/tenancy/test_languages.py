@@ -3,11 +3,9 @@ page, in the API and in the language switch alike."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.utils import translation
 
 import defectlab.urls  # noqa: F401  (the API's modules are imported before a test changes settings)
 from defectlab.tenancy.models import Role, User
@@ -16,12 +14,6 @@ from tests.web.test_pages import signed_in
 
 # An operator who adds a language only has to add it to settings.LANGUAGES.
 WITH_JAPANESE = [("en", "English"), ("zh-hans", "简体中文"), ("ja", "日本語")]
-
-
-@pytest.fixture(autouse=True)
-def english_afterwards() -> Iterator[None]:
-    yield
-    translation.deactivate()
 
 
 def test_the_account_page_offers_every_language_of_the_settings(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
 
 import pytest
-from django.utils import translation
 
 from defectlab.ingest import hostaddrs
 from defectlab.ingest.models import AllowedNetwork
@@ -14,12 +12,6 @@ from defectlab.tenancy.models import AuditEvent, Role
 from tests.conftest import Tenant
 from tests.ingest.test_allowlist import OPERATOR_ONLY, SERVER_ADDRESS
 from tests.web.test_pages import signed_in
-
-
-@pytest.fixture(autouse=True)
-def english_afterwards() -> Iterator[None]:
-    yield
-    translation.deactivate()  # a Chinese page leaves Chinese active in this thread
 
 
 def url(tenant: Tenant) -> str:
