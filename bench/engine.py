@@ -24,8 +24,8 @@ What is measured (see bench/README.md):
 * the same 1920×1080 set with a one-thread session, with a session whose idle threads
   spin-wait between runs (onnxruntime's default, which the engine turns off), and both sets
   with the preparing thread at niceness 0 (the engine lowers it: `prefetch.py`);
-* ``--tuning``: the stream by intra-op threads (the cores, one fewer) and niceness (0, 5, 10,
-  19), each beside the raw run, to choose the defaults.
+* ``--tuning`` (instead of the above): the stream by intra-op threads (the cores, one fewer)
+  and niceness (0, 5, 10, 19), beside the raw run of each, to choose the defaults.
 
 Each case: warm-up rounds, then rounds in which every side puts the round's images (the set
 over and over, 16 by default) through, in an order that turns each round; images/s per round,
@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tuning",
         action="store_true",
-        help="also the stream by intra-op threads and niceness (about 3 minutes more)",
+        help="instead of the table: the stream by intra-op threads and niceness (~2 minutes)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write every number to PATH as JSON")
     args = parser.parse_args(argv)
@@ -356,6 +356,8 @@ def tuning(model: bytes, sets: dict[str, list[bytes]], args: argparse.Namespace)
     counts = sorted({default_threads(), max(1, default_threads() - 1)}, reverse=True)
     detectors = {threads: Detector(model, threads=threads) for threads in counts}
     nices = [0, 5, 10, 19]
+    # With one thread fewer than the cores, the preparing has a core to itself: niceness moot.
+    nices_for = {threads: nices if threads == counts[0] else [0] for threads in counts}
     print(
         f"\nTuning: images/s of the stream by intra-op threads and the preparing thread's "
         f"niceness; median of {args.rounds} rounds of {args.per_round} images, every side "
@@ -366,7 +368,7 @@ def tuning(model: bytes, sets: dict[str, list[bytes]], args: argparse.Namespace)
         sides: dict[str, Any] = {}
         for threads, detector in detectors.items():
             sides[f"raw, {threads} threads"] = Case(detector, jpegs, per_round=args.per_round).raw
-            for nice in nices:
+            for nice in nices_for[threads]:
                 case = Case(detector, jpegs, per_round=args.per_round, niceness=nice)
                 sides[f"stream, {threads} threads, niceness {nice}"] = case.stream
         rounds = Rounds(sides, max(args.per_round, len(jpegs)))
@@ -443,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{detector.max_det}, {threads} intra-op threads; {detector.metadata.description}"
     )
     results: dict[str, Any] = {"meta": info, "model": {"gflops": flops / 1e9, "parameters": params}}
+    if args.tuning:
+        results["tuning"] = tuning(model, sets, args)
+        return finish(results, info, started, args)
     cases: dict[str, Case] = {}
     per_round = args.per_round
     for name, jpegs in sets.items():
@@ -494,8 +499,12 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(f"  {'4000×3000 tiled':<22} kept after merging {row['found_median']:.0f}")
     results["aims"] = verdicts(results["cases"], threads)
-    if args.tuning:
-        results["tuning"] = tuning(model, sets, args)
+    return finish(results, info, started, args)
+
+
+def finish(
+    results: dict[str, Any], info: dict[str, Any], started: float, args: argparse.Namespace
+) -> int:
     info["load_at_end"] = load()
     info["seconds"] = round(perf() - started, 1)
     print(f"\nLoad average at end: {info['load_at_end']}. Done in {info['seconds']:.0f} s.")
