@@ -76,6 +76,10 @@ NOT_POSITIVE = {
     "PUT /api/labels/{id}/",
     "PATCH /api/labels/{id}/",
     "POST /api/tasks/{id}/review/",
+    # (a model or a backend, a version or an alias; class names the model has, labels the
+    # project has)
+    "POST /api/projects/{id}/preannotate/",
+    "PUT /api/projects/{id}/models/{model_id}/",
     # ...the state of other rows (a target storage to export to, shapes naming the project's
     # labels and fitting the image, a storage's endpoint and bucket)...
     "POST /api/projects/{id}/export/",
