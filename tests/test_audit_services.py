@@ -15,6 +15,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from defectlab.cli import main
+from defectlab.inference.models import DetectionModel
 from defectlab.ingest.services import add_allowed_network
 from defectlab.jobs.runner import run_job
 from defectlab.labeling import services, workflow
@@ -335,15 +336,26 @@ def test_deleting_a_task_or_a_project_writes_the_same_row_through_the_api_and_th
         assert not Task.objects.filter(project_id=project.pk).exists()
 
 
-def test_the_demo_command_writes_the_organization_and_project_rows_as_its_owner(db: None) -> None:
+def test_the_demo_command_writes_the_organization_and_project_rows_as_its_owner(
+    db: None, queued: list[int]
+) -> None:
     owner = User.objects.create_user("admin@example.com", "x" * 12)
     result = CliRunner().invoke(main, ["demo", "--email", owner.email, "--images", "1"])
     assert result.exit_code == 0, result.output
     project = Project.objects.get()
+    model = DetectionModel.objects.get()
+    version = model.versions.get()
     events = AuditEvent.objects.order_by("id")
     assert [(event.action, event.target_id, event.actor) for event in events] == [
         ("organization.created", str(project.organization_id), owner),
         ("project.created", str(project.pk), owner),
+        # The demo detector: registered, checked (by its job: no actor), named, mapped, run.
+        ("model.created", str(model.pk), owner),
+        ("model.version_uploaded", str(version.pk), owner),
+        ("model.version_checked", str(version.pk), None),
+        ("model.alias_moved", str(model.pk), owner),
+        ("project.model_changed", str(project.pk), owner),
+        ("project.preannotation_started", str(project.pk), owner),
     ]
     assert all(event.ip is None for event in events)
 
