@@ -60,7 +60,7 @@ from defectlab.jobs.services import start_job
 from defectlab.labeling.models import AnnotationVersion, Prediction, Project, Task
 from defectlab.labeling.sizes import note_size, size_known
 from defectlab.labeling.tasklist import TaskFilter, task_filter_from
-from defectlab.labeling.tasks import PredictionRow, insert_predictions
+from defectlab.labeling.tasks import PredictionRow, insert_predictions, replace_predictions
 from defectlab.media.references import ImageRef
 from defectlab.media.storage import default_storage
 from defectlab.tenancy.audit import AuditAction
@@ -436,23 +436,14 @@ def _store(
         )
         decided = _decided(part, set(existing.values()))
         kept = {task_id for task_id in shapes if existing.get(task_id) in decided}
-        now = timezone.now()
-        model_name, model_version = (name.strip()[:100] for name in run.names)
-        Prediction.objects.bulk_update(
+        organization_id = part[0].organization_id
+        replace_predictions(
             [
-                Prediction(
-                    pk=existing[task_id],
-                    shapes=rows,
-                    created_at=now,
-                    model_name=model_name,
-                    model_version=model_version,
-                )
+                (existing[task_id], PredictionRow(task_id, organization_id, *run.names, rows))
                 for task_id, rows in shapes.items()
                 if task_id in existing and task_id not in kept
-            ],
-            ["shapes", "created_at", "model_name", "model_version"],
+            ]
         )
-        organization_id = part[0].organization_id
         insert_predictions(
             [
                 PredictionRow(task_id, organization_id, *run.names, rows, run.source)
@@ -467,7 +458,7 @@ def _store(
             result={"after": part[-1].pk, "counts": counts.as_dict()},
             done=counts.tasks,
             failed=counts.failed,
-            updated_at=now,
+            updated_at=timezone.now(),
         )
 
 
