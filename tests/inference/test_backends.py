@@ -460,7 +460,7 @@ def test_a_backend_pre_annotates_a_project_as_a_job(
     django_capture_on_commit_callbacks: Any,
 ) -> None:  # fmt: skip
     """The same job as a registry version's: one prediction per task and backend, replaced
-    in place when run again, started from the API too."""
+    when run again, started from the API too."""
     from defectlab.inference import preannotation
     from defectlab.jobs.models import Job, JobState
     from defectlab.labeling.models import Prediction
@@ -493,7 +493,9 @@ def test_a_backend_pre_annotates_a_project_as_a_job(
     assert answer.status_code == 202, answer.content
     drain()
     assert Job.objects.get(pk=answer.json()["id"]).state == JobState.SUCCEEDED
-    assert [row.pk for row in rows.all()] == first  # replaced in place, never a second row
+    again = [row.task_id for row in rows.all()]
+    assert again == [task.pk for task in tenant.tasks]  # replaced, never a second row
+    assert not {row.pk for row in rows.all()} & set(first)
     both = {"backend": backend.pk, "model": 1}
     assert client.post(start, both, format="json").status_code in (400, 404)
 
@@ -516,3 +518,45 @@ def test_a_backend_that_fails_fails_the_job_with_its_message(
     job.refresh_from_db()
     assert job.state == JobState.FAILED and job.attempts == 2
     assert "SAM" in job.error
+
+
+def test_the_authorization_header_never_follows_a_redirect_to_another_origin(
+    tenant: Tenant, loopback_open: None
+) -> None:
+    """/health redirects to another host: the guarded fetcher follows (the policy checks the
+    new address) but sends the backend's secret only to the backend's own origin."""
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.loopback import Loopback, reply
+
+    seen: list[str | None] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            reply(self, 200, b'{"status": "UP"}', "application/json")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    other = Loopback(Elsewhere)
+
+    class Moved(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{other.port}/health")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    moved = Loopback(Moved)
+    try:
+        backend = make(tenant, f"http://127.0.0.1:{moved.port}", auth="Bearer s3cret")
+        assert backends.check(backend).ok
+    finally:
+        moved.close()
+        other.close()
+    assert seen == ["Bearer s3cret", None]

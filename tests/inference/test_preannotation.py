@@ -120,7 +120,7 @@ def test_every_task_gets_one_prediction_in_the_projects_labels(
     assert Task.objects.filter(project=panels, has_prediction=True).count() == PANELS
 
 
-def test_running_the_same_version_again_replaces_in_place(
+def test_running_the_same_version_again_replaces_never_adds(
     panels: Project, manager: Any, demo_model: DetectionModel, drain: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:  # fmt: skip
@@ -131,9 +131,9 @@ def test_running_the_same_version_again_replaces_in_place(
     job = run(panels, manager, demo_model, drain, django_capture_on_commit_callbacks, version=1)
     assert job.state == JobState.SUCCEEDED, job.error
     second = {row.task_id: (row.pk, len(row.shapes)) for row in predictions(panels)}
-    assert {task: ids for task, (ids, _) in second.items()} == {
-        task: ids for task, (ids, _) in first.items()
-    }  # the same rows, no second prediction
+    assert second.keys() == first.keys()  # one prediction per task, as before
+    # New rows: a canvas still showing an old one names a prediction that is gone.
+    assert not {pk for pk, _ in second.values()} & {pk for pk, _ in first.values()}
     assert sum(count for _, count in second.values()) < sum(count for _, count in first.values())
 
 
@@ -344,3 +344,50 @@ def test_another_organization_sees_nothing(
     body = {"model": demo_model.pk, "version": 1}
     assert client.post(f"{own}preannotate/", body, format="json").status_code == 404
     assert client.get(f"{own}models/").json() == []
+
+
+def test_a_proposal_decided_while_its_part_runs_is_kept(
+    panels: Project, manager: Any, demo_model: DetectionModel, drain: Any,
+    django_capture_on_commit_callbacks: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The annotator accepts a proposal after the job read the task and before it writes the
+    part: the job sees the decision (it locks the tasks, as a save does) and keeps the row."""
+    run(panels, manager, demo_model, drain, django_capture_on_commit_callbacks)
+    decided = next(row for row in predictions(panels) if row.shapes)
+    real_store = preannotation._store
+
+    def store(*args: Any) -> None:
+        if not Prediction.objects.get(pk=decided.pk).task.has_annotation:
+            workflow.save_annotation(
+                decided.task, tenant.user(Role.ANNOTATOR), base_version=None,
+                shapes=[decided.shapes[0]],
+                proposals=[{"prediction": decided.pk, "index": 0, "fate": "accepted"}],
+                submit=True,
+            )  # fmt: skip
+        real_store(*args)
+
+    monkeypatch.setattr(preannotation, "_store", store)
+    registry.update_version(demo_model.versions.get(), manager, conf=0.99)
+    job = run(panels, manager, demo_model, drain, django_capture_on_commit_callbacks)
+    assert job.result["decided_kept"] == 1
+    assert Prediction.objects.get(pk=decided.pk).shapes == decided.shapes
+
+
+def test_a_canvas_opened_before_a_rerun_saves_without_the_gone_proposals_fates(
+    panels: Project, manager: Any, demo_model: DetectionModel, drain: Any,
+    django_capture_on_commit_callbacks: Any, tenant: Tenant,
+) -> None:  # fmt: skip
+    """The canvas showed prediction P; pre-annotating again replaced it by a new row; the save
+    names P: the annotation is saved, P's fates are left out (they would otherwise be read as
+    fates of the new shapes), and the new proposals are still undecided."""
+    run(panels, manager, demo_model, drain, django_capture_on_commit_callbacks)
+    shown = next(row for row in predictions(panels) if row.shapes)
+    run(panels, manager, demo_model, drain, django_capture_on_commit_callbacks)
+    assert not Prediction.objects.filter(pk=shown.pk).exists()
+    annotation = workflow.save_annotation(
+        shown.task, tenant.user(Role.ANNOTATOR), base_version=None, shapes=[shown.shapes[0]],
+        proposals=[{"prediction": shown.pk, "index": 0, "fate": "accepted"}],
+    )  # fmt: skip
+    version = annotation.versions.get(version=annotation.version)
+    assert version.proposal_fates == []
+    assert len(version.shapes) == 1

@@ -282,3 +282,16 @@ def test_a_backend_runs_from_the_page_even_without_models(
     refused = client.post(url(tenant), {"action": "backend", "backend": theirs.pk})
     assert 'id="backend-error"' in refused.content.decode()
     assert Job.objects.filter(kind="preannotate").count() == 1
+
+
+def test_digits_that_are_not_ascii_are_refused_not_a_server_error(tenant: Tenant) -> None:
+    from defectlab.inference import backends
+
+    manager = tenant.user(Role.MANAGER)
+    backends.create_backend(tenant.organization, manager, name="SAM", url="https://s.example.com")
+    client = signed_in(manager)
+    answer = client.post(url(tenant), {"action": "backend", "backend": "²"})
+    assert answer.status_code == 200 and 'id="backend-error"' in answer.content.decode()
+    model = fake_model(tenant.organization)
+    answer = client.post(url(tenant), {"action": "start", "model": model.pk, "run": "version:²"})
+    assert answer.status_code == 200 and 'id="start-error"' in answer.content.decode()

@@ -12,7 +12,7 @@ What is counted:
   whose current annotation version holds at least one fate for this version's prediction on
   the task: a task submitted by a script that never spoke of proposals, or whose prediction was
   made after it was submitted, says nothing about the model and is left out (pre-annotating
-  again replaces an undecided prediction in place and keeps a decided one as it was).
+  again replaces an undecided prediction by a new one and keeps a decided one as it was).
 - In such a task every shape of the prediction counts: ``accepted`` is kept, ``changed`` is
   moved, ``dropped`` is deleted, and a proposal with no fate was still undecided when the task
   was submitted. The canvas leaves an undecided proposal out of the submitted shapes, so it is

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Conflict, Invalid, NotFound
@@ -93,7 +93,11 @@ def save_project_model(
         if on_import is not None:
             row.on_import = _clean_on_import(project, model, on_import)
         row.updated_by = user
-        row.save()
+        try:
+            with transaction.atomic():
+                row.save()
+        except IntegrityError:  # another manager switched on another model meanwhile
+            raise Conflict(_on_import_taken()) from None
         record(
             None,
             AuditAction.PROJECT_MODEL_CHANGED,
@@ -130,6 +134,10 @@ def _clean_classes(
     return cleaned
 
 
+def _on_import_taken() -> str:
+    return _("Another model already pre-annotates this project's new tasks; switch it off first.")
+
+
 def _clean_on_import(project: Project, model: DetectionModel, alias: str) -> str:
     alias = (alias or "").strip()
     if not alias:
@@ -138,9 +146,7 @@ def _clean_on_import(project: Project, model: DetectionModel, alias: str) -> str
         raise Invalid(_("The model has no alias “%(name)s”.") % {"name": alias})
     others = ProjectModel.objects.filter(project=project).exclude(model=model).exclude(on_import="")
     if others.exists():
-        raise Conflict(
-            _("Another model already pre-annotates this project's new tasks; switch it off first.")
-        )
+        raise Conflict(_on_import_taken())
     return alias
 
 

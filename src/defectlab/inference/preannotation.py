@@ -13,10 +13,12 @@ Which labels: `mapping` (the project's class → label mapping for the model; a 
 name the project's labels already).
 
 Replace, never duplicate. A task keeps at most one prediction per source (`Prediction.source`:
-``version:<id>``, ``backend:<id>``): running the same source again replaces the shapes of its
-prediction in place (the same row, which the canvas and the proposals' fates name) — unless
-someone already decided one of its proposals: then that prediction stays as it was, the record
-of what they were shown (counted as ``decided_kept``).
+``version:<id>``, ``backend:<id>``): running the same source again replaces its prediction by
+a new one — unless someone already decided one of its proposals: then that prediction stays as
+it was, the record of what they were shown (counted as ``decided_kept``). The task's row is
+locked while a part is written, as a save locks it, so a proposal decided meanwhile is seen; a
+canvas opened on the replaced prediction names one that is gone, and its fates are left out
+(`labeling.proposals`) rather than read as fates of the new shapes.
 
 A killed worker. Tasks are read in parts of ``PART``; the predictions of a part — or of what
 was done of it when ``PART_SECONDS`` passed — and the job's checkpoint (the last task id done
@@ -60,7 +62,7 @@ from defectlab.jobs.services import start_job
 from defectlab.labeling.models import AnnotationVersion, Prediction, Project, Task
 from defectlab.labeling.sizes import note_size, size_known
 from defectlab.labeling.tasklist import TaskFilter, task_filter_from
-from defectlab.labeling.tasks import PredictionRow, insert_predictions, replace_predictions
+from defectlab.labeling.tasks import PredictionRow, insert_predictions
 from defectlab.media.references import ImageRef
 from defectlab.media.storage import default_storage
 from defectlab.tenancy.audit import AuditAction
@@ -287,6 +289,12 @@ class BackendRun:
         return {"backend": self.backend.name, "version": self.backend.model_version}
 
     def predict(self, part: list[Task]) -> Iterator[Shapes | str]:
+        # Read again for each part: a backend deleted or moved (a new address or header, say
+        # because the old one leaked) is never asked again with what it was.
+        backend = MLBackend.objects.filter(pk=self.backend.pk).first()
+        if backend is None:
+            raise NotFound(_("The model backend was deleted."))
+        self.backend = backend
         predicted = backends.predict_tasks(self.backend, self.project, part)
         self.names = (self.backend.name, predicted.model_version or self.backend.model_version)
         yield from predicted.shapes
@@ -429,26 +437,29 @@ def _store(
         else:
             shapes[task.pk] = result
     with transaction.atomic():
+        # The tasks' rows locked first, as a save of an annotation locks its task: a proposal
+        # decided while this part ran is seen here, and no save lands between the look and
+        # the write.
+        list(Task.objects.select_for_update().filter(pk__in=sorted(shapes)).values_list("pk"))
         existing = dict(
             Prediction.objects.filter(task_id__in=list(shapes), source=run.source).values_list(
                 "task_id", "id"
             )
         )
-        decided = _decided(part, set(existing.values()))
+        decided = _decided(list(shapes), set(existing.values()))
         kept = {task_id for task_id in shapes if existing.get(task_id) in decided}
+        # An undecided prediction is replaced by a new row: a canvas opened on the old one
+        # then names a prediction that is gone, whose fates are left out (labeling.proposals),
+        # never fates of the new shapes.
+        Prediction.objects.filter(
+            pk__in=[existing[task_id] for task_id in existing if task_id not in kept]
+        ).delete()
         organization_id = part[0].organization_id
-        replace_predictions(
-            [
-                (existing[task_id], PredictionRow(task_id, organization_id, *run.names, rows))
-                for task_id, rows in shapes.items()
-                if task_id in existing and task_id not in kept
-            ]
-        )
         insert_predictions(
             [
                 PredictionRow(task_id, organization_id, *run.names, rows, run.source)
                 for task_id, rows in shapes.items()
-                if task_id not in existing
+                if task_id not in kept
             ]
         )
         counts.decided_kept += len(kept)
@@ -462,13 +473,12 @@ def _store(
         )
 
 
-def _decided(part: list[Task], predictions: set[int]) -> set[int]:
+def _decided(task_ids: list[int], predictions: set[int]) -> set[int]:
     """Those of ``predictions`` with a proposal someone decided (in their task's current
     annotation version)."""
     if not predictions:
         return set()
-    annotated = [task.pk for task in part if task.has_annotation]
     rows = AnnotationVersion.objects.filter(
-        annotation__task_id__in=annotated, version=F("annotation__version")
+        annotation__task_id__in=task_ids, version=F("annotation__version")
     ).values_list("proposal_fates", flat=True)
     return {fate["prediction"] for fates in rows for fate in fates or []} & predictions

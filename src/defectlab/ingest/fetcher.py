@@ -48,7 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
@@ -323,7 +323,10 @@ def stream(
         target, sock, address = _open(current, allowlist, resolver, deadline, ssl_context, "fetch")
         try:
             with _failures(target.given, address, deadline):
-                sent = {"Accept": _accept_header(content_types), **(headers or {})}
+                # The caller's headers (a secret, often) go only where the caller sent them:
+                # a redirect to another origin gets none.
+                own = headers if headers and _origin(current) == _origin(url) else {}
+                sent = {"Accept": _accept_header(content_types), **own}
                 if first_bytes is not None:
                     sent["Range"] = f"bytes=0-{max(first_bytes, 1) - 1}"
                 response = _request(sock, target, deadline, "GET", sent)
@@ -528,6 +531,15 @@ def _failures(url: str, address: str, deadline: _Deadline) -> Iterator[None]:
 def _default_ssl_context() -> ssl.SSLContext:
     # Certificates checked against the system's CAs and the host name; TLS 1.2 at least.
     return ssl.create_default_context()
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(address: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(address)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
 
 
 def _media_type(header: str) -> str:

@@ -5,7 +5,10 @@ opened later, and a reviewer sees the submitted shapes rather than the proposals
 
 A fate names its proposal by the prediction's id and the shape's place in that prediction's
 shapes. A save may say nothing about proposals (scripts, older clients): the fates decided so far
-are carried over to the new version unchanged."""
+are carried over to the new version unchanged. A fate naming a prediction that is gone — a
+model pre-annotated the task again after the canvas was opened, which replaces its undecided
+prediction by a new one — is left out: the proposal no longer exists, and what the annotator
+kept of it is in the shapes they saved."""
 
 from __future__ import annotations
 
@@ -32,11 +35,14 @@ def clean_fates(task: Task, data: Any) -> list[dict[str, Any]]:
             "id", "shapes"
         )
     }
+    gone = _gone(task, data, sizes)
     cleaned: dict[tuple[int, int], dict[str, Any]] = {}
     for item in data:
         prediction = item.get("prediction") if isinstance(item, dict) else None
         index = item.get("index") if isinstance(item, dict) else None
         fate = item.get("fate") if isinstance(item, dict) else None
+        if prediction in gone:
+            continue
         if fate not in FATES:
             raise Invalid(
                 _("A proposal's fate must be accepted, changed or dropped."),
@@ -54,6 +60,22 @@ def clean_fates(task: Task, data: Any) -> list[dict[str, Any]]:
             )
         cleaned[(prediction, index)] = {"prediction": prediction, "index": index, "fate": fate}
     return list(cleaned.values())
+
+
+def _gone(task: Task, data: list[Any], sizes: dict[int, int]) -> set[int]:
+    """Prediction ids named in ``data`` that are no longer in the task's organization (another
+    task's prediction is a mistake, refused as one)."""
+    named: set[int] = set()
+    for item in data:
+        prediction = item.get("prediction") if isinstance(item, dict) else None
+        if isinstance(prediction, int) and prediction not in sizes:
+            named.add(prediction)
+    if not named:
+        return set()
+    present = Prediction.objects.filter(
+        organization_id=task.organization_id, pk__in=named
+    ).values_list("pk", flat=True)
+    return named - set(present)
 
 
 def merge_fates(earlier: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -392,31 +392,6 @@ def insert_predictions(rows: Sequence[PredictionRow], *, mark_tasks: bool = True
     return ids
 
 
-def replace_predictions(rows: Sequence[tuple[int, PredictionRow]]) -> None:
-    """Give the predictions ``rows`` name (by id) the shapes, model name and version of their
-    row, and a new time, by one ``executemany`` (Django's ``bulk_update`` compiles a CASE per
-    field and row: most of a pre-annotation's time in the database)."""
-    if not rows:
-        return
-    table = connection.ops.quote_name(Prediction._meta.db_table)
-    now = _now()
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET shapes = %s, model_name = %s, model_version = %s, "
-            "created_at = %s WHERE id = %s",
-            [
-                (
-                    _json(row.shapes),
-                    row.model_name.strip()[:100],
-                    row.model_version.strip()[:100],
-                    now,
-                    prediction_id,
-                )
-                for prediction_id, row in rows
-            ],
-        )
-
-
 def index_labels(task: Task, shapes: Sequence[dict[str, Any]]) -> None:
     """Replace ``task``'s rows in the label filter's index with those of ``shapes``."""
     TaskLabel.objects.filter(task=task).delete()

@@ -124,7 +124,9 @@ def _act(
             project,
             user,
             model=model,
-            version=int(name) if kind == "version" and name.isdigit() else None,
+            version=int(name)
+            if kind == "version" and name.isdecimal() and name.isascii()
+            else None,
             alias=name if kind == "alias" else None,
             scope=scope if scope != "filter" else None,
             filters=_filters(data) if scope == "filter" else None,
@@ -139,7 +141,9 @@ def _act(
         for name in names:  # a class the form leaves out keeps its label
             raw = data.get(f"class:{name}")
             if raw is not None:
-                classes[name] = None if raw == NONE else int(raw) if raw.isdigit() else raw
+                classes[name] = (
+                    None if raw == NONE else int(raw) if raw.isascii() and raw.isdecimal() else raw
+                )
         mapping.save_project_model(
             project,
             model,
@@ -154,7 +158,7 @@ def _act(
 
 
 def _number(raw: str | None) -> int:
-    return int(raw) if raw and raw.isdigit() else 0
+    return int(raw) if raw and raw.isascii() and raw.isdecimal() else 0
 
 
 def _count(project: Project, params: dict[str, str], request: HttpRequest) -> dict[str, Any]:
