@@ -57,9 +57,9 @@ import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import labelstudio_times  # bench/, beside this file
+from benchdb import recreate_database, url_problem
 
 perf = time.perf_counter
 MB = 1_000_000
@@ -145,49 +145,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("every size must be at least 10 tasks")
     if args.repeat < 1 or args.json_repeat < 1:
         parser.error("--repeat and --json-repeat must be at least 1")
-    if args.database_url:
-        parts = urlsplit(args.database_url)
-        if parts.scheme not in ("postgres", "postgresql"):
-            parser.error("--database-url must be a postgresql:// URL (the default is SQLite)")
-        if not parts.path.lstrip("/").startswith("bench"):
-            parser.error(
-                "the benchmark creates and drops its database: its name must start with 'bench' "
-                "(e.g. .../bench_export), so it can never touch a real one"
-            )
+    if args.database_url and (problem := url_problem(args.database_url)):
+        parser.error(problem)
     return args
-
-
-# ---------------------------------------------------------------------------- PostgreSQL database
-
-
-def _maintenance(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/")
-
-
-def pg_create(url: str) -> None:
-    """A fresh database for the run (one left by an interrupted run is dropped first: its name
-    starts with "bench", so it is the benchmark's own)."""
-    import psycopg
-    from psycopg import sql
-
-    maintenance, name = _maintenance(url)
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def pg_drop(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    maintenance, name = _maintenance(url)
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 def over(large: float, small: float) -> float:
@@ -461,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DEFECTLAB_DATABASE_URL"] = args.database_url
     os.environ.setdefault("DEFECTLAB_LOG_LEVEL", "WARNING")
     if args.database_url:
-        pg_create(args.database_url)
+        recreate_database(args.database_url)
     try:
         import django
 
@@ -479,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
             if args.database_url:
-                pg_drop(args.database_url)
+                recreate_database(args.database_url, drop_only=True)
 
 
 class Bench:

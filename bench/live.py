@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,25 +35,6 @@ def free_port() -> int:
 def command(*args: str) -> list[str]:
     """The `defectlab` command, run by this interpreter (the venv's)."""
     return [sys.executable, "-m", "defectlab.cli", *args]
-
-
-# ---------------------------------------------------------------------------- PostgreSQL
-
-
-def recreate_database(url: str, *, drop_only: bool = False) -> None:
-    """Drop (and create again) the database named in ``url`` through the `postgres`
-    maintenance database. Refuses any name that does not start with `bench`."""
-    import psycopg
-
-    parts = urllib.parse.urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name.startswith("bench"):
-        raise SystemExit(f"--database-url must name a database starting with 'bench', not {name!r}")
-    admin = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 # ---------------------------------------------------------------------------- the process tree

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from live import Client, Sampler, Server, command, percentile, recreate_database
+from benchdb import recreate_database  # bench/, beside this file
+from live import Client, Sampler, Server, command, percentile
 
 perf = time.perf_counter
 EMAIL = "bench-owner@example.com"

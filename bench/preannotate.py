@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchdb import recreate_database, url_problem  # bench/, beside this file
+
 perf = time.perf_counter
 OVERHEAD_AIM = 0.15
 POOL = 60
@@ -52,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.tasks < 1 or args.rounds < 1:
         parser.error("--tasks and --rounds must be at least 1")
+    if args.database_url and (problem := url_problem(args.database_url)):
+        parser.error(problem)
     return args
 
 
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DEFECTLAB_DATABASE_URL"] = args.database_url
     os.environ.setdefault("DEFECTLAB_LOG_LEVEL", "WARNING")
     if args.database_url:
-        _pg("CREATE", args.database_url)
+        recreate_database(args.database_url)
     try:
         import django
 
@@ -77,23 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         connections.close_all()
         shutil.rmtree(data_dir, ignore_errors=True)
         if args.database_url:
-            _pg("DROP", args.database_url)
-
-
-def _pg(verb: str, url: str) -> None:
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as connection:
-        if (
-            verb == "DROP"
-            or connection.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-            ).fetchone()
-        ):
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if verb == "CREATE":
-            connection.execute(f'CREATE DATABASE "{name}"')
+            recreate_database(args.database_url, drop_only=True)
 
 
 def build(tasks: int) -> tuple[Any, Any, Any, list[bytes]]:

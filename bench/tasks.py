@@ -47,9 +47,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import labelstudio_times  # bench/, beside this file
+from benchdb import recreate_database, url_problem
 
 PAGE_SIZE = 50
 BUDGET = 10.0  # seconds of raw + product runs per query; a slower query runs fewer times, but
@@ -146,48 +146,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("every size must be at least 1000 tasks")
     if args.n < 20 or args.warmup < 0:
         parser.error("-n must be at least 20 and --warmup not negative")
-    if args.database_url:
-        parts = urlsplit(args.database_url)
-        if parts.scheme not in ("postgres", "postgresql"):
-            parser.error("--database-url must be a postgresql:// URL (the default is SQLite)")
-        if not parts.path.lstrip("/").startswith("bench"):
-            parser.error(
-                "the benchmark creates and drops its database: its name must start with 'bench' "
-                "(e.g. .../bench_tasks), so it can never touch a real one"
-            )
+    if args.database_url and (problem := url_problem(args.database_url)):
+        parser.error(problem)
     return args
-
-
-# ---------------------------------------------------------------------------- PostgreSQL database
-
-
-def _maintenance(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/")
-
-
-def pg_create(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    maintenance, name = _maintenance(url)
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        # A leftover of an interrupted run (the name starts with "bench": ours to drop).
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def pg_drop(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    maintenance, name = _maintenance(url)
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -247,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DEFECTLAB_LOG_LEVEL", "WARNING")
     (data_dir / "static").mkdir()  # whitenoise warns on every request when STATIC_ROOT is missing
     if args.database_url:
-        pg_create(args.database_url)
+        recreate_database(args.database_url)
     try:
         import django
 
@@ -267,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
             if args.database_url:
-                pg_drop(args.database_url)
+                recreate_database(args.database_url, drop_only=True)
 
 
 @dataclass
