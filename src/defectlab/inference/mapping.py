@@ -184,10 +184,7 @@ class Proposer:
     def _typed(self, shape: Shape, label: int) -> Shape:
         attributes = self.defaults.get(label, {})
         if shape.type == "polygon" and not self.polygons:
-            xs = [x for x, _ in shape.points]
-            ys = [y for _, y in shape.points]
-            return Shape.box(min(xs), min(ys), max(xs), max(ys), label=label,
-                             attributes=attributes, score=shape.score)  # fmt: skip
+            return Shape.box(*shape.bbox(), label=label, attributes=attributes, score=shape.score)
         if shape.type == "box" and not self.boxes and self.polygons:
             (x1, y1), (x2, y2) = shape.points
             corners = [(x1, y1), (x2, y1), (x2, y2), (x1, y2)]

@@ -36,7 +36,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, cast
 
 from django.db import transaction
@@ -232,20 +232,11 @@ class Counts:
     engine_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "tasks": self.tasks,
-            "predictions": self.predictions,
-            "shapes": self.shapes,
-            "decided_kept": self.decided_kept,
-            "failed": self.failed,
-            "errors": self.errors,
-            "engine_seconds": round(self.engine_seconds, 3),
-        }
+        return asdict(self) | {"engine_seconds": round(self.engine_seconds, 3)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Counts:
-        known = {key: data[key] for key in cls().as_dict() if key in data}
-        return cls(**known)
+        return cls(**{item.name: data[item.name] for item in fields(cls) if item.name in data})
 
 
 class VersionRun:
@@ -314,22 +305,31 @@ def run_preannotation(job: Job, progress: Progress) -> dict[str, Any]:
     progress.at(counts.tasks, failed=counts.failed)
     for part in _parts(tasks, after):
         done: list[tuple[Task, Shapes | str]] = []
-        stored = started = time.perf_counter()
+        started = time.perf_counter()
         for task, result in zip(part, run.predict(part), strict=True):
             done.append((task, result))
-            if time.perf_counter() - stored >= PART_SECONDS:
-                counts.engine_seconds += time.perf_counter() - started
-                _store(job, done, run, counts)
-                progress.done, progress.failed = counts.tasks, counts.failed
-                progress.step(0)  # writes now and then, and notices a cancel
-                done, stored = [], time.perf_counter()
-                started = stored
-        counts.engine_seconds += time.perf_counter() - started
-        _store(job, done, run, counts)
-        progress.done, progress.failed = counts.tasks, counts.failed
-        progress.step(0)
+            if time.perf_counter() - started >= PART_SECONDS:
+                _commit(job, done, run, counts, progress, started)
+                done, started = [], time.perf_counter()
+        _commit(job, done, run, counts, progress, started)
     progress.flush()
     return {**run.describe(), "alias": params.get("alias", ""), **counts.as_dict()}
+
+
+def _commit(
+    job: Job,
+    done: list[tuple[Task, Shapes | str]],
+    run: VersionRun | BackendRun,
+    counts: Counts,
+    progress: Progress,
+    started: float,
+) -> None:
+    """What was done since ``started``: stored with the checkpoint, then reported (which
+    notices a cancel)."""
+    counts.engine_seconds += time.perf_counter() - started
+    _store(job, done, run, counts)
+    progress.done, progress.failed = counts.tasks, counts.failed
+    progress.step(0)
 
 
 def _run_of(project: Project, params: Mapping[str, Any]) -> VersionRun | BackendRun:
