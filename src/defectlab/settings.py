@@ -201,6 +201,102 @@ MODEL_CHECK_SECONDS = env(
     "Seconds that check may take, loading the model included; a model that runs longer fails it.",
     _positive_float,
 )
+# ---- the detection service (`defectlab serve-inference`)
+INFERENCE_HOST = env(
+    "DEFECTLAB_INFERENCE_HOST", "127.0.0.1", "Address `defectlab serve-inference` listens on."
+)
+INFERENCE_PORT = env(
+    "DEFECTLAB_INFERENCE_PORT", "8090", "Port `defectlab serve-inference` listens on.", _positive_int
+)
+INFERENCE_RUNNERS = env(
+    "DEFECTLAB_INFERENCE_RUNNERS",
+    "0",
+    "Models the detection service runs at once (threads, each with DEFECTLAB_INFERENCE_THREADS "
+    "of its own). 0: one per usable core.",
+    _whole_number,
+)
+INFERENCE_THREADS = env(
+    "DEFECTLAB_INFERENCE_THREADS",
+    "1",
+    "onnxruntime threads of each of those runs. On a CPU, several runs of one thread each serve "
+    "more requests than one run of several threads.",
+    _positive_int,
+)
+INFERENCE_MEMORY_MB = env(
+    "DEFECTLAB_INFERENCE_MEMORY_MB",
+    "2048",
+    "Memory the detection service may give to loaded models, in MB (about three times a model's "
+    "file size each); the model used least recently is unloaded to make room.",
+    _positive_int,
+)
+INFERENCE_QUEUE = env(
+    "DEFECTLAB_INFERENCE_QUEUE",
+    "64",
+    "Images one organization may have waiting for one model; more are refused with 503 and "
+    "Retry-After instead of waiting ever longer.",
+    _positive_int,
+)
+INFERENCE_BATCH_WINDOW_MS = env(
+    "DEFECTLAB_INFERENCE_BATCH_WINDOW_MS",
+    "2",
+    "How long a run of a model that takes several images at once waits for more to arrive, in "
+    "milliseconds.",
+    _positive_float,
+)
+INFERENCE_PRELOAD = env(
+    "DEFECTLAB_INFERENCE_PRELOAD",
+    "production",
+    "Comma-separated alias names: every model's version under one of them is loaded and warmed "
+    "before the detection service says it is ready (/readyz). Empty: models load when first asked.",
+    _csv,
+)
+INFERENCE_REFRESH_SECONDS = env(
+    "DEFECTLAB_INFERENCE_REFRESH_SECONDS",
+    "2",
+    "How often the detection service re-reads keys, quotas and aliases: a revoked key or a moved "
+    "alias takes effect on every replica within this many seconds.",
+    _positive_float,
+)
+REDIS_URL = env(
+    "DEFECTLAB_REDIS_URL",
+    "",
+    "Redis shared by the detection service's replicas, e.g. `redis://127.0.0.1:6379/0`: quotas and "
+    "signed requests' nonces hold across all of them. Empty: each process counts on its own.",
+)
+SIGNATURE_WINDOW_SECONDS = env(
+    "DEFECTLAB_SIGNATURE_WINDOW_SECONDS",
+    "300",
+    "How far a signed request's timestamp may be from the service's clock, in seconds; its nonce "
+    "is remembered that long, so the same request is never accepted twice.",
+    _positive_int,
+)
+QUOTA_REQUESTS_PER_MINUTE = env(
+    "DEFECTLAB_QUOTA_REQUESTS_PER_MINUTE",
+    "600",
+    "Detection requests an organization may make per minute, unless the operator set its quota. "
+    "0: no limit.",
+    _whole_number,
+)
+QUOTA_IMAGES_PER_DAY = env(
+    "DEFECTLAB_QUOTA_IMAGES_PER_DAY",
+    "100000",
+    "Images an organization may send for detection per day (UTC), unless its quota says. 0: no limit.",
+    _whole_number,
+)
+QUOTA_CONCURRENT = env(
+    "DEFECTLAB_QUOTA_CONCURRENT",
+    "8",
+    "Detection requests an organization may have in progress at once, unless its quota says. "
+    "0: no limit.",
+    _whole_number,
+)
+QUOTA_MAX_IMAGE_MB = env(
+    "DEFECTLAB_QUOTA_MAX_IMAGE_MB",
+    "20",
+    "Largest image, in MB, an organization may send for detection, unless its quota says. 0: no "
+    "limit beyond DEFECTLAB_MAX_UPLOAD_MB.",
+    _whole_number,
+)
 MAX_IMAGE_PIXELS = env(
     "DEFECTLAB_MAX_IMAGE_PIXELS",
     "150000000",
@@ -498,6 +594,7 @@ INSTALLED_APPS = [
     "defectlab.jobs",
     "defectlab.transfer",
     "defectlab.inference",
+    "defectlab.serving",
     "defectlab.hooks",
     "defectlab.web",
 ]

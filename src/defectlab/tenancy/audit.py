@@ -75,6 +75,9 @@ class AuditAction(StrEnum):
     BACKEND_CREATED = "backend.created"
     BACKEND_UPDATED = "backend.updated"
     BACKEND_DELETED = "backend.deleted"
+    SERVICE_KEY_CREATED = "service_key.created"
+    SERVICE_KEY_REVOKED = "service_key.revoked"
+    QUOTA_UPDATED = "quota.updated"
 
 
 _origin: ContextVar[HttpRequest | None] = ContextVar("audit_origin", default=None)
