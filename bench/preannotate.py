@@ -153,7 +153,7 @@ def job_round(project: Any, owner: Any, version: Any) -> tuple[float, dict[str, 
 
 
 def run(args: argparse.Namespace) -> int:
-    from defectlab.inference.preannotation import load_detector
+    from defectlab.inference.registry import load_detector
 
     print(f"Building {args.tasks} tasks and the demo model's version…", flush=True)
     started = perf()

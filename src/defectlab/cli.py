@@ -293,6 +293,26 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             supervisor.stop()
 
 
+@main.command("serve-inference")
+@click.option("--host", default=None, help="[default: DEFECTLAB_INFERENCE_HOST]")
+@click.option("--port", default=None, type=int, help="[default: DEFECTLAB_INFERENCE_PORT]")
+def serve_inference(host: str | None, port: int | None) -> None:
+    """Serve the detection API (/v1/detect) with uvicorn: one process; run more for more."""
+    _django()
+    from django.conf import settings
+
+    if settings.PROBLEMS:
+        for problem in settings.PROBLEMS:
+            click.echo(f"- {problem}", err=True)
+        sys.exit("Fix the configuration above first (`defectlab check`).")
+    from defectlab.serving.server import run
+
+    host = host or settings.INFERENCE_HOST
+    port = port or settings.INFERENCE_PORT
+    click.echo(f"The detection service is serving on http://{host}:{port}/")
+    run(host, port)
+
+
 def embedded_worker() -> int:
     """The job worker `serve` forks: run jobs until stopped; the exit code says whether it
     stopped to be recycled (jobs.supervisor.RECYCLE)."""

@@ -27,6 +27,13 @@ class Invalid(DefectLabError):
     code = "invalid"
 
 
+class Unauthorized(DefectLabError):
+    """No credentials, or credentials that do not hold (a wrong, revoked or badly signed key)."""
+
+    status = 401
+    code = "unauthorized"
+
+
 class Forbidden(DefectLabError):
     status = 403
     code = "forbidden"

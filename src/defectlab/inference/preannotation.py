@@ -56,7 +56,7 @@ from defectlab.inference.models import (
     ProjectModel,
     VersionState,
 )
-from defectlab.inference.registry import read_file, refusal
+from defectlab.inference.registry import load_detector
 from defectlab.jobs.models import FINISHED, Job, JobState
 from defectlab.jobs.services import start_job
 from defectlab.labeling.models import AnnotationVersion, Prediction, Project, Task
@@ -71,7 +71,6 @@ from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require
 
 if TYPE_CHECKING:
-    from defectlab.inference.engine import Detector
     from defectlab.jobs.runner import Progress
 
 KIND = "preannotate"
@@ -374,25 +373,6 @@ def _reason(error: Exception) -> str:
     if isinstance(error, FileNotFoundError):
         return _("The task's image is no longer in storage.")
     return str(error) or error.__class__.__name__
-
-
-def load_detector(version: ModelVersion) -> Detector:
-    """The engine's detector for ``version``, with its thresholds and input size."""
-    from defectlab.inference.engine import Detector
-
-    try:
-        return Detector(
-            read_file(version),
-            names=version.names or None,
-            conf=version.conf,
-            iou=version.iou,
-            max_det=version.max_det,
-            input_size=(version.input_height, version.input_width),
-        )
-    except EngineError as error:
-        raise refusal(error) from None
-    except FileNotFoundError:
-        raise NotFound(_("The model's file is no longer in storage; upload it again.")) from None
 
 
 def _scoped_tasks(job: Job, project: Project) -> Any:

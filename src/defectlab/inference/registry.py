@@ -43,6 +43,7 @@ from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import record, require
 
 if TYPE_CHECKING:  # `checks` loads onnx, the detector onnxruntime: only when a file is read
+    from defectlab.inference.engine import Detector
     from defectlab.inference.engine.checks import ModelFile
 
 CHECK_KIND = "model_check"
@@ -438,3 +439,24 @@ def delete_alias(model: DetectionModel, user: User | None, name: str) -> None:
 def read_file(version: ModelVersion) -> bytes:
     """The version's ``.onnx`` file from the organization's storage."""
     return default_storage().read(version.file_key)
+
+
+def load_detector(version: ModelVersion, **options: Any) -> Detector:
+    """The engine's detector for ``version``, with its thresholds and input size; ``options``
+    go to the engine (threads, memory_arena, batch, max_pixels)."""
+    from defectlab.inference.engine import Detector
+
+    try:
+        return Detector(
+            read_file(version),
+            names=version.names or None,
+            conf=version.conf,
+            iou=version.iou,
+            max_det=version.max_det,
+            input_size=(version.input_height, version.input_width),
+            **options,
+        )
+    except EngineError as error:
+        raise refusal(error) from None
+    except FileNotFoundError:
+        raise NotFound(_("The model's file is no longer in storage; upload it again.")) from None

@@ -65,7 +65,10 @@ def limits_of(organization_id: int) -> Limits:
 
 def all_limits(organization_ids: list[int]) -> dict[int, Limits]:
     """Limits of each of ``organization_ids`` in one query."""
-    rows = {row.organization_id: row for row in Quota.objects.filter(organization_id__in=organization_ids)}
+    rows = {
+        row.organization_id: row
+        for row in Quota.objects.filter(organization_id__in=organization_ids)
+    }
     fallback = defaults()
     return {pk: _limits(rows[pk]) if pk in rows else fallback for pk in organization_ids}
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -167,6 +168,44 @@ class Detector:
             prepared = [self._prepare(image) for image in images[first : first + self.batch]]
             results += self._run_prepared(prepared, conf, iou, max_det, classes)
         return results
+
+    def detect_each(
+        self,
+        images: Sequence[Image],
+        *,
+        conf: float | None = None,
+        iou: float | None = None,
+        max_det: int | None = None,
+        classes: Sequence[int] | None = None,
+        tile: bool = False,
+        overlap: float = tiling.DEFAULT_OVERLAP,
+    ) -> list[Detections | EngineError]:
+        """`detect` for each of ``images`` on the caller's thread, each image's outcome its
+        detections or the EngineError it raised: a broken image fails itself, not the others
+        (a failed run fails the images run together). Runs are batched as in `detect_many`."""
+        if tile:
+            tiled: list[Detections | EngineError] = []
+            for image in images:
+                try:
+                    prepared = self._prepare_tiled(image, overlap)
+                    tiled.append(self._detect_tiled(prepared, conf, iou, max_det, classes))
+                except EngineError as error:
+                    tiled.append(error)
+            return tiled
+        outcomes: list[Detections | EngineError | None] = [None] * len(images)
+        ready: list[_Prepared] = []
+        where: list[int] = []
+        for index, image in enumerate(images):
+            try:
+                ready.append(self._prepare(image))
+                where.append(index)
+            except EngineError as error:
+                outcomes[index] = error
+        for index, outcome in zip(
+            where, self._outcomes(ready, conf, iou, max_det, classes), strict=True
+        ):
+            outcomes[index] = cast(Detections | EngineError, outcome)
+        return [outcome for outcome in outcomes if outcome is not None]
 
     def detect_stream(
         self,

@@ -1,0 +1,473 @@
+"""The detection service's ASGI app (Starlette): `/v1/detect`, `/healthz`, `/readyz`,
+`/metrics`, `/openapi.json`. `defectlab serve-inference` serves it with uvicorn.
+
+One request to `/v1/detect`, in order: the caller's key (bearer or signed; headers only), its
+organization's rate and concurrency (429), the body (read in memory, capped; a signed request's
+body checked against its hash), the parameters and images (400 / 413 / 415), the day's images
+(429), the model version (404 unless the caller's organization has it), the scheduler (503 when
+the organization's queue for that model is full), the answer. Every answered call is metered,
+the refusals included (those of a known key)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import trans_real
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from defectlab.errors import DefectLabError, Invalid, error_body
+from defectlab.inference.engine.errors import EngineError
+from defectlab.inference.engine.session import usable_cores
+from defectlab.serving import inputs
+from defectlab.serving.access import Caller, KeyCache, authenticate, check_body
+from defectlab.serving.limits import OverQuota, counters
+from defectlab.serving.loaded import MB, Loaded, Models, Routes
+from defectlab.serving.meter import Meter, Record, elapsed_ms, now
+from defectlab.serving.metrics import Metrics
+from defectlab.serving.models import Scope
+from defectlab.serving.openapi import schema
+from defectlab.serving.quotas import Limits, limits_of
+from defectlab.serving.scheduler import Options, Overloaded, Scheduler, Work
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def language(request: Request) -> str:
+    """The caller's language from Accept-Language, else the installation's."""
+    header = request.headers.get("accept-language", "")
+    for code, _quality in trans_real.parse_accept_lang_header(header[:200]):
+        if code == "*":
+            break
+        try:
+            return trans_real.get_supported_language_variant(code)
+        except LookupError:
+            continue
+    return settings.LANGUAGE_CODE
+
+
+def _in_language(lang: str, function: Callable[..., T], *args: Any) -> T:
+    close_old_connections()
+    with translation.override(lang):
+        return function(*args)
+
+
+class Service:
+    """Everything one process of the service holds."""
+
+    def __init__(self) -> None:
+        self.counters = counters(settings.REDIS_URL)
+        self.refresh_seconds = settings.INFERENCE_REFRESH_SECONDS
+        self.keys = KeyCache(self.refresh_seconds, self.blocking_default)
+        self.models = Models(settings.INFERENCE_MEMORY_MB * MB, settings.INFERENCE_THREADS)
+        self.routes = Routes(self.models)
+        self.metrics = Metrics(lambda: self.scheduler.depth(), lambda: len(self.models.held()))
+        self.scheduler = Scheduler(
+            settings.INFERENCE_RUNNERS or usable_cores(),
+            settings.INFERENCE_QUEUE,
+            settings.INFERENCE_BATCH_WINDOW_MS / 1000,
+            observe=self.metrics.observe_run,
+        )
+        self.meter = Meter()
+        self._limits: dict[int, tuple[Limits, float]] = {}
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
+        self.ready = False
+
+    async def blocking_default(self, function: Callable[..., T], *args: Any) -> T:
+        return await run_in_threadpool(_in_language, settings.LANGUAGE_CODE, function, *args)
+
+    async def limits(self, organization: int) -> Limits:
+        kept = self._limits.get(organization)
+        if kept is not None and kept[1] > time.monotonic():
+            return kept[0]
+        limits = await self.blocking_default(limits_of, organization)
+        self._limits[organization] = (limits, time.monotonic() + self.refresh_seconds)
+        return limits
+
+    def start(self) -> None:
+        self.scheduler.start()
+        self.meter.start()
+        self._refresher = threading.Thread(target=self._refresh, name="refresher", daemon=True)
+        self._refresher.start()
+
+    def _refresh(self) -> None:
+        try:
+            self.routes.preload(settings.INFERENCE_PRELOAD)
+        except Exception:
+            log.exception("preloading models failed")
+        self.ready = True
+        swaps, failures = 0, 0
+        while not self._stop.wait(self.refresh_seconds):
+            try:
+                self.routes.refresh()
+            except Exception:
+                log.exception("refreshing aliases failed")
+            self.metrics.swaps.inc(self.routes.swaps - swaps)
+            self.metrics.swap_failures.inc(self.routes.swap_failures - failures)
+            swaps, failures = self.routes.swaps, self.routes.swap_failures
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await run_in_threadpool(self.scheduler.stop)  # runs what is queued, then stops
+        await run_in_threadpool(self.meter.stop)
+        close = getattr(self.counters, "close", None)
+        if close is not None:
+            await close()
+
+
+def client_ip(request: Request) -> str | None:
+    """The caller's address (the proxy's first X-Forwarded-For where trusted), if it is one."""
+    if settings.PROXY_HEADERS and request.headers.get("x-forwarded-for"):
+        text = request.headers["x-forwarded-for"].split(",")[0].strip()
+    else:
+        text = request.client.host if request.client else ""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def failure(error: DefectLabError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        error_body(error.code, error.message, error.details),
+        status_code=error.status,
+        headers=headers,
+    )
+
+
+async def read_body(request: Request, cap: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise inputs.image_too_large(cap // inputs.MAX_IMAGES)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise inputs.image_too_large(cap // inputs.MAX_IMAGES)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _class_indices(loaded: Loaded, names: tuple[str, ...] | None) -> tuple[int, ...] | None:
+    if names is None:
+        return None
+    known = {name: index for index, name in enumerate(loaded.detector.names)}
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise Invalid(
+            _("The model has no class named %(name)s; its classes: %(names)s.")
+            % {"name": missing[0], "names": ", ".join(loaded.detector.names)},
+            code="invalid_parameter",
+            details={"field": "classes"},
+        )
+    return tuple(sorted({known[name] for name in names}))
+
+
+def _fetch_urls(organization: int, urls: list[tuple[int, str]], max_image: int) -> list[bytes]:
+    from defectlab.ingest.fetcher import fetch
+    from defectlab.ingest.services import allowlist_for
+
+    allowlist = allowlist_for(organization)
+    return [fetch(url, allowlist=allowlist, max_bytes=max_image).body for _pos, url in urls]
+
+
+def _result(index: int, outcome: Any) -> dict[str, Any]:
+    if isinstance(outcome, EngineError):
+        return {"index": index, "error": {"code": outcome.code, "message": outcome.localized(_)}}
+    found = []
+    polygons = outcome.polygons
+    for k in range(len(outcome)):
+        box = [round(float(v), 2) for v in outcome.boxes[k]]
+        item: dict[str, Any] = {
+            "class": outcome.name(int(outcome.classes[k])),
+            "class_id": int(outcome.classes[k]),
+            "score": round(float(outcome.scores[k]), 4),
+            "box": box,
+        }
+        if polygons is not None and polygons[k] is not None:
+            item["polygon"] = [[round(float(x), 2), round(float(y), 2)] for x, y in polygons[k]]
+        found.append(item)
+    timings = outcome.timings
+    return {
+        "index": index,
+        "width": outcome.width,
+        "height": outcome.height,
+        "detections": found,
+        "timings": {
+            "decode_ms": round(timings.decode_ms, 2),
+            "letterbox_ms": round(timings.letterbox_ms, 2),
+            "run_ms": round(timings.run_ms, 2),
+            "postprocess_ms": round(timings.postprocess_ms, 2),
+        },
+    }
+
+
+async def detect(request: Request) -> Response:
+    service: Service = request.app.state.service
+    start = time.perf_counter()
+    lang = language(request)
+    caller: Caller | None = None
+    loaded: Loaded | None = None
+    asked: inputs.Asked | None = None
+    request_id = uuid.uuid4().hex
+    admitted = False
+    found = 0
+    status, code = 200, "ok"
+    with translation.override(lang):
+        try:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            caller = await authenticate(
+                request.headers,
+                request.method,
+                target,
+                service.keys,
+                service.counters.first_use,
+                settings.SIGNATURE_WINDOW_SECONDS,
+                Scope.DETECT,
+            )
+            organization = caller.organization_id
+            limits = await service.limits(organization)
+            await service.counters.admit(organization, limits, request_id)
+            admitted = True
+            cap = limits.max_image_bytes * inputs.MAX_IMAGES * 4 // 3 + 65536
+            body = await read_body(request, cap)
+            check_body(caller, body)
+            asked = inputs.read(
+                request.headers.get("content-type", ""),
+                body,
+                dict(request.query_params),
+                limits.max_image_bytes,
+            )
+            del body
+            await service.counters.count_images(organization, limits, asked.count)
+            loaded = await run_in_threadpool(
+                _in_language,
+                lang,
+                service.routes.resolve,
+                organization,
+                asked.model,
+                asked.alias,
+                asked.version,
+            )
+            images = list(asked.images)
+            if asked.urls:
+                fetched = await run_in_threadpool(
+                    _in_language,
+                    lang,
+                    _fetch_urls,
+                    organization,
+                    asked.urls,
+                    limits.max_image_bytes,
+                )
+                for (position, _url), data in zip(asked.urls, fetched, strict=True):
+                    images.insert(position, data)
+            options = Options(
+                conf=asked.conf,
+                iou=asked.iou,
+                max_det=asked.max_det,
+                classes=_class_indices(loaded, asked.classes),
+                tile=asked.tile,
+            )
+            work = Work(loaded, organization, limits.weight, images, options)
+            outcomes = await asyncio.wrap_future(service.scheduler.submit(work))
+            results = [_result(index, outcome) for index, outcome in enumerate(outcomes)]
+            found = sum(len(r.get("detections", ())) for r in results)
+            answer = {
+                "model": {
+                    "name": loaded.model_name,
+                    "version": loaded.number,
+                    "alias": None if asked.version is not None else (asked.alias or "production"),
+                    "sha256": loaded.sha256,
+                },
+                "results": results,
+                "timings": {
+                    "queue_ms": round((work.started_at - work.queued_at) * 1000, 2),
+                    "total_ms": elapsed_ms(start),
+                },
+            }
+            return JSONResponse(answer)
+        except OverQuota as over:
+            status, code = 429, over.code
+            return failure(_over_quota(over), {"Retry-After": str(over.retry_after)})
+        except Overloaded as busy:
+            status, code = 503, "overloaded"
+            error = DefectLabError(
+                _("The service is busy with this organization's requests: try again shortly."),
+                code="overloaded",
+            )
+            error.status = 503
+            return failure(error, {"Retry-After": str(busy.retry_after)})
+        except DefectLabError as error:
+            status, code = error.status, error.code
+            return failure(error)
+        except Exception:
+            log.exception("a detection request failed", extra={"request_id": request_id})
+            status, code = 500, "server_error"
+            return failure(_server_error(request_id))
+        finally:
+            if admitted and caller is not None:
+                await service.counters.release(caller.organization_id, request_id)
+            _meter(service, request, caller, loaded, asked, status, code, found, start)
+
+
+def _over_quota(over: OverQuota) -> DefectLabError:
+    messages = {
+        "rate_limited": _("This organization may send %(limit)s requests a minute."),
+        "too_many_concurrent": _(
+            "This organization may have %(limit)s requests in progress at once."
+        ),
+        "daily_images": _("This organization may send %(limit)s images a day (UTC)."),
+    }
+    text = messages[over.code] % {"limit": over.limit}
+    error = DefectLabError(
+        text + " " + _("Try again in %(seconds)s s.") % {"seconds": over.retry_after},
+        code=over.code,
+        details={"retry_after": over.retry_after},
+    )
+    error.status = 429
+    return error
+
+
+def _server_error(request_id: str) -> DefectLabError:
+    error = DefectLabError(
+        _("Something went wrong on the server; it is in the service's log as %(id)s.")
+        % {"id": request_id},
+        code="server_error",
+    )
+    error.status = 500
+    return error
+
+
+def _meter(
+    service: Service,
+    request: Request,
+    caller: Caller | None,
+    loaded: Loaded | None,
+    asked: inputs.Asked | None,
+    status: int,
+    code: str,
+    found: int,
+    start: float,
+) -> None:
+    model = loaded.model_name if loaded else (asked.model[:100] if asked else "")
+    images = asked.count if asked is not None and status == 200 else 0
+    service.metrics.answered(
+        caller.organization_id if caller else None,
+        model if loaded else "",
+        code,
+        time.perf_counter() - start,
+        images,
+    )
+    if caller is None:
+        return  # no organization to charge: counted in the metrics only
+    service.meter.add(
+        Record(
+            organization_id=caller.organization_id,
+            key_id=caller.key.pk,
+            version_id=loaded.version_id if loaded else None,
+            model_name=model,
+            version_number=loaded.number if loaded else None,
+            endpoint="detect",
+            images=asked.count if asked is not None else 0,
+            detections=found,
+            latency_ms=elapsed_ms(start),
+            client_ip=client_ip(request),
+            status=status,
+            code=code,
+            created_at=now(),
+        )
+    )
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def _database_answers() -> bool:
+    close_old_connections()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:
+        return False
+
+
+async def readyz(request: Request) -> Response:
+    service: Service = request.app.state.service
+    database = await run_in_threadpool(_database_answers)
+    ready = service.ready and database
+    body = {
+        "ready": ready,
+        "database": database,
+        "models_loaded": len(service.models.held()),
+        "problems": [
+            {"organization": route[0], "model": route[1], "alias": route[2], "message": message}
+            for route, message in sorted(service.routes.problems.items())
+        ],
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    service: Service = request.app.state.service
+    return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(schema())
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    with translation.override(language(request)):
+        message = {404: _("Not found."), 405: _("This method is not allowed here.")}.get(
+            status, _("The request cannot be served.")
+        )
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid")
+    return JSONResponse(error_body(code, message), status_code=status)
+
+
+def create_app(service: Service | None = None) -> Starlette:
+    """The app; ``service`` for tests that hold their own."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        held = service or Service()
+        app.state.service = held
+        held.start()
+        try:
+            yield
+        finally:
+            await held.stop()
+
+    return Starlette(
+        routes=[
+            Route("/v1/detect", detect, methods=["POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+            Route("/openapi.json", openapi),
+        ],
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+    )

@@ -1,0 +1,261 @@
+"""The model versions the service holds in memory, and which version each name answers with.
+
+`Models` loads a version (its file from the organization's storage, the engine's detector with
+one onnxruntime thread per run and no memory arena, one warm-up run) and keeps it while the
+memory budget allows (DEFECTLAB_INFERENCE_MEMORY_MB; a version is counted as three times its
+file size), unloading the one used least recently to make room. A request holds the version it
+started on, so unloading or swapping never cuts a run short.
+
+`Routes` answers "organization, model name, alias or number → loaded version". A route by
+alias is re-read every DEFECTLAB_INFERENCE_REFRESH_SECONDS; when its alias has moved, the new
+version is loaded and warmed first and the route switched after (one assignment); a version
+that fails to load leaves the route where it was and the reason in `problems`.
+
+Everything here blocks (database, storage, onnxruntime): call it from threads, not the event
+loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils.translation import gettext as _
+
+from defectlab.errors import DefectLabError, NotFound
+from defectlab.inference.models import ModelAlias, ModelVersion, VersionState
+from defectlab.inference.registry import load_detector
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+OVERHEAD = 3  # a loaded version takes about this many times its file size
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Loaded:
+    version_id: int
+    organization_id: int
+    model_name: str
+    number: int
+    sha256: str
+    detector: Any
+    footprint: int  # bytes counted against the budget
+
+    @property
+    def label(self) -> str:
+        """The model's name in metrics."""
+        return self.model_name
+
+
+class Models:
+    def __init__(self, budget_bytes: int, threads: int) -> None:
+        self.budget = budget_bytes
+        self.threads = threads
+        self._held: OrderedDict[int, Loaded] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[int, threading.Lock] = {}
+        self.loads = 0  # versions loaded since start (metrics)
+        self.load_seconds = 0.0
+
+    def held(self) -> list[Loaded]:
+        with self._lock:
+            return list(self._held.values())
+
+    def get(self, version: ModelVersion) -> Loaded:
+        """``version`` loaded (now, if it was not)."""
+        with self._lock:
+            found = self._held.get(version.pk)
+            if found is not None:
+                self._held.move_to_end(version.pk)
+                return found
+            gate = self._loading.setdefault(version.pk, threading.Lock())
+        with gate:  # one load per version, however many ask at once
+            with self._lock:
+                found = self._held.get(version.pk)
+            if found is not None:
+                return found
+            loaded = self._load(version)
+            with self._lock:
+                self._held[version.pk] = loaded
+                self._loading.pop(version.pk, None)
+                self._evict()
+            return loaded
+
+    def _load(self, version: ModelVersion) -> Loaded:
+        start = time.perf_counter()
+        detector = load_detector(
+            version,
+            threads=self.threads,
+            memory_arena=False,
+            max_pixels=settings.MAX_IMAGE_PIXELS,
+        )
+        height, width = detector.input_size
+        detector.detect(np.full((height, width, 3), 114, np.uint8))  # warm: the first run is slow
+        self.loads += 1
+        self.load_seconds += time.perf_counter() - start
+        log.info(
+            "loaded model %s v%s (%s)",
+            version.model.name,
+            version.number,
+            version.sha256[:12],
+            extra={"organization": version.organization_id, "version": version.pk},
+        )
+        return Loaded(
+            version_id=version.pk,
+            organization_id=version.organization_id,
+            model_name=version.model.name,
+            number=version.number,
+            sha256=version.sha256,
+            detector=detector,
+            footprint=OVERHEAD * version.size,
+        )
+
+    def _evict(self) -> None:
+        total = sum(loaded.footprint for loaded in self._held.values())
+        while total > self.budget and len(self._held) > 1:
+            _pk, gone = self._held.popitem(last=False)
+            total -= gone.footprint
+            log.info("unloaded model %s v%s (memory budget)", gone.model_name, gone.number)
+
+
+Route = tuple[int, str, str]  # organization, model name, alias
+
+
+class Routes:
+    def __init__(self, models: Models) -> None:
+        self.models = models
+        self._aliases: dict[Route, int] = {}  # → version id
+        self._versions: dict[int, ModelVersion] = {}
+        self._lock = threading.Lock()
+        self.problems: dict[Route, str] = {}
+        self._failed: set[int] = set()  # versions that failed to load: not tried again
+        self.swaps = 0
+        self.swap_failures = 0
+
+    def resolve(
+        self, organization: int, name: str, alias: str | None, number: int | None
+    ) -> Loaded:
+        """The version that answers ``name`` (by ``number``, else by ``alias``) in ``organization``;
+        NotFound if that organization has no such ready version."""
+        if number is not None:
+            return self.models.get(self._version(organization, name, number))
+        route = (organization, name, alias or "production")
+        with self._lock:
+            version_id = self._aliases.get(route)
+            version = self._versions.get(version_id) if version_id is not None else None
+        if version is None:
+            version = self._aliased(route)
+            with self._lock:
+                self._aliases.setdefault(route, version.pk)
+                version = self._versions.setdefault(version.pk, version)
+        return self.models.get(version)
+
+    def _version(self, organization: int, name: str, number: int) -> ModelVersion:
+        version = (
+            ModelVersion.objects.select_related("model")
+            .filter(
+                organization_id=organization,
+                model__name=name,
+                number=number,
+                state=VersionState.READY,
+            )
+            .first()
+        )
+        if version is None:
+            raise NotFound(
+                _("This organization has no ready version %(number)s of a model named %(name)s.")
+                % {"number": number, "name": name},
+                code="model_not_found",
+            )
+        return version
+
+    def _aliased(self, route: Route) -> ModelVersion:
+        organization, name, alias = route
+        row = (
+            ModelAlias.objects.select_related("version__model")
+            .filter(organization_id=organization, model__name=name, name=alias)
+            .first()
+        )
+        if row is None or row.version.state != VersionState.READY:
+            raise NotFound(
+                _("This organization has no model named %(name)s with an alias %(alias)s.")
+                % {"name": name, "alias": alias},
+                code="model_not_found",
+            )
+        return row.version
+
+    def preload(self, aliases: list[str]) -> None:
+        """Load every model's version under one of ``aliases`` (the budget permitting)."""
+        if not aliases:
+            return
+        rows = ModelAlias.objects.select_related("version__model").filter(
+            name__in=aliases, version__state=VersionState.READY
+        )
+        for row in rows:
+            route = (row.organization_id, row.version.model.name, row.name)
+            try:
+                self.models.get(row.version)
+            except DefectLabError as error:
+                self.problems[route] = error.message
+                continue
+            with self._lock:
+                self._aliases[route] = row.version_id
+                self._versions[row.version_id] = row.version
+
+    def refresh(self) -> None:
+        """Follow moved aliases: load the new version, then switch (see the module's text)."""
+        close_old_connections()
+        with self._lock:
+            routes = dict(self._aliases)
+        if not routes:
+            return
+        organizations = {route[0] for route in routes}
+        rows = ModelAlias.objects.select_related("version__model").filter(
+            organization_id__in=organizations, name__in={route[2] for route in routes}
+        )
+        now = {(r.organization_id, r.version.model.name, r.name): r.version for r in rows}
+        for route, version_id in routes.items():
+            version = now.get(route)
+            if version is None:  # the alias or its model is gone
+                with self._lock:
+                    self._aliases.pop(route, None)
+                continue
+            if (
+                version.pk == version_id
+                or version.state != VersionState.READY
+                or version.pk in self._failed
+            ):
+                continue
+            try:
+                self.models.get(version)
+            except Exception as error:  # the old version keeps answering
+                message = error.message if isinstance(error, DefectLabError) else str(error)
+                if self.problems.get(route) != message:
+                    log.error(
+                        "alias %s of model %s moved to v%s, which failed to load: %s",
+                        route[2],
+                        route[1],
+                        version.number,
+                        message,
+                        extra={"organization": route[0]},
+                    )
+                self.problems[route] = message
+                self._failed.add(version.pk)
+                self.swap_failures += 1
+                continue
+            with self._lock:
+                self._versions[version.pk] = version
+                self._aliases[route] = version.pk
+            self.problems.pop(route, None)
+            self.swaps += 1
+            log.info(
+                "alias %s of model %s now answers with v%s", route[2], route[1], version.number
+            )

@@ -1,0 +1,245 @@
+"""The detection service's OpenAPI 3.1 schema (`/openapi.json`), written out rather than
+generated: it is the contract clients are built against, and schemathesis checks the service
+against it (tests/serving/test_contract.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from defectlab import __version__, signature
+from defectlab.serving.inputs import MAX_IMAGES
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "Stable: programs may test it."},
+                "message": {"type": "string", "description": "In the caller's language."},
+                "details": {},
+            },
+        }
+    },
+}
+
+_PARAMETERS: dict[str, Any] = {
+    "model": {
+        "type": "string",
+        "minLength": 1,
+        "description": "The model's name; `NAME:ALIAS` or `NAME:VERSION` name the version too.",
+    },
+    "version": {"type": "integer", "minimum": 1, "description": "A version number."},
+    "alias": {"type": "string", "description": "An alias (default `production`)."},
+    "conf": {"type": "number", "minimum": 0, "maximum": 1, "description": "Lowest score kept."},
+    "iou": {"type": "number", "minimum": 0, "maximum": 1, "description": "NMS IoU threshold."},
+    "max_det": {"type": "integer", "minimum": 1, "maximum": 10000},
+    "classes": {"type": "string", "description": "Class names to keep, comma-separated."},
+    "tile": {"type": "boolean", "description": "Add native-resolution tiles (large images)."},
+}
+
+_DETECTION = {
+    "type": "object",
+    "required": ["class", "class_id", "score", "box"],
+    "properties": {
+        "class": {"type": "string"},
+        "class_id": {"type": "integer"},
+        "score": {"type": "number"},
+        "box": {
+            "type": "array",
+            "items": {"type": "number"},
+            "minItems": 4,
+            "maxItems": 4,
+            "description": "x1, y1, x2, y2 in the image's pixels (upright, EXIF applied).",
+        },
+        "polygon": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+    },
+}
+
+_RESULT = {
+    "type": "object",
+    "required": ["index"],
+    "properties": {
+        "index": {"type": "integer"},
+        "width": {"type": "integer"},
+        "height": {"type": "integer"},
+        "detections": {"type": "array", "items": _DETECTION},
+        "timings": {"type": "object", "additionalProperties": {"type": "number"}},
+        "error": _ERROR["properties"]["error"],  # type: ignore[index]
+    },
+}
+
+_ANSWER = {
+    "type": "object",
+    "required": ["model", "results", "timings"],
+    "properties": {
+        "model": {
+            "type": "object",
+            "required": ["name", "version", "sha256"],
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "integer"},
+                "alias": {"type": ["string", "null"]},
+                "sha256": {"type": "string"},
+            },
+        },
+        "results": {"type": "array", "items": _RESULT},
+        "timings": {"type": "object", "additionalProperties": {"type": "number"}},
+    },
+}
+
+
+def _error(description: str, retry: bool = False) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if retry:
+        answer["headers"] = {
+            "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
+        }
+    return answer
+
+
+def schema() -> dict[str, Any]:
+    json_body = {
+        "type": "object",
+        "required": ["model", "images"],
+        "properties": {
+            **_PARAMETERS,
+            "classes": {"type": "array", "items": {"type": "string"}},
+            "images": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_IMAGES,
+                "items": {
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "required": ["data"],
+                            "properties": {"data": {"type": "string", "contentEncoding": "base64"}},
+                            "additionalProperties": False,
+                        },
+                        {
+                            "type": "object",
+                            "required": ["url"],
+                            "properties": {"url": {"type": "string"}},
+                            "additionalProperties": False,
+                        },
+                    ]
+                },
+            },
+        },
+    }
+    multipart = {
+        "type": "object",
+        "required": ["image"],
+        "properties": {
+            "image": {
+                "type": "array",
+                "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+            },
+            **{name: value for name, value in _PARAMETERS.items()},
+        },
+    }
+    query = [
+        {"name": name, "in": "query", "required": False, "schema": value}
+        for name, value in _PARAMETERS.items()
+    ]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "DefectLab detection service",
+            "version": __version__,
+            "description": (
+                "Detections from an organization's models. Authenticate with an organization "
+                "API key (`Authorization: Bearer dlk_…`) or sign the request "
+                f"(`Authorization: {signature.SCHEME} key=…, ts=…, nonce=…, signature=…` and "
+                f"`{signature.BODY_HEADER}`). Parameters go in the query string, or in the "
+                "multipart form or JSON body (not both for one parameter)."
+            ),
+        },
+        "components": {
+            "schemas": {"Error": _ERROR, "Detections": _ANSWER},
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "dlk_… key"},
+                "signed": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": f"{signature.SCHEME}: see the service's documentation.",
+                },
+            },
+        },
+        "security": [{"apiKey": []}, {"signed": []}],
+        "paths": {
+            "/v1/detect": {
+                "post": {
+                    "operationId": "detect",
+                    "summary": "Detect defects on one or more images",
+                    "parameters": query,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {"schema": multipart},
+                            "application/json": {"schema": json_body},
+                            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                            "image/png": {"schema": {"type": "string", "format": "binary"}},
+                            "application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}
+                            },
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Each image's detections (or its own error), in order.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Detections"}
+                                }
+                            },
+                        },
+                        "400": _error("A parameter or body that cannot be used."),
+                        "401": _error("No key, or a wrong, revoked or badly signed one."),
+                        "403": _error("The key lacks the scope, or a URL is refused."),
+                        "404": _error("The caller's organization has no such model version."),
+                        "413": _error("An image (or the body) is too large."),
+                        "415": _error("A body of another type."),
+                        "429": _error("Over the organization's quota.", retry=True),
+                        "503": _error(
+                            "The organization's queue for this model is full.", retry=True
+                        ),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "The process answers",
+                    "security": [],
+                    "responses": {"200": {"description": "Alive."}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "Ready: its models loaded and warm, its database answering",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "Ready."},
+                        "503": {"description": "Not yet, or not any more."},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics",
+                    "security": [],
+                    "responses": {"200": {"description": "Prometheus text format."}},
+                }
+            },
+        },
+    }
