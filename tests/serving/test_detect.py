@@ -13,6 +13,7 @@ import pytest
 
 from defectlab.inference import registry
 from defectlab.serving.models import Call
+from defectlab.serving.quotas import set_quota
 from tests.conftest import Tenant
 from tests.serving.conftest import add_version, bearer, box_model, jpeg, key_of, put_model
 
@@ -261,7 +262,10 @@ def test_errors_speak_the_callers_language(serve: Any, line: dict[str, Any]) -> 
     assert english.json()["error"]["message"].startswith("Send an organization API key")
 
 
-def test_twenty_calls_at_once_each_get_their_own_answer(serve: Any, line: dict[str, Any]) -> None:
+def test_twenty_calls_at_once_each_get_their_own_answer(
+    serve: Any, tenant: Tenant, line: dict[str, Any]
+) -> None:
+    set_quota(tenant.organization, None, concurrent_requests=None, requests_per_minute=None)
     sizes = [(320 + 16 * k, 240 + 8 * k) for k in range(20)]
     with serve() as client:
 
