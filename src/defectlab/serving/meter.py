@@ -55,7 +55,7 @@ class Meter:
             self._waiting.append(record)
         fields = asdict(record)
         fields["created_at"] = record.created_at.isoformat()
-        log.info("detection call", extra={"call": fields})
+        log.info("detection call", extra=fields)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="meter", daemon=True)
