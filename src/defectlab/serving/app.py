@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, connections
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import trans_real
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -69,6 +70,14 @@ def _in_language(lang: str, function: Callable[..., T], *args: Any) -> T:
         return function(*args)
 
 
+BLOCKING_THREADS = 16  # database reads, model loads and URL fetches off the event loop
+
+
+def _close_connections(barrier: threading.Barrier) -> None:
+    connections.close_all()
+    barrier.wait(timeout=30)  # each thread of the pool takes one of these, none takes two
+
+
 class Service:
     """Everything one process of the service holds."""
 
@@ -86,13 +95,21 @@ class Service:
             observe=self.metrics.observe_run,
         )
         self.meter = Meter()
+        self.executor = ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="blocking")
         self._limits: dict[int, tuple[Limits, float]] = {}
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
         self.ready = False
 
+    async def blocking(self, lang: str, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` on the service's pool of threads, in the language ``lang``."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.executor, functools.partial(_in_language, lang, function, *args)
+        )
+
     async def blocking_default(self, function: Callable[..., T], *args: Any) -> T:
-        return await run_in_threadpool(_in_language, settings.LANGUAGE_CODE, function, *args)
+        return await self.blocking(settings.LANGUAGE_CODE, function, *args)
 
     async def limits(self, organization: int) -> Limits:
         kept = self._limits.get(organization)
@@ -115,19 +132,29 @@ class Service:
             log.exception("preloading models failed")
         self.ready = True
         swaps, failures = 0, 0
-        while not self._stop.wait(self.refresh_seconds):
-            try:
-                self.routes.refresh()
-            except Exception:
-                log.exception("refreshing aliases failed")
-            self.metrics.swaps.inc(self.routes.swaps - swaps)
-            self.metrics.swap_failures.inc(self.routes.swap_failures - failures)
-            swaps, failures = self.routes.swaps, self.routes.swap_failures
+        try:
+            while not self._stop.wait(self.refresh_seconds):
+                try:
+                    self.routes.refresh()
+                except Exception:
+                    log.exception("refreshing aliases failed")
+                self.metrics.swaps.inc(self.routes.swaps - swaps)
+                self.metrics.swap_failures.inc(self.routes.swap_failures - failures)
+                swaps, failures = self.routes.swaps, self.routes.swap_failures
+        finally:
+            connections.close_all()
 
     async def stop(self) -> None:
         self._stop.set()
-        await run_in_threadpool(self.scheduler.stop)  # runs what is queued, then stops
-        await run_in_threadpool(self.meter.stop)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.scheduler.stop)  # runs what is queued, then stops
+        await loop.run_in_executor(None, self.meter.stop)
+        if self._refresher is not None:
+            await loop.run_in_executor(None, self._refresher.join, 30)
+        barrier = threading.Barrier(BLOCKING_THREADS)
+        for _thread in range(BLOCKING_THREADS):
+            self.executor.submit(_close_connections, barrier)
+        await loop.run_in_executor(None, functools.partial(self.executor.shutdown, wait=True))
         close = getattr(self.counters, "close", None)
         if close is not None:
             await close()
@@ -259,8 +286,7 @@ async def detect(request: Request) -> Response:
             )
             del body
             await service.counters.count_images(organization, limits, asked.count)
-            loaded = await run_in_threadpool(
-                _in_language,
+            loaded = await service.blocking(
                 lang,
                 service.routes.resolve,
                 organization,
@@ -270,8 +296,7 @@ async def detect(request: Request) -> Response:
             )
             images = list(asked.images)
             if asked.urls:
-                fetched = await run_in_threadpool(
-                    _in_language,
+                fetched = await service.blocking(
                     lang,
                     _fetch_urls,
                     organization,
@@ -414,7 +439,7 @@ def _database_answers() -> bool:
 
 async def readyz(request: Request) -> Response:
     service: Service = request.app.state.service
-    database = await run_in_threadpool(_database_answers)
+    database = await service.blocking_default(_database_answers)
     ready = service.ready and database
     body = {
         "ready": ready,

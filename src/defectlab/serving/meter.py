@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from defectlab.serving.keys import touch
@@ -62,17 +62,26 @@ class Meter:
         self._thread.start()
 
     def stop(self) -> None:
+        """Write what is waiting and stop (the meter's thread does both, with its connection)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
-        self.flush()
+            self._thread.join(timeout=60)
+        else:
+            self.flush()
 
     def _loop(self) -> None:
-        while not self._stop.wait(FLUSH_SECONDS):
+        try:
+            while not self._stop.wait(FLUSH_SECONDS):
+                try:
+                    self.flush()
+                except Exception:  # the database is down: keep the rows, try again
+                    log.exception("could not write the calls; trying again")
             try:
                 self.flush()
-            except Exception:  # the database is down: keep the rows, try again
-                log.exception("could not write the calls; trying again")
+            except Exception:
+                log.exception("could not write the last calls before stopping")
+        finally:
+            connections.close_all()
 
     def flush(self) -> int:
         with self._lock:
