@@ -95,14 +95,29 @@ def test_a_signed_request_is_answered_and_its_replay_refused(serve: Any, tenant:
     assert again.status_code == 401 and code(again) == "replayed_nonce"
 
 
-@pytest.mark.parametrize(
-    "tamper",
-    ["body", "body_hash", "stale", "future", "signature", "other_target", "other_key", "no_hash"],
+TAMPERINGS = (
+    "body",
+    "body_hash",
+    "stale",
+    "future",
+    "signature",
+    "other_target",
+    "other_key",
+    "no_hash",
 )
-def test_a_signed_request_that_does_not_hold_is_401(
-    serve: Any, tenant: Tenant, tamper: str
-) -> None:
+
+
+def test_a_signed_request_that_does_not_hold_is_401(serve: Any, tenant: Tenant) -> None:
     key = key_of(tenant.organization)
+    other = key_of(tenant.organization)
+    with serve() as client:
+        for tamper in TAMPERINGS:
+            response = tampered(client, key, other, tamper)
+            assert response.status_code == 401, (tamper, response.text)
+
+
+def tampered(client: Any, key: str, other: str, tamper: str) -> Any:
+    """A signed request changed in one way after signing; its answer must name the change."""
     body = jpeg()
     headers = signed(key, body)
     sent = body
@@ -131,7 +146,6 @@ def test_a_signed_request_that_does_not_hold_is_401(
     elif tamper == "other_target":
         target = "/v1/detect?model=panels&conf=0.01"
     elif tamper == "other_key":
-        other = key_of(tenant.organization)
         # Signed with another key of the same organization, but naming the first key's id.
         mine = signature.split_key(key)[0]  # type: ignore[index]
         theirs = signature.sign(other, "POST", TARGET, body)
@@ -144,26 +158,25 @@ def test_a_signed_request_that_does_not_hold_is_401(
         }
     elif tamper == "no_hash":
         del headers[signature.BODY_HEADER]
-    with serve() as client:
-        response = raw(client, headers, sent, target)
-    assert response.status_code == 401, response.text
-    assert code(response) == expected
+    response = raw(client, headers, sent, target)
+    assert code(response) == expected, tamper
+    return response
 
 
-@pytest.mark.parametrize(
-    "header",
-    [
-        f"{signature.SCHEME} key=abc",
-        f"{signature.SCHEME} key=aaaaaaaaaa, ts=1, nonce=short, signature={'0' * 64}",
-        f"{signature.SCHEME} key=aaaaaaaaaa, ts=x, nonce={'n' * 20}, signature={'0' * 64}",
-        f"{signature.SCHEME} key=aaaaaaaaaa, key=aaaaaaaaaa, ts=1, nonce={'n' * 20}",
-    ],
-)
-def test_an_unreadable_signature_header_is_401(serve: Any, header: str) -> None:
+UNREADABLE = [
+    f"{signature.SCHEME} key=abc",
+    f"{signature.SCHEME} key=aaaaaaaaaa, ts=1, nonce=short, signature={'0' * 64}",
+    f"{signature.SCHEME} key=aaaaaaaaaa, ts=x, nonce={'n' * 20}, signature={'0' * 64}",
+    f"{signature.SCHEME} key=aaaaaaaaaa, key=aaaaaaaaaa, ts=1, nonce={'n' * 20}",
+]
+
+
+def test_an_unreadable_signature_header_is_401(serve: Any) -> None:
     with serve() as client:
-        response = raw(client, {"Authorization": header}, b"x")
-    assert response.status_code == 401
-    assert code(response) in ("malformed_signature", "malformed_nonce")
+        for header in UNREADABLE:
+            response = raw(client, {"Authorization": header}, b"x")
+            assert response.status_code == 401, header
+            assert code(response) in ("malformed_signature", "malformed_nonce")
 
 
 def test_a_signed_only_key_refuses_to_be_a_bearer_token(serve: Any, tenant: Tenant) -> None:

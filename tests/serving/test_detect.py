@@ -180,69 +180,69 @@ def test_another_organizations_model_is_not_found(
     assert _box(ours.json()) == pytest.approx([280, 290, 360, 350], abs=0.5)
 
 
-@pytest.mark.parametrize(
-    ("request_kwargs", "status", "code"),
-    [
-        ({"params": {"model": "panels"}}, 415, "unsupported_media_type"),
-        (
-            {
-                "params": {"model": "panels"},
-                "content": b"",
-                "headers": {"Content-Type": "image/png"},
-            },
-            400,
-            "no_images",
-        ),
-        ({"params": {}, "files": {"image": b"x"}}, 400, "invalid_parameter"),
-        (
-            {"params": {"model": "panels", "conf": "1.5"}, "files": {"image": b"x"}},
-            400,
-            "invalid_parameter",
-        ),
-        (
-            {"params": {"model": "panels", "conf": "nan"}, "files": {"image": b"x"}},
-            400,
-            "invalid_parameter",
-        ),
-        (
-            {"params": {"model": "panels", "colour": "red"}, "files": {"image": b"x"}},
-            400,
-            "invalid_parameter",
-        ),
-        (
-            {
-                "params": {"model": "panels", "version": "1", "alias": "production"},
-                "files": {"image": b"x"},
-            },
-            400,
-            "invalid_parameter",
-        ),
-        (
-            {"params": {"model": "panels"}, "data": {"model": "panels"}, "files": {"image": b"x"}},
-            400,
-            "invalid_parameter",
-        ),
-        ({"params": {"model": "panels"}, "files": [("image", b"x")] * 17}, 400, "too_many_images"),
-        (
-            {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
-            400,
-            "invalid_json",
-        ),
-        ({"json": {"model": "panels", "images": [{"data": "%%%"}]}}, 400, "invalid_parameter"),
-        ({"json": {"model": "panels", "images": "a.jpg"}}, 400, "invalid_parameter"),
-        ({"params": {"model": "panels:9"}, "files": {"image": b"x"}}, 404, "model_not_found"),
-        ({"params": {"model": "panels:nightly"}, "files": {"image": b"x"}}, 404, "model_not_found"),
-    ],
-)
-def test_requests_that_cannot_be_served_get_a_clear_error(
-    serve: Any, line: dict[str, Any], request_kwargs: dict[str, Any], status: int, code: str
-) -> None:
-    headers = {**bearer(line["key"]), **request_kwargs.pop("headers", {})}
+# What is sent, and the answer's status and code. One service answers them all.
+BAD_REQUESTS: list[tuple[dict[str, Any], int, str]] = [
+    ({"params": {"model": "panels"}}, 415, "unsupported_media_type"),
+    (
+        {
+            "params": {"model": "panels"},
+            "content": b"",
+            "headers": {"Content-Type": "image/png"},
+        },
+        400,
+        "no_images",
+    ),
+    ({"params": {}, "files": {"image": b"x"}}, 400, "invalid_parameter"),
+    (
+        {"params": {"model": "panels", "conf": "1.5"}, "files": {"image": b"x"}},
+        400,
+        "invalid_parameter",
+    ),
+    (
+        {"params": {"model": "panels", "conf": "nan"}, "files": {"image": b"x"}},
+        400,
+        "invalid_parameter",
+    ),
+    (
+        {"params": {"model": "panels", "colour": "red"}, "files": {"image": b"x"}},
+        400,
+        "invalid_parameter",
+    ),
+    (
+        {
+            "params": {"model": "panels", "version": "1", "alias": "production"},
+            "files": {"image": b"x"},
+        },
+        400,
+        "invalid_parameter",
+    ),
+    (
+        {"params": {"model": "panels"}, "data": {"model": "panels"}, "files": {"image": b"x"}},
+        400,
+        "invalid_parameter",
+    ),
+    ({"params": {"model": "panels"}, "files": [("image", b"x")] * 17}, 400, "too_many_images"),
+    (
+        {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+        400,
+        "invalid_json",
+    ),
+    ({"json": {"model": "panels", "images": [{"data": "%%%"}]}}, 400, "invalid_parameter"),
+    ({"json": {"model": "panels", "images": "a.jpg"}}, 400, "invalid_parameter"),
+    ({"params": {"model": "panels:9"}, "files": {"image": b"x"}}, 404, "model_not_found"),
+    ({"params": {"model": "panels:nightly"}, "files": {"image": b"x"}}, 404, "model_not_found"),
+]
+
+
+def test_requests_that_cannot_be_served_get_a_clear_error(serve: Any, line: dict[str, Any]) -> None:
     with serve() as client:
-        response = client.post("/v1/detect", headers=headers, **request_kwargs)
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code
-    assert response.json()["error"]["message"]
+        for request_kwargs, status, code in BAD_REQUESTS:
+            kwargs = dict(request_kwargs)
+            headers = {**bearer(line["key"]), **kwargs.pop("headers", {})}
+            response = client.post("/v1/detect", headers=headers, **kwargs)
+            assert response.status_code == status, (request_kwargs, response.text)
+            assert response.json()["error"]["code"] == code, request_kwargs
+            assert response.json()["error"]["message"]
 
 
 def test_errors_speak_the_callers_language(serve: Any, line: dict[str, Any]) -> None:
