@@ -86,7 +86,7 @@ class Service:
         self.refresh_seconds = settings.INFERENCE_REFRESH_SECONDS
         self.keys = KeyCache(self.refresh_seconds, self.blocking_default)
         self.models = Models(settings.INFERENCE_MEMORY_MB * MB, settings.INFERENCE_THREADS)
-        self.routes = Routes(self.models)
+        self.routes = Routes(self.models, self.refresh_seconds)
         self.metrics = Metrics(lambda: self.scheduler.depth(), lambda: len(self.models.held()))
         self.scheduler = Scheduler(
             settings.INFERENCE_RUNNERS or usable_cores(),

@@ -130,8 +130,10 @@ Route = tuple[int, str, str]  # organization, model name, alias
 
 
 class Routes:
-    def __init__(self, models: Models) -> None:
+    def __init__(self, models: Models, refresh_seconds: float = 2.0) -> None:
         self.models = models
+        self.refresh_seconds = refresh_seconds
+        self._numbered: dict[tuple[int, str, int], tuple[ModelVersion, float]] = {}
         self._aliases: dict[Route, int] = {}  # → version id
         self._versions: dict[int, ModelVersion] = {}
         self._lock = threading.Lock()
@@ -146,7 +148,7 @@ class Routes:
         """The version that answers ``name`` (by ``number``, else by ``alias``) in ``organization``;
         NotFound if that organization has no such ready version."""
         if number is not None:
-            return self.models.get(self._version(organization, name, number))
+            return self.models.get(self._numbered_version(organization, name, number))
         route = (organization, name, alias or "production")
         with self._lock:
             version_id = self._aliases.get(route)
@@ -157,6 +159,20 @@ class Routes:
                 self._aliases.setdefault(route, version.pk)
                 version = self._versions.setdefault(version.pk, version)
         return self.models.get(version)
+
+    def _numbered_version(self, organization: int, name: str, number: int) -> ModelVersion:
+        """The version by number, read again after the refresh time (it may be deleted)."""
+        now = time.monotonic()
+        with self._lock:
+            kept = self._numbered.get((organization, name, number))
+        if kept is not None and kept[1] > now:
+            return kept[0]
+        version = self._version(organization, name, number)
+        with self._lock:
+            if len(self._numbered) > 10_000:
+                self._numbered.clear()
+            self._numbered[(organization, name, number)] = (version, now + self.refresh_seconds)
+        return version
 
     def _version(self, organization: int, name: str, number: int) -> ModelVersion:
         version = (
