@@ -1,94 +1,31 @@
 """DefectLab settings: every knob is a documented ``DEFECTLAB_*`` environment variable.
 
-`env()` registers each variable with its default and help text (``docs/configuration.md`` must
-list them all; a test checks). A value that does not parse is recorded in ``PROBLEMS`` and the
-default is used, so ``defectlab check`` can explain it in plain words instead of a traceback.
+`env()` (`defectlab.config`) registers each variable with its default and help text
+(``docs/configuration.md`` must list them all; a test checks). A value that does not parse is
+recorded in ``PROBLEMS`` and the default is used, so ``defectlab check`` can explain it in plain
+words instead of a traceback.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
-import dj_database_url
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: str
-    help: str
-
-
-SETTINGS: dict[str, Setting] = {}
-PROBLEMS: list[str] = []
-
-
-def _bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError("expected true or false")
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError("expected a whole number above zero")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError("expected a number above zero")
-    return number
-
-
-def _whole_number(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError("expected a whole number, zero or more")
-    return number
-
-
-def _csv(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-def _choice(*options: str) -> Callable[[str], str]:
-    def parse(value: str) -> str:
-        if value not in options:
-            raise ValueError("expected one of " + ", ".join(options))
-        return value
-
-    return parse
-
-
-@overload
-def env(name: str, default: str, help: str) -> str: ...
-@overload
-def env(name: str, default: str, help: str, parse: Callable[[str], T]) -> T: ...
-
-
-def env(name: str, default: str, help: str, parse: Callable[[str], Any] = str) -> Any:
-    SETTINGS[name] = Setting(name, default, help)
-    raw = os.environ.get(name, default)
-    try:
-        return parse(raw)
-    except (ValueError, TypeError) as error:
-        PROBLEMS.append(f"{name}={raw!r} is not valid ({error}); using the default {default!r}.")
-        return parse(default)
-
+from defectlab.config import PROBLEMS as PROBLEMS  # read as settings too (`defectlab check`)
+from defectlab.config import SETTINGS as SETTINGS
+from defectlab.config import (
+    boolean,
+    choice,
+    csv_list,
+    database,
+    endpoint_map,
+    env,
+    hosts,
+    positive_float,
+    positive_int,
+    secret_key,
+    whole_number,
+)
 
 # ---------------------------------------------------------------------------- the settings
 
@@ -108,38 +45,38 @@ DEBUG = env(
     "DEFECTLAB_DEBUG",
     "false",
     "Development mode: detailed error pages. Never in production.",
-    _bool,
+    boolean,
 )
 PUBLIC_URLS = env(
     "DEFECTLAB_PUBLIC_URLS",
     "http://127.0.0.1:8080,http://localhost:8080",
     "Comma-separated addresses users reach the app at. Sets the allowed hosts and the CSRF "
     "trusted origins.",
-    _csv,
+    csv_list,
 )
 PROXY_HEADERS = env(
     "DEFECTLAB_PROXY_HEADERS",
     "false",
     "Trust `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-For` from a reverse proxy. "
     "Turn on only when the app is reachable solely through that proxy.",
-    _bool,
+    boolean,
 )
 HSTS_SECONDS = env(
     "DEFECTLAB_HSTS_SECONDS",
     "31536000",
     "Responses served over HTTPS tell browsers to use only HTTPS for this host name for this "
     "many seconds (Strict-Transport-Security; never sent over plain http). 0 turns it off.",
-    _whole_number,
+    whole_number,
 )
 HOST = env("DEFECTLAB_HOST", "127.0.0.1", "Address `defectlab serve` listens on.")
-PORT = env("DEFECTLAB_PORT", "8080", "Port `defectlab serve` listens on.", _positive_int)
-WEB_WORKERS = env("DEFECTLAB_WEB_WORKERS", "2", "Web server worker processes.", _positive_int)
+PORT = env("DEFECTLAB_PORT", "8080", "Port `defectlab serve` listens on.", positive_int)
+WEB_WORKERS = env("DEFECTLAB_WEB_WORKERS", "2", "Web server worker processes.", positive_int)
 WEB_MAX_MEMORY_MB = env(
     "DEFECTLAB_WEB_MAX_MEMORY_MB",
     "96",
     "A web worker process that a request left above this much memory (its PSS, in MB) finishes "
     "the requests it has and is replaced by a fresh one. 0 never replaces it for its memory.",
-    _whole_number,
+    whole_number,
 )
 WEB_MAX_REQUESTS = env(
     "DEFECTLAB_WEB_MAX_REQUESTS",
@@ -147,19 +84,19 @@ WEB_MAX_REQUESTS = env(
     "A web worker process is replaced by a fresh one after about this many requests (give or "
     "take a tenth, so they do not all go at once), handing back to the system the memory a big "
     "request left behind. 0 keeps workers for good.",
-    _whole_number,
+    whole_number,
 )
 LOG_FORMAT = env(
     "DEFECTLAB_LOG_FORMAT",
     "json",
     "`json` (one object a line, for production) or `text` (for reading in a terminal).",
-    _choice("json", "text"),
+    choice("json", "text"),
 )
 LOG_LEVEL = env(
     "DEFECTLAB_LOG_LEVEL",
     "INFO",
     "Log level: DEBUG, INFO, WARNING or ERROR.",
-    _choice("DEBUG", "INFO", "WARNING", "ERROR"),
+    choice("DEBUG", "INFO", "WARNING", "ERROR"),
 )
 LANGUAGE = env(
     "DEFECTLAB_LANGUAGE",
@@ -167,7 +104,7 @@ LANGUAGE = env(
     "The installation's default language: `en` or `zh-hans`. Pages use it when neither the "
     "person's own choice nor the browser names one; `defectlab demo` names its classes, "
     "attributes and project in it.",
-    _choice("en", "zh-hans"),
+    choice("en", "zh-hans"),
 )
 ADMIN_EMAIL = env(
     "DEFECTLAB_ADMIN_EMAIL",
@@ -180,26 +117,26 @@ ADMIN_PASSWORD = env(
     "Password for that account. Empty: one is generated and printed once.",
 )
 MAX_UPLOAD_MB = env(
-    "DEFECTLAB_MAX_UPLOAD_MB", "200", "Largest single uploaded image, in MB.", _positive_int
+    "DEFECTLAB_MAX_UPLOAD_MB", "200", "Largest single uploaded image, in MB.", positive_int
 )
 MAX_MODEL_MB = env(
     "DEFECTLAB_MAX_MODEL_MB",
     "200",
     "Largest model file (.onnx) an organization may upload to its model registry, in MB.",
-    _positive_int,
+    positive_int,
 )
 MODEL_CHECK_MEMORY_MB = env(
     "DEFECTLAB_MODEL_CHECK_MEMORY_MB",
     "1024",
     "Memory (address space, in MB) of the separate process that runs a newly uploaded model once "
     "on a synthetic image before its version can be used; a model that needs more fails its check.",
-    _positive_int,
+    positive_int,
 )
 MODEL_CHECK_SECONDS = env(
     "DEFECTLAB_MODEL_CHECK_SECONDS",
     "60",
     "Seconds that check may take, loading the model included; a model that runs longer fails it.",
-    _positive_float,
+    positive_float,
 )
 # ---- the detection service (`defectlab serve-inference`)
 INFERENCE_HOST = env(
@@ -209,56 +146,56 @@ INFERENCE_PORT = env(
     "DEFECTLAB_INFERENCE_PORT",
     "8090",
     "Port `defectlab serve-inference` listens on.",
-    _positive_int,
+    positive_int,
 )
 INFERENCE_RUNNERS = env(
     "DEFECTLAB_INFERENCE_RUNNERS",
     "0",
     "Models the detection service runs at once (threads, each with DEFECTLAB_INFERENCE_THREADS "
     "of its own). 0: one per usable core.",
-    _whole_number,
+    whole_number,
 )
 INFERENCE_THREADS = env(
     "DEFECTLAB_INFERENCE_THREADS",
     "1",
     "onnxruntime threads of each of those runs. On a CPU, several runs of one thread each serve "
     "more requests than one run of several threads.",
-    _positive_int,
+    positive_int,
 )
 INFERENCE_MEMORY_MB = env(
     "DEFECTLAB_INFERENCE_MEMORY_MB",
     "2048",
     "Memory the detection service may give to loaded models, in MB (about three times a model's "
     "file size each); the model used least recently is unloaded to make room.",
-    _positive_int,
+    positive_int,
 )
 INFERENCE_QUEUE = env(
     "DEFECTLAB_INFERENCE_QUEUE",
     "64",
     "Images one organization may have waiting for one model; more are refused with 503 and "
     "Retry-After instead of waiting ever longer.",
-    _positive_int,
+    positive_int,
 )
 INFERENCE_BATCH_WINDOW_MS = env(
     "DEFECTLAB_INFERENCE_BATCH_WINDOW_MS",
     "2",
     "How long a run of a model that takes several images at once waits for more to arrive, in "
     "milliseconds.",
-    _positive_float,
+    positive_float,
 )
 INFERENCE_PRELOAD = env(
     "DEFECTLAB_INFERENCE_PRELOAD",
     "production",
     "Comma-separated alias names: every model's version under one of them is loaded and warmed "
     "before the detection service says it is ready (/readyz). Empty: models load when first asked.",
-    _csv,
+    csv_list,
 )
 INFERENCE_REFRESH_SECONDS = env(
     "DEFECTLAB_INFERENCE_REFRESH_SECONDS",
     "2",
     "How often the detection service re-reads keys, quotas and aliases: a revoked key or a moved "
     "alias takes effect on every replica within this many seconds.",
-    _positive_float,
+    positive_float,
 )
 REDIS_URL = env(
     "DEFECTLAB_REDIS_URL",
@@ -271,67 +208,67 @@ SIGNATURE_WINDOW_SECONDS = env(
     "300",
     "How far a signed request's timestamp may be from the service's clock, in seconds; its nonce "
     "is remembered that long, so the same request is never accepted twice.",
-    _positive_int,
+    positive_int,
 )
 QUOTA_REQUESTS_PER_MINUTE = env(
     "DEFECTLAB_QUOTA_REQUESTS_PER_MINUTE",
     "600",
     "Detection requests an organization may make per minute, unless the operator set its quota. "
     "0: no limit.",
-    _whole_number,
+    whole_number,
 )
 QUOTA_IMAGES_PER_DAY = env(
     "DEFECTLAB_QUOTA_IMAGES_PER_DAY",
     "100000",
     "Images an organization may send for detection per day (UTC), unless its quota says. 0: no limit.",
-    _whole_number,
+    whole_number,
 )
 QUOTA_CONCURRENT = env(
     "DEFECTLAB_QUOTA_CONCURRENT",
     "8",
     "Detection requests an organization may have in progress at once, unless its quota says. "
     "0: no limit.",
-    _whole_number,
+    whole_number,
 )
 QUOTA_MAX_IMAGE_MB = env(
     "DEFECTLAB_QUOTA_MAX_IMAGE_MB",
     "20",
     "Largest image, in MB, an organization may send for detection, unless its quota says. 0: no "
     "limit beyond DEFECTLAB_MAX_UPLOAD_MB.",
-    _whole_number,
+    whole_number,
 )
 MAX_IMAGE_PIXELS = env(
     "DEFECTLAB_MAX_IMAGE_PIXELS",
     "150000000",
     "Largest image accepted, in pixels (width × height); larger images are refused before decoding.",
-    _positive_int,
+    positive_int,
 )
 MAX_ARCHIVE_FILES = env(
     "DEFECTLAB_MAX_ARCHIVE_FILES",
     "100000",
     "Most images a zip upload or dataset import may hold. A dataset may also hold one annotation "
     "file per image and 1,000 other files; sizes and compression ratios are checked apart.",
-    _positive_int,
+    positive_int,
 )
 MAX_ARCHIVE_MB = env(
     "DEFECTLAB_MAX_ARCHIVE_MB",
     "4096",
     "Largest zip upload, in MB, both as uploaded and uncompressed.",
-    _positive_int,
+    positive_int,
 )
 MAX_IMPORT_MB = env(
     "DEFECTLAB_MAX_IMPORT_MB",
     "256",
     "Largest task import (POST /api/projects/{id}/import/: a JSON body or uploaded .json file), "
     "in MB.",
-    _positive_int,
+    positive_int,
 )
 FETCH_TIMEOUT = env(
     "DEFECTLAB_FETCH_TIMEOUT",
     "30",
     "Seconds one fetch of a user-supplied URL (URL import, webhook) may take in all: DNS, "
     "connecting, every redirect and the whole body.",
-    _positive_int,
+    positive_int,
 )
 FETCH_ALLOWLIST = env(
     "DEFECTLAB_FETCH_ALLOWLIST",
@@ -342,35 +279,35 @@ FETCH_ALLOWLIST = env(
     "ranges themselves; this is for what only the operator may decide. Anything listed here is "
     "reachable by every user who can import from a URL or add a storage — see “Opening addresses "
     "for every organization” below.",
-    _csv,
+    csv_list,
 )
 MEDIA_URL_TTL = env(
     "DEFECTLAB_MEDIA_URL_TTL",
     "600",
     "Longest time, in seconds, a signed image or thumbnail URL stays valid (the same link is "
     "handed out again for up to half of it, so browsers can cache the image).",
-    _positive_int,
+    positive_int,
 )
 TASK_LOCK_SECONDS = env(
     "DEFECTLAB_TASK_LOCK_SECONDS",
     "1800",
     "How long a task handed out by “next task” stays reserved for its annotator.",
-    _positive_int,
+    positive_int,
 )
 INVITE_TTL_HOURS = env(
-    "DEFECTLAB_INVITE_TTL_HOURS", "168", "Hours an invite link stays valid.", _positive_int
+    "DEFECTLAB_INVITE_TTL_HOURS", "168", "Hours an invite link stays valid.", positive_int
 )
 LOGIN_MAX_FAILURES = env(
     "DEFECTLAB_LOGIN_MAX_FAILURES",
     "5",
     "Failed logins for one e-mail (or 4× that from one address) before logins are paused.",
-    _positive_int,
+    positive_int,
 )
 LOGIN_LOCKOUT_SECONDS = env(
     "DEFECTLAB_LOGIN_LOCKOUT_SECONDS",
     "900",
     "Window and pause length for failed logins, in seconds.",
-    _positive_int,
+    positive_int,
 )
 BROKER_URL = env(
     "DEFECTLAB_BROKER_URL",
@@ -387,24 +324,24 @@ JOB_LEASE_SECONDS = env(
     "DEFECTLAB_JOB_LEASE_SECONDS",
     "30",
     "Embedded queue: a killed worker's jobs are handed out again at most this many seconds later.",
-    _positive_int,
+    positive_int,
 )
 JOB_MAX_ATTEMPTS = env(
     "DEFECTLAB_JOB_MAX_ATTEMPTS",
     "5",
     "Times a job is tried before it is marked failed: after a passing failure (a timeout, a "
     "lost connection; with growing pauses) or a worker that died while running it.",
-    _positive_int,
+    positive_int,
 )
 WEBHOOK_RETRY_SECONDS = env(
     "DEFECTLAB_WEBHOOK_RETRY_SECONDS",
     "10",
     "Pause before a failed webhook delivery is tried again; it doubles after each failed attempt "
     "(10, 20, 40, 80 seconds by default), up to DEFECTLAB_JOB_MAX_ATTEMPTS attempts in all.",
-    _positive_float,
+    positive_float,
 )
 WORKER_THREADS = env(
-    "DEFECTLAB_WORKER_THREADS", "2", "Jobs one `defectlab worker` runs at a time.", _positive_int
+    "DEFECTLAB_WORKER_THREADS", "2", "Jobs one `defectlab worker` runs at a time.", positive_int
 )
 WORKER_MAX_MEMORY_MB = env(
     "DEFECTLAB_WORKER_MAX_MEMORY_MB",
@@ -413,38 +350,26 @@ WORKER_MAX_MEMORY_MB = env(
     "jobs, lets the ones in progress finish and exits, to be started again at once (by "
     "`defectlab serve`, or by your service manager: the exit code is 75). This hands back what a "
     "big import or export left behind. 0 never recycles.",
-    _whole_number,
+    whole_number,
 )
 WORKER_EMBEDDED = env(
     "DEFECTLAB_WORKER_EMBEDDED",
     "true",
     "`defectlab serve` also runs a worker process. Turn off when workers run on their own.",
-    _bool,
+    boolean,
 )
 WORKER_HEARTBEAT_SECONDS = env(
     "DEFECTLAB_WORKER_HEARTBEAT_SECONDS",
     "5",
     "How often each job worker records that it is alive. `/readyz` answers 503 when no worker "
     "has for three times this long.",
-    _positive_int,
+    positive_int,
 )
 SECRET_KEY_SETTING = env(
     "DEFECTLAB_SECRET_KEY",
     "",
     "Key for signing sessions and media URLs. Empty: one is generated into the data directory.",
 )
-
-
-def _endpoint_map(value: str) -> dict[str, str]:
-    """``app-host=endpoint-url`` pairs, comma-separated."""
-    mapping: dict[str, str] = {}
-    for pair in _csv(value):
-        host, equals, url = (part.strip() for part in pair.partition("="))
-        parts = urlsplit(url)
-        if not equals or not host or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{pair!r} is not like app.example.com=https://s3.example.com")
-        mapping[host.lower()] = url
-    return mapping
 
 
 S3_PUBLIC_ENDPOINTS = env(
@@ -455,14 +380,14 @@ S3_PUBLIC_ENDPOINTS = env(
     "`defects.example.com=https://s3.example.com,10.1.2.3:8080=http://10.1.2.3:9000`. Image URLs "
     "are signed for the endpoint mapped to the request's host (with its port, else without); "
     "other hosts get the storage's own endpoint.",
-    _endpoint_map,
+    endpoint_map,
 )
 S3_MULTIPART_MB = env(
     "DEFECTLAB_S3_MULTIPART_MB",
     "16",
     "S3 / MinIO storage: files larger than this many MB are uploaded in parts of this size "
     "(at least 5).",
-    _positive_int,
+    positive_int,
 )
 
 S3_INTERACTIVE_TIMEOUT = env(
@@ -471,7 +396,7 @@ S3_INTERACTIVE_TIMEOUT = env(
     "S3 / MinIO storage: seconds a request made while a person waits (an image shown through "
     "DefectLab, a thumbnail, a TIFF rendered) waits to connect and then for each answer; it is "
     "not retried. Syncs, writes and exports wait longer and retry.",
-    _positive_float,
+    positive_float,
 )
 S3_BREAKER_FAILURES = env(
     "DEFECTLAB_S3_BREAKER_FAILURES",
@@ -479,14 +404,14 @@ S3_BREAKER_FAILURES = env(
     "S3 / MinIO storage: after this many failures in a row to reach a storage, images from it "
     "are answered at once with an error for `DEFECTLAB_S3_BREAKER_SECONDS`, then one request "
     "tries again.",
-    _positive_int,
+    positive_int,
 )
 S3_BREAKER_SECONDS = env(
     "DEFECTLAB_S3_BREAKER_SECONDS",
     "30",
     "S3 / MinIO storage: seconds a storage that stopped answering is left alone before one "
     "request tries it again.",
-    _positive_int,
+    positive_int,
 )
 S3_CALLS_PER_STORAGE = env(
     "DEFECTLAB_S3_CALLS_PER_STORAGE",
@@ -495,62 +420,14 @@ S3_CALLS_PER_STORAGE = env(
     "images and thumbnails; more are answered at once with 503 (try again). Keep it below the "
     "web server's threads per process, so a storage that hangs leaves threads for everything "
     "else.",
-    _positive_int,
+    positive_int,
 )
 
 # ---------------------------------------------------------------------------- derived
 
 
-def _secret_key() -> str:
-    if SECRET_KEY_SETTING:
-        return SECRET_KEY_SETTING
-    key_file = DATA_DIR / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
-    key_file.write_text(key)
-    key_file.chmod(0o600)
-    return key
-
-
-def _database(url: str) -> dict[str, Any]:
-    if not url:
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{DATA_DIR / 'defectlab.sqlite3'}"
-    config: dict[str, Any] = dict(
-        dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
-    )
-    if config["ENGINE"] == "django.db.backends.sqlite3":
-        # Django's backend, with write transactions taking turns through a lock file rather
-        # than SQLite's sleep-and-retry (defectlab/sqlite/base.py says why).
-        config["ENGINE"] = "defectlab.sqlite"
-        # Kept open between requests like PostgreSQL's (CONN_MAX_AGE 60): opening one and
-        # running its PRAGMAs took about 1 ms, on every request.
-        config["OPTIONS"] = {
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-            "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=20000;",
-        }
-    return config
-
-
-def _hosts(urls: list[str]) -> list[str]:
-    hosts = {"127.0.0.1", "localhost", "testserver", "[::1]"}
-    for url in urls:
-        parts = urlsplit(url)
-        if not parts.scheme or not parts.hostname:
-            PROBLEMS.append(
-                f"DEFECTLAB_PUBLIC_URLS entry {url!r} is not a full URL like https://host."
-            )
-            continue
-        hosts.add(parts.hostname)
-    return sorted(hosts)
-
-
-SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = _hosts(PUBLIC_URLS)
+SECRET_KEY = secret_key(SECRET_KEY_SETTING, DATA_DIR)
+ALLOWED_HOSTS = hosts(PUBLIC_URLS)
 CSRF_TRUSTED_ORIGINS = [url.rstrip("/") for url in PUBLIC_URLS if urlsplit(url).hostname]
 if PROXY_HEADERS:
     USE_X_FORWARDED_HOST = True
@@ -564,7 +441,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
-DATABASES = {"default": _database(DATABASE_URL)}
+DATABASES = {"default": database(DATABASE_URL, DATA_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "tenancy.User"
 PASSWORD_HASHERS = [

@@ -16,12 +16,12 @@ import pytest
 from django.http import StreamingHttpResponse
 from django.test import RequestFactory
 
+from defectlab.config import endpoint_map as _endpoint_map
 from defectlab.errors import Invalid
 from defectlab.media.s3 import S3Config, S3Storage
 from defectlab.media.s3proxy import RangeNotSatisfiable, requested_range, serve_object
 from defectlab.media.secrets import SecretError, decrypt_secret, encrypt_secret
 from defectlab.media.storage import StorageError
-from defectlab.settings import _endpoint_map
 from tests.media.conftest import admin_client, config_for
 from tests.media.s3server import LoopbackS3
 

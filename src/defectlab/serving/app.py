@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -33,7 +34,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from defectlab.errors import DefectLabError, Invalid, error_body
+from defectlab.errors import (
+    DefectLabError,
+    Invalid,
+    ServerError,
+    Throttled,
+    Unavailable,
+    error_body,
+)
 from defectlab.inference.engine.errors import EngineError
 from defectlab.inference.engine.session import usable_cores
 from defectlab.serving import inputs
@@ -248,113 +256,119 @@ def _result(index: int, outcome: Any) -> dict[str, Any]:
     }
 
 
+@dataclass(slots=True)
+class Exchange:
+    """One detect request as it goes: what the meter and the metrics record of it."""
+
+    lang: str
+    start: float = field(default_factory=time.perf_counter)
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    caller: Caller | None = None
+    asked: inputs.Asked | None = None
+    loaded: Loaded | None = None
+    admitted: bool = False
+    found: int = 0
+    status: int = 200
+    code: str = "ok"
+
+
 async def detect(request: Request) -> Response:
     service: Service = request.app.state.service
-    start = time.perf_counter()
-    lang = language(request)
-    caller: Caller | None = None
-    loaded: Loaded | None = None
-    asked: inputs.Asked | None = None
-    request_id = uuid.uuid4().hex
-    admitted = False
-    found = 0
-    status, code = 200, "ok"
-    with translation.override(lang):
+    exchange = Exchange(lang=language(request))
+    with translation.override(exchange.lang):
         try:
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            caller = await authenticate(
-                request.headers,
-                request.method,
-                target,
-                service.keys,
-                service.counters.first_use,
-                settings.SIGNATURE_WINDOW_SECONDS,
-                Scope.DETECT,
-            )
-            organization = caller.organization_id
-            limits = await service.limits(organization)
-            await service.counters.admit(organization, limits, request_id)
-            admitted = True
-            cap = limits.max_image_bytes * inputs.MAX_IMAGES * 4 // 3 + 65536
-            body = await read_body(request, cap)
-            check_body(caller, body)
-            asked = inputs.read(
-                request.headers.get("content-type", ""),
-                body,
-                dict(request.query_params),
-                limits.max_image_bytes,
-            )
-            del body
-            await service.counters.count_images(organization, limits, asked.count)
-            loaded = await service.blocking(
-                lang,
-                service.routes.resolve,
-                organization,
-                asked.model,
-                asked.alias,
-                asked.version,
-            )
-            images = list(asked.images)
-            if asked.urls:
-                fetched = await service.blocking(
-                    lang,
-                    _fetch_urls,
-                    organization,
-                    asked.urls,
-                    limits.max_image_bytes,
-                )
-                for (position, _url), data in zip(asked.urls, fetched, strict=True):
-                    images.insert(position, data)
-            options = Options(
-                conf=asked.conf,
-                iou=asked.iou,
-                max_det=asked.max_det,
-                classes=_class_indices(loaded, asked.classes),
-                tile=asked.tile,
-            )
-            work = Work(loaded, organization, limits.weight, images, options)
-            outcomes = await asyncio.wrap_future(service.scheduler.submit(work))
-            results = [_result(index, outcome) for index, outcome in enumerate(outcomes)]
-            found = sum(len(r.get("detections", ())) for r in results)
-            answer = {
-                "model": {
-                    "name": loaded.model_name,
-                    "version": loaded.number,
-                    "alias": None if asked.version is not None else (asked.alias or "production"),
-                    "sha256": loaded.sha256,
-                },
-                "results": results,
-                "timings": {
-                    "queue_ms": round((work.started_at - work.queued_at) * 1000, 2),
-                    "total_ms": elapsed_ms(start),
-                },
-            }
-            return JSONResponse(answer)
-        except OverQuota as over:
-            status, code = 429, over.code
-            return failure(_over_quota(over), {"Retry-After": str(over.retry_after)})
-        except Overloaded as busy:
-            status, code = 503, "overloaded"
-            error = DefectLabError(
-                _("The service is busy with this organization's requests: try again shortly."),
-                code="overloaded",
-            )
-            error.status = 503
-            return failure(error, {"Retry-After": str(busy.retry_after)})
-        except DefectLabError as error:
-            status, code = error.status, error.code
-            return failure(error)
-        except Exception:
-            log.exception("a detection request failed", extra={"request_id": request_id})
-            status, code = 500, "server_error"
-            return failure(_server_error(request_id))
+            return await _respond(service, request, exchange)
         finally:
-            if admitted and caller is not None:
-                await service.counters.release(caller.organization_id, request_id)
-            _meter(service, request, caller, loaded, asked, status, code, found, start)
+            caller = exchange.caller
+            if exchange.admitted and caller is not None:
+                await service.counters.release(caller.organization_id, exchange.request_id)
+            _meter(service, request, exchange)
 
 
-def _over_quota(over: OverQuota) -> DefectLabError:
+async def _respond(service: Service, request: Request, exchange: Exchange) -> Response:
+    """The answer, or the error it came to in the API's error shape."""
+    headers: dict[str, str] = {}
+    try:
+        return JSONResponse(await _answer(service, request, exchange))
+    except OverQuota as over:
+        error: DefectLabError = _over_quota(over)
+        headers = {"Retry-After": str(over.retry_after)}
+    except Overloaded as busy:
+        error = Unavailable(
+            _("The service is busy with this organization's requests: try again shortly."),
+            code="overloaded",
+        )
+        headers = {"Retry-After": str(busy.retry_after)}
+    except DefectLabError as refused:
+        error = refused
+    except Exception:
+        log.exception("a detection request failed", extra={"request_id": exchange.request_id})
+        error = _server_error(exchange.request_id)
+    exchange.status, exchange.code = error.status, error.code
+    return failure(error, headers)
+
+
+async def _answer(service: Service, request: Request, exchange: Exchange) -> dict[str, Any]:
+    """The answer to one detect request, each step in the order the module's text gives."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    caller = exchange.caller = await authenticate(
+        request.headers,
+        request.method,
+        target,
+        service.keys,
+        service.counters.first_use,
+        settings.SIGNATURE_WINDOW_SECONDS,
+        Scope.DETECT,
+    )
+    organization = caller.organization_id
+    limits = await service.limits(organization)
+    await service.counters.admit(organization, limits, exchange.request_id)
+    exchange.admitted = True
+    body = await read_body(request, limits.max_image_bytes * inputs.MAX_IMAGES * 4 // 3 + 65536)
+    check_body(caller, body)
+    content_type = request.headers.get("content-type", "")
+    asked = exchange.asked = inputs.read(
+        content_type, body, dict(request.query_params), limits.max_image_bytes
+    )
+    del body
+    await service.counters.count_images(organization, limits, asked.count)
+    loaded = exchange.loaded = await service.blocking(
+        exchange.lang, service.routes.resolve, organization, asked.model, asked.alias, asked.version
+    )
+    images = list(asked.images)
+    if asked.urls:
+        fetched = await service.blocking(
+            exchange.lang, _fetch_urls, organization, asked.urls, limits.max_image_bytes
+        )
+        for (position, _url), data in zip(asked.urls, fetched, strict=True):
+            images.insert(position, data)
+    options = Options(
+        conf=asked.conf,
+        iou=asked.iou,
+        max_det=asked.max_det,
+        classes=_class_indices(loaded, asked.classes),
+        tile=asked.tile,
+    )
+    work = Work(loaded, organization, limits.weight, images, options)
+    outcomes = await asyncio.wrap_future(service.scheduler.submit(work))
+    results = [_result(index, outcome) for index, outcome in enumerate(outcomes)]
+    exchange.found = sum(len(result.get("detections", ())) for result in results)
+    return {
+        "model": {
+            "name": loaded.model_name,
+            "version": loaded.number,
+            "alias": None if asked.version is not None else (asked.alias or "production"),
+            "sha256": loaded.sha256,
+        },
+        "results": results,
+        "timings": {
+            "queue_ms": round((work.started_at - work.queued_at) * 1000, 2),
+            "total_ms": elapsed_ms(exchange.start),
+        },
+    }
+
+
+def _over_quota(over: OverQuota) -> Throttled:
     messages = {
         "rate_limited": _("This organization may send %(limit)s requests a minute."),
         "too_many_concurrent": _(
@@ -363,44 +377,29 @@ def _over_quota(over: OverQuota) -> DefectLabError:
         "daily_images": _("This organization may send %(limit)s images a day (UTC)."),
     }
     text = messages[over.code] % {"limit": over.limit}
-    error = DefectLabError(
+    return Throttled(
         text + " " + _("Try again in %(seconds)s s.") % {"seconds": over.retry_after},
         code=over.code,
         details={"retry_after": over.retry_after},
     )
-    error.status = 429
-    return error
 
 
-def _server_error(request_id: str) -> DefectLabError:
-    error = DefectLabError(
+def _server_error(request_id: str) -> ServerError:
+    return ServerError(
         _("Something went wrong on the server; it is in the service's log as %(id)s.")
-        % {"id": request_id},
-        code="server_error",
+        % {"id": request_id}
     )
-    error.status = 500
-    return error
 
 
-def _meter(
-    service: Service,
-    request: Request,
-    caller: Caller | None,
-    loaded: Loaded | None,
-    asked: inputs.Asked | None,
-    status: int,
-    code: str,
-    found: int,
-    start: float,
-) -> None:
+def _meter(service: Service, request: Request, exchange: Exchange) -> None:
+    caller, loaded, asked = exchange.caller, exchange.loaded, exchange.asked
     model = loaded.model_name if loaded else (asked.model[:100] if asked else "")
-    images = asked.count if asked is not None and status == 200 else 0
     service.metrics.answered(
         caller.organization_id if caller else None,
         model if loaded else "",
-        code,
-        time.perf_counter() - start,
-        images,
+        exchange.code,
+        time.perf_counter() - exchange.start,
+        asked.count if asked is not None and exchange.status == 200 else 0,
     )
     if caller is None:
         return  # no organization to charge: counted in the metrics only
@@ -413,11 +412,11 @@ def _meter(
             version_number=loaded.number if loaded else None,
             endpoint="detect",
             images=asked.count if asked is not None else 0,
-            detections=found,
-            latency_ms=elapsed_ms(start),
+            detections=exchange.found,
+            latency_ms=elapsed_ms(exchange.start),
             client_ip=client_ip(request),
-            status=status,
-            code=code,
+            status=exchange.status,
+            code=exchange.code,
             created_at=now(),
         )
     )

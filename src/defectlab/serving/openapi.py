@@ -103,7 +103,19 @@ def _error(description: str, retry: bool = False) -> dict[str, Any]:
     return answer
 
 
-def schema() -> dict[str, Any]:
+def _probe(operation: str, summary: str, responses: dict[str, str]) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation,
+            "summary": summary,
+            "security": [],
+            "responses": {status: {"description": text} for status, text in responses.items()},
+        }
+    }
+
+
+def _bodies() -> dict[str, Any]:
+    """The three bodies `/v1/detect` takes."""
     json_body = {
         "type": "object",
         "required": ["model", "images"],
@@ -144,10 +156,48 @@ def schema() -> dict[str, Any]:
             **{name: value for name, value in _PARAMETERS.items()},
         },
     }
+    return {
+        "multipart/form-data": {"schema": multipart},
+        "application/json": {"schema": json_body},
+        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    }
+
+
+def _detect() -> dict[str, Any]:
     query = [
         {"name": name, "in": "query", "required": False, "schema": value}
         for name, value in _PARAMETERS.items()
     ]
+    return {
+        "operationId": "detect",
+        "summary": "Detect defects on one or more images",
+        "parameters": query,
+        "requestBody": {
+            "required": True,
+            "content": _bodies(),
+        },
+        "responses": {
+            "200": {
+                "description": "Each image's detections (or its own error), in order.",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Detections"}}
+                },
+            },
+            "400": _error("A parameter or body that cannot be used."),
+            "401": _error("No key, or a wrong, revoked or badly signed one."),
+            "403": _error("The key lacks the scope, or a URL is refused."),
+            "404": _error("The caller's organization has no such model version."),
+            "413": _error("An image (or the body) is too large."),
+            "415": _error("A body of another type."),
+            "429": _error("Over the organization's quota.", retry=True),
+            "503": _error("The organization's queue for this model is full.", retry=True),
+        },
+    }
+
+
+def schema() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
@@ -175,71 +225,13 @@ def schema() -> dict[str, Any]:
         },
         "security": [{"apiKey": []}, {"signed": []}],
         "paths": {
-            "/v1/detect": {
-                "post": {
-                    "operationId": "detect",
-                    "summary": "Detect defects on one or more images",
-                    "parameters": query,
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "multipart/form-data": {"schema": multipart},
-                            "application/json": {"schema": json_body},
-                            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-                            "image/png": {"schema": {"type": "string", "format": "binary"}},
-                            "application/octet-stream": {
-                                "schema": {"type": "string", "format": "binary"}
-                            },
-                        },
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "Each image's detections (or its own error), in order.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Detections"}
-                                }
-                            },
-                        },
-                        "400": _error("A parameter or body that cannot be used."),
-                        "401": _error("No key, or a wrong, revoked or badly signed one."),
-                        "403": _error("The key lacks the scope, or a URL is refused."),
-                        "404": _error("The caller's organization has no such model version."),
-                        "413": _error("An image (or the body) is too large."),
-                        "415": _error("A body of another type."),
-                        "429": _error("Over the organization's quota.", retry=True),
-                        "503": _error(
-                            "The organization's queue for this model is full.", retry=True
-                        ),
-                    },
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "operationId": "healthz",
-                    "summary": "The process answers",
-                    "security": [],
-                    "responses": {"200": {"description": "Alive."}},
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "operationId": "readyz",
-                    "summary": "Ready: its models loaded and warm, its database answering",
-                    "security": [],
-                    "responses": {
-                        "200": {"description": "Ready."},
-                        "503": {"description": "Not yet, or not any more."},
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "operationId": "metrics",
-                    "summary": "Prometheus metrics",
-                    "security": [],
-                    "responses": {"200": {"description": "Prometheus text format."}},
-                }
-            },
+            "/v1/detect": {"post": _detect()},
+            "/healthz": _probe("healthz", "The process answers", {"200": "Alive."}),
+            "/readyz": _probe(
+                "readyz",
+                "Ready: its models loaded and warm, its database answering",
+                {"200": "Ready.", "503": "Not yet, or not any more."},
+            ),
+            "/metrics": _probe("metrics", "Prometheus metrics", {"200": "Prometheus text format."}),
         },
     }
