@@ -168,3 +168,20 @@ def test_readyz_waits_for_the_preloaded_models(
         held = [loaded.number for loaded in client.service.models.held()]
     assert ready["ready"] and ready["models_loaded"] == 1 and held == [1]
     assert client.service.models.loads == 1
+
+
+def test_a_version_that_cannot_be_loaded_at_all_is_503(
+    serve: Any, two_versions: tuple[DetectionModel, str]
+) -> None:
+    model, key = two_versions
+    broken = ModelVersion.objects.get(model=model, number=2)
+    default_storage().save(broken.file_key, b"not an onnx file any more")
+    with serve() as client:
+        response = client.post(
+            "/v1/detect", params={"model": "panels:2"}, files={"image": SQUARE}, headers=bearer(key)
+        )
+        other = ask(client, key)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "model_unavailable"
+    assert "panels" in response.json()["error"]["message"]
+    assert other.status_code == 200

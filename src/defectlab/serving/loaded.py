@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils.translation import gettext as _
 
-from defectlab.errors import DefectLabError, NotFound
+from defectlab.errors import DefectLabError, NotFound, Unavailable
 from defectlab.inference.models import ModelAlias, ModelVersion, VersionState
 from defectlab.inference.registry import load_detector
 
@@ -82,7 +82,18 @@ class Models:
                 found = self._held.get(version.pk)
             if found is not None:
                 return found
-            loaded = self._load(version)
+            try:
+                loaded = self._load(version)
+            except DefectLabError as error:  # the caller asked nothing wrong: the model is
+                raise Unavailable(
+                    _("Version %(number)s of the model %(name)s cannot be loaded: %(reason)s")
+                    % {
+                        "number": version.number,
+                        "name": version.model.name,
+                        "reason": error.message,
+                    },
+                    code="model_unavailable",
+                ) from None
             with self._lock:
                 self._held[version.pk] = loaded
                 self._loading.pop(version.pk, None)
