@@ -61,6 +61,13 @@ def _whole_number(value: str) -> int:
     return number
 
 
+def _zero_or_more(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError("expected a number, zero or more")
+    return number
+
+
 def _csv(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -206,7 +213,10 @@ INFERENCE_HOST = env(
     "DEFECTLAB_INFERENCE_HOST", "127.0.0.1", "Address `defectlab serve-inference` listens on."
 )
 INFERENCE_PORT = env(
-    "DEFECTLAB_INFERENCE_PORT", "8090", "Port `defectlab serve-inference` listens on.", _positive_int
+    "DEFECTLAB_INFERENCE_PORT",
+    "8090",
+    "Port `defectlab serve-inference` listens on.",
+    _positive_int,
 )
 INFERENCE_RUNNERS = env(
     "DEFECTLAB_INFERENCE_RUNNERS",
@@ -255,6 +265,47 @@ INFERENCE_REFRESH_SECONDS = env(
     "2",
     "How often the detection service re-reads keys, quotas and aliases: a revoked key or a moved "
     "alias takes effect on every replica within this many seconds.",
+    _positive_float,
+)
+# ---- an edge mirror (`defectlab serve-inference --upstream … --follow …`, docs/edge.md)
+MIRROR_UPSTREAM = env(
+    "DEFECTLAB_MIRROR_UPSTREAM",
+    "",
+    "An edge mirror's center: the detection service it follows, e.g. `https://inference.example`. "
+    "Set (or `--upstream`), `defectlab serve-inference` runs as an edge mirror, without a database.",
+)
+MIRROR_KEY = env(
+    "DEFECTLAB_MIRROR_KEY",
+    "",
+    "The organization API key (`dlk_…`, with the `models` scope) an edge mirror calls its center "
+    "with, and its callers authenticate with; here rather than `--key` keeps it off the command "
+    "line.",
+)
+MIRROR_FOLLOW = env(
+    "DEFECTLAB_MIRROR_FOLLOW",
+    "",
+    "Comma-separated `NAME:ALIAS`es an edge mirror follows and serves (as `--follow`).",
+    _csv,
+)
+MIRROR_SIGN = env(
+    "DEFECTLAB_MIRROR_SIGN",
+    "false",
+    "An edge mirror signs its calls to the center instead of sending the key (as `--sign`).",
+    _bool,
+)
+MIRROR_REFRESH_SECONDS = env(
+    "DEFECTLAB_MIRROR_REFRESH_SECONDS",
+    "0",
+    "How often an edge mirror asks its center where its aliases point, in seconds. 0: every "
+    "DEFECTLAB_INFERENCE_REFRESH_SECONDS.",
+    _zero_or_more,
+)
+MIRROR_BACKOFF_MAX_SECONDS = env(
+    "DEFECTLAB_MIRROR_BACKOFF_MAX_SECONDS",
+    "300",
+    "Longest wait between an edge mirror's attempts while its center cannot be reached (or keeps "
+    "sending a file that fails its check): the waits double from the refresh interval up to "
+    "this, with jitter.",
     _positive_float,
 )
 REDIS_URL = env(

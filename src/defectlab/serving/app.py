@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -46,6 +46,9 @@ from defectlab.serving.openapi import schema
 from defectlab.serving.quotas import Limits, limits_of
 from defectlab.serving.scheduler import Options, Overloaded, Scheduler, Work
 
+if TYPE_CHECKING:
+    from defectlab.serving.mirror import Mirror
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -72,7 +75,7 @@ def _in_language(lang: str, function: Callable[..., T], *args: Any) -> T:
 class Service:
     """Everything one process of the service holds."""
 
-    def __init__(self) -> None:
+    def __init__(self, mirror: Mirror | None = None) -> None:
         self.counters = counters(settings.REDIS_URL)
         self.refresh_seconds = settings.INFERENCE_REFRESH_SECONDS
         self.keys = KeyCache(self.refresh_seconds, self.blocking_default)
@@ -90,6 +93,10 @@ class Service:
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
         self.ready = False
+        # An edge mirror (serving/mirror.py) puts its own keys, routes and meter in place here.
+        self.mirror = mirror
+        if mirror is not None:
+            mirror.equip(self)
 
     async def blocking_default(self, function: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(_in_language, settings.LANGUAGE_CODE, function, *args)
@@ -107,6 +114,8 @@ class Service:
         self.meter.start()
         self._refresher = threading.Thread(target=self._refresh, name="refresher", daemon=True)
         self._refresher.start()
+        if self.mirror is not None:
+            self.mirror.start()
 
     def _refresh(self) -> None:
         try:
@@ -126,6 +135,8 @@ class Service:
 
     async def stop(self) -> None:
         self._stop.set()
+        if self.mirror is not None:
+            await run_in_threadpool(self.mirror.stop)
         await run_in_threadpool(self.scheduler.stop)  # runs what is queued, then stops
         await run_in_threadpool(self.meter.stop)
         close = getattr(self.counters, "close", None)
@@ -414,6 +425,9 @@ def _database_answers() -> bool:
 
 async def readyz(request: Request) -> Response:
     service: Service = request.app.state.service
+    if service.mirror is not None:  # an edge mirror: its follows, no database
+        state = service.mirror.readiness()
+        return JSONResponse(state, status_code=200 if state["ready"] else 503)
     database = await run_in_threadpool(_database_answers)
     ready = service.ready and database
     body = {
@@ -449,6 +463,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 def create_app(service: Service | None = None) -> Starlette:
     """The app; ``service`` for tests that hold their own."""
+    from defectlab.serving import catalog  # it uses this module's helpers
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -467,6 +482,9 @@ def create_app(service: Service | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/openapi.json", openapi),
+            # For edge mirrors (serving/catalog.py).
+            Route("/v1/models/{name}/aliases/{alias}", catalog.alias),
+            Route("/v1/models/{name}/versions/{number:int}/file", catalog.version_file),
         ],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
