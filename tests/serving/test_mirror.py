@@ -328,6 +328,10 @@ def test_the_mirror_endpoints_want_the_models_scope_and_the_callers_own_model(
     assert beyond.headers["content-range"] == f"bytes */{len(data)}"
     signed = client.get(alias_path, headers=signature.sign(center["key"], "GET", alias_path, b""))
     assert signed.status_code == 200 and signed.json()["sha256"] == ours["sha256"]
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/models/{name}/aliases/{alias}", "/v1/models/{name}/versions/{number}/file"} <= set(
+        paths
+    )
 
 
 def test_the_edge_takes_only_its_own_key(
@@ -340,6 +344,11 @@ def test_the_edge_takes_only_its_own_key(
         other_org = detect(line, key_of(other_tenant.organization))
         forged = detect(line, key[:-4] + "AAAA")
         nothing = line.post("/v1/detect?model=panels", files={"image": jpeg()})
+        by_url = line.post(
+            "/v1/detect",
+            json={"model": "panels", "images": [{"url": "http://127.0.0.1:9/a.jpg"}]},
+            headers=bearer(key),
+        )
         body = jpeg(640, 640)
         target = "/v1/detect?model=panels"
         signed = line.post(
@@ -354,6 +363,7 @@ def test_the_edge_takes_only_its_own_key(
         assert refused.status_code == 401, refused.text
     assert forged.json()["error"]["code"] == "invalid_key"
     assert signed.status_code == 200 and answered(signed)[0] == 1
+    assert by_url.status_code == 400 and by_url.json()["error"]["code"] == "urls_not_served"
 
 
 def test_serve_inference_as_a_mirror_needs_its_key_and_follows() -> None:

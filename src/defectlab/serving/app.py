@@ -280,6 +280,8 @@ async def detect(request: Request) -> Response:
                 asked.version,
             )
             images = list(asked.images)
+            if asked.urls and service.mirror is not None:
+                raise service.mirror.no_urls()
             if asked.urls:
                 fetched = await run_in_threadpool(
                     _in_language,

@@ -44,7 +44,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from defectlab import signature
-from defectlab.errors import DefectLabError, NotFound
+from defectlab.errors import DefectLabError, Invalid, NotFound
 from defectlab.serving.keys import KeyInfo, digest
 from defectlab.serving.limits import LocalCounters
 from defectlab.serving.loaded import OVERHEAD, Loaded, Models, Routes
@@ -223,6 +223,14 @@ class Mirror:
             "models_loaded": sum(1 for follow in follows if follow["ready"]),
             "follows": follows,
         }
+
+    @staticmethod
+    def no_urls() -> DefectLabError:
+        """The refusal of images by URL: the fetcher's allowlist is in the center's database."""
+        return Invalid(
+            _("An edge mirror does not fetch images by URL: send the image itself."),
+            code="urls_not_served",
+        )
 
     # ------------------------------------------------------------------ the follower
 
