@@ -139,6 +139,7 @@ class Upstream:
         with self._get(path, headers) as response:
             if response.status_code == 206:
                 if not response.headers.get("content-range", "").startswith(f"bytes {have}-"):
+                    part.unlink(missing_ok=True)  # start over next time
                     raise UpstreamError("the center sent another part of the file than asked")
                 mode = "ab"
             elif response.status_code == 200:
