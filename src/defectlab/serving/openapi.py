@@ -125,92 +125,90 @@ _NAME = {
 }
 
 
+_SCOPE = "The key lacks the `models` scope."
+_MISSING = "The caller's organization has no such model, alias or ready version."
+_UNAUTHORIZED = "No key, or a wrong, revoked or badly signed one."
+
+
 def _mirror_paths() -> dict[str, Any]:
     """What an edge mirror asks (docs/edge.md); a key with the `models` scope."""
-    scope = "The key lacks the `models` scope."
-    missing = "The caller's organization has no such model, alias or ready version."
     return {
-        "/v1/models/{name}/aliases/{alias}": {
-            "get": {
-                "operationId": "model_alias",
-                "summary": "The version an alias names now (for edge mirrors)",
-                "parameters": [
-                    _NAME,
-                    {"name": "alias", "in": "path", "required": True, "schema": {"type": "string"}},
-                ],
-                "responses": {
-                    "200": {
-                        "description": "The version, its file's hash, size and path.",
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/MirroredVersion"}
-                            }
-                        },
-                    },
-                    "401": _error("No key, or a wrong, revoked or badly signed one."),
-                    "403": _error(scope),
-                    "404": _error(missing),
+        "/v1/models/{name}/aliases/{alias}": {"get": _alias_operation()},
+        "/v1/models/{name}/versions/{number}/file": {"get": _file_operation()},
+    }
+
+
+def _alias_operation() -> dict[str, Any]:
+    return {
+        "operationId": "model_alias",
+        "summary": "The version an alias names now (for edge mirrors)",
+        "parameters": [
+            _NAME,
+            {"name": "alias", "in": "path", "required": True, "schema": {"type": "string"}},
+        ],
+        "responses": {
+            "200": {
+                "description": "The version, its file's hash, size and path.",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/MirroredVersion"}}
                 },
-            }
+            },
+            "401": _error(_UNAUTHORIZED),
+            "403": _error(_SCOPE),
+            "404": _error(_MISSING),
         },
-        "/v1/models/{name}/versions/{number}/file": {
-            "get": {
-                "operationId": "model_version_file",
-                "summary": "A version's .onnx file (for edge mirrors); resumable with Range",
-                "parameters": [
-                    _NAME,
-                    {
-                        "name": "number",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "integer", "minimum": 1},
-                    },
-                    {
-                        "name": "Range",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string"},
-                        "description": "`bytes=N-` (or `bytes=N-M`): the rest of the file from N.",
-                    },
-                    {
-                        "name": "If-Range",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string"},
-                        "description": "The ETag the client's part came from; another sends it whole.",
-                    },
-                ],
-                "responses": {
-                    "200": {
-                        "description": "The whole file; `ETag` is its SHA-256.",
-                        "headers": {
-                            "ETag": {"schema": {"type": "string"}},
-                            "Content-Length": {"schema": {"type": "integer"}},
-                        },
-                        "content": {
-                            "application/octet-stream": {
-                                "schema": {"type": "string", "format": "binary"}
-                            }
-                        },
-                    },
-                    "206": {
-                        "description": "The part asked for, with `Content-Range`.",
-                        "headers": {
-                            "ETag": {"schema": {"type": "string"}},
-                            "Content-Range": {"schema": {"type": "string"}},
-                        },
-                        "content": {
-                            "application/octet-stream": {
-                                "schema": {"type": "string", "format": "binary"}
-                            }
-                        },
-                    },
-                    "401": _error("No key, or a wrong, revoked or badly signed one."),
-                    "403": _error(scope),
-                    "404": _error(missing),
-                    "416": _error("A range that starts past the file's end."),
+    }
+
+
+def _file_operation() -> dict[str, Any]:
+    binary = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    return {
+        "operationId": "model_version_file",
+        "summary": "A version's .onnx file (for edge mirrors); resumable with Range",
+        "parameters": [
+            _NAME,
+            {
+                "name": "number",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 1},
+            },
+            {
+                "name": "Range",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "`bytes=N-` (or `bytes=N-M`): the rest of the file from N.",
+            },
+            {
+                "name": "If-Range",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "The ETag the client's part came from; another sends it whole.",
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "The whole file; `ETag` is its SHA-256.",
+                "headers": {
+                    "ETag": {"schema": {"type": "string"}},
+                    "Content-Length": {"schema": {"type": "integer"}},
                 },
-            }
+                "content": binary,
+            },
+            "206": {
+                "description": "The part asked for, with `Content-Range`.",
+                "headers": {
+                    "ETag": {"schema": {"type": "string"}},
+                    "Content-Range": {"schema": {"type": "string"}},
+                },
+                "content": binary,
+            },
+            "401": _error(_UNAUTHORIZED),
+            "403": _error(_SCOPE),
+            "404": _error(_MISSING),
+            "416": _error("A range that starts past the file's end."),
         },
     }
 
