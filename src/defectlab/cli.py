@@ -296,8 +296,44 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 @main.command("serve-inference")
 @click.option("--host", default=None, help="[default: DEFECTLAB_INFERENCE_HOST]")
 @click.option("--port", default=None, type=int, help="[default: DEFECTLAB_INFERENCE_PORT]")
-def serve_inference(host: str | None, port: int | None) -> None:
-    """Serve the detection API (/v1/detect) with uvicorn: one process; run more for more."""
+@click.option(
+    "--upstream",
+    default=None,
+    help="Run as an edge mirror of the detection service at this address "
+    "[default: DEFECTLAB_MIRROR_UPSTREAM].",
+)
+@click.option(
+    "--key",
+    default=None,
+    help="The mirror's organization API key, with the `models` scope "
+    "[default: DEFECTLAB_MIRROR_KEY].",
+)
+@click.option(
+    "--follow",
+    "follows",
+    multiple=True,
+    metavar="NAME:ALIAS",
+    help="A model alias the mirror follows and serves; repeat for more "
+    "[default: DEFECTLAB_MIRROR_FOLLOW].",
+)
+@click.option(
+    "--sign/--no-sign",
+    default=None,
+    help="Sign the mirror's calls to the center instead of sending the key "
+    "[default: DEFECTLAB_MIRROR_SIGN].",
+)
+def serve_inference(
+    host: str | None,
+    port: int | None,
+    upstream: str | None,
+    key: str | None,
+    follows: tuple[str, ...],
+    sign: bool | None,
+) -> None:
+    """Serve the detection API (/v1/detect) with uvicorn: one process; run more for more.
+
+    With --upstream, --key and --follow it is an edge mirror (docs/edge.md): it serves the
+    followed aliases' versions, kept under $DEFECTLAB_DATA_DIR/mirror/, without a database."""
     _django()
     from django.conf import settings
 
@@ -309,8 +345,43 @@ def serve_inference(host: str | None, port: int | None) -> None:
 
     host = host or settings.INFERENCE_HOST
     port = port or settings.INFERENCE_PORT
+    upstream = upstream or settings.MIRROR_UPSTREAM
+    mirror = None
+    if upstream or key or follows:
+        mirror = _mirror(
+            upstream,
+            key or settings.MIRROR_KEY,
+            list(follows) or settings.MIRROR_FOLLOW,
+            settings.MIRROR_SIGN if sign is None else sign,
+        )
+        click.echo(
+            f"An edge mirror of {upstream}, following {', '.join(follows or settings.MIRROR_FOLLOW)}"
+        )
     click.echo(f"The detection service is serving on http://{host}:{port}/")
-    run(host, port)
+    run(host, port, mirror)
+
+
+def _mirror(upstream: str | None, key: str, follows: list[str], sign: bool) -> Any:
+    """The edge mirror `serve-inference` runs as, or an exit saying what is missing."""
+    from django.conf import settings
+
+    from defectlab.serving.mirror import Mirror, parse_follow
+    from defectlab.serving.upstream import Upstream
+
+    if not upstream or not key or not follows:
+        sys.exit("An edge mirror needs --upstream, --key and at least one --follow NAME:ALIAS.")
+    try:
+        followed = [parse_follow(text) for text in follows]
+        return Mirror(
+            Upstream(upstream, key, sign=sign),
+            key,
+            followed,
+            settings.DATA_DIR / "mirror",
+            refresh_seconds=settings.MIRROR_REFRESH_SECONDS or settings.INFERENCE_REFRESH_SECONDS,
+            backoff_max_seconds=settings.MIRROR_BACKOFF_MAX_SECONDS,
+        )
+    except ValueError as error:
+        sys.exit(f"Cannot run as an edge mirror: {error}.")
 
 
 def embedded_worker() -> int:

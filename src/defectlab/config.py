@@ -60,6 +60,13 @@ def whole_number(value: str) -> int:
     return number
 
 
+def zero_or_more(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError("expected a number, zero or more")
+    return number
+
+
 def csv_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 

@@ -80,12 +80,29 @@ def sign(
     parts = split_key(key)
     if parts is None:
         raise ValueError("not a DefectLab organization API key (dlk_…)")
+    return sign_with(
+        parts[0], signing_key(key), method, target, body, timestamp=timestamp, nonce=nonce
+    )
+
+
+def sign_with(
+    key_id: str,
+    key: bytes,
+    method: str,
+    target: str,
+    body: bytes,
+    *,
+    timestamp: int | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
+    """The headers that sign one request with a key's id and signing key (`signing_key`): for a
+    process that keeps the signing key and not the API key itself."""
     timestamp = int(time.time()) if timestamp is None else timestamp
     nonce = nonce or secrets.token_urlsafe(18)
     content = body_hash(body)
-    mac = signature(signing_key(key), canonical(method, target, timestamp, nonce, content))
+    mac = signature(key, canonical(method, target, timestamp, nonce, content))
     return {
-        "Authorization": f"{SCHEME} key={parts[0]}, ts={timestamp}, nonce={nonce}, signature={mac}",
+        "Authorization": f"{SCHEME} key={key_id}, ts={timestamp}, nonce={nonce}, signature={mac}",
         BODY_HEADER: content,
     }
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -53,38 +51,34 @@ def test_over_the_rate_is_429_with_retry_after(serve: Any, tenant: Tenant, key: 
     assert codes == ["ok", "rate_limited"]
 
 
-def slow_body(first_part: bytes, release: threading.Event) -> Iterator[bytes]:
-    yield first_part
-    release.wait(30)
-
-
 def test_a_second_request_while_the_first_is_in_progress_is_429(
     serve: Any, tenant: Tenant, key: str
 ) -> None:
     set_quota(tenant.organization, None, concurrent_requests=1, requests_per_minute=None)
-    release = threading.Event()
+    running, release = threading.Event(), threading.Event()
     with serve() as client:
-        # The first request is admitted as soon as its headers arrive, and holds its place
-        # while its body is still on the way.
-        holder = threading.Thread(
-            target=lambda: client.post(
-                "/v1/detect?model=panels",
-                content=slow_body(b"\xff\xd8", release),
-                headers={**bearer(key), "Content-Type": "image/jpeg"},
-            )
-        )
+        assert detect(client, key).status_code == 200  # the model is loaded
+        # The next run waits for the test: the first request stays in progress meanwhile.
+        (loaded,) = client.service.models.held()
+        run = loaded.detector.detect_each
+
+        def held_run(*args: Any, **kwargs: Any) -> Any:
+            running.set()
+            release.wait(30)
+            return run(*args, **kwargs)
+
+        loaded.detector.detect_each = held_run
+        first: list[Any] = []
+        holder = threading.Thread(target=lambda: first.append(detect(client, key)))
         holder.start()
         try:
-            deadline = time.monotonic() + 10
-            while True:
-                second = detect(client, key)
-                if second.status_code == 429 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.02)
+            assert running.wait(30)
+            second = detect(client, key)
         finally:
             release.set()
             holder.join()
         third = detect(client, key)  # the first is done: room again
+    assert first[0].status_code == 200
     assert second.status_code == 429
     assert second.json()["error"]["code"] == "too_many_concurrent"
     assert second.headers["Retry-After"] == "1"

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, connection, connections
@@ -54,6 +54,9 @@ from defectlab.serving.models import Scope
 from defectlab.serving.openapi import schema
 from defectlab.serving.quotas import Limits, limits_of
 from defectlab.serving.scheduler import Options, Overloaded, Scheduler, Work
+
+if TYPE_CHECKING:
+    from defectlab.serving.mirror import Mirror
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,7 +92,7 @@ def _close_connections(barrier: threading.Barrier) -> None:
 class Service:
     """Everything one process of the service holds."""
 
-    def __init__(self) -> None:
+    def __init__(self, mirror: Mirror | None = None) -> None:
         self.counters = counters(settings.REDIS_URL)
         self.refresh_seconds = settings.INFERENCE_REFRESH_SECONDS
         self.keys = KeyCache(self.refresh_seconds, self.blocking_default)
@@ -108,6 +111,10 @@ class Service:
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
         self.ready = False
+        # An edge mirror (serving/mirror.py) puts its own keys, routes and meter in place here.
+        self.mirror = mirror
+        if mirror is not None:
+            mirror.equip(self)
 
     async def blocking(self, lang: str, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` on the service's pool of threads, in the language ``lang``."""
@@ -132,6 +139,8 @@ class Service:
         self.meter.start()
         self._refresher = threading.Thread(target=self._refresh, name="refresher", daemon=True)
         self._refresher.start()
+        if self.mirror is not None:
+            self.mirror.start()
 
     def _refresh(self) -> None:
         try:
@@ -155,6 +164,8 @@ class Service:
     async def stop(self) -> None:
         self._stop.set()
         loop = asyncio.get_running_loop()
+        if self.mirror is not None:
+            await loop.run_in_executor(None, self.mirror.stop)
         await loop.run_in_executor(None, self.scheduler.stop)  # runs what is queued, then stops
         await loop.run_in_executor(None, self.meter.stop)
         if self._refresher is not None:
@@ -336,6 +347,8 @@ async def _answer(service: Service, request: Request, exchange: Exchange) -> dic
         exchange.lang, service.routes.resolve, organization, asked.model, asked.alias, asked.version
     )
     images = list(asked.images)
+    if asked.urls and service.mirror is not None:
+        raise service.mirror.no_urls()
     if asked.urls:
         fetched = await service.blocking(
             exchange.lang, _fetch_urls, organization, asked.urls, limits.max_image_bytes
@@ -438,6 +451,9 @@ def _database_answers() -> bool:
 
 async def readyz(request: Request) -> Response:
     service: Service = request.app.state.service
+    if service.mirror is not None:  # an edge mirror: its follows, no database
+        state = service.mirror.readiness()
+        return JSONResponse(state, status_code=200 if state["ready"] else 503)
     database = await service.blocking_default(_database_answers)
     ready = service.ready and database
     body = {
@@ -473,6 +489,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 def create_app(service: Service | None = None) -> Starlette:
     """The app; ``service`` for tests that hold their own."""
+    from defectlab.serving import catalog  # it uses this module's helpers
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -491,6 +508,9 @@ def create_app(service: Service | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/openapi.json", openapi),
+            # For edge mirrors (serving/catalog.py).
+            Route("/v1/models/{name}/aliases/{alias}", catalog.alias),
+            Route("/v1/models/{name}/versions/{number:int}/file", catalog.version_file),
         ],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,

@@ -91,6 +91,128 @@ _ANSWER = {
 }
 
 
+_MIRRORED = {
+    "type": "object",
+    "required": ["model", "alias", "version", "sha256", "size", "file"],
+    "properties": {
+        "model": {"type": "string"},
+        "alias": {"type": "string"},
+        "version": {"type": "integer", "description": "The version's number."},
+        "sha256": {"type": "string", "description": "SHA-256 of the file (hex): check it."},
+        "size": {"type": "integer", "description": "The file's size in bytes."},
+        "names": {"type": "array", "items": {"type": "string"}, "description": "Class names."},
+        "input_size": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "minItems": 2,
+            "maxItems": 2,
+            "description": "Height and width of the model's input.",
+        },
+        "layout": {"type": "string", "description": "The output layout the engine reads."},
+        "conf": {"type": "number"},
+        "iou": {"type": "number"},
+        "max_det": {"type": "integer"},
+        "file": {"type": "string", "description": "The path of the version's file."},
+    },
+}
+
+_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The model's name.",
+}
+
+
+_SCOPE = "The key lacks the `models` scope."
+_MISSING = "The caller's organization has no such model, alias or ready version."
+_UNAUTHORIZED = "No key, or a wrong, revoked or badly signed one."
+
+
+def _mirror_paths() -> dict[str, Any]:
+    """What an edge mirror asks (docs/edge.md); a key with the `models` scope."""
+    return {
+        "/v1/models/{name}/aliases/{alias}": {"get": _alias_operation()},
+        "/v1/models/{name}/versions/{number}/file": {"get": _file_operation()},
+    }
+
+
+def _alias_operation() -> dict[str, Any]:
+    return {
+        "operationId": "model_alias",
+        "summary": "The version an alias names now (for edge mirrors)",
+        "parameters": [
+            _NAME,
+            {"name": "alias", "in": "path", "required": True, "schema": {"type": "string"}},
+        ],
+        "responses": {
+            "200": {
+                "description": "The version, its file's hash, size and path.",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/MirroredVersion"}}
+                },
+            },
+            "401": _error(_UNAUTHORIZED),
+            "403": _error(_SCOPE),
+            "404": _error(_MISSING),
+        },
+    }
+
+
+def _file_operation() -> dict[str, Any]:
+    binary = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    return {
+        "operationId": "model_version_file",
+        "summary": "A version's .onnx file (for edge mirrors); resumable with Range",
+        "parameters": [
+            _NAME,
+            {
+                "name": "number",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 1},
+            },
+            {
+                "name": "Range",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "`bytes=N-` (or `bytes=N-M`): the rest of the file from N.",
+            },
+            {
+                "name": "If-Range",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "The ETag the client's part came from; another sends it whole.",
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "The whole file; `ETag` is its SHA-256.",
+                "headers": {
+                    "ETag": {"schema": {"type": "string"}},
+                    "Content-Length": {"schema": {"type": "integer"}},
+                },
+                "content": binary,
+            },
+            "206": {
+                "description": "The part asked for, with `Content-Range`.",
+                "headers": {
+                    "ETag": {"schema": {"type": "string"}},
+                    "Content-Range": {"schema": {"type": "string"}},
+                },
+                "content": binary,
+            },
+            "401": _error(_UNAUTHORIZED),
+            "403": _error(_SCOPE),
+            "404": _error(_MISSING),
+            "416": _error("A range that starts past the file's end."),
+        },
+    }
+
+
 def _error(description: str, retry: bool = False) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "description": description,
@@ -212,7 +334,7 @@ def schema() -> dict[str, Any]:
             ),
         },
         "components": {
-            "schemas": {"Error": _ERROR, "Detections": _ANSWER},
+            "schemas": {"Error": _ERROR, "Detections": _ANSWER, "MirroredVersion": _MIRRORED},
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "dlk_… key"},
                 "signed": {
@@ -226,6 +348,7 @@ def schema() -> dict[str, Any]:
         "security": [{"apiKey": []}, {"signed": []}],
         "paths": {
             "/v1/detect": {"post": _detect()},
+            **_mirror_paths(),
             "/healthz": _probe("healthz", "The process answers", {"200": "Alive."}),
             "/readyz": _probe(
                 "readyz",

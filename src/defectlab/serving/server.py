@@ -3,16 +3,19 @@ out by running more, behind a load balancer: quotas hold across them with Redis)
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
 
-def run(host: str, port: int) -> None:
+def run(host: str, port: int, mirror: Any = None) -> None:
+    """Serve until stopped; with ``mirror`` (serving/mirror.py) as an edge mirror."""
     import uvicorn
 
-    from defectlab.serving.app import create_app
+    from defectlab.serving.app import Service, create_app
 
     uvicorn.run(
-        create_app(),
+        create_app(Service(mirror) if mirror is not None else None),
         host=host,
         port=port,
         log_config=None,  # the installation's logging (JSON lines on stdout)
