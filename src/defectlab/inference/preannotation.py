@@ -56,7 +56,7 @@ from defectlab.inference.models import (
     ProjectModel,
     VersionState,
 )
-from defectlab.inference.registry import read_file, refusal
+from defectlab.inference.registry import read_file, refusal, thresholds
 from defectlab.jobs.models import FINISHED, Job, JobState
 from defectlab.jobs.services import start_job
 from defectlab.labeling.models import AnnotationVersion, Prediction, Project, Task
@@ -257,11 +257,11 @@ class VersionRun:
 
     def predict(self, part: list[Task]) -> Iterator[Shapes | str]:
         """Each task's proposals, or why its image could not be had or read, in turn."""
-        found = self.detector.detect_stream([_image_of(task) for task in part], tile=self.tile)
+        found = self.detector.detect_stream([image_of(task) for task in part], tile=self.tile)
         with closing(found):
             for task, result in zip(part, found, strict=True):
                 if isinstance(result, Exception):
-                    yield _reason(result)
+                    yield failure_reason(result)
                     continue
                 if not size_known(task):
                     note_size(task, (result.width, result.height))
@@ -344,7 +344,7 @@ def _run_of(project: Project, params: Mapping[str, Any]) -> VersionRun | Backend
     return VersionRun(project, version, bool(params.get("tile")))
 
 
-def _image_of(task: Task) -> Callable[[], bytes]:
+def image_of(task: Task) -> Callable[[], bytes]:
     """What reads ``task``'s image for the engine's stream: a read from this installation's
     storage, made on the stream's thread; an image kept by reference is fetched now (see the
     module docstring), a failure kept to be raised there."""
@@ -366,7 +366,7 @@ def _raise(error: Exception) -> bytes:
     raise error
 
 
-def _reason(error: Exception) -> str:
+def failure_reason(error: Exception) -> str:
     if isinstance(error, EngineError):
         return error.localized(_)
     if isinstance(error, DefectLabError):
@@ -377,16 +377,19 @@ def _reason(error: Exception) -> str:
 
 
 def load_detector(version: ModelVersion) -> Detector:
-    """The engine's detector for ``version``, with its thresholds and input size."""
+    """The engine's detector for ``version``, with its input size and the thresholds a
+    detection with it uses (`registry.thresholds`: the organization's saved sensitivity of
+    the model over the version's defaults)."""
     from defectlab.inference.engine import Detector
 
+    conf, iou, max_det = thresholds(version)
     try:
         return Detector(
             read_file(version),
             names=version.names or None,
-            conf=version.conf,
-            iou=version.iou,
-            max_det=version.max_det,
+            conf=conf,
+            iou=iou,
+            max_det=max_det,
             input_size=(version.input_height, version.input_width),
         )
     except EngineError as error:
