@@ -20,17 +20,12 @@ from defectlab.inference.models import DetectionModel, ModelVersion
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling import services
 from defectlab.labeling.models import Prediction, Project, Task
-from defectlab.media.storage import default_storage
 from defectlab.media.references import ImageRef
+from defectlab.media.storage import default_storage
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import AuditEvent, Role
 from tests.conftest import Tenant, client_for, make_tenant
-from tests.inference.test_preannotation import (  # noqa: F401 - fixtures
-    PANELS,
-    demo_model,
-    manager,
-    panels,
-)
+from tests.inference.test_preannotation import PANELS
 
 pytestmark = pytest.mark.django_db
 

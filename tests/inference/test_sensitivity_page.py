@@ -19,12 +19,7 @@ from defectlab.labeling.models import Project
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import AuditEvent, Role
 from tests.conftest import Tenant, signed_in
-from tests.inference.test_preannotation import (  # noqa: F401 - fixtures
-    PANELS,
-    demo_model,
-    manager,
-    panels,
-)
+from tests.inference.test_preannotation import PANELS
 
 pytestmark = pytest.mark.django_db
 

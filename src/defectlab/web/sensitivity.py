@@ -56,7 +56,7 @@ def _job(request: HttpRequest, model: DetectionModel) -> Job | None:
         job = scoped_or_404(Job.objects.select_related("started_by"), request, pk=int(raw))
         if job.kind != sensitivity.KIND or job.params.get("model") != model.pk:
             raise Http404
-        return job  # type: ignore[no-any-return]
+        return job
     return sensitivity.latest_preview(model)
 
 
@@ -152,9 +152,9 @@ def _version_of(
     if job is not None:
         found = versions.filter(pk=job.params.get("version") or 0).first()
         if found is not None:
-            return found  # type: ignore[no-any-return]
+            return found
     if runs:
-        return versions.filter(number=runs[0]["number"]).first()  # type: ignore[no-any-return]
+        return versions.filter(number=runs[0]["number"]).first()
     return None
 
 
