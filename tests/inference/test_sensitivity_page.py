@@ -74,6 +74,8 @@ def test_a_preview_from_the_page_then_save_and_reset(
     assert (demo_model.conf, demo_model.iou) == (0.55, 0.4)
     page = client.get(answer["Location"]).content.decode()
     assert 'value="0.55"' in page and 'value="0.40"' in page and 'id="reset-sensitivity"' in page
+    model_page = client.get(f"/models/{demo_model.pk}/").content.decode()
+    assert re.search(r'id="model-sensitivity-saved">[^<]*0\.55 · IoU 0\.4<', model_page)
     refused = client.post(url, {"action": "save", "conf": "1", "iou": "0.4"}, follow=True)
     assert 'class="message error"' in refused.content.decode()
     client.post(url, {"action": "reset", "job": job.pk})

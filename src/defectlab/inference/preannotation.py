@@ -9,6 +9,9 @@ Which tasks. Those the task table's filter names (all, unlabeled, one status, on
 among the tasks that exist when the job starts (the largest id then is kept in the job), in id
 order. A job started on import names the new tasks' ids instead.
 
+Which thresholds: `registry.thresholds` — the organization's saved sensitivity of the model
+(its ``conf`` / ``iou``) where set, else the version's own defaults, read when the job runs.
+
 Which labels: `mapping` (the project's class → label mapping for the model; a backend's regions
 name the project's labels already).
 
