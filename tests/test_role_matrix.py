@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from defectlab.inference.models import DetectionModel
 from defectlab.media.connections import create_connection
 from defectlab.tenancy.models import Membership, Role
 from tests.conftest import Tenant, annotate, box, client_for, png_bytes
@@ -78,6 +79,11 @@ def _create_storage(client: Any, t: Tenant) -> Any:
         "secret_key": "secret",
     }
     return client.post("/api/storages/", body, format="json")
+
+
+def _sensitivity(client: Any, t: Tenant) -> Any:
+    model = DetectionModel.objects.create(organization=t.organization, name="Surface")
+    return client.put(f"/api/models/{model.pk}/sensitivity/", {"conf": 0.4}, format="json")
 
 
 def _role_change(client: Any, t: Tenant) -> Any:
@@ -150,6 +156,7 @@ MATRIX = [
             format="json",
         ),
     ),
+    Cell("set a model's sensitivity", MANAGERS, _sensitivity),
     Cell("delete a task", MANAGERS, lambda c, t: c.delete(f"/api/tasks/{t.tasks[0].pk}/")),
     Cell("list storages", EVERYONE, lambda c, t: c.get(f"/api/storages/?project={t.project.pk}")),
     Cell("view a storage", EVERYONE, lambda c, t: c.get(f"/api/storages/{_storage(t).pk}/")),

@@ -71,6 +71,7 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "backends": Organization,
     "model": DetectionModel,
     "model_versions": DetectionModel,
+    "model_sensitivity": DetectionModel,
     "project_preannotate": Project,
 }
 

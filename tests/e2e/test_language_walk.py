@@ -182,6 +182,43 @@ def test_every_page_and_error_page_speaks_chinese(
         failed=1,
         started_by=owner,
     )
+    # A sensitivity preview that ran (its page draws the boxes and counts them per class).
+    previewed = tenant.tasks[0]
+    Job.objects.create(
+        organization=tenant.organization,
+        project=tenant.project,
+        kind="sensitivity_preview",
+        state=JobState.SUCCEEDED,
+        params={
+            "model": detector.pk,
+            "version": detector.versions.get(number=1).pk,
+            "number": 1,
+            "alias": "production",
+        },
+        result={
+            "model": detector.pk,
+            "version": 1,
+            "alias": "production",
+            "layout": "yolov8",
+            "nms": True,
+            "max_det": 300,
+            "floor": 0.01,
+            "names": ["crack", "pit"],
+            "images": [
+                {
+                    "task": previewed.pk,
+                    "width": previewed.width,
+                    "height": previewed.height,
+                    "boxes": [[2, 2, 20, 20], [4, 4, 30, 30]],
+                    "scores": [0.9, 0.4],
+                    "classes": [0, 1],
+                }
+            ],
+        },
+        total=1,
+        done=1,
+        started_by=owner,
+    )
     backend = create_backend(
         tenant.organization, owner, name="SAM", url="http://127.0.0.1:9", auth="Token x"
     )
@@ -267,6 +304,7 @@ def test_every_page_and_error_page_speaks_chinese(
         f"/projects/{project + 1000}/",  # another organization's or nobody's: 404
     ]:
         visit(url)
+    visit(f"/models/{detector.pk}/sensitivity/", ready="#preview-images[data-drawn='2']")
     # A backend's check, refused (loopback): the problem, its rule and where it is lifted.
     page.goto(f"/o/{organization}/backends/")
     with page.expect_navigation():

@@ -185,3 +185,26 @@ def test_a_version_that_cannot_be_loaded_at_all_is_503(
     assert response.json()["error"]["code"] == "model_unavailable"
     assert "panels" in response.json()["error"]["message"]
     assert other.status_code == 200
+
+
+def test_the_organizations_saved_sensitivity_applies_within_the_refresh_time(
+    serve: Any, two_versions: tuple[DetectionModel, str]
+) -> None:
+    model, key = two_versions  # v1 finds one scratch scored 0.9
+
+    def found(client: Any) -> int:
+        return len(ask(client, key).json()["results"][0]["detections"])
+
+    with serve() as client:
+        assert found(client) == 1
+        registry.set_sensitivity(model, None, conf=0.95)
+        wait_for(lambda: found(client) == 0)
+        asked_lower = client.post(
+            "/v1/detect",
+            params={"model": "panels", "conf": "0.5"},
+            files={"image": SQUARE},
+            headers=bearer(key),
+        )
+        registry.set_sensitivity(model, None, conf=None)
+        wait_for(lambda: found(client) == 1)
+    assert len(asked_lower.json()["results"][0]["detections"]) == 1  # the request's own wins

@@ -1,8 +1,8 @@
 """REST API of the model registry: `/api/models/`.
 
 Members read their organizations' models, versions and aliases; managers and owners make
-models, upload versions, change a version's notes and thresholds and move aliases (others get
-403). Another organization's model answers 404. An upload is checked at once (a refusal is a
+models, upload versions, change a version's notes and thresholds, set the organization's
+thresholds for a model (its sensitivity) and move aliases (others get 403). Another organization's model answers 404. An upload is checked at once (a refusal is a
 400 with the check's ``code`` and changes nothing) and answers 202: its version is
 ``validating`` until the check job (``job``) makes it ``ready`` or ``failed``."""
 
@@ -26,7 +26,7 @@ from defectlab.inference import acceptance, registry
 from defectlab.inference.models import DetectionModel, ModelAlias, ModelVersion
 from defectlab.media.storage import default_storage
 from defectlab.params import keyset_page, query_int
-from defectlab.schema import page_serializer
+from defectlab.schema import documented_field, page_serializer
 from defectlab.tenancy.models import Organization
 from defectlab.tenancy.roles import Can
 from defectlab.tenancy.services import get_scoped, require
@@ -66,6 +66,18 @@ class ModelSerializer(serializers.ModelSerializer[DetectionModel]):
     aliases = AliasSerializer(many=True, read_only=True)
     versions = serializers.IntegerField(source="versions.count", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)  # type: ignore[var-annotated]
+    conf = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        help_text="The organization's confidence threshold for this model (its sensitivity), "
+        "used over a version's own `conf` when set; null: each version's own applies.",
+    )
+    iou = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        help_text="The organization's IoU threshold of non-maximum suppression for this model, "
+        "used over a version's own `iou` when set; null: each version's own applies.",
+    )
 
     class Meta:
         model = DetectionModel
@@ -76,10 +88,12 @@ class ModelSerializer(serializers.ModelSerializer[DetectionModel]):
             "description",
             "versions",
             "aliases",
+            "conf",
+            "iou",
             "created_by",
             "created_at",
         ]
-        read_only_fields = ["id", "versions", "aliases", "created_by", "created_at"]
+        read_only_fields = ["id", "versions", "aliases", "conf", "iou", "created_by", "created_at"]
 
 
 class VersionSerializer(serializers.ModelSerializer[ModelVersion]):
@@ -198,6 +212,35 @@ class UploadSerializer(ThresholdFields):
         max_value=16384,
         help_text="Letterbox side for a model exported with a dynamic height and width "
         "(default: its metadata's imgsz, else 640).",
+    )
+
+
+ConfField = documented_field(
+    "ConfField",
+    serializers.FloatField,
+    {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1,
+     "exclusiveMaximum": True, "nullable": True},
+)  # fmt: skip
+IouField = documented_field(
+    "IouField",
+    serializers.FloatField,
+    {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1, "nullable": True},
+)
+
+
+class SensitivitySerializer(serializers.Serializer[Any]):
+    conf = ConfField(
+        required=False,
+        allow_null=True,
+        help_text="Confidence threshold, above 0 and below 1: a detection keeps the boxes "
+        "scored above it. Null or left out: each version's own `conf` applies.",
+    )
+    iou = IouField(
+        required=False,
+        allow_null=True,
+        help_text="IoU threshold of non-maximum suppression, above 0 and at most 1: a box "
+        "whose overlap with a better box of its class is above it goes (1: none goes). Null or "
+        "left out: each version's own `iou` applies.",
     )
 
 
@@ -430,6 +473,28 @@ class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
             model, acting_user(request), name, form.validated_data["version"]
         )
         return Response(AliasSerializer(alias).data)
+
+    @extend_schema(
+        summary="Set a model's sensitivity",
+        description="The organization's own thresholds for the model (managers and owners): "
+        "`conf` and `iou`, used over each version's defaults by pre-annotation and the "
+        "detection service when the caller names none; null (or left out) clears one, and "
+        "the version's own applies again. In the audit trail (`model.sensitivity_changed`, "
+        "with `from` and `to`). Answers the model.",
+        request=SensitivitySerializer,
+        responses=ModelSerializer,
+    )
+    @action(detail=True, methods=["put"], parser_classes=[JSONParser, FormParser])
+    def sensitivity(self, request: Request, pk: str) -> Response:
+        model = self.get_object()
+        self._manage(model)
+        form = SensitivitySerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        registry.set_sensitivity(
+            model, acting_user(request), conf=data.get("conf"), iou=data.get("iou")
+        )
+        return Response(ModelSerializer(_models().get(pk=model.pk)).data)
 
     @extend_schema(
         summary="Remove an alias",

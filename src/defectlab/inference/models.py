@@ -17,13 +17,19 @@ from defectlab.tenancy.models import Organization, User
 
 
 class DetectionModel(models.Model):
-    """One detector of an organization (its name is unique there), with its versions."""
+    """One detector of an organization (its name is unique there), with its versions.
+
+    ``conf`` and ``iou`` are the organization's own thresholds for it (its "sensitivity", set
+    on the sensitivity page): when set, a detection with any of its versions uses them instead
+    of the version's defaults (``registry.thresholds``); null keeps the version's."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    conf = models.FloatField(null=True, blank=True)
+    iou = models.FloatField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -9,6 +9,9 @@ Which tasks. Those the task table's filter names (all, unlabeled, one status, on
 among the tasks that exist when the job starts (the largest id then is kept in the job), in id
 order. A job started on import names the new tasks' ids instead.
 
+Which thresholds: `registry.thresholds` — the organization's saved sensitivity of the model
+(its ``conf`` / ``iou``) where set, else the version's own defaults, read when the job runs.
+
 Which labels: `mapping` (the project's class → label mapping for the model; a backend's regions
 name the project's labels already).
 
@@ -256,11 +259,11 @@ class VersionRun:
 
     def predict(self, part: list[Task]) -> Iterator[Shapes | str]:
         """Each task's proposals, or why its image could not be had or read, in turn."""
-        found = self.detector.detect_stream([_image_of(task) for task in part], tile=self.tile)
+        found = self.detector.detect_stream([image_of(task) for task in part], tile=self.tile)
         with closing(found):
             for task, result in zip(part, found, strict=True):
                 if isinstance(result, Exception):
-                    yield _reason(result)
+                    yield failure_reason(result)
                     continue
                 if not size_known(task):
                     note_size(task, (result.width, result.height))
@@ -343,7 +346,7 @@ def _run_of(project: Project, params: Mapping[str, Any]) -> VersionRun | Backend
     return VersionRun(project, version, bool(params.get("tile")))
 
 
-def _image_of(task: Task) -> Callable[[], bytes]:
+def image_of(task: Task) -> Callable[[], bytes]:
     """What reads ``task``'s image for the engine's stream: a read from this installation's
     storage, made on the stream's thread; an image kept by reference is fetched now (see the
     module docstring), a failure kept to be raised there."""
@@ -365,7 +368,7 @@ def _raise(error: Exception) -> bytes:
     raise error
 
 
-def _reason(error: Exception) -> str:
+def failure_reason(error: Exception) -> str:
     if isinstance(error, EngineError):
         return error.localized(_)
     if isinstance(error, DefectLabError):

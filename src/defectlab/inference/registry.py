@@ -371,6 +371,62 @@ def update_version(version: ModelVersion, user: User | None, **changes: Any) -> 
     return version
 
 
+# ---------------------------------------------------------------------------- sensitivity
+
+
+def thresholds(version: ModelVersion) -> tuple[float, float, int]:
+    """``(conf, iou, max_det)`` a detection with ``version`` uses when its caller gives none:
+    the organization's saved sensitivity of the version's model (``DetectionModel.conf`` /
+    ``iou``, each when set) over the version's own defaults; ``max_det`` is the version's.
+    Reads ``version.model`` (select it with the version to spare a query)."""
+    model = version.model
+    conf = model.conf if model.conf is not None else version.conf
+    iou = model.iou if model.iou is not None else version.iou
+    return conf, iou, version.max_det
+
+
+def clean_sensitivity(conf: Any, iou: Any) -> dict[str, float | None]:
+    """``conf`` in (0, 1) and ``iou`` in (0, 1], each a number or None (not set)."""
+    cleaned: dict[str, float | None] = {"conf": None, "iou": None}
+    for key, value in (("conf", conf), ("iou", iou)):
+        if value is None or value == "":
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise Invalid(_("%(name)s must be a number.") % {"name": key}) from None
+        if key == "conf" and not 0.0 < number < 1.0:
+            raise Invalid(_("The confidence must be above 0 and below 1."), code="invalid_conf")
+        if key == "iou" and not 0.0 < number <= 1.0:
+            raise Invalid(_("The IoU must be above 0 and at most 1."), code="invalid_iou")
+        cleaned[key] = number
+    return cleaned
+
+
+def set_sensitivity(
+    model: DetectionModel, user: User | None, *, conf: Any = None, iou: Any = None
+) -> DetectionModel:
+    """Save ``conf`` and ``iou`` as the organization's thresholds of ``model`` (managers; None
+    clears one: the version's own applies again), in the audit trail with before and after."""
+    if user is not None:
+        require(user, model.organization_id, MANAGE)
+    chosen = clean_sensitivity(conf, iou)
+    with transaction.atomic():
+        model = DetectionModel.objects.select_for_update().get(pk=model.pk)
+        before = {"conf": model.conf, "iou": model.iou}
+        model.conf, model.iou = chosen["conf"], chosen["iou"]
+        model.save(update_fields=["conf", "iou"])
+        record(
+            None,
+            AuditAction.MODEL_SENSITIVITY_CHANGED,
+            organization=model.organization_id,
+            target=model,
+            actor=user,
+            data={"from": before, "to": chosen},
+        )
+    return model
+
+
 def clean_alias(name: str) -> str:
     name = (name or "").strip().lower()
     if not ALIAS.match(name):
@@ -442,17 +498,20 @@ def read_file(version: ModelVersion) -> bytes:
 
 
 def load_detector(version: ModelVersion, **options: Any) -> Detector:
-    """The engine's detector for ``version``, with its thresholds and input size; ``options``
-    go to the engine (threads, memory_arena, batch, max_pixels)."""
+    """The engine's detector for ``version``, with its input size and the thresholds a
+    detection with it uses (`thresholds`: the organization's saved sensitivity of the model
+    over the version's defaults); ``options`` go to the engine (threads, memory_arena, batch,
+    max_pixels)."""
     from defectlab.inference.engine import Detector
 
+    conf, iou, max_det = thresholds(version)
     try:
         return Detector(
             read_file(version),
             names=version.names or None,
-            conf=version.conf,
-            iou=version.iou,
-            max_det=version.max_det,
+            conf=conf,
+            iou=iou,
+            max_det=max_det,
             input_size=(version.input_height, version.input_width),
             **options,
         )

@@ -355,9 +355,10 @@ async def _answer(service: Service, request: Request, exchange: Exchange) -> dic
         )
         for (position, _url), data in zip(asked.urls, fetched, strict=True):
             images.insert(position, data)
+    conf, iou = service.routes.defaults.get(loaded.version_id, (None, None))
     options = Options(
-        conf=asked.conf,
-        iou=asked.iou,
+        conf=asked.conf if asked.conf is not None else conf,
+        iou=asked.iou if asked.iou is not None else iou,
         max_det=asked.max_det,
         classes=_class_indices(loaded, asked.classes),
         tile=asked.tile,

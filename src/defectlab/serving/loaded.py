@@ -31,7 +31,7 @@ from django.utils.translation import gettext as _
 
 from defectlab.errors import DefectLabError, NotFound, Unavailable
 from defectlab.inference.models import ModelAlias, ModelVersion, VersionState
-from defectlab.inference.registry import load_detector
+from defectlab.inference.registry import load_detector, thresholds
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,9 @@ class Routes:
         self._versions: dict[int, ModelVersion] = {}
         self._lock = threading.Lock()
         self.problems: dict[Route, str] = {}
+        # The thresholds each held version answers with when a request gives none (the
+        # organization's saved sensitivity over the version's own), re-read with the aliases.
+        self.defaults: dict[int, tuple[float, float]] = {}
         self._failed: set[int] = set()  # versions that failed to load: not tried again
         self.swaps = 0
         self.swap_failures = 0
@@ -238,8 +241,12 @@ class Routes:
                 self._versions[row.version_id] = row.version
 
     def refresh(self) -> None:
-        """Follow moved aliases: load the new version, then switch (see the module's text)."""
+        """Follow moved aliases: load the new version, then switch (see the module's text);
+        read the held versions' thresholds again."""
         close_old_connections()
+        held = [loaded.version_id for loaded in self.models.held()]
+        versions = ModelVersion.objects.select_related("model").filter(pk__in=held)
+        self.defaults = {version.pk: thresholds(version)[:2] for version in versions}
         with self._lock:
             routes = dict(self._aliases)
         if not routes:

@@ -70,6 +70,7 @@ class AuditAction(StrEnum):
     MODEL_VERSION_UPDATED = "model.version_updated"
     MODEL_ALIAS_MOVED = "model.alias_moved"
     MODEL_ALIAS_DELETED = "model.alias_deleted"
+    MODEL_SENSITIVITY_CHANGED = "model.sensitivity_changed"
     PROJECT_MODEL_CHANGED = "project.model_changed"
     PREANNOTATION_STARTED = "project.preannotation_started"
     BACKEND_CREATED = "backend.created"

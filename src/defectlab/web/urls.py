@@ -8,6 +8,7 @@ from defectlab.web import (
     preannotate,
     registry,
     removals,
+    sensitivity,
     storages,
     views,
     webhooks,
@@ -30,6 +31,7 @@ urlpatterns = [
     path("models/<int:pk>/", registry.model_page, name="model"),
     # The upload form posts here (the body limit of model files applies to this address).
     path("models/<int:pk>/versions/", registry.model_page, name="model_versions"),
+    path("models/<int:pk>/sensitivity/", sensitivity.model_sensitivity, name="model_sensitivity"),
     path("jobs/<int:pk>/", data.job_page, name="job"),
     path("projects/<int:pk>/data/", data.project_data, name="project_data"),
     path(
