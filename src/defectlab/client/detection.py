@@ -254,13 +254,15 @@ def multipart(
     """A multipart/form-data body of ``fields`` and one ``image`` part per image, and its
     Content-Type (with the boundary, which appears in none of the parts)."""
     boundary = secrets.token_hex(16)
-    while any(boundary.encode() in data for _name, data in images):
+    while any(boundary.encode() in data for _name, data in images) or any(
+        boundary in value for _field, value in fields
+    ):
         boundary = secrets.token_hex(16)
     chunks: list[bytes] = []
-    for name, value in fields:
+    for field, value in fields:
         chunks += [
             f"--{boundary}\r\n".encode(),
-            f'Content-Disposition: form-data; name="{name}"\r\n\r\n'.encode(),
+            f'Content-Disposition: form-data; name="{field}"\r\n\r\n'.encode(),
             value.encode(),
             b"\r\n",
         ]
