@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+import defectlab
 from defectlab.cli import main
 from defectlab.client import ApiError, DetectionClient, ImageResult
 from defectlab.client.detection import MAX_IMAGES
@@ -34,6 +39,9 @@ from tests.serving.conftest import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SOURCE = Path(defectlab.__file__).parent.parent
 
 # The service's settings for tests (quick alias refreshes, counting in this process) apply here
 # as in tests/serving: the autouse fixture is imported, not copied.
@@ -306,3 +314,39 @@ def test_the_command_prints_a_table_and_json_lines(line: dict[str, Any], tmp_pat
     assert nothing.exit_code == 0 and "(nothing found)" in nothing.output
     assert missing.exit_code == 1 and "model_not_found" in missing.output
     assert no_key.exit_code == 2 and "DEFECTLAB_KEY" in no_key.output
+
+
+def test_the_sdk_docs_example_runs_against_the_service(
+    line: dict[str, Any], tmp_path: Path
+) -> None:
+    """docs/sdk.md's example, as written, in a fresh interpreter without the server's settings."""
+    from PIL import Image
+
+    page = (ROOT / "docs" / "sdk.md").read_text()
+    section = page[page.index("## Calling the detection service") :]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    (tmp_path / "example.py").write_text(code)
+    (tmp_path / "a.jpg").write_bytes(jpeg(640, 480))
+    (tmp_path / "b.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    Image.new("RGB", (320, 320), (90, 90, 90)).save(tmp_path / "c.png")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DEFECTLAB"))}
+    with running() as service:
+        env |= {
+            "PYTHONPATH": str(SOURCE),
+            "DEFECTLAB_INFERENCE_URL": str(service.base_url),
+            "DEFECTLAB_KEY": line["key"],
+        }
+        run = subprocess.run(
+            [sys.executable, "example.py"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert run.returncode == 0, run.stderr[-4000:]
+    printed = run.stdout.splitlines()
+    assert printed[0].startswith("a.jpg scratch 0.9 (28")
+    assert printed[1].startswith("b.jpg unreadable ")
+    assert printed[2].startswith("c.png scratch 0.9 ")
+    assert len(printed) == 3
