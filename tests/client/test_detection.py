@@ -239,6 +239,18 @@ def test_a_wrong_key_raises_invalid_key(line: dict[str, Any]) -> None:
         DetectionClient("http://127.0.0.1:8090", "dl_a-personal-token")
 
 
+def test_a_missing_file_is_said_before_anything_is_sent(
+    line: dict[str, Any], tmp_path: Path
+) -> None:
+    """Nothing answers at the address: had the first 16 images been sent, the error would be
+    ``unreachable``."""
+    with (
+        DetectionClient("http://127.0.0.1:9", line["key"], retries=0) as client,
+        pytest.raises(FileNotFoundError, match=r"gone\.jpg"),
+    ):
+        client.detect([jpeg()] * 20 + [tmp_path / "gone.jpg"], "panels")
+
+
 def test_a_refused_batch_says_what_was_answered_before_it(
     tenant: Tenant, line: dict[str, Any]
 ) -> None:

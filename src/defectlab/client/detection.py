@@ -116,6 +116,9 @@ class DetectionClient:
         ApiError, whose ``results`` are the results of the calls before it and ``remaining`` the
         images not answered (the refused call's first)."""
         listed = list(images)
+        for image in listed:  # a missing file is said before any image is sent
+            if isinstance(image, str | os.PathLike) and not Path(image).is_file():
+                raise FileNotFoundError(f"No such image file: {os.fspath(image)}")
         results: list[ImageResult] = []
         pinned: ModelInfo | None = None
         for start in range(0, len(listed), MAX_IMAGES):
