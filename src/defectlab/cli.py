@@ -19,11 +19,13 @@ def _django() -> None:
 
 class Commands(click.Group):
     """The command group. Commands named in ``lazy`` are imported when they are run or listed,
-    not with the group: ``remote`` brings the SDK and httpx, which the server's own processes
-    (``serve``, ``worker``) have no use for; ``model`` lives with the model registry."""
+    not with the group: ``remote`` and ``detect`` bring the SDK and httpx, which the server's
+    own processes (``serve``, ``worker``) have no use for; ``model`` lives with the model
+    registry."""
 
     lazy = {
         "remote": "defectlab.client.cli:remote",
+        "detect": "defectlab.client.cli:detect",
         "model": "defectlab.inference.commands:model",
     }
 

@@ -44,14 +44,29 @@ def test_the_client_imports_nothing_of_the_server() -> None:
     loaded = modules_after("import defectlab.client, defectlab.client.cli")
     top = {name.split(".")[0] for name in loaded}
     assert "httpx" in top and "defectlab.client.cli" in loaded
+    assert "defectlab.client.detection" in loaded
     assert not top & set(SERVER_STACK), top & set(SERVER_STACK)
     ours = {name for name in loaded if name.startswith("defectlab.")}
-    assert ours and all(name.startswith("defectlab.client") for name in ours), ours
+    # The signing rule is shared with the service, and plain Python (it imports nothing).
+    allowed = ("defectlab.client", "defectlab.signature")
+    assert ours and all(name.startswith(allowed) for name in ours), ours
 
 
-def test_the_defectlab_command_loads_the_client_only_for_remote() -> None:
+def test_the_detection_client_imports_nothing_of_the_server() -> None:
+    loaded = modules_after("from defectlab.client.detection import DetectionClient")
+    top = {name.split(".")[0] for name in loaded}
+    assert "httpx" in top and not top & set(SERVER_STACK), top & set(SERVER_STACK)
+    ours = {name for name in loaded if name.startswith("defectlab.")}
+    assert "defectlab.signature" in ours
+    assert all(name.startswith(("defectlab.client", "defectlab.signature")) for name in ours)
+
+
+def test_the_defectlab_command_loads_the_client_only_for_remote_and_detect() -> None:
     assert "httpx" not in modules_after("import defectlab.cli")
-    assert "httpx" in modules_after(
-        "import click, defectlab.cli\n"
-        "defectlab.cli.main.get_command(click.Context(defectlab.cli.main), 'remote')"
-    )
+    for command in ("remote", "detect"):
+        loaded = modules_after(
+            "import click, defectlab.cli\n"
+            f"defectlab.cli.main.get_command(click.Context(defectlab.cli.main), {command!r})"
+        )
+        assert "httpx" in loaded and "defectlab.client.detection" in loaded, command
+        assert not {name.split(".")[0] for name in loaded} & set(SERVER_STACK), command

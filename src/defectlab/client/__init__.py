@@ -11,7 +11,11 @@ package installed, without the server's settings::
         client.exports.download(project, "welds.zip", "yolo", progress=True)
 
 ``Client.from_env()`` reads ``DEFECTLAB_URL`` and ``DEFECTLAB_TOKEN``. docs/sdk.md has a
-complete example. Errors are ``ApiError`` (the server's code, message and status)."""
+complete example. Errors are ``ApiError`` (the server's code, message and status).
+
+``DetectionClient`` calls the detection service (`defectlab serve-inference`) with an
+organization API key; ``DetectionClient.from_env()`` reads ``DEFECTLAB_INFERENCE_URL`` and
+``DEFECTLAB_KEY``."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from defectlab.client.detection import DetectionClient
 from defectlab.client.errors import ApiError
 from defectlab.client.jobs import Exports, Imports, JobFailed, Jobs
 from defectlab.client.resources import (
@@ -36,8 +41,13 @@ from defectlab.client.resources import (
 from defectlab.client.transport import Transport
 from defectlab.client.types import (
     Annotation,
+    Answer,
+    Detection,
+    ImageError,
+    ImageResult,
     Job,
     Label,
+    ModelInfo,
     Organization,
     Prediction,
     Project,
@@ -57,6 +67,8 @@ from defectlab.client.types import (
 ENVIRONMENT = {
     "DEFECTLAB_URL": "Address of the DefectLab server, e.g. http://127.0.0.1:8080.",
     "DEFECTLAB_TOKEN": "A personal API token (dl_…) to act as.",
+    "DEFECTLAB_INFERENCE_URL": "Address of the detection service, e.g. http://127.0.0.1:8090.",
+    "DEFECTLAB_KEY": "An organization API key (dlk_…) for the detection service.",
 }
 
 
@@ -141,11 +153,17 @@ class Client:
 __all__ = [
     "ENVIRONMENT",
     "Annotation",
+    "Answer",
     "ApiError",
     "Client",
+    "Detection",
+    "DetectionClient",
+    "ImageError",
+    "ImageResult",
     "Job",
     "JobFailed",
     "Label",
+    "ModelInfo",
     "Organization",
     "Prediction",
     "Project",

@@ -1,8 +1,10 @@
 """``defectlab remote``: the commands that work on a DefectLab server over its API, through the
-SDK, from any machine (the other commands work on the local installation's database)."""
+SDK, from any machine (the other commands work on the local installation's database); and
+``defectlab detect``, which calls the detection service with an organization API key."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -11,7 +13,9 @@ from typing import Any, TypeVar
 import click
 
 from defectlab.client import Client
+from defectlab.client.detection import DEFAULT_URL, DetectionClient
 from defectlab.client.errors import ApiError
+from defectlab.client.types import ImageResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ["yolo", "yolo_seg", "coco", "voc", "labelstudio", "cvat", "classification"]
@@ -196,3 +200,112 @@ def export(
 
 def _plain(value: Any) -> bool:
     return isinstance(value, int | float | str) and not isinstance(value, bool)
+
+
+@click.command()
+@click.argument(
+    "images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--model",
+    required=True,
+    help="NAME (its production alias), NAME:ALIAS or NAME:VERSION.",
+)
+@click.option(
+    "--url",
+    envvar="DEFECTLAB_INFERENCE_URL",
+    show_envvar=True,
+    default=DEFAULT_URL,
+    show_default=True,
+    help="The detection service's address.",
+)
+@click.option(
+    "--key",
+    envvar="DEFECTLAB_KEY",
+    show_envvar=True,
+    help="An organization API key (dlk_…).",
+)
+@click.option("--sign", is_flag=True, help="Sign each request with the key instead of sending it.")
+@click.option("--conf", type=click.FloatRange(0, 1), default=None, help="Lowest score to keep.")
+@click.option(
+    "--iou", type=click.FloatRange(0, 1), default=None, help="IoU of non-max suppression."
+)
+@click.option("--max-det", type=click.IntRange(1), default=None, help="Most detections an image.")
+@click.option("--classes", default=None, help="Only these classes, e.g. scratch,dent.")
+@click.option("--tile", is_flag=True, help="Cut large images into tiles of the model's size.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line, one per image.")
+@click.option("--language", default=None, help="Language of the service's messages (en, zh-hans).")
+def detect(
+    images: tuple[Path, ...],
+    model: str,
+    url: str,
+    key: str | None,
+    sign: bool,
+    conf: float | None,
+    iou: float | None,
+    max_det: int | None,
+    classes: str | None,
+    tile: bool,
+    as_json: bool,
+    language: str | None,
+) -> None:
+    """Find defects in IMAGES with a model of the detection service (defectlab
+    serve-inference): a table of file, class, score and box, or JSON lines. Exit 1 when an
+    image could not be read or the service refused."""
+    if not key:
+        raise click.UsageError("Give an organization API key: --key or DEFECTLAB_KEY.")
+    try:
+        client = DetectionClient(url, key, sign=sign, language=language)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    with client:
+        try:
+            results = client.detect(
+                list(images),
+                model,
+                conf=conf,
+                iou=iou,
+                max_det=max_det,
+                classes=classes,
+                tile=tile,
+            )
+        except ApiError as error:
+            raise click.ClickException(str(error)) from None
+    if as_json:
+        for result in results:
+            click.echo(json.dumps(_as_json(result), ensure_ascii=False))
+    else:
+        _table(results)
+    if any(result.error for result in results):
+        click.get_current_context().exit(1)
+
+
+def _as_json(result: ImageResult) -> dict[str, Any]:
+    line: dict[str, Any] = {"file": result.name, "index": result.index}
+    if result.model is not None:
+        model = result.model
+        line["model"] = {
+            "name": model.name,
+            "version": model.version,
+            "alias": model.alias,
+            "sha256": model.sha256,
+        }
+    line.update({name: value for name, value in result.raw.items() if name != "index"})
+    return line
+
+
+def _table(results: list[ImageResult]) -> None:
+    rows = [("file", "class", "score", "box")]
+    for result in results:
+        name = result.name or str(result.index)
+        if result.error is not None:
+            rows.append((name, "error", "", f"{result.error.code}: {result.error.message}"))
+        elif not result.detections:
+            rows.append((name, "-", "", "(nothing found)"))
+        for found in result.detections:
+            box = ", ".join(f"{value:g}" for value in found.box)
+            rows.append((name, found.class_name, f"{found.score:.3f}", f"[{box}]"))
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[3]]).rstrip())

@@ -38,6 +38,9 @@ class ApiError(Exception):
         # files not uploaded (the failing batch first).
         self.uploaded: Any = None
         self.remaining: list[Any] = []
+        # Set by ``DetectionClient.detect`` when a call fails: the results of the calls before it
+        # (``remaining`` then holds the images not answered, the failing call's first).
+        self.results: list[Any] = []
 
     def __str__(self) -> str:
         where = f" ({self.method} {self.url})" if self.method else ""

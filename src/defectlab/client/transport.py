@@ -29,6 +29,9 @@ SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 # A multipart body is opened anew for every attempt: ``Body`` opens the files into the stack
 # (closed after the attempt) and answers httpx's ``files`` and ``data``.
 Body = Callable[[contextlib.ExitStack], tuple[list[tuple[str, Any]], dict[str, str]]]
+# Called with each attempt's request before it is sent: a signed request is signed anew for every
+# attempt (a fresh timestamp and nonce; the service refuses a nonce it has seen).
+Prepare = Callable[[httpx.Request], None]
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -97,10 +100,23 @@ class Transport:
         params: dict[str, Any] | None = None,
         json: Any = None,
         body: Body | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        prepare: Prepare | None = None,
         timeout: float | None = None,
     ) -> Any:
         """Send a request and answer its JSON (None for 204); ApiError for anything else."""
-        response = self.send(method, path, params=params, json=json, body=body, timeout=timeout)
+        response = self.send(
+            method,
+            path,
+            params=params,
+            json=json,
+            body=body,
+            content=content,
+            headers=headers,
+            prepare=prepare,
+            timeout=timeout,
+        )
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
@@ -113,12 +129,17 @@ class Transport:
         params: dict[str, Any] | None = None,
         json: Any = None,
         body: Body | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        prepare: Prepare | None = None,
         timeout: float | None = None,
         stream: bool = False,
     ) -> httpx.Response:
         """The answer to a request, sent again on 429 / 503 (as long as the server asks for a
         wait of at most ``max_retry_wait``) and on broken connections (see ``IDEMPOTENT``), at
-        most ``retries`` times; a 4xx / 5xx answer raises ApiError."""
+        most ``retries`` times; a 4xx / 5xx answer raises ApiError. The body is ``json``,
+        ``body`` (multipart, opened anew for each attempt) or ``content`` (the very bytes);
+        ``prepare`` is called on each attempt's request before it goes (to sign it)."""
         method = method.upper()
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
@@ -131,9 +152,12 @@ class Transport:
                     json=json,
                     files=files,
                     data=data,
-                    headers=self._csrf(method),
+                    content=content,
+                    headers={**self._csrf(method), **(headers or {})},
                     timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
                 )
+                if prepare is not None:
+                    prepare(request)
                 try:
                     response = self.http.send(request, stream=stream)
                 except httpx.TransportError as error:

@@ -201,6 +201,121 @@ class UploadResult:
     tasks: list[Task] = field(default_factory=list)
 
 
+# ---------------------------------------------------------------------------- detection service
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model version that answered a detection call: ``alias`` is the alias it was reached
+    by (None when asked by version number), ``sha256`` the hash of its file."""
+
+    name: str
+    version: int
+    alias: str | None = None
+    sha256: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One thing found, in the image's pixels: ``box`` is ``(x1, y1, x2, y2)``; ``polygon``
+    the outline a segmentation model gives (None from a box model)."""
+
+    class_name: str
+    class_id: int
+    score: float
+    box: tuple[float, float, float, float]
+    polygon: list[tuple[float, float]] | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Detection:
+        x1, y1, x2, y2 = (float(v) for v in data["box"])
+        outline = data.get("polygon")
+        return cls(
+            class_name=str(data.get("class", "")),
+            class_id=int(data.get("class_id", -1)),
+            score=float(data.get("score", 0.0)),
+            box=(x1, y1, x2, y2),
+            polygon=[(float(x), float(y)) for x, y in outline] if outline else None,
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class ImageError:
+    """Why one image of a call has no detections (``unreadable`` …): the others are answered."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """The answer for one image. ``index`` is its place in the list given to ``detect`` (across
+    batches), ``name`` the file's path or name (None for bytes), ``model`` the version that
+    answered it. Either ``error`` is set or ``width``, ``height`` and ``detections`` are."""
+
+    index: int
+    name: str | None = None
+    width: int | None = None
+    height: int | None = None
+    detections: list[Detection] = field(default_factory=list)
+    error: ImageError | None = None
+    model: ModelInfo | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def from_json(
+        cls, data: dict[str, Any], *, model: ModelInfo | None = None, name: str | None = None
+    ) -> ImageResult:
+        error = data.get("error")
+        return cls(
+            index=int(data["index"]),
+            name=name,
+            width=data.get("width"),
+            height=data.get("height"),
+            detections=[Detection.from_json(item) for item in data.get("detections") or ()],
+            error=(
+                ImageError(str(error.get("code", "")), str(error.get("message", "")))
+                if isinstance(error, dict)
+                else None
+            ),
+            model=model,
+            timings=dict(data.get("timings") or {}),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One call's answer (at most ``MAX_IMAGES`` images): the model that answered, a result per
+    image in the order sent, and the call's ``timings`` (``queue_ms``, ``total_ms``)."""
+
+    model: ModelInfo
+    results: list[ImageResult]
+    timings: dict[str, float] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Any, names: list[str | None] | None = None) -> Answer:
+        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+            raise TypeError("expected the detection service's answer (model, results)")
+        model = parse(ModelInfo, data.get("model") or {})
+        names = names or []
+        results = []
+        for item in data["results"]:
+            index = int(item["index"])
+            name = names[index] if 0 <= index < len(names) else None
+            results.append(ImageResult.from_json(item, model=model, name=name))
+        return cls(model, results, dict(data.get("timings") or {}), raw=data)
+
+
 _NESTED: dict[str, dict[str, type]] = {"Project": {"labels": Label}}
 
 
