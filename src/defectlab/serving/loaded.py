@@ -69,6 +69,14 @@ class Models:
         with self._lock:
             return list(self._held.values())
 
+    def held_version(self, version_id: int) -> Loaded | None:
+        """``version_id`` if it is loaded (used: moved to the recent end), else None."""
+        with self._lock:
+            found = self._held.get(version_id)
+            if found is not None:
+                self._held.move_to_end(version_id)
+            return found
+
     def get(self, version: ModelVersion) -> Loaded:
         """``version`` loaded (now, if it was not)."""
         with self._lock:
@@ -173,6 +181,20 @@ class Routes:
                 self._aliases.setdefault(route, version.pk)
                 version = self._versions.setdefault(version.pk, version)
         return self.models.get(version)
+
+    def held(
+        self, organization: int, name: str, alias: str | None, number: int | None
+    ) -> Loaded | None:
+        """What `resolve` would answer, when that needs neither the database nor a load (a
+        known route to a loaded version); None otherwise. Does not block: the event loop asks."""
+        now = time.monotonic()
+        with self._lock:
+            if number is not None:
+                kept = self._numbered.get((organization, name, number))
+                version_id = kept[0].pk if kept is not None and kept[1] > now else None
+            else:
+                version_id = self._aliases.get((organization, name, alias or "production"))
+        return None if version_id is None else self.models.held_version(version_id)
 
     def _numbered_version(self, organization: int, name: str, number: int) -> ModelVersion:
         """The version by number, read again after the refresh time (it may be deleted)."""
