@@ -66,6 +66,27 @@ SECRET = "bench-only-secret-key-not-for-production-0123456789"
 
 _children: list[subprocess.Popen[bytes]] = []
 
+# `--profile`: the service under cProfile, which follows the thread it is enabled in: the event
+# loop's (HTTP, keys, quotas, the answer's JSON, the meter's log line), not the runner threads
+# (the engine); timed in that thread's CPU seconds. SIGTERM ends it through SystemExit, so the
+# profile is written.
+PROFILED = """
+import cProfile, signal, sys, time
+out = sys.argv[1]
+def _stop(number, frame):
+    raise SystemExit(0)
+signal.signal(signal.SIGTERM, _stop)
+profile = cProfile.Profile(time.thread_time)  # CPU time: a busy machine does not inflate it
+profile.enable()
+try:
+    from defectlab.cli import main
+    sys.argv = ["defectlab", "serve-inference", *sys.argv[2:]]
+    main()
+finally:
+    profile.disable()
+    profile.dump_stats(out)
+"""
+
 
 # ---- processes ------------------------------------------------------------------------------
 
@@ -151,10 +172,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--database-url", default="", help="PostgreSQL URL (default: SQLite)")
     parser.add_argument("--quick", action="store_true", help="fewer requests, shorter phases")
     parser.add_argument("--keep", action="store_true", help="keep the data directory (logs)")
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        default="",
+        help="run the service under cProfile (its event loop's thread) and write the stats to PATH",
+    )
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.requests, args.raw_images = 2, 96, 48
-        args.noisy_seconds, args.moves = 15, 10
+        args.rounds, args.requests = min(args.rounds, 2), min(args.requests, 96)
+        args.raw_images = min(args.raw_images, 48)
+        args.noisy_seconds, args.moves = min(args.noisy_seconds, 15), min(args.moves, 10)
     if min(args.rounds, args.requests, args.raw_images, args.concurrency, args.images) < 1:
         parser.error("counts must be at least 1")
     if args.database_url and (problem := url_problem(args.database_url)):
@@ -329,11 +357,13 @@ def raw_round(detector: Any, images: list[bytes], count: int, threads: int) -> t
 
 
 class Service:
-    def __init__(self, data_dir: Path, log_level: str) -> None:
+    def __init__(self, data_dir: Path, log_level: str, profile: str = "") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "service.log"
         command = [sys.executable, "-m", "defectlab.cli", "serve-inference"]
+        if profile:
+            command = [sys.executable, "-c", PROFILED, str(Path(profile).resolve())]
         command += ["--host", "127.0.0.1", "--port", str(self.port)]
         started = perf()
         env = dict(os.environ)
@@ -465,7 +495,7 @@ def run(args: argparse.Namespace, data_dir: Path, service_level: str) -> int:
     )
     connections.close_all()
 
-    service = Service(data_dir, service_level)
+    service = Service(data_dir, service_level, args.profile)
     print(
         f"Service ready in {service.ready_seconds:.1f} s on {service.url} "
         f"(its log: {service.log.name}); load {load()}",
@@ -559,6 +589,9 @@ def run(args: argparse.Namespace, data_dir: Path, service_level: str) -> int:
     total50, queue50 = percentile(totals, 0.5), percentile(queues, 0.5)
     engine50, run50 = percentile(engines, 0.5), percentile(runs, 0.5)
     raw_per_call = runners / statistics.median(raw_many)
+    engine_cpu = statistics.median(raw_cpu)
+    ceiling = engine_cpu / (statistics.median(service_cpu) + statistics.median(client_cpu))
+    alone = engine_cpu / statistics.median(service_cpu)
     print(
         "  where a request's time goes (medians): client-side and HTTP "
         f"{ms(percentile(outside, 0.5))}; in the service {ms(total50)}: queue {ms(queue50)}, "
@@ -569,7 +602,9 @@ def run(args: argparse.Namespace, data_dir: Path, service_level: str) -> int:
         f"{ms(statistics.median(run_metric))}\n"
         f"  CPU per image: engine alone {ms(statistics.median(raw_cpu))}; service process "
         f"{ms(statistics.median(service_cpu))}, load generator "
-        f"{ms(statistics.median(client_cpu))} per request",
+        f"{ms(statistics.median(client_cpu))} per request; with every core busy, the ratio "
+        f"these allow is {ceiling:.2f} (engine ÷ service + load generator), {alone:.2f} with "
+        f"the load generator on another machine",
         flush=True,
     )
 
@@ -609,6 +644,20 @@ def run(args: argparse.Namespace, data_dir: Path, service_level: str) -> int:
         bad = [f"{n} × {c}" for c, n in codes_of(result).most_common() if c != "200"]
         return percentile(ok, 0.5), percentile(ok, 0.99), ", ".join(bad)
 
+    def parts(result: dict[str, Any]) -> str:
+        """Where B's slowest requests' time went: p99 of each part of an answer's time."""
+        ok = [r for r in result["records"] if r.get("status") == 200]
+        queue = [r["queue_ms"] / 1000 for r in ok]
+        engine = [sum(r["engine"].values()) / 1000 for r in ok]
+        rest = [(r["total_ms"] - r["queue_ms"] - sum(r["engine"].values())) / 1000 for r in ok]
+        out = [r["latency"] - r["total_ms"] / 1000 for r in ok]
+        return (
+            f"p50 / p99 of queue {ms(percentile(queue, 0.5))} / {ms(percentile(queue, 0.99))}, "
+            f"engine {ms(percentile(engine, 0.5))} / {ms(percentile(engine, 0.99))}, rest of "
+            f"the service {ms(percentile(rest, 0.5))} / {ms(percentile(rest, 0.99))}, outside "
+            f"it {ms(percentile(out, 0.5))} / {ms(percentile(out, 0.99))}"
+        )
+
     b50, b99, b_bad = p99(alone)
     n50, n99, n_bad = p99(with_a)
     codes = codes_of(flood)
@@ -620,6 +669,8 @@ def run(args: argparse.Namespace, data_dir: Path, service_level: str) -> int:
         f"  B with A: p50 {ms(n50)}, p99 {ms(n99)} ({len(with_a['records'])} requests"
         f"{f'; not 200: {n_bad}' if n_bad else ''})\n"
         f"  B's p99 with A ÷ alone = {noisy:.2f}; aim ≤ {NOISY_AIM}: {verdict}\n"
+        f"  B alone: {parts(alone)}\n"
+        f"  B with A: {parts(with_a)}\n"
         f"  A sent {len(flood['records'])} at {a_rate:g}/s: "
         + ", ".join(f"{n} × {code}" for code, n in codes.most_common())
         + f" ({codes.get('429 rate_limited', 0) + codes.get('429 too_many_concurrent', 0)} "
