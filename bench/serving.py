@@ -343,7 +343,7 @@ def raw_round(detector: Any, images: list[bytes], count: int, threads: int) -> t
         for k in range(first, count, threads):
             detector.detect(images[k % len(images)])
 
-    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    workers = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(threads)]
     cpu, started = time.process_time(), perf()
     for worker in workers:
         worker.start()
@@ -505,7 +505,11 @@ def run(args: argparse.Namespace, data_dir: Path, service_level: str) -> int:
     problems = 0
 
     # 1. Throughput.
-    print(f"\n1. Throughput, {args.concurrency} in flight, {args.rounds} rounds:", flush=True)
+    print(
+        f"\n1. Throughput, {args.concurrency} in flight, {args.rounds} "
+        f"round{'s' if args.rounds > 1 else ''}:",
+        flush=True,
+    )
     raw_one: list[float] = []
     raw_many: list[float] = []
     raw_cpu: list[float] = []
