@@ -445,7 +445,8 @@ class Load:
             self.process.kill()
             raise SystemExit("a load generator ran past its bound") from None
         if code != 0:
-            raise SystemExit(f"a load generator failed ({code}); see load.log")
+            log = (self.out.parent / "load.log").read_text()[-3000:]
+            raise SystemExit(f"a load generator failed ({code}); its log:\n{log}")
         return dict(json.loads(self.out.read_text()))
 
 
@@ -542,7 +543,7 @@ def run(args: argparse.Namespace, data_dir: Path, service_level: str) -> int:
             "concurrency": args.concurrency,
             "warmup": args.concurrency,
             "count": args.requests,
-            "seconds": 600,
+            "seconds": 300,
         }
         result = Load(service, data_dir, stream).result()
         after, cpu = service.metrics(), service.cpu() - cpu
