@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/test
 
-.PHONY: help install run test test-sqlite test-postgres lint frontend-check messages bench-tasks bench-canvas bench-export bench-memory bench-engine bench-preannotate chromium clean
+.PHONY: help install run test test-sqlite test-postgres lint frontend-check messages bench-tasks bench-canvas bench-export bench-memory bench-engine bench-preannotate bench-serving chromium clean
 
 help:
 	@echo "make run            set up, migrate, create the owner and the demo, serve on :8080"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-memory   PSS of every server process (import 100k, list, 8-client saves, export 10k)"
 	@echo "make bench-engine   detection engine images/s end to end beside raw session.run (YOLOv8n-sized graph)"
 	@echo "make bench-preannotate  a pre-annotation job's tasks/s beside the engine's images/s (demo model, 1000 tasks)"
+	@echo "make bench-serving  the detection service: images/s beside the engine, noisy neighbour, hot swap, metering audit"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +87,9 @@ bench-engine: install
 
 bench-preannotate: install
 	$(BIN)/python bench/preannotate.py
+
+bench-serving: install
+	$(BIN)/python bench/serving.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
