@@ -65,7 +65,10 @@ def limits_of(organization_id: int) -> Limits:
 
 def all_limits(organization_ids: list[int]) -> dict[int, Limits]:
     """Limits of each of ``organization_ids`` in one query."""
-    rows = {row.organization_id: row for row in Quota.objects.filter(organization_id__in=organization_ids)}
+    rows = {
+        row.organization_id: row
+        for row in Quota.objects.filter(organization_id__in=organization_ids)
+    }
     fallback = defaults()
     return {pk: _limits(rows[pk]) if pk in rows else fallback for pk in organization_ids}
 
@@ -93,11 +96,17 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+def require_operator(actor: User | None) -> None:
+    """Forbidden unless ``actor`` is the platform operator: a staff account, or nobody (the
+    `defectlab` command and the jobs act for the operator)."""
+    if actor is not None and not actor.is_staff:
+        raise Forbidden(_("Only the platform operator may change quotas."))
+
+
 def set_quota(organization: Organization, actor: User | None, **values: Any) -> Limits:
     """Change ``organization``'s limits (the fields given; the others keep their value, or the
     defaults' when it had none). Only the platform operator (a staff account) may."""
-    if actor is not None and not actor.is_staff:
-        raise Forbidden(_("Only the platform operator may change quotas."))
+    require_operator(actor)
     changes = _clean(values)
     with transaction.atomic():
         row = Quota.objects.select_for_update().filter(organization=organization).first()
