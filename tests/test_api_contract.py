@@ -32,6 +32,7 @@ from defectlab.inference.backends import create_backend
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.jobs.models import Job
 from defectlab.labeling.models import Task
+from defectlab.serving.keys import create_key
 from defectlab.tenancy.models import Membership, Role
 from defectlab.tenancy.services import create_api_token, create_invite
 from defectlab.wsgi import application
@@ -124,6 +125,7 @@ class Seeded:
         backend = create_backend(
             tenant.organization, owner, name="sam", url="http://192.168.99.9:9090"
         )
+        service_key, _text = create_key(tenant.organization, owner, "line 3")
         self.ids = {
             "organizations": tenant.organization.pk,
             "projects": tenant.project.pk,
@@ -136,6 +138,7 @@ class Seeded:
             "jobs": job.pk,
             "webhooks": hook.pk,
             "backends": backend.pk,
+            "service-keys": service_key.pk,
         }
         self.owner_id = owner.pk
 

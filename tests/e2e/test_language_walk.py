@@ -254,6 +254,8 @@ def test_every_page_and_error_page_speaks_chinese(
         f"/o/{organization}/models/",
         f"/models/{detector.pk}/",
         f"/o/{organization}/backends/",
+        f"/o/{organization}/keys/",
+        f"/o/{organization}/usage/",
         f"/o/{organization}/projects/new/",
         f"/jobs/{job.pk}/",
         f"/jobs/{preannotated.pk}/",

@@ -1,5 +1,6 @@
 """The detection service: organization API keys, quotas, fair batching, metering, and the ASGI
 app `defectlab serve-inference` runs (``serving.app``)."""
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
