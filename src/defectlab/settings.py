@@ -206,10 +206,7 @@ INFERENCE_HOST = env(
     "DEFECTLAB_INFERENCE_HOST", "127.0.0.1", "Address `defectlab serve-inference` listens on."
 )
 INFERENCE_PORT = env(
-    "DEFECTLAB_INFERENCE_PORT",
-    "8090",
-    "Port `defectlab serve-inference` listens on.",
-    _positive_int,
+    "DEFECTLAB_INFERENCE_PORT", "8090", "Port `defectlab serve-inference` listens on.", _positive_int
 )
 INFERENCE_RUNNERS = env(
     "DEFECTLAB_INFERENCE_RUNNERS",

@@ -40,8 +40,8 @@ class ServiceKeySerializer(serializers.ModelSerializer[OrganizationKey]):
     prefix = serializers.SerializerMethodField(
         help_text="How the key's text starts (`dlk_<key_id>`), to tell keys apart."
     )
-    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)  # type: ignore[var-annotated]
-    revoked_by = serializers.SlugRelatedField(slug_field="email", read_only=True)  # type: ignore[var-annotated]
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)  # type: ignore[var-annotated]
+    revoked_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)  # type: ignore[var-annotated]
     active = serializers.SerializerMethodField(help_text="Not revoked.")
 
     class Meta:
@@ -199,6 +199,7 @@ class OrganizationServingViewSet(TenantViewSet):
     """The detection service's keys, quota and usage of an organization."""
 
     queryset = Organization.objects.order_by("id")
+    serializer_class = QuotaSerializer  # what OPTIONS describes; each action names its own
     capabilities = dict.fromkeys(["service_keys", "quota", "usage"], Can.MANAGE_ORGANIZATION)
 
     def capability(self) -> Can:

@@ -6,173 +6,75 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("inference", "0003_mlbackend"),
-        ("tenancy", "0002_verbose_names"),
+        ('inference', '0003_mlbackend'),
+        ('tenancy', '0002_verbose_names'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="OrganizationKey",
+            name='OrganizationKey',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("name", models.CharField(max_length=100)),
-                ("key_id", models.CharField(max_length=16, unique=True)),
-                ("secret_hash", models.CharField(max_length=64)),
-                ("signing_key", models.TextField()),
-                ("scopes", models.JSONField(default=list)),
-                ("signed_only", models.BooleanField(default=False)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("last_used_at", models.DateTimeField(blank=True, null=True)),
-                ("revoked_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "organization",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="tenancy.organization",
-                    ),
-                ),
-                (
-                    "revoked_by",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=100)),
+                ('key_id', models.CharField(max_length=16, unique=True)),
+                ('secret_hash', models.CharField(max_length=64)),
+                ('signing_key', models.TextField()),
+                ('scopes', models.JSONField(default=list)),
+                ('signed_only', models.BooleanField(default=False)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('last_used_at', models.DateTimeField(blank=True, null=True)),
+                ('revoked_at', models.DateTimeField(blank=True, null=True)),
+                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization')),
+                ('revoked_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["organization_id", "-id"],
+                'ordering': ['organization_id', '-id'],
             },
         ),
         migrations.CreateModel(
-            name="Quota",
+            name='Quota',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "requests_per_minute",
-                    models.PositiveIntegerField(
-                        blank=True, null=True, verbose_name="requests per minute"
-                    ),
-                ),
-                (
-                    "images_per_day",
-                    models.PositiveIntegerField(
-                        blank=True, null=True, verbose_name="images per day"
-                    ),
-                ),
-                (
-                    "concurrent_requests",
-                    models.PositiveIntegerField(
-                        blank=True, null=True, verbose_name="concurrent requests"
-                    ),
-                ),
-                (
-                    "max_image_mb",
-                    models.PositiveIntegerField(
-                        blank=True, null=True, verbose_name="largest image (MB)"
-                    ),
-                ),
-                ("weight", models.PositiveSmallIntegerField(default=1, verbose_name="weight")),
-                ("updated_at", models.DateTimeField(auto_now=True)),
-                (
-                    "organization",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="tenancy.organization",
-                        verbose_name="organization",
-                    ),
-                ),
-                (
-                    "updated_by",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('requests_per_minute', models.PositiveIntegerField(blank=True, null=True, verbose_name='requests per minute')),
+                ('images_per_day', models.PositiveIntegerField(blank=True, null=True, verbose_name='images per day')),
+                ('concurrent_requests', models.PositiveIntegerField(blank=True, null=True, verbose_name='concurrent requests')),
+                ('max_image_mb', models.PositiveIntegerField(blank=True, null=True, verbose_name='largest image (MB)')),
+                ('weight', models.PositiveSmallIntegerField(default=1, verbose_name='weight')),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('organization', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization', verbose_name='organization')),
+                ('updated_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "verbose_name": "quota",
-                "verbose_name_plural": "quotas",
+                'verbose_name': 'quota',
+                'verbose_name_plural': 'quotas',
             },
         ),
         migrations.CreateModel(
-            name="Call",
+            name='Call',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("model_name", models.CharField(blank=True, max_length=100)),
-                ("version_number", models.PositiveIntegerField(null=True)),
-                ("endpoint", models.CharField(max_length=32)),
-                ("images", models.PositiveIntegerField(default=0)),
-                ("detections", models.PositiveIntegerField(default=0)),
-                ("latency_ms", models.FloatField()),
-                ("client_ip", models.GenericIPAddressField(null=True)),
-                ("status", models.PositiveSmallIntegerField()),
-                ("code", models.CharField(max_length=40)),
-                ("created_at", models.DateTimeField()),
-                (
-                    "organization",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="tenancy.organization",
-                    ),
-                ),
-                (
-                    "version",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="inference.modelversion",
-                    ),
-                ),
-                (
-                    "key",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="calls",
-                        to="serving.organizationkey",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('model_name', models.CharField(blank=True, max_length=100)),
+                ('version_number', models.PositiveIntegerField(null=True)),
+                ('endpoint', models.CharField(max_length=32)),
+                ('images', models.PositiveIntegerField(default=0)),
+                ('detections', models.PositiveIntegerField(default=0)),
+                ('latency_ms', models.FloatField()),
+                ('client_ip', models.GenericIPAddressField(null=True)),
+                ('status', models.PositiveSmallIntegerField()),
+                ('code', models.CharField(max_length=40)),
+                ('created_at', models.DateTimeField()),
+                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization')),
+                ('version', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='inference.modelversion')),
+                ('key', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='calls', to='serving.organizationkey')),
             ],
             options={
-                "indexes": [
-                    models.Index(fields=["organization", "created_at"], name="call_org_time")
-                ],
+                'indexes': [models.Index(fields=['organization', 'created_at'], name='call_org_time')],
             },
         ),
     ]
