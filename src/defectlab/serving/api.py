@@ -126,7 +126,7 @@ class QuotaSerializer(serializers.Serializer[Any]):
     )
 
 
-COUNTS = {
+COUNTS: dict[str, serializers.Field[Any, Any, Any, Any]] = {
     "calls": serializers.IntegerField(help_text="Calls answered."),
     "images": serializers.IntegerField(help_text="Images sent."),
     "detections": serializers.IntegerField(help_text="Detections answered."),
@@ -208,8 +208,8 @@ class OrganizationServingViewSet(TenantViewSet):
         return super().capability()
 
     def finalize_response(
-        self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
-    ) -> HttpResponseBase:
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
         # A refusal of a CSV request is answered in the one error shape, as JSON.
         renderer = getattr(request, "accepted_renderer", None)
         if isinstance(response, Response) and isinstance(renderer, CsvRenderer):
