@@ -6,19 +6,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from defectlab.errors import Invalid
 from defectlab.serving import keys, quotas
 from defectlab.serving.models import Call, OrganizationKey, Quota
 from defectlab.tenancy.models import User
 
 
+class QuotaForm(forms.ModelForm):
+    """The service's rules (a limit from 1, a weight from 1 to 100), said on the form."""
+
+    class Meta:
+        model = Quota
+        fields = ["organization", *quotas.FIELDS]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        try:
+            quotas.clean_values({name: data[name] for name in quotas.FIELDS if name in data})
+        except Invalid as refusal:
+            raise ValidationError(refusal.message) from None
+        return data
+
+
 @admin.register(Quota)
 class QuotaAdmin(admin.ModelAdmin):
+    form = QuotaForm
     list_display = [
         "organization",
         "requests_per_minute",
