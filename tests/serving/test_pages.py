@@ -177,3 +177,36 @@ def test_signed_out_visitors_are_asked_to_log_in(tenant: Tenant) -> None:
     for url in (f"/o/{tenant.organization.pk}/keys/", f"/o/{tenant.organization.pk}/usage/"):
         answer = Client().get(url)
         assert answer.status_code == 302 and "/login/" in answer["Location"]
+
+
+def test_the_page_and_the_api_write_the_same_audit_rows(tenant: Tenant) -> None:
+    from tests.conftest import client_for
+
+    owner = tenant.user(Role.OWNER)
+    org = tenant.organization.pk
+    signed_in(owner).post(
+        f"/o/{org}/keys/", {"action": "create", "name": "cam", "scopes": ["detect"]}
+    )
+    client_for(owner).post(
+        f"/api/organizations/{org}/service-keys/",
+        {"name": "cam", "scopes": ["detect"]},
+        format="json",
+    )
+    page_key, api_key = OrganizationKey.objects.order_by("id")
+    signed_in(owner).post(f"/o/{org}/keys/", {"action": "revoke", "key": page_key.pk})
+    client_for(owner).post(f"/api/service-keys/{api_key.pk}/revoke/")
+
+    def row(event: AuditEvent) -> dict[str, object]:
+        data = {name: value for name, value in event.data.items() if name != "key_id"}
+        return {
+            "action": event.action,
+            "organization": event.organization_id,
+            "actor": event.actor_id,
+            "target_type": event.target_type,
+            "data": data,
+        }
+
+    for action in ("service_key.created", "service_key.revoked"):
+        by_page, by_api = AuditEvent.objects.filter(action=action).order_by("id")
+        assert row(by_page) == row(by_api)
+        assert by_page.target_id == str(page_key.pk) and by_api.target_id == str(api_key.pk)

@@ -279,3 +279,15 @@ def test_grouping_by_something_else_is_refused(tenant: Tenant) -> None:
     with pytest.raises(Invalid) as refused:
         usage.usage_of(tenant.organization.pk, usage.span_of(), ["project"])
     assert refused.value.details == {"by": ["project"]}
+
+
+def test_each_usage_view_is_one_query(
+    tenant: Tenant, other_tenant: Tenant, django_assert_num_queries: Any
+) -> None:
+    _calls(tenant, other_tenant)
+    span = usage.span_of("2026-03-01", "2026-03-04")
+    for by in ([], ["key"], ["version"], ["key", "version"]):
+        with django_assert_num_queries(1):
+            usage.usage_of(tenant.organization.pk, span, by)
+    with django_assert_num_queries(1):
+        usage.billing_csv(tenant.organization.pk, span)
