@@ -32,6 +32,7 @@ from defectlab.inference.backends import create_backend
 from defectlab.ingest.models import AllowedNetwork
 from defectlab.jobs.models import Job
 from defectlab.labeling.models import Task
+from defectlab.serving.keys import create_key
 from defectlab.tenancy.models import Membership, Role
 from defectlab.tenancy.services import create_api_token, create_invite
 from defectlab.wsgi import application
@@ -80,6 +81,8 @@ NOT_POSITIVE = {
     # project has)
     "POST /api/projects/{id}/preannotate/",
     "PUT /api/projects/{id}/models/{model_id}/",
+    # (a usage range: `start` before `end`, at most 366 days between them)
+    "GET /api/organizations/{id}/usage/",
     # ...the state of other rows (a target storage to export to, shapes naming the project's
     # labels and fitting the image, a storage's endpoint and bucket)...
     "POST /api/projects/{id}/export/",
@@ -124,6 +127,7 @@ class Seeded:
         backend = create_backend(
             tenant.organization, owner, name="sam", url="http://192.168.99.9:9090"
         )
+        service_key, _text = create_key(tenant.organization, owner, "line 3")
         self.ids = {
             "organizations": tenant.organization.pk,
             "projects": tenant.project.pk,
@@ -136,6 +140,7 @@ class Seeded:
             "jobs": job.pk,
             "webhooks": hook.pk,
             "backends": backend.pk,
+            "service-keys": service_key.pk,
         }
         self.owner_id = owner.pk
 

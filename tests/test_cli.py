@@ -72,11 +72,11 @@ def test_check_explains_a_bad_value_in_plain_words(settings) -> None:  # type: i
 
 
 def test_a_bad_setting_is_reported_not_raised(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import defectlab.settings as product
+    import defectlab.config as product
 
     monkeypatch.setenv("DEFECTLAB_TEST_NUMBER", "many")
     problems_before = list(product.PROBLEMS)
-    value = product.env("DEFECTLAB_TEST_NUMBER", "3", "a test", product._positive_int)
+    value = product.env("DEFECTLAB_TEST_NUMBER", "3", "a test", product.positive_int)
     assert value == 3
     assert "DEFECTLAB_TEST_NUMBER='many' is not valid" in product.PROBLEMS[-1]
     product.PROBLEMS[:] = problems_before

@@ -16,6 +16,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from defectlab.inference.models import DetectionModel
 from defectlab.media.connections import create_connection
+from defectlab.serving.keys import create_key
 from defectlab.tenancy.models import Membership, Role
 from tests.conftest import Tenant, annotate, box, client_for, png_bytes
 
@@ -188,6 +189,42 @@ MATRIX = [
         lambda c, t: c.patch(
             f"/api/organizations/{t.organization.pk}/", {"name": "Renamed"}, format="json"
         ),
+    ),
+    Cell(
+        "list the detection service's keys",
+        ADMINS,
+        lambda c, t: c.get(f"/api/organizations/{t.organization.pk}/service-keys/"),
+    ),
+    Cell(
+        "make a detection service key",
+        ADMINS,
+        lambda c, t: c.post(
+            f"/api/organizations/{t.organization.pk}/service-keys/", {"name": "cam"}, format="json"
+        ),
+    ),
+    Cell(
+        "revoke a detection service key",
+        ADMINS,
+        lambda c, t: c.post(
+            f"/api/service-keys/{create_key(t.organization, None, 'cam')[0].pk}/revoke/"
+        ),
+    ),
+    Cell(
+        "read the quota",
+        ADMINS,
+        lambda c, t: c.get(f"/api/organizations/{t.organization.pk}/quota/"),
+    ),
+    Cell(
+        "change the quota (the operator only)",
+        set(),
+        lambda c, t: c.patch(
+            f"/api/organizations/{t.organization.pk}/quota/", {"weight": 2}, format="json"
+        ),
+    ),
+    Cell(
+        "read the detection usage",
+        ADMINS,
+        lambda c, t: c.get(f"/api/organizations/{t.organization.pk}/usage/"),
     ),
     Cell(
         "delete the organization",

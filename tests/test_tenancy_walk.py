@@ -30,6 +30,8 @@ from defectlab.labeling.models import Issue, Label, Project, Task
 from defectlab.labeling.workflow import add_prediction
 from defectlab.media.connections import create_connection
 from defectlab.media.models import StorageConnection
+from defectlab.serving.keys import create_key
+from defectlab.serving.models import OrganizationKey, Quota
 from defectlab.tenancy.models import ApiToken, AuditEvent, Invite, Membership, Organization, Role
 from defectlab.tenancy.services import create_api_token, create_invite
 from tests.conftest import Tenant, annotate, box, client_for
@@ -73,6 +75,8 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "model_versions": DetectionModel,
     "model_sensitivity": DetectionModel,
     "project_preannotate": Project,
+    "service_keys": Organization,
+    "usage": Organization,
 }
 
 
@@ -192,6 +196,7 @@ def victim(other_tenant: Tenant) -> Victim:
     backend = MLBackend.objects.create(
         organization=other_tenant.organization, name="sam", url="http://10.20.0.9:9090"
     )
+    service_key, _text = create_key(other_tenant.organization, owner, "line 3")
     return Victim(
         other_tenant,
         {
@@ -212,6 +217,7 @@ def victim(other_tenant: Tenant) -> Victim:
             Issue: issue,
             Webhook: webhook,
             Delivery: delivery,
+            OrganizationKey: service_key,
         },
     )
 
@@ -252,6 +258,10 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
         "backends": list(
             MLBackend.objects.filter(organization=organization).values().order_by("id")
         ),
+        "service_keys": list(
+            OrganizationKey.objects.filter(organization=organization).values().order_by("id")
+        ),
+        "quota": list(Quota.objects.filter(organization=organization).values()),
         "tokens": list(
             ApiToken.objects.filter(user__memberships__organization=organization)
             .values()
@@ -288,6 +298,7 @@ WALKED_MODELS = {
     Webhook,
     DetectionModel,
     MLBackend,
+    OrganizationKey,
 }
 
 # Second IDs in a route: the model each addresses and the field of the victim's row it takes.

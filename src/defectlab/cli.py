@@ -21,12 +21,16 @@ class Commands(click.Group):
     """The command group. Commands named in ``lazy`` are imported when they are run or listed,
     not with the group: ``remote`` and ``detect`` bring the SDK and httpx, which the server's
     own processes (``serve``, ``worker``) have no use for; ``model`` lives with the model
-    registry."""
+    registry, and ``key``, ``quota``, ``usage`` and ``provision`` with the detection service."""
 
     lazy = {
         "remote": "defectlab.client.cli:remote",
         "detect": "defectlab.client.cli:detect",
         "model": "defectlab.inference.commands:model",
+        "key": "defectlab.serving.commands:key",
+        "quota": "defectlab.serving.commands:quota",
+        "usage": "defectlab.serving.commands:usage",
+        "provision": "defectlab.serving.commands:provision",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -14,6 +14,7 @@ from defectlab.ingest.api import AllowedNetworkViewSet
 from defectlab.jobs.api import JobViewSet
 from defectlab.jobs.liveness import worker_problem
 from defectlab.labeling.api import IssueViewSet, LabelViewSet, ProjectViewSet, TaskViewSet
+from defectlab.serving.api import OrganizationServingViewSet, ServiceKeyViewSet
 from defectlab.tenancy.api import (
     AccountViewSet,
     ApiTokenViewSet,
@@ -37,6 +38,8 @@ router.register("auth", AuthViewSet, basename="auth")
 router.register("account", AccountViewSet, basename="account")
 router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("organizations", OrganizationViewSet, basename="organization")
+router.register("organizations", OrganizationServingViewSet, basename="organization-serving")
+router.register("service-keys", ServiceKeyViewSet, basename="service-key")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("invites", InviteViewSet, basename="invite")
 router.register("projects", ProjectViewSet, basename="project")

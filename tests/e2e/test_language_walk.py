@@ -19,6 +19,7 @@ from defectlab.ingest.services import add_allowed_network
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling import workflow
 from defectlab.labeling.tasks import PredictionRow, insert_predictions
+from defectlab.serving.keys import create_key, revoke_key
 from defectlab.tenancy.models import Role
 from defectlab.tenancy.services import create_invite
 from tests.conftest import annotate, box
@@ -34,7 +35,7 @@ PROPER = {
     "train", "val", "test", "seg", "min", "max", "id", "Bearer", "Token", "ONNX", "SDK", "CLI",
     "Swagger", "OpenAPI", "localhost", "us", "east", "Webhook", "HMAC", "SHA256", "POST", "MES",
     "IR", "IoU", "YOLOv5", "YOLOv8", "YOLOv10", "YOLO11", "YOLO26", "Authorization", "Basic",
-    "SAM",
+    "SAM", "UTC",
 }  # fmt: skip
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*")
 
@@ -222,6 +223,10 @@ def test_every_page_and_error_page_speaks_chinese(
     backend = create_backend(
         tenant.organization, owner, name="SAM", url="http://127.0.0.1:9", auth="Token x"
     )
+    revoke_key(
+        create_key(tenant.organization, owner, "line 3 camera", ["detect", "models"])[0], owner
+    )
+    create_key(tenant.organization, owner, "line 3 camera", signed_only=True)
     allowed = PROPER | {
         word
         for typed in [
@@ -247,6 +252,8 @@ def test_every_page_and_error_page_speaks_chinese(
             "crack",
             "pit",
             "loopback",  # the name of the rule that refused an address, kept as it is
+            "detect",  # the scopes of a detection service key, as the API names them
+            "models",
         ]
         for word in WORD.findall(typed or "")
     }
@@ -291,6 +298,8 @@ def test_every_page_and_error_page_speaks_chinese(
         f"/o/{organization}/models/",
         f"/models/{detector.pk}/",
         f"/o/{organization}/backends/",
+        f"/o/{organization}/keys/",
+        f"/o/{organization}/usage/",
         f"/o/{organization}/projects/new/",
         f"/jobs/{job.pk}/",
         f"/jobs/{preannotated.pk}/",

@@ -73,7 +73,8 @@ def all_limits(organization_ids: list[int]) -> dict[int, Limits]:
     return {pk: _limits(rows[pk]) if pk in rows else fallback for pk in organization_ids}
 
 
-def _clean(values: dict[str, Any]) -> dict[str, Any]:
+def clean_values(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` as stored, or Invalid naming the first field that cannot be."""
     cleaned: dict[str, Any] = {}
     for name, value in values.items():
         if name not in FIELDS:
@@ -96,12 +97,18 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+def require_operator(actor: User | None) -> None:
+    """Forbidden unless ``actor`` is the platform operator: a staff account, or nobody (the
+    `defectlab` command and the jobs act for the operator)."""
+    if actor is not None and not actor.is_staff:
+        raise Forbidden(_("Only the platform operator may change quotas."))
+
+
 def set_quota(organization: Organization, actor: User | None, **values: Any) -> Limits:
     """Change ``organization``'s limits (the fields given; the others keep their value, or the
     defaults' when it had none). Only the platform operator (a staff account) may."""
-    if actor is not None and not actor.is_staff:
-        raise Forbidden(_("Only the platform operator may change quotas."))
-    changes = _clean(values)
+    require_operator(actor)
+    changes = clean_values(values)
     with transaction.atomic():
         row = Quota.objects.select_for_update().filter(organization=organization).first()
         if row is None:

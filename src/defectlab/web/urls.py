@@ -9,6 +9,7 @@ from defectlab.web import (
     registry,
     removals,
     sensitivity,
+    serving,
     storages,
     views,
     webhooks,
@@ -28,6 +29,8 @@ urlpatterns = [
     path("o/<int:pk>/webhooks/", webhooks.webhooks_page, name="webhooks"),
     path("o/<int:pk>/models/", registry.models_page, name="models"),
     path("o/<int:pk>/backends/", backends.backends_page, name="backends"),
+    path("o/<int:pk>/keys/", serving.keys_page, name="service_keys"),
+    path("o/<int:pk>/usage/", serving.usage_page, name="usage"),
     path("models/<int:pk>/", registry.model_page, name="model"),
     # The upload form posts here (the body limit of model files applies to this address).
     path("models/<int:pk>/versions/", registry.model_page, name="model_versions"),
