@@ -272,7 +272,18 @@ def test_a_download_cut_in_the_middle_resumes_where_it_stopped(
     relay.cut_after = cut
     with running(edge(relay.url, key, tmp_path, sign=True)) as line:
         until(lambda: line.get("/readyz").status_code == 200, what="the edge gets ready")
-        assert answered(detect(line, key))[0] == 1
+        # A mirror that signs refuses its key as a bearer token, and answers it signed.
+        as_bearer = detect(line, key)
+        body = jpeg(640, 640)
+        target = "/v1/detect?model=panels"
+        signed = line.post(
+            target,
+            content=body,
+            headers={**signature.sign(key, "POST", target, body), "Content-Type": "image/jpeg"},
+        )
+    assert as_bearer.status_code == 401
+    assert as_bearer.json()["error"]["code"] == "signature_required"
+    assert answered(signed)[0] == 1
     files = [logged for logged in relay.log if logged[0] == "file"]
     assert files == [("file", None), ("file", f"bytes={cut}-")]
     assert relay.file_bytes == size  # every byte served once
@@ -378,3 +389,20 @@ def test_serve_inference_as_a_mirror_needs_its_key_and_follows() -> None:
         prog_name="defectlab",
     )
     assert result.exit_code != 0 and "Cannot run as an edge mirror" in result.output
+
+
+def test_the_edge_answers_with_the_organizations_saved_sensitivity(
+    center: dict[str, Any], tmp_path: Path
+) -> None:
+    key, model = center["key"], center["model"]  # v1 finds one scratch scored 0.9
+
+    def found(line: httpx.Client) -> int:
+        return len(detect(line, key).json()["results"][0]["detections"])
+
+    with running(edge(center["relay"].url, key, tmp_path)) as line:
+        until(lambda: line.get("/readyz").status_code == 200, what="the edge gets ready")
+        assert found(line) == 1
+        registry.set_sensitivity(model, None, conf=0.95)  # as the center now answers
+        until(lambda: found(line) == 0, what="the edge follows the saved sensitivity")
+        registry.set_sensitivity(model, None, conf=None)
+        until(lambda: found(line) == 1, what="the edge follows it back")

@@ -21,15 +21,15 @@ from urllib.parse import quote
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from defectlab.errors import DefectLabError, NotFound
 from defectlab.inference.models import ModelAlias, ModelVersion, VersionState
+from defectlab.inference.registry import thresholds
 from defectlab.media.storage import default_storage
 from defectlab.serving.access import Caller, authenticate, check_body
-from defectlab.serving.app import Service, _in_language, failure, language
+from defectlab.serving.app import Service, failure, language
 from defectlab.serving.models import Scope
 
 CHUNK = 64 * 1024
@@ -41,7 +41,9 @@ def file_path(name: str, number: int) -> str:
 
 
 def describe(version: ModelVersion, alias: str) -> dict[str, Any]:
-    """What a mirror needs to load ``version`` as the center does."""
+    """What a mirror needs to load ``version`` and answer with it as the center does (the
+    thresholds the center uses: the organization's saved sensitivity over the version's)."""
+    conf, iou, max_det = thresholds(version)
     return {
         "model": version.model.name,
         "alias": alias,
@@ -51,9 +53,9 @@ def describe(version: ModelVersion, alias: str) -> dict[str, Any]:
         "names": list(version.names or ()),
         "input_size": [version.input_height, version.input_width],
         "layout": version.layout,
-        "conf": version.conf,
-        "iou": version.iou,
-        "max_det": version.max_det,
+        "conf": conf,
+        "iou": iou,
+        "max_det": max_det,
         "file": file_path(version.model.name, version.number),
     }
 
@@ -152,8 +154,7 @@ async def alias(request: Request) -> Response:
     with translation.override(lang):
         try:
             caller = await _caller(request, service)
-            answer = await run_in_threadpool(
-                _in_language,
+            answer = await service.blocking(
                 lang,
                 aliased,
                 caller.organization_id,
@@ -171,8 +172,7 @@ async def version_file(request: Request) -> Response:
     with translation.override(lang):
         try:
             caller = await _caller(request, service)
-            version = await run_in_threadpool(
-                _in_language,
+            version = await service.blocking(
                 lang,
                 version_of,
                 caller.organization_id,

@@ -165,7 +165,9 @@ class Mirror:
             key_id=parts[0],
             organization_id=ORGANIZATION,
             scopes=frozenset({Scope.DETECT.value}),
-            signed_only=False,
+            # A mirror that signs its own calls refuses the key as a bearer token from its
+            # callers too: a key kept for signed requests must not be sent in the clear anywhere.
+            signed_only=upstream.signed,
             secret_hash=digest(key),
             signing_key=signature.signing_key(key),
         )
@@ -242,7 +244,7 @@ class Mirror:
                 if self._stop.is_set():
                     return
                 if follow.next_try <= time.monotonic():
-                    self.sync(follow)
+                    self._sync_guarded(follow)
             wait = min(follow.next_try for follow in self.follows) - time.monotonic()
             self._stop.wait(max(0.01, wait))
 
@@ -284,6 +286,17 @@ class Mirror:
         ceiling = max(1, int(self.backoff_max / self.refresh_seconds))
         return min(2 ** min(times + 1, 30), ceiling)
 
+    def _sync_guarded(self, follow: Follow) -> None:
+        """`sync`, where anything unexpected (a full disk, a permission) is the follow's error
+        and a wait, not the end of the thread that follows."""
+        try:
+            self.sync(follow)
+        except Exception as error:
+            follow.failures += 1
+            follow.last_error = str(error) or type(error).__name__
+            follow.next_try = time.monotonic() + self._backoff(follow.failures)
+            log.exception("syncing %s:%s failed", follow.name, follow.alias)
+
     def sync(self, follow: Follow) -> None:
         """Ask the center once, and take the alias's new version if it moved."""
         sha256 = ""
@@ -298,6 +311,10 @@ class Mirror:
                     follow.next_try = time.monotonic() + self.refresh_seconds
                     return
                 self._take(follow, meta)
+            if follow.loaded is not None and self._service is not None:
+                # The organization's saved sensitivity may change without a new file.
+                thresholds = (float(meta["conf"]), float(meta["iou"]))
+                self._service.routes.defaults[follow.loaded.version_id] = thresholds
         except UpstreamError as error:
             follow.failures += 1
             follow.next_try = time.monotonic() + self._backoff(follow.failures)
