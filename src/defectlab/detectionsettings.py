@@ -57,6 +57,13 @@ INFERENCE_BATCH_WINDOW_MS = env(
     "milliseconds.",
     positive_float,
 )
+INFERENCE_MAX_BODY_MB = env(
+    "DEFECTLAB_INFERENCE_MAX_BODY_MB",
+    "64",
+    "Largest detection request body, in MB, whatever an organization's largest image: a request "
+    "is read into memory whole, so this bounds the memory each one may take.",
+    positive_int,
+)
 INFERENCE_PRELOAD = env(
     "DEFECTLAB_INFERENCE_PRELOAD",
     "production",

@@ -182,6 +182,18 @@ def test_another_organizations_model_is_not_found(
 
 # What is sent, and the answer's status and code. One service answers them all.
 BAD_REQUESTS: list[tuple[dict[str, Any], int, str]] = [
+    ({"params": {"model": "pan\x01els"}, "files": {"image": b"x"}}, 400, "invalid_parameter"),
+    (
+        {"params": {"model": "panels", "alias": "a\x00b"}, "files": {"image": b"x"}},
+        400,
+        "invalid_parameter",
+    ),
+    ({"json": {"model": "panels", "images": [{"url": "a"}] * 200}}, 400, "invalid_json"),
+    (
+        {"json": {"model": "panels", "classes": ["a"] * 5000, "images": [{"url": "a"}]}},
+        400,
+        "invalid_json",
+    ),
     ({"params": {"model": "panels"}}, 415, "unsupported_media_type"),
     (
         {
@@ -323,3 +335,45 @@ def test_every_answer_is_metered_once(serve: Any, tenant: Tenant, line: dict[str
     )
     assert all(call["key_id"] is not None for call in calls)
     assert json.dumps(calls, default=str).count("panels") == 1
+
+
+def test_a_model_whose_name_holds_a_colon_is_reached_with_its_version_given_apart(
+    serve: Any, tenant: Tenant, line: dict[str, Any]
+) -> None:
+    put_model(tenant.organization, "cam:2", box_model(100, 100, tag="cam"))
+    with serve() as client:
+        named = client.post(
+            "/v1/detect",
+            params={"model": "cam:2", "version": "1"},
+            files={"image": jpeg(640, 640)},
+            headers=bearer(line["key"]),
+        )
+        aliased = client.post(
+            "/v1/detect",
+            params={"model": "cam:2", "alias": "production"},
+            files={"image": jpeg(640, 640)},
+            headers=bearer(line["key"]),
+        )
+    assert named.status_code == 200 and named.json()["model"]["name"] == "cam:2"
+    assert aliased.json()["model"]["name"] == "cam:2"
+
+
+def test_a_body_over_the_services_limit_is_413_before_it_is_read_whole(
+    serve: Any, settings: Any, line: dict[str, Any]
+) -> None:
+    settings.INFERENCE_MAX_BODY_MB = 1
+    with serve() as client:
+        response = client.post(
+            "/v1/detect",
+            params={"model": "panels"},
+            files=[("image", b"\xff\xd8" + bytes(600_000))] * 2,
+            headers=bearer(line["key"]),
+        )
+        small = client.post(
+            "/v1/detect",
+            params={"model": "panels"},
+            files={"image": jpeg()},
+            headers=bearer(line["key"]),
+        )
+    assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"
+    assert small.status_code == 200

@@ -94,15 +94,63 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_answering(
         assert ask(client, key).json()["model"]["version"] == 1
         default_storage().save(broken.file_key, b"not an onnx file any more")
         registry.move_alias(model, None, "production", 2)
-        wait_for(lambda: client.get("/readyz").json()["problems"])
+        wait_for(lambda: client.get("/readyz").json()["alias_problems"])
         still = ask(client, key)
         ready = client.get("/readyz").json()
+        problems = dict(client.service.routes.problems)
         metrics = client.get("/metrics").text
     assert still.status_code == 200 and still.json()["model"]["version"] == 1
-    problem = ready["problems"][0]
-    assert (problem["model"], problem["alias"]) == ("panels", "production")
-    assert problem["message"]
+    # /readyz says how many, not whose: anyone who reaches the port may ask.
+    assert ready["alias_problems"] == 1 and "panels" not in str(ready)
+    ((route, message),) = problems.items()
+    assert route[1:] == ("panels", "production") and message
     assert "defectlab_inference_alias_swap_failures_total 1.0" in metrics
+
+
+def test_a_version_that_failed_to_load_is_tried_again_later_not_at_every_call(
+    serve: Any, monkeypatch: pytest.MonkeyPatch, two_versions: tuple[DetectionModel, str]
+) -> None:
+    from defectlab.serving import loaded as loaded_module
+
+    monkeypatch.setattr(loaded_module, "RETRY_SECONDS", 0.5)
+    model, key = two_versions
+    version = ModelVersion.objects.get(model=model, number=2)
+    good = registry.read_file(version)
+    with serve() as client:
+        client.service.models.retry_seconds = 0.5
+        assert ask(client, key).json()["model"]["version"] == 1
+        default_storage().save(version.file_key, b"gone for a moment")
+        loads = client.service.models.loads
+        attempts: list[int] = []
+        load = client.service.models._load
+
+        def counted(row: ModelVersion) -> Any:
+            attempts.append(row.pk)
+            return load(row)
+
+        client.service.models._load = counted  # type: ignore[method-assign]
+        asked = [
+            client.post(
+                "/v1/detect",
+                params={"model": "panels:2"},
+                files={"image": SQUARE},
+                headers=bearer(key),
+            ).status_code
+            for _ in range(5)
+        ]
+        tried = len(attempts)
+        registry.move_alias(model, None, "production", 2)  # while its file is still broken
+        wait_for(lambda: client.service.routes.problems)
+        default_storage().save(version.file_key, good)  # back again
+        wait_for(lambda: ask(client, key).json()["model"]["version"] == 2)
+        numbered = client.post(
+            "/v1/detect", params={"model": "panels:2"}, files={"image": SQUARE}, headers=bearer(key)
+        )
+    assert asked == [503] * 5
+    assert tried == 1  # the other four were answered from the remembered failure
+    assert client.service.models.loads == loads + 1  # the one that worked, after the file returned
+    assert numbered.status_code == 200
+    assert not client.service.routes.problems
 
 
 def test_yolo_generations_answer_side_by_side(serve: Any, tenant: Tenant) -> None:

@@ -88,6 +88,13 @@ def test_a_second_request_while_the_first_is_in_progress_is_429(
 def test_the_days_images_are_counted_per_image(serve: Any, tenant: Tenant, key: str) -> None:
     set_quota(tenant.organization, None, images_per_day=3, requests_per_minute=None)
     with serve() as client:
+        missing = client.post(  # refused before any model ran: costs no images
+            "/v1/detect",
+            params={"model": "nothing"},
+            files={"image": jpeg(64, 48)},
+            headers=bearer(key),
+        )
+        assert missing.status_code == 404
         two = detect(client, key, images=2)
         two_more = detect(client, key, images=2)
         one_more = detect(client, key, images=1)

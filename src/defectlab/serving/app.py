@@ -31,7 +31,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import trans_real
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -40,6 +40,7 @@ from defectlab.errors import (
     Invalid,
     ServerError,
     Throttled,
+    TooLarge,
     Unavailable,
     error_body,
 )
@@ -200,16 +201,24 @@ def failure(error: DefectLabError, headers: dict[str, str] | None = None) -> JSO
     )
 
 
+def body_too_large(cap: int) -> TooLarge:
+    return TooLarge(
+        _("The request is larger than this service takes (%(mb)s MB): send fewer images at once.")
+        % {"mb": round(cap / 1024 / 1024, 1)},
+        code="body_too_large",
+    )
+
+
 async def read_body(request: Request, cap: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
-        raise inputs.image_too_large(cap // inputs.MAX_IMAGES)
+        raise body_too_large(cap)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > cap:
-            raise inputs.image_too_large(cap // inputs.MAX_IMAGES)
+            raise body_too_large(cap)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -313,6 +322,9 @@ async def _respond(service: Service, request: Request, exchange: Exchange) -> Re
         headers = {"Retry-After": str(busy.retry_after)}
     except DefectLabError as refused:
         error = refused
+    except ClientDisconnect:  # the caller hung up: nobody to answer, nothing went wrong here
+        exchange.status, exchange.code = 499, "client_closed"
+        return Response(status_code=499)
     except Exception:
         log.exception("a detection request failed", extra={"request_id": exchange.request_id})
         error = _server_error(exchange.request_id)
@@ -336,14 +348,23 @@ async def _answer(service: Service, request: Request, exchange: Exchange) -> dic
     limits = await service.limits(organization)
     await service.counters.admit(organization, limits, exchange.request_id)
     exchange.admitted = True
-    body = await read_body(request, limits.max_image_bytes * inputs.MAX_IMAGES * 4 // 3 + 65536)
+    cap = min(
+        limits.max_image_bytes * inputs.MAX_IMAGES * 4 // 3 + 65536,
+        settings.INFERENCE_MAX_BODY_MB * 1024 * 1024,
+    )
+    body = await read_body(request, cap)
     check_body(caller, body)
     content_type = request.headers.get("content-type", "")
-    asked = exchange.asked = inputs.read(
-        content_type, body, dict(request.query_params), limits.max_image_bytes
+    # Parsed off the event loop: a large body takes a while, and other callers are waiting.
+    asked = exchange.asked = await service.blocking(
+        exchange.lang,
+        inputs.read,
+        content_type,
+        body,
+        dict(request.query_params),
+        limits.max_image_bytes,
     )
     del body
-    await service.counters.count_images(organization, limits, asked.count)
     loaded = service.routes.held(organization, asked.model, asked.alias, asked.version)
     if loaded is None:  # not loaded yet, or its route not known: the database, off the loop
         loaded = await service.blocking(
@@ -355,6 +376,8 @@ async def _answer(service: Service, request: Request, exchange: Exchange) -> dic
             asked.version,
         )
     exchange.loaded = loaded
+    # Counted once the model is known to answer: a request refused before costs no images.
+    await service.counters.count_images(organization, limits, asked.count)
     images = list(asked.images)
     if asked.urls and service.mirror is not None:
         raise service.mirror.no_urls()
@@ -466,14 +489,13 @@ async def readyz(request: Request) -> Response:
         return JSONResponse(state, status_code=200 if state["ready"] else 503)
     database = await service.blocking_default(_database_answers)
     ready = service.ready and database
+    # Anyone who reaches the port may ask: counts only, no organization's model names or
+    # errors (the log has those, with the organization).
     body = {
         "ready": ready,
         "database": database,
         "models_loaded": len(service.models.held()),
-        "problems": [
-            {"organization": route[0], "model": route[1], "alias": route[2], "message": message}
-            for route, message in sorted(service.routes.problems.items())
-        ],
+        "alias_problems": len(service.routes.problems),
     }
     return JSONResponse(body, status_code=200 if ready else 503)
 

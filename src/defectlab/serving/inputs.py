@@ -84,9 +84,14 @@ def parameters(values: dict[str, Any]) -> Asked:
     model = str(values.get("model") or "").strip()
     if not model:
         raise _bad("model", _("Name the model: model=NAME, NAME:ALIAS or NAME:VERSION."))
+    for name in ("model", "alias"):
+        if any(ord(c) < 32 or ord(c) == 127 for c in str(values.get(name) or "")):
+            raise _bad(name, _("%(name)s may not hold control characters.") % {"name": name})
     asked = Asked(model=model)
     name, colon, after = model.rpartition(":")
-    if colon and name:
+    # NAME:ALIAS or NAME:VERSION, unless the version or alias is given on its own (then the
+    # whole text is the name: a model may be called "cam:2").
+    if colon and name and values.get("version") in (None, "") and values.get("alias") in (None, ""):
         asked.model = name
         if after.isascii() and after.isdigit():
             values = {**values, "version": values.get("version", after)}
@@ -142,14 +147,18 @@ def read(content_type: str, body: bytes, query: dict[str, str], max_image: int) 
     if asked.count == 0:
         raise Invalid(_("Send at least one image."), code="no_images")
     if asked.count > MAX_IMAGES:
-        raise Invalid(
-            _("Send at most %(count)s images in one request.") % {"count": MAX_IMAGES},
-            code="too_many_images",
-        )
+        raise too_many_images()
     for image in asked.images:
         if len(image) > max_image:
             raise image_too_large(max_image)
     return asked
+
+
+def too_many_images() -> Invalid:
+    return Invalid(
+        _("Send at most %(count)s images in one request.") % {"count": MAX_IMAGES},
+        code="too_many_images",
+    )
 
 
 def image_too_large(max_image: int) -> TooLarge:
@@ -161,6 +170,10 @@ def image_too_large(max_image: int) -> TooLarge:
 
 
 def _json(body: bytes, query: dict[str, str]) -> Asked:
+    # A body of thousands of tiny objects or items costs far more memory parsed than read: the
+    # document asked for has at most MAX_IMAGES image objects and a short list of classes.
+    if body.count(b"{") > 4 * MAX_IMAGES + 16 or body.count(b",") > 4000:
+        raise Invalid(_("The body holds more than a detection request can."), code="invalid_json")
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -220,6 +233,8 @@ def _multipart(body: bytes, boundary: bytes) -> tuple[dict[str, str], list[bytes
         )
         name = options.get(b"name", b"").decode("utf-8", "replace")
         if name == "image":
+            if len(images) == MAX_IMAGES:  # stop reading at once: the answer is known
+                raise too_many_images()
             images.append(bytes(part["data"]))
         elif b"filename" in options:
             raise _bad(name, _("Send images in parts named “image”."))

@@ -167,6 +167,9 @@ class RedisCounters:
         self._images = self._redis.register_script(_IMAGES)
         self._local = LocalCounters()
         self._down_until = 0.0
+        # Leases whose release did not reach Redis: released when it answers again, rather than
+        # holding the organization's places until they expire (LEASE_SECONDS).
+        self._unreleased: list[tuple[int, str]] = []
 
     async def _call(self, what: str, *args: Any) -> Any:
         import redis.exceptions
@@ -187,6 +190,10 @@ class RedisCounters:
             return None
 
     async def admit(self, organization: int, limits: Limits, request_id: str) -> None:
+        if self._unreleased and time.monotonic() >= self._down_until:
+            pending, self._unreleased = self._unreleased, []
+            for owner, lease in pending:
+                await self.release(owner, lease)
         per_minute = limits.requests_per_minute or 0
         args = [
             per_minute / 60000.0,
@@ -215,7 +222,9 @@ class RedisCounters:
 
     async def release(self, organization: int, request_id: str) -> None:
         await self._local.release(organization, request_id)
-        await self._call("release", f"{PREFIX}running:{organization}", request_id)
+        answer = await self._call("release", f"{PREFIX}running:{organization}", request_id)
+        if answer is None and len(self._unreleased) < 100_000:
+            self._unreleased.append((organization, request_id))
 
     async def first_use(self, key_id: str, nonce: str, seconds: int) -> bool:
         answer = await self._call("nonce", f"{PREFIX}nonce:{key_id}:{nonce}", 1, seconds)

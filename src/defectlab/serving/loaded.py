@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 OVERHEAD = 3  # a loaded version takes about this many times its file size
+RETRY_SECONDS = 30.0  # a version that failed to load is tried again after this long
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -56,9 +57,13 @@ class Loaded:
 
 
 class Models:
-    def __init__(self, budget_bytes: int, threads: int) -> None:
+    def __init__(self, budget_bytes: int, threads: int, retry_seconds: float = 30.0) -> None:
         self.budget = budget_bytes
         self.threads = threads
+        # A version that failed to load answers its error at once for this long, rather than
+        # being read and built again for every request that names it.
+        self.retry_seconds = retry_seconds
+        self._broken: dict[int, tuple[Unavailable, float]] = {}
         self._held: OrderedDict[int, Loaded] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[int, threading.Lock] = {}
@@ -88,12 +93,15 @@ class Models:
         with gate:  # one load per version, however many ask at once
             with self._lock:
                 found = self._held.get(version.pk)
+                broken = self._broken.get(version.pk)
             if found is not None:
                 return found
+            if broken is not None and broken[1] > time.monotonic():
+                raise broken[0]
             try:
                 loaded = self._load(version)
             except DefectLabError as error:  # the caller asked nothing wrong: the model is
-                raise Unavailable(
+                refusal = Unavailable(
                     _("Version %(number)s of the model %(name)s cannot be loaded: %(reason)s")
                     % {
                         "number": version.number,
@@ -101,10 +109,14 @@ class Models:
                         "reason": error.message,
                     },
                     code="model_unavailable",
-                ) from None
+                )
+                with self._lock:
+                    self._broken[version.pk] = (refusal, time.monotonic() + self.retry_seconds)
+                raise refusal from None
             with self._lock:
                 self._held[version.pk] = loaded
                 self._loading.pop(version.pk, None)
+                self._broken.pop(version.pk, None)
                 self._evict()
             return loaded
 
@@ -160,7 +172,9 @@ class Routes:
         # The thresholds each held version answers with when a request gives none (the
         # organization's saved sensitivity over the version's own), re-read with the aliases.
         self.defaults: dict[int, tuple[float, float]] = {}
-        self._failed: set[int] = set()  # versions that failed to load: not tried again
+        # Versions an alias moved to that failed to load: tried again after RETRY_SECONDS (a
+        # file back in storage, a database that answers again), not at every refresh.
+        self._failed: dict[int, float] = {}
         self.swaps = 0
         self.swap_failures = 0
 
@@ -287,7 +301,7 @@ class Routes:
             if (
                 version.pk == version_id
                 or version.state != VersionState.READY
-                or version.pk in self._failed
+                or self._failed.get(version.pk, 0.0) > time.monotonic()
             ):
                 continue
             try:
@@ -304,13 +318,14 @@ class Routes:
                         extra={"organization": route[0]},
                     )
                 self.problems[route] = message
-                self._failed.add(version.pk)
+                self._failed[version.pk] = time.monotonic() + RETRY_SECONDS
                 self.swap_failures += 1
                 continue
             with self._lock:
                 self._versions[version.pk] = version
                 self._aliases[route] = version.pk
             self.problems.pop(route, None)
+            self._failed.pop(version.pk, None)
             self.swaps += 1
             log.info(
                 "alias %s of model %s now answers with v%s", route[2], route[1], version.number

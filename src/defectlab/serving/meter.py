@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from django.db import close_old_connections, connections
+from django.db import DataError, IntegrityError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from defectlab.serving.keys import touch
@@ -21,6 +21,7 @@ from defectlab.serving.models import Call
 log = logging.getLogger("defectlab.serving.calls")
 
 FLUSH_SECONDS = 1.0
+MAX_WAITING = 200_000  # calls kept while the database cannot be reached
 TOUCH_EVERY = timedelta(minutes=1)
 
 
@@ -84,6 +85,10 @@ class Meter:
             connections.close_all()
 
     def flush(self) -> int:
+        """Write the waiting rows. A row the database refuses for itself (its organization
+        deleted meanwhile, a value it cannot hold) is logged and dropped, so it cannot hold
+        back the others; when the database cannot be reached the rows wait for the next try
+        (at most MAX_WAITING of them: the oldest go first, logged)."""
         with self._lock:
             records, self._waiting = self._waiting, []
         if not records:
@@ -91,11 +96,33 @@ class Meter:
         close_old_connections()
         try:
             Call.objects.bulk_create([Call(**_row(record)) for record in records])
+            written = records
+        except (DataError, IntegrityError):
+            written = self._one_by_one(records)
         except Exception:
             with self._lock:
                 self._waiting[:0] = records
+                if len(self._waiting) > MAX_WAITING:
+                    dropped = len(self._waiting) - MAX_WAITING
+                    del self._waiting[:dropped]
+                    log.error("dropped %s calls the database could not take in time", dropped)
             raise
-        self.written += len(records)
+        self.written += len(written)
+        self._touch(written)
+        return len(written)
+
+    def _one_by_one(self, records: list[Record]) -> list[Record]:
+        written = []
+        for record in records:
+            try:
+                with transaction.atomic():
+                    Call.objects.create(**_row(record))
+                written.append(record)
+            except (DataError, IntegrityError) as error:
+                log.error("a call the database refuses is dropped: %s", error, extra=asdict(record))
+        return written
+
+    def _touch(self, records: list[Record]) -> None:
         used: dict[int, datetime] = {}
         for record in records:
             if record.key_id is None:
@@ -105,7 +132,6 @@ class Meter:
                 used[record.key_id] = self._touched[record.key_id] = record.created_at
         if used:
             touch(dict(used))
-        return len(records)
 
 
 def _row(record: Record) -> dict[str, object]:
