@@ -292,21 +292,12 @@ def build(args: argparse.Namespace, data_dir: Path) -> tuple[dict[str, Tenant], 
 
 
 def detector_of(version: Any) -> Any:
-    """The version's detector, loaded as the service loads it (`serving.loaded.Models`)."""
-    import numpy as np
+    """The version's detector, loaded as the service loads it (`serving.loaded`)."""
     from django.conf import settings
 
-    from defectlab.inference.registry import load_detector
+    from defectlab.serving.loaded import warm_detector
 
-    detector = load_detector(
-        version,
-        threads=settings.INFERENCE_THREADS,
-        memory_arena=False,
-        max_pixels=settings.MAX_IMAGE_PIXELS,
-    )
-    height, width = detector.input_size
-    detector.detect(np.full((height, width, 3), 114, np.uint8))
-    return detector
+    return warm_detector(version, settings.INFERENCE_THREADS)
 
 
 def answer_of(found: Any) -> list[list[Any]]:

@@ -332,18 +332,25 @@ async def _respond(service: Service, request: Request, exchange: Exchange) -> Re
     return failure(error, headers)
 
 
-async def _answer(service: Service, request: Request, exchange: Exchange) -> dict[str, Any]:
-    """The answer to one detect request, each step in the order the module's text gives."""
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    caller = exchange.caller = await authenticate(
+async def caller_of(request: Request, service: Service, scope: str) -> Caller:
+    """Who sends ``request`` (a key with ``scope``), from its headers."""
+    # The path as sent (percent-encoded), which is what a signed request signed.
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    target = raw.decode("latin-1") + (f"?{request.url.query}" if request.url.query else "")
+    return await authenticate(
         request.headers,
         request.method,
         target,
         service.keys,
         service.counters.first_use,
         settings.SIGNATURE_WINDOW_SECONDS,
-        Scope.DETECT,
+        scope,
     )
+
+
+async def _answer(service: Service, request: Request, exchange: Exchange) -> dict[str, Any]:
+    """The answer to one detect request, each step in the order the module's text gives."""
+    caller = exchange.caller = await caller_of(request, service, Scope.DETECT)
     organization = caller.organization_id
     limits = await service.limits(organization)
     await service.counters.admit(organization, limits, exchange.request_id)

@@ -18,18 +18,18 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from defectlab.errors import DefectLabError, NotFound
-from defectlab.inference.models import ModelAlias, ModelVersion, VersionState
+from defectlab.inference.models import ModelVersion
 from defectlab.inference.registry import thresholds
 from defectlab.media.storage import default_storage
-from defectlab.serving.access import Caller, authenticate, check_body
-from defectlab.serving.app import Service, failure, language
+from defectlab.serving.access import Caller, check_body
+from defectlab.serving.app import Service, caller_of, failure, language
+from defectlab.serving.loaded import aliased_version, ready_version
 from defectlab.serving.models import Scope
 
 CHUNK = 64 * 1024
@@ -61,37 +61,11 @@ def describe(version: ModelVersion, alias: str) -> dict[str, Any]:
 
 
 def aliased(organization: int, name: str, alias: str) -> dict[str, Any]:
-    row = (
-        ModelAlias.objects.select_related("version__model")
-        .filter(organization_id=organization, model__name=name, name=alias)
-        .first()
-    )
-    if row is None or row.version.state != VersionState.READY:
-        raise NotFound(
-            _("This organization has no model named %(name)s with an alias %(alias)s.")
-            % {"name": name, "alias": alias},
-            code="model_not_found",
-        )
-    return describe(row.version, alias)
+    return describe(aliased_version(organization, name, alias), alias)
 
 
 def version_of(organization: int, name: str, number: int) -> ModelVersion:
-    version = (
-        ModelVersion.objects.select_related("model")
-        .filter(
-            organization_id=organization,
-            model__name=name,
-            number=number,
-            state=VersionState.READY,
-        )
-        .first()
-    )
-    if version is None:
-        raise NotFound(
-            _("This organization has no ready version %(number)s of a model named %(name)s.")
-            % {"number": number, "name": name},
-            code="model_not_found",
-        )
+    version = ready_version(organization, name, number)
     if not default_storage().exists(version.file_key):
         raise NotFound(_("The model's file is no longer in storage; upload it again."))
     return version
@@ -132,18 +106,7 @@ def _chunks(key: str, first: int, length: int) -> Iterator[bytes]:
 
 
 async def _caller(request: Request, service: Service) -> Caller:
-    # The path as sent (percent-encoded), which is what a signed request signed.
-    raw = request.scope.get("raw_path") or request.url.path.encode()
-    target = raw.decode("latin-1") + (f"?{request.url.query}" if request.url.query else "")
-    caller = await authenticate(
-        request.headers,
-        request.method,
-        target,
-        service.keys,
-        service.counters.first_use,
-        settings.SIGNATURE_WINDOW_SECONDS,
-        Scope.MODELS,
-    )
+    caller = await caller_of(request, service, Scope.MODELS)
     check_body(caller, b"")
     return caller
 

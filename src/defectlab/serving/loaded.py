@@ -122,14 +122,7 @@ class Models:
 
     def _load(self, version: ModelVersion) -> Loaded:
         start = time.perf_counter()
-        detector = load_detector(
-            version,
-            threads=self.threads,
-            memory_arena=False,
-            max_pixels=settings.MAX_IMAGE_PIXELS,
-        )
-        height, width = detector.input_size
-        detector.detect(np.full((height, width, 3), 114, np.uint8))  # warm: the first run is slow
+        detector = warm_detector(version, self.threads)
         self.loads += 1
         self.load_seconds += time.perf_counter() - start
         log.info(
@@ -155,6 +148,52 @@ class Models:
             _pk, gone = self._held.popitem(last=False)
             total -= gone.footprint
             log.info("unloaded model %s v%s (memory budget)", gone.model_name, gone.number)
+
+
+def warm_detector(version: ModelVersion, threads: int) -> Any:
+    """``version``'s detector as the service runs it: ``threads`` onnxruntime threads, no
+    memory arena (many models share the process), the installation's pixel limit, and one
+    run done (the first run of a session is slow)."""
+    detector = load_detector(
+        version, threads=threads, memory_arena=False, max_pixels=settings.MAX_IMAGE_PIXELS
+    )
+    height, width = detector.input_size
+    detector.detect(np.full((height, width, 3), 114, np.uint8))
+    return detector
+
+
+def ready_version(organization: int, name: str, number: int) -> ModelVersion:
+    """The ready version ``number`` of ``organization``'s model ``name``, else NotFound."""
+    version = (
+        ModelVersion.objects.select_related("model")
+        .filter(
+            organization_id=organization, model__name=name, number=number, state=VersionState.READY
+        )
+        .first()
+    )
+    if version is None:
+        raise NotFound(
+            _("This organization has no ready version %(number)s of a model named %(name)s.")
+            % {"number": number, "name": name},
+            code="model_not_found",
+        )
+    return version
+
+
+def aliased_version(organization: int, name: str, alias: str) -> ModelVersion:
+    """The ready version ``alias`` of ``organization``'s model ``name`` names, else NotFound."""
+    row = (
+        ModelAlias.objects.select_related("version__model")
+        .filter(organization_id=organization, model__name=name, name=alias)
+        .first()
+    )
+    if row is None or row.version.state != VersionState.READY:
+        raise NotFound(
+            _("This organization has no model named %(name)s with an alias %(alias)s.")
+            % {"name": name, "alias": alias},
+            code="model_not_found",
+        )
+    return row.version
 
 
 Route = tuple[int, str, str]  # organization, model name, alias
@@ -190,7 +229,7 @@ class Routes:
             version_id = self._aliases.get(route)
             version = self._versions.get(version_id) if version_id is not None else None
         if version is None:
-            version = self._aliased(route)
+            version = aliased_version(*route)
             with self._lock:
                 self._aliases.setdefault(route, version.pk)
                 version = self._versions.setdefault(version.pk, version)
@@ -217,46 +256,12 @@ class Routes:
             kept = self._numbered.get((organization, name, number))
         if kept is not None and kept[1] > now:
             return kept[0]
-        version = self._version(organization, name, number)
+        version = ready_version(organization, name, number)
         with self._lock:
             if len(self._numbered) > 10_000:
                 self._numbered.clear()
             self._numbered[(organization, name, number)] = (version, now + self.refresh_seconds)
         return version
-
-    def _version(self, organization: int, name: str, number: int) -> ModelVersion:
-        version = (
-            ModelVersion.objects.select_related("model")
-            .filter(
-                organization_id=organization,
-                model__name=name,
-                number=number,
-                state=VersionState.READY,
-            )
-            .first()
-        )
-        if version is None:
-            raise NotFound(
-                _("This organization has no ready version %(number)s of a model named %(name)s.")
-                % {"number": number, "name": name},
-                code="model_not_found",
-            )
-        return version
-
-    def _aliased(self, route: Route) -> ModelVersion:
-        organization, name, alias = route
-        row = (
-            ModelAlias.objects.select_related("version__model")
-            .filter(organization_id=organization, model__name=name, name=alias)
-            .first()
-        )
-        if row is None or row.version.state != VersionState.READY:
-            raise NotFound(
-                _("This organization has no model named %(name)s with an alias %(alias)s.")
-                % {"name": name, "alias": alias},
-                code="model_not_found",
-            )
-        return row.version
 
     def preload(self, aliases: list[str]) -> None:
         """Load every model's version under one of ``aliases`` (the budget permitting)."""
