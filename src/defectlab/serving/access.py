@@ -4,6 +4,7 @@ revoked key is refused by every replica within that time without a database read
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -40,8 +41,9 @@ class KeyCache:
         if kept is not None and kept[1] > now:
             return kept[0]
         info = await self._run(active_key, key_id)
-        if len(self._kept) > 100_000:  # a flood of made-up ids: forget, do not grow
-            self._kept.clear()
+        if len(self._kept) > 100_000:  # a flood of made-up ids: forget the oldest half
+            for old in list(itertools.islice(self._kept, 50_000)):
+                del self._kept[old]
         self._kept[key_id] = (info, now + self.seconds)
         return info
 

@@ -83,7 +83,8 @@ def _in_language(lang: str, function: Callable[..., T], *args: Any) -> T:
         return function(*args)
 
 
-BLOCKING_THREADS = 16  # database reads, model loads and URL fetches off the event loop
+BLOCKING_THREADS = 16  # database reads and model loads off the event loop
+FETCH_THREADS = 8  # images by URL, fetched apart so that a slow server holds only these
 
 
 def _close_connections(barrier: threading.Barrier) -> None:
@@ -109,6 +110,7 @@ class Service:
         )
         self.meter = Meter()
         self.executor = ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="blocking")
+        self.fetches = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="fetch")
         self._limits: dict[int, tuple[Limits, float]] = {}
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
@@ -176,6 +178,7 @@ class Service:
         for _thread in range(BLOCKING_THREADS):
             self.executor.submit(_close_connections, barrier)
         await loop.run_in_executor(None, functools.partial(self.executor.shutdown, wait=True))
+        self.fetches.shutdown(wait=False, cancel_futures=True)
         close = getattr(self.counters, "close", None)
         if close is not None:
             await close()
@@ -238,12 +241,27 @@ def _class_indices(loaded: Loaded, names: tuple[str, ...] | None) -> tuple[int, 
     return tuple(sorted({known[name] for name in names}))
 
 
-def _fetch_urls(organization: int, urls: list[tuple[int, str]], max_image: int) -> list[bytes]:
+def _fetch(lang: str, url: str, allowlist: Any, max_image: int) -> bytes:
     from defectlab.ingest.fetcher import fetch
+
+    with translation.override(lang):  # a refusal is the caller's to read
+        return fetch(url, allowlist=allowlist, max_bytes=max_image).body
+
+
+async def _fetch_urls(
+    service: Service, lang: str, organization: int, urls: list[tuple[int, str]], max_image: int
+) -> list[bytes]:
+    """The images at ``urls``, fetched at once on the service's fetching threads (never on the
+    threads that read keys and models: a slow server holds only what waits for it)."""
     from defectlab.ingest.services import allowlist_for
 
-    allowlist = allowlist_for(organization)
-    return [fetch(url, allowlist=allowlist, max_bytes=max_image).body for _pos, url in urls]
+    allowlist = await service.blocking(lang, allowlist_for, organization)
+    loop = asyncio.get_running_loop()
+    fetching = [
+        loop.run_in_executor(service.fetches, _fetch, lang, url, allowlist, max_image)
+        for _position, url in urls
+    ]
+    return list(await asyncio.gather(*fetching))
 
 
 def _result(index: int, outcome: Any) -> dict[str, Any]:
@@ -389,8 +407,8 @@ async def _answer(service: Service, request: Request, exchange: Exchange) -> dic
     if asked.urls and service.mirror is not None:
         raise service.mirror.no_urls()
     if asked.urls:
-        fetched = await service.blocking(
-            exchange.lang, _fetch_urls, organization, asked.urls, limits.max_image_bytes
+        fetched = await _fetch_urls(
+            service, exchange.lang, organization, asked.urls, limits.max_image_bytes
         )
         for (position, _url), data in zip(asked.urls, fetched, strict=True):
             images.insert(position, data)
