@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -17,7 +18,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from click.testing import CliRunner
+from django.db import connection
 
+from defectlab.cli import main
 from defectlab.errors import DefectLabError
 from defectlab.hooks.services import create_webhook
 from defectlab.inference import registry
@@ -71,10 +75,12 @@ def build_installation(queued: list[int]) -> list[Tenant]:
 
 @pytest.fixture
 def installation(queued: list[int], tmp_path: Path) -> tuple[dict[str, Any], Path]:
+    """The installation, described, and its backup made by `defectlab backup`."""
     build_installation(queued)
     archive = tmp_path / "backup.tar"
-    summary = backup(archive)
-    assert summary.files >= 7 and summary.tables["labeling.task"] == 6
+    result = CliRunner().invoke(main, ["backup", str(archive)], prog_name="defectlab")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"Wrote .*backup.tar: \d+ rows in \d+ tables, 7 files", result.output)
     return describe(), archive
 
 
@@ -355,3 +361,27 @@ def test_backup_refuses_to_overwrite_a_file(tmp_path: Path) -> None:
         backup(existing)
     assert existing.read_bytes() == b"keep me"
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_gzip_backup_verifies_and_lists_every_table_and_file(
+    queued: list[int], tmp_path: Path
+) -> None:
+    from defectlab.operations.archive import verify
+
+    build_installation(queued)
+    archive = tmp_path / "backup.tar.gz"
+    summary = backup(archive)
+    with tarfile.open(archive, "r:gz") as tar:
+        names = tar.getnames()
+    assert names[-2:] == ["members.jsonl", "manifest.json"]
+    manifest = verify(archive, tmp_path).manifest
+    assert manifest["database"]["vendor"] == connection.vendor
+    assert manifest["migrations"]["labeling"] == ["0013_prediction_source"]
+    rows = {table["model"]: table["rows"] for table in manifest["tables"]}
+    assert rows["labeling.task"] == Task.objects.count() == 6
+    assert rows["labeling.annotationversion"] == 3 and "sessions.session" not in rows
+    assert (
+        manifest["files"]["count"]
+        == summary.files
+        == len([n for n in names if n.startswith("files/")])
+    )

@@ -207,3 +207,4 @@ def test_an_unreachable_database_is_a_problem(tmp_path: Any) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert "Cannot reach the database" in done.stderr and str(port) in done.stderr
+    assert "hunter2" not in done.stderr

@@ -93,10 +93,10 @@ def safe_name(name: str) -> bool:
 class Writer:
     """Adds members to a tar stream, listing each with its size and SHA-256."""
 
-    def __init__(self, path: Path, work: Path) -> None:
+    def __init__(self, path: Path, work: Path, *, compress: bool = False) -> None:
         self.file = open(path, "wb")  # noqa: SIM115 - closed in close()
         pax = tarfile.PAX_FORMAT
-        if path.name.endswith(".gz"):
+        if compress:
             self.tar = tarfile.open(fileobj=self.file, mode="w|gz", format=pax)  # noqa: SIM115
         else:
             self.tar = tarfile.open(fileobj=self.file, mode="w|", format=pax)  # noqa: SIM115

@@ -172,7 +172,7 @@ def backup(path: Path, progress: Callable[[str], None] = lambda _step: None) -> 
     partial = path.with_name(path.name + ".partial")
     summary = Summary()
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".defectlab-backup-") as work:
-        writer = Writer(partial, Path(work))
+        writer = Writer(partial, Path(work), compress=path.name.endswith(".gz"))
         try:
             tables = _write_tables(writer, Path(work), summary, progress)
             progress("files")
