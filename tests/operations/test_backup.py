@@ -385,3 +385,45 @@ def test_a_gzip_backup_verifies_and_lists_every_table_and_file(
         == summary.files
         == len([n for n in names if n.startswith("files/")])
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_rows_are_read_in_one_snapshot_while_the_app_writes(tmp_path: Path) -> None:
+    """Outside any transaction, as `defectlab backup` runs: a row committed by another
+    connection after the first table was read is not in the archive, and the archive still
+    verifies."""
+    import threading
+
+    from defectlab.operations.archive import verify
+    from defectlab.operations.backup import backed_up_models
+    from defectlab.tenancy.models import Organization, User
+    from defectlab.tenancy.services import create_organization
+
+    make_tenant("Acme", tasks=2)
+    order = [model._meta.label_lower for model in backed_up_models()]
+    assert order.index("tenancy.organization") > 1
+    steps: list[str] = []
+
+    def meanwhile(step: str) -> None:
+        steps.append(step)
+        if len(steps) != 2:
+            return
+
+        def write() -> None:
+            from django.db import connection as own
+
+            owner = User.objects.create_user("late@acme.test", "a-long-password-1")
+            create_organization("Late", owner)
+            own.close()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer.join()
+
+    backup(tmp_path / "backup.tar", progress=meanwhile)
+    assert Organization.objects.filter(name="Late").exists()
+    rows = {
+        t["model"]: t["rows"] for t in verify(tmp_path / "backup.tar", tmp_path).manifest["tables"]
+    }
+    assert rows["tenancy.organization"] == 1
+    assert rows["tenancy.user"] == 5

@@ -218,7 +218,12 @@ def verify(path: Path, work: Path) -> Verified:
             seen.write(json.dumps(entry, ensure_ascii=False) + "\n")
             count += 1
         manifest = _manifest(manifest_bytes)
-        _check_listing(manifest, listing_hash, count, seen, listing)
+        try:
+            _check_listing(manifest, listing_hash, count, seen, listing)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ArchiveRefused(
+                _("The archive's list of members is missing or damaged.")
+            ) from None
     return Verified(manifest, count, work / MEMBERS)
 
 
