@@ -5,6 +5,7 @@ and byte by byte; damaged archives refused before anything is written."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -215,6 +216,39 @@ def rewrite(
             copy.addfile(info, io.BytesIO(changed))
 
 
+def reseal(
+    archive: Path,
+    out: Path,
+    change: Callable[[str, bytes], bytes],
+    manifest_changes: dict[str, Any] | None = None,
+) -> None:
+    """A forged archive: members changed by ``change``, then listed and hashed again and the
+    manifest's checksum recomputed, as someone who knows the format would."""
+    from defectlab.operations.archive import canonical
+
+    with tarfile.open(archive) as source:
+        contents = {info.name: source.extractfile(info).read() for info in source}  # type: ignore[union-attr]
+    manifest = json.loads(contents.pop("manifest.json"))
+    contents.pop("members.jsonl")
+    lines = []
+    for name in list(contents):
+        contents[name] = change(name, contents[name])
+        digest = hashlib.sha256(contents[name]).hexdigest()
+        entry = {"name": name, "size": len(contents[name]), "sha256": digest}
+        lines.append(json.dumps(entry, ensure_ascii=False) + "\n")
+    listing = "".join(lines).encode()
+    manifest["members"] = {"count": len(lines), "sha256": hashlib.sha256(listing).hexdigest()}
+    manifest.update(manifest_changes or {})
+    manifest["checksum"] = canonical(manifest)
+    contents["members.jsonl"] = listing
+    contents["manifest.json"] = json.dumps(manifest).encode()
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as copy:
+        for name, data in contents.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            copy.addfile(info, io.BytesIO(data))
+
+
 def flip(data: bytes) -> bytes:
     middle = len(data) // 2
     return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
@@ -275,6 +309,12 @@ def corrupt(kind: str, archive: Path, out: Path) -> str:
     if kind == "manifest not JSON":
         rewrite(archive, out, lambda name, data: data[:-5] if name == "manifest.json" else data)
         return "manifest is not valid JSON"
+    if kind == "future format":
+        reseal(archive, out, lambda name, data: data, {"format_version": 2})
+        return "backup format 2; this version reads format 1"
+    if kind == "manifest without its tables":
+        reseal(archive, out, lambda name, data: data, {"tables": None})
+        return "not a DefectLab backup manifest"
     assert kind == "no manifest"
     rewrite(archive, out, lambda name, data: None if name == "manifest.json" else data)
     return "has no manifest"
@@ -290,6 +330,8 @@ CORRUPTIONS = [
     "edited manifest",
     "manifest not JSON",
     "no manifest",
+    "future format",
+    "manifest without its tables",
 ]
 
 
@@ -427,3 +469,29 @@ def test_the_rows_are_read_in_one_snapshot_while_the_app_writes(tmp_path: Path) 
     }
     assert rows["tenancy.organization"] == 1
     assert rows["tenancy.user"] == 5
+
+
+def test_rows_that_fail_to_load_leave_no_row_and_no_file(
+    installation: tuple[dict[str, Any], Path], target: dict[str, str], tmp_path: Path
+) -> None:
+    """A forged archive (every hash recomputed) whose task points at a project that is not in
+    it: the rows fail at the commit, and the files written before them are deleted again."""
+    _source, archive = installation
+    forged = tmp_path / "forged.tar"
+
+    def orphan(name: str, data: bytes) -> bytes:
+        if name != "db/labeling.task.jsonl":
+            return data
+        rows = [json.loads(line) for line in data.decode().splitlines()]
+        rows[0]["fields"]["project"] = 999999
+        return "".join(json.dumps(row) + "\n" for row in rows).encode()
+
+    reseal(archive, forged, orphan)
+    done = defectlab(target, "restore", str(forged))
+    assert done.returncode == 1
+    assert "could not be loaded" in done.stderr and "nothing was restored" in done.stderr
+    storage = Path(target["DEFECTLAB_DATA_DIR"]) / "storage"
+    assert not [path for path in storage.rglob("*") if path.is_file()]
+    emptied = described(target)
+    assert all(emptied[label] == [] for label in ("tenancy.organization", "labeling.task"))
+    assert emptied["files"] == {}

@@ -236,13 +236,28 @@ def _manifest(data: bytes | None) -> dict[str, Any]:
         raise ArchiveRefused(_("The archive's manifest is not valid JSON.")) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArchiveRefused(_("The archive's manifest is not a DefectLab backup manifest."))
-    if manifest.get("checksum") != canonical(manifest):
-        raise ArchiveRefused(_("The archive's manifest was changed after it was written."))
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ArchiveRefused(
             _("The archive is in backup format %(found)s; this version reads format %(ours)s.")
             % {"found": manifest.get("format_version"), "ours": FORMAT_VERSION}
         )
+    if manifest.get("checksum") != canonical(manifest):
+        raise ArchiveRefused(_("The archive's manifest was changed after it was written."))
+    expected = {
+        "format_version": int,
+        "app_version": str,
+        "created_at": str,
+        "database": dict,
+        "migrations": dict,
+        "tables": list,
+        "files": dict,
+        "members": dict,
+        "secret_key_check": str,
+    }
+    if any(not isinstance(manifest.get(key), kind) for key, kind in expected.items()) or not (
+        isinstance(manifest["database"].get("vendor"), str)
+    ):
+        raise ArchiveRefused(_("The archive's manifest is not a DefectLab backup manifest."))
     return manifest
 
 

@@ -62,7 +62,10 @@ def restore(
     path: Path, *, other_secret_key: bool = False, progress: Callable[[str], None] = print
 ) -> Restored:
     refuse_unless_empty()
-    with tempfile.TemporaryDirectory(prefix="defectlab-restore-") as work:
+    # In the data directory, not /tmp: a container's root may be read-only or small, and the
+    # list of members of a large installation is a few hundred MB.
+    Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".restore-", dir=settings.DATA_DIR) as work:
         progress("verify")
         verified = archive.verify(path, Path(work))
         tables = _check_compatible(verified.manifest, other_secret_key)
