@@ -6,6 +6,7 @@ one more organization and project there (the ids must follow the restored ones).
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -37,11 +38,18 @@ TABLES = [
 ]
 
 
+def precisely(value: Any) -> str:
+    """Times to the microsecond (Django's JSON encoder keeps milliseconds only), and the rest
+    as text."""
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    return str(value)
+
+
 def describe() -> dict[str, Any]:
     from django.apps import apps
     from django.conf import settings
     from django.core import serializers
-    from django.core.serializers.json import DjangoJSONEncoder
 
     from defectlab.hooks.models import Webhook
     from defectlab.media.secrets import decrypt_secret
@@ -49,7 +57,7 @@ def describe() -> dict[str, Any]:
     document: dict[str, Any] = {}
     for label in TABLES:
         rows = serializers.serialize("python", apps.get_model(label)._base_manager.order_by("pk"))
-        document[label] = json.loads(json.dumps(rows, cls=DjangoJSONEncoder, sort_keys=True))
+        document[label] = json.loads(json.dumps(rows, default=precisely, sort_keys=True))
     document["webhook secrets"] = [
         decrypt_secret(hook.secret) for hook in Webhook.objects.order_by("pk")
     ]

@@ -14,6 +14,7 @@ ids, because rows point at them by id."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -21,14 +22,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.serializers import jsonl
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Model
@@ -43,12 +44,35 @@ SKIPPED = {"sessions.session", "jobs.workerheartbeat"}
 INCOMING = ".incoming-"  # LocalStorage's files being written
 
 
-class RowSerializer(jsonl.Serializer):
-    """Django's JSON lines, without many-to-many values: their tables are backed up as tables
-    of their own (``tenancy.user_groups``), so each row is written once and loaded in bulk."""
+class RowEncoder(DjangoJSONEncoder):
+    """Django's JSON, but times to the microsecond (Django's own cuts them to milliseconds,
+    which could reorder rows sorted by a timestamp), and bytes as base64 (what a binary
+    field's ``to_python`` reads)."""
 
-    def handle_m2m_field(self, obj: Any, field: Any) -> None:
-        return None
+    def default(self, o: Any) -> Any:
+        if isinstance(o, datetime | time):
+            text = o.isoformat()
+            return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
+        if isinstance(o, bytes | memoryview):
+            return base64.b64encode(bytes(o)).decode("ascii")
+        return super().default(o)
+
+
+def dump_rows(model: type[Model], out: IO[str]) -> int:
+    """Write ``model``'s rows to ``out`` in Django's serialized form (``{"model", "pk",
+    "fields"}``, a foreign key as the id it holds, many-to-many tables as tables of their own),
+    one a line, read a few thousand at a time as plain values (no model instances)."""
+    fields = list(model._meta.local_concrete_fields)
+    names = [field.name for field in fields]
+    pk_at = next(index for index, field in enumerate(fields) if field.primary_key)
+    label, encoder, count = model._meta.label_lower, RowEncoder(ensure_ascii=False), 0
+    rows = model._base_manager.order_by("pk").values_list(*(field.attname for field in fields))
+    for values in rows.iterator(chunk_size=2000):
+        data = dict(zip(names, values, strict=True))
+        pk = data.pop(names[pk_at])
+        out.write(encoder.encode({"model": label, "pk": pk, "fields": data}) + "\n")
+        count += 1
+    return count
 
 
 def backed_up_models() -> list[type[Model]]:
@@ -196,16 +220,15 @@ def _write_tables(
             label = model._meta.label_lower
             progress(label)
             dump = work / f"{label}.jsonl"
-            counter = _Counter(model._base_manager.order_by("pk").iterator(chunk_size=2000))
             with open(dump, "w", encoding="utf-8") as out:
-                RowSerializer().serialize(counter, stream=out)
-            summary.tables[label] = counter.count
+                rows = dump_rows(model, out)
+            summary.tables[label] = rows
             member = f"db/{label}.jsonl"
             tables.append(
                 {
                     "model": label,
                     "table": model._meta.db_table,
-                    "rows": counter.count,
+                    "rows": rows,
                     "member": member,
                 }
             )
@@ -214,16 +237,6 @@ def _write_tables(
         writer.add_path(member, dump)
         dump.unlink()
     return tables
-
-
-class _Counter:
-    def __init__(self, rows: Iterator[Model]) -> None:
-        self.rows, self.count = rows, 0
-
-    def __iter__(self) -> Iterator[Model]:
-        for row in self.rows:
-            self.count += 1
-            yield row
 
 
 def _write_files(writer: Writer, storage: Storage, summary: Summary) -> None:
