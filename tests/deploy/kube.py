@@ -62,7 +62,16 @@ def render_with_kubectl(tool: str, directory: Path) -> list[Document]:
 def load_kustomization(directory: Path) -> list[Document]:
     """The fallback loader (see the module's docstring)."""
     spec = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    known = {"apiVersion", "kind", "resources", "namespace", "labels", "images", "replicas", "patches"}
+    known = {
+        "apiVersion",
+        "kind",
+        "resources",
+        "namespace",
+        "labels",
+        "images",
+        "replicas",
+        "patches",
+    }
     unknown = set(spec) - known
     assert not unknown, f"the test loader does not know {unknown}: extend tests/deploy/kube.py"
     documents: list[Document] = []
@@ -160,9 +169,9 @@ def workload_problems(document: Document) -> list[str]:
         data_dir = env_of(container).get("DEFECTLAB_DATA_DIR", "/data")
         if data_dir not in mounts:
             problems.append(f"{where}: the data directory {data_dir} must be a volume")
-        if "/readyz" != container.get("readinessProbe", {}).get("httpGet", {}).get("path"):
+        if container.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/readyz":
             problems.append(f"{where}: the readiness probe must ask /readyz")
-        if "/healthz" != container.get("livenessProbe", {}).get("httpGet", {}).get("path"):
+        if container.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz":
             problems.append(f"{where}: the liveness probe must ask /healthz")
         limits = container.get("resources", {})
         if not limits.get("requests") or not limits.get("limits"):

@@ -192,7 +192,9 @@ def test_the_inference_runs_as_many_models_at_once_as_it_has_cores() -> None:
     CPU limit does not narrow: set it to the limit."""
     deployment = find(render(K8S / "base"), "Deployment", "defectlab-inference")
     (container,) = containers(deployment)
-    assert env_of(container)["DEFECTLAB_INFERENCE_RUNNERS"] == container["resources"]["limits"]["cpu"]
+    assert (
+        env_of(container)["DEFECTLAB_INFERENCE_RUNNERS"] == container["resources"]["limits"]["cpu"]
+    )
 
 
 def test_the_production_ingress_takes_the_apps_largest_bodies_streams_and_hides_metrics() -> None:
@@ -224,17 +226,20 @@ def test_the_production_ingress_takes_the_apps_largest_bodies_streams_and_hides_
     hosts = {host for host, _path in paths}
     config = find(documents, "ConfigMap", "defectlab")["data"]
     public = {url.split("://")[1] for url in config["DEFECTLAB_PUBLIC_URLS"].split(",")}
-    endpoints = dict(pair.split("=", 1) for pair in config["DEFECTLAB_S3_PUBLIC_ENDPOINTS"].split(","))
+    endpoints = dict(
+        pair.split("=", 1) for pair in config["DEFECTLAB_S3_PUBLIC_ENDPOINTS"].split(",")
+    )
     assert hosts == public == set(endpoints), "every public name has an ingress and an S3 endpoint"
     for host in hosts:
         assert paths[(host, "/media/")][0]["metadata"]["name"] == "defectlab-downloads"
         assert paths[(host, "/api/jobs/")][0]["metadata"]["name"] == "defectlab-downloads"
         assert paths[(host, "/v1/")][1]["backend"]["service"]["name"] == "defectlab-inference"
-        ingress, metrics = paths[(host, "/metrics")]
+        _ingress, metrics = paths[(host, "/metrics")]
         assert metrics["pathType"] == "Exact"
         nowhere = find(documents, "Service", metrics["backend"]["service"]["name"])
         assert not any(
-            nowhere["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+            nowhere["spec"]["selector"].items()
+            <= d["spec"]["template"]["metadata"]["labels"].items()
             for d in documents
             if d["kind"] == "Deployment"
         ), "/metrics from outside must reach no pod"

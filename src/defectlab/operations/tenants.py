@@ -292,6 +292,19 @@ def _network_policies(tenant: Tenant) -> list[dict[str, Any]]:
         "metadata": _meta(tenant, "default-deny"),
         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
     }
+    egress: list[dict[str, Any]] = [
+        {
+            "to": [namespace("kube-system")],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        },
+        # PostgreSQL and Redis of the platform. The data volume is mounted by the node, not
+        # the pod, so it needs no rule here.
+        {"to": [namespace(tenant.platform_namespace)], "ports": tcp(5432, 6379)},
+    ]
+    if tenant.image_sources:
+        # Images by URL: the guarded fetcher still checks every address (and the
+        # organization's allowlist); this only lets the packets out.
+        egress.append({"to": [{"ipBlock": {"cidr": cidr}} for cidr in tenant.image_sources]})
     allow = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -299,28 +312,12 @@ def _network_policies(tenant: Tenant) -> list[dict[str, Any]]:
         "spec": {
             "podSelector": {"matchLabels": _selector(tenant)},
             "policyTypes": ["Ingress", "Egress"],
-            # Only the ingress controller reaches the detection API (and its /metrics, which
-            # the ingress does not route: see the platform's Ingress).
+            # Only the ingress controller reaches the detection API; its Ingress routes /v1/
+            # alone, so /metrics stays inside.
             "ingress": [{"from": [namespace(tenant.ingress_namespace)], "ports": tcp(PORT)}],
-            "egress": [
-                {
-                    "to": [namespace("kube-system")],
-                    "ports": [
-                        {"protocol": "UDP", "port": 53},
-                        {"protocol": "TCP", "port": 53},
-                    ],
-                },
-                # PostgreSQL and Redis of the platform. The data volume is mounted by the node,
-                # not the pod, so it needs no rule here.
-                {"to": [namespace(tenant.platform_namespace)], "ports": tcp(5432, 6379)},
-            ],
+            "egress": egress,
         },
     }
-    if tenant.image_sources:
-        # Images by URL: the guarded fetcher still checks every address (and the
-        # organization's allowlist); this only lets the packets out.
-        sources = [{"ipBlock": {"cidr": cidr}} for cidr in tenant.image_sources]
-        allow["spec"]["egress"].append({"to": sources})
     return [deny, allow]
 
 
@@ -503,7 +500,10 @@ def write_kustomization(documents: list[dict[str, Any]], directory: Path) -> lis
     help="A network the tenant's detection requests may name images in by URL; repeat for more.",
 )
 @click.option(
-    "--cores", type=click.IntRange(1, 256), default=None, help="Cores in all, instead of the quota's."
+    "--cores",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Cores in all, instead of the quota's.",
 )
 @click.option(
     "--output",
