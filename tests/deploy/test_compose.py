@@ -226,7 +226,7 @@ def test_nginx_takes_the_largest_body_the_app_takes_and_no_more() -> None:
 
 def test_nginx_forwards_who_asked_and_streams_exports_and_images() -> None:
     assert "proxy_set_header X-Forwarded-Proto $scheme;" in APP_LOCATIONS
-    assert "proxy_set_header X-Forwarded-Host $host;" in APP_LOCATIONS
+    assert "proxy_set_header X-Forwarded-Host $http_host;" in APP_LOCATIONS
     # The app trusts the first address of the list (tenancy.services): nginx, at the edge,
     # must send the client's own rather than append to what the client sent.
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in APP_LOCATIONS
