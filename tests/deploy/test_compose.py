@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import click
@@ -300,3 +302,35 @@ def test_processes_log_to_stdout_not_files(role: str) -> None:
     assert not any(str(v).startswith("/var/log") for v in SERVICES[role].get("volumes", []))
     assert environment(role)["DEFECTLAB_DATA_DIR"] == "/data"
     assert "data:/data" in SERVICES[role]["volumes"]
+
+
+@pytest.mark.skipif(
+    not (shutil.which("nginx") and shutil.which("openssl")), reason="nginx or openssl missing"
+)
+def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
+    """`nginx -t` on the template as nginx's image fills it, with the upstreams on loopback (the
+    compose names do not resolve here) and `http2 on;` left out for nginx older than 1.25."""
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=defectlab", "-keyout", str(tls / "privkey.pem"), "-out", str(tls / "fullchain.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    site = interpolate(NGINX, example_values())
+    site = re.sub(r"server (web|inference|minio):", "server 127.0.0.1:", site)
+    site = site.replace("http2 on;", "").replace("/etc/nginx/tls/", f"{tls}/")
+    site = site.replace("/etc/nginx/defectlab/", f"{tmp_path}/")
+    (tmp_path / "app-locations.conf").write_text(APP_LOCATIONS)
+    (tmp_path / "storage-locations.conf").write_text(STORAGE_LOCATIONS)
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  include {tmp_path}/site.conf;\n}}\n"
+    )
+    result = subprocess.run(
+        ["nginx", "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
