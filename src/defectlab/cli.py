@@ -31,6 +31,7 @@ class Commands(click.Group):
         "quota": "defectlab.serving.commands:quota",
         "usage": "defectlab.serving.commands:usage",
         "provision": "defectlab.serving.commands:provision",
+        "tenant-manifests": "defectlab.operations.tenants:tenant_manifests",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
