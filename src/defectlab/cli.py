@@ -22,7 +22,7 @@ class Commands(click.Group):
     not with the group: ``remote`` and ``detect`` bring the SDK and httpx, which the server's
     own processes (``serve``, ``worker``) have no use for; ``model`` lives with the model
     registry, ``key``, ``quota``, ``usage`` and ``provision`` with the detection service, and
-    ``check``, ``backup`` and ``restore`` with the operations."""
+    ``tenant-manifests``, ``check``, ``backup`` and ``restore`` with the operations."""
 
     lazy = {
         "remote": "defectlab.client.cli:remote",
@@ -32,6 +32,7 @@ class Commands(click.Group):
         "quota": "defectlab.serving.commands:quota",
         "usage": "defectlab.serving.commands:usage",
         "provision": "defectlab.serving.commands:provision",
+        "tenant-manifests": "defectlab.operations.tenants:tenant_manifests",
         "check": "defectlab.operations.commands:check",
         "backup": "defectlab.operations.commands:backup",
         "restore": "defectlab.operations.commands:restore",
