@@ -21,7 +21,8 @@ class Commands(click.Group):
     """The command group. Commands named in ``lazy`` are imported when they are run or listed,
     not with the group: ``remote`` and ``detect`` bring the SDK and httpx, which the server's
     own processes (``serve``, ``worker``) have no use for; ``model`` lives with the model
-    registry, and ``key``, ``quota``, ``usage`` and ``provision`` with the detection service."""
+    registry, ``key``, ``quota``, ``usage`` and ``provision`` with the detection service, and
+    ``tenant-manifests``, ``check``, ``backup`` and ``restore`` with the operations."""
 
     lazy = {
         "remote": "defectlab.client.cli:remote",
@@ -32,6 +33,9 @@ class Commands(click.Group):
         "usage": "defectlab.serving.commands:usage",
         "provision": "defectlab.serving.commands:provision",
         "tenant-manifests": "defectlab.operations.tenants:tenant_manifests",
+        "check": "defectlab.operations.commands:check",
+        "backup": "defectlab.operations.commands:backup",
+        "restore": "defectlab.operations.commands:restore",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -55,42 +59,6 @@ def main() -> None:
     Configuration comes from DEFECTLAB_* environment variables (see docs/configuration.md);
     `defectlab check` tells you if any of them is wrong.
     """
-
-
-@main.command()
-def check() -> None:
-    """Check the configuration, the database and the data directory; explain any problem."""
-    _django()
-    from django.conf import settings
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
-    problems = list(settings.PROBLEMS)
-    try:
-        connection.ensure_connection()
-        executor = MigrationExecutor(connection)
-        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
-        if pending:
-            problems.append(
-                f"The database needs {len(pending)} migration(s): run `defectlab migrate`."
-            )
-    except Exception as error:  # any driver error means the same thing to the reader
-        problems.append(
-            f"Cannot reach the database ({settings.DATABASES['default']['ENGINE']}): {error}"
-        )
-    data_dir = settings.DATA_DIR
-    if not os.access(data_dir, os.W_OK):
-        problems.append(f"The data directory {data_dir} is not writable.")
-    if settings.DEBUG:
-        problems.append("DEFECTLAB_DEBUG is on: never run like this in production.")
-    if not problems:
-        click.echo(
-            f"Configuration is fine. Data in {data_dir}; database {settings.DATABASES['default']['ENGINE']}."
-        )
-        return
-    for problem in problems:
-        click.echo(f"- {problem}", err=True)
-    sys.exit(1)
 
 
 @main.command()
