@@ -14,6 +14,7 @@ from defectlab.ingest.api import AllowedNetworkViewSet
 from defectlab.jobs.api import JobViewSet
 from defectlab.jobs.liveness import worker_problem
 from defectlab.labeling.api import IssueViewSet, LabelViewSet, ProjectViewSet, TaskViewSet
+from defectlab.operations.webmetrics import metrics_view
 from defectlab.serving.api import OrganizationServingViewSet, ServiceKeyViewSet
 from defectlab.tenancy.api import (
     AccountViewSet,
@@ -90,4 +91,5 @@ urlpatterns = [
     path("", include("defectlab.web.urls")),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]
