@@ -118,7 +118,10 @@ def test_a_scrape_adds_up_both_web_workers_and_the_embedded_job_worker(
 
             # A job run by the embedded worker shows in the web's /metrics.
             project = services.create_project(
-                tenant.organization, tenant.user(Role.OWNER), name="Line 9", labels=[{"name": "dent"}]
+                tenant.organization,
+                tenant.user(Role.OWNER),
+                name="Line 9",
+                labels=[{"name": "dent"}],
             )
             image = checked_image("panel.png", png_bytes(64, 48))
             services.create_uploaded_tasks(project, [dataclasses.replace(image, name="a.png")])
