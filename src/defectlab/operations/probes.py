@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socketserver
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,8 +86,19 @@ class ProbeHandler(BaseHTTPRequestHandler):
         """Probes come every few seconds: not one log line each."""
 
 
+class ProbeServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        """As HTTPServer's, without its reverse DNS lookup of the address (which can hang where
+        no resolver answers, as in many containers)."""
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+
 @contextmanager
-def worker_probes(host: str, port: int) -> Iterator[ThreadingHTTPServer | None]:
+def worker_probes(host: str, port: int) -> Iterator[ProbeServer | None]:
     """Serve the worker's probes on ``host``:``port`` while the block runs (port 0: none). A port
     already taken is said in the log and the worker runs without them (its orchestrator's probes
     then fail, which shows it)."""
@@ -94,7 +106,7 @@ def worker_probes(host: str, port: int) -> Iterator[ThreadingHTTPServer | None]:
         yield None
         return
     try:
-        server = ThreadingHTTPServer((host, port), ProbeHandler)
+        server = ProbeServer((host, port), ProbeHandler)
     except OSError as error:
         log.error(
             "worker: cannot serve /healthz, /readyz and /metrics on %s:%s: %s "
@@ -103,7 +115,6 @@ def worker_probes(host: str, port: int) -> Iterator[ThreadingHTTPServer | None]:
         )  # fmt: skip
         yield None
         return
-    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="worker-probes", daemon=True)
     thread.start()
     log.info("worker: /healthz, /readyz and /metrics on http://%s:%s/", host, server.server_port)

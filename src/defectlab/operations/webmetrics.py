@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils.translation import gettext as _
@@ -13,15 +14,18 @@ from django.utils.translation import gettext as _
 from defectlab.operations import metrics
 
 UNMATCHED = "unmatched"
+STATIC = "static"
 
 
 def route_of(request: HttpRequest) -> str:
     """The request's route as a label: the name of the URL pattern it matched (e.g.
     ``task-annotation``, ``web:project``), never the path as sent (ids, tokens). A response
-    given before the URL was resolved (a body too large) is resolved here; no match at all is
-    ``unmatched``."""
+    given before the URL was resolved (a body too large) is resolved here; static files are
+    ``static``; no match at all (a 404) is ``unmatched``."""
     match = getattr(request, "resolver_match", None)
     if match is None:
+        if request.path_info.startswith(str(settings.STATIC_URL)):
+            return STATIC  # served by WhiteNoise before any URL is resolved
         try:
             match = resolve(request.path_info)
         except Resolver404:
