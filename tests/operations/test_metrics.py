@@ -6,6 +6,7 @@ export, and the detection service (uvicorn on a loopback port)."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +22,7 @@ from defectlab.operations.metrics import SNAPSHOT
 from defectlab.tenancy.models import Role
 from defectlab.transfer.exports import start_export
 from tests.conftest import Tenant, box, client_for, png_bytes
+from tests.jobs.brokers import BROKERS
 from tests.jobs.processes import WorkerProcess, crash_worker, wait_until
 from tests.operations.scrape import Samples, free_port, label_values, moved, parse, value
 
@@ -212,3 +214,22 @@ def test_with_a_token_metrics_answer_only_its_bearer(
     assert get(f"{base}/metrics", Authorization="Bearer wrong")[0] == 401
     status, body = get(f"{base}/metrics", Authorization="Bearer s3cret-scrape-token")
     assert status == 200 and b"defectlab_job_workers" in body
+
+
+@pytest.mark.parametrize("kind", BROKERS)
+def test_a_waiting_job_shows_in_the_queue_depth_and_the_brokers_count(
+    tenant: Tenant, tmp_path: Path, settings: Any, kind: str
+) -> None:
+    """No worker runs: a job sent is queued in the database and waits in the broker (RabbitMQ's
+    queue, or the embedded SQLite one), and the web's gauges say so."""
+    with crash_worker(kind, tmp_path, settings):  # the broker and queue of this test alone
+        before = scrape_web()
+        assert value(before, "defectlab_broker_messages") == 0
+        start_export(tenant.project, {"format": "yolo"}, None)
+        deadline = time.monotonic() + 30
+        while value(scraped := scrape_web(), "defectlab_broker_messages") < 1:
+            assert time.monotonic() < deadline, "the message never showed in the broker's count"
+            time.sleep(0.1)
+        assert value(scraped, "defectlab_broker_messages") == 1
+        assert moved(before, scraped, "defectlab_job_queue_depth", kind="export") == 1
+        assert moved(before, scraped, "defectlab_jobs", kind="export", state="queued") == 1
