@@ -173,6 +173,11 @@ def test_the_detection_service_counts_a_detection(tenant: Tenant, settings: Any)
         )
         assert detected.status_code == 200, detected.text
         after = parse(service.get("/metrics").text)
+        settings.METRICS_TOKEN = "s3cret-scrape-token"  # DEFECTLAB_METRICS_TOKEN: its bearer only
+        assert service.get("/metrics").status_code == 401
+        assert service.get("/metrics", headers=bearer("wrong")).status_code == 401
+        assert service.get("/metrics", headers=bearer("s3cret-scrape-token")).status_code == 200
+        assert service.get("/readyz").status_code == 200  # the probes never ask for it
 
     def total(samples: Samples, name: str, **labels: str) -> float:
         wanted = set(labels.items())

@@ -374,7 +374,7 @@ def save_annotation(
         )  # fmt: skip
         index_labels(task, cleaned)
         _mark_saved(task, user, annotation, submit=submit)
-        transaction.on_commit(partial(annotation_saved.send, sender=Task, submit=submit))
+        transaction.on_commit(partial(annotation_saved.send_robust, sender=Task, submit=submit))
         if submit:
             record(
                 None,
