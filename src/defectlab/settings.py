@@ -411,7 +411,7 @@ INSTALLED_APPS = [
     "defectlab.web",
 ]
 MIDDLEWARE = [
-    "defectlab.operations.webmetrics.RequestMetrics",  # first: its time includes the others'
+    "defectlab.operations.endpoints.RequestMetrics",  # first: times the rest; /healthz, /readyz, /metrics
     "django.middleware.security.SecurityMiddleware",
     "defectlab.https.SecureCookiesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -68,3 +68,11 @@ def test_a_probe_port_already_taken_leaves_the_worker_running_without_probes(
     assert "DEFECTLAB_WORKER_METRICS_PORT" in caplog.text
     with probes.worker_probes("127.0.0.1", 0) as off:
         assert off is None
+
+
+def test_probes_and_metrics_answer_whatever_the_host() -> None:
+    """Kubelet probes and Prometheus reach a pod by its IP, which is not one of
+    DEFECTLAB_PUBLIC_URLS: these three answer anyway; every other address keeps the host check."""
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert Client().get(path, HTTP_HOST="10.9.9.9:8080").status_code in (200, 503), path
+    assert Client().get("/api/projects/", HTTP_HOST="10.9.9.9:8080").status_code == 400
