@@ -97,6 +97,9 @@ def test_serve_supervises_its_worker_and_stops_it_on_shutdown(
 
     settings.WORKER_EMBEDDED = embedded
     settings.STATIC_ROOT = tmp_path / "static"
+    # serve sets up its processes' shared metrics directory in the environment: this one, and
+    # put back afterwards (tests/operations/test_metrics.py runs serve for real).
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     events: list[object] = []
 
     class Recorder:

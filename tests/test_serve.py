@@ -9,16 +9,18 @@ from typing import Any
 
 def test_gunicorn_shares_the_app_and_recycles_its_workers(settings: Any) -> None:
     from defectlab.cli import gunicorn_options
+    from defectlab.operations.multiprocess import child_exit
 
     settings.WEB_MAX_REQUESTS = 2000
     settings.WEB_MAX_MEMORY_MB = 0
     assert gunicorn_options(settings) == {
         "preload_app": True,
+        "child_exit": child_exit,  # a web worker gone: its live metrics are dropped
         "max_requests": 2000,
         "max_requests_jitter": 200,
     }
     settings.WEB_MAX_REQUESTS = 0
-    assert gunicorn_options(settings) == {"preload_app": True}
+    assert gunicorn_options(settings) == {"preload_app": True, "child_exit": child_exit}
 
 
 def test_the_app_is_loaded_whole_and_frozen_before_gunicorn_forks() -> None:

@@ -137,7 +137,9 @@ def gunicorn_options(settings: Any) -> dict[str, Any]:
     - ``post_request`` (``DEFECTLAB_WEB_MAX_MEMORY_MB``, 0: never): the same at once after a
       request that left the worker above that much memory (``RetireAbove``).
     """
-    options: dict[str, Any] = {"preload_app": True}
+    from defectlab.operations.multiprocess import child_exit  # its metrics (share_metrics)
+
+    options: dict[str, Any] = {"preload_app": True, "child_exit": child_exit}
     if settings.WEB_MAX_REQUESTS:
         options["max_requests"] = settings.WEB_MAX_REQUESTS
         options["max_requests_jitter"] = max(1, settings.WEB_MAX_REQUESTS // 10)
@@ -200,6 +202,9 @@ def load_application() -> Any:
 )
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the web app and API with gunicorn (a production server)."""
+    from defectlab.operations.multiprocess import share_metrics
+
+    share_metrics()  # one /metrics for all its processes: before Django, before any fork
     _django()
     from django.conf import settings
     from django.core.management import call_command
@@ -391,15 +396,14 @@ def worker(threads: int | None) -> None:
     _django()
     from django.conf import settings
 
-    from defectlab.jobs.worker import run_worker
-
     if settings.PROBLEMS:
         for problem in settings.PROBLEMS:
             click.echo(f"- {problem}", err=True)
         sys.exit("Fix the configuration above first (`defectlab check`).")
     from defectlab.jobs.supervisor import RECYCLE
+    from defectlab.operations.probes import run_probed_worker  # with /healthz, /readyz, /metrics
 
-    if run_worker(threads or settings.WORKER_THREADS, max_memory_mb=settings.WORKER_MAX_MEMORY_MB):
+    if run_probed_worker(threads or settings.WORKER_THREADS):
         sys.exit(RECYCLE)  # stopped to hand back its memory: start it again
 
 

@@ -269,6 +269,33 @@ WORKER_HEARTBEAT_SECONDS = env(
     "has for three times this long.",
     positive_int,
 )
+WORKER_METRICS_HOST = env(
+    "DEFECTLAB_WORKER_METRICS_HOST",
+    "127.0.0.1",
+    "Address `defectlab worker` serves `/healthz`, `/readyz` and `/metrics` on (`0.0.0.0` in a "
+    "container, for its orchestrator's probes and Prometheus).",
+)
+WORKER_METRICS_PORT = env(
+    "DEFECTLAB_WORKER_METRICS_PORT",
+    "8081",
+    "Port of `defectlab worker`'s `/healthz`, `/readyz` and `/metrics`. 0 turns them off. The "
+    "worker `defectlab serve` runs itself has none: the web's cover it.",
+    whole_number,
+)
+METRICS_TOKEN = env(
+    "DEFECTLAB_METRICS_TOKEN",
+    "",
+    "When set, `/metrics` of the web, the worker and the detection service answer only requests "
+    "with `Authorization: Bearer <this token>` (401 otherwise). Empty: anyone who reaches the "
+    "port may read them; keep `/metrics` off the public proxy (docs/operations.md).",
+)
+METRICS_CACHE_SECONDS = env(
+    "DEFECTLAB_METRICS_CACHE_SECONDS",
+    "15",
+    "`/metrics` reads its gauges from the database (jobs by state, queue depth, tasks by status, "
+    "live workers) at most once in this many seconds per process. 0 reads them at every scrape.",
+    whole_number,
+)
 SECRET_KEY_SETTING = env(
     "DEFECTLAB_SECRET_KEY",
     "",
@@ -380,9 +407,11 @@ INSTALLED_APPS = [
     "defectlab.inference",
     "defectlab.serving",
     "defectlab.hooks",
+    "defectlab.operations",
     "defectlab.web",
 ]
 MIDDLEWARE = [
+    "defectlab.operations.endpoints.RequestMetrics",  # first: times the rest; /healthz, /readyz, /metrics
     "django.middleware.security.SecurityMiddleware",
     "defectlab.https.SecureCookiesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

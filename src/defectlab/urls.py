@@ -1,7 +1,4 @@
-from django.conf import settings
 from django.contrib import admin
-from django.db import DatabaseError, connection
-from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
@@ -12,8 +9,8 @@ from defectlab.inference.backendapi import BackendViewSet
 from defectlab.inference.projects import ProjectModelViewSet
 from defectlab.ingest.api import AllowedNetworkViewSet
 from defectlab.jobs.api import JobViewSet
-from defectlab.jobs.liveness import worker_problem
 from defectlab.labeling.api import IssueViewSet, LabelViewSet, ProjectViewSet, TaskViewSet
+from defectlab.operations.endpoints import healthz, metrics_view, readyz
 from defectlab.serving.api import OrganizationServingViewSet, ServiceKeyViewSet
 from defectlab.tenancy.api import (
     AccountViewSet,
@@ -57,30 +54,6 @@ router.register("models", ModelViewSet, basename="model")
 router.register("backends", BackendViewSet, basename="backend")
 
 
-def healthz(request: HttpRequest) -> JsonResponse:
-    """The process is up."""
-    return JsonResponse({"status": "ok"})
-
-
-def readyz(request: HttpRequest) -> JsonResponse:
-    """The process can serve: its database answers, and a job worker was seen lately.
-
-    Where `serve` runs its own worker (the embedded default), no worker means every job waits
-    forever, so the process is not ready. Where workers run on their own, a missing worker is
-    said in the answer but does not take the web out of service."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        problem = worker_problem()
-    except DatabaseError:
-        return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
-    if problem is None:
-        return JsonResponse({"status": "ok"})
-    if settings.WORKER_EMBEDDED:
-        return JsonResponse({"status": "unavailable", "worker": problem}, status=503)
-    return JsonResponse({"status": "ok", "worker": problem})
-
-
 urlpatterns = [
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -88,6 +61,8 @@ urlpatterns = [
     path("media/<str:token>", media, name="media"),
     path("admin/", admin.site.urls),
     path("", include("defectlab.web.urls")),
+    # Answered by the first middleware whatever the Host (operations.endpoints); named here.
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]

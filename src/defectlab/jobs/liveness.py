@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -47,6 +48,11 @@ class Heartbeat:
         self.interval = float(settings.WORKER_HEARTBEAT_SECONDS)
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="worker-heartbeat", daemon=True)
+        self.last_beat: float | None = None  # time.monotonic() of the last row written
+
+    def age(self) -> float:
+        """Seconds since this process's row was last written (infinite before the first)."""
+        return float("inf") if self.last_beat is None else time.monotonic() - self.last_beat
 
     def start(self) -> None:
         self.thread.start()
@@ -62,6 +68,7 @@ class Heartbeat:
             defaults={"last_seen": now},
             create_defaults={"started_at": now, "last_seen": now},
         )
+        self.last_beat = time.monotonic()
 
     def _run(self) -> None:
         try:

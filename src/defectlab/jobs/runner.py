@@ -23,7 +23,7 @@ from django.utils.translation import ngettext
 from defectlab.errors import DefectLabError
 from defectlab.jobs import kinds
 from defectlab.jobs.models import FINISHED, Job, JobState
-from defectlab.jobs.signals import job_finished
+from defectlab.jobs.signals import job_attempted, job_finished, job_started
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,14 @@ def run_job(job_id: int) -> None:
         return  # deleted, or a duplicate delivery of finished work: nothing to do twice
     if job.cancel_requested:
         _finish(job, JobState.CANCELLED)
+        job_attempted.send_robust(sender=Job, kind=job.kind, outcome="cancelled", seconds=None)
         return
     # Errors are written for the person who started the job, in their language.
     language = (job.started_by.language if job.started_by else "") or settings.LANGUAGE_CODE
     handle = kinds.handler(job.kind)
     if handle is None:
         _finish(job, JobState.FAILED, error=f"No handler for jobs of kind {job.kind!r}.")
+        job_attempted.send_robust(sender=Job, kind=job.kind, outcome="failed", seconds=None)
         return
     if not _take(job):
         job.refresh_from_db()
@@ -95,14 +97,28 @@ def run_job(job_id: int) -> None:
             )  # fmt: skip
             with translation.override(language):
                 _finish(job, JobState.FAILED, error=_worker_stopped(job.attempts))
+            job_attempted.send_robust(sender=Job, kind=job.kind, outcome="failed", seconds=None)
         return  # the message is acked: no delivery beyond DEFECTLAB_JOB_MAX_ATTEMPTS
     job.refresh_from_db()
+    job_started.send_robust(sender=Job, kind=job.kind)
+    began, outcome = time.monotonic(), "retried"  # what an error escaping here leads to
+    try:
+        outcome = _attempt(job, handle, language)
+    finally:
+        seconds = time.monotonic() - began
+        job_attempted.send_robust(sender=Job, kind=job.kind, outcome=outcome, seconds=seconds)
+
+
+def _attempt(job: Job, handle: kinds.Handler, language: str) -> str:
+    """Run the handler once and record how it ended: the outcome ("succeeded", "failed" or
+    "cancelled"), or RetryLater raised for Dramatiq to deliver the job again."""
     progress = Progress(job)
     with translation.override(language):
         try:
             result = handle(job, progress)
         except Cancelled:
             _finish(job, JobState.CANCELLED, progress=progress)
+            return "cancelled"
         except DefectLabError as refusal:
             # Bad input or a refusal fails at once (trying again would give the same answer);
             # a retryable one (a remote end failing) is tried again like any passing failure.
@@ -110,6 +126,7 @@ def run_job(job_id: int) -> None:
                 _requeue(job, refusal.message)
                 raise _later(job, refusal.message) from refusal
             _finish(job, JobState.FAILED, error=refusal.message, progress=progress)
+            return "failed"
         except Exception as error:
             log.exception("job %s (%s) failed on attempt %s", job.pk, job.kind, job.attempts)
             message = _plain(error)
@@ -117,8 +134,9 @@ def run_job(job_id: int) -> None:
                 _requeue(job, message)
                 raise _later(job, message) from error
             _finish(job, JobState.FAILED, error=message, progress=progress)
-        else:
-            _finish(job, JobState.SUCCEEDED, result=result or {}, progress=progress)
+            return "failed"
+    _finish(job, JobState.SUCCEEDED, result=result or {}, progress=progress)
+    return "succeeded"
 
 
 def _requeue(job: Job, error: str) -> None:

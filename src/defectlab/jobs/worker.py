@@ -13,7 +13,7 @@ from dramatiq import Worker
 from dramatiq.broker import Broker
 from dramatiq.middleware import Middleware
 
-from defectlab.jobs.liveness import Heartbeat
+from defectlab.jobs.liveness import Heartbeat, seen_window
 from defectlab.jobs.queue import broker, queue_name, run_job_actor
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,24 @@ class RecycleAbove(Middleware):
     after_skip_message = after_process_message
 
 
+# This process's running worker and heartbeat, for its probes (`loop_problem`).
+_running: dict[str, Any] = {}
+
+
+def loop_problem() -> str | None:
+    """Why this process's job worker is not taking jobs (its `/readyz`), or None: not started
+    (or stopping), one of its threads died, or its heartbeat has not been written lately (the
+    database is away, or the process is stuck)."""
+    worker, heartbeat = _running.get("worker"), _running.get("heartbeat")
+    if worker is None or heartbeat is None:
+        return "the job worker is not running"
+    if not all(thread.is_alive() for thread in [*worker.workers, *worker.consumers.values()]):
+        return "a thread of the job worker stopped"
+    if heartbeat.age() > seen_window():
+        return f"no heartbeat written in the last {seen_window()} s"
+    return None
+
+
 def run_worker(
     threads: int, *, stop: threading.Event | None = None, max_memory_mb: int = 0
 ) -> bool:
@@ -105,10 +123,12 @@ def run_worker(
     worker.start()
     heartbeat = Heartbeat()
     heartbeat.start()
+    _running.update(worker=worker, heartbeat=heartbeat)
     log.info("worker: running %s threads on %s", threads, type(broker()).__name__)
     try:
         stop.wait()
     finally:
+        _running.clear()
         worker.stop(timeout=RECYCLE_TIMEOUT_MS if recycle.is_set() else STOP_TIMEOUT_MS)
         heartbeat.stop()
         if recycler in broker().middleware:

@@ -6,6 +6,10 @@ from django.dispatch import Signal
 # annotation version) and ``user_id``. Receivers must not raise: the annotation is saved.
 annotation_submitted = Signal()
 
+# Sent once any save of an annotation version through the workflow has committed, with
+# ``submit`` (whether the save submitted the task). For counting (the metrics); must not raise.
+annotation_saved = Signal()
+
 # Sent inside the transaction that submits, approves or rejects a task, with ``event``
 # ("task.submitted", "task.approved", "task.rejected"), ``task`` (its new status set, saved in the
 # same transaction), ``user`` and, for a review, ``comment``. Receivers write rows that must

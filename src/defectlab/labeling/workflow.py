@@ -34,7 +34,7 @@ from defectlab.labeling.models import (
 )
 from defectlab.labeling.proposals import clean_fates, merge_fates, version_fates
 from defectlab.labeling.services import set_status
-from defectlab.labeling.signals import annotation_submitted, task_event
+from defectlab.labeling.signals import annotation_saved, annotation_submitted, task_event
 from defectlab.labeling.sizes import SAVE_TIMEOUT, learn_size
 from defectlab.labeling.tasks import NewPrediction, add_predictions, index_labels
 from defectlab.tenancy.audit import AuditAction
@@ -374,6 +374,7 @@ def save_annotation(
         )  # fmt: skip
         index_labels(task, cleaned)
         _mark_saved(task, user, annotation, submit=submit)
+        transaction.on_commit(partial(annotation_saved.send_robust, sender=Task, submit=submit))
         if submit:
             record(
                 None,

@@ -4,14 +4,29 @@ loaded models and alias swaps."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32)
+
+
+def allowed(authorization: str | None) -> bool:
+    """Whether a scrape with this Authorization header may read `/metrics`: anyone when
+    DEFECTLAB_METRICS_TOKEN is empty (the proxy keeps `/metrics` inside), else only
+    `Bearer <that token>` (the web and the worker ask the same, defectlab.operations.metrics)."""
+    token = str(settings.METRICS_TOKEN)
+    if not token:
+        return True
+    scheme, _sep, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
 
 
 class Metrics:
