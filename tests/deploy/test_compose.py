@@ -113,15 +113,13 @@ def _health_url(service: str) -> str:
 def test_each_role_listens_where_its_health_check_and_nginx_look() -> None:
     web, inference, worker = (environment(role) for role in ("web", "inference", "worker"))
     assert web["DEFECTLAB_HOST"] == inference["DEFECTLAB_INFERENCE_HOST"] == "0.0.0.0"
+    assert worker["DEFECTLAB_WORKER_METRICS_HOST"] == "0.0.0.0"
     web_port = web["DEFECTLAB_PORT"]
     inference_port = inference["DEFECTLAB_INFERENCE_PORT"]
     assert web_port == SETTINGS["DEFECTLAB_PORT"].default
     assert inference_port == SETTINGS["DEFECTLAB_INFERENCE_PORT"].default
     worker_port = worker.get(
-        "DEFECTLAB_WORKER_METRICS_PORT",
-        SETTINGS["DEFECTLAB_WORKER_METRICS_PORT"].default
-        if "DEFECTLAB_WORKER_METRICS_PORT" in SETTINGS
-        else "8081",  # the worker's probe server (another part of issue 13), until it lands
+        "DEFECTLAB_WORKER_METRICS_PORT", SETTINGS["DEFECTLAB_WORKER_METRICS_PORT"].default
     )
     assert _health_url("web") == f"http://127.0.0.1:{web_port}/readyz"
     assert _health_url("inference") == f"http://127.0.0.1:{inference_port}/readyz"

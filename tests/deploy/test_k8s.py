@@ -36,7 +36,6 @@ ROLES = {
     "inference": ("serve-inference", "DEFECTLAB_INFERENCE_PORT"),
 }
 # The worker's probe server (another part of issue 13) listens on 8081 unless told otherwise.
-WORKER_METRICS_PORT = 8081
 
 
 def _id(path: Path) -> str:
@@ -123,8 +122,6 @@ def _role(document: dict) -> str:  # type: ignore[type-arg]
 
 def _listening_port(role: str, container: dict, config: dict[str, str]) -> int:  # type: ignore[type-arg]
     setting = ROLES[role][1]
-    if setting not in SETTINGS:  # the worker's probe server, until its setting exists
-        return WORKER_METRICS_PORT
     return int(env_of(container).get(setting, config.get(setting, SETTINGS[setting].default)))
 
 
@@ -140,9 +137,12 @@ def test_the_base_runs_each_role_on_its_own_port_with_the_apps_probe_paths() -> 
         port = _listening_port(role, container, config)
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
             assert probe_port(container, probe) == port, f"{role}: {probe}"
-        listen = {"web": "DEFECTLAB_HOST", "inference": "DEFECTLAB_INFERENCE_HOST"}.get(role)
-        if listen:
-            assert env_of(container)[listen] == "0.0.0.0", f"{role} must listen on every address"
+        listen = {
+            "web": "DEFECTLAB_HOST",
+            "inference": "DEFECTLAB_INFERENCE_HOST",
+            "worker": "DEFECTLAB_WORKER_METRICS_HOST",
+        }[role]
+        assert env_of(container)[listen] == "0.0.0.0", f"{role} must listen on every address"
 
 
 def test_the_probe_paths_are_routes_of_the_web_app_and_the_detection_service() -> None:
