@@ -96,9 +96,9 @@ def check() -> None:
 def migrate() -> None:
     """Create or update the database tables."""
     _django()
-    from django.core.management import call_command
+    from defectlab.operations.startup import run_migrations
 
-    call_command("migrate", interactive=False, verbosity=1)
+    run_migrations()  # under a lock on PostgreSQL: replicas starting together take turns
 
 
 @main.command()
@@ -233,7 +233,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the web app and API with gunicorn (a production server)."""
     _django()
     from django.conf import settings
-    from django.core.management import call_command
+
+    from defectlab.operations.startup import announce, prepare_web
 
     if settings.PROBLEMS:
         for problem in settings.PROBLEMS:
@@ -242,7 +243,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     host = host or settings.HOST
     port = port or settings.PORT
     workers = workers or settings.WEB_WORKERS
-    call_command("collectstatic", interactive=False, verbosity=0)
+    prepare_web()  # migrations (DEFECTLAB_MIGRATE_AT_START), static files
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
@@ -291,7 +292,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         # dies is started again. It is this process forked, sharing the Django loaded here.
         supervisor = WorkerSupervisor(target=embedded_worker)
         supervisor.start()
-    click.echo(f"DefectLab is serving on http://{host}:{port}/")
+    announce(f"DefectLab is serving on http://{host}:{port}/")
     try:
         Server().run()
     finally:
@@ -347,6 +348,7 @@ def serve_inference(
         for problem in settings.PROBLEMS:
             click.echo(f"- {problem}", err=True)
         sys.exit("Fix the configuration above first (`defectlab check`).")
+    from defectlab.operations.startup import announce
     from defectlab.serving.server import run
 
     host = host or settings.INFERENCE_HOST
@@ -360,10 +362,10 @@ def serve_inference(
             list(follows) or settings.MIRROR_FOLLOW,
             settings.MIRROR_SIGN if sign is None else sign,
         )
-        click.echo(
+        announce(
             f"An edge mirror of {upstream}, following {', '.join(follows or settings.MIRROR_FOLLOW)}"
         )
-    click.echo(f"The detection service is serving on http://{host}:{port}/")
+    announce(f"The detection service is serving on http://{host}:{port}/")
     run(host, port, mirror)
 
 
