@@ -114,10 +114,15 @@ podman:
 image-base: podman
 	BASE_IMAGE=$(BASE_IMAGE) PODMAN="$(PODMAN)" deploy/base.sh
 
+# The build stage is tagged too ($(IMAGE)-build), so pruning what no tag leads to (vfs keeps a
+# whole copy per step: gigabytes a build) keeps its cached dependencies layer.
+BUILD = $(PODMAN) build --network host --format docker $(ULIMITS) --build-arg BASE=$(BASE_IMAGE) \
+	$(if $(wildcard $(BUILD_CA)),--secret id=ca$(,)src=$(BUILD_CA)) -f deploy/Dockerfile
+
 image: image-base
-	$(PODMAN) build --network host --format docker $(ULIMITS) --build-arg BASE=$(BASE_IMAGE) \
-		$(if $(wildcard $(BUILD_CA)),--secret id=ca$(,)src=$(BUILD_CA)) \
-		-f deploy/Dockerfile -t $(IMAGE) .
+	$(BUILD) --target build -t $(IMAGE)-build .
+	$(BUILD) -t $(IMAGE) .
+	$(PODMAN) image prune --force > /dev/null
 	@$(PODMAN) image inspect --format '{{.Size}}' $(IMAGE) | awk '{printf "$(IMAGE): %.0f MB\n", $$1 / 1e6}'
 
 image-test: install image

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -312,6 +313,9 @@ class ImageTest:
         if saved.get("version") != 1 or again.get("status") != "submitted":
             raise Failure(f"the annotation did not land: {saved} / task {again}")
         step(f"labeled task {task['id']} of project {project}: version 1, submitted")
+        canvas = web.request("GET", "/static/defectlab/canvas.js")  # collected at start into /data
+        if not canvas:
+            raise Failure("the static files were not served (collectstatic at start)")
         job = web.request("POST", f"/api/projects/{project}/export/", {"format": "yolo"}, expect=(202,))  # fmt: skip
         job = web.request("GET", f"/api/jobs/{job['id']}/?wait=60")
         if job.get("state") != "succeeded":
@@ -333,7 +337,7 @@ class ImageTest:
             raise Failure(f"`defectlab key create` printed no key: {made}")
         image, _defects = defect_image(1)
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.inference_port}/v1/detect?model={urllib.request.quote(name)}",
+            f"http://127.0.0.1:{self.inference_port}/v1/detect?model={urllib.parse.quote(name)}",
             data=encode(image),
             headers={"Authorization": f"Bearer {key.group(1)}", "Content-Type": "image/jpeg"},
             method="POST",
