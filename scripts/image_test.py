@@ -2,7 +2,8 @@
 
 Runs web (`serve`), worker and inference (`serve-inference`) containers of one image against the
 machine's PostgreSQL (a database of its own, dropped and made again), RabbitMQ and Redis, on
-the host's network, with a read-only root filesystem and a data volume; waits for each health
+the host's network, with a read-only root filesystem and a data volume (two web replicas at once, so both migrate
+at start on an empty database); waits for each health
 check (/healthz, then /readyz, then the image's own HEALTHCHECK); labels one image through the
 REST API (account, token, organization, project, label, upload, annotation) and exports it
 through the worker; runs one detection through the inference container with an organization
@@ -212,18 +213,21 @@ class ImageTest:
             "DEFECTLAB_WEB_WORKERS": "1",
         }
 
-    def start(self, role: str, command: str) -> None:
+    def start(self, role: str, command: str, port: int | None = None, *, now: bool = True) -> None:
         name = f"defectlab-image-test-{role}-{self.run_id}"
-        options = [f"--env={key}={value}" for key, value in self.environment().items()]
+        environment = self.environment() | ({"DEFECTLAB_PORT": str(port)} if port else {})
+        options = [f"--env={key}={value}" for key, value in environment.items()]
         # A worker that outgrew its memory limit exits 75 to be started again: the restart
         # policy does that, as Kubernetes and compose do.
         self.podman(
-            "run", "--detach", "--name", name, "--network", "host", "--read-only",
+            "create", "--pull", "never", "--name", name, "--network", "host", "--read-only",
             "--restart", "on-failure",
             "--log-driver", "k8s-file", *ulimits(),
             "--volume", f"{self.data_dir}:/data", *options, self.args.image, command,
         )  # fmt: skip
         self.containers[role] = name
+        if now:
+            self.podman("start", name)
 
     def state(self, container: str) -> str:
         return self.podman("inspect", "--format", "{{.State.Status}}", container)
@@ -279,6 +283,29 @@ class ImageTest:
             alive,
         )
         step(f"{role}: the image's HEALTHCHECK says healthy ({took:.0f} s)")
+
+    def migrated_once(self) -> None:
+        """One web replica applied the migrations; the other waited and found none to apply."""
+        said = {
+            role: self.podman.streams("logs", self.containers[role])[0] for role in ("web", "web-2")
+        }
+        applied = [role for role, logs in said.items() if '"Applying ' in logs]
+        waited = [role for role, logs in said.items() if "No migrations to apply" in logs]
+        if len(applied) != 1 or len(waited) != 1:
+            raise Failure(
+                f"both web replicas migrated, or neither: applied {applied}, none to apply {waited}"
+            )
+        from datetime import datetime
+
+        last = [json.loads(line) for line in said[applied[0]].splitlines() if '"Applying ' in line][
+            -1
+        ]
+        ended = datetime.fromisoformat(last["time"]).timestamp()
+        started = float(self.podman("inspect", "--format", "{{.State.StartedAt.Unix}}", self.containers[waited[0]]))  # fmt: skip
+        step(
+            f"{applied[0]} applied the migrations; {waited[0]}, started {ended - started:.1f} s "
+            "before they ended, found none to apply (the lock)"
+        )
 
     def exec(self, role: str, *command: str) -> str:
         return self.podman("exec", self.containers[role], *command, timeout=600)
@@ -391,8 +418,14 @@ class ImageTest:
         self.make_database()
         os.chown(self.data_dir, USER_ID, USER_ID)
         started = time.monotonic()
-        self.start("web", "serve")
+        # Two web replicas start together on the empty database: they migrate in turns.
+        second_port = free_port()
+        self.start("web", "serve", now=False)
+        self.start("web-2", "serve", port=second_port, now=False)
+        self.podman("start", self.containers["web"], self.containers["web-2"])
         self.wait_healthy("web", self.web_port)
+        self.wait_healthy("web-2", second_port)
+        self.migrated_once()
         self.start("worker", "worker")
         self.start("inference", "serve-inference")
         self.wait_healthy("inference", self.inference_port)
