@@ -287,7 +287,8 @@ class ImageTest:
     def migrated_once(self) -> None:
         """One web replica applied the migrations; the other waited and found none to apply."""
         said = {
-            role: self.podman.streams("logs", self.containers[role])[0] for role in ("web", "web-2")
+            role: "".join(self.podman.streams("logs", self.containers[role]))
+            for role in ("web", "web-2")
         }
         applied = [role for role, logs in said.items() if '"Applying ' in logs]
         waited = [role for role, logs in said.items() if "No migrations to apply" in logs]
