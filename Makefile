@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/test
 
-.PHONY: help install run test test-sqlite test-postgres lint frontend-check messages bench-tasks bench-canvas bench-export bench-memory bench-engine bench-preannotate bench-serving chromium clean
+.PHONY: help install run test test-sqlite test-postgres lint frontend-check messages bench-tasks bench-canvas bench-export bench-memory bench-engine bench-preannotate bench-serving chromium podman image-base image image-test clean
 
 help:
 	@echo "make run            set up, migrate, create the owner and the demo, serve on :8080"
@@ -20,6 +20,8 @@ help:
 	@echo "make bench-engine   detection engine images/s end to end beside raw session.run (YOLOv8n-sized graph)"
 	@echo "make bench-preannotate  a pre-annotation job's tasks/s beside the engine's images/s (demo model, 1000 tasks)"
 	@echo "make bench-serving  the detection service: images/s beside the engine, noisy neighbour, hot swap, metering audit"
+	@echo "make image          build the container image (base from Debian by debootstrap, then deploy/Dockerfile) with podman"
+	@echo "make image-test     build it, run web, worker and inference from it on this machine's services, check them"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +92,41 @@ bench-preannotate: install
 
 bench-serving: install
 	$(BIN)/python bench/serving.py
+
+# The container image, built and run with Debian's podman (no Docker engine, no registry):
+# the base from Debian's packages (deploy/base.sh), then deploy/Dockerfile. vfs storage,
+# cgroupfs and runc: what works in a machine without systemd; explicit ulimits: podman's
+# defaults ask for more open files than the hard limit here.
+PODMAN := podman --runtime runc --cgroup-manager cgroupfs --storage-driver vfs
+IMAGE ?= localhost/defectlab:latest
+BASE_IMAGE ?= localhost/defectlab-base:bookworm
+NOFILE := $(shell n=$$(ulimit -Hn); if [ "$$n" = unlimited ] || [ "$$n" -gt 65536 ]; then n=65536; fi; echo $$n)
+ULIMITS := --ulimit nofile=$(NOFILE):$(NOFILE) --ulimit nproc=4096:4096
+# pip in the build trusts what this machine trusts (a network that re-signs TLS has its CA
+# there); a build secret, so it is in no layer of the image.
+BUILD_CA ?= $(or $(PIP_CERT),/etc/ssl/certs/ca-certificates.crt)
+, := ,
+
+podman:
+	@(command -v podman && command -v runc && command -v debootstrap) >/dev/null || \
+		(apt-get update -q && apt-get install -y -q podman runc debootstrap)
+
+image-base: podman
+	BASE_IMAGE=$(BASE_IMAGE) PODMAN="$(PODMAN)" deploy/base.sh
+
+# The build stage is tagged too ($(IMAGE)-build), so pruning what no tag leads to (vfs keeps a
+# whole copy per step: gigabytes a build) keeps its cached dependencies layer.
+BUILD = $(PODMAN) build --network host --format docker $(ULIMITS) --build-arg BASE=$(BASE_IMAGE) \
+	$(if $(wildcard $(BUILD_CA)),--secret id=ca$(,)src=$(BUILD_CA)) -f deploy/Dockerfile
+
+image: image-base
+	$(BUILD) --target build -t $(IMAGE)-build .
+	$(BUILD) -t $(IMAGE) .
+	$(PODMAN) image prune --force > /dev/null
+	@$(PODMAN) image inspect --format '{{.Size}}' $(IMAGE) | awk '{printf "$(IMAGE): %.0f MB\n", $$1 / 1e6}'
+
+image-test: install image
+	PODMAN="$(PODMAN)" $(BIN)/python scripts/image_test.py --image $(IMAGE)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -65,9 +65,9 @@ def main() -> None:
 def migrate() -> None:
     """Create or update the database tables."""
     _django()
-    from django.core.management import call_command
+    from defectlab.operations.startup import run_migrations
 
-    call_command("migrate", interactive=False, verbosity=1)
+    run_migrations()  # under a lock on PostgreSQL: replicas starting together take turns
 
 
 @main.command()
@@ -207,7 +207,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     share_metrics()  # one /metrics for all its processes: before Django, before any fork
     _django()
     from django.conf import settings
-    from django.core.management import call_command
+
+    from defectlab.operations.startup import announce, prepare_web
 
     if settings.PROBLEMS:
         for problem in settings.PROBLEMS:
@@ -216,7 +217,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     host = host or settings.HOST
     port = port or settings.PORT
     workers = workers or settings.WEB_WORKERS
-    call_command("collectstatic", interactive=False, verbosity=0)
+    prepare_web()  # migrations (DEFECTLAB_MIGRATE_AT_START), static files
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
@@ -265,7 +266,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         # dies is started again. It is this process forked, sharing the Django loaded here.
         supervisor = WorkerSupervisor(target=embedded_worker)
         supervisor.start()
-    click.echo(f"DefectLab is serving on http://{host}:{port}/")
+    announce(f"DefectLab is serving on http://{host}:{port}/")
     try:
         Server().run()
     finally:
@@ -321,6 +322,7 @@ def serve_inference(
         for problem in settings.PROBLEMS:
             click.echo(f"- {problem}", err=True)
         sys.exit("Fix the configuration above first (`defectlab check`).")
+    from defectlab.operations.startup import announce
     from defectlab.serving.server import run
 
     host = host or settings.INFERENCE_HOST
@@ -334,10 +336,10 @@ def serve_inference(
             list(follows) or settings.MIRROR_FOLLOW,
             settings.MIRROR_SIGN if sign is None else sign,
         )
-        click.echo(
+        announce(
             f"An edge mirror of {upstream}, following {', '.join(follows or settings.MIRROR_FOLLOW)}"
         )
-    click.echo(f"The detection service is serving on http://{host}:{port}/")
+    announce(f"The detection service is serving on http://{host}:{port}/")
     run(host, port, mirror)
 
 

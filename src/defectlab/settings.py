@@ -86,6 +86,13 @@ WEB_MAX_REQUESTS = env(
     "request left behind. 0 keeps workers for good.",
     whole_number,
 )
+MIGRATE_AT_START = env(
+    "DEFECTLAB_MIGRATE_AT_START",
+    "false",
+    "`defectlab serve` migrates the database before it answers (under a lock on PostgreSQL, so "
+    "replicas starting together take turns). The container image turns it on.",
+    boolean,
+)
 LOG_FORMAT = env(
     "DEFECTLAB_LOG_FORMAT",
     "json",

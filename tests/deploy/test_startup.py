@@ -1,0 +1,101 @@
+"""What a process does as it starts: migrations under a lock (two web replicas starting
+together take turns), the static files, and first words that are log lines when logs are JSON."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+
+import psycopg
+import pytest
+from django.db import connection, connections
+
+from defectlab.operations import startup
+
+
+def _lock_waiters(watcher: psycopg.Connection) -> int:
+    row = watcher.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND objid = (%s::bigint & 4294967295)::oid",
+        [startup.MIGRATION_LOCK],
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_second_migrate_waits_for_the_first_on_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite takes no advisory lock")
+    parameters = connection.get_connection_params()
+    first = psycopg.connect(
+        autocommit=True, **{k: v for k, v in parameters.items() if k != "cursor_factory"}
+    )
+    watcher = psycopg.connect(
+        autocommit=True, **{k: v for k, v in parameters.items() if k != "cursor_factory"}
+    )
+    first.execute("SELECT pg_advisory_lock(%s)", [startup.MIGRATION_LOCK])  # a replica migrating
+    report = io.StringIO()
+    done = threading.Event()
+
+    def second_replica() -> None:
+        try:
+            startup.run_migrations(stdout=report)
+            done.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=second_replica, daemon=True)
+    thread.start()
+    try:
+        for _ in range(600):  # until the second replica is seen waiting on the lock
+            if _lock_waiters(watcher):
+                break
+            time.sleep(0.05)
+        assert _lock_waiters(watcher) == 1
+        assert not done.is_set()
+        first.execute("SELECT pg_advisory_unlock(%s)", [startup.MIGRATION_LOCK])
+        thread.join(120)
+        assert done.is_set()
+        assert "No migrations to apply" in report.getvalue()
+    finally:
+        first.close()
+        watcher.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_serve_migrates_at_start_into_the_log_and_collects_the_static_files(
+    settings, caplog: pytest.LogCaptureFixture, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    settings.MIGRATE_AT_START = True
+    settings.STATIC_ROOT = tmp_path / "static"
+    with caplog.at_level(logging.INFO, logger="defectlab.startup"):
+        startup.prepare_web()
+    said = [record.getMessage() for record in caplog.records if record.name == "defectlab.startup"]
+    assert "Operations to perform:" in said and "No migrations to apply." in said
+    assert (tmp_path / "static" / "defectlab" / "canvas.js").exists()
+
+
+@pytest.mark.django_db
+def test_serve_without_the_setting_does_not_migrate(settings, caplog, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings.MIGRATE_AT_START = False
+    settings.STATIC_ROOT = tmp_path / "static"
+    with caplog.at_level(logging.INFO, logger="defectlab.startup"):
+        startup.prepare_web()
+    assert not [r for r in caplog.records if r.name == "defectlab.startup"]
+    assert (tmp_path / "static" / "defectlab" / "canvas.js").exists()
+
+
+def test_first_words_are_a_log_line_when_logs_are_json(settings, caplog, capsys) -> None:  # type: ignore[no-untyped-def]
+    settings.LOG_FORMAT = "json"
+    with caplog.at_level(logging.INFO, logger="defectlab.startup"):
+        startup.announce("DefectLab is serving on http://0.0.0.0:8080/")
+    assert [r.getMessage() for r in caplog.records] == [
+        "DefectLab is serving on http://0.0.0.0:8080/"
+    ]
+    assert capsys.readouterr().out == ""
+    settings.LOG_FORMAT = "text"
+    startup.announce("DefectLab is serving on http://127.0.0.1:8080/")
+    assert capsys.readouterr().out == "DefectLab is serving on http://127.0.0.1:8080/\n"
