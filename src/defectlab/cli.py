@@ -10,7 +10,11 @@ from typing import Any
 import click
 
 
-def _django() -> None:
+def _django(server: bool = False) -> None:
+    """Set Django up; ``server``: a server role, which logs to stdout (logs.RoleStream)."""
+    from defectlab.logs import RoleStream
+
+    RoleStream.server = server
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "defectlab.settings")
     import django
 
@@ -205,7 +209,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from defectlab.operations.multiprocess import share_metrics
 
     share_metrics()  # one /metrics for all its processes: before Django, before any fork
-    _django()
+    _django(server=True)
     from django.conf import settings
 
     from defectlab.operations.startup import announce, prepare_web
@@ -315,7 +319,7 @@ def serve_inference(
 
     With --upstream, --key and --follow it is an edge mirror (docs/edge.md): it serves the
     followed aliases' versions, kept under $DEFECTLAB_DATA_DIR/mirror/, without a database."""
-    _django()
+    _django(server=True)
     from django.conf import settings
 
     if settings.PROBLEMS:
@@ -395,7 +399,7 @@ _INHERITED: list[Any] = []  # a forked worker's copies of its parent's database 
 )
 def worker(threads: int | None) -> None:
     """Run background jobs (imports, storage syncs, exports) until stopped."""
-    _django()
+    _django(server=True)
     from django.conf import settings
 
     if settings.PROBLEMS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -26,3 +27,23 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
+
+
+class RoleStream(logging.StreamHandler):
+    """The handler every log line goes through: stdout in the server roles (`serve`, `worker`,
+    `serve-inference`: their logs are what a container's log collector reads), stderr in every
+    other command, whose stdout may be saved (a CSV, YAML manifests, a backup's report)."""
+
+    server = False  # set by the server commands before Django configures logging
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> object:
+        # Looked up at each line, so a test's or a fork's replaced sys.stdout is followed.
+        return sys.stdout if RoleStream.server else sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass

@@ -505,6 +505,7 @@ LOGGING = {
         "json": {"()": "defectlab.logs.JsonFormatter"},
         "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
     },
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    # stdout in the server roles, stderr in other commands (logs.RoleStream).
+    "handlers": {"stdout": {"class": "defectlab.logs.RoleStream", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
 }
