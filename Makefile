@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/test
 
-.PHONY: help install run test test-sqlite test-postgres lint frontend-check messages bench-tasks bench-canvas bench-export bench-memory bench-engine bench-preannotate bench-serving chromium podman image-base image image-test clean
+.PHONY: help install run test test-sqlite test-postgres lint frontend-check messages nginx bench-tasks bench-canvas bench-export bench-memory bench-engine bench-preannotate bench-serving chromium podman image-base image image-test clean
 
 help:
 	@echo "make run            set up, migrate, create the owner and the demo, serve on :8080"
@@ -40,10 +40,10 @@ run: install
 test: test-sqlite test-postgres
 
 # pytest exits 5 when it collected nothing; that is a failure here, never a pass.
-test-sqlite: install chromium
+test-sqlite: install chromium nginx
 	DEFECTLAB_DATABASE_URL= $(BIN)/pytest -q -p no:cacheprovider
 
-test-postgres: install chromium
+test-postgres: install chromium nginx
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || [ -n "$$CI" ]; then \
 		DEFECTLAB_DATABASE_URL=$(POSTGRES_URL) $(BIN)/pytest -q -p no:cacheprovider; \
 	else \
@@ -74,6 +74,10 @@ bench-tasks: install
 chromium:
 	@(command -v chromium >/dev/null && fc-list | grep -qi wqy) || \
 		(apt-get update -q && apt-get install -y -q chromium fonts-wqy-microhei)
+
+# Debian's nginx: the tests run `nginx -t` on the compose stack's proxy configuration.
+nginx:
+	@command -v nginx >/dev/null || (apt-get update -q && apt-get install -y -q nginx-light)
 
 bench-canvas: install chromium
 	$(BIN)/python bench/canvas.py
