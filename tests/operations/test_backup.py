@@ -41,7 +41,9 @@ from tests.operations.describe import describe
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES = "postgresql://root@127.0.0.1:5432/"
-TARGET_DB = "h_4_restore"
+# The database a restore is tried into (made and dropped by the tests); one per checkout that
+# runs these tests at the same time.
+TARGET_DB = os.environ.get("TEST_RESTORE_DATABASE", "h_4_restore")
 
 
 def build_installation(queued: list[int]) -> list[Tenant]:
@@ -221,15 +223,22 @@ def reseal(
     out: Path,
     change: Callable[[str, bytes], bytes],
     manifest_changes: dict[str, Any] | None = None,
+    *,
+    secret_key: str | None = None,
+    extra: dict[str, bytes] | None = None,
 ) -> None:
-    """A forged archive: members changed by ``change``, then listed and hashed again and the
-    manifest's checksum recomputed, as someone who knows the format would."""
-    from defectlab.operations.archive import canonical
+    """A forged archive: members changed by ``change`` (and ``extra`` added), then listed and
+    hashed again and the manifest's checksum recomputed, as someone who knows the format would;
+    its HMAC made again only by one who knows ``secret_key`` (the installation's by default)."""
+    from django.conf import settings
+
+    from defectlab.operations.archive import canonical, signature
 
     with tarfile.open(archive) as source:
         contents = {info.name: source.extractfile(info).read() for info in source}  # type: ignore[union-attr]
     manifest = json.loads(contents.pop("manifest.json"))
     contents.pop("members.jsonl")
+    contents.update(extra or {})
     lines = []
     for name in list(contents):
         contents[name] = change(name, contents[name])
@@ -239,6 +248,8 @@ def reseal(
     listing = "".join(lines).encode()
     manifest["members"] = {"count": len(lines), "sha256": hashlib.sha256(listing).hexdigest()}
     manifest.update(manifest_changes or {})
+    if secret_key != "":
+        manifest["hmac"] = signature(manifest, secret_key or settings.SECRET_KEY)
     manifest["checksum"] = canonical(manifest)
     contents["members.jsonl"] = listing
     contents["manifest.json"] = json.dumps(manifest).encode()
@@ -351,7 +362,9 @@ def test_a_damaged_archive_is_refused_before_anything_is_written(
 def test_an_archive_from_another_schema_says_which_version_to_restore_with(
     installation: tuple[dict[str, Any], Path], target: dict[str, str], tmp_path: Path
 ) -> None:
-    from defectlab.operations.archive import canonical
+    from django.conf import settings
+
+    from defectlab.operations.archive import canonical, signature
 
     _source, archive = installation
     older = tmp_path / "older.tar"
@@ -362,6 +375,7 @@ def test_an_archive_from_another_schema_says_which_version_to_restore_with(
         manifest = json.loads(data)
         manifest["app_version"] = "0.0.9"
         manifest["migrations"]["labeling"] = ["0012_task_indexes_only_where_used"]
+        manifest["hmac"] = signature(manifest, settings.SECRET_KEY)
         manifest["checksum"] = canonical(manifest)
         return json.dumps(manifest).encode()
 
@@ -380,8 +394,14 @@ def test_another_secret_key_is_refused_unless_told(
     done = defectlab(target, "restore", str(archive))
     assert done.returncode == 1 and "another DEFECTLAB_SECRET_KEY" in done.stderr
     assert untouched(target)
+    # The archive's HMAC cannot be checked with another key: restored only when told so too.
     done = defectlab(target, "restore", "--other-secret-key", str(archive))
+    assert done.returncode == 1 and "its HMAC cannot be checked" in done.stderr
+    assert "--other-secret-key --trust-archive" in done.stderr
+    assert untouched(target)
+    done = defectlab(target, "restore", "--other-secret-key", "--trust-archive", str(archive))
     assert done.returncode == 0, done.stderr
+    assert "WARNING: The archive was made with another DEFECTLAB_SECRET_KEY" in done.stderr
 
 
 def test_refusals_are_in_chinese_for_a_chinese_installation(
@@ -413,6 +433,7 @@ def test_a_gzip_backup_verifies_and_lists_every_table_and_file(
     build_installation(queued)
     archive = tmp_path / "backup.tar.gz"
     summary = backup(archive)
+    assert archive.stat().st_mode & 0o777 == 0o600  # password hashes, encrypted credentials
     with tarfile.open(archive, "r:gz") as tar:
         names = tar.getnames()
     assert names[-2:] == ["members.jsonl", "manifest.json"]

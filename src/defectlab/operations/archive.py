@@ -8,18 +8,25 @@ Its members, in this order:
 - ``files/<key>`` — every stored file under its storage key (images, thumbnails, model files);
 - ``members.jsonl`` — every member above, in order: ``{"name", "size", "sha256"}`` a line;
 - ``manifest.json`` — the format, the app version, the database vendor, the migration state,
-  the tables with their row counts, the SHA-256 of ``members.jsonl``, and a checksum of the
-  manifest itself.
+  the tables with their row counts, the SHA-256 of ``members.jsonl``, the storage keys the rows
+  name whose files were deleted while the backup ran (``files.missing``), an HMAC-SHA256 of the
+  manifest keyed from the installation's secret key (``hmac``: who can write the backup share
+  but does not know the key cannot forge rows and reseal), and a checksum of the manifest.
 
 `verify` reads the archive once and refuses it unless every member is a plain file with a safe
-name, listed in ``members.jsonl`` in the same order with the same size and SHA-256, and the
-manifest is well formed and whole. Nothing is written before it has passed."""
+name, no name twice and none both a file and a folder (``files/a`` beside ``files/a/b``),
+listed in ``members.jsonl`` in the same order with the same size and SHA-256, and the manifest
+is well formed and whole. Nothing is written before it has passed. (The HMAC is checked by
+`restore`, which knows the keys.)"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
+import os
+import sqlite3
 import tarfile
 import tempfile
 import zlib
@@ -50,6 +57,23 @@ def canonical(document: dict[str, Any]) -> str:
     """The checksum of a manifest: SHA-256 over its JSON with sorted keys, the checksum left out."""
     body = {key: value for key, value in document.items() if key != "checksum"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def signature(document: dict[str, Any], secret_key: str) -> str:
+    """The manifest's HMAC-SHA256 (checksum and HMAC left out), keyed by a key derived from
+    ``secret_key`` for this use alone. The manifest holds the SHA-256 of ``members.jsonl``,
+    which holds every member's: the HMAC vouches for every byte of the archive."""
+    key = hmac.new(secret_key.encode(), b"defectlab backup manifest hmac", hashlib.sha256)
+    body = {name: value for name, value in document.items() if name not in ("checksum", "hmac")}
+    data = json.dumps(body, sort_keys=True).encode()
+    return hmac.new(key.digest(), data, hashlib.sha256).hexdigest()
+
+
+def signed_by(document: dict[str, Any], secret_keys: list[str]) -> bool:
+    found = document.get("hmac")
+    return isinstance(found, str) and any(
+        hmac.compare_digest(found, signature(document, key)) for key in secret_keys
+    )
 
 
 class HashingReader(io.RawIOBase):
@@ -94,7 +118,10 @@ class Writer:
     """Adds members to a tar stream, listing each with its size and SHA-256."""
 
     def __init__(self, path: Path, work: Path, *, compress: bool = False) -> None:
-        self.file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        # Only its owner may read it: password hashes and encrypted credentials are inside.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # also when the file was there already
+        self.file = os.fdopen(descriptor, "wb")
         pax = tarfile.PAX_FORMAT
         if compress:
             self.tar = tarfile.open(fileobj=self.file, mode="w|gz", format=pax)  # noqa: SIM115
@@ -118,7 +145,7 @@ class Writer:
         with open(path, "rb") as source:
             self.add(name, source, path.stat().st_size)
 
-    def finish(self, manifest: dict[str, Any]) -> None:
+    def finish(self, manifest: dict[str, Any], secret_key: str) -> None:
         self.listing.flush()
         self.listing.seek(0)
         size = Path(self.listing.name).stat().st_size
@@ -131,6 +158,7 @@ class Writer:
             **manifest,
             "members": {"count": self.count, "sha256": reader.digest.hexdigest()},
         }
+        manifest["hmac"] = signature(manifest, secret_key)
         manifest["checksum"] = canonical(manifest)
         data = json.dumps(manifest, indent=2, ensure_ascii=False).encode()
         info = tarfile.TarInfo(MANIFEST)
@@ -195,9 +223,11 @@ def verify(path: Path, work: Path) -> Verified:
     with (
         tempfile.TemporaryFile("w+", encoding="utf-8") as seen,
         open(work / MEMBERS, "w+b") as listing,
+        Names(work / "names.sqlite3") as names,
     ):
         listing_hash, manifest_bytes, count = None, None, 0
         for info, stream in members(path):
+            names.add(info.name)
             if manifest_bytes is not None:
                 raise ArchiveRefused(_("The archive has members after its manifest."))
             if info.name == MANIFEST:
@@ -225,6 +255,45 @@ def verify(path: Path, work: Path) -> Verified:
                 _("The archive's list of members is missing or damaged.")
             ) from None
     return Verified(manifest, count, work / MEMBERS)
+
+
+class Names:
+    """The member names seen so far, on disk (an archive may hold millions): a name seen twice,
+    or one that is both a file and a folder of others, is refused (writing it would fail
+    halfway or overwrite)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path)
+        self.db.execute("CREATE TABLE files (name TEXT PRIMARY KEY)")
+        self.db.execute("CREATE TABLE folders (name TEXT PRIMARY KEY)")
+
+    def __enter__(self) -> Names:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.db.close()
+        self.path.unlink(missing_ok=True)
+
+    def add(self, name: str) -> None:
+        parts = name.split("/")
+        folders = ["/".join(parts[:end]) for end in range(1, len(parts))]
+        clash = self.db.execute("SELECT 1 FROM folders WHERE name = ?", (name,)).fetchone() or (
+            folders
+            and self.db.execute(
+                f"SELECT 1 FROM files WHERE name IN ({','.join('?' * len(folders))})", folders
+            ).fetchone()
+        )
+        try:
+            self.db.execute("INSERT INTO files VALUES (?)", (name,))
+        except sqlite3.IntegrityError:
+            clash = True
+        if clash:
+            raise ArchiveRefused(
+                _("The archive holds %(name)s twice, or both as a file and as a folder.")
+                % {"name": name}
+            )
+        self.db.executemany("INSERT OR IGNORE INTO folders VALUES (?)", [(f,) for f in folders])
 
 
 def _manifest(data: bytes | None) -> dict[str, Any]:

@@ -6,7 +6,11 @@ snapshot of the database (PostgreSQL: a repeatable-read, read-only transaction; 
 read transaction, which WAL lets writers go on beside) and written as Django's serialized form,
 one JSON object a line, so a SQLite backup restores into PostgreSQL and back. The files are
 read afterwards, through the storage layer: every row's file was written before its row, so
-each one the rows name is there (a file deleted meanwhile is left out and counted).
+each one the rows name is there unless it was deleted meanwhile (a project or a model version
+deleted while the backup ran). Such a file is left out; when the snapshot's rows name it (a
+task's image, a model version's file, an export job's zip), its key is recorded in the
+manifest (``files.missing``), and both `backup` and `restore` say which are missing.
+The deployment check's probe files (``.defectlab-check-…``) are not backed up.
 
 Left out on purpose: sessions (everyone signs in again) and worker heartbeats (which workers
 are alive is the running installation's). Content types and permissions are kept, with their
@@ -17,7 +21,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,11 +43,33 @@ from django.utils.translation import gettext as _
 
 import defectlab
 from defectlab.errors import Conflict
+from defectlab.jobs import kinds
 from defectlab.media.storage import LocalStorage, Storage, default_storage
 from defectlab.operations.archive import FORMAT, FORMAT_VERSION, Writer
 
 SKIPPED = {"sessions.session", "jobs.workerheartbeat"}
 INCOMING = ".incoming-"  # LocalStorage's files being written
+PROBE = ".defectlab-check-"  # `defectlab check --deploy`'s probe file (a killed check's stays)
+MISSING_LISTED = 10_000  # keys of missing files kept in the manifest (the count is whole)
+
+
+def _job_file(fields: dict[str, Any]) -> list[str]:
+    result = fields.get("result")
+    key = result.get("key") if isinstance(result, dict) else None
+    if fields.get("state") == "succeeded" and kinds.has_download(fields.get("kind") or ""):
+        return [key] if isinstance(key, str) else []
+    return []
+
+
+# The fields of the rows that name a file in storage, table by table (thumbnails and display
+# copies are caches, made again when missing).
+NAMED_FILES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "labeling.task": lambda fields: (
+        [fields["image"]] if fields.get("image") and "://" not in fields["image"] else []
+    ),
+    "inference.modelversion": lambda fields: [fields["file_key"]] if fields.get("file_key") else [],
+    "jobs.job": _job_file,
+}
 
 
 class RowEncoder(DjangoJSONEncoder):
@@ -163,7 +191,7 @@ def stored_files(
         for folder, directories, names in os.walk(root):
             directories.sort()
             for name in sorted(names):
-                if name.startswith(INCOMING):
+                if name.startswith((INCOMING, PROBE)):
                     continue
                 key = (Path(folder) / name).relative_to(root).as_posix()
                 yield key, None, partial(storage.open, key)
@@ -172,7 +200,8 @@ def stored_files(
     if iter_keys is None:
         raise TypeError(f"cannot list the files of {type(storage).__name__}")
     for item in iter_keys():
-        yield item.key, item.size, partial(storage.open, item.key)
+        if not item.key.rpartition("/")[2].startswith(PROBE):
+            yield item.key, item.size, partial(storage.open, item.key)
 
 
 @dataclass
@@ -180,7 +209,8 @@ class Summary:
     tables: dict[str, int] = field(default_factory=dict)
     files: int = 0
     file_bytes: int = 0
-    vanished: int = 0
+    vanished: int = 0  # deleted between listing and reading
+    missing: list[str] = field(default_factory=list)  # named by the rows, not in the archive
 
     @property
     def rows(self) -> int:
@@ -191,8 +221,29 @@ def backup(path: Path, progress: Callable[[str], None] = lambda _step: None) -> 
     """Write the installation to ``path`` (refused if it exists), through ``path.partial``."""
     if path.exists():
         raise Conflict(_("%(path)s exists already: name a new file.") % {"path": path})
+    storage = default_storage()
+    if isinstance(storage, LocalStorage) and path.resolve().is_relative_to(
+        Path(storage.root).resolve()
+    ):
+        raise Conflict(
+            _(
+                "%(path)s is inside the storage folder the backup copies (%(root)s): write the "
+                "backup elsewhere."
+            )
+            % {"path": path, "root": storage.root}
+        )
     if pending_migrations():
         raise Conflict(_("The database is not fully migrated: run `defectlab migrate` first."))
+    try:
+        return _backup(path, storage, progress)
+    except OSError as error:
+        raise Conflict(
+            _("The backup could not be written to %(path)s (%(error)s); nothing was kept.")
+            % {"path": path, "error": error.strerror or error}
+        ) from None
+
+
+def _backup(path: Path, storage: Storage, progress: Callable[[str], None]) -> Summary:
     partial = path.with_name(path.name + ".partial")
     summary = Summary()
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".defectlab-backup-") as work:
@@ -200,8 +251,10 @@ def backup(path: Path, progress: Callable[[str], None] = lambda _step: None) -> 
         try:
             tables = _write_tables(writer, Path(work), summary, progress)
             progress("files")
-            _write_files(writer, default_storage(), summary)
-            writer.finish(_manifest(tables, summary))
+            with Copied(Path(work) / "copied.sqlite3") as copied:
+                _write_files(writer, storage, summary, copied)
+                summary.missing = _not_copied(Path(work), copied)
+            writer.finish(_manifest(tables, summary), settings.SECRET_KEY)
         except BaseException:
             writer.close()
             partial.unlink(missing_ok=True)
@@ -235,20 +288,55 @@ def _write_tables(
             dumps.append((member, dump))
     for member, dump in dumps:
         writer.add_path(member, dump)
-        dump.unlink()
+        if dump.stem not in NAMED_FILES:  # kept: a file gone meanwhile is looked up there
+            dump.unlink()
     return tables
 
 
-def _write_files(writer: Writer, storage: Storage, summary: Summary) -> None:
+class Copied:
+    """The storage keys copied into the archive, on disk (there may be millions)."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path)
+        self.db.execute("CREATE TABLE copied (key TEXT PRIMARY KEY)")
+
+    def __enter__(self) -> Copied:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.db.close()
+
+    def add(self, key: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO copied VALUES (?)", (key,))
+
+    def __contains__(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM copied WHERE key = ?", (key,)).fetchone() is not None
+
+
+def _not_copied(work: Path, copied: Copied) -> list[str]:
+    """The keys the snapshot's rows name that are not in the archive: deleted after the rows
+    were read, before their file was copied (a project or model version deleted meanwhile)."""
+    missing: set[str] = set()
+    for label, keys_of in NAMED_FILES.items():
+        with open(work / f"{label}.jsonl", encoding="utf-8") as rows:
+            for line in rows:
+                missing.update(
+                    key for key in keys_of(json.loads(line)["fields"]) if key not in copied
+                )
+    return sorted(missing)
+
+
+def _write_files(writer: Writer, storage: Storage, summary: Summary, copied: Copied) -> None:
     for key, listed, opener in stored_files(storage):
         try:
             source = opener()
         except FileNotFoundError:
-            summary.vanished += 1  # deleted since it was listed: its row is gone too
+            summary.vanished += 1  # deleted since it was listed
             continue
         with source:
             size = listed if listed is not None else os.fstat(source.fileno()).st_size
             writer.add(f"files/{key}", source, size)
+        copied.add(key)
         summary.files += 1
         summary.file_bytes += size
 
@@ -262,6 +350,11 @@ def _manifest(tables: list[dict[str, Any]], summary: Summary) -> dict[str, Any]:
         "database": {"vendor": connection.vendor},
         "migrations": migration_state(),
         "tables": tables,
-        "files": {"count": summary.files, "bytes": summary.file_bytes},
+        "files": {
+            "count": summary.files,
+            "bytes": summary.file_bytes,
+            "missing_count": len(summary.missing),
+            "missing": summary.missing[:MISSING_LISTED],
+        },
         "secret_key_check": key_check(settings.SECRET_KEY),
     }

@@ -65,6 +65,18 @@ def backup(file: Path) -> None:
     )
     if summary.vanished:
         click.echo(f"{summary.vanished} files were deleted while the backup ran.", err=True)
+    if summary.missing:
+        _missing_warning(summary.missing, len(summary.missing))
+
+
+def _missing_warning(keys: list[str], count: object) -> None:
+    total = count if isinstance(count, int) else len(keys)
+    shown = ", ".join(keys[:20]) + (f" and {total - 20} more" if total > 20 else "")
+    click.echo(
+        f"Warning: {total} files the rows name were deleted while the backup ran and are not in "
+        f"the archive (their projects, models or exports were being deleted): {shown}",
+        err=True,
+    )
 
 
 @click.command()
@@ -73,9 +85,15 @@ def backup(file: Path) -> None:
     "--other-secret-key",
     is_flag=True,
     help="Restore although the archive was made with another DEFECTLAB_SECRET_KEY (the "
-    "encrypted secrets in it must then be entered again).",
+    "encrypted secrets in it must then be entered again). Needs --trust-archive too.",
 )
-def restore(file: Path, other_secret_key: bool) -> None:
+@click.option(
+    "--trust-archive",
+    is_flag=True,
+    help="With --other-secret-key: restore although the archive's HMAC cannot be checked "
+    "(only your own backup: anyone who could write it could have added rows).",
+)
+def restore(file: Path, other_secret_key: bool, trust_archive: bool) -> None:
     """Restore FILE, made by `defectlab backup`, into this empty installation; the whole archive
     is verified before anything is written."""
     _django()
@@ -90,7 +108,11 @@ def restore(file: Path, other_secret_key: bool) -> None:
     }
     try:
         restored = read_backup(
-            file, other_secret_key=other_secret_key, progress=lambda step: click.echo(steps[step])
+            file,
+            other_secret_key=other_secret_key,
+            trust_archive=trust_archive,
+            progress=lambda step: click.echo(steps[step]),
+            warn=lambda text: click.echo(text, err=True),
         )
     except DefectLabError as error:
         raise click.ClickException(error.message) from None
@@ -100,3 +122,5 @@ def restore(file: Path, other_secret_key: bool) -> None:
         f"files from a backup of {manifest['created_at']} (DefectLab {manifest['app_version']}, "
         f"{manifest['database']['vendor']})."
     )
+    if restored.missing:
+        _missing_warning(restored.missing, manifest["files"].get("missing_count"))

@@ -2,11 +2,15 @@
 
 In this order, and nothing is written before the third step:
 
-1. the installation must be empty: no row in any table the backup holds (content types and
-   permissions aside, which `migrate` makes) and no stored file;
+1. nothing else may be running: no job worker seen lately (its heartbeat) and no other restore
+   or `migrate` (PostgreSQL: the migration advisory lock, held to the end; SQLite: a lock on a
+   file in the data directory); the installation must be empty: no row in any table the backup
+   holds (content types and permissions aside, which `migrate` makes) and no stored file (the
+   deployment check's probe files aside);
 2. the whole archive is verified (`archive.verify`: every member listed, every SHA-256 equal,
-   the manifest whole), and it must come from this code's database schema (the same last
-   migration of every app) and, unless told otherwise, this installation's secret key;
+   the manifest whole), its HMAC is checked with this installation's secret key (with
+   ``--other-secret-key`` it cannot be: then only with ``--trust-archive``, and said loudly),
+   and it must come from this code's database schema (the same last migration of every app);
 3. the database is migrated if it has no tables yet, the files are written (each checked
    again against its verified SHA-256 as it is copied), and the rows are loaded in one
    transaction, foreign keys checked at its commit, each table's count checked against the
@@ -15,11 +19,14 @@ In this order, and nothing is written before the third step:
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,9 +38,12 @@ from django.core.management import call_command
 from django.core.management.color import no_style
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Model
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Conflict
+from defectlab.jobs.liveness import seen_window
+from defectlab.jobs.models import WorkerHeartbeat
 from defectlab.media.storage import check_key, default_storage
 from defectlab.operations import archive
 from defectlab.operations.archive import ArchiveRefused, HashingReader
@@ -41,10 +51,19 @@ from defectlab.operations.backup import backed_up_models, key_check, migration_s
 
 REMADE_BY_MIGRATE = {"contenttypes.contenttype", "auth.permission"}
 BATCH = 2000
+# The installation-wide lock `defectlab migrate` takes on PostgreSQL (the same key as
+# operations.startup.MIGRATION_LOCK: "dlmigrat" in ASCII): a restore and a migration, or two
+# restores, never run at once.
+MIGRATION_LOCK = 0x646C6D6967726174
+LOCK_FILE = ".defectlab-restore.lock"  # SQLite: in the data directory
 
 
 class NotEmpty(Conflict):
     code = "not_empty"
+
+
+class Running(Conflict):
+    code = "installation_running"
 
 
 @dataclass
@@ -52,6 +71,7 @@ class Restored:
     tables: dict[str, int]
     files: int
     manifest: dict[str, Any]
+    missing: list[str] = field(default_factory=list)  # files the rows name, not in the archive
 
     @property
     def rows(self) -> int:
@@ -59,31 +79,104 @@ class Restored:
 
 
 def restore(
-    path: Path, *, other_secret_key: bool = False, progress: Callable[[str], None] = print
+    path: Path,
+    *,
+    other_secret_key: bool = False,
+    trust_archive: bool = False,
+    progress: Callable[[str], None] = print,
+    warn: Callable[[str], None] = print,
 ) -> Restored:
-    refuse_unless_empty()
     # In the data directory, not /tmp: a container's root may be read-only or small, and the
     # list of members of a large installation is a few hundred MB.
     Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".restore-", dir=settings.DATA_DIR) as work:
-        progress("verify")
-        verified = archive.verify(path, Path(work))
-        tables = _check_compatible(verified.manifest, other_secret_key)
-        members = [entry["name"] for entry in _listed(verified.listing, "db/")]
-        if members != [table["member"] for table in tables]:
-            raise ArchiveRefused(_("The archive's list of tables is malformed."))
-        progress("migrate")
-        call_command("migrate", interactive=False, verbosity=0)
-        progress("files")
-        files = _write_files(path, verified.listing)
-        try:
-            progress("rows")
-            counts = _load_rows(path, verified.listing, tables)
-        except BaseException:
-            _delete_files(verified.listing)
-            raise
+    try:
+        with exclusive():
+            refuse_while_workers_run()
+            refuse_unless_empty()
+            with tempfile.TemporaryDirectory(prefix=".restore-", dir=settings.DATA_DIR) as work:
+                return _restore(path, Path(work), other_secret_key, trust_archive, progress, warn)
+    except OSError as error:
+        raise Conflict(
+            _("The restore failed (%(error)s); nothing was restored.")
+            % {"error": f"{error.strerror or error}: {error.filename}" if error.filename else error}
+        ) from None
+
+
+def _restore(
+    path: Path,
+    work: Path,
+    other_secret_key: bool,
+    trust_archive: bool,
+    progress: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> Restored:
+    progress("verify")
+    verified = archive.verify(path, work)
+    _check_signed(verified.manifest, other_secret_key, trust_archive, warn)
+    tables = _check_compatible(verified.manifest)
+    members = [entry["name"] for entry in _listed(verified.listing, "db/")]
+    if members != [table["member"] for table in tables]:
+        raise ArchiveRefused(_("The archive's list of tables is malformed."))
+    missing = verified.manifest["files"].get("missing") or []
+    if not isinstance(missing, list) or not all(isinstance(key, str) for key in missing):
+        raise ArchiveRefused(_("The archive's manifest is not a DefectLab backup manifest."))
+    progress("migrate")
+    call_command("migrate", interactive=False, verbosity=0)
+    progress("files")
+    files = _write_files(path, verified.listing)
+    try:
+        progress("rows")
+        counts = _load_rows(path, verified.listing, tables)
+    except BaseException:
+        _delete_files(verified.listing)
+        raise
     ContentType.objects.clear_cache()
-    return Restored(counts, files, verified.manifest)
+    return Restored(counts, files, verified.manifest, missing)
+
+
+@contextmanager
+def exclusive() -> Iterator[None]:
+    """Hold the lock no other restore or migration may hold meanwhile (refused if one does)."""
+    busy = Running(
+        _(
+            "Another `defectlab restore` or `defectlab migrate` is running on this installation: "
+            "wait for it to finish (stop every role before a restore)."
+        )
+    )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [MIGRATION_LOCK])
+            if not cursor.fetchone()[0]:
+                raise busy
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
+        return
+    with open(Path(settings.DATA_DIR) / LOCK_FILE, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        yield  # the lock goes with the file's closing
+
+
+def refuse_while_workers_run() -> None:
+    """A job worker writing into the installation being restored would run restored jobs twice
+    or fail on tables half loaded: every role is stopped first."""
+    if WorkerHeartbeat._meta.db_table not in connection.introspection.table_names():
+        return
+    since = timezone.now() - timedelta(seconds=seen_window())
+    worker = WorkerHeartbeat.objects.filter(last_seen__gte=since).order_by("-last_seen").first()
+    if worker is not None:
+        raise Running(
+            _(
+                "A job worker (%(name)s) is running on this installation: stop every role (web, "
+                "worker, detection service), restore, then start them again."
+            )
+            % {"name": worker.name}
+        )
 
 
 def refuse_unless_empty() -> None:
@@ -100,7 +193,7 @@ def refuse_unless_empty() -> None:
                 )
                 % {"what": model._meta.verbose_name_plural}
             )
-    for key, _size, _opener in stored_files(default_storage()):
+    for key, _size, _opener in stored_files(default_storage()):  # probe files left out
         raise NotEmpty(
             _(
                 "This installation is not empty (its storage holds %(key)s): restore only into "
@@ -110,7 +203,47 @@ def refuse_unless_empty() -> None:
         )
 
 
-def _check_compatible(manifest: dict[str, Any], other_secret_key: bool) -> list[dict[str, Any]]:
+def _check_signed(
+    manifest: dict[str, Any], other_secret_key: bool, trust: bool, warn: Callable[[str], None]
+) -> None:
+    """The manifest's HMAC, with this installation's key or a fallback; or, made with another
+    key, restored only when told twice (the HMAC cannot be checked then)."""
+    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    if archive.signed_by(manifest, keys):
+        return
+    if manifest.get("secret_key_check") in [key_check(key) for key in keys]:
+        raise ArchiveRefused(
+            _(
+                "The archive's manifest does not carry this installation's HMAC: it was changed "
+                "after it was written, by someone without DEFECTLAB_SECRET_KEY. Restore another "
+                "backup."
+            )
+        )
+    if not other_secret_key:
+        raise ArchiveRefused(
+            _(
+                "This archive was made with another DEFECTLAB_SECRET_KEY. The storage "
+                "credentials, webhook secrets, model-backend passwords and API key signing keys "
+                "in it are encrypted with that key: set DEFECTLAB_SECRET_KEY to it and restore "
+                "again, or restore with --other-secret-key and enter those secrets again."
+            )
+        )
+    unchecked = _(
+        "The archive was made with another DEFECTLAB_SECRET_KEY, so its HMAC cannot be checked: "
+        "anyone who could write the archive could have added rows (a superuser, say)."
+    )
+    if not trust:
+        raise ArchiveRefused(
+            unchecked
+            + " "
+            + _(
+                "Restore it only if it is your own backup, with --other-secret-key --trust-archive."
+            )
+        )
+    warn(_("WARNING: %(what)s") % {"what": unchecked})
+
+
+def _check_compatible(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     version = manifest.get("app_version", "?")
     if manifest.get("migrations") != migration_state():
         raise ArchiveRefused(
@@ -124,18 +257,6 @@ def _check_compatible(manifest: dict[str, Any], other_secret_key: bool) -> list[
     ours = [model._meta.label_lower for model in backed_up_models()]
     if not isinstance(tables, list) or sorted(_labels(tables)) != sorted(ours):
         raise ArchiveRefused(_("The archive's list of tables does not match this version's."))
-    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    if not other_secret_key and manifest.get("secret_key_check") not in [
-        key_check(key) for key in keys
-    ]:
-        raise ArchiveRefused(
-            _(
-                "This archive was made with another DEFECTLAB_SECRET_KEY. The storage "
-                "credentials, webhook secrets, model-backend passwords and API key signing keys "
-                "in it are encrypted with that key: set DEFECTLAB_SECRET_KEY to it and restore "
-                "again, or restore with --other-secret-key and enter those secrets again."
-            )
-        )
     return tables
 
 
@@ -181,7 +302,16 @@ def _write_files(path: Path, listing: Path) -> int:
         for name, stream in _checked_members(path, listing, "files/"):
             key = name.removeprefix("files/")
             check_key(key)
-            storage.save_stream(key, stream)
+            try:
+                storage.save_stream(key, stream)
+            except OSError as error:
+                raise Conflict(
+                    _(
+                        "%(key)s could not be written to the storage (%(error)s); the files "
+                        "written were deleted again and nothing was restored."
+                    )
+                    % {"key": key, "error": error.strerror or error}
+                ) from None
             count += 1
     except BaseException:
         _delete_files(listing)
@@ -192,7 +322,10 @@ def _write_files(path: Path, listing: Path) -> int:
 def _delete_files(listing: Path) -> None:
     storage = default_storage()
     for entry in _listed(listing, "files/"):
-        storage.delete(entry["name"].removeprefix("files/"))
+        try:
+            storage.delete(entry["name"].removeprefix("files/"))
+        except OSError:
+            continue  # never written (the storage refused it): nothing to delete
 
 
 def _load_rows(path: Path, listing: Path, tables: list[dict[str, Any]]) -> dict[str, int]:
