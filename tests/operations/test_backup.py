@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 POSTGRES = "postgresql://root@127.0.0.1:5432/"
 # The database a restore is tried into (made and dropped by the tests); one per checkout that
 # runs these tests at the same time.
-TARGET_DB = os.environ.get("TEST_RESTORE_DATABASE", "h_4_restore")
+TARGET_DB = os.environ.get("TEST_RESTORE_DATABASE", f"defectlab_restore_{os.getpid()}")
 
 
 def build_installation(queued: list[int]) -> list[Tenant]:

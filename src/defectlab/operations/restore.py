@@ -48,13 +48,12 @@ from defectlab.media.storage import check_key, default_storage
 from defectlab.operations import archive
 from defectlab.operations.archive import ArchiveRefused, HashingReader
 from defectlab.operations.backup import backed_up_models, key_check, migration_state, stored_files
+# The installation-wide lock `defectlab migrate` takes on PostgreSQL: a restore and a
+# migration, or two restores, never run at once.
+from defectlab.operations.startup import MIGRATION_LOCK
 
 REMADE_BY_MIGRATE = {"contenttypes.contenttype", "auth.permission"}
 BATCH = 2000
-# The installation-wide lock `defectlab migrate` takes on PostgreSQL (the same key as
-# operations.startup.MIGRATION_LOCK: "dlmigrat" in ASCII): a restore and a migration, or two
-# restores, never run at once.
-MIGRATION_LOCK = 0x646C6D6967726174
 LOCK_FILE = ".defectlab-restore.lock"  # SQLite: in the data directory
 
 
