@@ -48,9 +48,7 @@ from defectlab.media.storage import check_key, default_storage
 from defectlab.operations import archive
 from defectlab.operations.archive import ArchiveRefused, HashingReader
 from defectlab.operations.backup import backed_up_models, key_check, migration_state, stored_files
-# The installation-wide lock `defectlab migrate` takes on PostgreSQL: a restore and a
-# migration, or two restores, never run at once.
-from defectlab.operations.startup import MIGRATION_LOCK
+from defectlab.operations.startup import MIGRATION_LOCK  # a restore never runs beside a migration
 
 REMADE_BY_MIGRATE = {"contenttypes.contenttype", "auth.permission"}
 BATCH = 2000
