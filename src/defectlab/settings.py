@@ -24,6 +24,7 @@ from defectlab.config import (
     positive_float,
     positive_int,
     secret_key,
+    temp_dir,
     whole_number,
 )
 
@@ -461,6 +462,8 @@ STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
 STORAGE_DIR = DATA_DIR / "storage"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+# Larger uploads go to a file here, on the data volume (config.temp_dir says why).
+FILE_UPLOAD_TEMP_DIR = str(temp_dir(DATA_DIR) or "") or None
 DATA_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 WHITENOISE_USE_FINDERS = DEBUG

@@ -290,7 +290,7 @@ def test_the_minio_policy_allows_what_the_storage_code_does_and_nothing_more() -
 def test_compose_files_mounted_exist() -> None:
     for service in SERVICES.values():
         for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
+            source = volume.get("source", "") if isinstance(volume, dict) else volume.split(":")[0]
             if source.startswith("./"):
                 assert (DEPLOY / source).exists(), source
 
