@@ -36,7 +36,7 @@ def quantity(text: str) -> int:
 
 
 def test_an_upload_past_the_memory_limit_is_written_under_the_data_directory() -> None:
-    assert settings.FILE_UPLOAD_TEMP_DIR == str(Path(settings.DATA_DIR) / "tmp")
+    assert str(Path(settings.DATA_DIR) / "tmp") == settings.FILE_UPLOAD_TEMP_DIR
     handler = TemporaryFileUploadHandler(RequestFactory().post("/"))
     handler.new_file("file", "big.tif", "image/tiff", settings.FILE_UPLOAD_MAX_MEMORY_SIZE + 1)
     try:
@@ -82,6 +82,9 @@ def test_kubernetes_sizes_tmp_and_mounts_the_data_directory(role: str) -> None:
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
     (container,) = containers(deployment)
     mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
-    assert "persistentVolumeClaim" in volumes[mounts[env_of(container).get("DEFECTLAB_DATA_DIR", "/data")]]
+    assert (
+        "persistentVolumeClaim"
+        in volumes[mounts[env_of(container).get("DEFECTLAB_DATA_DIR", "/data")]]
+    )
     size = quantity(volumes[mounts["/tmp"]]["emptyDir"]["sizeLimit"])
     assert 0 < size <= 1024 * MIB < nginx_body_limit()
