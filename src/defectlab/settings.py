@@ -42,6 +42,13 @@ DATABASE_URL = env(
     "Database to use, e.g. `postgresql://user:pass@host:5432/defectlab`. "
     "Empty means SQLite at `$DEFECTLAB_DATA_DIR/defectlab.sqlite3`.",
 )
+DATABASE_TRANSACTION_POOLING = env(
+    "DEFECTLAB_DATABASE_TRANSACTION_POOLING",
+    "false",
+    "PostgreSQL is reached through a pooler in transaction mode (PgBouncer `pool_mode = "
+    "transaction`): no server-side cursors, which such a pooler cannot keep across transactions.",
+    boolean,
+)
 DEBUG = env(
     "DEFECTLAB_DEBUG",
     "false",
@@ -374,6 +381,7 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 DATABASES = {"default": database(DATABASE_URL, DATA_DIR)}
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_TRANSACTION_POOLING
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "tenancy.User"
 PASSWORD_HASHERS = [
