@@ -52,8 +52,8 @@ class ProbeHandler(BaseHTTPRequestHandler):
     timeout = 5.0  # seconds a connection may stay silent before it is dropped
 
     def setup(self) -> None:
-        self.timeout = getattr(self.server, "handler_timeout", self.timeout)
         super().setup()
+        self.connection.settimeout(getattr(self.server, "handler_timeout", self.timeout))
 
     def do_GET(self) -> None:
         try:
