@@ -88,3 +88,28 @@ def test_kubernetes_sizes_tmp_and_mounts_the_data_directory(role: str) -> None:
     )
     size = quantity(volumes[mounts["/tmp"]]["emptyDir"]["sizeLimit"])
     assert 0 < size <= 1024 * MIB < nginx_body_limit()
+
+
+def test_transaction_pooling_turns_server_side_cursors_off(tmp_path: Path) -> None:
+    """Behind PgBouncer in transaction mode (docs/install.md, "PostgreSQL connections") a
+    server-side cursor would outlive the transaction that opened it on the server."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json; from defectlab import settings as s; "
+        "print(json.dumps(s.DATABASES['default'].get('DISABLE_SERVER_SIDE_CURSORS')))"
+    )
+    for given, expected in (("true", True), ("", False)):
+        env = {
+            **os.environ,
+            "DEFECTLAB_DATA_DIR": str(tmp_path),
+            "DEFECTLAB_DATABASE_URL": "postgresql://user:pass@127.0.0.1:6432/defectlab",
+            "DEFECTLAB_DATABASE_TRANSACTION_POOLING": given,
+        }
+        result = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        assert json.loads(result.stdout) is expected
