@@ -122,6 +122,19 @@ def secret_key(given: str, data_dir: Path) -> str:
     return key
 
 
+def temp_dir(data_dir: Path) -> Path | None:
+    """``data_dir``/tmp, made if missing: where uploads past FILE_UPLOAD_MAX_MEMORY_SIZE and
+    export spools wait, on the data volume rather than /tmp (a small tmpfs or emptyDir in a
+    container, while nginx takes 4 GB bodies). None where the data directory is read-only
+    (a tenant's detection service, which takes no Django uploads): the system's then."""
+    path = data_dir / "tmp"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
+
+
 def database(url: str, data_dir: Path) -> dict[str, Any]:
     """Django's database settings for ``url`` (empty: SQLite in ``data_dir``)."""
     if not url:

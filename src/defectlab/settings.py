@@ -24,6 +24,7 @@ from defectlab.config import (
     positive_float,
     positive_int,
     secret_key,
+    temp_dir,
     whole_number,
 )
 
@@ -40,6 +41,13 @@ DATABASE_URL = env(
     "",
     "Database to use, e.g. `postgresql://user:pass@host:5432/defectlab`. "
     "Empty means SQLite at `$DEFECTLAB_DATA_DIR/defectlab.sqlite3`.",
+)
+DATABASE_TRANSACTION_POOLING = env(
+    "DEFECTLAB_DATABASE_TRANSACTION_POOLING",
+    "false",
+    "PostgreSQL is reached through a pooler in transaction mode (PgBouncer `pool_mode = "
+    "transaction`): no server-side cursors, which such a pooler cannot keep across transactions.",
+    boolean,
 )
 DEBUG = env(
     "DEFECTLAB_DEBUG",
@@ -380,6 +388,7 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 DATABASES = {"default": database(DATABASE_URL, DATA_DIR)}
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_TRANSACTION_POOLING
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "tenancy.User"
 PASSWORD_HASHERS = [
@@ -468,6 +477,8 @@ STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
 STORAGE_DIR = DATA_DIR / "storage"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+# Larger uploads go to a file here, on the data volume (config.temp_dir says why).
+FILE_UPLOAD_TEMP_DIR = str(temp_dir(DATA_DIR) or "") or None
 DATA_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 WHITENOISE_USE_FINDERS = DEBUG

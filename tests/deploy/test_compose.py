@@ -5,11 +5,14 @@ both networks' names, and MinIO's policy allows exactly what the storage code do
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import click
@@ -291,7 +294,7 @@ def test_the_minio_policy_allows_what_the_storage_code_does_and_nothing_more() -
 def test_compose_files_mounted_exist() -> None:
     for service in SERVICES.values():
         for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
+            source = volume.get("source", "") if isinstance(volume, dict) else volume.split(":")[0]
             if source.startswith("./"):
                 assert (DEPLOY / source).exists(), source
 
@@ -303,13 +306,16 @@ def test_processes_log_to_stdout_not_files(role: str) -> None:
     assert "data:/data" in SERVICES[role]["volumes"]
 
 
-@pytest.mark.skipif(
+NGINX_MISSING = pytest.mark.skipif(
     not (shutil.which("nginx") and shutil.which("openssl")) and not os.environ.get("CI"),
     reason="nginx or openssl missing (`make nginx`; CI always runs it)",
 )
-def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
-    """`nginx -t` on the template as nginx's image fills it, with the upstreams on loopback (the
-    compose names do not resolve here) and `http2 on;` left out for nginx older than 1.25."""
+
+
+def nginx_config(tmp_path: Path, lan_cidrs: str | None = None, port: int = 80) -> Path:
+    """The site as nginx's image fills the template and compose's entrypoint writes the LAN's
+    allow list (lan-clients.sh), with the upstreams on loopback (the compose names do not
+    resolve here), ``port`` for 80, and `http2 on;` left out for nginx older than 1.25."""
     tls = tmp_path / "tls"
     tls.mkdir()
     subprocess.run(
@@ -317,10 +323,18 @@ def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
          "/CN=defectlab", "-keyout", str(tls / "privkey.pem"), "-out", str(tls / "fullchain.pem")],
         check=True, capture_output=True,
     )  # fmt: skip
+    env = {"PATH": os.environ["PATH"]} | ({"LAN_CIDRS": lan_cidrs} if lan_cidrs else {})
+    subprocess.run(
+        ["sh", str(DEPLOY / "nginx" / "lan-clients.sh"), str(tmp_path / "lan-clients.conf")],
+        env=env, check=True,
+    )  # fmt: skip
     site = interpolate(NGINX, example_values())
-    site = re.sub(r"server (web|inference|minio):", "server 127.0.0.1:", site)
+    site = re.sub(r"server (web|inference|minio):\d+", f"server 127.0.0.1:{closed_port()}", site)
     site = site.replace("http2 on;", "").replace("/etc/nginx/tls/", f"{tls}/")
     site = site.replace("/etc/nginx/defectlab/", f"{tmp_path}/")
+    site = site.replace("/etc/nginx/lan-clients.conf", f"{tmp_path}/lan-clients.conf")
+    site = re.sub(r"listen 80\b", f"listen 127.0.0.1:{port}", site)
+    site = re.sub(r"listen 443\b", f"listen 127.0.0.1:{closed_port()}", site)
     (tmp_path / "app-locations.conf").write_text(APP_LOCATIONS)
     (tmp_path / "storage-locations.conf").write_text(STORAGE_LOCATIONS)
     (tmp_path / "site.conf").write_text(site)
@@ -328,9 +342,74 @@ def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
         f"http {{\n  access_log off;\n  include {tmp_path}/site.conf;\n}}\n"
     )
+    return tmp_path / "nginx.conf"
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@NGINX_MISSING
+def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
+    config = nginx_config(tmp_path)
+    allowed = (tmp_path / "lan-clients.conf").read_text().splitlines()[1:]
+    assert allowed == [
+        "allow 10.0.0.0/8;",
+        "allow 172.16.0.0/12;",
+        "allow 192.168.0.0/16;",
+        "allow fc00::/7;",
+        "deny all;",
+    ]  # the private ranges unless LAN_CIDRS says otherwise
     result = subprocess.run(
-        ["nginx", "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
-        capture_output=True,
-        text=True,
+        ["nginx", "-t", "-c", str(config), "-p", str(tmp_path)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_lan_allow_list_refuses_what_is_not_an_address(tmp_path: Path) -> None:
+    for bad in ("10.0.0.0/8;deny", "all", "10.0.0.0/8/8", "10.0.0.0/8,$(id)"):
+        result = subprocess.run(
+            ["sh", str(DEPLOY / "nginx" / "lan-clients.sh"), str(tmp_path / "out.conf")],
+            env={"PATH": os.environ["PATH"], "LAN_CIDRS": bad}, capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 1 and "LAN_CIDRS" in result.stderr, bad
+        assert not (tmp_path / "out.conf").exists()
+
+
+@NGINX_MISSING
+@pytest.mark.parametrize(("lan_cidrs", "expected"), [("10.0.0.0/8", 403), ("127.0.0.0/8", 502)])
+def test_the_lan_names_answer_only_clients_of_the_lan(
+    tmp_path: Path, lan_cidrs: str, expected: int
+) -> None:
+    """A client outside LAN_CIDRS naming the LAN host over http (the internet, through the
+    public address) is refused; one inside reaches the app (here: no app, so 502)."""
+    port = closed_port()
+    config = nginx_config(tmp_path, lan_cidrs, port)
+    server = subprocess.Popen(
+        ["nginx", "-c", str(config), "-p", str(tmp_path), "-g", "daemon off;"]
+    )
+    try:
+        values = example_values()
+        for host in (values["LAN_HOST"], values["LAN_STORAGE_HOST"]):
+            assert http_status(port, host) == expected, host
+        assert http_status(port, values["WAN_HOST"]) == 308  # to https, for everyone
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def http_status(port: int, host: str) -> int:
+    deadline = time.monotonic() + 30
+    while True:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", "/", headers={"Host": host})
+            return connection.getresponse().status
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        finally:
+            connection.close()

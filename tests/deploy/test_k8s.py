@@ -177,14 +177,27 @@ def test_inference_scales_on_cpu_and_no_role_loses_its_last_pod_to_a_drain() -> 
     assert autoscaler["spec"]["minReplicas"] >= 2
     deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
     budgets = [d for d in documents if d["kind"] == "PodDisruptionBudget"]
+    least = {"defectlab-inference": autoscaler["spec"]["minReplicas"]}  # its own replicas: none
     covered = set()
     for budget in budgets:
         selector = budget["spec"]["selector"]["matchLabels"]
         for name, deployment in deployments.items():
             if selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items():
                 covered.add(name)
-                assert deployment["spec"]["replicas"] >= 2, f"{name}: one pod cannot be drained"
+                replicas = least.get(name) or deployment["spec"]["replicas"]
+                assert replicas >= 2, f"{name}: one pod cannot be drained"
     assert covered == set(deployments)
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=_id)
+def test_no_deployment_an_autoscaler_scales_sets_its_own_replicas(directory: Path) -> None:
+    """`kubectl apply` of a Deployment with `replicas` sets it back, under its autoscaler's
+    feet: a scaled-up inference drops to the committed count at every deploy."""
+    documents = render(directory)
+    for autoscaler in [d for d in documents if d["kind"] == "HorizontalPodAutoscaler"]:
+        target = autoscaler["spec"]["scaleTargetRef"]
+        deployment = find(documents, target["kind"], target["name"])
+        assert "replicas" not in deployment["spec"], f"{target['name']} sets replicas"
 
 
 def test_the_inference_runs_as_many_models_at_once_as_it_has_cores() -> None:

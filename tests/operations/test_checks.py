@@ -3,10 +3,12 @@ suite's), RabbitMQ on 5672, Redis on 6379, and closed loopback ports for what is
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from defectlab.cli import main
+from defectlab.media import storage as storage_module
 from defectlab.operations.checks import key_bits
 
 pytestmark = pytest.mark.django_db
@@ -117,8 +120,13 @@ def test_an_unwritable_storage_is_a_problem(production: Any, tmp_path: Any) -> N
         ("", "DEFECTLAB_SECRET_KEY is not set"),
         ("test-only-secret-key-0123456789-and-some-more", "placeholder or development key"),
         ("django-insecure-" + "a1b2c3d4" * 6, "placeholder or development key"),
-        ("Zq8-short-but-random", "too weak (20 characters"),
-        ("ab" * 30, "too weak (60 characters, about 60 bits)"),
+        ("Zq8-sh0rt-r4nd", "too weak (14 characters"),
+        ("ab" * 30, "too weak (60 characters, about 0 bits)"),
+        ("a" * 64, "too weak (64 characters, about 0 bits)"),
+        ("password123" * 4, "too weak (44 characters"),
+        ("qwertyuiopasdfghjklzxcvbnm1234567890", "too weak (36 characters, about 0 bits)"),
+        ("0123456789abcdef" * 2, "too weak (32 characters, about 0 bits)"),
+        ("3a282524781b6e8855f40a74ab86e7", "too weak (30 characters, about 120 bits)"),
     ],
 )
 def test_a_missing_or_weak_secret_key_is_a_problem(
@@ -130,8 +138,66 @@ def test_a_missing_or_weak_secret_key_is_a_problem(
 
 
 def test_key_strength_is_estimated_from_the_characters() -> None:
-    assert key_bits("a" * 64) == 0
+    assert key_bits("ab" * 16) == 128  # hex: 4 bits a character (a pattern: `patterned`)
+    assert key_bits("Ab" * 16) == 32 * math.log2(52)
     assert key_bits(STRONG_KEY) > 200
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "0f3a9c1e7b2d4a6f8e0c2b4d6f8a1c3e",  # `openssl rand -hex 16`: 128 bits
+        "0F3A9C1E7B2D4A6F8E0C2B4D6F8A1C3E",
+        "q8Zr-1vTn4LmXe0Pw7sYb2Kc9Hd3Jf6G",  # secrets.token_urlsafe(24): 32 characters
+        "fb74d696189aab5e05c0db95ff1e5eb0",
+        "c793a970569e8aac42b16fed6063a293",
+        "c3c4b9166872bda39b1d53a34aa60413",
+        "486c65e17fb21ac9c117406b10ab866e",
+        "24af6b6d688f6d1c246429612821c575",
+        "459f164c720d9f56ddb6f037016a2f30",
+    ],
+)
+def test_a_random_128_bit_key_passes(production: Any, key: str) -> None:
+    production.SECRET_KEY_SETTING = key
+    code, output = deploy_check()
+    assert code == 0 and "DEFECTLAB_SECRET_KEY" not in output, output
+
+
+def test_an_open_worker_probe_server_without_a_metrics_token_is_a_warning(
+    production: Any,
+) -> None:
+    production.METRICS_TOKEN = ""
+    production.WORKER_METRICS_PORT = 8081
+    production.WORKER_METRICS_HOST = "127.0.0.1"
+    assert "DEFECTLAB_METRICS_TOKEN" not in deploy_check()[1]
+    production.WORKER_METRICS_HOST = "0.0.0.0"
+    code, output = deploy_check()
+    assert code == 0 and "DEFECTLAB_METRICS_TOKEN is empty" in output and "0.0.0.0" in output
+    production.METRICS_TOKEN = "a-token"
+    assert "DEFECTLAB_METRICS_TOKEN" not in deploy_check()[1]
+
+
+def test_the_storage_probe_writes_only_under_its_prefix_and_leaves_nothing(
+    production: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """`restore` wants an empty storage and skips `.defectlab-check-*`: a check killed while it
+    writes (a temporary file on the way) must leave nothing else behind."""
+    production.STORAGE_DIR = tmp_path / "storage"
+    made: list[Path] = []
+    real = tempfile.mkstemp
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        handle, name = real(*args, **kwargs)
+        made.append(Path(name))
+        return handle, name
+
+    monkeypatch.setattr(storage_module.tempfile, "mkstemp", recording)
+    assert deploy_check()[0] == 0
+    assert made, "the local storage writes through a temporary file"
+    for path in made:
+        top = path.relative_to(production.STORAGE_DIR).parts[0]
+        assert top.startswith(".defectlab-check-"), path
+    assert list(production.STORAGE_DIR.iterdir()) == []
 
 
 def test_public_urls_for_this_machine_only_are_a_problem(production: Any) -> None:

@@ -119,17 +119,57 @@ def test_the_network_is_closed_but_for_the_ingress_dns_the_database_and_redis() 
     deny = find(documents, "NetworkPolicy", "default-deny")["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     allow = find(documents, "NetworkPolicy", "defectlab-inference")["spec"]
-    (ingress,) = allow["ingress"]
-    assert ingress["from"] == [
+    controller, prometheus = allow["ingress"]
+    assert controller["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}}
     ]
-    assert ingress["ports"] == [{"protocol": "TCP", "port": 8090}]
+    # Prometheus scrapes the pods (their annotations say so): from its namespace, the same port.
+    assert prometheus["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    assert controller["ports"] == prometheus["ports"] == [{"protocol": "TCP", "port": 8090}]
     egress = {
         str(rule["to"]): sorted(port["port"] for port in rule.get("ports", []))
         for rule in allow["egress"]
     }
     assert list(egress.values()) == [[53, 53], [5432, 6379], []]
     assert "factory" in list(egress)[1] and "10.20.0.0/16" in list(egress)[2]
+
+
+def test_a_database_behind_pgbouncer_and_redis_outside_the_cluster_get_their_own_rules() -> None:
+    organization = Organization.objects.create(name="Outside")
+    code, output = run(
+        str(organization.pk),
+        "--database", "10.0.5.0/24:6432",
+        "--database", "10.0.6.7:5432",
+        "--redis", "[fd00::/64]:6380",
+        "--monitoring-namespace", "observability",
+    )  # fmt: skip
+    assert code == 0, output
+    documents = documents_of(output)
+    allow = find(documents, "NetworkPolicy", "defectlab-inference")
+    validate(allow)
+    egress = [(rule["to"], rule.get("ports")) for rule in allow["spec"]["egress"]]
+    assert egress[1:] == [
+        ([{"ipBlock": {"cidr": "10.0.5.0/24"}}], [{"protocol": "TCP", "port": 6432}]),
+        ([{"ipBlock": {"cidr": "10.0.6.7/32"}}], [{"protocol": "TCP", "port": 5432}]),
+        ([{"ipBlock": {"cidr": "fd00::/64"}}], [{"protocol": "TCP", "port": 6380}]),
+    ]  # and nothing to the platform namespace any more
+    names = [
+        rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for rule in allow["spec"]["ingress"]
+    ]
+    assert names == ["ingress-nginx", "observability"]
+    # Only the database moved: Redis stays the platform's pods on 6379.
+    code, output = run(str(organization.pk), "--database", "192.168.1.10:6432")
+    egress = find(documents_of(output), "NetworkPolicy", "defectlab-inference")["spec"]["egress"]
+    assert [rule["ports"] for rule in egress[1:]] == [
+        [{"protocol": "TCP", "port": 6379}],
+        [{"protocol": "TCP", "port": 6432}],
+    ]
+    for bad in ("10.0.5.0/24", "10.0.5.1/24:6432", "db:6432", "10.0.5.0/24:70000"):
+        code, output = run(str(organization.pk), "--database", bad)
+        assert code == 2 and "is not a network and port" in output, bad
 
 
 def test_an_ingress_routes_only_the_detection_api_when_a_host_is_given() -> None:

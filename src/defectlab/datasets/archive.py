@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 
 from defectlab.datasets.model import DatasetError, ImageOpener
@@ -226,7 +227,10 @@ class Spool:
 
     def __init__(self) -> None:
         # Closed by copy_into or close, which the exporters call in a finally block.
-        self._file = tempfile.SpooledTemporaryFile(max_size=256 * 1024)  # noqa: SIM115
+        # Past 256 KB on the data volume (FILE_UPLOAD_TEMP_DIR), not a small /tmp.
+        self._file = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            max_size=256 * 1024, dir=settings.FILE_UPLOAD_TEMP_DIR
+        )
         self.count = 0
 
     def add(self, text: str, *, separator: str = "") -> None:

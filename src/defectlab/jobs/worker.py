@@ -81,6 +81,19 @@ class RecycleAbove(Middleware):
 _running: dict[str, Any] = {}
 
 
+def threads_problem() -> str | None:
+    """Why this process's job worker can never take a job again (its `/healthz`: restart it),
+    or None: one of its consumer or worker threads, or its heartbeat thread, died. Not the
+    database being away (the threads wait for it), nor a worker not yet started."""
+    worker, heartbeat = _running.get("worker"), _running.get("heartbeat")
+    if worker is None or heartbeat is None:
+        return None
+    threads = [*worker.workers, *worker.consumers.values(), heartbeat.thread]
+    if not all(thread.is_alive() for thread in threads):
+        return "a thread of the job worker stopped"
+    return None
+
+
 def loop_problem() -> str | None:
     """Why this process's job worker is not taking jobs (its `/readyz`), or None: not started
     (or stopping), one of its threads died, or its heartbeat has not been written lately (the
@@ -88,8 +101,9 @@ def loop_problem() -> str | None:
     worker, heartbeat = _running.get("worker"), _running.get("heartbeat")
     if worker is None or heartbeat is None:
         return "the job worker is not running"
-    if not all(thread.is_alive() for thread in [*worker.workers, *worker.consumers.values()]):
-        return "a thread of the job worker stopped"
+    problem = threads_problem()
+    if problem is not None:
+        return problem
     if heartbeat.age() > seen_window():
         return f"no heartbeat written in the last {seen_window()} s"
     return None

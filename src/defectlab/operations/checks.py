@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import os
+import string
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +23,14 @@ from django.conf import settings
 from django.db import connection
 
 TIMEOUT = 3.0  # seconds each reachability check may take
-MIN_KEY_LENGTH = 32
-MIN_KEY_BITS = 128  # estimated from the key's own character frequencies
+MIN_KEY_LENGTH = 20
+MIN_KEY_BITS = 128  # the key's length times the bits of the character classes it draws from
+# A key with this share or more of its characters in runs ("aaaa", "abcd", "qwer"), repeats
+# of itself or common words is not random whatever its classes promise.
+MAX_PATTERNED_SHARE = 0.5  # a random key reaches a third about once in 10^4
+RUNS = ("`1234567890-=", "qwertyuiop[]\\", "asdfghjkl;'", "zxcvbnm,./", string.ascii_lowercase)
+WORDS = ("password", "passwd", "secret", "django", "admin", "qwerty", "letmein", "welcome")
+CHECK_PREFIX = ".defectlab-check-"  # the storage probe's key: `restore` ignores it
 PLACEHOLDERS = (
     "changeme",
     "change-me",
@@ -74,6 +80,7 @@ def deploy_findings() -> list[Finding]:
         storage_findings,
         connection_findings,
         secret_key_findings,
+        metrics_token_findings,
         public_url_findings,
         s3_endpoint_findings,
         https_findings,
@@ -136,10 +143,14 @@ def redis_findings() -> list[Finding]:
 
 def storage_findings() -> list[Finding]:
     """Write, read back and delete a probe file in the installation's own storage."""
-    from defectlab.media.storage import default_storage
+    from defectlab.media.storage import LocalStorage, default_storage
 
     storage = default_storage()
-    key = f".defectlab-check-{uuid.uuid4().hex}"
+    # Inside a folder of the prefix, so that what the storage writes on the way (a local
+    # storage's temporary file) is under it too: a check killed halfway leaves nothing
+    # `restore` takes for data.
+    folder = f"{CHECK_PREFIX}{uuid.uuid4().hex}"
+    key = f"{folder}/probe"
     data = b"defectlab check --deploy"
     try:
         storage.save(key, data)
@@ -148,6 +159,8 @@ def storage_findings() -> list[Finding]:
                 return [Finding(f"The storage gave back other bytes than it was given ({key}).")]
         finally:
             storage.delete(key)
+            if isinstance(storage, LocalStorage):
+                storage.root.joinpath(folder).rmdir()
     except Exception as error:
         return [
             Finding(
@@ -183,11 +196,45 @@ def connection_findings() -> list[Finding]:
 
 
 def key_bits(key: str) -> float:
-    """The key's length times the Shannon entropy of its characters: a rough upper bound on the
-    guessing it takes (a repeated pattern or a word scores low)."""
-    counts = Counter(key)
-    entropy = -sum(n / len(key) * math.log2(n / len(key)) for n in counts.values())
-    return entropy * len(key)
+    """The key's length times the bits of a character drawn from the classes it uses (hex: 4;
+    lower + upper + digits: 5.95; with punctuation: 6.6): what a random key of that shape holds.
+    `patterned` tells a key that only looks like one."""
+    if not key:
+        return 0.0
+    if set(key) <= set(string.digits + "abcdef") or set(key) <= set(string.digits + "ABCDEF"):
+        return 4.0 * len(key)
+    classes = (string.ascii_lowercase, string.ascii_uppercase, string.digits)
+    size = sum(len(chars) for chars in classes if any(c in chars for c in key))
+    size += 33 if any(not any(c in chars for chars in classes) for c in key) else 0
+    return math.log2(size) * len(key) if size > 1 else 0.0
+
+
+def _step(a: str, b: str) -> bool:
+    """``b`` is what a person types after ``a`` without thinking: the same, the next or the
+    previous character, or its neighbour on a keyboard row."""
+    a, b = a.lower(), b.lower()
+    if a == b or (a.isalnum() and b.isalnum() and abs(ord(a) - ord(b)) == 1):
+        return True
+    return any(a in row and b in row and abs(row.index(a) - row.index(b)) == 1 for row in RUNS)
+
+
+def patterned(key: str) -> int:
+    """How many of the key's characters are in a run of four or more typed in a row, a repeat of
+    four characters seen before, or a common word."""
+    marked: set[int] = set()
+    for i in range(3, len(key)):
+        if all(_step(key[j - 1], key[j]) for j in (i - 2, i - 1, i)):
+            marked.update(range(i - 3, i + 1))
+    for i in range(1, len(key) - 3):
+        if key.find(key[i : i + 4]) < i:
+            marked.update(range(i, i + 4))
+    lowered = key.lower()
+    for word in WORDS:
+        start = lowered.find(word)
+        while start >= 0:
+            marked.update(range(start, start + len(word)))
+            start = lowered.find(word, start + 1)
+    return len(marked)
 
 
 def secret_key_findings() -> list[Finding]:
@@ -209,16 +256,37 @@ def secret_key_findings() -> list[Finding]:
                 "long random value (secrets.token_urlsafe(50))."
             )
         ]
-    if len(given) < MIN_KEY_LENGTH or key_bits(given) < MIN_KEY_BITS:
+    bits = key_bits(given)
+    if patterned(given) >= len(given) * MAX_PATTERNED_SHARE:
+        bits = min(bits, (len(given) - patterned(given)) * 4.0)  # its random part, at best
+    if len(given) < MIN_KEY_LENGTH or bits < MIN_KEY_BITS:
         return [
             Finding(
                 f"DEFECTLAB_SECRET_KEY is too weak ({len(given)} characters, about "
-                f"{key_bits(given):.0f} bits): use at least {MIN_KEY_LENGTH} random characters, "
-                "e.g. secrets.token_urlsafe(50). Changing it signs everyone out; stored "
-                "credentials stay readable when the old key is kept in SECRET_KEY_FALLBACKS."
+                f"{bits:.0f} bits): use at least {MIN_KEY_BITS} random bits, e.g. "
+                "secrets.token_urlsafe(50) or `openssl rand -hex 32`. Changing it signs everyone "
+                "out; stored credentials stay readable when the old key is kept in "
+                "SECRET_KEY_FALLBACKS."
             )
         ]
     return []
+
+
+def metrics_token_findings() -> list[Finding]:
+    """The worker's probe server answers /metrics to anyone who reaches it unless a token is
+    set: fine on loopback, worth a word on any other address."""
+    host = str(settings.WORKER_METRICS_HOST)
+    if settings.METRICS_TOKEN or not settings.WORKER_METRICS_PORT or host in LOOPBACK:
+        return []
+    return [
+        Finding(
+            f"DEFECTLAB_METRICS_TOKEN is empty and the worker's probe server listens on {host} "
+            f"(DEFECTLAB_WORKER_METRICS_HOST): anyone who reaches port "
+            f"{settings.WORKER_METRICS_PORT} reads its metrics. Set a token (Prometheus sends it "
+            "as a bearer token) or keep that port inside a closed network.",
+            fatal=False,
+        )
+    ]
 
 
 def public_url_findings() -> list[Finding]:

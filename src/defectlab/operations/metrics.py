@@ -106,13 +106,14 @@ def render() -> bytes:
         return generate_latest(REGISTRY)
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    from defectlab.operations.multiprocess import forget_dead_processes
+    from defectlab.operations.multiprocess import forget_dead_processes, locked
 
     forget_dead_processes()
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)
+    collector = MultiProcessCollector(registry)
     registry.register(SNAPSHOT)
-    return generate_latest(registry)
+    with locked(collector._path, exclusive=False):  # no fold moves values while we add them
+        return generate_latest(registry)
 
 
 def method_of(method: str | None) -> str:

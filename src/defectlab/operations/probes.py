@@ -1,7 +1,9 @@
 """The job worker's own small HTTP server, on DEFECTLAB_WORKER_METRICS_HOST and
 DEFECTLAB_WORKER_METRICS_PORT (0: none), for its orchestrator and Prometheus:
 
-- `/healthz`: the process is alive and answers (a liveness probe).
+- `/healthz`: the process is alive and its job worker's threads are too (a liveness probe: 503
+  when one died, so the orchestrator restarts it; never for the database being away, which a
+  restart would not mend).
 - `/readyz`: the database answers, and this process's job worker is running: its threads alive
   and its heartbeat written within three heartbeat intervals (`defectlab.jobs.worker`).
 - `/metrics`: the jobs this process ran (by kind and outcome), their durations, those running
@@ -25,7 +27,7 @@ from urllib.parse import urlsplit
 
 from django.db import DatabaseError, close_old_connections, connection, connections
 
-from defectlab.jobs.worker import loop_problem, run_worker
+from defectlab.jobs.worker import loop_problem, run_worker, threads_problem
 from defectlab.operations import metrics
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,11 @@ def readiness() -> tuple[int, dict[str, Any]]:
 
 class ProbeHandler(BaseHTTPRequestHandler):
     server_version = "defectlab-worker"
+    timeout = 5.0  # seconds a connection may stay silent before it is dropped
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(getattr(self.server, "handler_timeout", self.timeout))
 
     def do_GET(self) -> None:
         try:
@@ -56,7 +63,11 @@ class ProbeHandler(BaseHTTPRequestHandler):
 
     def _answer(self, path: str) -> None:
         if path == "/healthz":
-            self._json(200, {"status": "ok"})
+            problem = threads_problem()
+            if problem is None:
+                self._json(200, {"status": "ok"})
+            else:
+                self._json(503, {"status": "unavailable", "worker": problem})
         elif path == "/readyz":
             self._json(*readiness())
         elif path == "/metrics":
@@ -87,7 +98,37 @@ class ProbeHandler(BaseHTTPRequestHandler):
 
 
 class ProbeServer(ThreadingHTTPServer):
+    """At most ``max_connections`` connections handled at once, each dropped after
+    ``handler_timeout`` seconds of silence: more wait in the listen queue, so a flood of idle
+    connections costs neither threads without bound nor the probes for long."""
+
     daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        handler_timeout: float = 5.0,
+        max_connections: int = 16,
+    ) -> None:
+        self.handler_timeout = handler_timeout
+        self.slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.slots.acquire()  # the accept loop waits here while every slot is taken
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def server_bind(self) -> None:
         """As HTTPServer's, without its reverse DNS lookup of the address (which can hang where

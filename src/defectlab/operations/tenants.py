@@ -50,6 +50,11 @@ class Tenant:
     # Networks (CIDR) its detection requests may name images in by URL (its cameras, its MinIO).
     image_sources: tuple[str, ...] = ()
     cores: int | None = None  # the operator's own figure instead of the quota's
+    # Where PostgreSQL and Redis are when not pods of the platform namespace on 5432 / 6379
+    # (outside the cluster, behind PgBouncer): (CIDR, port) each.
+    database: tuple[tuple[str, int], ...] = ()
+    redis: tuple[tuple[str, int], ...] = ()
+    monitoring_namespace: str = "monitoring"  # Prometheus, which scrapes /metrics; "": none
 
     @property
     def slug(self) -> str:
@@ -297,10 +302,15 @@ def _network_policies(tenant: Tenant) -> list[dict[str, Any]]:
             "to": [namespace("kube-system")],
             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
         },
-        # PostgreSQL and Redis of the platform. The data volume is mounted by the node, not
-        # the pod, so it needs no rule here.
-        {"to": [namespace(tenant.platform_namespace)], "ports": tcp(5432, 6379)},
     ]
+    # PostgreSQL and Redis: pods of the platform namespace unless given as networks. The data
+    # volume is mounted by the node, not the pod, so it needs no rule here.
+    in_platform = []
+    for endpoints, default_port in ((tenant.database, 5432), (tenant.redis, 6379)):
+        in_platform += [] if endpoints else [default_port]
+        egress += [{"to": [{"ipBlock": {"cidr": c}}], "ports": tcp(p)} for c, p in endpoints]
+    if in_platform:
+        egress.insert(1, {"to": [namespace(tenant.platform_namespace)], "ports": tcp(*in_platform)})
     if tenant.image_sources:
         # Images by URL: the guarded fetcher still checks every address (and the
         # organization's allowlist); this only lets the packets out.
@@ -312,9 +322,13 @@ def _network_policies(tenant: Tenant) -> list[dict[str, Any]]:
         "spec": {
             "podSelector": {"matchLabels": _selector(tenant)},
             "policyTypes": ["Ingress", "Egress"],
-            # Only the ingress controller reaches the detection API; its Ingress routes /v1/
-            # alone, so /metrics stays inside.
-            "ingress": [{"from": [namespace(tenant.ingress_namespace)], "ports": tcp(PORT)}],
+            # The ingress controller reaches the detection API (its Ingress routes /v1/ alone,
+            # so /metrics stays inside) and Prometheus its /metrics (the pods' annotations).
+            "ingress": [
+                {"from": [namespace(name)], "ports": tcp(PORT)}
+                for name in (tenant.ingress_namespace, tenant.monitoring_namespace)
+                if name
+            ],
             "egress": egress,
         },
     }
@@ -380,7 +394,8 @@ def _deployment(tenant: Tenant, size: Sizing) -> dict[str, Any]:
         "kind": "Deployment",
         "metadata": _meta(tenant, "defectlab-inference"),
         "spec": {
-            "replicas": size.replicas,
+            # No `replicas`: the autoscaler owns it (minReplicas), and a re-apply must not
+            # scale a scaled-up tenant back down.
             "selector": {"matchLabels": _selector(tenant)},
             "strategy": {
                 "type": "RollingUpdate",
@@ -471,6 +486,24 @@ def write_kustomization(documents: list[dict[str, Any]], directory: Path) -> lis
 # ---------------------------------------------------------------------------- the command
 
 
+def _endpoints(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """``CIDR:PORT`` options (an address alone is a /32 or /128) as (CIDR, port) pairs."""
+    import ipaddress
+
+    pairs = []
+    for value in values:
+        cidr, _, port = value.rpartition(":")
+        try:
+            network = ipaddress.ip_network(cidr.strip("[]"))
+            number = int(port)
+        except ValueError:
+            number, network = 0, None
+        if network is None or not 0 < number < 65536:
+            raise click.BadParameter(f"{value!r} is not a network and port like 10.0.5.0/24:6432.")
+        pairs.append((str(network), number))
+    return tuple(pairs)
+
+
 @click.command("tenant-manifests")
 @click.argument("organization", metavar="ORG")
 @click.option("--image", default="defectlab:latest", show_default=True, help="The image to run.")
@@ -485,6 +518,27 @@ def write_kustomization(documents: list[dict[str, Any]], directory: Path) -> lis
     default="ingress-nginx",
     show_default=True,
     help="Namespace of the ingress controller (the only way in).",
+)
+@click.option(
+    "--monitoring-namespace",
+    default="monitoring",
+    show_default=True,
+    help="Namespace of Prometheus, let in to /metrics ('' for none).",
+)
+@click.option(
+    "--database",
+    multiple=True,
+    metavar="CIDR:PORT",
+    callback=lambda _c, _p, values: _endpoints(values),
+    help="PostgreSQL (or PgBouncer) outside the platform namespace; repeat for more "
+    "[default: its pods on 5432].",
+)
+@click.option(
+    "--redis",
+    multiple=True,
+    metavar="CIDR:PORT",
+    callback=lambda _c, _p, values: _endpoints(values),
+    help="Redis outside the platform namespace; repeat for more [default: its pods on 6379].",
 )
 @click.option("--host", default="", help="Host name of its detection API (adds an Ingress).")
 @click.option(
