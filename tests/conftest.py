@@ -51,6 +51,18 @@ def english_afterwards() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def commands_log_on_stderr_afterwards() -> Iterator[None]:
+    """A server command run in the test's process (`serve`, `worker`, `serve-inference` through
+    CliRunner) sends the logs to stdout for the rest of the process, as it should in its own:
+    every test ends with the other commands' stderr again, so a later command's output is its
+    own."""
+    yield
+    from defectlab.logs import RoleStream
+
+    RoleStream.server = False
+
+
+@pytest.fixture(autouse=True)
 def storage_dir(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped-def]
     settings.STORAGE_DIR = tmp_path / "storage"
     return settings.STORAGE_DIR

@@ -37,12 +37,14 @@ class RoleStream(logging.StreamHandler):
     server = False  # set by the server commands before Django configures logging
 
     def __init__(self) -> None:
+        # Both bound when logging is configured, as StreamHandler binds its one stream: a
+        # sys.stdout swapped later (a test runner's capture) does not receive the process's logs.
+        self.streams = (sys.stdout, sys.stderr)
         super().__init__(sys.stderr)
 
     @property
     def stream(self) -> object:
-        # Looked up at each line, so a test's or a fork's replaced sys.stdout is followed.
-        return sys.stdout if RoleStream.server else sys.stderr
+        return self.streams[0] if RoleStream.server else self.streams[1]
 
     @stream.setter
     def stream(self, _value: object) -> None:
