@@ -187,3 +187,11 @@ def probe_port(container: Document, probe: str) -> int:
     named = {item["name"]: item["containerPort"] for item in container.get("ports", [])}
     assert port in named, f"{container['name']}: the {probe} asks the unknown port {port!r}"
     return named[port]
+
+
+def largest_body_mb() -> int:
+    """The largest request body the app takes, in MB: what a proxy in front must let through."""
+    from defectlab.config import SETTINGS
+
+    names = ("MAX_ARCHIVE_MB", "MAX_UPLOAD_MB", "MAX_IMPORT_MB", "MAX_MODEL_MB")
+    return max(int(SETTINGS[f"DEFECTLAB_{name}"].default) for name in names)

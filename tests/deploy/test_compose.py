@@ -23,6 +23,7 @@ from django.urls import resolve, reverse
 from defectlab.cli import main
 from defectlab.config import csv_list, endpoint_map
 from defectlab.settings import SETTINGS
+from tests.deploy.kube import largest_body_mb
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -214,15 +215,7 @@ def _location(text: str, opening: str) -> str:
 
 
 def test_nginx_takes_the_largest_body_the_app_takes_and_no_more() -> None:
-    largest = max(
-        int(SETTINGS[name].default)
-        for name in (
-            "DEFECTLAB_MAX_ARCHIVE_MB",
-            "DEFECTLAB_MAX_UPLOAD_MB",
-            "DEFECTLAB_MAX_IMPORT_MB",
-            "DEFECTLAB_MAX_MODEL_MB",
-        )
-    )
+    largest = largest_body_mb()
     assert re.search(rf"^client_max_body_size {largest + 1}m;", APP_LOCATIONS, re.M)
     detect = SETTINGS["DEFECTLAB_INFERENCE_MAX_BODY_MB"].default
     assert f"client_max_body_size {detect}m;" in _location(APP_LOCATIONS, "/v1/")

@@ -18,6 +18,7 @@ from tests.deploy.kube import (
     env_of,
     find,
     kubectl,
+    largest_body_mb,
     load_all,
     load_kustomization,
     probe_port,
@@ -217,15 +218,7 @@ def test_the_production_ingress_takes_the_apps_largest_bodies_streams_and_hides_
     def annotation(name: str, key: str) -> str:
         return str(ingresses[name]["metadata"]["annotations"][f"nginx.ingress.kubernetes.io/{key}"])
 
-    largest = max(
-        int(SETTINGS[name].default)
-        for name in (
-            "DEFECTLAB_MAX_ARCHIVE_MB",
-            "DEFECTLAB_MAX_UPLOAD_MB",
-            "DEFECTLAB_MAX_IMPORT_MB",
-            "DEFECTLAB_MAX_MODEL_MB",
-        )
-    )
+    largest = largest_body_mb()
     assert annotation("defectlab-web", "proxy-body-size") == f"{largest + 1}m"
     detect_body = SETTINGS["DEFECTLAB_INFERENCE_MAX_BODY_MB"].default
     assert annotation("defectlab-detect", "proxy-body-size") == f"{detect_body}m"
