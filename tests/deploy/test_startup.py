@@ -99,3 +99,24 @@ def test_first_words_are_a_log_line_when_logs_are_json(settings, caplog, capsys)
     settings.LOG_FORMAT = "text"
     startup.announce("DefectLab is serving on http://127.0.0.1:8080/")
     assert capsys.readouterr().out == "DefectLab is serving on http://127.0.0.1:8080/\n"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_migrations_through_a_transaction_pool_are_refused_not_locked_forever(settings) -> None:  # type: ignore[no-untyped-def]
+    """Through PgBouncer in transaction mode the session lock would be taken on one server
+    connection and let go on another (never): every later start would wait for ever."""
+    import click
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite takes no advisory lock")
+    settings.DATABASE_TRANSACTION_POOLING = True
+    with pytest.raises(click.ClickException, match="direct connection"), startup.migration_lock():
+        pytest.fail("the lock was taken")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND objid = (%s::bigint & 4294967295)::oid",
+            [startup.MIGRATION_LOCK],
+        )
+        assert cursor.fetchone()[0] == 0

@@ -168,13 +168,16 @@ def test_probe_files_of_the_deployment_check_are_neither_backed_up_nor_in_the_wa
     queued: list[int], tmp_path: Path, target: dict[str, str]
 ) -> None:
     build_installation(queued)
-    (storage_root() / ".defectlab-check-0123abcd").write_bytes(b"probe")
+    # As `check --deploy` writes it (a folder of its own), and as a bare file.
+    (storage_root() / ".defectlab-check-0123abcd").mkdir()
+    (storage_root() / ".defectlab-check-0123abcd" / "probe").write_bytes(b"probe")
+    (storage_root() / ".defectlab-check-4567").write_bytes(b"probe")
     archive = tmp_path / "backup.tar"
     backup(archive)
     with tarfile.open(archive) as tar:
         assert not [name for name in tar.getnames() if "defectlab-check" in name]
-    left = Path(target["DEFECTLAB_DATA_DIR"]) / "storage" / ".defectlab-check-feed"
-    left.parent.mkdir()
+    left = Path(target["DEFECTLAB_DATA_DIR"]) / "storage" / ".defectlab-check-feed" / "probe"
+    left.parent.mkdir(parents=True)
     left.write_bytes(b"probe")  # a killed check's
     done = defectlab(target, "restore", str(archive))
     assert done.returncode == 0, done.stderr
@@ -254,3 +257,11 @@ def test_a_storage_that_cannot_be_written_says_why_and_keeps_nothing(
     assert done.returncode == 1, done.stdout
     assert "could not be written to the storage" in done.stderr
     assert "nothing was restored" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("found", ["é" * 64, "0" * 63, 42, None])
+def test_a_manifest_whose_hmac_is_not_one_is_simply_not_signed(found: Any) -> None:
+    """A tampered `hmac` of any shape is a refusal (unsigned), never a traceback."""
+    from defectlab.operations.archive import signed_by
+
+    assert signed_by({"format": "x", "hmac": found}, ["a secret key"]) is False

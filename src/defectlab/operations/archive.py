@@ -71,8 +71,10 @@ def signature(document: dict[str, Any], secret_key: str) -> str:
 
 def signed_by(document: dict[str, Any], secret_keys: list[str]) -> bool:
     found = document.get("hmac")
-    return isinstance(found, str) and any(
-        hmac.compare_digest(found, signature(document, key)) for key in secret_keys
+    return (
+        isinstance(found, str)
+        and found.isascii()
+        and any(hmac.compare_digest(found, signature(document, key)) for key in secret_keys)
     )
 
 

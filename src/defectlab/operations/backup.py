@@ -189,7 +189,8 @@ def stored_files(
     if isinstance(storage, LocalStorage):
         root = Path(storage.root)
         for folder, directories, names in os.walk(root):
-            directories.sort()
+            # A killed check's probe folder (.defectlab-check-<id>/probe) is not a stored file.
+            directories[:] = sorted(name for name in directories if not name.startswith(PROBE))
             for name in sorted(names):
                 if name.startswith((INCOMING, PROBE)):
                     continue
@@ -200,7 +201,7 @@ def stored_files(
     if iter_keys is None:
         raise TypeError(f"cannot list the files of {type(storage).__name__}")
     for item in iter_keys():
-        if not item.key.rpartition("/")[2].startswith(PROBE):
+        if not any(part.startswith(PROBE) for part in item.key.split("/")):
             yield item.key, item.size, partial(storage.open, item.key)
 
 

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import connection
 
+from defectlab.operations.backup import PROBE  # the probe's key: backups and restores pass it by
+
 TIMEOUT = 3.0  # seconds each reachability check may take
 MIN_KEY_LENGTH = 20
 MIN_KEY_BITS = 128  # the key's length times the bits of the character classes it draws from
@@ -30,7 +32,6 @@ MIN_KEY_BITS = 128  # the key's length times the bits of the character classes i
 MAX_PATTERNED_SHARE = 0.5  # a random key reaches a third about once in 10^4
 RUNS = ("`1234567890-=", "qwertyuiop[]\\", "asdfghjkl;'", "zxcvbnm,./", string.ascii_lowercase)
 WORDS = ("password", "passwd", "secret", "django", "admin", "qwerty", "letmein", "welcome")
-CHECK_PREFIX = ".defectlab-check-"  # the storage probe's key: `restore` ignores it
 PLACEHOLDERS = (
     "changeme",
     "change-me",
@@ -149,7 +150,7 @@ def storage_findings() -> list[Finding]:
     # Inside a folder of the prefix, so that what the storage writes on the way (a local
     # storage's temporary file) is under it too: a check killed halfway leaves nothing
     # `restore` takes for data.
-    folder = f"{CHECK_PREFIX}{uuid.uuid4().hex}"
+    folder = f"{PROBE}{uuid.uuid4().hex}"
     key = f"{folder}/probe"
     data = b"defectlab check --deploy"
     try:

@@ -48,7 +48,10 @@ from defectlab.media.storage import check_key, default_storage
 from defectlab.operations import archive
 from defectlab.operations.archive import ArchiveRefused, HashingReader
 from defectlab.operations.backup import backed_up_models, key_check, migration_state, stored_files
-from defectlab.operations.startup import MIGRATION_LOCK  # a restore never runs beside a migration
+from defectlab.operations.startup import (  # a restore never runs beside a migration
+    MIGRATION_LOCK,
+    refuse_through_a_transaction_pool,
+)
 
 REMADE_BY_MIGRATE = {"contenttypes.contenttype", "auth.permission"}
 BATCH = 2000
@@ -141,6 +144,7 @@ def exclusive() -> Iterator[None]:
         )
     )
     if connection.vendor == "postgresql":
+        refuse_through_a_transaction_pool()
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [MIGRATION_LOCK])
             if not cursor.fetchone()[0]:

@@ -24,12 +24,24 @@ log = logging.getLogger("defectlab.startup")
 MIGRATION_LOCK = 0x646C6D6967726174
 
 
+def refuse_through_a_transaction_pool() -> None:
+    """The migration lock is a session lock: through a pooler in transaction mode it would be
+    taken on one server connection and let go on another — never let go. Refuse instead."""
+    if settings.DATABASE_TRANSACTION_POOLING:
+        raise click.ClickException(
+            "Migrations and restores need a direct connection to PostgreSQL (or a session-mode "
+            "pool): DEFECTLAB_DATABASE_TRANSACTION_POOLING is on. Run them with "
+            "DEFECTLAB_DATABASE_URL set to PostgreSQL itself (docs/install.md)."
+        )
+
+
 @contextmanager
 def migration_lock() -> Iterator[None]:
     """Hold the installation-wide migration lock (PostgreSQL; nothing on SQLite)."""
     if connection.vendor != "postgresql":
         yield
         return
+    refuse_through_a_transaction_pool()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
     try:
