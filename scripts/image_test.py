@@ -178,6 +178,7 @@ class ImageTest:
         self.database = args.database
         self.queue = f"image-test-{self.run_id}"
         self.web_port, self.inference_port = free_port(), free_port()
+        self.worker_port = free_port()  # the worker's probe server (/healthz, /readyz, /metrics)
         self.containers: dict[str, str] = {}
         self.data_dir = Path(tempfile.mkdtemp(prefix="defectlab-image-test-"))
         self.password = uuid.uuid4().hex
@@ -207,6 +208,7 @@ class ImageTest:
             "DEFECTLAB_WORKER_EMBEDDED": "false",
             "DEFECTLAB_PORT": str(self.web_port),
             "DEFECTLAB_INFERENCE_PORT": str(self.inference_port),
+            "DEFECTLAB_WORKER_METRICS_PORT": str(self.worker_port),
             "DEFECTLAB_PUBLIC_URLS": f"http://127.0.0.1:{self.web_port}",
             "DEFECTLAB_ADMIN_EMAIL": "owner@example.com",
             "DEFECTLAB_ADMIN_PASSWORD": self.password,
@@ -433,7 +435,7 @@ class ImageTest:
         self.start("worker", "worker")
         self.start("inference", "serve-inference")
         self.wait_healthy("inference", self.inference_port)
-        self.wait_healthy("worker", None)
+        self.wait_healthy("worker", self.worker_port)
         self.timings["start"] = time.monotonic() - started
         self.label_one_image()
         self.detect_once()

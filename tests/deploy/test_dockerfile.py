@@ -124,6 +124,7 @@ def test_the_exposed_ports_are_the_roles_default_ports() -> None:
     exposed = {int(port) for rest in final("EXPOSE") for port in rest.split()}
     assert exposed == {
         int(SETTINGS["DEFECTLAB_PORT"].default),
+        int(SETTINGS["DEFECTLAB_WORKER_METRICS_PORT"].default),
         int(SETTINGS["DEFECTLAB_INFERENCE_PORT"].default),
     }
     for role, (setting, default) in healthcheck.PORTS.items():
@@ -159,6 +160,7 @@ def test_the_runtime_stage_installs_no_build_tools() -> None:
         (["/opt/defectlab/bin/python3", "/opt/defectlab/bin/defectlab", "serve"], "serve", 8080),
         (["python", "/usr/bin/defectlab", "serve-inference", "--port", "9001"], "serve-inference", 9001),
         (["/opt/defectlab/bin/defectlab", "serve", "--port=9002"], "serve", 9002),
+        (["/opt/defectlab/bin/python3", "/opt/defectlab/bin/defectlab", "worker"], "worker", 8081),
     ],
 )  # fmt: skip
 def test_the_health_check_finds_the_role_and_its_port(
@@ -169,8 +171,9 @@ def test_the_health_check_finds_the_role_and_its_port(
     args = healthcheck.defectlab_command(tmp_path)
     assert args[0] == role
     assert healthcheck.port_of(role, args, {}) == port
-    assert healthcheck.port_of(role, args[:1], {"DEFECTLAB_PORT": "7000"}) == (
-        7000 if role == "serve" else 8090
+    assert (
+        healthcheck.port_of(role, args[:1], {"DEFECTLAB_PORT": "7000"})
+        == ({"serve": 7000, "serve-inference": 8090, "worker": 8081}[role])
     )
 
 

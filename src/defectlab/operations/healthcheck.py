@@ -4,8 +4,10 @@ One image runs three roles, so the check first finds which: the ``defectlab`` pr
 container (PID 1 under podman or Docker) and its command. ``serve`` and ``serve-inference`` are
 asked for ``/healthz`` on their port (``--port``, else ``DEFECTLAB_PORT`` /
 ``DEFECTLAB_INFERENCE_PORT``, else the defaults) over loopback, with python's urllib: there is
-no curl in the image. A ``worker`` has no port: it is healthy while its heartbeat row (written
-every ``DEFECTLAB_WORKER_HEARTBEAT_SECONDS``, see ``jobs.liveness``) is fresh.
+no curl in the image. A ``worker`` is asked for its probe server's ``/healthz``
+(``DEFECTLAB_WORKER_METRICS_PORT``), which fails when its job threads died and not when the
+database is away; with that server off (port 0) it is healthy while its heartbeat row
+(written every ``DEFECTLAB_WORKER_HEARTBEAT_SECONDS``, see ``jobs.liveness``) is fresh.
 
 Exit 0 healthy, 1 not (what Docker and podman expect); one line says why."""
 
@@ -17,8 +19,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-# role -> (the setting naming its port, the port by default); the worker has none.
-PORTS = {"serve": ("DEFECTLAB_PORT", 8080), "serve-inference": ("DEFECTLAB_INFERENCE_PORT", 8090)}
+# role -> (the setting naming its port, the port by default).
+PORTS = {
+    "serve": ("DEFECTLAB_PORT", 8080),
+    "serve-inference": ("DEFECTLAB_INFERENCE_PORT", 8090),
+    "worker": ("DEFECTLAB_WORKER_METRICS_PORT", 8081),
+}
 
 
 def defectlab_command(proc: Path = Path("/proc")) -> list[str]:
@@ -86,9 +92,10 @@ def main() -> int:
     args = defectlab_command()
     role = args[0] if args else ""
     try:
-        if role in PORTS:
-            problem = check_http(port_of(role, args, dict(os.environ)))
-        elif role == "worker":
+        port = port_of(role, args, dict(os.environ)) if role in PORTS else None
+        if port:
+            problem = check_http(port)
+        elif role == "worker":  # its probe server is off
             problem = check_worker()
         else:
             problem = f"no defectlab serve, serve-inference or worker runs here ({role or 'none'})"
