@@ -422,6 +422,7 @@ INSTALLED_APPS = [
     "defectlab.transfer",
     "defectlab.inference",
     "defectlab.serving",
+    "defectlab.insight",
     "defectlab.hooks",
     "defectlab.operations",
     "defectlab.web",
