@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.middleware.csrf import get_token
 from django.urls import reverse
 
+from defectlab.insight.findings import highlights
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
@@ -77,6 +78,8 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
         "predictions": _predictions(task, annotation),
         "reviewComment": rejection.comment if rejection else None,
         "issues": [issue_json(issue) for issue in task.issues.all()],
+        # Opened from a label error of a model evaluation (``?finding=<id>``): the disagreement.
+        "highlights": highlights(task, request.GET.get("finding"), acting_user(request)),
         "mode": mode,
         "api": {
             "annotation": reverse("task-annotation", args=[task.pk]),
