@@ -58,6 +58,7 @@ def _table(title: str, data: _Data, category_label: str, exact: Callable[[float]
     rows = [
         [category, *(exact(values[index]) for values in data.values)]
         for index, category in enumerate(data.categories)
+        if not data.empty
     ]
     return Table(caption=title, header=[category_label, *data.names], rows=rows)
 
@@ -233,8 +234,8 @@ def columns(
 
 
 def _thinning(categories: Sequence[str], slot: float) -> int:
-    """Label every n-th column so labels do not overlap (at most about 60 units each)."""
-    widest = min(max((text_width(c, FONT) for c in categories), default=0.0), 60.0) + 8
+    """Label every n-th column so labels do not overlap (at most about 80 units each)."""
+    widest = min(max((text_width(c, FONT) for c in categories), default=0.0), 80.0) + 8
     return max(1, math.ceil(widest / slot))
 
 

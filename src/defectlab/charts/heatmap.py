@@ -15,6 +15,7 @@ from defectlab.charts.svg import (
     empty,
     heading,
     make_id,
+    text_width,
 )
 
 ROW_HEADER = 140.0  # room for row names left of the grid
@@ -69,6 +70,8 @@ def heatmap(
         drawing.height = top + 80
         empty(drawing, top, empty_text)
         return Chart(title, drawing.document(cid, title, empty_text), table, True, cid)
+    longest = max(text_width(name) for name in column_names) * 0.72 + 14
+    header = min(COLUMN_HEADER, max(28.0, longest))
     cell = max(40.0, min(72.0, (WIDTH - ROW_HEADER - 16) / len(column_names)))
     drawing = Drawing(0, max(WIDTH, ROW_HEADER + 16 + cell * len(column_names) + 40))
     top = heading(drawing, title) + (18 if column_label else 0)
@@ -81,7 +84,7 @@ def heatmap(
             css="axis-label",
             weight="600",
         )
-    x0, y0 = ROW_HEADER + 8, top + COLUMN_HEADER
+    x0, y0 = ROW_HEADER + 8, top + header
     drawing.height = y0 + cell * len(row_names) + 12
     for c, name in enumerate(column_names):
         x = x0 + (c + 0.5) * cell

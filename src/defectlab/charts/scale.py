@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 
 # Colour-blind-safe, distinct on white: the site's accent blue first.
 PALETTE = (
@@ -119,10 +120,15 @@ def exact(value: object, *, as_percent: bool = False) -> str:
     beyond ten significant digits (which removes binary noise like 0.30000000000000004)."""
     number = finite(value)
     if as_percent:
-        return f"{number * 100:.10g}%"
+        return _plain(f"{number * 100:.10g}") + "%"
     if number == int(number) and abs(number) < 1e15:
         return str(int(number))
-    return f"{number:.10g}"
+    return _plain(f"{number:.10g}")
+
+
+def _plain(text: str) -> str:
+    """Digits without an exponent: 1e-05 → 0.00001."""
+    return format(Decimal(text), "f") if "e" in text else text
 
 
 def _trim(text: str) -> str:
