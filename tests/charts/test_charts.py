@@ -154,6 +154,8 @@ def test_a_log_axis_takes_zeros_without_a_bar_and_labels_powers_of_ten() -> None
     assert {"10⁰", "10¹", "10⁴", "10⁵"} <= set(shown)
     tips = re.findall(r"<rect[^>]*><title>([^<]*)</title>", chart.svg)
     assert not any(tip.startswith("z ") for tip in tips)  # no bar for zero
+    assert any(tip.startswith("one ") for tip in tips)  # 1 sits a decade above the axis start
+    assert "10⁻¹" in shown
     assert charts.bars("All zero", ["a"], [Series("n", [0])], log=True).svg.count("<rect") == 0
     assert [power_of_ten(v) for v in log_ticks([0.0, 3e-5, 0.2])] == [
         "10⁻⁵",

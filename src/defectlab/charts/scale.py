@@ -69,11 +69,14 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def log_ticks(values: Iterable[float]) -> list[float]:
-    """Powers of ten covering the positive values (1 and 10 when none is positive)."""
+    """Powers of ten covering the positive values, the smallest strictly above the first tick
+    (1 and 10 when none is positive)."""
     positive = [value for value in values if value > 0]
     if not positive:
         return [1.0, 10.0]
     low = math.floor(math.log10(min(positive)) + 1e-9)
+    if abs(math.log10(min(positive)) - low) < 1e-9:
+        low -= 1  # the smallest value on a decade of its own would draw no bar
     high = math.ceil(math.log10(max(positive)) - 1e-9)
     if high <= low:
         high = low + 1
