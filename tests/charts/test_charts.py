@@ -176,6 +176,15 @@ def test_the_log_histogram_labels_its_edges_as_powers_of_ten() -> None:
     assert chart.table.rows[0] == ["0 – 0.00001", "1"]
 
 
+def test_half_decade_edges_name_only_the_decades_on_the_axis() -> None:
+    edges = [10 ** (-6 + 0.5 * i) for i in range(13)]
+    chart = charts.histogram("Area", edges, [Series("n", [1] * 12)], x_label="relative area")
+    shown = set(texts(parse(chart)))
+    assert {"10⁻⁶", "10⁻⁵", "10⁻⁴", "10⁻³", "10⁻²", "10⁻¹", "10⁰"} <= shown
+    assert not {"3e-06", "0.00032", "0.32"} & shown
+    assert len(chart.table.rows) == 12  # the table keeps every bin's exact range
+
+
 @pytest.mark.parametrize(
     ("value", "colour"),
     [

@@ -99,8 +99,14 @@ def histogram(
                 tip=tip,
             )
     label = scale.power_of_ten if log_x else scale.compact
+    # On a log axis with edges between the decades (half-decade bins), only the decades and
+    # the ends are named: 10⁻⁴, 10⁻³ read at a glance, 0.00032 beside them does not.
+    decades = [edge for edge in bounds if scale.is_power_of_ten(edge)]
+    named = {bounds[0], bounds[-1], *decades} if log_x and len(decades) >= 2 else set(bounds)
     last = -math.inf
     for at, edge in zip(xs, bounds, strict=True):
+        if edge not in named:
+            continue
         text = label(edge)
         half = text_width(text, FONT) / 2
         if at - half >= last + 6:

@@ -88,12 +88,17 @@ def _tidy(value: float) -> float:
     return 0.0 if tidy == 0 else tidy
 
 
+def is_power_of_ten(value: float) -> bool:
+    if value <= 0 or not math.isfinite(value):
+        return False
+    exponent = math.log10(value)
+    return abs(exponent - round(exponent)) < 1e-9
+
+
 def power_of_ten(value: float) -> str:
     """10⁻⁵, 10⁰, 10³ — for a value that is a power of ten; compact form otherwise."""
-    if value > 0:
-        exponent = math.log10(value)
-        if abs(exponent - round(exponent)) < 1e-9:
-            return "10" + str(round(exponent)).translate(_SUPERSCRIPT)
+    if is_power_of_ten(value):
+        return "10" + str(round(math.log10(value))).translate(_SUPERSCRIPT)
     return compact(value)
 
 
