@@ -189,7 +189,11 @@ def _curves(rows: list[dict[str, Any]]) -> charts.Chart:
         if row["curve"]
     ]
     return charts.lines(
-        _("Precision–recall curves (IoU 0.5)"), lines, x_label=_("Recall"), y_label=_("Precision")
+        _("Precision–recall curves (IoU 0.5)"),
+        lines,
+        x_label=_("Recall"),
+        y_label=_("Precision"),
+        chart_id="evaluation-curves",
     )
 
 
@@ -203,6 +207,7 @@ def _confusion(confusion: dict[str, Any], names: dict[int, str]) -> charts.Chart
         confusion["counts"],
         row_label=_("Predicted"),
         column_label=_("True"),
+        chart_id="evaluation-confusion",
     )
 
 
@@ -213,6 +218,7 @@ def _best(rows: list[dict[str, Any]]) -> charts.Chart:
         [row["name"] for row in shown],
         [charts.Series(_("Best confidence"), [row["best_conf"] for row in shown])],
         value_label=_("Confidence"),
+        chart_id="evaluation-best",
     )
 
 
