@@ -478,7 +478,10 @@ def test_starting_and_deleting_an_evaluation_write_the_same_rows_from_the_api_an
             assert page(owner).post(f"/evaluations/{evaluation.pk}/delete/").status_code == 302
         # Deleting a queued evaluation cancels its job first (`job.cancelled`), then the row.
         rows = AuditEvent.objects.filter(pk__gt=before).order_by("id")
-        assert [row.action for row in rows] == [AuditAction.JOB_CANCELLED, AuditAction.EVALUATION_DELETED]
+        assert [row.action for row in rows] == [
+            AuditAction.JOB_CANCELLED,
+            AuditAction.EVALUATION_DELETED,
+        ]
         deleted.append(shape(rows.last()))  # type: ignore[arg-type]
     assert started[0] == started[1] and started[0]["action"] == AuditAction.EVALUATION_STARTED
     assert deleted[0] == deleted[1]

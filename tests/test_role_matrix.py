@@ -193,7 +193,9 @@ MATRIX = [
         lambda c, t: c.get(f"/api/projects/{t.project.pk}/evaluations/"),
     ),
     Cell("evaluate a model", MANAGERS, _evaluate),
-    Cell("view an evaluation", EVERYONE, lambda c, t: c.get(f"/api/evaluations/{_evaluation(t).pk}/")),
+    Cell(
+        "view an evaluation", EVERYONE, lambda c, t: c.get(f"/api/evaluations/{_evaluation(t).pk}/")
+    ),
     Cell(
         "delete an evaluation",
         MANAGERS,

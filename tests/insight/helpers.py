@@ -17,7 +17,15 @@ from defectlab.labeling.tasks import NewAnnotation, add_annotations
 from defectlab.synthetic import defect_images
 from tests.inference.test_preannotation import PANELS, SEED, demo_model, manager, panels
 
-__all__ = ["PANELS", "approve", "approved_panels", "demo_model", "evaluate_now", "manager", "panels"]
+__all__ = [
+    "PANELS",
+    "approve",
+    "approved_panels",
+    "demo_model",
+    "evaluate_now",
+    "manager",
+    "panels",
+]
 
 
 def approve(project: Project, *, skip: int | None = None) -> dict[int, list[dict[str, Any]]]:

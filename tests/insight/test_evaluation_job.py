@@ -55,9 +55,12 @@ def expected_report(project: Project, model: DetectionModel, conf: float) -> dic
 
 
 def test_the_report_is_evaluate_over_the_same_detections_and_findings_are_ranked(
-    approved_panels: Project, manager: Any, demo_model: DetectionModel, drain: Any,
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
     django_capture_on_commit_callbacks: Any,
-) -> None:  # fmt: skip
+) -> None:
     evaluation = evaluate_now(
         approved_panels, manager, demo_model, drain, django_capture_on_commit_callbacks
     )
@@ -80,9 +83,12 @@ def test_the_report_is_evaluate_over_the_same_detections_and_findings_are_ranked
 
 
 def test_a_chosen_conf_and_an_evaluation_again_make_a_new_row(
-    approved_panels: Project, manager: Any, demo_model: DetectionModel, drain: Any,
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
     django_capture_on_commit_callbacks: Any,
-) -> None:  # fmt: skip
+) -> None:
     capture = django_capture_on_commit_callbacks
     one = evaluate_now(approved_panels, manager, demo_model, drain, capture)
     two = evaluate_now(approved_panels, manager, demo_model, drain, capture, conf=0.6)
@@ -102,16 +108,24 @@ def test_a_chosen_conf_and_an_evaluation_again_make_a_new_row(
 
 
 def test_a_retry_replaces_the_findings_and_a_cancel_stops_the_run(
-    approved_panels: Project, manager: Any, demo_model: DetectionModel, drain: Any,
-    django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     evaluation = evaluate_now(
         approved_panels, manager, demo_model, drain, django_capture_on_commit_callbacks
     )
-    first = list(Finding.objects.filter(evaluation=evaluation).values_list("task_id", "kind", "rank"))
+    first = list(
+        Finding.objects.filter(evaluation=evaluation).values_list("task_id", "kind", "rank")
+    )
     job = Job.objects.get(pk=evaluation.job_id)
     runs.run_evaluation(job, Progress(job))  # delivered again: the same, not twice as many
-    again = list(Finding.objects.filter(evaluation=evaluation).values_list("task_id", "kind", "rank"))
+    again = list(
+        Finding.objects.filter(evaluation=evaluation).values_list("task_id", "kind", "rank")
+    )
     assert again == first and first
 
     real = runs.findings
@@ -129,9 +143,13 @@ def test_a_retry_replaces_the_findings_and_a_cancel_stops_the_run(
 
 
 def test_a_cancelled_job_fails_its_evaluation(
-    approved_panels: Project, manager: Any, demo_model: DetectionModel, queued: list[int],
-    drain: Any, django_capture_on_commit_callbacks: Any,
-) -> None:  # fmt: skip
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    queued: list[int],
+    drain: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         evaluation = evaluations.start_evaluation(
             approved_panels, manager, model=demo_model, alias="production"
@@ -144,9 +162,12 @@ def test_a_cancelled_job_fails_its_evaluation(
 
 
 def test_a_broken_image_is_counted_and_named_and_the_rest_evaluated(
-    approved_panels: Project, manager: Any, demo_model: DetectionModel, drain: Any,
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
     django_capture_on_commit_callbacks: Any,
-) -> None:  # fmt: skip
+) -> None:
     tasks = list(Task.objects.filter(project=approved_panels).order_by("id"))
     default_storage().delete(tasks[1].image)
     default_storage().save(tasks[2].image, b"not an image")
@@ -178,9 +199,13 @@ def test_an_empty_project_and_a_model_of_no_mapped_class_are_refused(
 
 
 def test_only_managers_start_and_another_project_is_not_compared(
-    approved_panels: Project, manager: Any, demo_model: DetectionModel, tenant: Tenant,
-    drain: Any, django_capture_on_commit_callbacks: Any,
-) -> None:  # fmt: skip
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    tenant: Tenant,
+    drain: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
     with pytest.raises(Forbidden):
         evaluations.start_evaluation(
             approved_panels, tenant.user(Role.REVIEWER), model=demo_model, alias="production"
@@ -189,17 +214,26 @@ def test_only_managers_start_and_another_project_is_not_compared(
         approved_panels, manager, demo_model, drain, django_capture_on_commit_callbacks
     )
     other = Evaluation.objects.create(
-        organization=tenant.organization, project=tenant.project, model_name="m",
-        version_number=1, conf=0.25, iou=0.7, state=EvaluationState.DONE, report=one.report,
-    )  # fmt: skip
+        organization=tenant.organization,
+        project=tenant.project,
+        model_name="m",
+        version_number=1,
+        conf=0.25,
+        iou=0.7,
+        state=EvaluationState.DONE,
+        report=one.report,
+    )
     with pytest.raises(Invalid):
         evaluations.compare(one, other)
 
 
 def test_an_evaluation_outlives_its_deleted_model(
-    approved_panels: Project, manager: Any, demo_model: DetectionModel, drain: Any,
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
     django_capture_on_commit_callbacks: Any,
-) -> None:  # fmt: skip
+) -> None:
     evaluation = evaluate_now(
         approved_panels, manager, demo_model, drain, django_capture_on_commit_callbacks
     )

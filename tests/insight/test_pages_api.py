@@ -24,9 +24,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def done(
-    approved_panels: Project, manager: Any, demo_model: DetectionModel, drain: Any,
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
     django_capture_on_commit_callbacks: Any,
-) -> Evaluation:  # fmt: skip
+) -> Evaluation:
     evaluation = evaluate_now(
         approved_panels, manager, demo_model, drain, django_capture_on_commit_callbacks
     )
@@ -35,9 +38,13 @@ def done(
 
 
 def test_start_list_retrieve_findings_compare_and_delete_through_the_api(
-    approved_panels: Project, manager: Any, demo_model: DetectionModel, drain: Any,
-    django_capture_on_commit_callbacks: Any, tenant: Tenant,
-) -> None:  # fmt: skip
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
+    django_capture_on_commit_callbacks: Any,
+    tenant: Tenant,
+) -> None:
     client = client_for(manager)
     url = f"/api/projects/{approved_panels.pk}/evaluations/"
     body = {"model": demo_model.pk, "alias": "production", "conf": 0.4}
@@ -48,13 +55,17 @@ def test_start_list_retrieve_findings_compare_and_delete_through_the_api(
     drain()
     first = answer.json()["id"]
     with django_capture_on_commit_callbacks(execute=True):
-        second = client.post(url, {"model": demo_model.pk, "version": 1}, format="json").json()["id"]
+        second = client.post(url, {"model": demo_model.pk, "version": 1}, format="json").json()[
+            "id"
+        ]
     drain()
     listed = client.get(url).json()
     assert [row["id"] for row in listed["results"]] == [second, first]
     assert listed["next_cursor"] is None and "report" not in listed["results"][0]
     report = client.get(f"/api/evaluations/{first}/").json()
-    assert report["state"] == "done" and report["conf"] == 0.4 and report["aliases"] == ["production"]
+    assert (
+        report["state"] == "done" and report["conf"] == 0.4 and report["aliases"] == ["production"]
+    )
     assert report["report"]["map50"] is not None
     page = client.get(f"/api/evaluations/{first}/findings/").json()
     ranks = [row["rank"] for row in page["results"]]
@@ -90,9 +101,15 @@ def test_another_organization_sees_nothing(done: Evaluation, other_tenant: Tenan
     # Comparing with another organization's evaluation: 404, not its numbers.
     mine = make_tenant("Initech")
     theirs = Evaluation.objects.create(
-        organization=mine.organization, project=mine.project, model_name="m", version_number=1,
-        conf=0.25, iou=0.7, state=EvaluationState.DONE, report=done.report,
-    )  # fmt: skip
+        organization=mine.organization,
+        project=mine.project,
+        model_name="m",
+        version_number=1,
+        conf=0.25,
+        iou=0.7,
+        state=EvaluationState.DONE,
+        report=done.report,
+    )
     owner = client_for(mine.user(Role.OWNER))
     assert owner.get(f"/api/evaluations/{theirs.pk}/compare/?with={done.pk}").status_code == 404
 
@@ -131,9 +148,13 @@ def test_the_report_page_draws_its_charts_and_lists_findings(
 
 
 def test_the_evaluations_page_starts_one_and_compares_two(
-    approved_panels: Project, manager: Any, demo_model: DetectionModel, drain: Any,
-    django_capture_on_commit_callbacks: Any, tenant: Tenant,
-) -> None:  # fmt: skip
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
+    django_capture_on_commit_callbacks: Any,
+    tenant: Tenant,
+) -> None:
     page = signed_in(manager)
     url = f"/projects/{approved_panels.pk}/evaluations/"
     html = page.get(url).content.decode()

@@ -53,11 +53,32 @@ class EvaluationSerializer(serializers.ModelSerializer[Evaluation]):
     class Meta:
         model = Evaluation
         fields = [
-            "id", "organization", "project", "version", "model_name", "version_number", "alias",
-            "aliases", "job", "state", "error_code", "error", "conf", "conf_chosen", "iou",
-            "tile", "approved", "approved_hash", "images", "broken", "errors", "report",
-            "created_by", "created_at", "finished_at",
-        ]  # fmt: skip
+            "id",
+            "organization",
+            "project",
+            "version",
+            "model_name",
+            "version_number",
+            "alias",
+            "aliases",
+            "job",
+            "state",
+            "error_code",
+            "error",
+            "conf",
+            "conf_chosen",
+            "iou",
+            "tile",
+            "approved",
+            "approved_hash",
+            "images",
+            "broken",
+            "errors",
+            "report",
+            "created_by",
+            "created_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
     def get_created_by(self, evaluation: Evaluation) -> str | None:
@@ -99,10 +120,20 @@ class FindingSerializer(serializers.ModelSerializer[Finding]):
     class Meta:
         model = Finding
         fields = [
-            "id", "evaluation", "task", "rank", "kind", "score", "truth_label",
-            "predicted_label", "truth_box", "predicted_box", "predicted_score", "truth_shape",
+            "id",
+            "evaluation",
+            "task",
+            "rank",
+            "kind",
+            "score",
+            "truth_label",
+            "predicted_label",
+            "truth_box",
+            "predicted_box",
+            "predicted_score",
+            "truth_shape",
             "iou",
-        ]  # fmt: skip
+        ]
         read_only_fields = fields
 
 

@@ -124,9 +124,12 @@ def start_evaluation(
             created_by=user,
         )
         job = start_job(
-            project.organization, KIND, params={"evaluation": evaluation.pk}, user=user,
+            project.organization,
+            KIND,
+            params={"evaluation": evaluation.pk},
+            user=user,
             project=project,
-        )  # fmt: skip
+        )
         evaluation.job = job
         evaluation.save(update_fields=["job"])
         record(
@@ -135,9 +138,14 @@ def start_evaluation(
             organization=project.organization_id,
             target=project,
             actor=user,
-            data={"evaluation": evaluation.pk, "model": model.pk, "number": chosen.number,
-                  "alias": alias or "", "job": job.pk},
-        )  # fmt: skip
+            data={
+                "evaluation": evaluation.pk,
+                "model": model.pk,
+                "number": chosen.number,
+                "alias": alias or "",
+                "job": job.pk,
+            },
+        )
     return evaluation
 
 
@@ -155,9 +163,12 @@ def delete_evaluation(evaluation: Evaluation, user: User | None) -> None:
             organization=evaluation.organization_id,
             target=evaluation,
             actor=user,
-            data={"project": evaluation.project_id, "model": evaluation.model_name,
-                  "number": evaluation.version_number},
-        )  # fmt: skip
+            data={
+                "project": evaluation.project_id,
+                "model": evaluation.model_name,
+                "number": evaluation.version_number,
+            },
+        )
         evaluation.delete()
 
 
@@ -210,10 +221,12 @@ def compare(a: Evaluation, b: Evaluation) -> Comparison:
         row_a, row_b = first["classes"].get(str(label)), second["classes"].get(str(label))
         rows.append(
             ClassDelta(
-                label, row_a, row_b,
+                label,
+                row_a,
+                row_b,
                 {m: _minus((row_b or {}).get(m), (row_a or {}).get(m)) for m in MEASURES},
             )
-        )  # fmt: skip
+        )
     return Comparison(
         a,
         b,

@@ -28,19 +28,26 @@ def explain(finding: Finding, names: dict[int, str]) -> str:
         "iou": f"{finding.iou or 0.0:.2f}",
     }
     if finding.kind == FindingKind.MISSING:
-        return _(
-            "The model finds a %(predicted)s here (confidence %(score)s) that the annotation "
-            "does not have."
-        ) % values
+        return (
+            _(
+                "The model finds a %(predicted)s here (confidence %(score)s) that the annotation "
+                "does not have."
+            )
+            % values
+        )
     if finding.kind == FindingKind.WRONG_CLASS:
-        return _(
-            "Annotated as %(truth)s; the model says %(predicted)s (confidence %(score)s)."
-        ) % values
+        return (
+            _("Annotated as %(truth)s; the model says %(predicted)s (confidence %(score)s).")
+            % values
+        )
     if finding.kind == FindingKind.LOOSE_BOX:
-        return _(
-            "The model's %(predicted)s box overlaps this %(truth)s only by IoU %(iou)s: the "
-            "shape may be loose."
-        ) % values
+        return (
+            _(
+                "The model's %(predicted)s box overlaps this %(truth)s only by IoU %(iou)s: the "
+                "shape may be loose."
+            )
+            % values
+        )
     return _("The annotation has a %(truth)s here that the model does not find.") % values
 
 

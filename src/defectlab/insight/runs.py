@@ -99,9 +99,10 @@ class Collector:
     def _part(self, part: list[Task]) -> Iterator[Sample]:
         annotations = {
             row[0]: row[1:]
-            for row in Annotation.objects.filter(task_id__in=[task.pk for task in part])
-            .values_list("task_id", "version", "shapes")
-        }  # fmt: skip
+            for row in Annotation.objects.filter(
+                task_id__in=[task.pk for task in part]
+            ).values_list("task_id", "version", "shapes")
+        }
         found = self.detector.detect_stream(
             [image_of(task) for task in part],
             conf=PREDICT_CONF,
@@ -174,15 +175,19 @@ class Collector:
                 kind=found.finding.kind,
                 score=found.finding.score,
                 truth_label=found.finding.truth.label if found.finding.truth else None,
-                predicted_label=found.finding.prediction.label if found.finding.prediction else None,
+                predicted_label=found.finding.prediction.label
+                if found.finding.prediction
+                else None,
                 truth_box=_box(found.finding.truth),
                 predicted_box=_box(found.finding.prediction),
-                predicted_score=found.finding.prediction.score if found.finding.prediction else None,
+                predicted_score=found.finding.prediction.score
+                if found.finding.prediction
+                else None,
                 truth_shape=found.shape,
                 iou=found.finding.iou,
             )
             for rank, (_score, _order, found) in enumerate(entries, 1)
-        ]  # fmt: skip
+        ]
 
 
 def run_evaluation(job: Job, progress: Progress) -> dict[str, Any]:

@@ -80,7 +80,8 @@ def _models(project: Project) -> list[dict[str, Any]]:
     """Each model with a ready version: what the form offers (aliases first, then versions)."""
     models = DetectionModel.objects.filter(organization_id=project.organization_id).order_by("name")
     models = models.prefetch_related(
-        "versions", Prefetch("aliases", ModelAlias.objects.select_related("version").order_by("name"))
+        "versions",
+        Prefetch("aliases", ModelAlias.objects.select_related("version").order_by("name")),
     )
     offered = []
     for model in models:
@@ -88,10 +89,13 @@ def _models(project: Project) -> list[dict[str, Any]]:
         if not ready:
             continue
         runs = [
-            {"value": f"{model.pk}:alias:{alias.name}", "alias": alias.name,
-             "number": alias.version.number}
+            {
+                "value": f"{model.pk}:alias:{alias.name}",
+                "alias": alias.name,
+                "number": alias.version.number,
+            }
             for alias in model.aliases.all()
-        ] + [{"value": f"{model.pk}:version:{v.number}", "number": v.number} for v in ready]  # fmt: skip
+        ] + [{"value": f"{model.pk}:version:{v.number}", "number": v.number} for v in ready]
         offered.append({"model": model, "runs": runs})
     return offered
 
@@ -139,7 +143,9 @@ def evaluation_page(request: HttpRequest, pk: int) -> HttpResponse:
         "evaluation": evaluation,
         "project": project,
         "finished": finished,
-        "may_manage": allows(role_in(request.user, evaluation.organization_id), Can.MANAGE_PROJECTS),
+        "may_manage": allows(
+            role_in(request.user, evaluation.organization_id), Can.MANAGE_PROJECTS
+        ),
         "others": Evaluation.objects.filter(project=project, state=EvaluationState.DONE)
         .exclude(pk=evaluation.pk)
         .order_by("-id")[:SHOWN],
@@ -162,12 +168,9 @@ def report_context(evaluation: Evaluation) -> dict[str, Any]:
     labels = [int(key) for key in report["classes"]]
     names = evaluations.label_names(evaluation.project, labels)
     rows = [
-        {"label": label, "name": names[label], **report["classes"][str(label)]}
-        for label in labels
+        {"label": label, "name": names[label], **report["classes"][str(label)]} for label in labels
     ]
-    findings = list(
-        evaluation.findings.select_related("task").order_by("rank")[:FINDINGS_SHOWN]
-    )
+    findings = list(evaluation.findings.select_related("task").order_by("rank")[:FINDINGS_SHOWN])
     return {
         "report": report,
         "classes": rows,
@@ -175,7 +178,11 @@ def report_context(evaluation: Evaluation) -> dict[str, Any]:
         "confusion": _confusion(report["confusion"], names),
         "best": _best(rows),
         "findings": [
-            {"finding": finding, "kind": finding.get_kind_display(), "text": explain(finding, names)}
+            {
+                "finding": finding,
+                "kind": finding.get_kind_display(),
+                "text": explain(finding, names),
+            }
             for finding in findings
         ],
         "finding_count": evaluation.findings.count(),
@@ -258,19 +265,28 @@ def evaluation_compare(request: HttpRequest, pk: int) -> HttpResponse:
             "comparison": compared,
             "sides": [(first, aliases[first.pk]), (second, aliases[second.pk])],
             "overall": [
-                _measure("mAP50", first.report.get("map50"), second.report.get("map50"),
-                         compared.overall["map50"]),
-                _measure("mAP50-95", first.report.get("map50_95"),
-                         second.report.get("map50_95"), compared.overall["map50_95"]),
-            ],  # fmt: skip
+                _measure(
+                    "mAP50",
+                    first.report.get("map50"),
+                    second.report.get("map50"),
+                    compared.overall["map50"],
+                ),
+                _measure(
+                    "mAP50-95",
+                    first.report.get("map50_95"),
+                    second.report.get("map50_95"),
+                    compared.overall["map50_95"],
+                ),
+            ],
             "rows": [
                 {
                     "name": names[row.label],
                     "measures": [
-                        _measure(title, (row.a or {}).get(key), (row.b or {}).get(key),
-                                 row.delta[key])
+                        _measure(
+                            title, (row.a or {}).get(key), (row.b or {}).get(key), row.delta[key]
+                        )
                         for key, title in _measures()
-                    ],  # fmt: skip
+                    ],
                 }
                 for row in compared.classes
             ],
@@ -280,8 +296,13 @@ def evaluation_compare(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _measures() -> list[tuple[str, str]]:
-    return [("ap50", "AP50"), ("ap50_95", "AP50-95"), ("precision", _("Precision")),
-            ("recall", _("Recall")), ("best_f1", _("Best F1"))]  # fmt: skip
+    return [
+        ("ap50", "AP50"),
+        ("ap50_95", "AP50-95"),
+        ("precision", _("Precision")),
+        ("recall", _("Recall")),
+        ("best_f1", _("Best F1")),
+    ]
 
 
 def _format(value: Any, signed: bool = False) -> str:

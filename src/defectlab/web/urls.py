@@ -43,7 +43,11 @@ urlpatterns = [
         preannotate.project_preannotate,
         name="project_preannotate",
     ),
-    path("projects/<int:pk>/evaluations/", evaluations.project_evaluations, name="project_evaluations"),
+    path(
+        "projects/<int:pk>/evaluations/",
+        evaluations.project_evaluations,
+        name="project_evaluations",
+    ),
     path(
         "projects/<int:pk>/evaluations/compare/",
         evaluations.evaluation_compare,
