@@ -6,76 +6,172 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('inference', '0004_model_sensitivity'),
-        ('jobs', '0003_project_deletion'),
-        ('labeling', '0013_prediction_source'),
-        ('tenancy', '0002_verbose_names'),
+        ("inference", "0004_model_sensitivity"),
+        ("jobs", "0003_project_deletion"),
+        ("labeling", "0013_prediction_source"),
+        ("tenancy", "0002_verbose_names"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Evaluation',
+            name="Evaluation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_name', models.CharField(max_length=100)),
-                ('version_number', models.PositiveIntegerField()),
-                ('alias', models.CharField(blank=True, max_length=50)),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=16)),
-                ('error_code', models.CharField(blank=True, max_length=32)),
-                ('error', models.TextField(blank=True)),
-                ('conf', models.FloatField()),
-                ('conf_chosen', models.BooleanField(default=False)),
-                ('iou', models.FloatField()),
-                ('tile', models.BooleanField(default=False)),
-                ('approved', models.IntegerField(default=0)),
-                ('approved_hash', models.CharField(blank=True, max_length=64)),
-                ('images', models.IntegerField(default=0)),
-                ('broken', models.IntegerField(default=0)),
-                ('errors', models.JSONField(blank=True, default=list)),
-                ('report', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='jobs.job')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='evaluations', to='labeling.project')),
-                ('version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='evaluations', to='inference.modelversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("model_name", models.CharField(max_length=100)),
+                ("version_number", models.PositiveIntegerField()),
+                ("alias", models.CharField(blank=True, max_length=50)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("error_code", models.CharField(blank=True, max_length=32)),
+                ("error", models.TextField(blank=True)),
+                ("conf", models.FloatField()),
+                ("conf_chosen", models.BooleanField(default=False)),
+                ("iou", models.FloatField()),
+                ("tile", models.BooleanField(default=False)),
+                ("approved", models.IntegerField(default=0)),
+                ("approved_hash", models.CharField(blank=True, max_length=64)),
+                ("images", models.IntegerField(default=0)),
+                ("broken", models.IntegerField(default=0)),
+                ("errors", models.JSONField(blank=True, default=list)),
+                ("report", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="jobs.job",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenancy.organization",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="evaluations",
+                        to="labeling.project",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="evaluations",
+                        to="inference.modelversion",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Finding',
+            name="Finding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rank', models.PositiveIntegerField()),
-                ('kind', models.CharField(choices=[('missing', 'Missing defect'), ('wrong_class', 'Wrong class'), ('loose_box', 'Loose box'), ('extra', 'Not found by the model')], max_length=16)),
-                ('score', models.FloatField()),
-                ('truth_label', models.IntegerField(blank=True, null=True)),
-                ('predicted_label', models.IntegerField(blank=True, null=True)),
-                ('truth_box', models.JSONField(blank=True, null=True)),
-                ('predicted_box', models.JSONField(blank=True, null=True)),
-                ('predicted_score', models.FloatField(blank=True, null=True)),
-                ('truth_shape', models.CharField(blank=True, max_length=64)),
-                ('iou', models.FloatField(blank=True, null=True)),
-                ('evaluation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='findings', to='insight.evaluation')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization')),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='labeling.task')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("rank", models.PositiveIntegerField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("missing", "Missing defect"),
+                            ("wrong_class", "Wrong class"),
+                            ("loose_box", "Loose box"),
+                            ("extra", "Not found by the model"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("score", models.FloatField()),
+                ("truth_label", models.IntegerField(blank=True, null=True)),
+                ("predicted_label", models.IntegerField(blank=True, null=True)),
+                ("truth_box", models.JSONField(blank=True, null=True)),
+                ("predicted_box", models.JSONField(blank=True, null=True)),
+                ("predicted_score", models.FloatField(blank=True, null=True)),
+                ("truth_shape", models.CharField(blank=True, max_length=64)),
+                ("iou", models.FloatField(blank=True, null=True)),
+                (
+                    "evaluation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="findings",
+                        to="insight.evaluation",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenancy.organization",
+                    ),
+                ),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="labeling.task",
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='evaluation',
-            index=models.Index(fields=['project', '-id'], name='evaluation_project_recent'),
+            model_name="evaluation",
+            index=models.Index(fields=["project", "-id"], name="evaluation_project_recent"),
         ),
         migrations.AddIndex(
-            model_name='finding',
-            index=models.Index(fields=['task', '-score'], name='finding_task_score'),
+            model_name="finding",
+            index=models.Index(fields=["task", "-score"], name="finding_task_score"),
         ),
         migrations.AddConstraint(
-            model_name='finding',
-            constraint=models.UniqueConstraint(fields=('evaluation', 'rank'), name='finding_rank_unique'),
+            model_name="finding",
+            constraint=models.UniqueConstraint(
+                fields=("evaluation", "rank"), name="finding_rank_unique"
+            ),
         ),
     ]
