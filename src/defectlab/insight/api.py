@@ -138,7 +138,7 @@ class FindingSerializer(serializers.ModelSerializer[Finding]):
 
 
 class ClassDeltaSerializer(serializers.Serializer[Any]):
-    label = serializers.IntegerField(help_text="The project label's id.")
+    label = serializers.IntegerField(help_text="The project label's id.")  # type: ignore[assignment]  # the key people read; DRF pops declared fields
     a = serializers.JSONField(allow_null=True, help_text="The class's row of the first report.")
     b = serializers.JSONField(allow_null=True, help_text="The class's row of the second report.")
     delta = serializers.DictField(
