@@ -507,6 +507,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "defectlab.tenancy.models.Role",
         "StorageRoleEnum": "defectlab.media.models.StorageRole",
+        "EvaluationStateEnum": "defectlab.insight.models.EvaluationState",
     },
 }
 

@@ -184,3 +184,39 @@ def test_the_evaluations_page_starts_one_and_compares_two(
     assert 'id="start-evaluation"' not in annotator.get(url).content.decode()
     annotator.post(url, {"run": run})
     assert Evaluation.objects.filter(project=approved_panels).count() == 2
+
+
+def test_a_cancelled_evaluation_is_retried_from_its_page_and_followed_until_done(
+    approved_panels: Project, manager: Any, demo_model: DetectionModel, queued: list[int],
+    drain: Any, django_capture_on_commit_callbacks: Any,
+) -> None:  # fmt: skip
+    from defectlab.insight import evaluations
+    from defectlab.jobs.models import Job
+
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluation = evaluations.start_evaluation(
+            approved_panels, manager, model=demo_model, alias="production"
+        )
+    page = signed_in(manager)
+    url = f"/evaluations/{evaluation.pk}/"
+    html = page.get(url).content.decode()
+    assert 'hx-get="' in html and 'id="cancel-evaluation"' in html
+    with django_capture_on_commit_callbacks(execute=True):
+        page.post(f"/jobs/{evaluation.job_id}/cancel/", {"next": url})
+    drain()
+    evaluation.refresh_from_db()
+    assert evaluation.state == EvaluationState.FAILED and evaluation.error_code == "cancelled"
+    html = page.get(url).content.decode()
+    assert 'id="evaluation-error"' in html and 'hx-get="' not in html
+    with django_capture_on_commit_callbacks(execute=True):
+        assert page.post(f"/jobs/{evaluation.job_id}/retry/", {"next": url}).status_code == 302
+    html = page.get(url).content.decode()
+    assert 'hx-get="' in html  # queued again: the page follows it
+    assert page.get(url, headers={"HX-Request": "true"}).status_code == 200
+    drain()
+    evaluation.refresh_from_db()
+    assert evaluation.state == EvaluationState.DONE and not evaluation.error
+    assert Job.objects.get(pk=evaluation.job_id).state == "succeeded"
+    answer = page.get(url, headers={"HX-Request": "true"})
+    assert answer["HX-Refresh"] == "true"
+    assert 'id="map50"' in page.get(url).content.decode()

@@ -20,6 +20,7 @@ from defectlab import charts
 from defectlab.errors import DefectLabError, Invalid
 from defectlab.inference.models import DetectionModel, ModelAlias, VersionState
 from defectlab.insight import evaluations
+from defectlab.jobs.services import may_steer
 from defectlab.insight.findings import explain
 from defectlab.insight.models import Evaluation, EvaluationState
 from defectlab.labeling.models import Project
@@ -130,14 +131,19 @@ def evaluation_page(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk=pk,
     )
-    finished = evaluation.state in (EvaluationState.DONE, EvaluationState.FAILED)
+    # A failed run whose job was retried is under way again (its row says so once it starts).
+    job = evaluation.job
+    finished = evaluation.state == EvaluationState.DONE or (
+        evaluation.state == EvaluationState.FAILED and (job is None or job.finished)
+    )
     if request.headers.get("HX-Request"):
         # The progress part polls; once the run ends, the whole page is loaded again.
         if finished:
             response = HttpResponse("")
             response["HX-Refresh"] = "true"
             return response
-        return render(request, "web/_evaluation_progress.html", _progress(request, evaluation))
+        context = _progress(request, evaluation) | {"finished": finished}
+        return render(request, "web/_evaluation_progress.html", context)
     project = evaluation.project
     context: dict[str, Any] = {
         "evaluation": evaluation,
@@ -159,7 +165,8 @@ def evaluation_page(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _progress(request: HttpRequest, evaluation: Evaluation) -> dict[str, Any]:
     job = evaluation.job
-    return {"evaluation": evaluation, "row": job_row(job) if job is not None else None}
+    row = job_row(job, may_steer=may_steer(request.user, job)) if job is not None else None
+    return {"evaluation": evaluation, "row": row}
 
 
 def report_context(evaluation: Evaluation) -> dict[str, Any]:
