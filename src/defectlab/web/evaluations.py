@@ -219,8 +219,8 @@ def _confusion(confusion: dict[str, Any], names: dict[int, str]) -> charts.Chart
         headings,
         headings,
         confusion["counts"],
-        row_label=_("Predicted"),
-        column_label=_("True"),
+        row_label=_("Predicted class"),
+        column_label=_("True class"),
         chart_id="evaluation-confusion",
     )
 
