@@ -70,6 +70,7 @@ def test_the_report_is_evaluate_over_the_same_detections_and_findings_are_ranked
     assert evaluation.report == expected_report(approved_panels, demo_model, conf)
     assert evaluation.report["map50"] is not None
     assert (evaluation.images, evaluation.broken, evaluation.approved) == (PANELS, 0, PANELS)
+    assert evaluation.approved_hash == evaluations.approved_snapshot(approved_panels)[1]
     assert evaluation.job is not None and evaluation.job.state == JobState.SUCCEEDED
     assert (evaluation.job.done, evaluation.job.total) == (PANELS, PANELS)
     found = list(Finding.objects.filter(evaluation=evaluation).order_by("rank"))

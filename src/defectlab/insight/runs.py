@@ -32,6 +32,7 @@ from defectlab.inference.preannotation import failure_reason, image_of
 from defectlab.inference.registry import load_detector
 from defectlab.insight import models
 from defectlab.insight.evaluations import (
+    KIND,
     MAX_DET,
     PREDICT_CONF,
     approved_tasks,
@@ -243,8 +244,6 @@ def run_evaluation(job: Job, progress: Progress) -> dict[str, Any]:
 def on_job_finished(sender: Any, job_id: int, kind: str, state: str, **_kwargs: Any) -> None:
     """An evaluation whose job failed or was cancelled fails with it (one that finished its
     report first stays done)."""
-    from defectlab.insight.evaluations import KIND
-
     if kind != KIND or state == JobState.SUCCEEDED:
         return
     job = Job.objects.filter(pk=job_id).only("error").first()
