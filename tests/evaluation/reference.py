@@ -72,7 +72,9 @@ def _mean(cells: np.ndarray) -> float | None:
     return None if len(kept) == 0 else float(np.mean(kept))
 
 
-def coco_reference(samples: Sequence[Sample], labels: Sequence[int], max_det: int = 100) -> Reference:
+def coco_reference(
+    samples: Sequence[Sample], labels: Sequence[int], max_det: int = 100
+) -> Reference:
     """COCO's numbers for `samples` (category id = label + 1, so ids start at 1 and sort as the
     labels do). With max_det 100 the mAPs are `summarize()`'s own stats; otherwise the same
     cells of `eval["precision"]` summarize would read."""

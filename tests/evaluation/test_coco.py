@@ -92,7 +92,9 @@ def test_class_without_predictions_has_ap_zero_and_counts() -> None:
 
 
 def test_class_without_truths_is_left_out() -> None:
-    samples = [Sample(1, [box(0, 0, 10, 10)], [box(0, 0, 10, 10, 0, 0.9), box(0, 0, 9, 9, 1, 0.99)])]
+    samples = [
+        Sample(1, [box(0, 0, 10, 10)], [box(0, 0, 10, 10, 0, 0.9), box(0, 0, 9, 9, 1, 0.99)])
+    ]
     check(samples, [0, 1, 2])
     report = evaluate(samples, [0, 1, 2], conf=0.5)
     assert report.classes[1].ap50 is None

@@ -29,9 +29,7 @@ RECALL_POINTS: FloatArray = np.linspace(0.0, 1.0, 101)
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, bool
-    )
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from defectlab.evaluation.boxes import Arrays, Box, IntArray, Sample, Thresholds
+from defectlab.evaluation.boxes import Arrays, BoolArray, Box, IntArray, Sample, Thresholds
 from defectlab.evaluation.matching import THRESHOLDS, Scene, scene
 
 LOOSE_IOU = 0.7
@@ -150,7 +150,7 @@ def _uncovered(matched: Scene) -> list[int]:
     confident = matched.confident
     if not confident:
         return list(matched.missed)
-    covered = (matched.iou[confident] >= _MATCH_IOU).any(axis=0)
+    covered: BoolArray = np.asarray((matched.iou[confident] >= _MATCH_IOU).any(axis=0))
     return [truth for truth in matched.missed if not covered[truth]]
 
 

@@ -50,9 +50,9 @@ def greedy(iou: FloatArray) -> IntArray:
     if candidates.sum(axis=0).max() <= 1 and candidates.sum(axis=1).max() <= 1:
         # No truth is wanted by two detections and no detection wants two truths: nothing
         # competes, so each detection takes its one candidate where the overlap is enough.
-        row, column = np.nonzero(candidates)
-        hit = iou[row, column][None, :] >= _CAPS[:, None]
-        taken[:, row] = np.where(hit, column[None, :], -1)
+        wanting, wanted = np.nonzero(candidates)
+        hit = iou[wanting, wanted][None, :] >= _CAPS[:, None]
+        taken[:, wanting] = np.where(hit, wanted[None, :], -1)
         return taken
     used = np.zeros((len(_CAPS), columns), dtype=np.bool_)
     flipped = slice(None, None, -1)
@@ -160,7 +160,9 @@ def scene(
     return Scene(truths, predictions, iou, same, other, background, missed, confident, classes)
 
 
-def _other_class(overlap: FloatArray, truth_labels: IntArray, label: int, used: set[int]) -> int | None:
+def _other_class(
+    overlap: FloatArray, truth_labels: IntArray, label: int, used: set[int]
+) -> int | None:
     best, choice = THRESHOLDS[0], None
     for truth in np.flatnonzero((overlap >= THRESHOLDS[0]) & (truth_labels != label)).tolist():
         if truth not in used and (choice is None or overlap[truth] > best):
