@@ -36,32 +36,32 @@ from defectlab.evaluation.boxes import (
 
 THRESHOLDS: FloatArray = np.array(IOU_THRESHOLDS, dtype=np.float64)
 # pycocotools caps a threshold just under 1 so that a perfect overlap still matches at 1.0.
-_CAPS: FloatArray = np.minimum(THRESHOLDS, 1 - 1e-10)
+CAPS: FloatArray = np.minimum(THRESHOLDS, 1 - 1e-10)
 
 
 def greedy(iou: FloatArray) -> IntArray:
     """COCO's matching of detections (rows, best score first) to truths (columns): for each IoU
     threshold, the column each row took, or -1. Shape (thresholds, rows)."""
     rows, columns = iou.shape
-    taken: IntArray = np.full((len(_CAPS), rows), -1, dtype=np.int64)
+    taken: IntArray = np.full((len(CAPS), rows), -1, dtype=np.int64)
     if rows == 0 or columns == 0:
         return taken
-    candidates = iou >= _CAPS[0]
+    candidates = iou >= CAPS[0]
     if candidates.sum(axis=0).max() <= 1 and candidates.sum(axis=1).max() <= 1:
         # No truth is wanted by two detections and no detection wants two truths: nothing
         # competes, so each detection takes its one candidate where the overlap is enough.
         wanting, wanted = np.nonzero(candidates)
-        hit = iou[wanting, wanted][None, :] >= _CAPS[:, None]
+        hit = iou[wanting, wanted][None, :] >= CAPS[:, None]
         taken[:, wanting] = np.where(hit, wanted[None, :], -1)
         return taken
-    used = np.zeros((len(_CAPS), columns), dtype=np.bool_)
+    used = np.zeros((len(CAPS), columns), dtype=np.bool_)
     flipped = slice(None, None, -1)
     for row in range(rows):
         overlap = np.where(used, -1.0, iou[row][None, :])  # (thresholds, columns)
         # The last column among the best: pycocotools replaces its match on an equal IoU.
         last = columns - 1 - np.argmax(overlap[:, flipped], axis=1)
-        best = overlap[np.arange(len(_CAPS)), last]
-        hit = best >= _CAPS
+        best = overlap[np.arange(len(CAPS)), last]
+        hit = best >= CAPS
         taken[hit, row] = last[hit]
         used[hit, last[hit]] = True
     return taken

@@ -28,61 +28,60 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from defectlab.evaluation.batch import Batch, confusion, match_batch
 from defectlab.evaluation.boxes import (
     RECALL_POINTS,
-    Arrays,
     BoolArray,
     FloatArray,
     IntArray,
     Sample,
     Thresholds,
 )
-from defectlab.evaluation.matching import THRESHOLDS, ClassMatch, Scene, scene
+from defectlab.evaluation.matching import THRESHOLDS
 from defectlab.evaluation.report import ClassReport, Confusion, Report
 
 CURVE_POINTS = 101
-_CHUNK = 4096  # per-image pieces gathered before they are joined into one array
+BATCH = 1024  # images matched together (`batch`)
 
 
 class _Detections:
-    """One class's evaluated detections over all images seen so far, kept compactly."""
+    """The evaluated detections of all images seen so far, kept compactly: per prediction its
+    class (index into the sorted labels), score, image id, position and matches."""
 
-    def __init__(self) -> None:
-        self.truths = 0
-        self._pieces: list[tuple[FloatArray, IntArray, IntArray, BoolArray]] = []
-        self._joined: list[tuple[FloatArray, IntArray, IntArray, BoolArray]] = []
+    def __init__(self, classes: int) -> None:
+        self.truths: IntArray = np.zeros(classes, dtype=np.int64)
+        self._pieces: list[tuple[IntArray, FloatArray, IntArray, IntArray, BoolArray]] = []
 
-    def add(self, image_id: int, predictions: Arrays, match: ClassMatch) -> None:
-        self.truths += len(match.truths)
-        if len(match.kept) == 0:
-            return
-        image = np.full(len(match.kept), image_id, dtype=np.int64)
-        piece = (predictions.scores[match.kept], image, match.kept, match.matches >= 0)
-        self._pieces.append(piece)
-        if len(self._pieces) >= _CHUNK:
-            self._joined.append(_join(self._pieces))
-            self._pieces = []
+    def add(self, matched: Batch, image_ids: IntArray) -> None:
+        self.truths += np.bincount(matched.truth_label, minlength=len(self.truths))
+        image = image_ids[matched.image]
+        self._pieces.append(
+            (matched.label, matched.score, image, matched.position, matched.matches >= 0)
+        )
 
-    def sorted(self) -> tuple[FloatArray, BoolArray]:
-        """Scores, highest first, and matches (thresholds, detections) in pycocotools' order."""
-        if self._pieces:
-            self._joined.append(_join(self._pieces))
-            self._pieces = []
-        if not self._joined:
+    def of(self, label: int) -> tuple[FloatArray, BoolArray]:
+        """One class's scores, highest first, and matches (thresholds, detections), in
+        pycocotools' order: ties by image id, then by position in the image."""
+        if len(self._pieces) > 1:
+            self._pieces = [_join(self._pieces)]
+        if not self._pieces:
             return np.zeros(0), np.zeros((len(THRESHOLDS), 0), dtype=np.bool_)
-        scores, images, positions, matched = _join(self._joined)
+        labels, scores, images, positions, matched = self._pieces[0]
+        mine = labels == label
+        scores, images, positions = scores[mine], images[mine], positions[mine]
         order = np.lexsort((positions, images, -scores))
-        return scores[order], matched[:, order]
+        return scores[order], matched[:, mine][:, order]
 
 
 def _join(
-    pieces: Sequence[tuple[FloatArray, IntArray, IntArray, BoolArray]],
-) -> tuple[FloatArray, IntArray, IntArray, BoolArray]:
+    pieces: Sequence[tuple[IntArray, FloatArray, IntArray, IntArray, BoolArray]],
+) -> tuple[IntArray, FloatArray, IntArray, IntArray, BoolArray]:
     return (
         np.concatenate([p[0] for p in pieces]),
         np.concatenate([p[1] for p in pieces]),
         np.concatenate([p[2] for p in pieces]),
-        np.concatenate([p[3] for p in pieces], axis=1),
+        np.concatenate([p[3] for p in pieces]),
+        np.concatenate([p[4] for p in pieces], axis=1),
     )
 
 
@@ -103,49 +102,47 @@ def evaluate(
         raise ValueError(f"max_det must be a whole number, 1 or more, not {max_det!r}")
     thresholds = Thresholds(conf)
     thresholds.require(label_list)
-    wanted: IntArray = np.array(label_list, dtype=np.int64)
-    index = {label: k for k, label in enumerate(label_list)}
-    detections = {label: _Detections() for label in label_list}
-    counts = np.zeros((len(label_list) + 1, len(label_list) + 1), dtype=np.int64)
+    ordered: IntArray = np.array(sorted(label_list), dtype=np.int64)
+    confs: FloatArray = np.array([thresholds.of(label) for label in ordered.tolist()])
+    detections = _Detections(len(ordered))
+    counts = np.zeros((len(ordered) + 1, len(ordered) + 1), dtype=np.int64)
     seen: set[int] = set()
+    pending: list[Sample] = []
+
+    def run() -> None:
+        matched = match_batch(pending, ordered, max_det)
+        detections.add(matched, np.array([s.image_id for s in pending], dtype=np.int64))
+        counts[...] += confusion(matched, confs, len(ordered))
+        pending.clear()
+
     for sample in samples:
         if sample.image_id in seen:
             raise ValueError(f"image {sample.image_id} appears twice")
         seen.add(sample.image_id)
-        matched = scene(
-            Arrays(sample.truths), Arrays(sample.predictions), wanted, thresholds, max_det
-        )
-        for match in matched.classes:
-            detections[match.label].add(sample.image_id, matched.predictions, match)
-        _count(counts, matched, index)
-    return _report(len(seen), label_list, detections, thresholds, counts)
-
-
-def _count(counts: IntArray, matched: Scene, index: dict[int, int]) -> None:
-    """Add one image to the confusion matrix (`matching` gives the rule)."""
-    background = len(index)
-    truth_of = matched.truths.labels.tolist()
-    label_of = matched.predictions.labels.tolist()
-    for prediction in matched.confident:
-        row = index[label_of[prediction]]
-        truth = matched.same.get(prediction, matched.other.get(prediction))
-        counts[row, background if truth is None else index[truth_of[truth]]] += 1
-    for truth in matched.missed:
-        counts[background, index[truth_of[truth]]] += 1
+        pending.append(sample)
+        if len(pending) >= BATCH:
+            run()
+    if pending:
+        run()
+    # Rows and columns in the caller's order of labels, background last.
+    place = [int(np.searchsorted(ordered, label)) for label in label_list] + [len(ordered)]
+    in_order = counts[np.ix_(place, place)]
+    return _report(len(seen), label_list, detections, thresholds, in_order)
 
 
 def _report(
     images: int,
     labels: list[int],
-    detections: dict[int, _Detections],
+    detections: _Detections,
     thresholds: Thresholds,
     counts: IntArray,
 ) -> Report:
     classes: dict[int, ClassReport] = {}
     precisions: list[FloatArray] = []
-    for label in sorted(labels):  # pycocotools' class order (sorted ids): the same sums
-        scores, matched = detections[label].sorted()
-        truths = detections[label].truths
+    # pycocotools' class order (sorted ids), so that the sums are the same
+    for index, label in enumerate(sorted(labels)):
+        scores, matched = detections.of(index)
+        truths = int(detections.truths[index])
         table = _precision_table(matched, truths) if truths else None
         if table is not None:
             precisions.append(table)
