@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -61,3 +64,22 @@ def test_crowded_cross_class_matching() -> None:
     assert counts == confusion_image_by_image(samples, [1, 2, 3], {1: 0.5, 2: 0.5, 3: 0.5}, 100)
     assert counts[1] == [2, 0, 0, 0]
     assert counts[3] == [0, 0, 1, 0]
+
+
+def test_evaluate_keeps_no_images_it_has_matched() -> None:
+    """Streaming: the samples of a finished batch are dropped, only their numbers stay."""
+    gone: list[weakref.ref[Sample]] = []
+    alive_at_the_end: list[int] = []
+
+    def stream() -> Iterator[Sample]:
+        for k in range(5 * metrics.BATCH):
+            sample = Sample(k, [Box(0, 0, 10, 10, 0)], [Box(0, 0, 10, 10, 0, 0.9)])
+            gone.append(weakref.ref(sample))
+            yield sample
+            del sample
+        alive_at_the_end.append(sum(ref() is not None for ref in gone[: -2 * metrics.BATCH]))
+
+    report = evaluate(stream(), [0], conf=0.5)
+    assert alive_at_the_end == [0]
+    assert report.images == 5 * metrics.BATCH
+    assert report.classes[0].truths == 5 * metrics.BATCH

@@ -60,7 +60,7 @@ class Box:
         return (self.x2 - self.x1) * (self.y2 - self.y1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Sample:
     """One image: its ground truth and a model's predictions for it."""
 

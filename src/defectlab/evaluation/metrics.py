@@ -18,8 +18,9 @@ maxDets `max_det`, no crowd regions) for the same boxes, computed the way it com
 One difference: pycocotools' area range "all" stops at 1e10 square pixels (a 100000-pixel
 square) and ignores larger boxes; here there is no such limit.
 
-The samples stream: per class only the predictions' scores, image ids, positions and matches (a
-few dozen bytes each) and the truth count are kept, never the images.
+The samples stream: they are matched `BATCH` images at a time with numpy (`batch`), then only
+the predictions' classes, scores, image ids, positions and matches (about 40 bytes each) and the
+truth counts are kept, never the images. 100000 images of a few boxes take about a second.
 """
 
 from __future__ import annotations
