@@ -178,6 +178,20 @@ def test_evaluate_refuses_an_image_twice() -> None:
 
 
 @pytest.mark.parametrize(
+    "sample",
+    [
+        Sample("a", [], []),  # type: ignore[arg-type]
+        Sample(1, [(0, 0, 1, 1)], []),  # type: ignore[list-item]
+        Sample(1, [], [Box(0, 0, 1, 1, A), "box"]),  # type: ignore[list-item]
+        (1, [], []),
+    ],
+)
+def test_evaluate_refuses_what_is_not_a_sample_of_boxes(sample: object) -> None:
+    with pytest.raises(ValueError):
+        evaluate([sample], [A], conf=0.5)  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
     "args",
     [
         (10, 0, 0, 10, A, 1.0),

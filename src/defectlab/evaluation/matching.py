@@ -94,9 +94,9 @@ def match_classes(
     max_det: int | None,
 ) -> list[ClassMatch]:
     """COCO's same-class matching for every class of `labels` present in the image."""
-    present = np.union1d(truths.labels, predictions.labels)
+    present = set(truths.labels.tolist()) | set(predictions.labels.tolist())
     result = []
-    for label in present[np.isin(present, labels)]:
+    for label in sorted(present & set(labels.tolist())):
         gt = np.flatnonzero(truths.labels == label)
         dt = kept_order(predictions.scores, np.flatnonzero(predictions.labels == label), max_det)
         local = greedy(iou[np.ix_(dt, gt)])
@@ -143,8 +143,9 @@ def scene(
                     same[index] = int(match.matches[0, position])
     confident = sorted(kept, key=lambda k: (-predictions.scores[k], k))
     # Truths of classes not evaluated are not there at all: neither taken nor missed.
-    evaluated = np.isin(truths.labels, labels)
-    used = set(same.values()) | set(np.flatnonzero(~evaluated).tolist())
+    evaluated = set(labels.tolist())
+    used = set(same.values())
+    used.update(t for t, label in enumerate(truths.labels.tolist()) if label not in evaluated)
     other: dict[int, int] = {}
     background: list[int] = []
     for index in confident:

@@ -117,6 +117,8 @@ def evaluate(
         pending.clear()
 
     for sample in samples:
+        if not isinstance(sample, Sample) or not isinstance(sample.image_id, int):
+            raise ValueError(f"evaluate takes Samples with whole-number image ids: {sample!r}")
         if sample.image_id in seen:
             raise ValueError(f"image {sample.image_id} appears twice")
         seen.add(sample.image_id)
