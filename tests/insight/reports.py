@@ -39,7 +39,7 @@ def evaluated(project: Project, version: ModelVersion, task: Task) -> Evaluation
         evaluation=evaluation,
         task=task,
         rank=1,
-        kind="missing",
+        kind="extra",
         score=0.9,
         predicted_label=first,
         predicted_box=[2, 2, 20, 20],

@@ -22,11 +22,19 @@ from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.runner import Cancelled, Progress
 from defectlab.labeling.models import Annotation, Project, Task, TaskStatus
 from defectlab.media.storage import default_storage
+from defectlab.synthetic import defect_images
 from defectlab.tenancy.models import Role
 from tests.conftest import Tenant
-from tests.insight.helpers import PANELS, approve, evaluate_now
+from tests.insight.helpers import PANELS, SEED, approve, evaluate_now
 
 pytestmark = pytest.mark.django_db
+
+
+def box_iou(a: Any, b: Any) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - width * height
+    return width * height / union
 
 
 def expected_report(project: Project, model: DetectionModel, conf: float) -> dict[str, Any]:
@@ -77,10 +85,14 @@ def test_the_report_is_evaluate_over_the_same_detections_and_findings_are_ranked
     assert [finding.rank for finding in found] == list(range(1, len(found) + 1))
     scores = [finding.score for finding in found]
     assert scores == sorted(scores, reverse=True)
-    # The first panel's first defect was left out of its annotation: the model finds it.
+    # The first panel's first defect was left out of its annotation: the model finds it there
+    # (an "extra" confident prediction), its box the one drawn on the panel.
     first = Task.objects.filter(project=approved_panels).order_by("id").first()
     assert first is not None
-    assert any(f.task_id == first.pk and f.kind == "missing" for f in found)
+    left_out = next(f for f in found if f.task_id == first.pk and f.kind == "extra")
+    drawn = next(iter(defect_images(1, seed=SEED)))[2][0].box
+    assert left_out.predicted_box is not None
+    assert box_iou(left_out.predicted_box, drawn) > 0.5
 
 
 def test_a_chosen_conf_and_an_evaluation_again_make_a_new_row(

@@ -71,7 +71,12 @@ def highlights(task: Task, finding_id: Any, user: Any) -> list[dict[str, Any]]:
     ).first()
     if finding is None:
         return []
-    box = finding.predicted_box or finding.truth_box
+    # A shape the model does not see is shown where it was drawn; the others where the model
+    # sees something.
+    if finding.kind == FindingKind.MISSING:
+        box = finding.truth_box or finding.predicted_box
+    else:
+        box = finding.predicted_box or finding.truth_box
     if not box:
         return []
     return [

@@ -6,7 +6,8 @@ which approved tasks it saw. Evaluating the same version again makes a new row: 
 kept, so a lead compares `staging` with `production` before moving an alias.
 
 A `Finding` is one disagreement of a confident prediction with the approved annotation of a
-task (a missing defect, a wrong class, a loose box, a shape the model does not find), ranked:
+task (a defect left unlabeled, a wrong class, a loose box, a shape the model does not find),
+ranked:
 ``rank`` 1 is the most likely label error of its evaluation.
 
 The version an evaluation ran may be deleted later (with its model): the evaluation stays, with
@@ -75,10 +76,14 @@ class Evaluation(models.Model):
 
 
 class FindingKind(models.TextChoices):
-    MISSING = "missing", _("Missing defect")
+    """`defectlab.evaluation.findings`' kinds: ``extra`` a confident prediction where the
+    annotation has nothing (a defect left unlabeled), ``missing`` an annotated shape the model
+    does not see (a shape that may be wrong)."""
+
+    EXTRA = "extra", _("Not in the annotation")
     WRONG_CLASS = "wrong_class", _("Wrong class")
     LOOSE_BOX = "loose_box", _("Loose box")
-    EXTRA = "extra", _("Not found by the model")
+    MISSING = "missing", _("Not found by the model")
 
 
 class Finding(models.Model):

@@ -118,10 +118,10 @@ class Migration(migrations.Migration):
                     "kind",
                     models.CharField(
                         choices=[
-                            ("missing", "Missing defect"),
+                            ("extra", "Not in the annotation"),
                             ("wrong_class", "Wrong class"),
                             ("loose_box", "Loose box"),
-                            ("extra", "Not found by the model"),
+                            ("missing", "Not found by the model"),
                         ],
                         max_length=16,
                     ),
