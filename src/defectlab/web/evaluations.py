@@ -20,9 +20,9 @@ from defectlab import charts
 from defectlab.errors import DefectLabError, Invalid
 from defectlab.inference.models import DetectionModel, ModelAlias, VersionState
 from defectlab.insight import evaluations
-from defectlab.jobs.services import may_steer
 from defectlab.insight.findings import explain
 from defectlab.insight.models import Evaluation, EvaluationState
+from defectlab.jobs.services import may_steer
 from defectlab.labeling.models import Project
 from defectlab.tenancy.roles import Can, allows
 from defectlab.tenancy.services import role_in
@@ -142,8 +142,8 @@ def evaluation_page(request: HttpRequest, pk: int) -> HttpResponse:
             response = HttpResponse("")
             response["HX-Refresh"] = "true"
             return response
-        context = _progress(request, evaluation) | {"finished": finished}
-        return render(request, "web/_evaluation_progress.html", context)
+        part = _progress(request, evaluation) | {"finished": finished}
+        return render(request, "web/_evaluation_progress.html", part)
     project = evaluation.project
     context: dict[str, Any] = {
         "evaluation": evaluation,
