@@ -32,6 +32,7 @@ from defectlab.labeling.models import (
     TaskStatus,
     Verdict,
 )
+from defectlab.labeling.queues import on_saved, parts
 from defectlab.labeling.proposals import clean_fates, merge_fates, version_fates
 from defectlab.labeling.services import set_status
 from defectlab.labeling.signals import annotation_saved, annotation_submitted, task_event
@@ -139,7 +140,9 @@ def next_task(project: Project, user: User) -> Task | None:
         tasks.filter(assignee=user, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
         tasks.filter(assignee__isnull=True, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
     ]
-    task = _reserve(user, held=_not_skipped(held, user), queues=_skipped_last(queues, user))
+    task = _reserve(
+        user, held=_not_skipped(held, user), queues=_skipped_last(queues, user, project)
+    )
     return _start(task) if task is not None else None
 
 
@@ -151,18 +154,24 @@ def next_review(project: Project, user: User) -> Task | None:
     own = submitted.filter(submitted_by=user)
     held = submitted if project.allow_self_approval else others
     queues = [others, own] if project.allow_self_approval else [others]
-    return _reserve(user, held=_not_skipped(held, user), queues=_skipped_last(queues, user))
+    return _reserve(
+        user, held=_not_skipped(held, user), queues=_skipped_last(queues, user, project)
+    )
 
 
 def _not_skipped(tasks: QuerySet[Task], user: User) -> QuerySet[Task]:
     return tasks.exclude(Exists(SkippedTask.objects.filter(task=OuterRef("pk"), user=user)))
 
 
-def _skipped_last(queues: list[QuerySet[Task]], user: User) -> list[QuerySet[Task]]:
-    """``queues`` without the tasks ``user`` skipped, then the same queues holding only those,
-    the longest-skipped first: skipping every task in turn goes round them all, and when only
-    skipped tasks are left, "next" hands them out again rather than saying nothing is left."""
-    return [_not_skipped(queue, user).order_by("id") for queue in queues] + [
+def _skipped_last(
+    queues: list[QuerySet[Task]], user: User, project: Project
+) -> list[QuerySet[Task]]:
+    """``queues`` without the tasks ``user`` skipped, each in the project's queue order
+    (``queues.parts``), then the same queues holding only those, the longest-skipped first:
+    skipping every task in turn goes round them all, and when only skipped tasks are left,
+    "next" hands them out again rather than saying nothing is left."""
+    order = project.queue_order
+    return [part for queue in queues for part in parts(_not_skipped(queue, user), order)] + [
         queue.filter(skips__user=user).order_by("skips__id") for queue in queues
     ]
 
@@ -483,6 +492,7 @@ def _mark_saved(task: Task, user: User, annotation: Annotation, *, submit: bool)
             "lock_owner",
             "lock_expires_at",
             "updated_at",
+            *on_saved(task, annotation.shapes),
         ]
     )
 
