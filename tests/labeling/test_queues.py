@@ -277,3 +277,44 @@ def test_in_progress_and_new_share_one_line(tenant: Tenant) -> None:
     assert Task.objects.get(pk=a.pk).status == TaskStatus.IN_PROGRESS
     order(tenant.project, QueueOrder.UNCERTAINTY)
     assert annotators_line(tenant, tenant.user(Role.ANNOTATOR), 3) == [b.pk, c.pk, a.pk]
+
+
+# ---------------------------------------------------------------------------- the setting
+
+
+def test_the_order_is_set_through_the_api_and_a_wrong_one_refused(tenant: Tenant) -> None:
+    from defectlab.tenancy.audit import AuditAction
+    from defectlab.tenancy.models import AuditEvent
+    from tests.conftest import client_for
+
+    manager = client_for(tenant.user(Role.MANAGER))
+    url = f"/api/projects/{tenant.project.pk}/"
+    assert manager.get(url).json()["queue_order"] == "age"
+    answer = manager.patch(url, {"queue_order": "uncertainty"}, format="json")
+    assert answer.status_code == 200, answer.content
+    assert Project.objects.get(pk=tenant.project.pk).queue_order == QueueOrder.UNCERTAINTY
+    assert AuditEvent.objects.filter(action=AuditAction.PROJECT_UPDATED).exists()
+    refused = manager.patch(url, {"queue_order": "random"}, format="json")
+    assert refused.status_code == 400
+    assert Project.objects.get(pk=tenant.project.pk).queue_order == QueueOrder.UNCERTAINTY
+    annotator = client_for(tenant.user(Role.ANNOTATOR))
+    assert annotator.patch(url, {"queue_order": "age"}, format="json").status_code == 403
+
+
+def test_the_settings_page_sets_the_order_in_both_languages(tenant: Tenant) -> None:
+    from tests.conftest import signed_in
+
+    for language, shown in (("en", "Model uncertainty"), ("zh-hans", "模型不确定度")):
+        page = signed_in(tenant.user(Role.OWNER), language)
+        url = f"/projects/{tenant.project.pk}/settings/"
+        assert shown in page.get(url).content.decode()
+        form = {"action": "settings", "name": tenant.project.name, "shape_types": ["box"],
+                "queue_order": "disagreement"}  # fmt: skip
+        assert page.post(url, form).status_code in (200, 302)
+        assert Project.objects.get(pk=tenant.project.pk).queue_order == QueueOrder.DISAGREEMENT
+        project_page = page.get(f"/projects/{tenant.project.pk}/").content.decode()
+        assert 'id="queue-order"' in project_page
+        form["queue_order"] = "sideways"
+        page.post(url, form)
+        assert Project.objects.get(pk=tenant.project.pk).queue_order == QueueOrder.DISAGREEMENT
+        Project.objects.filter(pk=tenant.project.pk).update(queue_order=QueueOrder.AGE)
