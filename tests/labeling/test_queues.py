@@ -157,7 +157,9 @@ def test_stored_values_equal_a_recompute_after_random_sequences(tenant: Tenant) 
             with transaction.atomic():  # pre-annotation again: its source's row replaced
                 source = f"v:{chance.randint(1, 2)}"
                 Prediction.objects.filter(task=task, source=source).delete()
-                row = PredictionRow(task.pk, task.organization_id, "m", "1", some_boxes(True), source)
+                row = PredictionRow(
+                    task.pk, task.organization_id, "m", "1", some_boxes(True), source
+                )
                 insert_predictions([row])
     ids = [task.pk for task in tasks]
     expected = queues.compute(ids)
@@ -200,7 +202,7 @@ def test_uncertainty_hands_out_the_lowest_top_score_first_then_tasks_without_one
 
 
 def test_a_prediction_arriving_moves_a_task_up_the_uncertainty_line(tenant: Tenant) -> None:
-    a, b, c = tenant.tasks
+    _a, b, c = tenant.tasks
     order(tenant.project, QueueOrder.UNCERTAINTY)
     user = tenant.user(Role.ANNOTATOR)
     predict(c, scored(tenant.label.pk, 0.5))

@@ -49,4 +49,3 @@ def test_without_a_finding_there_are_none_and_nothing_is_asked(
         assert config_of(client.get(address).content.decode())["highlights"] == []
     assert client.get(f"/tasks/{task.pk}/annotate/config/").json()["highlights"] == []
     assert asked == []
-

@@ -18,6 +18,7 @@ from django.db import connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from defectlab.labeling import queues
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
@@ -27,7 +28,6 @@ from defectlab.labeling.models import (
     TaskLabel,
     TaskStatus,
 )
-from defectlab.labeling import queues
 from defectlab.labeling.signals import tasks_added
 
 # The stored counter of each status on the project.

@@ -32,8 +32,8 @@ from defectlab.labeling.models import (
     TaskStatus,
     Verdict,
 )
-from defectlab.labeling.queues import on_saved, parts
 from defectlab.labeling.proposals import clean_fates, merge_fates, version_fates
+from defectlab.labeling.queues import on_saved, parts
 from defectlab.labeling.services import set_status
 from defectlab.labeling.signals import annotation_saved, annotation_submitted, task_event
 from defectlab.labeling.sizes import SAVE_TIMEOUT, learn_size

@@ -223,7 +223,9 @@ CANVAS_STRINGS: dict[str, StrPromise] = {
     "diff.back": _("Back to the annotation"),
     "help.highlights": _("Show or hide the label-error highlights"),
     "highlights.title": _("Label errors"),
-    "highlights.hint": _("Where the model disagrees with this annotation. Only shown, never saved."),
+    "highlights.hint": _(
+        "Where the model disagrees with this annotation. Only shown, never saved."
+    ),
     "highlights.hide": _("Hide"),
     "highlights.show": _("Show"),
     "highlights.toggleKey": _("Show or hide the highlights (E)"),
