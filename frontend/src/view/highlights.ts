@@ -189,17 +189,21 @@ export class HighlightView {
     const highlight = this.highlights[index];
     if (!highlight) return;
     const { host } = this;
-    const r = highlightFocus(highlight);
+    const shape = highlight.shape ? host.doc.shapes.find((s) => s.id === highlight.shape) : undefined;
+    // With the shape it names, both in view: a loose box is judged against the box drawn.
+    const [x1, y1, x2, y2] = highlight.box;
+    const b = shape?.bbox;
+    const around = b ? { ...highlight, box: [Math.min(x1, b.minX), Math.min(y1, b.minY), Math.max(x2, b.maxX), Math.max(y2, b.maxY)] as Highlight["box"] } : highlight;
+    const r = highlightFocus(around);
     const { width, height } = this.mount.size();
     if (width > 0 && height > 0) {
       const scale = Math.min(width / (r.maxX - r.minX), height / (r.maxY - r.minY), 8);
-      host.view.set({ scale: Math.max(scale, Math.min(host.view.scale, 8)) });
+      host.view.set({ scale });
       host.view.pin([(r.minX + r.maxX) / 2, (r.minY + r.maxY) / 2], [width / 2, height / 2]);
     }
     this.layer.shown = true;
     this.layer.focus(index);
     this.panel.update(true, index);
-    const shape = highlight.shape ? host.doc.shapes.find((s) => s.id === highlight.shape) : undefined;
     if (shape) host.doc.select(shape.uid);
     this.mount.viewMoved();
     this.layer.place();
