@@ -222,17 +222,29 @@ class Task(models.Model):
                 condition=models.Q(has_prediction=False),
                 name="task_project_not_predicted",
             ),
-            # The queues of "next" in uncertainty and disagreement order (labeling.queues); partial,
-            # so tasks without a prediction (every task of a plain import) cost nothing here.
+            # The queues of "next" in uncertainty and disagreement order (labeling.queues): by
+            # status (review, rejected work), and for open work, whose queues ask for two statuses
+            # at once (an index led by the status would be read twice and sorted). Partial, so
+            # tasks without a prediction (every task of a plain import) cost nothing here.
             models.Index(
                 fields=["project", "status", "top_score", "id"],
                 condition=models.Q(top_score__isnull=False),
                 name="task_queue_top_score",
             ),
             models.Index(
+                fields=["project", "top_score", "id"],
+                condition=models.Q(top_score__isnull=False, status__in=["new", "in_progress"]),
+                name="task_queue_open_top_score",
+            ),
+            models.Index(
                 fields=["project", "status", "-disagreement", "id"],
                 condition=models.Q(disagreement__isnull=False),
                 name="task_queue_disagreement",
+            ),
+            models.Index(
+                fields=["project", "-disagreement", "id"],
+                condition=models.Q(disagreement__isnull=False, status__in=["new", "in_progress"]),
+                name="task_queue_open_disagreement",
             ),
             *(
                 models.Index(

@@ -28,14 +28,24 @@ querysets `workflow._reserve` walks in turn, each served by an index of ``Task``
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import Exists, ExpressionWrapper, F, FloatField, OuterRef, QuerySet
 
 from defectlab.evaluation import Box, disagreement, shape_box
 from defectlab.geometry import Shape, ShapeError, ShapeType
-from defectlab.labeling.models import Annotation, Prediction, QueueOrder, Task
+from defectlab.labeling.models import (
+    Annotation,
+    Prediction,
+    Project,
+    QueueOrder,
+    SkippedTask,
+    Task,
+    TaskStatus,
+)
+from defectlab.tenancy.models import User
 
 # Tasks read and written per round of `refresh` (and of the backfill in migration 0014).
 BATCH = 1000
@@ -174,25 +184,63 @@ def on_saved(task: Task, shapes: Sequence[Mapping[str, Any]]) -> list[str]:
     return ["disagreement"]
 
 
-def parts(queue: QuerySet[Task], order: str) -> list[QuerySet[Task]]:
-    """``queue`` as the querysets "next" walks in turn, in ``order`` (a ``QueueOrder``)."""
-    if order == QueueOrder.UNCERTAINTY:
-        return [
-            queue.filter(top_score__isnull=False).order_by("top_score", "id"),
-            queue.filter(top_score__isnull=True).order_by("id"),
-        ]
-    if order == QueueOrder.DISAGREEMENT:
-        return [
-            queue.filter(disagreement__isnull=False).order_by("-disagreement", "id"),
-            queue.filter(disagreement__isnull=True).order_by("id"),
-        ]
-    return [queue.order_by("id")]
+OPEN_WORK = (TaskStatus.NEW, TaskStatus.IN_PROGRESS)
 
 
-def ordering(order: str) -> list[Any]:
-    """The same order as one ORDER BY (nulls last), for lists and tests."""
-    if order == QueueOrder.UNCERTAINTY:
-        return [F("top_score").asc(nulls_last=True), "id"]
-    if order == QueueOrder.DISAGREEMENT:
-        return [F("disagreement").desc(nulls_last=True), "id"]
-    return ["id"]
+def open_work(tasks: QuerySet[Task]) -> QuerySet[Task]:
+    """Those of ``tasks`` new or in progress: the open work "next" hands out. On SQLite the
+    statuses are also written out as literals, the one form SQLite matches to the partial indexes
+    of open work (``task_queue_open_*``; a bound parameter never matches a partial index)."""
+    tasks = tasks.filter(status__in=OPEN_WORK)
+    if connection.vendor == "sqlite":
+        literal = ", ".join(f"'{status.value}'" for status in OPEN_WORK)
+        tasks = tasks.extra(where=[f'"labeling_task"."status" IN ({literal})'])
+    return tasks
+
+
+@dataclass(frozen=True)
+class Queue:
+    """One queue of "next": its tasks, and whether they are one person's (assigned to them, or
+    their own submissions): few of many, found by that person's index, never by walking the
+    project's tasks in score order (``parts``)."""
+
+    tasks: QuerySet[Task]
+    own: bool = False
+
+
+def parts(queue: QuerySet[Task], order: str, *, own: bool = False) -> list[QuerySet[Task]]:
+    """``queue`` as the querysets "next" walks in turn, in ``order`` (a ``QueueOrder``): those
+    with the value first (by it, then id), then those without (by id). For ``own`` queues the
+    value is read as an expression, which no index gives, so the database finds the person's
+    few tasks by their index and sorts them (SQLite, without statistics, would otherwise walk the
+    project's score index to find them)."""
+    field = {QueueOrder.UNCERTAINTY: "top_score", QueueOrder.DISAGREEMENT: "disagreement"}.get(
+        QueueOrder(order) if order in QueueOrder.values else QueueOrder.AGE
+    )
+    if field is None:
+        return [queue.order_by("id")]
+    if own:  # an expression, so neither the filter nor the order can lead to a score index
+        queue = queue.alias(queue_key=ExpressionWrapper(F(field) + 0.0, output_field=FloatField()))
+        field = "queue_key"
+    key = F(field).desc() if order == QueueOrder.DISAGREEMENT else F(field).asc()
+    return [
+        queue.filter(**{f"{field}__isnull": False}).order_by(key, "id"),
+        queue.filter(**{f"{field}__isnull": True}).order_by("id"),
+    ]
+
+
+def not_skipped(tasks: QuerySet[Task], user: User) -> QuerySet[Task]:
+    return tasks.exclude(Exists(SkippedTask.objects.filter(task=OuterRef("pk"), user=user)))
+
+
+def in_order(queues: list[Queue], user: User, project: Project) -> list[QuerySet[Task]]:
+    """The querysets "next" walks: ``queues`` without the tasks ``user`` skipped, each in the
+    project's queue order (``parts``), then the same queues holding only those, the
+    longest-skipped first: skipping every task in turn goes round them all, and when only
+    skipped tasks are left, "next" hands them out again rather than saying nothing is left."""
+    order = project.queue_order
+    return [
+        part
+        for queue in queues
+        for part in parts(not_skipped(queue.tasks, user), order, own=queue.own)
+    ] + [queue.tasks.filter(skips__user=user).order_by("skips__id") for queue in queues]

@@ -74,9 +74,29 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="task",
             index=models.Index(
+                condition=models.Q(
+                    ("status__in", ["new", "in_progress"]), ("top_score__isnull", False)
+                ),
+                fields=["project", "top_score", "id"],
+                name="task_queue_open_top_score",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="task",
+            index=models.Index(
                 condition=models.Q(("disagreement__isnull", False)),
                 fields=["project", "status", "-disagreement", "id"],
                 name="task_queue_disagreement",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="task",
+            index=models.Index(
+                condition=models.Q(
+                    ("disagreement__isnull", False), ("status__in", ["new", "in_progress"])
+                ),
+                fields=["project", "-disagreement", "id"],
+                name="task_queue_open_disagreement",
             ),
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop, elidable=True),
