@@ -249,18 +249,20 @@ def test_two_reviewers_at_once_get_the_most_disagreeing_submissions_never_the_sa
     tasks = [*tenant.tasks, *more]
     label = tenant.label.pk
     annotator = tenant.user(Role.ANNOTATOR)
-    for task, far in zip(tasks, (0, 30, 10, None), strict=True):
-        if far is not None:
-            predict(task, scored(label, 0.9, 5 + far, 5, 20 + far, 20))
+    same, away = scored(label, 0.9), scored(label, 0.9, 35, 5, 50, 20)
+    proposals: list[list[dict[str, Any]] | None] = [[same], [away], [same, away], None]
+    for task, shapes in zip(tasks, proposals, strict=True):
+        if shapes is not None:
+            predict(task, *shapes)
         save(tenant, task, [box(label)], submit=True, user=annotator)
     order(tenant.project, QueueOrder.DISAGREEMENT)
-    spreads = {task.pk: stored(task)[1] for task in tasks}
-    assert spreads[tasks[3].pk] is None and spreads[tasks[0].pk] == 0.0
+    spreads = [stored(task)[1] for task in tasks]
+    assert spreads == [0.0, 1.0, pytest.approx(1 / 3), None]
     one, two = tenant.user(Role.REVIEWER), person(tenant, "second-reviewer", Role.REVIEWER)
     got_one = workflow.next_review(tenant.project, one)
     got_two = workflow.next_review(tenant.project, two)
     assert got_one is not None and got_two is not None
-    # 30 px apart: no overlap (most), then 10 px (some), then the same box, then none.
+    # Nothing matching (most), then one of two proposals matching, then the same box, then none.
     assert [got_one.pk, got_two.pk] == [tasks[1].pk, tasks[2].pk]
     three = person(tenant, "third-reviewer", Role.REVIEWER)
     four = person(tenant, "fourth-reviewer", Role.REVIEWER)
