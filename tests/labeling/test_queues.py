@@ -322,3 +322,30 @@ def test_the_settings_page_sets_the_order_in_both_languages(tenant: Tenant) -> N
         page.post(url, form)
         assert Project.objects.get(pk=tenant.project.pk).queue_order == QueueOrder.DISAGREEMENT
         Project.objects.filter(pk=tenant.project.pk).update(queue_order=QueueOrder.AGE)
+
+
+# ---------------------------------------------------------------------------- the backfill
+
+
+def test_the_migration_fills_in_existing_tasks_in_rounds(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("defectlab.labeling.migrations.0014_queue_order")
+    tasks = [*tenant.tasks, *make_tasks(tenant.project, 4)]
+    label = tenant.label.pk
+    for index, task in enumerate(tasks):
+        if index % 2:
+            save(tenant, task, [box(label)])
+        if index != 3:
+            predict(task, scored(label, index / 10, 5 + index * 5, 5, 20 + index * 5, 20))
+    expected = {task.pk: stored(task) for task in tasks}
+    Task.objects.update(top_score=None, disagreement=None)  # as before the migration
+    monkeypatch.setattr(migration, "BATCH", 2)
+    migration.backfill(apps, None)
+    assert {task.pk: stored(task) for task in tasks} == expected
+    assert expected[tasks[3].pk] == (None, None)
+    assert expected[tasks[1].pk][1] is not None and expected[tasks[2].pk][1] is None
