@@ -349,3 +349,14 @@ def test_the_migration_fills_in_existing_tasks_in_rounds(
     assert {task.pk: stored(task) for task in tasks} == expected
     assert expected[tasks[3].pk] == (None, None)
     assert expected[tasks[1].pk][1] is not None and expected[tasks[2].pk][1] is None
+
+
+def test_the_shortcut_for_an_empty_side_agrees_with_evaluation() -> None:
+    from defectlab.evaluation import disagreement
+
+    one = [scored(1, 0.5)]
+    for truths, predictions in (([], []), (one, []), ([], one), ([], one + one)):
+        want = disagreement(queues._boxes(truths, scored=False),
+                            queues._boxes(predictions, scored=True), conf=0.0)  # fmt: skip
+        assert queues.disagreement_of(truths, predictions) == want
+    assert queues.disagreement_of([{"type": "points", "points": [[1, 2]], "label": 1}], one) == 1.0
