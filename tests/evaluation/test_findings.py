@@ -141,3 +141,22 @@ def test_no_loose_box_when_a_tight_confident_prediction_fits_the_truth() -> None
     assert findings(Sample(1, [truth], [loose, tight]), conf=0.5) == []
     # Below the threshold the tight one says nothing: the loose box is reported.
     assert kinds(findings(Sample(1, [truth], [loose, tight]), conf=0.92)) == ["loose_box"]
+
+
+def test_boxes_from_numpy_numbers_become_plain_numbers_and_json() -> None:
+    import numpy as np
+
+    truth = Box(np.float32(0), np.float32(0), np.float32(10), np.float32(10), np.int64(A))
+    prediction = Box(np.int64(40), np.float64(0), np.float32(80.5), np.int32(40), A, np.float32(0.5))
+    for box in (truth, prediction):
+        assert all(type(v) is float for v in (box.x1, box.y1, box.x2, box.y2, box.score))
+        assert type(box.label) is int
+    found = findings(Sample(np.int64(1), [truth], [prediction]), conf=0.25)
+    assert kinds(found) == ["extra", "missing"]
+    text = json.dumps([f.to_json() for f in found])  # failed on numpy numbers
+    assert [Finding.from_json(f) for f in json.loads(text)] == found
+    for bad in (True, np.bool_(True), 1.0, "1"):
+        with pytest.raises(ValueError):
+            Box(0, 0, 1, 1, bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Box(0, 0, 10**400, 1, A)

@@ -8,6 +8,7 @@ import math
 import random
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from defectlab.evaluation import IOU_THRESHOLDS, Box, Report, Sample, evaluate, shape_box, top_score
@@ -175,12 +176,23 @@ def test_evaluate_refuses_bad_arguments(labels: list[int], conf: object, max_det
 def test_evaluate_refuses_an_image_twice() -> None:
     with pytest.raises(ValueError, match="twice"):
         evaluate(scene() + scene(), [A], conf=0.5)
+    with pytest.raises(ValueError, match="twice"):
+        evaluate([Sample(1, [], []), Sample(np.int64(1), [], [])], [A], conf=0.5)
+
+
+def test_evaluate_takes_numpy_image_ids() -> None:
+    samples = [Sample(np.int64(k), [Box(0, 0, 10, 10, A)], []) for k in range(3)]
+    report = evaluate(samples, [A], conf=0.5)
+    assert (report.images, report.classes[A].truths) == (3, 3)
 
 
 @pytest.mark.parametrize(
     "sample",
     [
         Sample("a", [], []),  # type: ignore[arg-type]
+        Sample(True, [], []),  # type: ignore[arg-type]
+        Sample(np.bool_(True), [], []),  # type: ignore[arg-type]
+        Sample(1.0, [], []),  # type: ignore[arg-type]
         Sample(1, [(0, 0, 1, 1)], []),  # type: ignore[list-item]
         Sample(1, [], [Box(0, 0, 1, 1, A), "box"]),  # type: ignore[list-item]
         (1, [], []),
