@@ -144,6 +144,25 @@ def test_from_json_refuses_what_is_not_a_report(data: object) -> None:
         Report.from_json(data)  # type: ignore[arg-type]
 
 
+def test_from_json_refuses_nan_and_classes_unlike_the_confusion() -> None:
+    good = evaluate(scene(), [A, B], conf=0.5).to_json()
+    Report.from_json(good)
+    changes = [
+        lambda d: d.update(map50=math.nan),
+        lambda d: d["classes"]["1"].update(conf=math.nan),
+        lambda d: d["classes"]["1"].update(ap50="inf"),
+        lambda d: d["classes"]["1"]["curve"].append([math.nan, 1.0, 0.5]),
+        lambda d: d["classes"].pop("2"),
+        lambda d: d["classes"].update({"3": d["classes"]["1"]}),
+        lambda d: d["confusion"].update(labels=[1, 3]),
+    ]
+    for change in changes:
+        data = json.loads(json.dumps(good))
+        change(data)
+        with pytest.raises(ValueError):
+            Report.from_json(data)
+
+
 def test_evaluate_consumes_a_generator_once() -> None:
     def stream() -> Iterator[Sample]:
         for k in range(2000):
