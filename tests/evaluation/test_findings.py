@@ -147,7 +147,9 @@ def test_boxes_from_numpy_numbers_become_plain_numbers_and_json() -> None:
     import numpy as np
 
     truth = Box(np.float32(0), np.float32(0), np.float32(10), np.float32(10), np.int64(A))
-    prediction = Box(np.int64(40), np.float64(0), np.float32(80.5), np.int32(40), A, np.float32(0.5))
+    prediction = Box(
+        np.int64(40), np.float64(0), np.float32(80.5), np.int32(40), A, np.float32(0.5)
+    )
     for box in (truth, prediction):
         assert all(type(v) is float for v in (box.x1, box.y1, box.x2, box.y2, box.score))
         assert type(box.label) is int

@@ -131,7 +131,16 @@ def bars(
 
     table = _table(title, data, category_label, exact)
     cid = make_id(
-        chart_id, "bars", title, data, stacked, value_label, log, percent, category_label, empty_text
+        chart_id,
+        "bars",
+        title,
+        data,
+        stacked,
+        value_label,
+        log,
+        percent,
+        category_label,
+        empty_text,
     )
     top = heading(drawing := Drawing(0), title)
     if data.empty:
