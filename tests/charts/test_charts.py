@@ -384,3 +384,9 @@ def test_heatmap_writes_counts_and_shades_by_row_when_asked() -> None:
 def test_the_svg_is_marked_safe_for_templates() -> None:
     chart = charts.bars("<b>", ["a"], [Series("n", [1])])
     assert chart.svg.__html__() == str(chart.svg)
+
+
+def test_an_overflowing_stacked_total_reads_as_the_largest_number() -> None:
+    huge = [Series("x", [1e308]), Series("y", [1e308])]
+    chart = charts.bars("t", ["a"], huge, stacked=True)
+    assert ">1.8e+308</text>" in chart.svg and "inf" not in chart.svg

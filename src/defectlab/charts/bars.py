@@ -38,7 +38,7 @@ class _Data:
         return not self.categories or not self.names
 
     def totals(self) -> list[float]:
-        """Each category's sum of positive values (huge sums capped at `scale.LIMIT`)."""
+        """Each category's sum of positive values (a sum that overflows is the largest float)."""
         return [
             scale.clamp(sum(max(s[i], 0.0) for s in self.values))
             for i in range(len(self.categories))

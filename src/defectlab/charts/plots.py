@@ -208,7 +208,7 @@ def _range(domain: tuple[float, float]) -> tuple[float, float]:
         return (0.0, 1.0)
     if not (math.isfinite(low) and math.isfinite(high)):
         return (0.0, 1.0)
-    low, high = scale.clamp(low), scale.clamp(high)
+    low, high = scale.clamp(low, scale.LIMIT), scale.clamp(high, scale.LIMIT)
     return (low, high) if low < high else (0.0, 1.0)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
@@ -44,11 +45,11 @@ def finite(value: object) -> float:
     return number if math.isfinite(number) else 0.0
 
 
-def clamp(value: object) -> float:
+def clamp(value: object, limit: float = sys.float_info.max) -> float:
     """A number to draw a total or a range end with: NaN and what is not a number are 0, ±inf
-    and what lies beyond is ±LIMIT (a sum of huge values overflows to inf)."""
+    and what lies beyond is ±`limit` (a sum of huge values overflows to inf)."""
     number = finite(value) if not _infinite(value) else float(value)  # type: ignore[arg-type]
-    return min(max(number, -LIMIT), LIMIT)
+    return min(max(number, -limit), limit)
 
 
 def _infinite(value: object) -> bool:
@@ -83,7 +84,7 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     (callers pass `finite` or `clamp`ed values)."""
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"ticks need finite bounds, not {low!r} and {high!r}")
-    low, high = min(max(low, -LIMIT), LIMIT), min(max(high, -LIMIT), LIMIT)
+    low, high = clamp(low, LIMIT), clamp(high, LIMIT)
     if high <= low:
         high = low + max(1.0, abs(low) * 1e-6)
     step = nice_step(high - low, count)
