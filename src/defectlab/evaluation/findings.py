@@ -28,8 +28,9 @@ threshold):
 - **duplicate** — a missed truth that overlaps another truth of its class at IoU >= 0.5, where a
   confident prediction overlapping both (IoU >= 0.5) matched that other truth and nothing is left
   to match this one: two labels for one defect. `truth` is the duplicate (the one left
-  unmatched), `prediction` the prediction that matched the other truth (so the other truth is
-  that prediction's match: the truth of the same class it overlaps most), `iou` the prediction's
+  unmatched), `prediction` the prediction that matched the other truth (the other truth is not
+  in the finding: it is the one that prediction was matched to by `matching`'s rule; on equal
+  IoU the later truth is matched, so the earlier one is the duplicate), `iou` the prediction's
   IoU with the duplicate. Score: IoU(duplicate, other truth) × the prediction's confidence; the
   best such pair when there are several.
 
