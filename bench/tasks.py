@@ -74,6 +74,8 @@ TASK_COLUMNS = (
     "submitted_by_id",
     "has_annotation",
     "has_prediction",
+    "top_score",
+    "disagreement",
     "created_at",
     "updated_at",
 )
@@ -334,6 +336,8 @@ class Bench:
                 None,
                 False,
                 False,
+                None,
+                None,
                 now,
                 now,
             )

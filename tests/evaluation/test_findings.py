@@ -107,3 +107,58 @@ def test_disagreement_between_zero_and_one() -> None:
     assert disagreement(truth, [Box(0, 0, 10, 10, B, 0.9)], conf=0.5) == 1.0
     one_of_two = disagreement(truth, [Box(0, 0, 10, 10, A, 0.9)], conf=0.5)
     assert one_of_two == pytest.approx(1 - 2 / 3)
+
+
+def test_two_labels_for_one_defect_show_as_a_duplicate() -> None:
+    first, second = Box(0, 0, 100, 100, A), Box(0, 0, 100, 100, A)
+    prediction = Box(0, 0, 100, 100, A, 0.95)
+    found = findings(Sample(1, [first, second], [prediction]), conf=0.5)
+    assert kinds(found) == ["duplicate"]
+    # The prediction matched the later truth (pycocotools' rule on equal IoU).
+    assert found[0].truth is first and found[0].prediction is prediction
+    assert found[0].score == pytest.approx(0.95) and found[0].iou == 1.0
+    assert json.loads(json.dumps(found[0].to_json()))["kind"] == "duplicate"
+    assert Finding.from_json(found[0].to_json()) == found[0]
+
+
+def test_a_truth_covered_only_by_a_prediction_matched_elsewhere_is_reported() -> None:
+    # The two truths overlap the prediction at IoU >= 0.5 but each other at IoU < 0.5.
+    left, right = Box(0, 0, 100, 100, A), Box(40, 0, 140, 100, A)  # IoU 60/140
+    prediction = Box(20, 0, 120, 100, A, 0.9)  # IoU 80/120 with each
+    found = findings(Sample(1, [left, right], [prediction]), conf=0.5)
+    assert kinds(found) == ["loose_box", "missing"]  # matched to `right` at IoU 2/3
+    assert found[1].truth is left and found[1].prediction is prediction
+    big = left
+    # A truth of another class under the prediction's match is "missing", not "duplicate".
+    other = Box(0, 0, 100, 100, B)
+    found = findings(Sample(1, [big, other], [Box(0, 0, 100, 100, A, 0.9)]), conf=0.5)
+    assert kinds(found) == ["missing"] and found[0].truth is other
+
+
+def test_no_loose_box_when_a_tight_confident_prediction_fits_the_truth() -> None:
+    truth = Box(0, 0, 100, 100, A)
+    loose, tight = Box(0, 0, 100, 160, A, 0.95), Box(0, 0, 100, 100, A, 0.9)
+    assert findings(Sample(1, [truth], [loose, tight]), conf=0.5) == []
+    # Below the threshold the tight one says nothing: the loose box is reported.
+    assert kinds(findings(Sample(1, [truth], [loose, tight]), conf=0.92)) == ["loose_box"]
+
+
+def test_boxes_from_numpy_numbers_become_plain_numbers_and_json() -> None:
+    import numpy as np
+
+    truth = Box(np.float32(0), np.float32(0), np.float32(10), np.float32(10), np.int64(A))
+    prediction = Box(
+        np.int64(40), np.float64(0), np.float32(80.5), np.int32(40), A, np.float32(0.5)
+    )
+    for box in (truth, prediction):
+        assert all(type(v) is float for v in (box.x1, box.y1, box.x2, box.y2, box.score))
+        assert type(box.label) is int
+    found = findings(Sample(np.int64(1), [truth], [prediction]), conf=0.25)
+    assert kinds(found) == ["extra", "missing"]
+    text = json.dumps([f.to_json() for f in found])  # failed on numpy numbers
+    assert [Finding.from_json(f) for f in json.loads(text)] == found
+    for bad in (True, np.bool_(True), 1.0, "1"):
+        with pytest.raises(ValueError):
+            Box(0, 0, 1, 1, bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Box(0, 0, 10**400, 1, A)

@@ -8,6 +8,7 @@ import math
 import random
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from defectlab.evaluation import IOU_THRESHOLDS, Box, Report, Sample, evaluate, shape_box, top_score
@@ -143,6 +144,25 @@ def test_from_json_refuses_what_is_not_a_report(data: object) -> None:
         Report.from_json(data)  # type: ignore[arg-type]
 
 
+def test_from_json_refuses_nan_and_classes_unlike_the_confusion() -> None:
+    good = evaluate(scene(), [A, B], conf=0.5).to_json()
+    Report.from_json(good)
+    changes = [
+        lambda d: d.update(map50=math.nan),
+        lambda d: d["classes"]["1"].update(conf=math.nan),
+        lambda d: d["classes"]["1"].update(ap50="inf"),
+        lambda d: d["classes"]["1"]["curve"].append([math.nan, 1.0, 0.5]),
+        lambda d: d["classes"].pop("2"),
+        lambda d: d["classes"].update({"3": d["classes"]["1"]}),
+        lambda d: d["confusion"].update(labels=[1, 3]),
+    ]
+    for change in changes:
+        data = json.loads(json.dumps(good))
+        change(data)
+        with pytest.raises(ValueError):
+            Report.from_json(data)
+
+
 def test_evaluate_consumes_a_generator_once() -> None:
     def stream() -> Iterator[Sample]:
         for k in range(2000):
@@ -175,12 +195,23 @@ def test_evaluate_refuses_bad_arguments(labels: list[int], conf: object, max_det
 def test_evaluate_refuses_an_image_twice() -> None:
     with pytest.raises(ValueError, match="twice"):
         evaluate(scene() + scene(), [A], conf=0.5)
+    with pytest.raises(ValueError, match="twice"):
+        evaluate([Sample(1, [], []), Sample(np.int64(1), [], [])], [A], conf=0.5)
+
+
+def test_evaluate_takes_numpy_image_ids() -> None:
+    samples = [Sample(np.int64(k), [Box(0, 0, 10, 10, A)], []) for k in range(3)]
+    report = evaluate(samples, [A], conf=0.5)
+    assert (report.images, report.classes[A].truths) == (3, 3)
 
 
 @pytest.mark.parametrize(
     "sample",
     [
         Sample("a", [], []),  # type: ignore[arg-type]
+        Sample(True, [], []),  # type: ignore[arg-type]
+        Sample(np.bool_(True), [], []),  # type: ignore[arg-type]
+        Sample(1.0, [], []),  # type: ignore[arg-type]
         Sample(1, [(0, 0, 1, 1)], []),  # type: ignore[list-item]
         Sample(1, [], [Box(0, 0, 1, 1, A), "box"]),  # type: ignore[list-item]
         (1, [], []),

@@ -6,9 +6,9 @@ truth, and where the two disagree.
   `metrics` module says how), precision / recall per class at a threshold, the best threshold by
   F1, the precision-recall curve and a confusion matrix with background (`matching` gives the
   rule). `Report.to_json()` / `Report.from_json()` keep it as plain JSON.
-- `findings(sample, conf=...)` ranks one image's likely label errors: missing, wrong_class,
-  loose_box, extra (the `findings` module gives the rules and scores); `disagreement` sums an
-  image up in one number, `top_score` is a model's certainty about it, for ordering queues.
+- `findings(sample, conf=...)` ranks one image's likely label errors: missing, duplicate,
+  wrong_class, loose_box, extra (the `findings` module gives the rules and scores);
+  `disagreement` sums an image up in one number, `top_score` is a model's certainty about it, for ordering queues.
 - `shape_box` turns a `geometry.Shape` into the `Box` it is judged by.
 
     report = evaluate(samples, [1, 2, 3], conf=0.25)

@@ -4,11 +4,16 @@ A `Box` is an axis-aligned rectangle in image pixels with a class and a score (1
 truth). Overlap is computed exactly as pycocotools computes it for bounding boxes (`maskApi.c`,
 `bbIou`): on (x, y, width, height) with no "+1", so an IoU that pycocotools finds equal to a
 threshold is equal here too.
+
+One difference: a box so small that its area underflows to 0 (sides near 1e-200) overlaps
+nothing here, while pycocotools may divide by a zero union and give NaN; such boxes do not
+occur in pixel coordinates.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -45,15 +50,25 @@ class Box:
     score: float = 1.0
 
     def __post_init__(self) -> None:
+        # numpy numbers (onnxruntime gives float32 / int64) become plain float and int, so a
+        # box and what is made of it (`Finding.to_json`) go through json.dumps.
         corners = (self.x1, self.y1, self.x2, self.y2)
-        if not all(_number(v) and math.isfinite(v) for v in corners):
+        try:
+            plain = tuple(float(v) if _number(v) else math.nan for v in corners)
+        except OverflowError:  # an int too large for a float
+            plain = (math.nan,)
+        if len(plain) != 4 or not all(math.isfinite(v) for v in plain):
             raise ValueError(f"box corners must be finite numbers, not {corners!r}")
-        if self.x2 < self.x1 or self.y2 < self.y1:
+        if plain[2] < plain[0] or plain[3] < plain[1]:
             raise ValueError(f"box corners must be ordered (x1 <= x2, y1 <= y2): {corners!r}")
         if not isinstance(self.label, (int, np.integer)) or isinstance(self.label, bool):
             raise ValueError(f"a box label is a whole number, not {self.label!r}")
         if not _number(self.score) or not 0.0 <= self.score <= 1.0:  # NaN fails both bounds
             raise ValueError(f"a box score is a number from 0 to 1, not {self.score!r}")
+        for name, value in zip(("x1", "y1", "x2", "y2"), plain, strict=True):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "label", operator.index(self.label))
+        object.__setattr__(self, "score", float(self.score))
 
     @property
     def area(self) -> float:
@@ -62,11 +77,23 @@ class Box:
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
 class Sample:
-    """One image: its ground truth and a model's predictions for it."""
+    """One image: its ground truth and a model's predictions for it. `evaluate` takes any
+    whole number as the id (Python or numpy int), not a bool."""
 
     image_id: int
     truths: Sequence[Box]
     predictions: Sequence[Box]
+
+
+def image_id(value: object) -> int:
+    """A sample's image id as a plain int; ValueError for a bool or what is not a whole
+    number."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"an image id is a whole number, not {value!r}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"an image id is a whole number, not {value!r}") from None
 
 
 def shape_box(shape: Shape, label: int, score: float = 1.0) -> Box:

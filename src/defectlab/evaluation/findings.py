@@ -12,6 +12,8 @@ threshold):
   of another class at IoU >= 0.5. Score: its confidence.
 - **loose_box** — a confident prediction matched to a truth of its class with
   0.5 <= IoU < `LOOSE_IOU`: one of the two boxes is clearly off. Score: confidence × (1 - IoU).
+  None when another confident prediction of that class fits the truth at IoU >= `LOOSE_IOU`
+  (the model also drew the truth's box tightly, so the truth is fine).
 - **missing** — a truth that no confident prediction of any class overlaps at IoU >= 0.5: the
   label has a defect the model does not see. The evidence is how little the model sees there
   and how large the box is: score = (1 - support) × area / (area + `MISSING_SIDE`²), where
@@ -21,7 +23,16 @@ threshold):
   likely wrong or drawn on the wrong image); a small one ranks lower, since small defects are
   what models miss most. `prediction` is that strongest prediction, if any. A confident
   prediction that is merely off the box shows up as an "extra" with its confidence, so the pair
-  is still found.
+  is still found. A truth overlapped at IoU >= 0.5 only by confident predictions that matched
+  other truths is "missing" too (with that strong support it ranks low) unless it is a duplicate:
+- **duplicate** — a missed truth that overlaps another truth of its class at IoU >= 0.5, where a
+  confident prediction overlapping both (IoU >= 0.5) matched that other truth and nothing is left
+  to match this one: two labels for one defect. `truth` is the duplicate (the one left
+  unmatched), `prediction` the prediction that matched the other truth (the other truth is not
+  in the finding: it is the one that prediction was matched to by `matching`'s rule; on equal
+  IoU the later truth is matched, so the earlier one is the duplicate), `iou` the prediction's
+  IoU with the duplicate. Score: IoU(duplicate, other truth) × the prediction's confidence; the
+  best such pair when there are several.
 
 Findings come highest score first; on equal scores in the order of the kinds above, then of the
 boxes. Scores are 0..1 and comparable across images, so a project's findings rank together.
@@ -38,12 +49,20 @@ from typing import Any
 
 import numpy as np
 
-from defectlab.evaluation.boxes import Arrays, BoolArray, Box, IntArray, Sample, Thresholds
+from defectlab.evaluation.boxes import (
+    Arrays,
+    Box,
+    FloatArray,
+    IntArray,
+    Sample,
+    Thresholds,
+    iou_matrix,
+)
 from defectlab.evaluation.matching import THRESHOLDS, Scene, scene
 
 LOOSE_IOU = 0.7
 MISSING_SIDE = 32.0  # pixels: a box of this area weighs 1/2 (COCO's "small" objects are under it)
-KINDS = ("extra", "wrong_class", "loose_box", "missing")
+KINDS = ("extra", "wrong_class", "loose_box", "missing", "duplicate")
 _MATCH_IOU = float(THRESHOLDS[0])
 
 
@@ -136,22 +155,49 @@ def findings(sample: Sample, *, conf: float | Mapping[int, float]) -> list[Findi
         add("wrong_class", matched.predictions.scores[prediction], truth, prediction)
     for prediction, truth in matched.same.items():
         iou = float(matched.iou[prediction, truth])
-        if iou < LOOSE_IOU:
+        if iou < LOOSE_IOU and not _tight(matched, truth):
             add("loose_box", matched.predictions.scores[prediction] * (1 - iou), truth, prediction)
-    for truth in _uncovered(matched):
+    pairs = _truth_iou(matched)
+    for truth in matched.missed:
+        duplicate = _duplicate(matched, pairs, truth)
+        if duplicate is not None:
+            add("duplicate", duplicate[0], truth, duplicate[1])
+            continue
         support, strongest = _support(matched, truth)
         area = truths[truth].area
         add("missing", (1 - support) * area / (area + MISSING_SIDE**2), truth, strongest)
     return [entry[3] for entry in sorted(found, key=lambda e: e[:3])]
 
 
-def _uncovered(matched: Scene) -> list[int]:
-    """Truths no confident prediction of any class overlaps at IoU >= 0.5."""
-    confident = matched.confident
-    if not confident:
-        return list(matched.missed)
-    covered: BoolArray = np.asarray((matched.iou[confident] >= _MATCH_IOU).any(axis=0))
-    return [truth for truth in matched.missed if not covered[truth]]
+def _tight(matched: Scene, truth: int) -> bool:
+    """Whether a confident prediction of the truth's class overlaps it at IoU >= LOOSE_IOU."""
+    label = matched.truths.labels[truth]
+    same = [p for p in matched.confident if matched.predictions.labels[p] == label]
+    return bool(same) and float(matched.iou[same, truth].max()) >= LOOSE_IOU
+
+
+def _truth_iou(matched: Scene) -> FloatArray:
+    """IoU of every truth with every truth."""
+    return iou_matrix(matched.truths.xywh, matched.truths.xywh)
+
+
+def _duplicate(matched: Scene, pairs: FloatArray, truth: int) -> tuple[float, int] | None:
+    """(score, prediction) when the missed `truth` duplicates another truth of its class: a
+    confident prediction overlapping it at IoU >= 0.5 matched a same-class truth that overlaps
+    it at IoU >= 0.5. The best such pair; None when there is none."""
+    label = matched.truths.labels[truth]
+    taken = {**matched.same, **matched.other}
+    best: tuple[float, int] | None = None
+    for prediction in matched.confident:
+        other = taken.get(prediction)
+        if other is None or matched.iou[prediction, truth] < _MATCH_IOU:
+            continue
+        if matched.truths.labels[other] != label or pairs[truth, other] < _MATCH_IOU:
+            continue
+        score = float(pairs[truth, other] * matched.predictions.scores[prediction])
+        if best is None or score > best[0]:
+            best = (score, prediction)
+    return best
 
 
 def _support(matched: Scene, truth: int) -> tuple[float, int | None]:

@@ -37,6 +37,7 @@ from defectlab.evaluation.boxes import (
     IntArray,
     Sample,
     Thresholds,
+    image_id,
 )
 from defectlab.evaluation.matching import THRESHOLDS
 from defectlab.evaluation.report import ClassReport, Confusion, Report
@@ -109,20 +110,24 @@ def evaluate(
     counts = np.zeros((len(ordered) + 1, len(ordered) + 1), dtype=np.int64)
     seen: set[int] = set()
     pending: list[Sample] = []
+    ids: list[int] = []
 
     def run() -> None:
         matched = match_batch(pending, ordered, max_det)
-        detections.add(matched, np.array([s.image_id for s in pending], dtype=np.int64))
+        detections.add(matched, np.array(ids, dtype=np.int64))
         counts[...] += confusion(matched, confs, len(ordered))
         pending.clear()
+        ids.clear()
 
     for sample in samples:
-        if not isinstance(sample, Sample) or not isinstance(sample.image_id, int):
+        if not isinstance(sample, Sample):
             raise ValueError(f"evaluate takes Samples with whole-number image ids: {sample!r}")
-        if sample.image_id in seen:
-            raise ValueError(f"image {sample.image_id} appears twice")
-        seen.add(sample.image_id)
+        number = image_id(sample.image_id)
+        if number in seen:
+            raise ValueError(f"image {number} appears twice")
+        seen.add(number)
         pending.append(sample)
+        ids.append(number)
         if len(pending) >= BATCH:
             run()
     if pending:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,10 +55,10 @@ class ClassReport:
             ap50_95=_maybe(data["ap50_95"]),
             precision=_maybe(data["precision"]),
             recall=_maybe(data["recall"]),
-            conf=float(data["conf"]),
+            conf=_finite(data["conf"]),
             best_conf=_maybe(data["best_conf"]),
             best_f1=_maybe(data["best_f1"]),
-            curve=[(float(r), float(p), float(c)) for r, p, c in data["curve"]],
+            curve=[(_finite(r), _finite(p), _finite(c)) for r, p, c in data["curve"]],
         )
 
 
@@ -110,9 +111,10 @@ class Report:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Report:
-        """The report `to_json` gave; ValueError for anything else."""
+        """The report `to_json` gave; ValueError for anything else (NaN or infinity anywhere, or
+        classes that are not the confusion matrix's labels)."""
         try:
-            return cls(
+            report = cls(
                 images=int(data["images"]),
                 map50=_maybe(data["map50"]),
                 map50_95=_maybe(data["map50_95"]),
@@ -123,7 +125,17 @@ class Report:
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not an evaluation report: {error!r}") from error
+        if sorted(report.classes) != sorted(report.confusion.labels):
+            raise ValueError("not an evaluation report: its classes are not the confusion's labels")
+        return report
+
+
+def _finite(value: object) -> float:
+    number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number):
+        raise ValueError(f"not an evaluation report: {value!r} is not a finite number")
+    return number
 
 
 def _maybe(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
+    return None if value is None else _finite(value)
