@@ -33,6 +33,23 @@ TEXTS = {
     },
     "zh-CN": {"title": "模型评估", "confusion": "混淆矩阵", "background": "背景"},
 }
+# How the canvas's list names each kind of label error.
+KINDS = {
+    "en": {
+        "extra": "Not in the annotation",
+        "missing": "Not found by the model",
+        "wrong_class": "Wrong class",
+        "loose_box": "Loose box",
+        "duplicate": "Labeled twice",
+    },
+    "zh-CN": {
+        "extra": "标注中没有",
+        "missing": "模型未检出",
+        "wrong_class": "类别错误",
+        "loose_box": "框不贴合",
+        "duplicate": "重复标注",
+    },
+}
 
 
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
@@ -89,5 +106,13 @@ def test_an_evaluation_draws_its_plots_and_a_label_error_opens_the_canvas(
         "() => JSON.parse(document.getElementById('workspace-config').textContent).highlights"
     )
     assert [item["kind"] for item in highlights] == [finding.kind]
-    assert highlights[0]["text"]
+    page.wait_for_function(
+        "() => window.__defectlabWorkspace && !document.querySelector('.dl-loading')"
+    )
+    outline = page.locator(".dl-highlight")
+    expect(outline).to_have_count(1)
+    expect(outline).to_be_visible()
+    panel = page.locator(".dl-highlights-section")
+    expect(panel.locator(".dl-highlight-text")).to_have_text([highlights[0]["text"]])
+    expect(panel).to_contain_text(KINDS[locale][finding.kind])
     context.close()

@@ -253,7 +253,7 @@ class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, Ten
         """The evaluation's label errors, most likely first (`rank` 1), 50 a page: where a
         confident prediction disagrees with the approved annotation (`extra`: the model finds a
         defect the annotation lacks; `wrong_class`; `loose_box`; `missing`: an annotated shape
-        the model does not see). Boxes are [x1, y1, x2, y2] in image pixels."""
+        the model does not see; `duplicate`: a second shape on one defect). Boxes are [x1, y1, x2, y2] in image pixels."""
         evaluation = self.get_object()
         rows: QuerySet[Finding] = Finding.objects.filter(evaluation=evaluation)
         page, next_cursor = keyset_page(rows, request.query_params.get("cursor"), PAGE, key="rank")

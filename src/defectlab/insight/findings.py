@@ -48,6 +48,14 @@ def explain(finding: Finding, names: dict[int, str]) -> str:
             )
             % values
         )
+    if finding.kind == FindingKind.DUPLICATE:
+        return (
+            _(
+                "This %(truth)s seems to be labeled twice: another %(truth)s lies on the same "
+                "defect, which the model finds once."
+            )
+            % values
+        )
     return _("The annotation has a %(truth)s here that the model does not find.") % values
 
 
@@ -73,7 +81,7 @@ def highlights(task: Task, finding_id: Any, user: Any) -> list[dict[str, Any]]:
         return []
     # A shape the model does not see is shown where it was drawn; the others where the model
     # sees something.
-    if finding.kind == FindingKind.MISSING:
+    if finding.kind in (FindingKind.MISSING, FindingKind.DUPLICATE):
         box = finding.truth_box or finding.predicted_box
     else:
         box = finding.predicted_box or finding.truth_box

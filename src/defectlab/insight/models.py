@@ -78,12 +78,13 @@ class Evaluation(models.Model):
 class FindingKind(models.TextChoices):
     """`defectlab.evaluation.findings`' kinds: ``extra`` a confident prediction where the
     annotation has nothing (a defect left unlabeled), ``missing`` an annotated shape the model
-    does not see (a shape that may be wrong)."""
+    does not see (a shape that may be wrong), ``duplicate`` a second shape on one defect."""
 
     EXTRA = "extra", _("Not in the annotation")
     WRONG_CLASS = "wrong_class", _("Wrong class")
     LOOSE_BOX = "loose_box", _("Loose box")
     MISSING = "missing", _("Not found by the model")
+    DUPLICATE = "duplicate", _("Labeled twice")
 
 
 class Finding(models.Model):

@@ -122,6 +122,7 @@ class Migration(migrations.Migration):
                             ("wrong_class", "Wrong class"),
                             ("loose_box", "Loose box"),
                             ("missing", "Not found by the model"),
+                            ("duplicate", "Labeled twice"),
                         ],
                         max_length=16,
                     ),
