@@ -220,3 +220,25 @@ def test_a_cancelled_evaluation_is_retried_from_its_page_and_followed_until_done
     answer = page.get(url, headers={"HX-Request": "true"})
     assert answer["HX-Refresh"] == "true"
     assert 'id="map50"' in page.get(url).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        (
+            "extra",
+            "The model finds a dent here (confidence 0.91) that the annotation does not have.",
+        ),
+        ("missing", "The annotation has a scratch here that the model does not find."),
+        ("wrong_class", "Annotated as scratch; the model says dent (confidence 0.91)."),
+        ("loose_box", "The model's dent box overlaps this scratch only by IoU 0.55"),
+        ("duplicate", "This scratch seems to be labeled twice"),
+    ],
+)
+def test_each_kind_is_explained_with_its_labels(kind: str, expected: str) -> None:
+    from defectlab.insight.findings import explain
+
+    finding = Finding(
+        kind=kind, score=0.5, truth_label=1, predicted_label=2, predicted_score=0.91, iou=0.55
+    )
+    assert explain(finding, {1: "scratch", 2: "dent"}).startswith(expected)

@@ -27,7 +27,7 @@ def explain(finding: Finding, names: dict[int, str]) -> str:
         "score": f"{finding.predicted_score or finding.score:.2f}",
         "iou": f"{finding.iou or 0.0:.2f}",
     }
-    if finding.kind == FindingKind.MISSING:
+    if finding.kind == FindingKind.EXTRA:
         return (
             _(
                 "The model finds a %(predicted)s here (confidence %(score)s) that the annotation "
