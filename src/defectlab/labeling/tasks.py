@@ -18,6 +18,7 @@ from django.db import connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from defectlab.labeling.counters import LABEL_COLUMNS, index_annotation, label_values
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
@@ -26,6 +27,7 @@ from defectlab.labeling.models import (
     Task,
     TaskLabel,
     TaskStatus,
+    TaskTag,
 )
 from defectlab.labeling.signals import tasks_added
 
@@ -52,6 +54,7 @@ class NewTask:
     status: TaskStatus = TaskStatus.NEW
     has_annotation: bool = False
     has_prediction: bool = False
+    shape_count: int = 0  # the shapes of the annotation its creator adds (insert_annotations)
 
 
 def add_tasks(project: Project, rows: Sequence[NewTask], *, returning: bool = True) -> list[Task]:
@@ -81,6 +84,7 @@ def add_tasks(project: Project, rows: Sequence[NewTask], *, returning: bool = Tr
                     status=row.status,
                     has_annotation=row.has_annotation,
                     has_prediction=row.has_prediction,
+                    shape_count=row.shape_count,
                 )
                 for row in rows
             ],
@@ -117,6 +121,7 @@ def insert_tasks(project: Project, rows: Sequence[NewTask]) -> list[int]:
                     row.status.value if isinstance(row.status, TaskStatus) else row.status,
                     row.has_annotation,
                     row.has_prediction,
+                    row.shape_count,
                     now,
                     now,
                 )
@@ -153,6 +158,7 @@ _COLUMNS = (
     "status",
     "has_annotation",
     "has_prediction",
+    "shape_count",
     "created_at",
     "updated_at",
 )
@@ -246,11 +252,6 @@ class NewPrediction:
     shapes: list[dict[str, Any]]
 
 
-def label_links(task: Task, shapes: Sequence[dict[str, Any]]) -> list[TaskLabel]:
-    """The label index of a task whose annotation has these shapes: one row per label used."""
-    return [TaskLabel(task=task, label_id=label) for label in sorted({s["label"] for s in shapes})]
-
-
 def add_annotations(rows: Sequence[NewAnnotation], *, author_id: int | None) -> list[Annotation]:
     """Version 1 of each row's annotation by `author_id`, its history row and its task's label
     index, in bulk (`insert_annotations`). The tasks' status and ``has_annotation`` are their
@@ -259,11 +260,16 @@ def add_annotations(rows: Sequence[NewAnnotation], *, author_id: int | None) -> 
         return []
     ids = insert_annotations(
         [
-            AnnotationRow(row.task.pk, row.task.organization_id, row.shapes, row.tags)
+            AnnotationRow(
+                row.task.pk, row.task.organization_id, row.shapes, row.tags,
+                row.task.width, row.task.height, row.task.project_id,
+            )
             for row in rows
         ],
         author_id=author_id,
-    )
+    )  # fmt: skip
+    for row in rows:
+        row.task.shape_count = len(row.shapes)
     return list(Annotation.objects.filter(pk__in=ids).order_by("id"))
 
 
@@ -275,12 +281,19 @@ class AnnotationRow:
     organization_id: int
     shapes: list[dict[str, Any]]
     tags: list[str] = field(default_factory=list)
+    width: int | None = None  # the task's image size, for the size counters
+    height: int | None = None
+    project_id: int = 0  # the task's project, for its tag rows
 
 
-def insert_annotations(rows: Sequence[AnnotationRow], *, author_id: int | None) -> list[int]:
+def insert_annotations(
+    rows: Sequence[AnnotationRow], *, author_id: int | None, counted: bool = False
+) -> list[int]:
     """Version 1 of each row's annotation by `author_id` (its image tags without repeats), its
-    history row and its task's label index (one row per label its shapes use), each table by
-    one ``executemany``; the annotations' ids, in the rows' order."""
+    history row, its task's label index with its counters (one row per label its shapes use,
+    ``labeling.counters``) and tag rows, each table by one ``executemany``; the tasks' shape
+    counts are set unless ``counted`` (the caller created them with it, ``NewTask``). The
+    annotations' ids, in the rows' order."""
     if not rows:
         return []
     with transaction.atomic():
@@ -309,13 +322,29 @@ def insert_annotations(rows: Sequence[AnnotationRow], *, author_id: int | None) 
         )  # fmt: skip
         _insert(
             TaskLabel,
-            ("task", "label"),
+            LABEL_COLUMNS,
             [
-                (row.task_id, label)
+                values
                 for row in rows
-                for label in sorted({shape["label"] for shape in row.shapes})
+                for values in label_values(row.task_id, row.shapes, row.width, row.height)
             ],
         )
+        _insert(
+            TaskTag,
+            ("task", "project", "name"),
+            [
+                (row.task_id, row.project_id, name)
+                for row in rows
+                for name in dict.fromkeys(row.tags)
+            ],
+        )
+        if not counted:
+            by_count: dict[int, list[int]] = {}
+            for row in rows:
+                if row.shapes:
+                    by_count.setdefault(len(row.shapes), []).append(row.task_id)
+            for count, task_ids in by_count.items():
+                Task.objects.filter(pk__in=task_ids).update(shape_count=count)
     return ids
 
 
@@ -392,7 +421,13 @@ def insert_predictions(rows: Sequence[PredictionRow], *, mark_tasks: bool = True
     return ids
 
 
-def index_labels(task: Task, shapes: Sequence[dict[str, Any]]) -> None:
-    """Replace ``task``'s rows in the label filter's index with those of ``shapes``."""
-    TaskLabel.objects.filter(task=task).delete()
-    TaskLabel.objects.bulk_create(label_links(task, shapes))
+def index_labels(
+    task: Task,
+    shapes: Sequence[dict[str, Any]],
+    tags: Sequence[str] | None = None,
+    *,
+    write_count: bool = True,
+) -> None:
+    """Replace ``task``'s rows in the label filter's index, its statistics counters and (given
+    ``tags``) its tag rows with those of an annotation with ``shapes`` (``labeling.counters``)."""
+    index_annotation(task, shapes, tags, write_count=write_count)

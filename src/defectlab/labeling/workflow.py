@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 
 from defectlab.errors import Conflict, DefectLabError, Forbidden, Invalid
 from defectlab.geometry import Shape, ShapeError, shapes_from_json, validate_shapes
+from defectlab.labeling.counters import credit_review, credit_save
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
@@ -372,8 +373,9 @@ def save_annotation(
             task, user, base_version,
             shapes=cleaned, tags=image_tags, lead_time=lead_time, fates=fates,
         )  # fmt: skip
-        index_labels(task, cleaned)
+        index_labels(task, cleaned, image_tags, write_count=False)
         _mark_saved(task, user, annotation, submit=submit)
+        credit_save(task, user.pk, cleaned, submit=submit, lead_time=lead_time)
         transaction.on_commit(partial(annotation_saved.send_robust, sender=Task, submit=submit))
         if submit:
             record(
@@ -482,6 +484,7 @@ def _mark_saved(task: Task, user: User, annotation: Annotation, *, submit: bool)
             "submitted_by",
             "lock_owner",
             "lock_expires_at",
+            "shape_count",
             "updated_at",
         ]
     )
@@ -557,6 +560,7 @@ def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review
             update_fields=["status", "assignee", "lock_owner", "lock_expires_at", "updated_at"]
         )
         _forget_skips(task)
+        credit_review(task, user.pk, task.submitted_by_id or annotation.author_id, verdict)
         task_event.send(
             sender=Task,
             event="task.approved" if verdict == Verdict.APPROVE else "task.rejected",

@@ -1,0 +1,298 @@
+"""A project's statistics: tasks per status; images and shapes per class; images per tag; shape
+sizes per class (log10 of the box's share of the image); shapes per image; labeling and review
+throughput per person and day; review rejection rates per class and per annotator.
+
+Every number is one SQL aggregate (GROUP BY in the database) over the stored counters that
+labeling keeps (``labeling.counters``): the label index rows with their shape and size counts,
+the tag rows, the tasks' shape counts and the daily activity rows. The task parts are filtered
+like the task table (``labeling.tasklist.TaskFilter``: status, assignee, class, annotated,
+predicted); the activity parts by a range of UTC days, the class and the assignee (as the
+person credited). ``queries`` gives each part's query, so that the bench can run its SQL raw.
+The caller has found the project through the organization's scoping (another organization's
+project is a 404 before this runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import Least
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from defectlab.errors import Invalid
+from defectlab.labeling.counters import SHAPES_CAP, SIZE_EDGES, SIZE_FIELDS
+from defectlab.labeling.models import Activity, Label, Project, Task, TaskLabel, TaskStatus, TaskTag
+from defectlab.labeling.tasklist import TaskFilter, task_filter_from
+from defectlab.labeling.tasks import COUNTER
+from defectlab.tenancy.models import User
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+
+
+@dataclass(frozen=True)
+class StatisticsFilter:
+    """The task table's filter, and the UTC days (both included) of the activity parts."""
+
+    tasks: TaskFilter = field(default_factory=TaskFilter)
+    start: date = field(default_factory=lambda: timezone.now().date() - timedelta(DEFAULT_DAYS - 1))
+    end: date = field(default_factory=lambda: timezone.now().date())
+
+
+def _day(params: Mapping[str, str], name: str) -> date | None:
+    value = params.get(name, "")
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise Invalid(
+            _("%(name)s must be a date such as 2026-03-01.") % {"name": name},
+            code="invalid_date",
+            details={"field": name},
+        ) from None
+
+
+def statistics_filter_from(params: Mapping[str, str], user: User) -> StatisticsFilter:
+    """The filter a query string asks for: the task list's (``status``, ``assignee``, ``label``,
+    ``has_annotation``, ``has_prediction``) and ``start`` / ``end`` (ISO dates; the last 30 days
+    by default)."""
+    end = _day(params, "end") or timezone.now().date()
+    start = _day(params, "start") or end - timedelta(DEFAULT_DAYS - 1)
+    if start > end:
+        raise Invalid(
+            _("The range starts after it ends."), code="invalid_range", details={"field": "start"}
+        )
+    if (end - start).days + 1 > MAX_DAYS:
+        raise Invalid(
+            _("A range of at most %(top)s days, please.") % {"top": MAX_DAYS},
+            code="invalid_range",
+            details={"field": "start"},
+        )
+    return StatisticsFilter(task_filter_from(params, user), start, end)
+
+
+# ---------------------------------------------------------------------------- answers
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    label: int
+    name: str
+    color: str
+    images: int
+    shapes: int
+    sizes: list[int]  # per bin of SIZE_EDGES
+    unknown_size: int  # shapes on images of unknown size
+
+
+@dataclass(frozen=True)
+class PersonDay:
+    day: date
+    person: int
+    name: str
+    submitted: int
+    reviews: int
+    approved: int
+    rejected: int
+    lead_time: float
+
+
+@dataclass(frozen=True)
+class Rejections:
+    key: int
+    name: str
+    approved: int
+    rejected: int
+
+    @property
+    def rate(self) -> float | None:
+        """Rejected verdicts over all verdicts; None without any."""
+        total = self.approved + self.rejected
+        return self.rejected / total if total else None
+
+
+@dataclass(frozen=True)
+class Statistics:
+    filter: StatisticsFilter
+    statuses: dict[str, int]  # every status, in TaskStatus order
+    classes: list[ClassRow]  # every class of the project, in its order
+    tags: dict[str, int]  # every tag of the project, then any other tag found
+    shapes_per_image: list[int]  # images with 0, 1, …, SHAPES_CAP or more shapes
+    throughput: list[PersonDay]  # by day, then person
+    rejections_by_class: list[Rejections]
+    rejections_by_person: list[Rejections]
+    size_edges: tuple[float, ...] = SIZE_EDGES
+
+    @property
+    def tasks(self) -> int:
+        return sum(self.statuses.values())
+
+
+# ---------------------------------------------------------------------------- queries
+
+
+def _tasks(project: Project, task_filter: TaskFilter) -> QuerySet[Task]:
+    return task_filter.apply(Task.objects.filter(project_id=project.pk))
+
+
+def _rows_of_tasks(queryset: QuerySet[Any], project: Project, task_filter: TaskFilter) -> Any:
+    """Rows pointing at a task (label index, tags), kept to the filter's tasks."""
+    conditions = task_filter.conditions("task__")
+    if conditions:
+        queryset = queryset.filter(conditions, task__project_id=project.pk)
+    if task_filter.label is not None:
+        queryset = queryset.filter(
+            task_id__in=TaskLabel.objects.filter(label_id=task_filter.label).values("task_id")
+        )
+    return queryset
+
+
+def _activity(project: Project, chosen: StatisticsFilter) -> QuerySet[Activity]:
+    rows = Activity.objects.filter(
+        project_id=project.pk, day__gte=chosen.start, day__lte=chosen.end
+    )
+    tasks = chosen.tasks
+    if tasks.assignee is not None:
+        rows = rows.filter(person_id=tasks.assignee)
+    return rows
+
+
+def queries(project: Project, chosen: StatisticsFilter) -> dict[str, QuerySet[Any]]:
+    """Each part's aggregate query, by part name (the statuses' only when a filter needs it:
+    without one the project's stored counters answer)."""
+    tasks = chosen.tasks
+    sums = {name: Sum(name) for name in ("shapes", *SIZE_FIELDS, "size_unknown")}
+    labels = TaskLabel.objects.filter(label__project_id=project.pk)
+    activity = _activity(project, chosen)
+    verdicts = {"approved": Sum("approved"), "rejected": Sum("rejected")}
+    by_person = (
+        activity.filter(label__isnull=True)
+        if tasks.label is None
+        else activity.filter(label_id=tasks.label)
+    )
+    parts: dict[str, QuerySet[Any]] = {
+        "classes": _rows_of_tasks(labels, project, tasks)
+        .values("label_id")
+        .annotate(images=Count("id"), **sums)
+        .order_by(),
+        "tags": _rows_of_tasks(TaskTag.objects.filter(project_id=project.pk), project, tasks)
+        .values("name")
+        .annotate(images=Count("id"))
+        .order_by(),
+        "shapes_per_image": _tasks(project, tasks)
+        .annotate(bucket=Least(F("shape_count"), SHAPES_CAP))
+        .values("bucket")
+        .annotate(images=Count("id"))
+        .order_by(),
+        "throughput": by_person.values("day", "person_id")
+        .annotate(
+            submitted=Sum("submitted"),
+            reviews=Sum("reviews"),
+            lead=Sum("lead_time"),
+            **verdicts,
+        )
+        .order_by("day", "person_id"),
+        "rejections_by_class": activity.filter(
+            Q(label__isnull=False) if tasks.label is None else Q(label_id=tasks.label)
+        )
+        .values("label_id")
+        .annotate(**verdicts)
+        .order_by(),
+        "rejections_by_person": by_person.values("person_id").annotate(**verdicts).order_by(),
+    }
+    if tasks != TaskFilter():
+        parts["statuses"] = (
+            _tasks(project, tasks).values("status").annotate(n=Count("id")).order_by()
+        )
+    return parts
+
+
+def statistics(project: Project, chosen: StatisticsFilter | None = None) -> Statistics:
+    """The project's statistics under ``chosen`` (everything, the last 30 days, by default)."""
+    chosen = chosen or StatisticsFilter()
+    parts = queries(project, chosen)
+    if "statuses" in parts:
+        found = {row["status"]: row["n"] for row in parts["statuses"]}
+        statuses = {status: found.get(status, 0) for status in TaskStatus.values}
+    else:
+        statuses = {
+            status: getattr(project, COUNTER[TaskStatus(status)]) for status in TaskStatus.values
+        }
+    labels = list(Label.objects.filter(project_id=project.pk).order_by("order", "id"))
+    label_names = {label.pk: label.name for label in labels}
+    counted = {row["label_id"]: row for row in parts["classes"]}
+    classes = [_class_row(label, counted.get(label.pk)) for label in labels]
+    found_tags = {row["name"]: row["images"] for row in parts["tags"]}
+    tags = {tag["name"]: found_tags.pop(tag["name"], 0) for tag in project.tags}
+    tags.update(sorted(found_tags.items()))
+    shapes = [0] * (SHAPES_CAP + 1)
+    for row in parts["shapes_per_image"]:
+        shapes[row["bucket"]] = row["images"]
+    rows = list(parts["throughput"])
+    by_person = list(parts["rejections_by_person"])
+    names = _names({row["person_id"] for row in rows} | {row["person_id"] for row in by_person})
+    return Statistics(
+        filter=chosen,
+        statuses=statuses,
+        classes=classes,
+        tags=tags,
+        shapes_per_image=shapes,
+        throughput=[
+            PersonDay(
+                row["day"],
+                row["person_id"],
+                names.get(row["person_id"], ""),
+                row["submitted"] or 0,
+                row["reviews"] or 0,
+                row["approved"] or 0,
+                row["rejected"] or 0,
+                float(row["lead"] or 0.0),
+            )
+            for row in rows
+        ],  # fmt: skip
+        rejections_by_class=[
+            Rejections(
+                row["label_id"],
+                label_names.get(row["label_id"], ""),
+                row["approved"] or 0,
+                row["rejected"] or 0,
+            )
+            for row in parts["rejections_by_class"]
+            if row["label_id"] in label_names
+        ],
+        rejections_by_person=[
+            Rejections(
+                row["person_id"],
+                names.get(row["person_id"], ""),
+                row["approved"] or 0,
+                row["rejected"] or 0,
+            )
+            for row in sorted(by_person, key=lambda row: row["person_id"])
+        ],
+    )
+
+
+def _class_row(label: Label, row: Mapping[str, Any] | None) -> ClassRow:
+    row = row or {}
+    return ClassRow(
+        label=label.pk,
+        name=label.name,
+        color=label.color,
+        images=row.get("images") or 0,
+        shapes=row.get("shapes") or 0,
+        sizes=[row.get(name) or 0 for name in SIZE_FIELDS],
+        unknown_size=row.get("size_unknown") or 0,
+    )
+
+
+def _names(ids: set[int]) -> dict[int, str]:
+    return {
+        pk: name or email
+        for pk, name, email in User.objects.filter(pk__in=ids).values_list("pk", "name", "email")
+    }

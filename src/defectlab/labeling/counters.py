@@ -1,0 +1,246 @@
+"""The stored counters behind project statistics (``defectlab.insight.statistics``), kept by the
+same code that keeps the label index, in the same transaction:
+
+* per task and label (``TaskLabel``): the label's shapes in the current annotation, and how many
+  fall in each size bin — log10 of the shape's box area over the image's area, in half-decades
+  from 10⁻⁶ (``SIZE_EDGES``; smaller ones count in the first bin) — or in ``size_unknown``
+  while the image's size is not known (re-counted when ``labeling.sizes.note_size`` learns it);
+* per task: ``Task.shape_count``, and its image tags (``TaskTag``, one row per tag);
+* per project, UTC day, person and label (``Activity``, ``credit``): submissions, approvals and
+  rejections (credited to the work's author), verdicts given (to the reviewer) and labeling
+  seconds — by one upsert that adds to the row, so people working at once never lose a count.
+
+``recount`` rebuilds the per-task counters of a project from its annotations, in batches: the
+repair tool (``defectlab recount-statistics``) and what migration 0014 runs on existing data.
+Activity is history and cannot be recounted; it starts when the counters do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from defectlab.labeling.models import Activity, Annotation, Task, TaskLabel, TaskTag
+
+# log10(relative area) bin edges: 12 half-decade bins from 10⁻⁶ (a 2×2 box on a 2000×2000
+# image) to the whole image. A smaller (or empty) shape counts in the first bin.
+SIZE_EDGES: tuple[float, ...] = tuple(-6.0 + 0.5 * index for index in range(13))
+SIZE_FIELDS: tuple[str, ...] = tuple(f"size_{index}" for index in range(len(SIZE_EDGES) - 1))
+SHAPES_CAP = 10  # the shapes-per-image histogram's last bin is "10 or more"
+
+
+def size_bin(points: Sequence[Sequence[float]], width: int, height: int) -> int:
+    """The size bin of a shape with these points on a ``width`` × ``height`` image."""
+    xs = [point[0] for point in points]
+    ys = [point[1] for point in points]
+    area = (max(xs) - min(xs)) * (max(ys) - min(ys)) if points else 0.0
+    share = area / (width * height)
+    if share <= 0:
+        return 0
+    exponent = math.log10(min(share, 1.0))
+    return min(max(int((exponent - SIZE_EDGES[0]) // 0.5), 0), len(SIZE_FIELDS) - 1)
+
+
+@dataclass
+class LabelCounts:
+    shapes: int = 0
+    sizes: list[int] = field(default_factory=lambda: [0] * len(SIZE_FIELDS))
+    unknown: int = 0
+
+    def fields(self) -> dict[str, int]:
+        return {
+            "shapes": self.shapes,
+            **dict(zip(SIZE_FIELDS, self.sizes, strict=True)),
+            "size_unknown": self.unknown,
+        }
+
+
+def label_counts(
+    shapes: Iterable[dict[str, Any]], width: int | None, height: int | None
+) -> dict[int, LabelCounts]:
+    """Label id → its counters, for an annotation with these shapes (``Shape.to_dict``)."""
+    counts: dict[int, LabelCounts] = {}
+    known = bool(width and height)
+    for shape in shapes:
+        counted = counts.setdefault(shape["label"], LabelCounts())
+        counted.shapes += 1
+        if known:
+            counted.sizes[size_bin(shape["points"], width or 1, height or 1)] += 1
+        else:
+            counted.unknown += 1
+    return counts
+
+
+def label_rows(
+    task_id: int, shapes: Iterable[dict[str, Any]], width: int | None, height: int | None
+) -> list[TaskLabel]:
+    """The task's label index rows, with their counters: one per label its shapes use."""
+    counts = label_counts(shapes, width, height)
+    return [
+        TaskLabel(task_id=task_id, label_id=label, **counts[label].fields())
+        for label in sorted(counts)
+    ]
+
+
+LABEL_COLUMNS = ("task", "label", "shapes", *SIZE_FIELDS, "size_unknown")
+
+
+def label_values(
+    task_id: int, shapes: Iterable[dict[str, Any]], width: int | None, height: int | None
+) -> list[tuple[int, ...]]:
+    """`label_rows` as plain tuples of ``LABEL_COLUMNS``, for bulk inserts."""
+    counts = label_counts(shapes, width, height)
+    return [
+        (task_id, label, counts[label].shapes, *counts[label].sizes, counts[label].unknown)
+        for label in sorted(counts)
+    ]
+
+
+def tag_rows(task_id: int, project_id: int, tags: Iterable[str]) -> list[TaskTag]:
+    return [
+        TaskTag(task_id=task_id, project_id=project_id, name=name) for name in dict.fromkeys(tags)
+    ]
+
+
+def index_annotation(
+    task: Task,
+    shapes: Sequence[dict[str, Any]],
+    tags: Sequence[str] | None,
+    *,
+    write_count: bool = True,
+) -> None:
+    """Replace ``task``'s label index, counters and (unless ``tags`` is None) tag rows with those
+    of an annotation with these shapes and tags; ``task.shape_count`` is set, and written unless
+    ``write_count=False`` (the caller saves the task). In the caller's transaction, task locked."""
+    TaskLabel.objects.filter(task_id=task.pk).delete()
+    TaskLabel.objects.bulk_create(label_rows(task.pk, shapes, task.width, task.height))
+    if tags is not None:
+        TaskTag.objects.filter(task_id=task.pk).delete()
+        TaskTag.objects.bulk_create(tag_rows(task.pk, task.project_id, tags))
+    task.shape_count = len(shapes)
+    if write_count:
+        Task.objects.filter(pk=task.pk).update(shape_count=len(shapes))
+
+
+# ---------------------------------------------------------------------------- activity
+
+ACTIVITY_COUNTS = ("submitted", "approved", "rejected", "reviews", "lead_time")
+
+
+def credit(
+    task: Task, person_id: int | None, *, labels: Iterable[int] = (), **counts: float
+) -> None:
+    """Add ``counts`` (of ``ACTIVITY_COUNTS``) to ``person_id``'s activity in the task's project
+    today: on the task's row (no label) and, when ``labels`` are given, on each label's row.
+    One ``INSERT … ON CONFLICT DO UPDATE`` a row, adding to what is there: safe when many people
+    work at once, on SQLite and PostgreSQL. Nobody to credit (a deleted user): nothing."""
+    if person_id is None or not any(counts.values()):
+        return
+    unknown = set(counts) - set(ACTIVITY_COUNTS)
+    if unknown:
+        raise ValueError(f"unknown activity counts {sorted(unknown)}")
+    day = timezone.now().date()
+    names = [name for name in ACTIVITY_COUNTS if counts.get(name)]
+    table = connection.ops.quote_name(Activity._meta.db_table)
+    columns = ", ".join(
+        ["organization_id", "project_id", "day", "person_id", "label_id", *ACTIVITY_COUNTS]
+    )
+    places = ", ".join(["%s"] * (5 + len(ACTIVITY_COUNTS)))
+    adds = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in names)
+    values = [counts.get(name, 0) for name in ACTIVITY_COUNTS]
+    head = f"INSERT INTO {table} ({columns}) VALUES ({places})"
+    organization, project = task.organization_id, task.project_id
+    day_value = connection.ops.adapt_datefield_value(day)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{head} ON CONFLICT (project_id, day, person_id) WHERE label_id IS NULL "
+            f"DO UPDATE SET {adds}",
+            [organization, project, day_value, person_id, None, *values],
+        )
+        for label in sorted(set(labels)):
+            cursor.execute(
+                f"{head} ON CONFLICT (project_id, day, person_id, label_id) "
+                f"WHERE label_id IS NOT NULL DO UPDATE SET {adds}",
+                [organization, project, day_value, person_id, label, *values],
+            )
+
+
+def credit_save(
+    task: Task, person_id: int, shapes: Sequence[dict[str, Any]], *, submit: bool, lead_time: float
+) -> None:
+    """A save's activity: its labeling seconds and, when it submits, the submission (on the
+    labels its shapes use too)."""
+    labels = {shape["label"] for shape in shapes} if submit else set()
+    credit(task, person_id, labels=labels, submitted=int(submit), lead_time=lead_time)
+
+
+def credit_review(task: Task, reviewer_id: int, author_id: int | None, verdict: str) -> None:
+    """A verdict's activity: one review given, to the reviewer; one approval or rejection, to
+    the work's author, on the task and on each label of its current annotation."""
+    credit(task, reviewer_id, reviews=1)
+    labels = TaskLabel.objects.filter(task_id=task.pk).values_list("label_id", flat=True)
+    approved = verdict == "approve"
+    credit(task, author_id, labels=list(labels), approved=int(approved), rejected=int(not approved))
+
+
+# ---------------------------------------------------------------------------- recount
+
+RECOUNT_BATCH = 2000
+
+
+def recount(project_id: int, *, batch: int = RECOUNT_BATCH) -> int:
+    """Rebuild the per-task counters (label index with shapes and sizes, tags, shape counts) of a
+    project's tasks from their current annotations, ``batch`` tasks a transaction; how many
+    tasks were counted. Safe to run while people work: each batch locks its tasks."""
+    done, after = 0, 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                Task.objects.filter(project_id=project_id, id__gt=after)
+                .order_by("id")
+                .values_list("id", flat=True)[:batch]
+            )
+            if not ids:
+                return done
+            after = ids[-1]
+            tasks = {
+                task.pk: task
+                for task in Task.objects.select_for_update()
+                .filter(pk__in=ids)
+                .only("id", "project_id", "width", "height", "shape_count")
+            }
+            annotations = dict(
+                (task_id, (shapes, tags))
+                for task_id, shapes, tags in Annotation.objects.filter(task_id__in=ids).values_list(
+                    "task_id", "shapes", "tags"
+                )
+            )
+            _recount_batch(project_id, tasks, annotations)
+            done += len(ids)
+
+
+def _recount_batch(
+    project_id: int, tasks: dict[int, Task], annotations: dict[int, tuple[Any, Any]]
+) -> None:
+    ids = sorted(tasks)
+    TaskLabel.objects.filter(task_id__in=ids).delete()
+    TaskTag.objects.filter(task_id__in=ids).delete()
+    labels: list[TaskLabel] = []
+    tags: list[TaskTag] = []
+    by_count: dict[int, list[int]] = {}
+    for task_id in ids:
+        task = tasks[task_id]
+        shapes, names = annotations.get(task_id, ([], []))
+        labels += label_rows(task_id, shapes or [], task.width, task.height)
+        tags += tag_rows(task_id, project_id, names or [])
+        if task.shape_count != len(shapes or []):
+            by_count.setdefault(len(shapes or []), []).append(task_id)
+    TaskLabel.objects.bulk_create(labels, batch_size=500)
+    TaskTag.objects.bulk_create(tags, batch_size=500)
+    for count, changed in by_count.items():
+        Task.objects.filter(pk__in=changed).update(shape_count=count)
