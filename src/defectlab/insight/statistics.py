@@ -14,6 +14,9 @@ project is a 404 before this runs).
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -255,7 +258,7 @@ def statistics(project: Project, chosen: StatisticsFilter | None = None) -> Stat
                 float(row["lead"] or 0.0),
             )
             for row in rows
-        ],  # fmt: skip
+        ],
         rejections_by_class=[
             Rejections(
                 row["label_id"],
@@ -296,3 +299,131 @@ def _names(ids: set[int]) -> dict[int, str]:
         pk: name or email
         for pk, name, email in User.objects.filter(pk__in=ids).values_list("pk", "name", "email")
     }
+
+
+# ---------------------------------------------------------------------------- forms out
+
+
+def size_bin_names() -> list[str]:
+    """Each size bin as the range of relative areas it holds, e.g. ``1e-06–3.2e-06``."""
+    return [f"{10**low:.2g}–{10**high:.2g}" for low, high in itertools.pairwise(SIZE_EDGES)]
+
+
+def shapes_bin_names() -> list[str]:
+    return [str(count) for count in range(SHAPES_CAP)] + [f"{SHAPES_CAP}+"]
+
+
+def as_json(found: Statistics) -> dict[str, Any]:
+    """The statistics as JSON-safe data (the API's answer)."""
+    chosen = found.filter
+    return {
+        "start": chosen.start.isoformat(),
+        "end": chosen.end.isoformat(),
+        "tasks": found.tasks,
+        "statuses": found.statuses,
+        "classes": [
+            {
+                "label": row.label,
+                "name": row.name,
+                "color": row.color,
+                "images": row.images,
+                "shapes": row.shapes,
+                "sizes": row.sizes,
+                "unknown_size": row.unknown_size,
+            }
+            for row in found.classes
+        ],
+        "size_edges": list(found.size_edges),
+        "tags": found.tags,
+        "shapes_per_image": found.shapes_per_image,
+        "throughput": [
+            {
+                "day": row.day.isoformat(),
+                "person": row.person,
+                "name": row.name,
+                "submitted": row.submitted,
+                "reviews": row.reviews,
+                "approved": row.approved,
+                "rejected": row.rejected,
+                "lead_time": round(row.lead_time, 3),
+            }
+            for row in found.throughput
+        ],
+        "rejections_by_class": [_rejections(row, "label") for row in found.rejections_by_class],
+        "rejections_by_person": [_rejections(row, "person") for row in found.rejections_by_person],
+    }
+
+
+def _rejections(row: Rejections, key: str) -> dict[str, Any]:
+    rate = row.rate
+    return {
+        key: row.key,
+        "name": row.name,
+        "approved": row.approved,
+        "rejected": row.rejected,
+        "rate": None if rate is None else round(rate, 4),
+    }
+
+
+CSV_COLUMNS = ("section", "key", "detail", "value")
+
+
+def csv_rows(found: Statistics) -> list[tuple[str, str, str, Any]]:
+    """The statistics as one tidy table: (section, key, detail, value) rows."""
+    rows: list[tuple[str, str, str, Any]] = [
+        ("statuses", status, "", count) for status, count in found.statuses.items()
+    ]
+    for row in found.classes:
+        rows += [
+            ("class_images", row.name, "", row.images),
+            ("class_shapes", row.name, "", row.shapes),
+        ]
+    rows += [("tags", name, "", count) for name, count in found.tags.items()]
+    bins = size_bin_names()
+    for row in found.classes:
+        rows += [("sizes", row.name, bins[index], count) for index, count in enumerate(row.sizes)]
+        rows.append(("sizes", row.name, "unknown", row.unknown_size))
+    rows += [
+        ("shapes_per_image", name, "", count)
+        for name, count in zip(shapes_bin_names(), found.shapes_per_image, strict=True)
+    ]
+    for day in found.throughput:
+        when = day.day.isoformat()
+        rows += [
+            (f"throughput_{name}", when, day.name, getattr(day, name))
+            for name in ("submitted", "reviews", "approved", "rejected")
+        ]
+        rows.append(("throughput_lead_time", when, day.name, round(day.lead_time, 3)))
+    for section, values in (
+        ("rejections_by_class", found.rejections_by_class),
+        ("rejections_by_person", found.rejections_by_person),
+    ):
+        for item in values:
+            rate = item.rate
+            rows += [
+                (section, item.name, "approved", item.approved),
+                (section, item.name, "rejected", item.rejected),
+                (section, item.name, "rate", "" if rate is None else round(rate, 4)),
+            ]
+    return rows
+
+
+def as_csv(found: Statistics) -> str:
+    """`csv_rows` as CSV text with a header line; a text cell a spreadsheet would run as a
+    formula (=, +, -, @ first) is quoted by a '."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in csv_rows(found):
+        writer.writerow([_safe(value) for value in row])
+    return out.getvalue()
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def csv_file_name(project: Project, chosen: StatisticsFilter) -> str:
+    return f"statistics-{project.pk}-{chosen.start.isoformat()}-{chosen.end.isoformat()}.csv"
