@@ -74,6 +74,7 @@ TASK_COLUMNS = (
     "submitted_by_id",
     "has_annotation",
     "has_prediction",
+    "shape_count",
     "created_at",
     "updated_at",
 )
@@ -334,6 +335,7 @@ class Bench:
                 None,
                 False,
                 False,
+                0,
                 now,
                 now,
             )

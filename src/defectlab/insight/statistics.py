@@ -17,12 +17,12 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import Least
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -166,54 +166,94 @@ def _activity(project: Project, chosen: StatisticsFilter) -> QuerySet[Activity]:
     return rows
 
 
-def queries(project: Project, chosen: StatisticsFilter) -> dict[str, QuerySet[Any]]:
-    """Each part's aggregate query, by part name (the statuses' only when a filter needs it:
-    without one the project's stored counters answer)."""
-    tasks = chosen.tasks
+def _classes(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
     sums = {name: Sum(name) for name in ("shapes", *SIZE_FIELDS, "size_unknown")}
     labels = TaskLabel.objects.filter(label__project_id=project.pk)
-    activity = _activity(project, chosen)
-    verdicts = {"approved": Sum("approved"), "rejected": Sum("rejected")}
-    by_person = (
-        activity.filter(label__isnull=True)
-        if tasks.label is None
-        else activity.filter(label_id=tasks.label)
-    )
-    parts: dict[str, QuerySet[Any]] = {
-        "classes": _rows_of_tasks(labels, project, tasks)
+    return (
+        _rows_of_tasks(labels, project, chosen.tasks)
         .values("label_id")
         .annotate(images=Count("id"), **sums)
-        .order_by(),
-        "tags": _rows_of_tasks(TaskTag.objects.filter(project_id=project.pk), project, tasks)
+        .order_by()
+    )
+
+
+def _tags(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+    tags = TaskTag.objects.filter(project_id=project.pk)
+    return (
+        _rows_of_tasks(tags, project, chosen.tasks)
         .values("name")
         .annotate(images=Count("id"))
-        .order_by(),
-        "shapes_per_image": _tasks(project, tasks)
+        .order_by()
+    )
+
+
+def _shapes_per_image(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+    return (
+        _tasks(project, chosen.tasks)
         .annotate(bucket=Least(F("shape_count"), SHAPES_CAP))
         .values("bucket")
         .annotate(images=Count("id"))
-        .order_by(),
-        "throughput": by_person.values("day", "person_id")
+        .order_by()
+    )
+
+
+def _statuses(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+    return _tasks(project, chosen.tasks).values("status").annotate(n=Count("id")).order_by()
+
+
+VERDICTS = {"approved": Sum("approved"), "rejected": Sum("rejected")}
+
+
+def _by_person(project: Project, chosen: StatisticsFilter) -> QuerySet[Activity]:
+    """The activity rows of the tasks themselves, or of the filter's class."""
+    label = chosen.tasks.label
+    rows = _activity(project, chosen)
+    return rows.filter(label__isnull=True) if label is None else rows.filter(label_id=label)
+
+
+def _throughput(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+    return (
+        _by_person(project, chosen)
+        .values("day", "person_id")
         .annotate(
-            submitted=Sum("submitted"),
-            reviews=Sum("reviews"),
-            lead=Sum("lead_time"),
-            **verdicts,
+            submitted=Sum("submitted"), reviews=Sum("reviews"), lead=Sum("lead_time"), **VERDICTS
         )
-        .order_by("day", "person_id"),
-        "rejections_by_class": activity.filter(
-            Q(label__isnull=False) if tasks.label is None else Q(label_id=tasks.label)
-        )
-        .values("label_id")
-        .annotate(**verdicts)
-        .order_by(),
-        "rejections_by_person": by_person.values("person_id").annotate(**verdicts).order_by(),
+        .order_by("day", "person_id")
+    )
+
+
+def _rejections_by_class(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+    label = chosen.tasks.label
+    rows = _activity(project, chosen)
+    rows = rows.filter(label__isnull=False) if label is None else rows.filter(label_id=label)
+    return rows.values("label_id").annotate(**VERDICTS).order_by()
+
+
+def _rejections_by_person(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+    return _by_person(project, chosen).values("person_id").annotate(**VERDICTS).order_by()
+
+
+PARTS = {
+    "statuses": _statuses,
+    "classes": _classes,
+    "tags": _tags,
+    "shapes_per_image": _shapes_per_image,
+    "throughput": _throughput,
+    "rejections_by_class": _rejections_by_class,
+    "rejections_by_person": _rejections_by_person,
+}
+
+
+def queries(
+    project: Project, chosen: StatisticsFilter, parts: Sequence[str] = tuple(PARTS)
+) -> dict[str, QuerySet[Any]]:
+    """Each part's aggregate query, by part name (the statuses' only when a filter needs it:
+    without one the project's stored counters answer)."""
+    return {
+        part: PARTS[part](project, chosen)
+        for part in parts
+        if part != "statuses" or chosen.tasks != TaskFilter()
     }
-    if tasks != TaskFilter():
-        parts["statuses"] = (
-            _tasks(project, tasks).values("status").annotate(n=Count("id")).order_by()
-        )
-    return parts
 
 
 def statistics(project: Project, chosen: StatisticsFilter | None = None) -> Statistics:

@@ -173,7 +173,7 @@ class Task(models.Model):
     has_annotation = models.BooleanField(default=False, verbose_name=_("annotated"))
     has_prediction = models.BooleanField(default=False, verbose_name=_("has predictions"))
     # Shapes in the current annotation: a stored counter for statistics (labeling.counters).
-    shape_count = models.IntegerField(default=0, verbose_name=_("shapes"))
+    shape_count = models.IntegerField(default=0, db_default=0, verbose_name=_("shapes"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
 
@@ -233,20 +233,20 @@ class TaskLabel(models.Model):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
     # Indexed by task_label_unique (label, task), which also gives a label's tasks in order.
     label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+", db_index=False)
-    shapes = models.IntegerField(default=0)
-    size_0 = models.IntegerField(default=0)
-    size_1 = models.IntegerField(default=0)
-    size_2 = models.IntegerField(default=0)
-    size_3 = models.IntegerField(default=0)
-    size_4 = models.IntegerField(default=0)
-    size_5 = models.IntegerField(default=0)
-    size_6 = models.IntegerField(default=0)
-    size_7 = models.IntegerField(default=0)
-    size_8 = models.IntegerField(default=0)
-    size_9 = models.IntegerField(default=0)
-    size_10 = models.IntegerField(default=0)
-    size_11 = models.IntegerField(default=0)
-    size_unknown = models.IntegerField(default=0)
+    shapes = models.IntegerField(default=0, db_default=0)
+    size_0 = models.IntegerField(default=0, db_default=0)
+    size_1 = models.IntegerField(default=0, db_default=0)
+    size_2 = models.IntegerField(default=0, db_default=0)
+    size_3 = models.IntegerField(default=0, db_default=0)
+    size_4 = models.IntegerField(default=0, db_default=0)
+    size_5 = models.IntegerField(default=0, db_default=0)
+    size_6 = models.IntegerField(default=0, db_default=0)
+    size_7 = models.IntegerField(default=0, db_default=0)
+    size_8 = models.IntegerField(default=0, db_default=0)
+    size_9 = models.IntegerField(default=0, db_default=0)
+    size_10 = models.IntegerField(default=0, db_default=0)
+    size_11 = models.IntegerField(default=0, db_default=0)
+    size_unknown = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["label", "task"], name="task_label_unique")]
