@@ -129,12 +129,12 @@ def build(organization: Any, owner: Any, people: list[Any], size: int) -> Any:
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     org, pid = organization.pk, project.pk
     status = (
-        "CASE WHEN i % 20 < 8 THEN 'new' WHEN i % 20 < 10 THEN 'in_progress' "
-        "WHEN i % 20 < 13 THEN 'submitted' WHEN i % 20 < 19 THEN 'approved' ELSE 'rejected' END"
+        "CASE WHEN i %% 20 < 8 THEN 'new' WHEN i %% 20 < 10 THEN 'in_progress' "
+        "WHEN i %% 20 < 13 THEN 'submitted' WHEN i %% 20 < 19 THEN 'approved' ELSE 'rejected' END"
     )
-    annotated = "(i % 20 >= 8)"
+    annotated = "(i %% 20 >= 8)"
     sizes = ", ".join(
-        f"CASE WHEN (id * 7) % 12 = {index} THEN s ELSE 0 END" for index in range(len(SIZE_FIELDS))
+        f"CASE WHEN (id * 7) %% 12 = {index} THEN s ELSE 0 END" for index in range(len(SIZE_FIELDS))
     )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT COALESCE(MAX(id), 0) FROM labeling_task")
@@ -145,8 +145,8 @@ def build(organization: Any, owner: Any, people: list[Any], size: int) -> Any:
             "shape_count, created_at, updated_at) "
             "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < %s) "
             f"SELECT %s + i, %s, %s, 'https://cam.example/' || i || '.jpg', i || '.jpg', 2448, "
-            f"2048, {status}, %s + i % {PEOPLE}, CASE WHEN {annotated} THEN %s + (i + 1) % "
-            f"{PEOPLE} END, {annotated}, i % 2 = 0, CASE WHEN {annotated} THEN 1 + (i / 20) % 3 "
+            f"2048, {status}, %s + i %% {PEOPLE}, CASE WHEN {annotated} THEN %s + (i + 1) %% "
+            f"{PEOPLE} END, {annotated}, i %% 2 = 0, CASE WHEN {annotated} THEN 1 + (i / 20) %% 3 "
             "ELSE 0 END, %s, %s FROM s",
             [size, base, org, pid, first_person, first_person, now, now],
         )
@@ -156,13 +156,13 @@ def build(organization: Any, owner: Any, people: list[Any], size: int) -> Any:
             offset = 1 if second else 0
             cursor.execute(
                 f"INSERT INTO labeling_tasklabel ({columns}) SELECT id, l, s, {sizes}, 0 FROM "
-                f"(SELECT id, %s + (id + {offset}) % {CLASSES} AS l, {shapes} AS s FROM "
+                f"(SELECT id, %s + (id + {offset}) %% {CLASSES} AS l, {shapes} AS s FROM "
                 "labeling_task WHERE project_id = %s AND shape_count >= %s) AS t",
                 [first_label, pid, 2 if second else 1],
             )
         cursor.execute(
             "INSERT INTO labeling_tasktag (task_id, project_id, name) SELECT id, project_id, "
-            "CASE WHEN id % 4 = 0 THEN 'NG' ELSE 'OK' END FROM labeling_task "
+            "CASE WHEN id %% 4 = 0 THEN 'NG' ELSE 'OK' END FROM labeling_task "
             "WHERE project_id = %s AND has_annotation",
             [pid],
         )
