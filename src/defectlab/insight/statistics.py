@@ -168,7 +168,10 @@ def _activity(project: Project, chosen: StatisticsFilter) -> QuerySet[Activity]:
 
 def _classes(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
     sums = {name: Sum(name) for name in ("shapes", *SIZE_FIELDS, "size_unknown")}
-    labels = TaskLabel.objects.filter(label__project_id=project.pk)
+    # The project's label ids as a list, not a join to labels: the (label, task) index is
+    # then walked for each, with no join to plan.
+    ids = list(Label.objects.filter(project_id=project.pk).values_list("id", flat=True))
+    labels = TaskLabel.objects.filter(label_id__in=ids)
     return (
         _rows_of_tasks(labels, project, chosen.tasks)
         .values("label_id")

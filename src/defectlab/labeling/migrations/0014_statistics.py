@@ -42,7 +42,7 @@ def backfill(apps, schema_editor):
             for _id, task_id, _shapes, tags, _w, _h, project_id in batch
             for name in dict.fromkeys(tags or [])
         )
-        by_count = {}
+        by_count: dict[int, list[int]] = {}
         for _id, task_id, shapes, *_rest in batch:
             if shapes:
                 by_count.setdefault(len(shapes), []).append(task_id)
