@@ -182,8 +182,14 @@ def test_the_health_check_answers_for_a_live_server_and_a_worker(live_server) ->
     port = int(live_server.url.rsplit(":", 1)[1])
     assert healthcheck.check_http(port) is None
     assert "127.0.0.1:1/healthz" in (healthcheck.check_http(1) or "")
-    assert "no heartbeat" in (healthcheck.check_worker() or "")
-    from defectlab.jobs.liveness import Heartbeat
+    assert "no job worker seen on " in (healthcheck.check_worker() or "")
+    from django.utils import timezone
 
+    from defectlab.jobs.liveness import Heartbeat
+    from defectlab.jobs.models import WorkerHeartbeat
+
+    now = timezone.now()  # another container's worker does not make this one healthy
+    WorkerHeartbeat.objects.create(name="elsewhere:1:abc", started_at=now, last_seen=now)
+    assert healthcheck.check_worker() is not None
     Heartbeat().beat()  # the worker of this "container" (this host name)
     assert healthcheck.check_worker() is None

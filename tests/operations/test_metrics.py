@@ -174,7 +174,13 @@ def test_the_detection_service_counts_a_detection(tenant: Tenant, settings: Any)
         assert detected.status_code == 200, detected.text
         after = parse(service.get("/metrics").text)
         settings.METRICS_TOKEN = "s3cret-scrape-token"  # DEFECTLAB_METRICS_TOKEN: its bearer only
-        assert service.get("/metrics").status_code == 401
+        refused = service.get("/metrics")
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith(
+            "Bearer"
+        )
+        assert refused.text == "A bearer token is needed to read the metrics.\n"
+        in_chinese = service.get("/metrics", headers={"Accept-Language": "zh-Hans"})
+        assert in_chinese.status_code == 401 and "令牌" in in_chinese.text, in_chinese.text
         assert service.get("/metrics", headers=bearer("wrong")).status_code == 401
         assert service.get("/metrics", headers=bearer("s3cret-scrape-token")).status_code == 200
         assert service.get("/readyz").status_code == 200  # the probes never ask for it
@@ -207,6 +213,7 @@ def test_with_a_token_metrics_answer_only_its_bearer(
         refused = Client().get("/metrics", headers=headers)
         assert refused.status_code == 401
         assert refused["WWW-Authenticate"].startswith("Bearer")
+        assert refused.content == b"A bearer token is needed to read the metrics.\n"
     assert scrape_web(Authorization="Bearer s3cret-scrape-token")
     assert Client().get("/readyz").status_code in (200, 503)  # never a 401
 

@@ -30,13 +30,18 @@ def seen_window() -> int:
     return 3 * int(settings.WORKER_HEARTBEAT_SECONDS)
 
 
-def worker_problem() -> str | None:
-    """Why jobs would not run (no worker seen lately), or None."""
+def worker_problem(host: str | None = None) -> str | None:
+    """Why jobs would not run (no worker seen lately), or None. With ``host``, only the workers
+    of that host count (a container's health check asks about its own worker)."""
     window = seen_window()
     since = timezone.now() - timedelta(seconds=window)
-    if WorkerHeartbeat.objects.filter(last_seen__gte=since).exists():
+    seen = WorkerHeartbeat.objects.filter(last_seen__gte=since)
+    if host is not None:
+        seen = seen.filter(name__startswith=f"{host}:")  # Heartbeat.name is host:pid:nonce
+    if seen.exists():
         return None
-    return f"no job worker seen in the last {window} s"
+    where = f" on {host}" if host is not None else ""
+    return f"no job worker seen{where} in the last {window} s"
 
 
 class Heartbeat:

@@ -32,12 +32,13 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid
+from defectlab.zipsafety import points_outside
 
 FORMAT = "defectlab-backup"
 FORMAT_VERSION = 1
@@ -104,14 +105,13 @@ class HashingReader(io.RawIOBase):
 
 
 def safe_name(name: str) -> bool:
-    """A member name we write: relative, no ``..``, ``.`` or empty parts, no backslash."""
+    """A member name we write: not pointing outside (``zipsafety``), and stricter — no ``.``
+    or empty parts, no backslash at all, under ``db/`` or ``files/`` but for the listings."""
     parts = name.split("/")
     return (
-        bool(name)
-        and not PurePosixPath(name).is_absolute()
-        and all(part not in ("", ".", "..") for part in parts)
+        not points_outside(name)
+        and all(part not in ("", ".") for part in parts)
         and "\\" not in name
-        and "\x00" not in name
         and (name in (MANIFEST, MEMBERS) or (parts[0] in ("db", "files") and len(parts) > 1))
     )
 

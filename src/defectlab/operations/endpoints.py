@@ -15,7 +15,6 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
-from django.utils.translation import gettext as _
 
 from defectlab.jobs.liveness import worker_problem
 from defectlab.operations import metrics
@@ -43,9 +42,7 @@ def route_of(request: HttpRequest) -> str:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus's text format; with DEFECTLAB_METRICS_TOKEN set, only for its bearer."""
     if not metrics.allowed(request.headers.get("Authorization")):
-        response = HttpResponse(_("A bearer token is needed to read the metrics."), status=401)
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
+        return HttpResponse(metrics.refusal(), status=401, headers=metrics.CHALLENGE)
     return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE)
 
 

@@ -66,7 +66,6 @@ def check_http(port: int, timeout: float = 5.0) -> str | None:
 def check_worker() -> str | None:
     """None when a job worker of this container wrote its heartbeat lately, else why not."""
     import socket
-    from datetime import timedelta
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "defectlab.settings")
     import django
@@ -74,18 +73,9 @@ def check_worker() -> str | None:
 
     if not apps.ready:
         django.setup()
-    from django.utils import timezone
+    from defectlab.jobs.liveness import worker_problem
 
-    from defectlab.jobs.liveness import seen_window
-    from defectlab.jobs.models import WorkerHeartbeat
-
-    since = timezone.now() - timedelta(seconds=seen_window())
-    mine = WorkerHeartbeat.objects.filter(
-        name__startswith=f"{socket.gethostname()}:", last_seen__gte=since
-    )
-    if mine.exists():
-        return None
-    return f"no heartbeat from this container's worker in the last {seen_window()} s"
+    return worker_problem(host=socket.gethostname())
 
 
 def main() -> int:

@@ -35,7 +35,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.process_collector import ProcessCollector
 
-from defectlab.serving.metrics import allowed as allowed  # who may read /metrics, everywhere
+# Who may read /metrics, and how the others are answered: the same for every role.
+from defectlab.serving.metrics import CHALLENGE as CHALLENGE
+from defectlab.serving.metrics import allowed as allowed
+from defectlab.serving.metrics import refusal as refusal
 
 log = logging.getLogger(__name__)
 

@@ -72,8 +72,7 @@ class ProbeHandler(BaseHTTPRequestHandler):
             self._json(*readiness())
         elif path == "/metrics":
             if not metrics.allowed(self.headers.get("Authorization")):
-                self._send(401, b"A bearer token is needed to read the metrics.\n", "text/plain",
-                           {"WWW-Authenticate": 'Bearer realm="metrics"'})  # fmt: skip
+                self._send(401, metrics.refusal().encode(), "text/plain", metrics.CHALLENGE)
                 return
             self._send(200, metrics.render(), metrics.CONTENT_TYPE)
         else:

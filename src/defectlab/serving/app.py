@@ -51,8 +51,10 @@ from defectlab.serving.access import Caller, KeyCache, authenticate, check_body
 from defectlab.serving.limits import OverQuota, counters
 from defectlab.serving.loaded import MB, Loaded, Models, Routes
 from defectlab.serving.meter import Meter, Record, elapsed_ms, now
+from defectlab.serving.metrics import CHALLENGE as METRICS_CHALLENGE
 from defectlab.serving.metrics import Metrics
 from defectlab.serving.metrics import allowed as metrics_allowed
+from defectlab.serving.metrics import refusal as metrics_refusal
 from defectlab.serving.models import Scope
 from defectlab.serving.openapi import schema
 from defectlab.serving.quotas import Limits, limits_of
@@ -529,8 +531,9 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     service: Service = request.app.state.service
     if not metrics_allowed(request.headers.get("authorization")):
-        text = "A bearer token is needed to read the metrics.\n"
-        return Response(text, 401, {"WWW-Authenticate": 'Bearer realm="metrics"'})
+        with translation.override(language(request)):
+            text = metrics_refusal()
+        return Response(text, 401, METRICS_CHALLENGE)
     return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
 

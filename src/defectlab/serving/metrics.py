@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
@@ -27,6 +28,15 @@ def allowed(authorization: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(
         given.strip().encode(), token.encode()
     )
+
+
+# A scrape ``allowed`` refuses is answered 401 with this header and ``refusal()``, by every role.
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="metrics"'}
+
+
+def refusal() -> str:
+    """The text of that 401, in the active language."""
+    return _("A bearer token is needed to read the metrics.") + "\n"
 
 
 class Metrics:
