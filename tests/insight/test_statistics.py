@@ -14,8 +14,8 @@ import pytest
 from defectlab.errors import DefectLabError
 from defectlab.insight import statistics as stats
 from defectlab.labeling import services, workflow
-from defectlab.labeling.counters import SHAPES_CAP, label_counts, recount, size_bin
-from defectlab.labeling.models import Annotation, Review, Task, TaskLabel, TaskTag
+from defectlab.labeling.counters import SHAPES_CAP, label_counts, recount, size_bin, tally_of
+from defectlab.labeling.models import Annotation, Review, Tally, Task, TaskLabel, TaskTag
 from defectlab.labeling.tasklist import TaskFilter
 from defectlab.labeling.tasks import NewAnnotation, NewTask, add_annotations, add_tasks
 from defectlab.tenancy.roles import Role
@@ -128,12 +128,21 @@ def test_random_operations_keep_the_counters_equal_to_a_recount(tenant: Tenant, 
     operate(rng, tenant, 60)
     project_id = tenant.project.pk
     assert stored(project_id) == brute(project_id)
+    tally = Tally.objects.filter(project_id=project_id).values_list("part", "key", "count")
+    assert {(part, key): n for part, key, n in tally if n} == {
+        key: n for key, n in tally_of(project_id).items() if n
+    }
     before = stored(project_id)
     TaskLabel.objects.filter(task__project_id=project_id).update(shapes=0, size_0=7)
     TaskTag.objects.filter(project_id=project_id).delete()
     Task.objects.filter(project_id=project_id).update(shape_count=99)
+    Tally.objects.filter(project_id=project_id).update(count=5)
     recount(project_id, batch=3)
     assert stored(project_id) == before
+    tally = Tally.objects.filter(project_id=project_id).values_list("part", "key", "count")
+    assert {(part, key): n for part, key, n in tally if n} == {
+        key: n for key, n in tally_of(project_id).items() if n
+    }
 
 
 def test_size_bins() -> None:

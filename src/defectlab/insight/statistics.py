@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -29,7 +29,16 @@ from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid
 from defectlab.labeling.counters import SHAPES_CAP, SIZE_EDGES, SIZE_FIELDS
-from defectlab.labeling.models import Activity, Label, Project, Task, TaskLabel, TaskStatus, TaskTag
+from defectlab.labeling.models import (
+    Activity,
+    Label,
+    Project,
+    Tally,
+    Task,
+    TaskLabel,
+    TaskStatus,
+    TaskTag,
+)
 from defectlab.labeling.tasklist import TaskFilter, task_filter_from
 from defectlab.labeling.tasks import COUNTER
 from defectlab.tenancy.models import User
@@ -250,19 +259,47 @@ PARTS = {
 def queries(
     project: Project, chosen: StatisticsFilter, parts: Sequence[str] = tuple(PARTS)
 ) -> dict[str, QuerySet[Any]]:
-    """Each part's aggregate query, by part name (the statuses' only when a filter needs it:
-    without one the project's stored counters answer)."""
-    return {
-        part: PARTS[part](project, chosen)
-        for part in parts
-        if part != "statuses" or chosen.tasks != TaskFilter()
-    }
+    """Each part's aggregate query, by part name. Without a task filter the project's stored
+    counters answer the task parts: its status counters and its tally (``TALLIED``, one query
+    for them all)."""
+    if chosen.tasks != TaskFilter():
+        return {part: PARTS[part](project, chosen) for part in parts}
+    found = {part: PARTS[part](project, chosen) for part in parts if part in ACTIVITY_PARTS}
+    if any(part in (*TALLIED, "tally") for part in parts):
+        found["tally"] = Tally.objects.filter(project_id=project.pk).values_list(
+            "part", "key", "count"
+        )
+    return found
+
+
+TALLIED = ("classes", "tags", "shapes_per_image")
+ACTIVITY_PARTS = ("throughput", "rejections_by_class", "rejections_by_person")
+
+
+def _from_tally(rows: Iterable[tuple[str, str, int]]) -> dict[str, list[dict[str, Any]]]:
+    """The tally's rows as the task parts' query rows."""
+    classes: dict[int, dict[str, Any]] = {}
+    tags, per_image = [], []
+    for part, key, count in rows:
+        if part in ("images", "shapes"):
+            classes.setdefault(int(key), {"label_id": int(key)})[part] = count
+        elif part == "size":
+            label, _sep, where = key.partition(":")
+            name = "size_unknown" if where == "u" else f"size_{where}"
+            classes.setdefault(int(label), {"label_id": int(label)})[name] = count
+        elif part == "tag" and count:
+            tags.append({"name": key, "images": count})
+        elif part == "per_image":
+            per_image.append({"bucket": int(key), "images": count})
+    return {"classes": list(classes.values()), "tags": tags, "shapes_per_image": per_image}
 
 
 def statistics(project: Project, chosen: StatisticsFilter | None = None) -> Statistics:
     """The project's statistics under ``chosen`` (everything, the last 30 days, by default)."""
     chosen = chosen or StatisticsFilter()
-    parts = queries(project, chosen)
+    parts: dict[str, Any] = queries(project, chosen)
+    if "tally" in parts:
+        parts.update(_from_tally(parts.pop("tally")))
     if "statuses" in parts:
         found = {row["status"]: row["n"] for row in parts["statuses"]}
         statuses = {status: found.get(status, 0) for status in TaskStatus.values}

@@ -18,14 +18,16 @@ Activity is history and cannot be recounted; it starts when the counters do.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 
-from defectlab.labeling.models import Activity, Annotation, Task, TaskLabel, TaskTag
+from defectlab.labeling.models import Activity, Annotation, Tally, Task, TaskLabel, TaskTag
 
 # log10(relative area) bin edges: 12 half-decade bins from 10⁻⁶ (a 2×2 box on a 2000×2000
 # image) to the whole image. A smaller (or empty) shape counts in the first bin.
@@ -113,18 +115,115 @@ def index_annotation(
     tags: Sequence[str] | None,
     *,
     write_count: bool = True,
-) -> None:
+    tally: bool = True,
+) -> TallyChange:
     """Replace ``task``'s label index, counters and (unless ``tags`` is None) tag rows with those
     of an annotation with these shapes and tags; ``task.shape_count`` is set, and written unless
-    ``write_count=False`` (the caller saves the task). In the caller's transaction, task locked."""
-    TaskLabel.objects.filter(task_id=task.pk).delete()
-    TaskLabel.objects.bulk_create(label_rows(task.pk, shapes, task.width, task.height))
+    ``write_count=False`` (the caller saves the task). The project's tally moves by the change,
+    which is returned; with ``tally=False`` the caller adds it (``add_tally``) once it holds the
+    project's row (rows are locked project first, then tally). In the caller's transaction, the
+    task locked."""
+    old = TaskLabel.objects.filter(task_id=task.pk)
+    change = TallyChange()
+    for label, *counts in old.values_list("label_id", "shapes", *SIZE_FIELDS, "size_unknown"):
+        change.labels(label, LabelCounts(counts[0], list(counts[1:-1]), counts[-1]), -1)
+    old.delete()
+    rows = label_rows(task.pk, shapes, task.width, task.height)
+    TaskLabel.objects.bulk_create(rows)
+    for row in rows:
+        change.labels(row.label_id, _counts_of(row), 1)
     if tags is not None:
-        TaskTag.objects.filter(task_id=task.pk).delete()
+        gone = TaskTag.objects.filter(task_id=task.pk)
+        for name in gone.values_list("name", flat=True):
+            change.add("tag", name, -1)
+        gone.delete()
         TaskTag.objects.bulk_create(tag_rows(task.pk, task.project_id, tags))
+        for name in dict.fromkeys(tags):
+            change.add("tag", name, 1)
+    before = Task.objects.values_list("shape_count", flat=True).get(pk=task.pk)
+    change.add("per_image", bucket(before), -1)
+    change.add("per_image", bucket(len(shapes)), 1)
     task.shape_count = len(shapes)
-    if write_count:
+    if write_count and before != len(shapes):
         Task.objects.filter(pk=task.pk).update(shape_count=len(shapes))
+    if tally:
+        add_tally(task.project_id, change)
+    return change
+
+
+def _counts_of(row: TaskLabel) -> LabelCounts:
+    return LabelCounts(row.shapes, [getattr(row, name) for name in SIZE_FIELDS], row.size_unknown)
+
+
+def bucket(shape_count: int) -> str:
+    """The shapes-per-image bin of a task with this many shapes."""
+    return str(min(shape_count, SHAPES_CAP))
+
+
+# ---------------------------------------------------------------------------- tally
+
+
+class TallyChange(Counter[tuple[str, str]]):
+    """How a project's tally (``Tally``) moves: (part, key) → how much."""
+
+    def add(self, part: str, key: str, amount: int) -> None:
+        self[(part, key)] += amount
+
+    def labels(self, label: int, counts: LabelCounts, sign: int) -> None:
+        self[("images", str(label))] += sign
+        self[("shapes", str(label))] += sign * counts.shapes
+        for index, number in enumerate(counts.sizes):
+            if number:
+                self[("size", f"{label}:{index}")] += sign * number
+        if counts.unknown:
+            self[("size", f"{label}:u")] += sign * counts.unknown
+
+
+def add_tally(project_id: int, change: Mapping[tuple[str, str], int]) -> None:
+    """Add ``change`` to the project's tally: one ``INSERT … ON CONFLICT DO UPDATE`` adding to
+    the rows, in (part, key) order, so that people saving at once queue for each row in the same
+    order (no deadlock) and no count is lost."""
+    rows = sorted((part, key, amount) for (part, key), amount in change.items() if amount)
+    if not rows:
+        return
+    table = connection.ops.quote_name(Tally._meta.db_table)
+    for start in range(0, len(rows), 300):
+        part = rows[start : start + 300]
+        values = ", ".join(["(%s, %s, %s, %s)"] * len(part))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (project_id, part, key, count) VALUES {values} "
+                f"ON CONFLICT (project_id, part, key) DO UPDATE SET count = {table}.count + "
+                "excluded.count",
+                [value for row in part for value in (project_id, *row)],
+            )
+
+
+def tally_of(project_id: int, task_ids: Sequence[int] | None = None) -> TallyChange:
+    """The tally of a project's tasks (or of ``task_ids`` among them) counted from the per-task
+    counters: SQL aggregates (for deletes and ``recount``)."""
+    tasks = Task.objects.filter(project_id=project_id)
+    labels = TaskLabel.objects.filter(task__project_id=project_id)
+    tags = TaskTag.objects.filter(project_id=project_id)
+    if task_ids is not None:
+        tasks, labels, tags = (
+            tasks.filter(pk__in=task_ids),
+            labels.filter(task_id__in=task_ids),
+            tags.filter(task_id__in=task_ids),
+        )
+    change = TallyChange()
+    sums = {name: Sum(name) for name in ("shapes", *SIZE_FIELDS, "size_unknown")}
+    for row in labels.values("label_id").annotate(n=Count("id"), **sums).order_by():
+        counts = LabelCounts(
+            row["shapes"], [row[name] for name in SIZE_FIELDS], row["size_unknown"]
+        )
+        change.labels(row["label_id"], counts, 1)
+        change.add("images", str(row["label_id"]), row["n"] - 1)
+    for name, number in tags.values_list("name").annotate(n=Count("id")).order_by():
+        change.add("tag", name, number)
+    for count, number in tasks.values_list("shape_count").annotate(n=Count("id")).order_by():
+        change.add("per_image", bucket(count), number)
+    return change
 
 
 # ---------------------------------------------------------------------------- activity
@@ -206,6 +305,7 @@ def recount(project_id: int, *, batch: int = RECOUNT_BATCH) -> int:
                 .values_list("id", flat=True)[:batch]
             )
             if not ids:
+                rebuild_tally(project_id)
                 return done
             after = ids[-1]
             tasks = {
@@ -222,6 +322,13 @@ def recount(project_id: int, *, batch: int = RECOUNT_BATCH) -> int:
             )
             _recount_batch(project_id, tasks, annotations)
             done += len(ids)
+
+
+def rebuild_tally(project_id: int) -> None:
+    """The project's tally counted again from its per-task counters (SQL aggregates)."""
+    with transaction.atomic():
+        Tally.objects.filter(project_id=project_id).delete()
+        add_tally(project_id, tally_of(project_id))
 
 
 def _recount_batch(

@@ -265,6 +265,23 @@ class TaskTag(models.Model):
         indexes = [models.Index(fields=["project", "name", "task"], name="task_tag_project")]
 
 
+class Tally(models.Model):
+    """A project's statistics counted as a whole, so that its statistics without a filter read a
+    few dozen rows, not every task (labeling.counters.add_tally): per ``part`` and ``key`` —
+    ``images`` and ``shapes`` per label id, ``size`` per "label:bin" (bin ``u``: size unknown),
+    ``tag`` per tag name, ``per_image`` per shape count (0 … 10, 10 meaning 10 or more)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    part = models.CharField(max_length=12)
+    key = models.CharField(max_length=64)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "part", "key"], name="tally_unique")
+        ]
+
+
 class Activity(models.Model):
     """What one person did in one project on one UTC day, counted as it happens (labeling.
     counters.credit): tasks submitted, approved and rejected (credited to the work's author),

@@ -25,6 +25,7 @@ from defectlab.ingest.uploads import IncomingImage
 from defectlab.jobs.models import Job
 from defectlab.jobs.services import start_job
 from defectlab.labeling.attributes import clean_label_attributes
+from defectlab.labeling.counters import add_tally, tally_of
 from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
 from defectlab.labeling.tasks import COUNTER, NewTask, add_tasks
 from defectlab.media.references import ImageRef, s3_resolver
@@ -401,6 +402,8 @@ def delete_tasks(project: Project, task_ids: Sequence[int]) -> int:
             gone = sum(1 for task in tasks if task.status == status)
             if gone:
                 Project.objects.filter(pk=project.pk).update(**{counter: F(counter) - gone})
+        counted = tally_of(project.pk, [task.pk for task in tasks])
+        add_tally(project.pk, {key: -number for key, number in counted.items()})
         Task.objects.filter(id__in=[task.pk for task in tasks]).delete()
         # The image and its cached copies; for a task kept by reference, its cached thumbnail.
         paths = [path for task in tasks for path in _files_of(task)]

@@ -18,7 +18,15 @@ from django.db import connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from defectlab.labeling.counters import LABEL_COLUMNS, index_annotation, label_values
+from defectlab.labeling.counters import (
+    LABEL_COLUMNS,
+    TallyChange,
+    add_tally,
+    bucket,
+    index_annotation,
+    label_counts,
+    label_values,
+)
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
@@ -145,6 +153,10 @@ def _count(project_id: int, rows: Sequence[NewTask]) -> None:
     Project.objects.filter(pk=project_id).update(
         **{counter: F(counter) + number for counter, number in counters.items()}
     )
+    images = TallyChange()
+    for row in rows:
+        images.add("per_image", bucket(row.shape_count), 1)
+    add_tally(project_id, images)
 
 
 _COLUMNS = (
@@ -338,13 +350,14 @@ def insert_annotations(
                 for name in dict.fromkeys(row.tags)
             ],
         )
+        by_count: dict[int, list[int]] = {}
+        for row in rows:
+            if row.shapes:
+                by_count.setdefault(len(row.shapes), []).append(row.task_id)
         if not counted:
-            by_count: dict[int, list[int]] = {}
-            for row in rows:
-                if row.shapes:
-                    by_count.setdefault(len(row.shapes), []).append(row.task_id)
             for count, task_ids in by_count.items():
                 Task.objects.filter(pk__in=task_ids).update(shape_count=count)
+        _tally_annotations(rows, moved=not counted)
     return ids
 
 
@@ -421,13 +434,32 @@ def insert_predictions(rows: Sequence[PredictionRow], *, mark_tasks: bool = True
     return ids
 
 
+def _tally_annotations(rows: Sequence[AnnotationRow], *, moved: bool) -> None:
+    """The projects' tallies moved by new annotations (their tasks' shape counts too, from 0,
+    when ``moved``)."""
+    changes: dict[int, TallyChange] = {}
+    for row in rows:
+        change = changes.setdefault(row.project_id, TallyChange())
+        for label, counts in label_counts(row.shapes, row.width, row.height).items():
+            change.labels(label, counts, 1)
+        for name in dict.fromkeys(row.tags):
+            change.add("tag", name, 1)
+        if moved and row.shapes:
+            change.add("per_image", bucket(0), -1)
+            change.add("per_image", bucket(len(row.shapes)), 1)
+    for project_id, change in sorted(changes.items()):
+        add_tally(project_id, change)
+
+
 def index_labels(
     task: Task,
     shapes: Sequence[dict[str, Any]],
     tags: Sequence[str] | None = None,
     *,
     write_count: bool = True,
-) -> None:
+    tally: bool = True,
+) -> TallyChange:
     """Replace ``task``'s rows in the label filter's index, its statistics counters and (given
-    ``tags``) its tag rows with those of an annotation with ``shapes`` (``labeling.counters``)."""
-    index_annotation(task, shapes, tags, write_count=write_count)
+    ``tags``) its tag rows with those of an annotation with ``shapes`` (``labeling.counters``);
+    the project's tally moves by the change (returned; ``tally=False``: the caller adds it)."""
+    return index_annotation(task, shapes, tags, write_count=write_count, tally=tally)

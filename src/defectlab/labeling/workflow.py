@@ -19,7 +19,7 @@ from django.utils.translation import ngettext
 
 from defectlab.errors import Conflict, DefectLabError, Forbidden, Invalid
 from defectlab.geometry import Shape, ShapeError, shapes_from_json, validate_shapes
-from defectlab.labeling.counters import credit_review, credit_save
+from defectlab.labeling.counters import add_tally, credit_review, credit_save
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
@@ -373,8 +373,9 @@ def save_annotation(
             task, user, base_version,
             shapes=cleaned, tags=image_tags, lead_time=lead_time, fates=fates,
         )  # fmt: skip
-        index_labels(task, cleaned, image_tags, write_count=False)
+        change = index_labels(task, cleaned, image_tags, write_count=False, tally=False)
         _mark_saved(task, user, annotation, submit=submit)
+        add_tally(task.project_id, change)  # after the project's row (``_mark_saved``)
         credit_save(task, user.pk, cleaned, submit=submit, lead_time=lead_time)
         transaction.on_commit(partial(annotation_saved.send_robust, sender=Task, submit=submit))
         if submit:
