@@ -119,14 +119,15 @@ def activity_charts(found: stats.Statistics) -> list[charts.Chart]:
         for offset in range((chosen.end - chosen.start).days + 1)
     ]
     day_names = [day.isoformat() for day in days]
-    totals: dict[int, int] = {}
-    for row in found.throughput:
-        totals[row.person] = totals.get(row.person, 0) + row.submitted + row.reviews
-    shown = sorted(totals, key=lambda person: -totals[person])[:PEOPLE_SHOWN]
     names = {row.person: row.name for row in found.throughput}
 
     def per_day(field: str) -> list[Series]:
+        """One series per person who did any of it (the most active ``PEOPLE_SHOWN``)."""
         cells = {(row.day, row.person): getattr(row, field) for row in found.throughput}
+        totals: dict[int, int] = {}
+        for (_day, person), number in cells.items():
+            totals[person] = totals.get(person, 0) + number
+        shown = sorted((p for p in totals if totals[p]), key=lambda p: (-totals[p], p))
         return [
             Series(names[person], [cells.get((day, person), 0) for day in days]) for person in shown
         ]
