@@ -63,11 +63,11 @@ def test_twenty_at_once_lose_no_count() -> None:
 
     assert at_once(submit) == []
     assert at_once(review) == []
-    tally = Tally.objects.filter(project=t.project).values_list("part", "key", "count")
-    assert {(part, key): n for part, key, n in tally if n} == {
+    tally = Tally.objects.filter(project=t.project).values_list("status", "part", "key", "count")
+    assert {(status, part, key): n for status, part, key, n in tally if n} == {
         key: n for key, n in tally_of(t.project.pk).items() if n
     }
-    assert dict(tally_of(t.project.pk))[("tag", "NG")] == WORKERS
+    assert dict(tally_of(t.project.pk))[("approved", "tag", "NG")] == WORKERS // 2
     rows = Activity.objects.filter(project=t.project, label__isnull=True)
     mine = rows.filter(person=annotator).aggregate(
         s=Sum("submitted"), a=Sum("approved"), r=Sum("rejected"), t=Sum("lead_time")

@@ -259,17 +259,24 @@ PARTS = {
 def queries(
     project: Project, chosen: StatisticsFilter, parts: Sequence[str] = tuple(PARTS)
 ) -> dict[str, QuerySet[Any]]:
-    """Each part's aggregate query, by part name. Without a task filter the project's stored
-    counters answer the task parts: its status counters and its tally (``TALLIED``, one query
-    for them all)."""
-    if chosen.tasks != TaskFilter():
+    """Each part's aggregate query, by part name. Without a task filter, or with statuses
+    alone, the project's stored counters answer the task parts: its status counters, and its
+    tally summed over the statuses (``TALLIED``, one query for them all)."""
+    if not tallied(chosen.tasks):
         return {part: PARTS[part](project, chosen) for part in parts}
     found = {part: PARTS[part](project, chosen) for part in parts if part in ACTIVITY_PARTS}
     if any(part in (*TALLIED, "tally") for part in parts):
-        found["tally"] = Tally.objects.filter(project_id=project.pk).values_list(
-            "part", "key", "count"
-        )
+        rows = Tally.objects.filter(project_id=project.pk)
+        if chosen.tasks.statuses:
+            rows = rows.filter(status__in=chosen.tasks.statuses)
+        found["tally"] = rows.values_list("part", "key").annotate(n=Sum("count")).order_by()
     return found
+
+
+def tallied(task_filter: TaskFilter) -> bool:
+    """Whether the stored counters answer the task parts under ``task_filter``: no condition
+    but statuses."""
+    return task_filter == TaskFilter(statuses=task_filter.statuses)
 
 
 TALLIED = ("classes", "tags", "shapes_per_image")
@@ -302,11 +309,12 @@ def statistics(project: Project, chosen: StatisticsFilter | None = None) -> Stat
         parts.update(_from_tally(parts.pop("tally")))
     if "statuses" in parts:
         found = {row["status"]: row["n"] for row in parts["statuses"]}
-        statuses = {status: found.get(status, 0) for status in TaskStatus.values}
     else:
-        statuses = {
-            status: getattr(project, COUNTER[TaskStatus(status)]) for status in TaskStatus.values
+        chosen_statuses = chosen.tasks.statuses or TaskStatus.values
+        found = {
+            status: getattr(project, COUNTER[TaskStatus(status)]) for status in chosen_statuses
         }
+    statuses = {status: found.get(status, 0) for status in TaskStatus.values}
     labels = list(Label.objects.filter(project_id=project.pk).order_by("order", "id"))
     label_names = {label.pk: label.name for label in labels}
     counted = {row["label_id"]: row for row in parts["classes"]}

@@ -119,36 +119,54 @@ def index_annotation(
 ) -> TallyChange:
     """Replace ``task``'s label index, counters and (unless ``tags`` is None) tag rows with those
     of an annotation with these shapes and tags; ``task.shape_count`` is set, and written unless
-    ``write_count=False`` (the caller saves the task). The project's tally moves by the change,
-    which is returned; with ``tally=False`` the caller adds it (``add_tally``) once it holds the
-    project's row (rows are locked project first, then tally). In the caller's transaction, the
-    task locked."""
+    ``write_count=False`` (the caller saves the task). The project's tally moves by the change
+    (under the task's status as stored), which is returned; with ``tally=False`` the caller adds
+    it (``add_tally``) once it holds the project's row (rows are locked project first, then
+    tally). In the caller's transaction, the task locked."""
+    before, status = Task.objects.values_list("shape_count", "status").get(pk=task.pk)
     old = TaskLabel.objects.filter(task_id=task.pk)
     change = TallyChange()
     for label, *counts in old.values_list("label_id", "shapes", *SIZE_FIELDS, "size_unknown"):
-        change.labels(label, LabelCounts(counts[0], list(counts[1:-1]), counts[-1]), -1)
+        change.labels(status, label, LabelCounts(counts[0], list(counts[1:-1]), counts[-1]), -1)
     old.delete()
     rows = label_rows(task.pk, shapes, task.width, task.height)
     TaskLabel.objects.bulk_create(rows)
     for row in rows:
-        change.labels(row.label_id, _counts_of(row), 1)
+        change.labels(status, row.label_id, _counts_of(row), 1)
     if tags is not None:
         gone = TaskTag.objects.filter(task_id=task.pk)
         for name in gone.values_list("name", flat=True):
-            change.add("tag", name, -1)
+            change.add(status, "tag", name, -1)
         gone.delete()
         TaskTag.objects.bulk_create(tag_rows(task.pk, task.project_id, tags))
         for name in dict.fromkeys(tags):
-            change.add("tag", name, 1)
-    before = Task.objects.values_list("shape_count", flat=True).get(pk=task.pk)
-    change.add("per_image", bucket(before), -1)
-    change.add("per_image", bucket(len(shapes)), 1)
+            change.add(status, "tag", name, 1)
+    change.add(status, "per_image", bucket(before), -1)
+    change.add(status, "per_image", bucket(len(shapes)), 1)
     task.shape_count = len(shapes)
     if write_count and before != len(shapes):
         Task.objects.filter(pk=task.pk).update(shape_count=len(shapes))
     if tally:
         add_tally(task.project_id, change)
     return change
+
+
+def move_status(task: Task, old: str, new: str) -> None:
+    """Move ``task``'s part of its project's tally from status ``old`` to ``new`` (its label
+    index and tags as stored, its shape count as on ``task``). Called by
+    ``labeling.services.set_status``, with the project's row updated first."""
+    change = TallyChange()
+    rows = TaskLabel.objects.filter(task_id=task.pk)
+    for label, *counts in rows.values_list("label_id", "shapes", *SIZE_FIELDS, "size_unknown"):
+        found = LabelCounts(counts[0], list(counts[1:-1]), counts[-1])
+        change.labels(old, label, found, -1)
+        change.labels(new, label, found, 1)
+    for name in TaskTag.objects.filter(task_id=task.pk).values_list("name", flat=True):
+        change.add(old, "tag", name, -1)
+        change.add(new, "tag", name, 1)
+    change.add(old, "per_image", bucket(task.shape_count), -1)
+    change.add(new, "per_image", bucket(task.shape_count), 1)
+    add_tally(task.project_id, change)
 
 
 def _counts_of(row: TaskLabel) -> LabelCounts:
@@ -163,38 +181,39 @@ def bucket(shape_count: int) -> str:
 # ---------------------------------------------------------------------------- tally
 
 
-class TallyChange(Counter[tuple[str, str]]):
-    """How a project's tally (``Tally``) moves: (part, key) → how much."""
+class TallyChange(Counter[tuple[str, str, str]]):
+    """How a project's tally (``Tally``) moves: (status, part, key) → how much."""
 
-    def add(self, part: str, key: str, amount: int) -> None:
-        self[(part, key)] += amount
+    def add(self, status: str, part: str, key: str, amount: int) -> None:
+        self[(str(status), part, key)] += amount
 
-    def labels(self, label: int, counts: LabelCounts, sign: int) -> None:
-        self[("images", str(label))] += sign
-        self[("shapes", str(label))] += sign * counts.shapes
+    def labels(self, status: str, label: int, counts: LabelCounts, sign: int) -> None:
+        status = str(status)
+        self[(status, "images", str(label))] += sign
+        self[(status, "shapes", str(label))] += sign * counts.shapes
         for index, number in enumerate(counts.sizes):
             if number:
-                self[("size", f"{label}:{index}")] += sign * number
+                self[(status, "size", f"{label}:{index}")] += sign * number
         if counts.unknown:
-            self[("size", f"{label}:u")] += sign * counts.unknown
+            self[(status, "size", f"{label}:u")] += sign * counts.unknown
 
 
-def add_tally(project_id: int, change: Mapping[tuple[str, str], int]) -> None:
+def add_tally(project_id: int, change: Mapping[tuple[str, str, str], int]) -> None:
     """Add ``change`` to the project's tally: one ``INSERT … ON CONFLICT DO UPDATE`` adding to
-    the rows, in (part, key) order, so that people saving at once queue for each row in the same
-    order (no deadlock) and no count is lost."""
-    rows = sorted((part, key, amount) for (part, key), amount in change.items() if amount)
+    the rows, in (status, part, key) order, so that people saving at once queue for each row in
+    the same order (no deadlock) and no count is lost."""
+    rows = sorted((*key, amount) for key, amount in change.items() if amount)
     if not rows:
         return
     table = connection.ops.quote_name(Tally._meta.db_table)
     for start in range(0, len(rows), 300):
         part = rows[start : start + 300]
-        values = ", ".join(["(%s, %s, %s, %s)"] * len(part))
+        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(part))
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} (project_id, part, key, count) VALUES {values} "
-                f"ON CONFLICT (project_id, part, key) DO UPDATE SET count = {table}.count + "
-                "excluded.count",
+                f"INSERT INTO {table} (project_id, status, part, key, count) VALUES {values} "
+                f"ON CONFLICT (project_id, status, part, key) DO UPDATE SET count = "
+                f"{table}.count + excluded.count",
                 [value for row in part for value in (project_id, *row)],
             )
 
@@ -213,16 +232,21 @@ def tally_of(project_id: int, task_ids: Sequence[int] | None = None) -> TallyCha
         )
     change = TallyChange()
     sums = {name: Sum(name) for name in ("shapes", *SIZE_FIELDS, "size_unknown")}
-    for row in labels.values("label_id").annotate(n=Count("id"), **sums).order_by():
+    grouped = labels.values("task__status", "label_id").annotate(n=Count("id"), **sums)
+    for row in grouped.order_by():
         counts = LabelCounts(
             row["shapes"], [row[name] for name in SIZE_FIELDS], row["size_unknown"]
         )
-        change.labels(row["label_id"], counts, 1)
-        change.add("images", str(row["label_id"]), row["n"] - 1)
-    for name, number in tags.values_list("name").annotate(n=Count("id")).order_by():
-        change.add("tag", name, number)
-    for count, number in tasks.values_list("shape_count").annotate(n=Count("id")).order_by():
-        change.add("per_image", bucket(count), number)
+        change.labels(row["task__status"], row["label_id"], counts, 1)
+        change.add(row["task__status"], "images", str(row["label_id"]), row["n"] - 1)
+    for status, name, number in (
+        tags.values_list("task__status", "name").annotate(n=Count("id")).order_by()
+    ):
+        change.add(status, "tag", name, number)
+    for status, count, number in (
+        tasks.values_list("status", "shape_count").annotate(n=Count("id")).order_by()
+    ):
+        change.add(status, "per_image", bucket(count), number)
     return change
 
 

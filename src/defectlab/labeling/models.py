@@ -266,19 +266,23 @@ class TaskTag(models.Model):
 
 
 class Tally(models.Model):
-    """A project's statistics counted as a whole, so that its statistics without a filter read a
-    few dozen rows, not every task (labeling.counters.add_tally): per ``part`` and ``key`` —
+    """A project's statistics counted per task status, so that its statistics without a filter,
+    or filtered by status alone, read a few dozen rows, not every task (labeling.counters.
+    add_tally): per status of the tasks, ``part`` and ``key`` —
     ``images`` and ``shapes`` per label id, ``size`` per "label:bin" (bin ``u``: size unknown),
     ``tag`` per tag name, ``per_image`` per shape count (0 … 10, 10 meaning 10 or more)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    status = models.CharField(max_length=16)  # of the tasks counted: a status filter reads it
     part = models.CharField(max_length=12)
     key = models.CharField(max_length=64)
     count = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "part", "key"], name="tally_unique")
+            models.UniqueConstraint(
+                fields=["project", "status", "part", "key"], name="tally_unique"
+            )
         ]
 
 

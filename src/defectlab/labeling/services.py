@@ -25,7 +25,7 @@ from defectlab.ingest.uploads import IncomingImage
 from defectlab.jobs.models import Job
 from defectlab.jobs.services import start_job
 from defectlab.labeling.attributes import clean_label_attributes
-from defectlab.labeling.counters import add_tally, tally_of
+from defectlab.labeling.counters import add_tally, move_status, tally_of
 from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
 from defectlab.labeling.tasks import COUNTER, NewTask, add_tasks
 from defectlab.media.references import ImageRef, s3_resolver
@@ -381,6 +381,7 @@ def set_status(task: Task, status: str) -> None:
             COUNTER[TaskStatus(status)]: F(COUNTER[TaskStatus(status)]) + 1,
         }
     )
+    move_status(task, task.status, status)
     task.status = status
 
 

@@ -155,7 +155,7 @@ def _count(project_id: int, rows: Sequence[NewTask]) -> None:
     )
     images = TallyChange()
     for row in rows:
-        images.add("per_image", bucket(row.shape_count), 1)
+        images.add(row.status, "per_image", bucket(row.shape_count), 1)
     add_tally(project_id, images)
 
 
@@ -274,7 +274,7 @@ def add_annotations(rows: Sequence[NewAnnotation], *, author_id: int | None) -> 
         [
             AnnotationRow(
                 row.task.pk, row.task.organization_id, row.shapes, row.tags,
-                row.task.width, row.task.height, row.task.project_id,
+                row.task.width, row.task.height, row.task.project_id, row.task.status,
             )
             for row in rows
         ],
@@ -296,6 +296,7 @@ class AnnotationRow:
     width: int | None = None  # the task's image size, for the size counters
     height: int | None = None
     project_id: int = 0  # the task's project, for its tag rows
+    status: str = TaskStatus.SUBMITTED  # the task's, for the project's tally
 
 
 def insert_annotations(
@@ -440,13 +441,14 @@ def _tally_annotations(rows: Sequence[AnnotationRow], *, moved: bool) -> None:
     changes: dict[int, TallyChange] = {}
     for row in rows:
         change = changes.setdefault(row.project_id, TallyChange())
+        status = row.status
         for label, counts in label_counts(row.shapes, row.width, row.height).items():
-            change.labels(label, counts, 1)
+            change.labels(status, label, counts, 1)
         for name in dict.fromkeys(row.tags):
-            change.add("tag", name, 1)
+            change.add(status, "tag", name, 1)
         if moved and row.shapes:
-            change.add("per_image", bucket(0), -1)
-            change.add("per_image", bucket(len(row.shapes)), 1)
+            change.add(status, "per_image", bucket(0), -1)
+            change.add(status, "per_image", bucket(len(row.shapes)), 1)
     for project_id, change in sorted(changes.items()):
         add_tally(project_id, change)
 
