@@ -116,33 +116,48 @@ def index_annotation(
     *,
     write_count: bool = True,
     tally: bool = True,
+    fresh: bool = False,
+    becomes: str | None = None,
 ) -> TallyChange:
     """Replace ``task``'s label index, counters and (unless ``tags`` is None) tag rows with those
-    of an annotation with these shapes and tags; ``task.shape_count`` is set, and written unless
-    ``write_count=False`` (the caller saves the task). The project's tally moves by the change
-    (under the task's status as stored), which is returned; with ``tally=False`` the caller adds
-    it (``add_tally``) once it holds the project's row (rows are locked project first, then
-    tally). In the caller's transaction, the task locked."""
-    before, status = Task.objects.values_list("shape_count", "status").get(pk=task.pk)
-    old = TaskLabel.objects.filter(task_id=task.pk)
+    of an annotation with these shapes and tags (rows left alone where they are the same);
+    ``task.shape_count`` is set, and written unless ``write_count=False`` (the caller saves the
+    task). The project's tally moves by the change — from the task's status as stored (as on
+    ``task`` when ``fresh``: read under its lock) to ``becomes`` (the status the caller is about
+    to give it; default: the same) — and the change is returned; with ``tally=False`` the caller
+    adds it (``add_tally``) once it holds the project's row (project first, then tally). In the
+    caller's transaction, the task locked."""
+    if fresh:
+        before, status = task.shape_count, str(task.status)
+    else:
+        before, status = Task.objects.values_list("shape_count", "status").get(pk=task.pk)
+    after = str(becomes or status)
     change = TallyChange()
-    for label, *counts in old.values_list("label_id", "shapes", *SIZE_FIELDS, "size_unknown"):
-        change.labels(status, label, LabelCounts(counts[0], list(counts[1:-1]), counts[-1]), -1)
-    old.delete()
-    rows = label_rows(task.pk, shapes, task.width, task.height)
-    TaskLabel.objects.bulk_create(rows)
-    for row in rows:
-        change.labels(status, row.label_id, _counts_of(row), 1)
-    if tags is not None:
-        gone = TaskTag.objects.filter(task_id=task.pk)
-        for name in gone.values_list("name", flat=True):
+    old = TaskLabel.objects.filter(task_id=task.pk)
+    stored = {
+        label: LabelCounts(counts[0], list(counts[1:-1]), counts[-1])
+        for label, *counts in old.values_list("label_id", "shapes", *SIZE_FIELDS, "size_unknown")
+    }
+    counted = label_counts(shapes, task.width, task.height)
+    for label, found in stored.items():
+        change.labels(status, label, found, -1)
+    for label, found in counted.items():
+        change.labels(after, label, found, 1)
+    if stored != counted:
+        old.delete()
+        TaskLabel.objects.bulk_create(label_rows(task.pk, shapes, task.width, task.height))
+    if tags is not None or after != status:
+        names = list(TaskTag.objects.filter(task_id=task.pk).values_list("name", flat=True))
+        wanted = names if tags is None else list(dict.fromkeys(tags))
+        for name in names:
             change.add(status, "tag", name, -1)
-        gone.delete()
-        TaskTag.objects.bulk_create(tag_rows(task.pk, task.project_id, tags))
-        for name in dict.fromkeys(tags):
-            change.add(status, "tag", name, 1)
+        for name in wanted:
+            change.add(after, "tag", name, 1)
+        if sorted(names) != sorted(wanted):
+            TaskTag.objects.filter(task_id=task.pk).delete()
+            TaskTag.objects.bulk_create(tag_rows(task.pk, task.project_id, wanted))
     change.add(status, "per_image", bucket(before), -1)
-    change.add(status, "per_image", bucket(len(shapes)), 1)
+    change.add(after, "per_image", bucket(len(shapes)), 1)
     task.shape_count = len(shapes)
     if write_count and before != len(shapes):
         Task.objects.filter(pk=task.pk).update(shape_count=len(shapes))
@@ -151,22 +166,25 @@ def index_annotation(
     return change
 
 
-def move_status(task: Task, old: str, new: str) -> None:
+def move_status(task: Task, old: str, new: str) -> list[int]:
     """Move ``task``'s part of its project's tally from status ``old`` to ``new`` (its label
-    index and tags as stored, its shape count as on ``task``). Called by
-    ``labeling.services.set_status``, with the project's row updated first."""
+    index and tags as stored, its shape count as on ``task``); the labels of its label index.
+    Called by ``labeling.services.set_status``, with the project's row updated first."""
     change = TallyChange()
     rows = TaskLabel.objects.filter(task_id=task.pk)
+    labels = []
     for label, *counts in rows.values_list("label_id", "shapes", *SIZE_FIELDS, "size_unknown"):
         found = LabelCounts(counts[0], list(counts[1:-1]), counts[-1])
         change.labels(old, label, found, -1)
         change.labels(new, label, found, 1)
+        labels.append(label)
     for name in TaskTag.objects.filter(task_id=task.pk).values_list("name", flat=True):
         change.add(old, "tag", name, -1)
         change.add(new, "tag", name, 1)
     change.add(old, "per_image", bucket(task.shape_count), -1)
     change.add(new, "per_image", bucket(task.shape_count), 1)
     add_tally(task.project_id, change)
+    return labels
 
 
 def _counts_of(row: TaskLabel) -> LabelCounts:
@@ -285,11 +303,17 @@ def credit(
             f"DO UPDATE SET {adds}",
             [organization, project, day_value, person_id, None, *values],
         )
-        for label in sorted(set(labels)):
+        chosen = sorted(set(labels))
+        if chosen:  # every label's row by one statement, in label order
+            rows = ", ".join([f"({places})"] * len(chosen))
             cursor.execute(
-                f"{head} ON CONFLICT (project_id, day, person_id, label_id) "
-                f"WHERE label_id IS NOT NULL DO UPDATE SET {adds}",
-                [organization, project, day_value, person_id, label, *values],
+                f"INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT (project_id, day, "
+                f"person_id, label_id) WHERE label_id IS NOT NULL DO UPDATE SET {adds}",
+                [
+                    value
+                    for label in chosen
+                    for value in (organization, project, day_value, person_id, label, *values)
+                ],
             )
 
 
@@ -302,13 +326,14 @@ def credit_save(
     credit(task, person_id, labels=labels, submitted=int(submit), lead_time=lead_time)
 
 
-def credit_review(task: Task, reviewer_id: int, author_id: int | None, verdict: str) -> None:
+def credit_review(
+    task: Task, reviewer_id: int, author_id: int | None, verdict: str, labels: Sequence[int]
+) -> None:
     """A verdict's activity: one review given, to the reviewer; one approval or rejection, to
-    the work's author, on the task and on each label of its current annotation."""
+    the work's author, on the task and on each of ``labels`` (its current annotation's)."""
     credit(task, reviewer_id, reviews=1)
-    labels = TaskLabel.objects.filter(task_id=task.pk).values_list("label_id", flat=True)
     approved = verdict == "approve"
-    credit(task, author_id, labels=list(labels), approved=int(approved), rejected=int(not approved))
+    credit(task, author_id, labels=labels, approved=int(approved), rejected=int(not approved))
 
 
 # ---------------------------------------------------------------------------- recount

@@ -371,18 +371,21 @@ def assign_tasks(
     return updated
 
 
-def set_status(task: Task, status: str) -> None:
-    """Move a task to ``status``, keeping the project's stored counters true."""
+def set_status(task: Task, status: str, *, tally: bool = True) -> list[int]:
+    """Move a task to ``status``, keeping the project's stored counters true, and its part of
+    the tally unless ``tally=False`` (the caller moved it); the labels of its label index when
+    the tally was moved (``counters.move_status``)."""
     if task.status == status:
-        return
+        return []
     Project.objects.filter(pk=task.project_id).update(
         **{
             COUNTER[TaskStatus(task.status)]: F(COUNTER[TaskStatus(task.status)]) - 1,
             COUNTER[TaskStatus(status)]: F(COUNTER[TaskStatus(status)]) + 1,
         }
     )
-    move_status(task, task.status, status)
+    labels = move_status(task, task.status, status) if tally else []
     task.status = status
+    return labels
 
 
 def delete_task(task: Task, *, actor: User | None = None) -> None:

@@ -460,8 +460,12 @@ def index_labels(
     *,
     write_count: bool = True,
     tally: bool = True,
+    becomes: str | None = None,
 ) -> TallyChange:
     """Replace ``task``'s rows in the label filter's index, its statistics counters and (given
     ``tags``) its tag rows with those of an annotation with ``shapes`` (``labeling.counters``);
     the project's tally moves by the change (returned; ``tally=False``: the caller adds it)."""
-    return index_annotation(task, shapes, tags, write_count=write_count, tally=tally)
+    return index_annotation(
+        task, shapes, tags, write_count=write_count, tally=tally, becomes=becomes,
+        fresh=becomes is not None,
+    )  # fmt: skip
