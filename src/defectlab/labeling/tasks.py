@@ -20,12 +20,12 @@ from django.utils import timezone
 
 from defectlab.labeling.counters import (
     LABEL_COLUMNS,
+    LabelCounts,
     TallyChange,
     add_tally,
     bucket,
     index_annotation,
     label_counts,
-    label_values,
 )
 from defectlab.labeling.models import (
     Annotation,
@@ -300,12 +300,12 @@ class AnnotationRow:
 
 
 def insert_annotations(
-    rows: Sequence[AnnotationRow], *, author_id: int | None, counted: bool = False
+    rows: Sequence[AnnotationRow], *, author_id: int | None, counted_tasks: bool = False
 ) -> list[int]:
     """Version 1 of each row's annotation by `author_id` (its image tags without repeats), its
     history row, its task's label index with its counters (one row per label its shapes use,
     ``labeling.counters``) and tag rows, each table by one ``executemany``; the tasks' shape
-    counts are set unless ``counted`` (the caller created them with it, ``NewTask``). The
+    counts are set unless ``counted_tasks`` (the caller created them with it, ``NewTask``). The
     annotations' ids, in the rows' order."""
     if not rows:
         return []
@@ -333,13 +333,14 @@ def insert_annotations(
                 for annotation_id, row, (shapes, tags) in zip(ids, rows, stored, strict=True)
             ],
         )  # fmt: skip
+        counted = [label_counts(row.shapes, row.width, row.height) for row in rows]
         _insert(
             TaskLabel,
             LABEL_COLUMNS,
             [
                 values
-                for row in rows
-                for values in label_values(row.task_id, row.shapes, row.width, row.height)
+                for row, counts in zip(rows, counted, strict=True)
+                for values in _label_values(row.task_id, counts)
             ],
         )
         _insert(
@@ -355,10 +356,10 @@ def insert_annotations(
         for row in rows:
             if row.shapes:
                 by_count.setdefault(len(row.shapes), []).append(row.task_id)
-        if not counted:
+        if not counted_tasks:
             for count, task_ids in by_count.items():
                 Task.objects.filter(pk__in=task_ids).update(shape_count=count)
-        _tally_annotations(rows, moved=not counted)
+        _tally_annotations(rows, counted, moved=not counted_tasks)
     return ids
 
 
@@ -435,20 +436,39 @@ def insert_predictions(rows: Sequence[PredictionRow], *, mark_tasks: bool = True
     return ids
 
 
-def _tally_annotations(rows: Sequence[AnnotationRow], *, moved: bool) -> None:
+def _label_values(task_id: int, counts: dict[int, LabelCounts]) -> list[tuple[int, ...]]:
+    """A task's label index rows (``LABEL_COLUMNS``) from its label counts."""
+    return [
+        (task_id, label, counts[label].shapes, *counts[label].sizes, counts[label].unknown)
+        for label in sorted(counts)
+    ]
+
+
+def _tally_annotations(
+    rows: Sequence[AnnotationRow], counted: Sequence[dict[int, LabelCounts]], *, moved: bool
+) -> None:
     """The projects' tallies moved by new annotations (their tasks' shape counts too, from 0,
-    when ``moved``)."""
+    when ``moved``): summed per project, status and label first, then one change each."""
+    sums: dict[tuple[int, str, int], tuple[LabelCounts, int]] = {}
     changes: dict[int, TallyChange] = {}
-    for row in rows:
+    for row, counts in zip(rows, counted, strict=True):
         change = changes.setdefault(row.project_id, TallyChange())
-        status = row.status
-        for label, counts in label_counts(row.shapes, row.width, row.height).items():
-            change.labels(status, label, counts, 1)
+        status = str(row.status)
+        for label, found in counts.items():
+            total, images = sums.get((row.project_id, status, label), (LabelCounts(), 0))
+            total.shapes += found.shapes
+            total.unknown += found.unknown
+            total.sizes = [a + b for a, b in zip(total.sizes, found.sizes, strict=True)]
+            sums[(row.project_id, status, label)] = (total, images + 1)
         for name in dict.fromkeys(row.tags):
             change.add(status, "tag", name, 1)
         if moved and row.shapes:
             change.add(status, "per_image", bucket(0), -1)
             change.add(status, "per_image", bucket(len(row.shapes)), 1)
+    for (project_id, status, label), (total, images) in sums.items():
+        change = changes[project_id]
+        change.labels(status, label, total, 1)
+        change.add(status, "images", str(label), images - 1)
     for project_id, change in sorted(changes.items()):
         add_tally(project_id, change)
 

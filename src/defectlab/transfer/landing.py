@@ -156,7 +156,7 @@ def land(
         for task_id, row in zip(task_ids, rows, strict=True)
         for model, version, shapes in row.predictions
     ]
-    insert_annotations(annotations, author_id=author_id, counted=True)
+    insert_annotations(annotations, author_id=author_id, counted_tasks=True)
     insert_predictions(predictions, mark_tasks=False)
     return Landed(task_ids, len(annotations), len(predictions), schema)
 
