@@ -88,6 +88,8 @@ export interface WorkspaceConfig {
   reviewComment: string | null;
   /** The review issues pinned on the task, oldest first (numbered from 1 in that order). */
   issues?: IssueJSON[];
+  /** Label-error highlights to outline (highlights.ts reads them; anything it cannot draw is left out). */
+  highlights?: unknown;
   mode: "annotate" | "review";
   /** reserve: where to ask for a task to work on now (next-task, or next-review in review mode). */
   /** issues: this task's issues; issue: one issue's URL with "{id}" where its id goes. */

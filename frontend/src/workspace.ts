@@ -7,6 +7,7 @@
 import { ApiClient, type FetchLike } from "./api";
 import { Controller } from "./controller/controller";
 import { translator, type Translate } from "./i18n";
+import { readHighlights } from "./highlights";
 import { draftAt, focusRect, IssueBoard } from "./issues";
 import { AnnotationDocument, type ChangeKind, type Shape } from "./model/document";
 import { ModeMachine, type Tool } from "./model/modes";
@@ -21,6 +22,7 @@ import { HelpOverlay, Toolbar, TopBar } from "./view/chrome";
 import { DiffLayer } from "./view/difflayer";
 import { h } from "./view/dom";
 import { ReviewHistory } from "./view/history";
+import { HighlightView } from "./view/highlights";
 import type { Host, NoticeAction, Tone } from "./view/host";
 import { IssuePanel, IssuePins } from "./view/issues";
 import type { Renderer } from "./view/renderer";
@@ -81,6 +83,8 @@ export class Workspace implements Host {
   private readonly help: HelpOverlay;
   private readonly pins: IssuePins;
   private readonly issuePanel: IssuePanel;
+  /** The label-error highlights the page handed over (none unless opened from a finding). */
+  readonly highlights: HighlightView;
   /** "I" was pressed with no shape selected: the next click on the image places an issue. */
   private placingIssue = false;
   private readonly guard: LeaveGuard;
@@ -133,13 +137,17 @@ export class Workspace implements Host {
 
     root.classList.add("dl-workspace");
     root.replaceChildren();
-    this.stage = new Stage(root, this, images, () => this.flow.prefetchLikelyNext());
+    this.stage = new Stage(root, this, images, () => {
+      this.flow.prefetchLikelyNext();
+      this.highlights?.centreFirst();
+    });
     this.renderer = this.stage.renderer;
     this.toolbar = new Toolbar(this);
     this.topbar = new TopBar(this);
     this.sidebar = new Sidebar(this);
     this.help = new HelpOverlay(this);
     [this.pins, this.issuePanel] = this.mountIssues();
+    this.highlights = this.mountHighlights();
     if (config.mode === "review" && config.api.versions) {
       const layer = new DiffLayer(this.stage.element, this.view, () => this.stage.viewMoved());
       this.history = new ReviewHistory(this, api, layer);
@@ -175,9 +183,24 @@ export class Workspace implements Host {
     const pins = new IssuePins(this, this.issues, actions);
     const panel = new IssuePanel(this, this.issues, actions);
     this.stage.element.append(pins.element);
-    this.stage.onView = () => pins.place();
     this.sidebar.element.insertBefore(panel.element, this.sidebar.element.querySelector(".dl-instructions, .dl-classes"));
     return [pins, panel];
+  }
+
+  /** The label-error highlights the page handed over: outlines over the image, their list. */
+  private mountHighlights(): HighlightView {
+    const { task } = this.config;
+    const view = new HighlightView(this, readHighlights(this.config.highlights, task.width, task.height), {
+      stage: this.stage.element,
+      sidebar: this.sidebar.element,
+      size: () => ({ width: this.renderer.width, height: this.renderer.height }),
+      viewMoved: () => this.stage.viewMoved(),
+    });
+    this.stage.onView = () => {
+      this.pins.place();
+      view.place();
+    };
+    return view;
   }
 
   /** Listen to the model, the page and the window; lay the stage out and follow its size. */
@@ -208,6 +231,7 @@ export class Workspace implements Host {
       } else this.store.resumeClock();
     });
     this.pins.update();
+    this.highlights.place();
     this.stage.layout();
     this.listen(window, "resize", () => this.stage.layout());
     this.stage.observeResize();
@@ -384,6 +408,11 @@ export class Workspace implements Host {
     this.stopPlacing();
     this.issues.place(draftAt(point, shape && !shape.proposal ? shape : null));
     return true;
+  }
+
+  /** Show or hide the label-error highlights (E); false when the task has none. */
+  toggleHighlights(): boolean {
+    return this.highlights.toggle();
   }
 
   cancelIssue(): void {

@@ -12,7 +12,14 @@ import pytest
 
 from defectlab import charts
 from defectlab.charts import Chart, Line, Series
-from defectlab.charts.scale import compact, log_ticks, nice_ticks, power_of_ten
+from defectlab.charts.scale import (
+    MAX_TICKS,
+    compact,
+    exact,
+    log_ticks,
+    nice_ticks,
+    power_of_ten,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 HOSTILE = "<script>alert(\"x\")</script> & 'quotes' ]]> \x00\x07"
@@ -75,6 +82,8 @@ def every_chart(categories: list[str], values: list[float]) -> list[Chart]:
         (["a", "b", "c"], [0.0, 0.0, 0.0]),
         (["nan", "inf", "neg"], [math.nan, math.inf, -5.0]),
         ([f"class {i}" for i in range(50)], [float(i * i) for i in range(50)]),
+        (["tiny", "tinier", "zero"], [4e-11, 1e-300, 0.0]),  # ticks that rounded to 0
+        (["huge", "huger", "max"], [1e300, 1e308, 1.7976931348623157e308]),  # sums overflow
     ],
 )
 def test_every_chart_is_well_formed_accessible_and_finite(
@@ -264,7 +273,94 @@ def test_the_same_input_gives_the_same_svg_and_different_charts_different_ids() 
     other = charts.bars("Bars", ["a", "b"], [Series("n", [1.0, 3.0])])
     assert other.chart_id != first[0].chart_id
     given = charts.bars("Bars", ["a"], [Series("n", [1])], chart_id='x" y<')
-    assert given.chart_id == "x--y-" and 'id="x--y--title"' in given.svg
+    assert given.chart_id.startswith("x--y--") and f'id="{given.chart_id}-title"' in given.svg
+    assert charts.bars("Bars", ["a"], [Series("n", [1])], chart_id="pr_curve-2").chart_id == (
+        "pr_curve-2"
+    )
+
+
+def test_ids_differ_by_every_argument_and_given_ids_stay_apart() -> None:
+    one = [Series("n", [1.0, 2.0])]
+    made = [
+        charts.bars("T", ["a", "b"], one),
+        charts.bars("T", ["a", "b"], one, value_label="count"),
+        charts.bars("T", ["a", "b"], one, category_label="class"),
+        charts.bars("T", ["a", "b"], one, empty_text="none"),
+        charts.columns("T", ["a", "b"], one),
+        charts.columns("T", ["a", "b"], one, value_label="count"),
+        charts.columns("T", ["a", "b"], one, category_label="day"),
+        charts.histogram("T", [0, 1, 2], one),
+        charts.histogram("T", [0, 1, 2], one, x_label="size"),
+        charts.histogram("T", [0, 1, 2], one, value_label="count"),
+        charts.lines("T", [Line("a", [(0.5, 0.5)])]),
+        charts.lines("T", [Line("a", [(0.5, 0.5)])], x_label="recall"),
+        charts.lines("T", [Line("a", [(0.5, 0.5)])], y_label="precision"),
+        charts.lines("T", [Line("a", [(0.5, 0.5)])], name_label="class"),
+        charts.heatmap("T", ["a"], ["b"], [[1]]),
+        charts.heatmap("T", ["a"], ["b"], [[1]], row_label="predicted"),
+        charts.heatmap("T", ["a"], ["b"], [[1]], column_label="true"),
+    ]
+    assert len({chart.chart_id for chart in made}) == len(made)
+    given = ["pr curve", "pr-curve", "pr<curve", "1", "chart-1", "x" * 3]
+    ids = [charts.bars("T", ["a"], one, chart_id=g).chart_id for g in given]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", cid) for cid in ids)
+
+
+def test_tiny_and_huge_values_draw_with_rising_ticks() -> None:
+    for high in (4e-11, 1e-300, 3e-7, 1e300, 1.7976931348623157e308):
+        ticks = nice_ticks(0.0, high)
+        assert 2 <= len(ticks) <= MAX_TICKS
+        assert all(b > a for a, b in itertools.pairwise(ticks)) and ticks[0] == 0.0
+    assert nice_ticks(0, 4e-11) == [0.0, 1e-11, 2e-11, 3e-11, 4e-11]
+    assert len(nice_ticks(-1.7e308, 1.7e308)) <= MAX_TICKS
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError):
+            nice_ticks(0.0, bad)
+    small = [Series("s", [4e-11])]
+    for chart in (
+        charts.bars("t", ["a"], small),
+        charts.bars("t", ["a"], small, percent=True),
+        charts.columns("t", ["a"], small),
+        charts.histogram("t", [0, 1], small),
+    ):
+        assert "1e-11" in chart.svg or "0.0%" in chart.svg
+    huge = [Series("x", [1e308]), Series("y", [1e308])]
+    for chart in (
+        charts.bars("t", ["a"], huge, stacked=True),
+        charts.columns("t", ["a"], huge, stacked=True),
+    ):
+        parse(chart)
+        assert chart.table.rows == [["a", "1e+308", "1e+308"]]
+
+
+@pytest.mark.parametrize(
+    "x_range",
+    [(-1e308, 1e308), (1.0, 0.0), (0.0, 0.0), (math.nan, 1.0), (0.0, math.inf), (-1e400, 0.0)],
+)
+def test_line_ranges_that_are_huge_inverted_or_not_finite_still_draw(
+    x_range: tuple[float, float],
+) -> None:
+    chart = charts.lines("t", [Line("a", [(0.1, 0.2), (0.5, 0.7)])], x_range=x_range)
+    ticks = parse(chart).findall(f"{SVG}line")
+    assert 2 <= len(ticks) <= 2 * MAX_TICKS
+    for number in numbers_in_coordinates(parse(chart)):
+        assert re.fullmatch(r"-?\d+(\.\d)?", number), number
+
+
+def test_huge_numbers_read_in_scientific_form() -> None:
+    assert compact(1e300) == "1e+300" and compact(-1.7e308) == "-1.7e+308"
+    assert exact(1e300) == "1e+300" and exact(1e-20) == "1e-20"
+    assert exact(1e20) == "100000000000000000000" and exact(1e-5) == "0.00001"
+
+
+def test_heatmap_refuses_an_unknown_normalisation() -> None:
+    with pytest.raises(ValueError):
+        charts.heatmap("t", ["a"], ["b"], [[1]], normalise="col")
+
+
+def test_svg_is_not_part_of_the_public_api() -> None:
+    assert "Svg" not in charts.__all__ and not hasattr(charts, "Svg")
 
 
 def test_fifty_columns_thin_their_labels() -> None:
@@ -288,3 +384,9 @@ def test_heatmap_writes_counts_and_shades_by_row_when_asked() -> None:
 def test_the_svg_is_marked_safe_for_templates() -> None:
     chart = charts.bars("<b>", ["a"], [Series("n", [1])])
     assert chart.svg.__html__() == str(chart.svg)
+
+
+def test_an_overflowing_stacked_total_reads_as_the_largest_number() -> None:
+    huge = [Series("x", [1e308]), Series("y", [1e308])]
+    chart = charts.bars("t", ["a"], huge, stacked=True)
+    assert ">1.8e+308</text>" in chart.svg and "inf" not in chart.svg

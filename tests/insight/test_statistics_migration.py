@@ -1,4 +1,4 @@
-"""Migration 0014 on an installation with annotations: the label index rows get their shape
+"""Migration 0015 on an installation with annotations: the label index rows get their shape
 and size counts, tags their rows, tasks their shape counts, and each project its tally, equal
 to what the product's own paths would have stored (``counters.recount``)."""
 
@@ -11,7 +11,7 @@ from django.db.migrations.executor import MigrationExecutor
 from defectlab.labeling.counters import recount, tally_of
 from defectlab.labeling.models import Tally, Task, TaskLabel, TaskTag
 
-BEFORE = [("labeling", "0013_prediction_source")]
+BEFORE = [("labeling", "0014_queue_order")]
 
 
 def state() -> dict[str, object]:
@@ -30,7 +30,7 @@ def state() -> dict[str, object]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_migration_0014_counts_what_is_there() -> None:
+def test_migration_0015_counts_what_is_there() -> None:
     executor = MigrationExecutor(connection)
     executor.migrate(BEFORE)
     old = executor.loader.project_state(BEFORE).apps

@@ -219,6 +219,9 @@ export class Keyboard {
         if (shift || host.config.mode !== "review") return false;
         host.startIssue?.();
         return true;
+      case "e":
+        // Without highlights the letter stays free for a class whose hotkey it is.
+        return !shift && (host.toggleHighlights?.() ?? false);
       case "z":
         if (shift) return false;
         host.zoomToSelection();

@@ -52,4 +52,6 @@ export interface Host {
   placeIssueAt?(point: Point, shape: Shape | null): boolean;
   /** Stop placing an issue. */
   cancelIssue?(): void;
+  /** Show or hide the label-error highlights; false when the task has none. */
+  toggleHighlights?(): boolean;
 }

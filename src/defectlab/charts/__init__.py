@@ -7,7 +7,7 @@ count as 0 (a line's point with one is skipped); the same input gives the same S
 
 from defectlab.charts.bars import bars, columns
 from defectlab.charts.heatmap import heatmap
-from defectlab.charts.model import Chart, Line, Series, Svg, Table
+from defectlab.charts.model import Chart, Line, Series, Table
 from defectlab.charts.plots import histogram, lines
 from defectlab.charts.scale import PALETTE
 
@@ -16,7 +16,6 @@ __all__ = [
     "Chart",
     "Line",
     "Series",
-    "Svg",
     "Table",
     "bars",
     "columns",

@@ -38,7 +38,11 @@ class _Data:
         return not self.categories or not self.names
 
     def totals(self) -> list[float]:
-        return [sum(max(s[i], 0.0) for s in self.values) for i in range(len(self.categories))]
+        """Each category's sum of positive values (a sum that overflows is the largest float)."""
+        return [
+            scale.clamp(sum(max(s[i], 0.0) for s in self.values))
+            for i in range(len(self.categories))
+        ]
 
     def flat(self) -> list[float]:
         return [value for row in self.values for value in row]
@@ -81,7 +85,7 @@ class _Scale:
             self.low, self.high = math.log10(self.ticks[0]), math.log10(self.ticks[-1])
         else:
             self.ticks = scale.nice_ticks(0.0, max((v for v in values), default=0.0))
-            self.low, self.high = self.ticks[0], self.ticks[-1]
+            self.low, self.high = self.ticks[0], self.ticks[-1]  # high > low: nice_ticks
 
     def __call__(self, value: float) -> float:
         if self.log:
@@ -97,8 +101,8 @@ def _segments(data: _Data, index: int, stacked: bool) -> list[tuple[int, float, 
     out, total = [], 0.0
     for s, values in enumerate(data.values):
         value = max(values[index], 0.0)
-        out.append((s, total, total + value))
-        total += value
+        out.append((s, total, scale.clamp(total + value)))
+        total = scale.clamp(total + value)
     return out
 
 
@@ -117,7 +121,8 @@ def bars(
 ) -> Chart:
     """Horizontal bars, one row per category (a group of bars per row when several series are
     not stacked). `percent`: the values are fractions shown as 12.3%. `log`: a log10 value axis
-    (zeros draw no bar). The table holds every value exactly."""
+    (zeros draw no bar). Negative values draw as 0 (no bar; the table and tooltip keep them).
+    The table holds every value exactly."""
     data = _data(categories, series)
     label = scale.percent if percent else scale.compact
 
@@ -125,7 +130,18 @@ def bars(
         return scale.exact(value, as_percent=percent)
 
     table = _table(title, data, category_label, exact)
-    cid = make_id(chart_id, "bars", title, data, stacked, log, percent)
+    cid = make_id(
+        chart_id,
+        "bars",
+        title,
+        data,
+        stacked,
+        value_label,
+        log,
+        percent,
+        category_label,
+        empty_text,
+    )
     top = heading(drawing := Drawing(0), title)
     if data.empty:
         drawing.height = top + 80
@@ -194,10 +210,13 @@ def columns(
     chart_id: str | None = None,
 ) -> Chart:
     """Vertical columns along a time line (one per day): grouped or stacked series; the x labels
-    are thinned to what fits."""
+    are thinned to what fits. Negative values draw as 0 (no column; the table and tooltip keep
+    them)."""
     data = _data(categories, series)
     table = _table(title, data, category_label, scale.exact)
-    cid = make_id(chart_id, "columns", title, data, stacked)
+    cid = make_id(
+        chart_id, "columns", title, data, value_label, stacked, category_label, empty_text
+    )
     top = heading(drawing := Drawing(0), title)
     if data.empty:
         drawing.height = top + 80

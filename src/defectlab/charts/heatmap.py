@@ -47,7 +47,10 @@ def heatmap(
     chart_id: str | None = None,
 ) -> Chart:
     """values[r][c] for row r, column c (a confusion matrix: rows predicted, columns true),
-    written in each cell and shaded by value — per row when `normalise="row"`."""
+    written in each cell and shaded by value — per row when `normalise="row"`, against the
+    largest cell when None; ValueError for any other `normalise`."""
+    if normalise not in (None, "row"):
+        raise ValueError(f'normalise is None or "row", not {normalise!r}')
     row_names = [str(row) for row in rows]
     column_names = [str(column) for column in columns]
     grid = [
@@ -63,7 +66,8 @@ def heatmap(
             for name, row in zip(row_names, grid, strict=True)
         ],
     )
-    cid = make_id(chart_id, "heatmap", title, row_names, column_names, grid, normalise)
+    labels = (row_label, column_label, empty_text)
+    cid = make_id(chart_id, "heatmap", title, row_names, column_names, grid, normalise, labels)
     if not row_names or not column_names:
         drawing = Drawing(0)
         top = heading(drawing, title)

@@ -34,7 +34,9 @@ class Table:
 
 
 class Svg(str):
-    """SVG text whose every user string is already escaped.
+    """SVG text whose every user string is already escaped: only for this package's own output
+    (`Chart.svg`), never to wrap other text, which it would mark safe unescaped. Not exported
+    from `defectlab.charts`.
 
     `__html__` tells Django's templates (and any Markup-aware engine) not to escape it again,
     without this pure module importing Django."""

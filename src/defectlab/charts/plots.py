@@ -65,7 +65,8 @@ def histogram(
     ranges = [f"{scale.exact(bounds[i])} – {scale.exact(bounds[i + 1])}" for i in range(bins)]
     rows = [[ranges[i], *(scale.exact(v[i]) for v in values)] for i in range(bins)]
     table = Table(caption=title, header=[x_label, *names], rows=rows)
-    cid = make_id(chart_id, "histogram", title, bounds, names, colors, values, log_x)
+    labels = (x_label, value_label, empty_text)
+    cid = make_id(chart_id, "histogram", title, bounds, names, colors, values, log_x, labels)
     top = heading(drawing := Drawing(0), title)
     if not bins or not names:
         drawing.height = top + 80
@@ -146,7 +147,8 @@ def lines(
     chart_id: str | None = None,
 ) -> Chart:
     """Curves over fixed ranges (0..1 by default, for precision–recall); points outside the
-    ranges are drawn on their edge."""
+    ranges are drawn on their edge. A range with NaN or infinity, or not rising, is 0..1; its
+    ends are taken within ±`scale.LIMIT`."""
     names = [str(line.name) for line in lines]
     colors = [scale.color(line.color, i) for i, line in enumerate(lines)]
     points = [_points(line) for line in lines]
@@ -156,7 +158,9 @@ def lines(
         for x, y in p
     ]
     table = Table(caption=title, header=[name_label, x_label, y_label], rows=rows)
-    cid = make_id(chart_id, "lines", title, names, colors, points, x_range, y_range)
+    x_range, y_range = _range(x_range), _range(y_range)
+    labels = (x_label, y_label, name_label, empty_text)
+    cid = make_id(chart_id, "lines", title, names, colors, points, x_range, y_range, labels)
     top = heading(drawing := Drawing(0), title)
     if not any(points):
         drawing.height = top + 80
@@ -196,10 +200,20 @@ def _ends(points: list[tuple[float, float]]) -> str:
     )
 
 
+def _range(domain: tuple[float, float]) -> tuple[float, float]:
+    """A drawable range: both ends finite and rising, within ±LIMIT; 0..1 otherwise."""
+    try:
+        low, high = float(domain[0]), float(domain[1])
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return (0.0, 1.0)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return (0.0, 1.0)
+    low, high = scale.clamp(low, scale.LIMIT), scale.clamp(high, scale.LIMIT)
+    return (low, high) if low < high else (0.0, 1.0)
+
+
 def _linear(domain: tuple[float, float], span: tuple[float, float]) -> Callable[[float], float]:
-    low, high = scale.finite(domain[0]), scale.finite(domain[1])
-    if high <= low:
-        high = low + 1.0
+    low, high = domain  # from `_range`: finite, rising, within ±LIMIT
 
     def place(value: float) -> float:
         share = min(max((value - low) / (high - low), 0.0), 1.0)
@@ -209,8 +223,9 @@ def _linear(domain: tuple[float, float], span: tuple[float, float]) -> Callable[
 
 
 def _ticks_in(domain: tuple[float, float]) -> list[float]:
-    low, high = scale.finite(domain[0]), scale.finite(domain[1])
-    return [t for t in scale.nice_ticks(low, high) if low - 1e-9 <= t <= max(high, low + 1) + 1e-9]
+    low, high = domain  # from `_range`
+    slack = (high - low) * 1e-9
+    return [t for t in scale.nice_ticks(low, high) if low - slack <= t <= high + slack]
 
 
 def _curve(drawing: Drawing, name: str, color: str, xy: list[tuple[float, float]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
@@ -20,6 +21,10 @@ PALETTE = (
     "#6b7785",
     "#b3261e",
 )
+# Axes cover at most ±LIMIT (values beyond sit on the edge), so a span, a step and a tick stay
+# finite; at most MAX_TICKS ticks per axis.
+LIMIT = 1e300
+MAX_TICKS = 50
 _HEX = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -38,6 +43,20 @@ def finite(value: object) -> float:
     except (TypeError, ValueError):
         return 0.0
     return number if math.isfinite(number) else 0.0
+
+
+def clamp(value: object, limit: float = sys.float_info.max) -> float:
+    """A number to draw a total or a range end with: NaN and what is not a number are 0, ±inf
+    and what lies beyond is ±`limit` (a sum of huge values overflows to inf)."""
+    number = finite(value) if not _infinite(value) else float(value)  # type: ignore[arg-type]
+    return min(max(number, -limit), limit)
+
+
+def _infinite(value: object) -> bool:
+    try:
+        return math.isinf(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def clean(values: Iterable[object], length: int) -> list[float]:
@@ -59,19 +78,31 @@ def nice_step(span: float, count: int = 5) -> float:
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Tick values covering [low, high] on 1-2-5 steps; [0, 1] when there is no span."""
+    """Tick values covering [low, high] on 1-2-5 steps, at least two, rising, at most
+    `MAX_TICKS`; bounds beyond ±`LIMIT` are taken as ±LIMIT; a range without span gets one
+    (1 wide, or a millionth of the value when that is wider). ValueError for NaN or infinity
+    (callers pass `finite` or `clamp`ed values)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"ticks need finite bounds, not {low!r} and {high!r}")
+    low, high = clamp(low, LIMIT), clamp(high, LIMIT)
     if high <= low:
-        high = low + 1.0
+        high = low + max(1.0, abs(low) * 1e-6)
     step = nice_step(high - low, count)
     first = math.floor(low / step + 1e-9)
     last = math.ceil(high / step - 1e-9)
-    return [_tidy(k * step) for k in range(first, last + 1)]
+    if last - first + 1 > MAX_TICKS:  # not on a 1-2-5 step; kept for callers' odd counts
+        return [_tidy(low, high - low), _tidy(high, high - low)]
+    # Near the limits of a float two ticks can round to one value: keep each once.
+    ticks = list(dict.fromkeys(_tidy(k * step, step) for k in range(first, last + 1)))
+    if len(ticks) < 2 or not ticks[-1] > ticks[0]:
+        return [_tidy(low, high - low), _tidy(high, high - low)]
+    return ticks
 
 
 def log_ticks(values: Iterable[float]) -> list[float]:
-    """Powers of ten covering the positive values, the smallest strictly above the first tick
-    (1 and 10 when none is positive)."""
-    positive = [value for value in values if value > 0]
+    """Powers of ten covering the positive values (up to `LIMIT`), the smallest strictly above
+    the first tick (1 and 10 when none is positive)."""
+    positive = [min(value, LIMIT) for value in values if value > 0]  # 10^309 overflows
     if not positive:
         return [1.0, 10.0]
     low = math.floor(math.log10(min(positive)) + 1e-9)
@@ -83,8 +114,13 @@ def log_ticks(values: Iterable[float]) -> list[float]:
     return [10.0**power for power in range(low, high + 1)]
 
 
-def _tidy(value: float) -> float:
-    tidy = round(value, 10)
+def _tidy(value: float, step: float) -> float:
+    """`value` rounded to a few digits below `step` (0.30000000000000004 → 0.3, and a tick of
+    4e-11 stays 4e-11), never -0."""
+    if value == 0 or not step > 0:
+        return 0.0 if value == 0 else value
+    digits = max(math.floor(math.log10(abs(value))) - math.floor(math.log10(step)), 0) + 3
+    tidy = float(f"{value:.{digits}g}")
     return 0.0 if tidy == 0 else tidy
 
 
@@ -103,9 +139,12 @@ def power_of_ten(value: float) -> str:
 
 
 def compact(value: float) -> str:
-    """Short labels: 950, 1.2k, 3.4M, 5G; 12.5, 0.25, 0.001; no trailing zeros."""
+    """Short labels: 950, 1.2k, 3.4M, 5G; 12.5, 0.25, 0.001; no trailing zeros; from 1e15 up
+    scientific (1e+300)."""
     value = finite(value)
     size = abs(value)
+    if size >= 1e15:
+        return f"{value:.2g}"
     for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if size >= limit:
             return _trim(f"{value / limit:.1f}") + suffix
@@ -125,7 +164,8 @@ def percent(value: float) -> str:
 
 def exact(value: object, *, as_percent: bool = False) -> str:
     """The number as a table shows it: digits only, integers whole, no grouping, no rounding
-    beyond ten significant digits (which removes binary noise like 0.30000000000000004)."""
+    beyond ten significant digits (which removes binary noise like 0.30000000000000004);
+    scientific (1e+300, 1e-20) from 1e21 up and under 1e-15, where digits would run long."""
     number = finite(value)
     if as_percent:
         return _plain(f"{number * 100:.10g}") + "%"
@@ -135,8 +175,11 @@ def exact(value: object, *, as_percent: bool = False) -> str:
 
 
 def _plain(text: str) -> str:
-    """Digits without an exponent: 1e-05 → 0.00001."""
-    return format(Decimal(text), "f") if "e" in text else text
+    """Digits without an exponent: 1e-05 → 0.00001; very large or small numbers keep it."""
+    if "e" not in text:
+        return text
+    size = abs(Decimal(text))
+    return format(Decimal(text), "f") if Decimal("1e-15") <= size < Decimal("1e21") else text
 
 
 def _trim(text: str) -> str:

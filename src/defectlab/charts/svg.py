@@ -65,11 +65,21 @@ def fit(text: str, width: float, size: float = FONT) -> str:
 
 
 def make_id(given: str | None, *content: object) -> str:
-    """The id prefix: the caller's (made id-safe) or one derived from the content, so the same
-    input gives the same SVG and different charts on a page get different ids."""
+    """The id prefix: the caller's (made id-safe) or one derived from every argument of the
+    chart, so the same input gives the same SVG and different charts on a page get different
+    ids. The same chart drawn twice on one page gets the same derived id: callers who do that
+    pass a distinct `chart_id` to each.
+
+    A given id that is not already safe (characters other than letters, digits, "-" and "_",
+    or not starting with a letter) is cleaned and gets a short hash of the raw id, so "pr curve"
+    and "pr-curve" stay apart."""
     if given:
         cleaned = _ID.sub("-", given)
-        return cleaned if cleaned[:1].isalpha() else f"chart-{cleaned}"
+        if cleaned[:1].isalpha() and cleaned == given:
+            return cleaned
+        suffix = hashlib.sha1(given.encode("utf-8", "replace"), usedforsecurity=False)
+        cleaned = cleaned if cleaned[:1].isalpha() else f"chart-{cleaned}"
+        return f"{cleaned}-{suffix.hexdigest()[:8]}"
     digest = hashlib.sha1(repr(content).encode("utf-8", "replace"), usedforsecurity=False)
     return f"chart-{digest.hexdigest()[:12]}"
 

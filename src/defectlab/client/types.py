@@ -80,6 +80,7 @@ class Project:
     shape_types: list[str] = field(default_factory=list)
     tags: list[dict[str, Any]] = field(default_factory=list)
     allow_self_approval: bool = False
+    queue_order: str = "age"
     labels: list[Label] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     created_at: str | None = None
@@ -106,6 +107,8 @@ class Task:
     lock_expires_at: str | None = None
     has_annotation: bool = False
     has_prediction: bool = False
+    top_score: float | None = None
+    disagreement: float | None = None
     image_url: str | None = None
     thumbnail_url: str | None = None
     created_at: str | None = None

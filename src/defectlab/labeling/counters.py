@@ -11,7 +11,7 @@ same code that keeps the label index, in the same transaction:
   seconds — by one upsert that adds to the row, so people working at once never lose a count.
 
 ``recount`` rebuilds the per-task counters of a project from its annotations, in batches: the
-repair tool (``defectlab recount-statistics``) and what migration 0014 runs on existing data.
+repair tool (``defectlab recount-statistics``) and what migration 0015 runs on existing data.
 Activity is history and cannot be recounted; it starts when the counters do.
 """
 

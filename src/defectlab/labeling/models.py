@@ -22,6 +22,14 @@ class LiveProjects(models.Manager["Project"]):
         return super().get_queryset().filter(deleting_since__isnull=True)
 
 
+class QueueOrder(models.TextChoices):
+    """How "next task" and "next review" order a project's queues (labeling.queues)."""
+
+    AGE = "age", _("Oldest first")
+    UNCERTAINTY = "uncertainty", _("Model uncertainty (lowest top score first)")
+    DISAGREEMENT = "disagreement", _("Disagreement with the model (largest first)")
+
+
 class Project(models.Model):
     organization = models.ForeignKey(
         Organization,
@@ -37,6 +45,9 @@ class Project(models.Model):
     tags = models.JSONField(default=list, blank=True, verbose_name=_("image tags"))
     # Off: nobody approves work they submitted. On for one-person teams (labeling.workflow.check).
     allow_self_approval = models.BooleanField(_("allow self-approval"), default=False)
+    queue_order = models.CharField(
+        _("queue order"), max_length=16, choices=QueueOrder.choices, default=QueueOrder.AGE
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -172,6 +183,11 @@ class Task(models.Model):
     )
     has_annotation = models.BooleanField(default=False, verbose_name=_("annotated"))
     has_prediction = models.BooleanField(default=False, verbose_name=_("has predictions"))
+    # Kept by labeling.queues from the task's newest prediction (and its current annotation):
+    # the highest score among its shapes, and how much it disagrees with the annotation (0..1).
+    # Null without a prediction (and, for disagreement, without an annotation).
+    top_score = models.FloatField(null=True, blank=True, verbose_name=_("top score"))
+    disagreement = models.FloatField(null=True, blank=True, verbose_name=_("disagreement"))
     # Shapes in the current annotation: a stored counter for statistics (labeling.counters).
     shape_count = models.IntegerField(default=0, db_default=0, verbose_name=_("shapes"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
@@ -207,6 +223,30 @@ class Task(models.Model):
                 fields=["project", "id"],
                 condition=models.Q(has_prediction=False),
                 name="task_project_not_predicted",
+            ),
+            # The queues of "next" in uncertainty and disagreement order (labeling.queues): by
+            # status (review, rejected work), and for open work, whose queues ask for two statuses
+            # at once (an index led by the status would be read twice and sorted). Partial, so
+            # tasks without a prediction (every task of a plain import) cost nothing here.
+            models.Index(
+                fields=["project", "status", "top_score", "id"],
+                condition=models.Q(top_score__isnull=False),
+                name="task_queue_top_score",
+            ),
+            models.Index(
+                fields=["project", "top_score", "id"],
+                condition=models.Q(top_score__isnull=False, status__in=["new", "in_progress"]),
+                name="task_queue_open_top_score",
+            ),
+            models.Index(
+                fields=["project", "status", "-disagreement", "id"],
+                condition=models.Q(disagreement__isnull=False),
+                name="task_queue_disagreement",
+            ),
+            models.Index(
+                fields=["project", "-disagreement", "id"],
+                condition=models.Q(disagreement__isnull=False, status__in=["new", "in_progress"]),
+                name="task_queue_open_disagreement",
             ),
             *(
                 models.Index(

@@ -26,7 +26,7 @@ from defectlab.jobs.models import Job
 from defectlab.jobs.services import start_job
 from defectlab.labeling.attributes import clean_label_attributes
 from defectlab.labeling.counters import add_tally, move_status, tally_of
-from defectlab.labeling.models import Label, Project, Task, TaskLabel, TaskStatus
+from defectlab.labeling.models import Label, Project, QueueOrder, Task, TaskLabel, TaskStatus
 from defectlab.labeling.tasks import COUNTER, NewTask, add_tasks
 from defectlab.media.references import ImageRef, s3_resolver
 from defectlab.media.services import cached_copies, reference_thumbnails
@@ -199,6 +199,12 @@ def update_project(project: Project, *, actor: User | None = None, **fields: Any
         fields["tags"] = clean_tags(fields["tags"])
     if "name" in fields and not str(fields["name"]).strip():
         raise Invalid(_("A project needs a name."), details={"field": "name"})
+    if "queue_order" in fields and fields["queue_order"] not in QueueOrder.values:
+        raise Invalid(
+            _("The queue order must be one of: %(orders)s.")
+            % {"orders": ", ".join(QueueOrder.values)},
+            details={"field": "queue_order"},
+        )
     for name, value in fields.items():
         setattr(project, name, value)
     project.save(update_fields=list(fields))

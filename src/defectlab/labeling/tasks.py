@@ -18,6 +18,7 @@ from django.db import connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from defectlab.labeling import queues
 from defectlab.labeling.counters import (
     LABEL_COLUMNS,
     LabelCounts,
@@ -397,7 +398,8 @@ def add_predictions(rows: Sequence[NewPrediction]) -> list[Prediction]:
 def insert_predictions(rows: Sequence[PredictionRow], *, mark_tasks: bool = True) -> list[int]:
     """The rows' predictions by one ``executemany`` (model name and version trimmed to their
     columns), and their tasks marked as having a prediction (unless ``mark_tasks=False``: the
-    caller created them marked); the predictions' ids, in the rows' order."""
+    caller created them marked, in its transaction) with their queue fields kept
+    (`labeling.queues.refresh`); the predictions' ids, in the rows' order."""
     if not rows:
         return []
     with transaction.atomic():
@@ -433,6 +435,9 @@ def insert_predictions(rows: Sequence[PredictionRow], *, mark_tasks: bool = True
             Task.objects.filter(
                 pk__in=sorted({row.task_id for row in rows}), has_prediction=False
             ).update(has_prediction=True)
+        # Each task's newest prediction is its last row here (new ids are the highest).
+        newest = {row.task_id: row.shapes for row in rows}
+        queues.refresh(newest, newest=newest, lock=mark_tasks)
     return ids
 
 

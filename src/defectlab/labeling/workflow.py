@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -34,6 +34,7 @@ from defectlab.labeling.models import (
     Verdict,
 )
 from defectlab.labeling.proposals import clean_fates, merge_fates, version_fates
+from defectlab.labeling.queues import Queue, in_order, not_skipped, on_saved, open_work
 from defectlab.labeling.services import set_status
 from defectlab.labeling.signals import annotation_saved, annotation_submitted, task_event
 from defectlab.labeling.sizes import SAVE_TIMEOUT, learn_size
@@ -136,11 +137,11 @@ def next_task(project: Project, user: User) -> Task | None:
     tasks = Task.objects.filter(project_id=project.pk)
     held = tasks.filter(status__in=OPEN_FOR_LABELING)
     queues = [
-        tasks.filter(assignee=user, status=TaskStatus.REJECTED),
-        tasks.filter(assignee=user, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
-        tasks.filter(assignee__isnull=True, status__in=(TaskStatus.NEW, TaskStatus.IN_PROGRESS)),
+        Queue(tasks.filter(assignee=user, status=TaskStatus.REJECTED), own=True),
+        Queue(open_work(tasks.filter(assignee=user)), own=True),
+        Queue(open_work(tasks.filter(assignee__isnull=True))),
     ]
-    task = _reserve(user, held=_not_skipped(held, user), queues=_skipped_last(queues, user))
+    task = _reserve(user, held=not_skipped(held, user), queues=in_order(queues, user, project))
     return _start(task) if task is not None else None
 
 
@@ -151,21 +152,10 @@ def next_review(project: Project, user: User) -> Task | None:
     others = submitted.exclude(submitted_by=user)
     own = submitted.filter(submitted_by=user)
     held = submitted if project.allow_self_approval else others
-    queues = [others, own] if project.allow_self_approval else [others]
-    return _reserve(user, held=_not_skipped(held, user), queues=_skipped_last(queues, user))
-
-
-def _not_skipped(tasks: QuerySet[Task], user: User) -> QuerySet[Task]:
-    return tasks.exclude(Exists(SkippedTask.objects.filter(task=OuterRef("pk"), user=user)))
-
-
-def _skipped_last(queues: list[QuerySet[Task]], user: User) -> list[QuerySet[Task]]:
-    """``queues`` without the tasks ``user`` skipped, then the same queues holding only those,
-    the longest-skipped first: skipping every task in turn goes round them all, and when only
-    skipped tasks are left, "next" hands them out again rather than saying nothing is left."""
-    return [_not_skipped(queue, user).order_by("id") for queue in queues] + [
-        queue.filter(skips__user=user).order_by("skips__id") for queue in queues
-    ]
+    queues = (
+        [Queue(others), Queue(own, own=True)] if project.allow_self_approval else [Queue(others)]
+    )
+    return _reserve(user, held=not_skipped(held, user), queues=in_order(queues, user, project))
 
 
 def _reserve(user: User, *, held: QuerySet[Task], queues: list[QuerySet[Task]]) -> Task | None:
@@ -488,6 +478,7 @@ def _mark_saved(task: Task, user: User, annotation: Annotation, *, submit: bool)
             "lock_expires_at",
             "shape_count",
             "updated_at",
+            *on_saved(task, annotation.shapes),
         ]
     )
 

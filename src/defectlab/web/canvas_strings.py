@@ -221,6 +221,18 @@ CANVAS_STRINGS: dict[str, StrPromise] = {
     "diff.unchanged": _("Unchanged: {count}"),
     "diff.hint": _("Read only: nothing shown here is saved."),
     "diff.back": _("Back to the annotation"),
+    "help.highlights": _("Show or hide the label-error highlights"),
+    "highlights.title": _("Label errors"),
+    "highlights.hint": _(
+        "Where the model disagrees with this annotation. Only shown, never saved."
+    ),
+    "highlights.hide": _("Hide"),
+    "highlights.show": _("Show"),
+    "highlights.toggleKey": _("Show or hide the highlights (E)"),
+    "highlights.kind.missing": _("Missing"),
+    "highlights.kind.wrong_class": _("Wrong class"),
+    "highlights.kind.loose_box": _("Loose box"),
+    "highlights.kind.extra": _("Extra"),
 }
 
 

@@ -20,7 +20,7 @@ from django.views.i18n import set_language as django_set_language
 
 from defectlab.errors import DefectLabError, NotFound, Throttled, error_response
 from defectlab.labeling import services, tasklist, workflow
-from defectlab.labeling.models import Project, Review, Task, TaskStatus
+from defectlab.labeling.models import Project, QueueOrder, Review, Task, TaskStatus
 from defectlab.media.services import signed_url
 from defectlab.tenancy import services as tenancy
 from defectlab.tenancy.models import ApiToken, Invite, Membership, Organization, Role
@@ -406,6 +406,8 @@ def _settings_context(
         "values": request.POST if retyped else current,
         "shape_types": request.POST.getlist("shape_types") if retyped else current.shape_types,
         "tags_text": request.POST.get("tags", "") if retyped else forms.format_tags(current.tags),
+        "queue_orders": QueueOrder.choices,
+        "queue_order": request.POST.get("queue_order", "") if retyped else current.queue_order,
         "current_organization_id": current.organization_id,
     }
 
@@ -423,6 +425,7 @@ def _settings_action(request: HttpRequest, current: Project) -> None:
             shape_types=data.getlist("shape_types"),
             tags=forms.parse_tags(data.get("tags", "")),
             allow_self_approval=data.get("allow_self_approval") == "on",
+            queue_order=data.get("queue_order", current.queue_order),
             actor=actor,
         )
     elif action == "add_label":

@@ -22,6 +22,7 @@ from defectlab.labeling.proposals import current_fates, fates_by_shape
 from defectlab.labeling.services import is_viewable
 from defectlab.labeling.tasklist import neighbours
 from defectlab.media.services import signed_url
+from defectlab.tenancy.models import User
 from defectlab.tenancy.viewsets import acting_user
 from defectlab.web.canvas_strings import canvas_strings
 
@@ -77,6 +78,7 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
         "predictions": _predictions(task, annotation),
         "reviewComment": rejection.comment if rejection else None,
         "issues": [issue_json(issue) for issue in task.issues.all()],
+        "highlights": _highlights(request, task),
         "mode": mode,
         "api": {
             "annotation": reverse("task-annotation", args=[task.pk]),
@@ -101,6 +103,29 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
         "csrfToken": get_token(request),
         "strings": canvas_strings(),
     }
+
+
+def _highlights(request: HttpRequest, task: Task) -> list[dict[str, Any]]:
+    """What the canvas outlines as label errors: those of the finding named by ``?finding=<id>``
+    (a link from the label-error list), none otherwise (nor in the JSON config a canvas asks for
+    when it moves on to another task). The canvas ignores a highlight it cannot draw."""
+    finding = request.GET.get("finding", "")
+    if not finding.isdigit():
+        return []
+    return finding_highlights(task, int(finding), acting_user(request))
+
+
+def finding_highlights(task: Task, finding_id: int, user: User) -> list[dict[str, Any]]:
+    """The highlights of label-error finding ``finding_id`` on ``task``, as ``user`` may see them:
+    ``[{"box": [x1, y1, x2, y2], "kind": "missing" | "wrong_class" | "loose_box" | "extra",
+    "text": "<translated one-line explanation>", "shape": "<annotation shape id or ''>"}]`` in
+    image pixels (docs/api.md, the canvas's ``highlights``).
+
+    The slot for label-error finding (defectlab.insight, helper C): its body becomes
+    ``return findings.highlights(task, finding_id, user)`` with
+    ``from defectlab.insight import findings``. Until then no finding has highlights."""
+    del task, finding_id, user
+    return []
 
 
 def issue_json(issue: Issue) -> dict[str, Any]:

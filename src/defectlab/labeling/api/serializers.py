@@ -164,6 +164,7 @@ class ProjectSerializer(serializers.ModelSerializer[Project]):
             "shape_types",
             "tags",
             "allow_self_approval",
+            "queue_order",
             "labels",
             "counts",
             "created_at",
@@ -176,6 +177,12 @@ class ProjectSerializer(serializers.ModelSerializer[Project]):
             "allow_self_approval": {
                 "help_text": "Let a reviewer approve their own work (a one-person team). Default "
                 "false."
+            },
+            "queue_order": {
+                "help_text": "How next-task and next-review order each queue: `age` (oldest "
+                "first, the default), `uncertainty` (lowest top score of the newest prediction "
+                "first; tasks without a prediction after) or `disagreement` (largest disagreement "
+                "between the newest prediction and the annotation first; tasks without one after)."
             },
         }
 
@@ -216,6 +223,8 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
             "lock_expires_at",
             "has_annotation",
             "has_prediction",
+            "top_score",
+            "disagreement",
             "image_url",
             "thumbnail_url",
             "created_at",
@@ -226,7 +235,15 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
             "assignee": {
                 "help_text": "The user id the task is assigned to (a member of the "
                 "organization), or null for nobody."
-            }
+            },
+            "top_score": {
+                "help_text": "The highest score among the shapes of the task's newest prediction "
+                "(1.0 for a shape without a score, 0.0 for an empty prediction); null without one."
+            },
+            "disagreement": {
+                "help_text": "How much the newest prediction disagrees with the annotation, 0 to "
+                "1; null when either is missing."
+            },
         }
 
     def get_image_url(self, task: Task) -> str | None:
@@ -277,6 +294,8 @@ def task_rows(tasks: list[Task]) -> list[dict[str, Any]]:
                 "lock_expires_at": _iso(task.lock_expires_at),
                 "has_annotation": task.has_annotation,
                 "has_prediction": task.has_prediction,
+                "top_score": task.top_score,
+                "disagreement": task.disagreement,
                 "image_url": signed_url(task.pk, "image") if viewable else None,
                 "thumbnail_url": signed_url(task.pk, "thumb") if viewable else None,
                 "created_at": _iso(task.created_at),

@@ -94,7 +94,7 @@ def tally(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("labeling", "0013_prediction_source"),
+        ("labeling", "0014_queue_order"),
         ("tenancy", "0002_verbose_names"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
