@@ -8,6 +8,7 @@ from defectlab.inference.api import ModelViewSet
 from defectlab.inference.backendapi import BackendViewSet
 from defectlab.inference.projects import ProjectModelViewSet
 from defectlab.ingest.api import AllowedNetworkViewSet
+from defectlab.insight.statisticsapi import ProjectStatisticsViewSet
 from defectlab.jobs.api import JobViewSet
 from defectlab.labeling.api import IssueViewSet, LabelViewSet, ProjectViewSet, TaskViewSet
 from defectlab.operations.endpoints import healthz, metrics_view, readyz
@@ -42,6 +43,7 @@ router.register("invites", InviteViewSet, basename="invite")
 router.register("projects", ProjectViewSet, basename="project")
 router.register("projects", ProjectTransferViewSet, basename="project-transfer")
 router.register("projects", ProjectModelViewSet, basename="project-model")
+router.register("projects", ProjectStatisticsViewSet, basename="project-statistics")
 router.register("labels", LabelViewSet, basename="label")
 router.register("tasks", TaskViewSet, basename="task")
 router.register("issues", IssueViewSet, basename="issue")

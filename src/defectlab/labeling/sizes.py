@@ -88,6 +88,7 @@ def note_size(task: Task, size: tuple[int, int]) -> None:
             Q(width__isnull=True) | Q(height__isnull=True), pk=task.pk
         ).update(width=width, height=height)
         if stored:
+            task.width, task.height = width, height
             _fit_annotation(task, width, height)
     if stored:
         task.width, task.height = width, height
@@ -127,6 +128,7 @@ def _fit_annotation(task: Task, width: int, height: int) -> None:
         return
     fitted, clipped, removed = fit_shapes(shapes_from_json(annotation.shapes), width, height)
     if not clipped and not removed:
+        index_labels(task, annotation.shapes)  # the shapes' sizes are known now
         return
     shapes = [shape.to_dict() for shape in fitted]
     version = annotation.version + 1
