@@ -1,4 +1,4 @@
-"""Migration 0015 on an installation with annotations: the label index rows get their shape
+"""Migrations 0017 and 0018 (the backfill, batch by batch) on an installation with annotations: the label index rows get their shape
 and size counts, tags their rows, tasks their shape counts, and each project its tally, equal
 to what the product's own paths would have stored (``counters.recount``)."""
 
@@ -11,7 +11,7 @@ from django.db.migrations.executor import MigrationExecutor
 from defectlab.labeling.counters import recount, tally_of
 from defectlab.labeling.models import Tally, Task, TaskLabel, TaskTag
 
-BEFORE = [("labeling", "0014_queue_order")]
+BEFORE = [("labeling", "0016_queue_order_backfill")]
 
 
 def state() -> dict[str, object]:
@@ -30,7 +30,11 @@ def state() -> dict[str, object]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_migration_0015_counts_what_is_there() -> None:
+def test_the_statistics_migrations_count_what_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    backfill = importlib.import_module("defectlab.labeling.migrations.0018_statistics_backfill")
+    monkeypatch.setattr(backfill, "BATCH", 2)  # several batches, each its own transaction
     executor = MigrationExecutor(connection)
     executor.migrate(BEFORE)
     old = executor.loader.project_state(BEFORE).apps

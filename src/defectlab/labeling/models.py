@@ -224,13 +224,14 @@ class Task(models.Model):
                 condition=models.Q(has_prediction=False),
                 name="task_project_not_predicted",
             ),
-            # The queues of "next" in uncertainty and disagreement order (labeling.queues): by
-            # status (review, rejected work), and for open work, whose queues ask for two statuses
-            # at once (an index led by the status would be read twice and sorted). Partial, so
-            # tasks without a prediction (every task of a plain import) cost nothing here.
+            # The queues of "next" in uncertainty and disagreement order (labeling.queues): one
+            # pair for "next review" (submitted work: the only status read in score order alone;
+            # rejected work is one person's queue, found by its assignee), one for open work.
+            # Partial, so tasks without a prediction (every task of a plain import) and work in
+            # no queue cost nothing here. Built concurrently on PostgreSQL (migration 0015).
             models.Index(
-                fields=["project", "status", "top_score", "id"],
-                condition=models.Q(top_score__isnull=False),
+                fields=["project", "top_score", "id"],
+                condition=models.Q(status="submitted", top_score__isnull=False),
                 name="task_queue_top_score",
             ),
             models.Index(
@@ -239,8 +240,8 @@ class Task(models.Model):
                 name="task_queue_open_top_score",
             ),
             models.Index(
-                fields=["project", "status", "-disagreement", "id"],
-                condition=models.Q(disagreement__isnull=False),
+                fields=["project", "-disagreement", "id"],
+                condition=models.Q(disagreement__isnull=False, status="submitted"),
                 name="task_queue_disagreement",
             ),
             models.Index(

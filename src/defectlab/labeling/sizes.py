@@ -27,6 +27,7 @@ from django.utils import timezone
 from defectlab.errors import DefectLabError
 from defectlab.geometry import Shape, ShapeError, shapes_from_json
 from defectlab.images import image_size
+from defectlab.labeling import queues
 from defectlab.labeling.models import Annotation, AnnotationVersion, Task
 from defectlab.labeling.tasks import index_labels
 from defectlab.media.references import ImageRef
@@ -144,6 +145,9 @@ def _fit_annotation(task: Task, width: int, height: int) -> None:
         author=None,
     )
     index_labels(task, shapes)
+    # The shapes changed: so did their disagreement with the prediction (the task row is locked
+    # by the caller's update of its size).
+    queues.refresh([task.pk], lock=False)
 
     record(
         None,

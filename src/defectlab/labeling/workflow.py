@@ -34,7 +34,14 @@ from defectlab.labeling.models import (
     Verdict,
 )
 from defectlab.labeling.proposals import clean_fates, merge_fates, version_fates
-from defectlab.labeling.queues import Queue, in_order, not_skipped, on_saved, open_work
+from defectlab.labeling.queues import (
+    Queue,
+    in_order,
+    in_review,
+    not_skipped,
+    on_saved,
+    open_work,
+)
 from defectlab.labeling.services import set_status
 from defectlab.labeling.signals import annotation_saved, annotation_submitted, task_event
 from defectlab.labeling.sizes import SAVE_TIMEOUT, learn_size
@@ -148,7 +155,7 @@ def next_task(project: Project, user: User) -> Task | None:
 def next_review(project: Project, user: User) -> Task | None:
     """The submitted task this reviewer should look at now: others' work, oldest first; their
     own only where the project allows self-approval, and last. Skipped ones come after all."""
-    submitted = Task.objects.filter(project_id=project.pk, status=TaskStatus.SUBMITTED)
+    submitted = in_review(Task.objects.filter(project_id=project.pk))
     others = submitted.exclude(submitted_by=user)
     own = submitted.filter(submitted_by=user)
     held = submitted if project.allow_self_approval else others
