@@ -74,7 +74,7 @@ def count_batch(apps, alias, task_ids):
         for task_id, _shapes, tags, _w, _h, project_id in rows
         for name in dict.fromkeys(tags or [])
     )
-    by_count = {}
+    by_count: dict[int, list[int]] = {}
     for task_id, shapes, *_rest in rows:
         by_count.setdefault(len(shapes or []), []).append(task_id)
     for count, ids in by_count.items():
