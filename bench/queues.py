@@ -1,6 +1,6 @@
 """How fast "next" is in each queue order: ``workflow.next_task`` and ``next_review`` on a project
 of many tasks, most with a prediction (top score and disagreement set), in age, uncertainty and
-disagreement order — with the plan of the first candidate query of each.
+disagreement order — with the plan of the first candidate query of each (open work, review).
 
     .venv/bin/python bench/queues.py                                   # SQLite, 100k tasks
     .venv/bin/python bench/queues.py --tasks 1000000 --database-url postgresql://…/bench_queues
@@ -160,6 +160,9 @@ def run(args: argparse.Namespace) -> None:
         )
         first = queues.parts(open_tasks, order)[0]
         print("  plan:", " | ".join(line.strip() for line in plan(first)))
+        review = queues.in_review(Task.objects.filter(project_id=project.pk))
+        first = queues.parts(review.exclude(submitted_by=people[0]), order)[0]
+        print("  review plan:", " | ".join(line.strip() for line in plan(first)))
 
 
 if __name__ == "__main__":

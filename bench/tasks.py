@@ -76,6 +76,7 @@ TASK_COLUMNS = (
     "has_prediction",
     "top_score",
     "disagreement",
+    "shape_count",
     "created_at",
     "updated_at",
 )
@@ -338,6 +339,7 @@ class Bench:
                 False,
                 None,
                 None,
+                0,
                 now,
                 now,
             )
@@ -1522,11 +1524,11 @@ class ImportSection:
             )  # fmt: skip
             insert(
                 cursor, "labeling_prediction",
-                ("organization_id", "task_id", "model_name", "model_version", "shapes",
-                 "created_at"),
-                "bigint bigint text text jsonb timestamptz",
-                [(org, task + n, "import", "labelstudio", ops.adapt_json_value(row[6], None), now)
-                 for n, row in enumerate(rows)],
+                ("organization_id", "task_id", "model_name", "model_version", "source",
+                 "shapes", "created_at"),
+                "bigint bigint text text text jsonb timestamptz",
+                [(org, task + n, "import", "labelstudio", "", ops.adapt_json_value(row[6], None),
+                  now) for n, row in enumerate(rows)],
             )  # fmt: skip
             cursor.execute(
                 "UPDATE labeling_project SET count_submitted = count_submitted + %s WHERE id = %s",

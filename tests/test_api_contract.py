@@ -87,6 +87,7 @@ NOT_POSITIVE = {
     "PUT /api/projects/{id}/models/{model_id}/",
     # (a usage range: `start` before `end`, at most 366 days between them)
     "GET /api/organizations/{id}/usage/",
+    "GET /api/projects/{id}/statistics/",
     # ...the state of other rows (a target storage to export to, shapes naming the project's
     # labels and fitting the image, a storage's endpoint and bucket)...
     "POST /api/projects/{id}/export/",

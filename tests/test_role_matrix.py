@@ -125,6 +125,11 @@ MATRIX = [
     Cell("view the project", EVERYONE, lambda c, t: c.get(f"/api/projects/{t.project.pk}/")),
     Cell("list tasks", EVERYONE, lambda c, t: c.get(f"/api/projects/{t.project.pk}/tasks/")),
     Cell(
+        "view the project's statistics",
+        EVERYONE,
+        lambda c, t: c.get(f"/api/projects/{t.project.pk}/statistics/?format=csv"),
+    ),
+    Cell(
         "list members",
         EVERYONE,
         lambda c, t: c.get(f"/api/organizations/{t.organization.pk}/members/"),

@@ -63,6 +63,7 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "jobs": Organization,
     "job": Job,
     "project_data": Project,
+    "project_statistics": Project,
     "project_storages": Project,
     "network_access": Organization,
     "webhooks": Organization,

@@ -410,7 +410,7 @@ export class Workspace implements Host {
     return true;
   }
 
-  /** Show or hide the label-error highlights (E); false when the task has none. */
+  /** Show or hide the label-error highlights (Shift+E); false when the task has none. */
   toggleHighlights(): boolean {
     return this.highlights.toggle();
   }

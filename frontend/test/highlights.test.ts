@@ -94,8 +94,9 @@ describe("highlights in the workspace", () => {
     document.body.replaceChildren();
   });
 
-  function mount(highlights: unknown): Workspace {
+  function mount(highlights: unknown, change?: (cfg: WorkspaceConfig) => void): Workspace {
     const cfg = structuredClone(devConfig) as unknown as WorkspaceConfig;
+    change?.(cfg);
     cfg.annotation.shapes = [box(300, 300, 360, 340, 2, { id: "s1" }), box(10, 10, 50, 50, 1, { id: "s2" })];
     cfg.annotation.tags = [];
     cfg.predictions = [];
@@ -105,7 +106,8 @@ describe("highlights in the workspace", () => {
     return workspace;
   }
 
-  const press = (key: string) => window.dispatchEvent(new KeyboardEvent("keydown", { key, bubbles: true, cancelable: true }));
+  const press = (key: string, shiftKey = false) =>
+    window.dispatchEvent(new KeyboardEvent("keydown", { key, shiftKey, bubbles: true, cancelable: true }));
 
   it("draws a layer that takes no pointer and lists each with its text", () => {
     mount([...GOOD, { box: [1, 1, 0, 0], kind: "missing", text: "bad", shape: "" }]);
@@ -122,23 +124,72 @@ describe("highlights in the workspace", () => {
     expect(layer.nextElementSibling?.classList.contains("dl-pins")).toBe(true);
   });
 
-  it("is not there at all without highlights, and E stays free", () => {
+  it("is not there at all without highlights, and Shift+E does nothing", () => {
     const ws = mount(undefined);
     expect((root.querySelector(".dl-highlights-section") as HTMLElement).hidden).toBe(true);
     expect(ws.toggleHighlights()).toBe(false);
   });
 
-  it("hides and shows them with E and the button", () => {
+  it("hides and shows them with Shift+E and the button, whose label stays put", () => {
     const ws = mount(GOOD);
     const layer = root.querySelector(".dl-highlights") as HTMLElement;
     const button = root.querySelector(".dl-highlight-toggle") as HTMLButtonElement;
-    expect(button.textContent).toBe(devConfig.strings["highlights.hide"]);
-    press("e");
+    const label = button.textContent;
+    expect(label).toBe(devConfig.strings["highlights.show"]);
+    expect(button.getAttribute("aria-pressed")).toBe("true");
+    press("E", true);
     expect(layer.classList.contains("is-off")).toBe(true);
-    expect(button.textContent).toBe(devConfig.strings["highlights.show"]);
+    expect(button.textContent).toBe(label);
     expect(button.getAttribute("aria-pressed")).toBe("false");
     button.click();
     expect(ws.highlights.shown).toBe(true);
+    expect(button.getAttribute("aria-pressed")).toBe("true");
+    expect(button.textContent).toBe(label);
+  });
+
+  it("leaves a plain E to a class whose hotkey it is", () => {
+    const cfg = structuredClone(devConfig) as unknown as WorkspaceConfig;
+    const ws = mount(GOOD, (c) => {
+      c.project.labels = cfg.project.labels.map((l, i) => ({ ...l, hotkey: i === 1 ? "e" : "" }));
+    });
+    const wanted = ws.config.project.labels[1].id;
+    expect(ws.activeLabel).not.toBe(wanted);
+    press("e");
+    expect(ws.activeLabel).toBe(wanted);
+    expect(ws.highlights.shown).toBe(true);
+    press("E", true);
+    expect(ws.highlights.shown).toBe(false);
+    expect(ws.activeLabel).toBe(wanted);
+  });
+
+  it("lists Shift+E for the highlights in the shortcut overlay", () => {
+    mount(GOOD);
+    const rows = Array.from(root.querySelectorAll(".dl-help tr, .dl-help li, .dl-help .dl-help-row"));
+    const row = rows.find((r) => r.textContent?.includes(devConfig.strings["help.highlights"]));
+    expect(row?.textContent).toContain("Shift");
+    expect(row?.textContent).toContain("E");
+  });
+
+  it("lists them as buttons in list items, pressed by Enter and Space", () => {
+    mount(GOOD);
+    const list = root.querySelector(".dl-highlight-list") as HTMLElement;
+    const items = Array.from(list.children) as HTMLElement[];
+    expect(items.map((item) => item.tagName)).toEqual(["LI", "LI"]);
+    const rows = items.map((item) => item.querySelector(".dl-highlight-row") as HTMLButtonElement);
+    expect(rows.map((row) => row.tagName)).toEqual(["BUTTON", "BUTTON"]);
+    expect(rows.every((row) => row.type === "button")).toBe(true);
+    // The canvas's keys leave a focused button alone (so the browser presses it): Enter does not
+    // accept a proposal, Space does not start panning.
+    rows[1].focus();
+    for (const key of ["Enter", " "]) {
+      const event = new KeyboardEvent("keydown", { key, bubbles: true, cancelable: true });
+      rows[1].dispatchEvent(event);
+      expect(event.defaultPrevented).toBe(false);
+    }
+    rows[1].click();
+    expect(rows[1].classList.contains("is-focused")).toBe(true);
+    expect(rows[1].getAttribute("aria-current")).toBe("true");
+    expect(rows[0].getAttribute("aria-current")).toBe("false");
   });
 
   it("centres on the first once, selects the shape a highlight names, and saves nothing of them", () => {

@@ -481,6 +481,23 @@ def import_urls(project_id: int, listing: str, email: str | None) -> None:
         click.echo(f"  line {item.index + 1}: {item.error}", err=True)
 
 
+@main.command(name="recount-statistics")
+@click.option("--project", "project_id", type=int, default=None, help="Only this project.")
+def recount_statistics(project_id: int | None) -> None:
+    """Rebuild the stored statistics counters from the annotations (a repair tool)."""
+    _django()
+    from defectlab.labeling.counters import recount
+    from defectlab.labeling.models import Project
+
+    projects = Project.objects.order_by("id")
+    if project_id is not None:
+        projects = projects.filter(pk=project_id)
+        if not projects.exists():
+            raise click.ClickException(f"No project {project_id}.")
+    for project in projects:
+        click.echo(f"Project {project.pk} ({project.name}): {recount(project.pk):,} tasks counted.")
+
+
 @main.command()
 @click.argument("project_id", type=int)
 @click.option("--format", "format_name", default="yolo", show_default=True, help="Dataset format.")

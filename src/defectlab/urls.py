@@ -9,6 +9,7 @@ from defectlab.inference.backendapi import BackendViewSet
 from defectlab.inference.projects import ProjectModelViewSet
 from defectlab.ingest.api import AllowedNetworkViewSet
 from defectlab.insight.api import EvaluationViewSet, ProjectEvaluationViewSet
+from defectlab.insight.statisticsapi import ProjectStatisticsViewSet
 from defectlab.jobs.api import JobViewSet
 from defectlab.labeling.api import IssueViewSet, LabelViewSet, ProjectViewSet, TaskViewSet
 from defectlab.operations.endpoints import healthz, metrics_view, readyz
@@ -44,6 +45,7 @@ router.register("projects", ProjectViewSet, basename="project")
 router.register("projects", ProjectTransferViewSet, basename="project-transfer")
 router.register("projects", ProjectModelViewSet, basename="project-model")
 router.register("projects", ProjectEvaluationViewSet, basename="project-evaluation")
+router.register("projects", ProjectStatisticsViewSet, basename="project-statistics")
 router.register("labels", LabelViewSet, basename="label")
 router.register("tasks", TaskViewSet, basename="task")
 router.register("issues", IssueViewSet, basename="issue")

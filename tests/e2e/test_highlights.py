@@ -1,10 +1,11 @@
 """Label-error highlights in the browser: a canvas opened on a finding (``?finding=<id>``) outlines
 the places it names over the image, lists them with their explanations, opens zoomed on the
-first, selects the shape a highlight names, and hides and shows them with E. The highlights come
+first, selects the shape a highlight names, and hides and shows them with Shift+E (a plain E stays a class hotkey). The highlights come
 through the page's slot for label-error finding (web.workspace.finding_highlights), supplied here."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -74,12 +75,20 @@ def test_a_canvas_opened_on_a_finding_shows_its_highlights(
         assert stage["x"] <= x <= stage["x"] + stage["width"], corner
         assert stage["y"] <= y <= stage["y"] + stage["height"], corner
 
-    # E hides them, E again shows them; nothing of them is in the annotation.
+    # Shift+E hides them, Shift+E again shows them; nothing of them is in the annotation.
+    toggle = panel.locator(".dl-highlight-toggle")
+    label = toggle.text_content()
     page.locator("canvas.dl-layer-overlay").focus()
-    page.keyboard.press("e")
+    page.keyboard.press("Shift+E")
     expect(outlines.first).to_be_hidden()
-    page.keyboard.press("e")
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    assert toggle.text_content() == label
+    page.keyboard.press("Shift+E")
     expect(outlines.first).to_be_visible()
+    # From the keyboard: a row is a button, Enter brings its place into view.
+    panel.locator(".dl-highlight-row").nth(0).focus()
+    page.keyboard.press("Enter")
+    expect(panel.locator(".dl-highlight-row").nth(0)).to_have_class(re.compile("is-focused"))
     assert page.evaluate(f"() => {workspace}.getShapes().length") == 1
 
 

@@ -314,6 +314,7 @@ def test_every_page_and_error_page_speaks_chinese(
         f"/projects/{project}/",
         f"/projects/{project}/settings/",
         f"/projects/{project}/data/",
+        f"/projects/{project}/statistics/",
         f"/projects/{project}/storages/",
         "/account/",
         "/no-such-page/",

@@ -49,3 +49,17 @@ def test_without_a_finding_there_are_none_and_nothing_is_asked(
         assert config_of(client.get(address).content.decode())["highlights"] == []
     assert client.get(f"/tasks/{task.pk}/annotate/config/").json()["highlights"] == []
     assert asked == []
+
+
+def test_odd_finding_numbers_are_no_finding_never_an_error(
+    tenant: Tenant, asked: list[tuple[int, int, int]]
+) -> None:
+    task, client = tenant.tasks[0], signed_in(tenant.user(Role.ANNOTATOR))
+    for finding in ("²", "١٢", "٣", "1" * 19, "-1", " 1", ""):
+        answer = client.get(f"/tasks/{task.pk}/annotate/", {"finding": finding})
+        assert answer.status_code == 200, finding
+        assert config_of(answer.content.decode())["highlights"] == []
+    assert asked == []
+    answer = client.get(f"/tasks/{task.pk}/annotate/", {"finding": "9" * 18})
+    assert config_of(answer.content.decode())["highlights"] == HIGHLIGHTS
+    assert asked == [(task.pk, int("9" * 18), tenant.user(Role.ANNOTATOR).pk)]

@@ -220,8 +220,8 @@ export class Keyboard {
         host.startIssue?.();
         return true;
       case "e":
-        // Without highlights the letter stays free for a class whose hotkey it is.
-        return !shift && (host.toggleHighlights?.() ?? false);
+        // Shift+E: the plain letter stays a class's hotkey (a task opened from a finding too).
+        return shift && (host.toggleHighlights?.() ?? false);
       case "z":
         if (shift) return false;
         host.zoomToSelection();

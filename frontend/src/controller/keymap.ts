@@ -67,7 +67,7 @@ export const SHORTCUTS: ShortcutGroup[] = [
       { keys: [["R"], ["Shift", "R"]], action: msg("help.rotate") },
       { keys: [["@key.space", "@key.drag"], ["@key.middleDrag"]], action: msg("help.pan") },
       { keys: [["/"]], action: msg("help.search") },
-      { keys: [["E"]], action: msg("help.highlights") },
+      { keys: [["Shift", "E"]], action: msg("help.highlights") },
     ],
   },
   {

@@ -2,7 +2,7 @@
  * Label-error highlights on screen: a layer of thick dashed outlines over the image, one colour
  * per kind with a small numbered tag, above the shapes and below the pins, that follows the view
  * and never takes the pointer (nothing in it can be selected, moved or saved); and the sidebar's
- * "label errors" section listing them with their explanations, with a button (and the E key) to
+ * "label errors" section listing them with their explanations, with a button (and Shift+E) to
  * hide and show the layer. Clicking a row brings its place into view.
  */
 import { HIGHLIGHT_COLORS, highlightFocus, screenRect, type Highlight } from "../highlights";
@@ -82,13 +82,16 @@ export class HighlightPanel {
   readonly toggleButton: HTMLButtonElement;
   private readonly list = h("ol", { class: "dl-highlight-list", role: "list" });
 
-  constructor(
-    private readonly host: Host,
-    highlights: readonly Highlight[],
-    actions: HighlightActions,
-  ) {
+  constructor(host: Host, highlights: readonly Highlight[], actions: HighlightActions) {
     const { t } = host;
-    this.toggleButton = h("button", { type: "button", class: "dl-btn dl-btn-small dl-highlight-toggle", "aria-pressed": "true", title: t("highlights.toggleKey") });
+    // One fixed label; whether the highlights are shown is the button's pressed state alone.
+    this.toggleButton = h("button", {
+      type: "button",
+      class: "dl-btn dl-btn-small dl-highlight-toggle",
+      "aria-pressed": "true",
+      title: t("highlights.toggleKey"),
+      text: t("highlights.show"),
+    });
     this.toggleButton.addEventListener("click", () => actions.toggle());
     const count = h("span", { class: "dl-count", text: String(highlights.length) });
     const title = h("h2", { text: t("highlights.title") }, " ", count);
@@ -96,21 +99,17 @@ export class HighlightPanel {
       ...highlights.map((highlight, index) => {
         const mark = h("span", { class: "dl-highlight-mark", text: String(index + 1) });
         mark.style.background = HIGHLIGHT_COLORS[highlight.kind];
+        // A real button in each list item: the list stays a list of items for a screen reader,
+        // and Enter and Space press it (the canvas's keys leave a focused button alone).
         const row = h(
-          "li",
-          { class: `dl-highlight-row is-${highlight.kind}`, "data-index": index, tabindex: 0 },
+          "button",
+          { type: "button", class: `dl-highlight-row is-${highlight.kind}`, "data-index": index },
           mark,
           h("span", { class: "dl-highlight-kind", text: t(`highlights.kind.${highlight.kind}`) }),
           h("span", { class: "dl-highlight-text", text: highlight.text }),
         );
         row.addEventListener("click", () => actions.focus(index));
-        row.addEventListener("keydown", (event) => {
-          if (event.key !== "Enter" && event.key !== " ") return;
-          event.preventDefault();
-          event.stopPropagation();
-          actions.focus(index);
-        });
-        return row;
+        return h("li", { class: "dl-highlight-item" }, row);
       }),
     );
     const head = h("div", { class: "dl-highlight-head" }, title, this.toggleButton);
@@ -121,11 +120,10 @@ export class HighlightPanel {
   }
 
   update(shown: boolean, focused: number): void {
-    const { t } = this.host;
-    this.toggleButton.textContent = shown ? t("highlights.hide") : t("highlights.show");
     this.toggleButton.setAttribute("aria-pressed", shown ? "true" : "false");
-    for (const row of Array.from(this.list.children) as HTMLElement[]) {
+    for (const row of Array.from(this.list.querySelectorAll<HTMLElement>(".dl-highlight-row"))) {
       row.classList.toggle("is-focused", row.dataset.index === String(focused));
+      row.setAttribute("aria-current", row.dataset.index === String(focused) ? "true" : "false");
     }
   }
 }

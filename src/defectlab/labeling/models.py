@@ -188,6 +188,8 @@ class Task(models.Model):
     # Null without a prediction (and, for disagreement, without an annotation).
     top_score = models.FloatField(null=True, blank=True, verbose_name=_("top score"))
     disagreement = models.FloatField(null=True, blank=True, verbose_name=_("disagreement"))
+    # Shapes in the current annotation: a stored counter for statistics (labeling.counters).
+    shape_count = models.IntegerField(default=0, db_default=0, verbose_name=_("shapes"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
 
@@ -222,13 +224,14 @@ class Task(models.Model):
                 condition=models.Q(has_prediction=False),
                 name="task_project_not_predicted",
             ),
-            # The queues of "next" in uncertainty and disagreement order (labeling.queues): by
-            # status (review, rejected work), and for open work, whose queues ask for two statuses
-            # at once (an index led by the status would be read twice and sorted). Partial, so
-            # tasks without a prediction (every task of a plain import) cost nothing here.
+            # The queues of "next" in uncertainty and disagreement order (labeling.queues): one
+            # pair for "next review" (submitted work: the only status read in score order alone;
+            # rejected work is one person's queue, found by its assignee), one for open work.
+            # Partial, so tasks without a prediction (every task of a plain import) and work in
+            # no queue cost nothing here. Built concurrently on PostgreSQL (migration 0015).
             models.Index(
-                fields=["project", "status", "top_score", "id"],
-                condition=models.Q(top_score__isnull=False),
+                fields=["project", "top_score", "id"],
+                condition=models.Q(status="submitted", top_score__isnull=False),
                 name="task_queue_top_score",
             ),
             models.Index(
@@ -237,8 +240,8 @@ class Task(models.Model):
                 name="task_queue_open_top_score",
             ),
             models.Index(
-                fields=["project", "status", "-disagreement", "id"],
-                condition=models.Q(disagreement__isnull=False),
+                fields=["project", "-disagreement", "id"],
+                condition=models.Q(disagreement__isnull=False, status="submitted"),
                 name="task_queue_disagreement",
             ),
             models.Index(
@@ -263,14 +266,109 @@ class Task(models.Model):
 
 
 class TaskLabel(models.Model):
-    """Which labels a task's current annotation uses: the index behind the "class" filter."""
+    """Which labels a task's current annotation uses: the index behind the "class" filter, and
+    the stored counters of statistics (labeling.counters): how many shapes of the label, and
+    how many of them fall in each size bin (log10 of the box's share of the image, ``SIZE_EDGES``)
+    or have no known size (the image's size is not known yet)."""
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
     # Indexed by task_label_unique (label, task), which also gives a label's tasks in order.
     label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+", db_index=False)
+    shapes = models.IntegerField(default=0, db_default=0)
+    size_0 = models.IntegerField(default=0, db_default=0)
+    size_1 = models.IntegerField(default=0, db_default=0)
+    size_2 = models.IntegerField(default=0, db_default=0)
+    size_3 = models.IntegerField(default=0, db_default=0)
+    size_4 = models.IntegerField(default=0, db_default=0)
+    size_5 = models.IntegerField(default=0, db_default=0)
+    size_6 = models.IntegerField(default=0, db_default=0)
+    size_7 = models.IntegerField(default=0, db_default=0)
+    size_8 = models.IntegerField(default=0, db_default=0)
+    size_9 = models.IntegerField(default=0, db_default=0)
+    size_10 = models.IntegerField(default=0, db_default=0)
+    size_11 = models.IntegerField(default=0, db_default=0)
+    size_unknown = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["label", "task"], name="task_label_unique")]
+
+
+class TaskTag(models.Model):
+    """The image tags (OK / NG) of a task's current annotation, one row each: what statistics
+    count and filter by. Kept with the annotation (labeling.counters)."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+", db_index=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    name = models.CharField(max_length=50)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "name"], name="task_tag_unique")]
+        indexes = [models.Index(fields=["project", "name", "task"], name="task_tag_project")]
+
+
+class Tally(models.Model):
+    """A project's statistics counted per task status, so that its statistics without a filter,
+    or filtered by status alone, read a few dozen rows, not every task (labeling.counters.
+    add_tally): per status of the tasks, ``part`` and ``key`` —
+    ``images`` and ``shapes`` per label id, ``size`` per "label:bin" (bin ``u``: size unknown),
+    ``tag`` per tag name, ``per_image`` per shape count (0 … 10, 10 meaning 10 or more)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    status = models.CharField(max_length=16)  # of the tasks counted: a status filter reads it
+    part = models.CharField(max_length=12)
+    key = models.CharField(max_length=64)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "status", "part", "key"], name="tally_unique"
+            )
+        ]
+
+
+class Activity(models.Model):
+    """What one person did in one project on one UTC day, counted as it happens (labeling.
+    counters.credit): tasks submitted, approved and rejected (credited to the work's author),
+    verdicts given (credited to the reviewer) and seconds of labeling. One row per label the
+    work used, and one with no label for the tasks themselves."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    person = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    label = models.ForeignKey(
+        Label, null=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    submitted = models.IntegerField(default=0)
+    approved = models.IntegerField(default=0)
+    rejected = models.IntegerField(default=0)
+    reviews = models.IntegerField(default=0)
+    lead_time = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "day", "person", "label"],
+                condition=models.Q(label__isnull=False),
+                name="activity_label_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "day", "person"],
+                condition=models.Q(label__isnull=True),
+                name="activity_task_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["person"], name="activity_person"),
+            models.Index(
+                fields=["label"], name="activity_label", condition=models.Q(label__isnull=False)
+            ),
+        ]
 
 
 class Annotation(models.Model):

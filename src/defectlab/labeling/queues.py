@@ -5,12 +5,21 @@ highest id: the one written last, whatever made it):
 
 * ``top_score`` — the highest score among that prediction's shapes. A shape without a score
   (an imported prediction that carried none) counts as 1.0: the model stated it without doubt.
-  A prediction with no shapes has top score 0.0: the model saw nothing above its threshold,
-  the lowest top score it can report. Null when the task has no prediction.
+  A prediction with no shapes counts as 1.0 too (`EMPTY_TOP_SCORE`): the model is sure there is
+  nothing to see (pre-annotation stores one for every clean image), so in uncertainty order it
+  comes after every task with a less certain shape, with the certain ones, in id order, and
+  before the tasks with no prediction. Null when the task has no prediction.
 * ``disagreement`` — `evaluation.disagreement` between the current annotation's boxes and that
   prediction's boxes (0 agree … 1 disagree), with ``conf=0``: the stored shapes are already
   those the model kept at its threshold of the time. Polygons count by their bounding box;
-  points shapes are left out (they have no area to overlap). Null when either side is missing.
+  points shapes are left out (they have no area to overlap). Null when either side is missing,
+  and for an **empty draft**: an annotation without shapes on a task still open (new or in
+  progress) is work not done yet, not a statement that the image is clean, so it waits with the
+  new work (in id order) instead of coming first as a full disagreement. Once submitted, an
+  empty annotation says "no defect" and disagrees fully (1.0) with a prediction that has one:
+  the first thing a reviewer should see. (A task moves between open and not open only by a save,
+  which recomputes the value.) So disagreement ranks work that has an annotation: submitted work
+  for review, drafts with shapes and rejected work for labeling.
 
 They are kept where predictions and annotations are written: `refresh` after every insert of
 predictions (``labeling.tasks.insert_predictions``, the one way they are written: the API, the
@@ -47,8 +56,14 @@ from defectlab.labeling.models import (
 )
 from defectlab.tenancy.models import User
 
-# Tasks read and written per round of `refresh` (and of the backfill in migration 0014).
+# Tasks read and written per round of `refresh` (migration 0016 keeps its own copy).
 BATCH = 1000
+
+# The statuses of open work: what "next task" hands out, where an empty annotation is a draft.
+OPEN_WORK = (TaskStatus.NEW, TaskStatus.IN_PROGRESS)
+
+# The top score of a prediction without shapes: certain (see the module docstring).
+EMPTY_TOP_SCORE = 1.0
 
 Values = tuple[float | None, float | None]
 
@@ -84,14 +99,19 @@ def top_score_of(prediction: Sequence[Mapping[str, Any]] | None) -> float | None
         for shape in prediction
         if isinstance(shape, Mapping)
     ]
-    return max(scores, default=0.0)
+    return max(scores, default=EMPTY_TOP_SCORE)
 
 
 def disagreement_of(
-    annotation: Sequence[Mapping[str, Any]] | None, prediction: Sequence[Mapping[str, Any]] | None
+    annotation: Sequence[Mapping[str, Any]] | None,
+    prediction: Sequence[Mapping[str, Any]] | None,
+    status: str | None = None,
 ) -> float | None:
-    """How much a stored prediction disagrees with a stored annotation; None without either."""
+    """How much a stored prediction disagrees with a stored annotation on a task in ``status``;
+    None without either, and for an empty draft (see the module docstring)."""
     if annotation is None or prediction is None:
+        return None
+    if not annotation and status in OPEN_WORK:
         return None
     truths = _boxes(annotation, scored=False)
     predicted = _boxes(prediction, scored=True)
@@ -101,11 +121,25 @@ def disagreement_of(
 
 
 def values_of(
-    annotation: Sequence[Mapping[str, Any]] | None, prediction: Sequence[Mapping[str, Any]] | None
+    annotation: Sequence[Mapping[str, Any]] | None,
+    prediction: Sequence[Mapping[str, Any]] | None,
+    status: str | None = None,
 ) -> Values:
-    """(top_score, disagreement) of a task from its current annotation's and newest
-    prediction's stored shapes (None where there is none)."""
-    return top_score_of(prediction), disagreement_of(annotation, prediction)
+    """(top_score, disagreement) of a task in ``status`` from its current annotation's and
+    newest prediction's stored shapes (None where there is none)."""
+    return top_score_of(prediction), disagreement_of(annotation, prediction, status)
+
+
+def _annotations(task_ids: Sequence[int]) -> dict[int, tuple[Any, str]]:
+    """The stored shapes of the annotations of ``task_ids`` and their tasks' statuses."""
+    rows = Annotation.objects.filter(task_id__in=task_ids)
+    return {task_id: (shapes, status) for task_id, shapes, status in
+            rows.values_list("task_id", "shapes", "task__status")}  # fmt: skip
+
+
+def _values(annotation: tuple[Any, str] | None, prediction: Any) -> Values:
+    shapes, status = annotation if annotation is not None else (None, None)
+    return values_of(shapes, prediction, status)
 
 
 def compute(task_ids: Sequence[int]) -> dict[int, Values]:
@@ -114,12 +148,8 @@ def compute(task_ids: Sequence[int]) -> dict[int, Values]:
     rows = Prediction.objects.filter(task_id__in=task_ids).order_by("task_id", "-id")
     for task_id, shapes in rows.values_list("task_id", "shapes"):
         newest.setdefault(task_id, shapes)
-    annotations = dict(
-        Annotation.objects.filter(task_id__in=task_ids).values_list("task_id", "shapes")
-    )
-    return {
-        task_id: values_of(annotations.get(task_id), newest.get(task_id)) for task_id in task_ids
-    }
+    annotations = _annotations(task_ids)
+    return {task_id: _values(annotations.get(task_id), newest.get(task_id)) for task_id in task_ids}
 
 
 def refresh(
@@ -143,11 +173,9 @@ def refresh(
             if newest is None:
                 values = compute(part)
             else:
-                annotations = dict(
-                    Annotation.objects.filter(task_id__in=part).values_list("task_id", "shapes")
-                )
+                annotations = _annotations(part)
                 values = {
-                    task_id: values_of(annotations.get(task_id), newest.get(task_id))
+                    task_id: _values(annotations.get(task_id), newest.get(task_id))
                     for task_id in part
                 }
             write(values)
@@ -187,22 +215,33 @@ def on_saved(task: Task, shapes: Sequence[Mapping[str, Any]]) -> list[str]:
         .values_list("shapes", flat=True)
         .first()
     )
-    task.disagreement = disagreement_of(shapes, prediction)
+    task.disagreement = disagreement_of(shapes, prediction, task.status)
     return ["disagreement"]
 
 
-OPEN_WORK = (TaskStatus.NEW, TaskStatus.IN_PROGRESS)
+def _in_statuses(tasks: QuerySet[Task], statuses: Sequence[str]) -> QuerySet[Task]:
+    """Those of ``tasks`` in ``statuses``. On SQLite the statuses are also written out as
+    literals, the one form SQLite matches to a partial index on the status (``task_queue_*``; a
+    bound parameter never matches a partial index)."""
+    tasks = tasks.filter(status__in=statuses)
+    if connection.vendor == "sqlite":
+        # Written as the index's condition is (one status: "=", SQLite does not read "IN" then).
+        literals = [f"'{TaskStatus(status).value}'" for status in statuses]
+        condition = f"= {literals[0]}" if len(literals) == 1 else f"IN ({', '.join(literals)})"
+        tasks = tasks.extra(where=[f'"labeling_task"."status" {condition}'])
+    return tasks
 
 
 def open_work(tasks: QuerySet[Task]) -> QuerySet[Task]:
-    """Those of ``tasks`` new or in progress: the open work "next" hands out. On SQLite the
-    statuses are also written out as literals, the one form SQLite matches to the partial indexes
-    of open work (``task_queue_open_*``; a bound parameter never matches a partial index)."""
-    tasks = tasks.filter(status__in=OPEN_WORK)
-    if connection.vendor == "sqlite":
-        literal = ", ".join(f"'{status.value}'" for status in OPEN_WORK)
-        tasks = tasks.extra(where=[f'"labeling_task"."status" IN ({literal})'])
-    return tasks
+    """Those of ``tasks`` new or in progress: the open work "next task" hands out (read through
+    the partial indexes ``task_queue_open_*``)."""
+    return _in_statuses(tasks, OPEN_WORK)
+
+
+def in_review(tasks: QuerySet[Task]) -> QuerySet[Task]:
+    """Those of ``tasks`` submitted: the work "next review" hands out (read through the partial
+    indexes ``task_queue_top_score`` and ``task_queue_disagreement``)."""
+    return _in_statuses(tasks, [TaskStatus.SUBMITTED])
 
 
 @dataclass(frozen=True)

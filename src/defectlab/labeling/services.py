@@ -25,6 +25,7 @@ from defectlab.ingest.uploads import IncomingImage
 from defectlab.jobs.models import Job
 from defectlab.jobs.services import start_job
 from defectlab.labeling.attributes import clean_label_attributes
+from defectlab.labeling.counters import add_tally, move_status, tally_of
 from defectlab.labeling.models import Label, Project, QueueOrder, Task, TaskLabel, TaskStatus
 from defectlab.labeling.tasks import COUNTER, NewTask, add_tasks
 from defectlab.media.references import ImageRef, s3_resolver
@@ -376,17 +377,21 @@ def assign_tasks(
     return updated
 
 
-def set_status(task: Task, status: str) -> None:
-    """Move a task to ``status``, keeping the project's stored counters true."""
+def set_status(task: Task, status: str, *, tally: bool = True) -> list[int]:
+    """Move a task to ``status``, keeping the project's stored counters true, and its part of
+    the tally unless ``tally=False`` (the caller moved it); the labels of its label index when
+    the tally was moved (``counters.move_status``)."""
     if task.status == status:
-        return
+        return []
     Project.objects.filter(pk=task.project_id).update(
         **{
             COUNTER[TaskStatus(task.status)]: F(COUNTER[TaskStatus(task.status)]) - 1,
             COUNTER[TaskStatus(status)]: F(COUNTER[TaskStatus(status)]) + 1,
         }
     )
+    labels = move_status(task, task.status, status) if tally else []
     task.status = status
+    return labels
 
 
 def delete_task(task: Task, *, actor: User | None = None) -> None:
@@ -407,6 +412,8 @@ def delete_tasks(project: Project, task_ids: Sequence[int]) -> int:
             gone = sum(1 for task in tasks if task.status == status)
             if gone:
                 Project.objects.filter(pk=project.pk).update(**{counter: F(counter) - gone})
+        counted = tally_of(project.pk, [task.pk for task in tasks])
+        add_tally(project.pk, {key: -number for key, number in counted.items()})
         Task.objects.filter(id__in=[task.pk for task in tasks]).delete()
         # The image and its cached copies; for a task kept by reference, its cached thumbnail.
         paths = [path for task in tasks for path in _files_of(task)]

@@ -27,6 +27,7 @@ from django.utils import timezone
 from defectlab.errors import DefectLabError
 from defectlab.geometry import Shape, ShapeError, shapes_from_json
 from defectlab.images import image_size
+from defectlab.labeling import queues
 from defectlab.labeling.models import Annotation, AnnotationVersion, Task
 from defectlab.labeling.tasks import index_labels
 from defectlab.media.references import ImageRef
@@ -88,6 +89,7 @@ def note_size(task: Task, size: tuple[int, int]) -> None:
             Q(width__isnull=True) | Q(height__isnull=True), pk=task.pk
         ).update(width=width, height=height)
         if stored:
+            task.width, task.height = width, height
             _fit_annotation(task, width, height)
     if stored:
         task.width, task.height = width, height
@@ -127,6 +129,7 @@ def _fit_annotation(task: Task, width: int, height: int) -> None:
         return
     fitted, clipped, removed = fit_shapes(shapes_from_json(annotation.shapes), width, height)
     if not clipped and not removed:
+        index_labels(task, annotation.shapes)  # the shapes' sizes are known now
         return
     shapes = [shape.to_dict() for shape in fitted]
     version = annotation.version + 1
@@ -142,6 +145,9 @@ def _fit_annotation(task: Task, width: int, height: int) -> None:
         author=None,
     )
     index_labels(task, shapes)
+    # The shapes changed: so did their disagreement with the prediction (the task row is locked
+    # by the caller's update of its size).
+    queues.refresh([task.pk], lock=False)
 
     record(
         None,

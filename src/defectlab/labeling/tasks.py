@@ -19,6 +19,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from defectlab.labeling import queues
+from defectlab.labeling.counters import (
+    LABEL_COLUMNS,
+    LabelCounts,
+    TallyChange,
+    add_tally,
+    bucket,
+    index_annotation,
+    label_counts,
+)
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
@@ -27,6 +36,7 @@ from defectlab.labeling.models import (
     Task,
     TaskLabel,
     TaskStatus,
+    TaskTag,
 )
 from defectlab.labeling.signals import tasks_added
 
@@ -53,6 +63,7 @@ class NewTask:
     status: TaskStatus = TaskStatus.NEW
     has_annotation: bool = False
     has_prediction: bool = False
+    shape_count: int = 0  # the shapes of the annotation its creator adds (insert_annotations)
 
 
 def add_tasks(project: Project, rows: Sequence[NewTask], *, returning: bool = True) -> list[Task]:
@@ -82,6 +93,7 @@ def add_tasks(project: Project, rows: Sequence[NewTask], *, returning: bool = Tr
                     status=row.status,
                     has_annotation=row.has_annotation,
                     has_prediction=row.has_prediction,
+                    shape_count=row.shape_count,
                 )
                 for row in rows
             ],
@@ -118,6 +130,7 @@ def insert_tasks(project: Project, rows: Sequence[NewTask]) -> list[int]:
                     row.status.value if isinstance(row.status, TaskStatus) else row.status,
                     row.has_annotation,
                     row.has_prediction,
+                    row.shape_count,
                     now,
                     now,
                 )
@@ -141,6 +154,10 @@ def _count(project_id: int, rows: Sequence[NewTask]) -> None:
     Project.objects.filter(pk=project_id).update(
         **{counter: F(counter) + number for counter, number in counters.items()}
     )
+    images = TallyChange()
+    for row in rows:
+        images.add(row.status, "per_image", bucket(row.shape_count), 1)
+    add_tally(project_id, images)
 
 
 _COLUMNS = (
@@ -154,6 +171,7 @@ _COLUMNS = (
     "status",
     "has_annotation",
     "has_prediction",
+    "shape_count",
     "created_at",
     "updated_at",
 )
@@ -247,11 +265,6 @@ class NewPrediction:
     shapes: list[dict[str, Any]]
 
 
-def label_links(task: Task, shapes: Sequence[dict[str, Any]]) -> list[TaskLabel]:
-    """The label index of a task whose annotation has these shapes: one row per label used."""
-    return [TaskLabel(task=task, label_id=label) for label in sorted({s["label"] for s in shapes})]
-
-
 def add_annotations(rows: Sequence[NewAnnotation], *, author_id: int | None) -> list[Annotation]:
     """Version 1 of each row's annotation by `author_id`, its history row and its task's label
     index, in bulk (`insert_annotations`). The tasks' status and ``has_annotation`` are their
@@ -260,11 +273,16 @@ def add_annotations(rows: Sequence[NewAnnotation], *, author_id: int | None) -> 
         return []
     ids = insert_annotations(
         [
-            AnnotationRow(row.task.pk, row.task.organization_id, row.shapes, row.tags)
+            AnnotationRow(
+                row.task.pk, row.task.organization_id, row.shapes, row.tags,
+                row.task.width, row.task.height, row.task.project_id, row.task.status,
+            )
             for row in rows
         ],
         author_id=author_id,
-    )
+    )  # fmt: skip
+    for row in rows:
+        row.task.shape_count = len(row.shapes)
     return list(Annotation.objects.filter(pk__in=ids).order_by("id"))
 
 
@@ -276,12 +294,20 @@ class AnnotationRow:
     organization_id: int
     shapes: list[dict[str, Any]]
     tags: list[str] = field(default_factory=list)
+    width: int | None = None  # the task's image size, for the size counters
+    height: int | None = None
+    project_id: int = 0  # the task's project, for its tag rows
+    status: str = TaskStatus.SUBMITTED  # the task's, for the project's tally
 
 
-def insert_annotations(rows: Sequence[AnnotationRow], *, author_id: int | None) -> list[int]:
+def insert_annotations(
+    rows: Sequence[AnnotationRow], *, author_id: int | None, counted_tasks: bool = False
+) -> list[int]:
     """Version 1 of each row's annotation by `author_id` (its image tags without repeats), its
-    history row and its task's label index (one row per label its shapes use), each table by
-    one ``executemany``; the annotations' ids, in the rows' order."""
+    history row, its task's label index with its counters (one row per label its shapes use,
+    ``labeling.counters``) and tag rows, each table by one ``executemany``; the tasks' shape
+    counts are set unless ``counted_tasks`` (the caller created them with it, ``NewTask``). The
+    annotations' ids, in the rows' order."""
     if not rows:
         return []
     with transaction.atomic():
@@ -308,15 +334,33 @@ def insert_annotations(rows: Sequence[AnnotationRow], *, author_id: int | None) 
                 for annotation_id, row, (shapes, tags) in zip(ids, rows, stored, strict=True)
             ],
         )  # fmt: skip
+        counted = [label_counts(row.shapes, row.width, row.height) for row in rows]
         _insert(
             TaskLabel,
-            ("task", "label"),
+            LABEL_COLUMNS,
             [
-                (row.task_id, label)
-                for row in rows
-                for label in sorted({shape["label"] for shape in row.shapes})
+                values
+                for row, counts in zip(rows, counted, strict=True)
+                for values in _label_values(row.task_id, counts)
             ],
         )
+        _insert(
+            TaskTag,
+            ("task", "project", "name"),
+            [
+                (row.task_id, row.project_id, name)
+                for row in rows
+                for name in dict.fromkeys(row.tags)
+            ],
+        )
+        by_count: dict[int, list[int]] = {}
+        for row in rows:
+            if row.shapes:
+                by_count.setdefault(len(row.shapes), []).append(row.task_id)
+        if not counted_tasks:
+            for count, task_ids in by_count.items():
+                Task.objects.filter(pk__in=task_ids).update(shape_count=count)
+        _tally_annotations(rows, counted, moved=not counted_tasks)
     return ids
 
 
@@ -397,7 +441,56 @@ def insert_predictions(rows: Sequence[PredictionRow], *, mark_tasks: bool = True
     return ids
 
 
-def index_labels(task: Task, shapes: Sequence[dict[str, Any]]) -> None:
-    """Replace ``task``'s rows in the label filter's index with those of ``shapes``."""
-    TaskLabel.objects.filter(task=task).delete()
-    TaskLabel.objects.bulk_create(label_links(task, shapes))
+def _label_values(task_id: int, counts: dict[int, LabelCounts]) -> list[tuple[int, ...]]:
+    """A task's label index rows (``LABEL_COLUMNS``) from its label counts."""
+    return [
+        (task_id, label, counts[label].shapes, *counts[label].sizes, counts[label].unknown)
+        for label in sorted(counts)
+    ]
+
+
+def _tally_annotations(
+    rows: Sequence[AnnotationRow], counted: Sequence[dict[int, LabelCounts]], *, moved: bool
+) -> None:
+    """The projects' tallies moved by new annotations (their tasks' shape counts too, from 0,
+    when ``moved``): summed per project, status and label first, then one change each."""
+    sums: dict[tuple[int, str, int], tuple[LabelCounts, int]] = {}
+    changes: dict[int, TallyChange] = {}
+    for row, counts in zip(rows, counted, strict=True):
+        change = changes.setdefault(row.project_id, TallyChange())
+        status = str(row.status)
+        for label, found in counts.items():
+            total, images = sums.get((row.project_id, status, label), (LabelCounts(), 0))
+            total.shapes += found.shapes
+            total.unknown += found.unknown
+            total.sizes = [a + b for a, b in zip(total.sizes, found.sizes, strict=True)]
+            sums[(row.project_id, status, label)] = (total, images + 1)
+        for name in dict.fromkeys(row.tags):
+            change.add(status, "tag", name, 1)
+        if moved and row.shapes:
+            change.add(status, "per_image", bucket(0), -1)
+            change.add(status, "per_image", bucket(len(row.shapes)), 1)
+    for (project_id, status, label), (total, images) in sums.items():
+        change = changes[project_id]
+        change.labels(status, label, total, 1)
+        change.add(status, "images", str(label), images - 1)
+    for project_id, change in sorted(changes.items()):
+        add_tally(project_id, change)
+
+
+def index_labels(
+    task: Task,
+    shapes: Sequence[dict[str, Any]],
+    tags: Sequence[str] | None = None,
+    *,
+    write_count: bool = True,
+    tally: bool = True,
+    becomes: str | None = None,
+) -> TallyChange:
+    """Replace ``task``'s rows in the label filter's index, its statistics counters and (given
+    ``tags``) its tag rows with those of an annotation with ``shapes`` (``labeling.counters``);
+    the project's tally moves by the change (returned; ``tally=False``: the caller adds it)."""
+    return index_annotation(
+        task, shapes, tags, write_count=write_count, tally=tally, becomes=becomes,
+        fresh=becomes is not None,
+    )  # fmt: skip

@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 
 from defectlab.errors import Conflict, DefectLabError, Forbidden, Invalid
 from defectlab.geometry import Shape, ShapeError, shapes_from_json, validate_shapes
+from defectlab.labeling.counters import add_tally, credit_review, credit_save
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
@@ -33,7 +34,14 @@ from defectlab.labeling.models import (
     Verdict,
 )
 from defectlab.labeling.proposals import clean_fates, merge_fates, version_fates
-from defectlab.labeling.queues import Queue, in_order, not_skipped, on_saved, open_work
+from defectlab.labeling.queues import (
+    Queue,
+    in_order,
+    in_review,
+    not_skipped,
+    on_saved,
+    open_work,
+)
 from defectlab.labeling.services import set_status
 from defectlab.labeling.signals import annotation_saved, annotation_submitted, task_event
 from defectlab.labeling.sizes import SAVE_TIMEOUT, learn_size
@@ -147,7 +155,7 @@ def next_task(project: Project, user: User) -> Task | None:
 def next_review(project: Project, user: User) -> Task | None:
     """The submitted task this reviewer should look at now: others' work, oldest first; their
     own only where the project allows self-approval, and last. Skipped ones come after all."""
-    submitted = Task.objects.filter(project_id=project.pk, status=TaskStatus.SUBMITTED)
+    submitted = in_review(Task.objects.filter(project_id=project.pk))
     others = submitted.exclude(submitted_by=user)
     own = submitted.filter(submitted_by=user)
     held = submitted if project.allow_self_approval else others
@@ -362,8 +370,11 @@ def save_annotation(
             task, user, base_version,
             shapes=cleaned, tags=image_tags, lead_time=lead_time, fates=fates,
         )  # fmt: skip
-        index_labels(task, cleaned)
+        becomes = _becomes(task, submit)
+        change = index_labels(task, cleaned, image_tags, write_count=False, tally=False, becomes=becomes)  # fmt: skip
         _mark_saved(task, user, annotation, submit=submit)
+        add_tally(task.project_id, change)  # after the project's row (``_mark_saved``)
+        credit_save(task, user.pk, cleaned, submit=submit, lead_time=lead_time)
         transaction.on_commit(partial(annotation_saved.send_robust, sender=Task, submit=submit))
         if submit:
             record(
@@ -443,7 +454,7 @@ def _mark_saved(task: Task, user: User, annotation: Annotation, *, submit: bool)
     was new); a submission also queues the write to the project's target storages."""
     task.has_annotation = True
     if submit:
-        set_status(task, TaskStatus.SUBMITTED)
+        set_status(task, TaskStatus.SUBMITTED, tally=False)  # moved by the save's change
         task.submitted_by = user
         _forget_skips(task)
         if task.lock_owner_id == user.pk:
@@ -464,7 +475,7 @@ def _mark_saved(task: Task, user: User, annotation: Annotation, *, submit: bool)
             robust=True,
         )
     elif task.status == TaskStatus.NEW:
-        set_status(task, TaskStatus.IN_PROGRESS)
+        set_status(task, TaskStatus.IN_PROGRESS, tally=False)
     task.save(
         update_fields=[
             "has_annotation",
@@ -472,10 +483,17 @@ def _mark_saved(task: Task, user: User, annotation: Annotation, *, submit: bool)
             "submitted_by",
             "lock_owner",
             "lock_expires_at",
+            "shape_count",
             "updated_at",
             *on_saved(task, annotation.shapes),
         ]
     )
+
+
+def _becomes(task: Task, submit: bool) -> str:
+    """The status a save gives ``task`` (``_mark_saved``)."""
+    new = TaskStatus.IN_PROGRESS if task.status == TaskStatus.NEW else task.status
+    return TaskStatus.SUBMITTED if submit else new
 
 
 def _stale(current: Annotation) -> Conflict:
@@ -537,10 +555,9 @@ def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review
             comment=comment.strip(),
             reviewer=user,
         )
-        if verdict == Verdict.APPROVE:
-            set_status(task, TaskStatus.APPROVED)
-        else:
-            set_status(task, TaskStatus.REJECTED)
+        approved = verdict == Verdict.APPROVE
+        labels = set_status(task, TaskStatus.APPROVED if approved else TaskStatus.REJECTED)
+        if not approved:
             task.assignee_id = task.submitted_by_id or annotation.author_id
         task.lock_owner = None
         task.lock_expires_at = None
@@ -548,6 +565,7 @@ def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review
             update_fields=["status", "assignee", "lock_owner", "lock_expires_at", "updated_at"]
         )
         _forget_skips(task)
+        credit_review(task, user.pk, task.submitted_by_id or annotation.author_id, verdict, labels)
         task_event.send(
             sender=Task,
             event="task.approved" if verdict == Verdict.APPROVE else "task.rejected",

@@ -131,13 +131,20 @@ def land(
         task = row.task
         if row.shapes or row.tags:
             task.status, task.has_annotation = TaskStatus.SUBMITTED, True
+            task.shape_count = len(row.shapes)
         task.has_prediction = bool(row.predictions)
         tasks.append(task)
     task_ids = insert_tasks(project, tasks)
     organization_id = project.organization_id
     annotations = [
         AnnotationRow(
-            task_id, organization_id, _stored(row.shapes, schema, keep_scores=False), list(row.tags)
+            task_id,
+            organization_id,
+            _stored(row.shapes, schema, keep_scores=False),
+            list(row.tags),
+            row.task.width,
+            row.task.height,
+            project.pk,
         )
         for task_id, row in zip(task_ids, rows, strict=True)
         if row.shapes or row.tags
@@ -149,7 +156,7 @@ def land(
         for task_id, row in zip(task_ids, rows, strict=True)
         for model, version, shapes in row.predictions
     ]
-    insert_annotations(annotations, author_id=author_id)
+    insert_annotations(annotations, author_id=author_id, counted_tasks=True)
     insert_predictions(predictions, mark_tasks=False)
     return Landed(task_ids, len(annotations), len(predictions), schema)
 

@@ -226,9 +226,8 @@ CANVAS_STRINGS: dict[str, StrPromise] = {
     "highlights.hint": _(
         "Where the model disagrees with this annotation. Only shown, never saved."
     ),
-    "highlights.hide": _("Hide"),
     "highlights.show": _("Show"),
-    "highlights.toggleKey": _("Show or hide the highlights (E)"),
+    "highlights.toggleKey": _("Show or hide the highlights (Shift+E)"),
     "highlights.kind.missing": _("Not found by the model"),
     "highlights.kind.wrong_class": _("Wrong class"),
     "highlights.kind.loose_box": _("Loose box"),

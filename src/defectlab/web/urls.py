@@ -11,6 +11,7 @@ from defectlab.web import (
     removals,
     sensitivity,
     serving,
+    statistics,
     storages,
     views,
     webhooks,
@@ -38,6 +39,7 @@ urlpatterns = [
     path("models/<int:pk>/sensitivity/", sensitivity.model_sensitivity, name="model_sensitivity"),
     path("jobs/<int:pk>/", data.job_page, name="job"),
     path("projects/<int:pk>/data/", data.project_data, name="project_data"),
+    path("projects/<int:pk>/statistics/", statistics.project_statistics, name="project_statistics"),
     path(
         "projects/<int:pk>/preannotate/",
         preannotate.project_preannotate,

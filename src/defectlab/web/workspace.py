@@ -109,9 +109,11 @@ def workspace_config(request: HttpRequest, task: Task, mode: str) -> dict[str, A
 def _highlights(request: HttpRequest, task: Task) -> list[dict[str, Any]]:
     """What the canvas outlines as label errors: those of the finding named by ``?finding=<id>``
     (a link from the label-error list), none otherwise (nor in the JSON config a canvas asks for
-    when it moves on to another task). The canvas ignores a highlight it cannot draw."""
+    when it moves on to another task). The canvas ignores a highlight it cannot draw. Anything
+    but 1 to 18 ASCII digits (``str.isdigit`` alone takes "²", which ``int`` refuses) is no
+    finding."""
     finding = request.GET.get("finding", "")
-    if not (finding.isascii() and finding.isdecimal()):  # "²" is a digit, not a number
+    if not (finding.isascii() and finding.isdecimal() and len(finding) <= 18):
         return []
     return finding_highlights(task, int(finding), acting_user(request))
 

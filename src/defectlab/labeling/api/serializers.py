@@ -181,8 +181,10 @@ class ProjectSerializer(serializers.ModelSerializer[Project]):
             "queue_order": {
                 "help_text": "How next-task and next-review order each queue: `age` (oldest "
                 "first, the default), `uncertainty` (lowest top score of the newest prediction "
-                "first; tasks without a prediction after) or `disagreement` (largest disagreement "
-                "between the newest prediction and the annotation first; tasks without one after)."
+                "first, an empty prediction counting as certain, 1.0; tasks without a prediction "
+                "after) or `disagreement` (largest disagreement between the newest prediction and "
+                "the annotation first: submitted work, drafts with shapes and rejected work; new "
+                "tasks and empty drafts after, oldest first)."
             },
         }
 
@@ -238,11 +240,12 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
             },
             "top_score": {
                 "help_text": "The highest score among the shapes of the task's newest prediction "
-                "(1.0 for a shape without a score, 0.0 for an empty prediction); null without one."
+                "(1.0 for a shape without a score, and for an empty prediction: certain); null "
+                "without one."
             },
             "disagreement": {
                 "help_text": "How much the newest prediction disagrees with the annotation, 0 to "
-                "1; null when either is missing."
+                "1; null when either is missing, and for an empty draft (no shapes, not submitted)."
             },
         }
 

@@ -1,0 +1,517 @@
+"""A project's statistics: tasks per status; images and shapes per class; images per tag; shape
+sizes per class (log10 of the box's share of the image); shapes per image; labeling and review
+throughput per person and day; review rejection rates per class and per annotator.
+
+Every number is one SQL aggregate (GROUP BY in the database) over the stored counters that
+labeling keeps (``labeling.counters``): the label index rows with their shape and size counts,
+the tag rows, the tasks' shape counts and the daily activity rows. The task parts are filtered
+like the task table (``labeling.tasklist.TaskFilter``: status, assignee, class, annotated,
+predicted); the activity parts by a range of UTC days, the class and the assignee (as the
+person credited). ``queries`` gives each part's query, so that the bench can run its SQL raw.
+The caller has found the project through the organization's scoping (another organization's
+project is a 404 before this runs).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from django.db.models import Count, F, QuerySet, Sum
+from django.db.models.functions import Least
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from defectlab.errors import Invalid
+from defectlab.labeling.counters import SHAPES_CAP, SIZE_EDGES, SIZE_FIELDS
+from defectlab.labeling.models import (
+    Activity,
+    Label,
+    Project,
+    Tally,
+    Task,
+    TaskLabel,
+    TaskStatus,
+    TaskTag,
+)
+from defectlab.labeling.tasklist import TaskFilter, task_filter_from
+from defectlab.labeling.tasks import COUNTER
+from defectlab.tenancy.models import User
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+
+
+@dataclass(frozen=True)
+class StatisticsFilter:
+    """The task table's filter, and the UTC days (both included) of the activity parts."""
+
+    tasks: TaskFilter = field(default_factory=TaskFilter)
+    start: date = field(default_factory=lambda: timezone.now().date() - timedelta(DEFAULT_DAYS - 1))
+    end: date = field(default_factory=lambda: timezone.now().date())
+
+
+def _day(params: Mapping[str, str], name: str) -> date | None:
+    value = params.get(name, "")
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise Invalid(
+            _("%(name)s must be a date such as 2026-03-01.") % {"name": name},
+            code="invalid_date",
+            details={"field": name},
+        ) from None
+
+
+def statistics_filter_from(params: Mapping[str, str], user: User) -> StatisticsFilter:
+    """The filter a query string asks for: the task list's (``status``, ``assignee``, ``label``,
+    ``has_annotation``, ``has_prediction``) and ``start`` / ``end`` (ISO dates; the last 30 days
+    by default)."""
+    end = _day(params, "end") or timezone.now().date()
+    start = _day(params, "start") or end - timedelta(DEFAULT_DAYS - 1)
+    if start > end:
+        raise Invalid(
+            _("The range starts after it ends."), code="invalid_range", details={"field": "start"}
+        )
+    if (end - start).days + 1 > MAX_DAYS:
+        raise Invalid(
+            _("A range of at most %(top)s days, please.") % {"top": MAX_DAYS},
+            code="invalid_range",
+            details={"field": "start"},
+        )
+    return StatisticsFilter(task_filter_from(params, user), start, end)
+
+
+# ---------------------------------------------------------------------------- answers
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    label: int
+    name: str
+    color: str
+    images: int
+    shapes: int
+    sizes: list[int]  # per bin of SIZE_EDGES
+    unknown_size: int  # shapes on images of unknown size
+
+
+@dataclass(frozen=True)
+class PersonDay:
+    day: date
+    person: int
+    name: str
+    submitted: int
+    reviews: int
+    approved: int
+    rejected: int
+    lead_time: float
+
+
+@dataclass(frozen=True)
+class Rejections:
+    key: int
+    name: str
+    approved: int
+    rejected: int
+
+    @property
+    def rate(self) -> float | None:
+        """Rejected verdicts over all verdicts; None without any."""
+        total = self.approved + self.rejected
+        return self.rejected / total if total else None
+
+
+@dataclass(frozen=True)
+class Statistics:
+    filter: StatisticsFilter
+    statuses: dict[str, int]  # every status, in TaskStatus order
+    classes: list[ClassRow]  # every class of the project, in its order
+    tags: dict[str, int]  # every tag of the project, then any other tag found
+    shapes_per_image: list[int]  # images with 0, 1, …, SHAPES_CAP or more shapes
+    throughput: list[PersonDay]  # by day, then person
+    rejections_by_class: list[Rejections]
+    rejections_by_person: list[Rejections]
+    size_edges: tuple[float, ...] = SIZE_EDGES
+
+    @property
+    def tasks(self) -> int:
+        return sum(self.statuses.values())
+
+
+# ---------------------------------------------------------------------------- queries
+
+
+def _tasks(project: Project, task_filter: TaskFilter) -> QuerySet[Task]:
+    return task_filter.apply(Task.objects.filter(project_id=project.pk))
+
+
+def _rows_of_tasks(queryset: QuerySet[Any], project: Project, task_filter: TaskFilter) -> Any:
+    """Rows pointing at a task (label index, tags), kept to the filter's tasks."""
+    conditions = task_filter.conditions("task__")
+    if conditions:
+        queryset = queryset.filter(conditions, task__project_id=project.pk)
+    if task_filter.label is not None:
+        queryset = queryset.filter(
+            task_id__in=TaskLabel.objects.filter(label_id=task_filter.label).values("task_id")
+        )
+    return queryset
+
+
+def _activity(project: Project, chosen: StatisticsFilter) -> QuerySet[Activity]:
+    rows = Activity.objects.filter(
+        project_id=project.pk, day__gte=chosen.start, day__lte=chosen.end
+    )
+    tasks = chosen.tasks
+    if tasks.assignee is not None:
+        rows = rows.filter(person_id=tasks.assignee)
+    return rows
+
+
+def _classes(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+    sums = {name: Sum(name) for name in ("shapes", *SIZE_FIELDS, "size_unknown")}
+    # The project's label ids as a list, not a join to labels: the (label, task) index is
+    # then walked for each, with no join to plan.
+    ids = list(Label.objects.filter(project_id=project.pk).values_list("id", flat=True))
+    labels = TaskLabel.objects.filter(label_id__in=ids)
+    return (
+        _rows_of_tasks(labels, project, chosen.tasks)
+        .values("label_id")
+        .annotate(images=Count("id"), **sums)
+        .order_by()
+    )
+
+
+def _tags(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+    tags = TaskTag.objects.filter(project_id=project.pk)
+    return (
+        _rows_of_tasks(tags, project, chosen.tasks)
+        .values("name")
+        .annotate(images=Count("id"))
+        .order_by()
+    )
+
+
+def _shapes_per_image(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+    return (
+        _tasks(project, chosen.tasks)
+        .annotate(bucket=Least(F("shape_count"), SHAPES_CAP))
+        .values("bucket")
+        .annotate(images=Count("id"))
+        .order_by()
+    )
+
+
+def _statuses(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+    return _tasks(project, chosen.tasks).values("status").annotate(n=Count("id")).order_by()
+
+
+VERDICTS = {"approved": Sum("approved"), "rejected": Sum("rejected")}
+
+
+def _by_person(project: Project, chosen: StatisticsFilter) -> QuerySet[Activity]:
+    """The activity rows of the tasks themselves, or of the filter's class."""
+    label = chosen.tasks.label
+    rows = _activity(project, chosen)
+    return rows.filter(label__isnull=True) if label is None else rows.filter(label_id=label)
+
+
+def _throughput(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+    return (
+        _by_person(project, chosen)
+        .values("day", "person_id")
+        .annotate(
+            submitted=Sum("submitted"), reviews=Sum("reviews"), lead=Sum("lead_time"), **VERDICTS
+        )
+        .order_by("day", "person_id")
+    )
+
+
+def _rejections_by_class(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+    label = chosen.tasks.label
+    rows = _activity(project, chosen)
+    rows = rows.filter(label__isnull=False) if label is None else rows.filter(label_id=label)
+    return rows.values("label_id").annotate(**VERDICTS).order_by()
+
+
+def _rejections_by_person(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+    return _by_person(project, chosen).values("person_id").annotate(**VERDICTS).order_by()
+
+
+PARTS = {
+    "statuses": _statuses,
+    "classes": _classes,
+    "tags": _tags,
+    "shapes_per_image": _shapes_per_image,
+    "throughput": _throughput,
+    "rejections_by_class": _rejections_by_class,
+    "rejections_by_person": _rejections_by_person,
+}
+
+
+def queries(
+    project: Project, chosen: StatisticsFilter, parts: Sequence[str] = tuple(PARTS)
+) -> dict[str, QuerySet[Any]]:
+    """Each part's aggregate query, by part name. Without a task filter, or with statuses
+    alone, the project's stored counters answer the task parts: its status counters, and its
+    tally summed over the statuses (``TALLIED``, one query for them all)."""
+    if not tallied(chosen.tasks):
+        return {part: PARTS[part](project, chosen) for part in parts}
+    found = {part: PARTS[part](project, chosen) for part in parts if part in ACTIVITY_PARTS}
+    if any(part in (*TALLIED, "tally") for part in parts):
+        rows = Tally.objects.filter(project_id=project.pk)
+        if chosen.tasks.statuses:
+            rows = rows.filter(status__in=chosen.tasks.statuses)
+        found["tally"] = rows.values_list("part", "key").annotate(n=Sum("count")).order_by()
+    return found
+
+
+def tallied(task_filter: TaskFilter) -> bool:
+    """Whether the stored counters answer the task parts under ``task_filter``: no condition
+    but statuses."""
+    return task_filter == TaskFilter(statuses=task_filter.statuses)
+
+
+TALLIED = ("classes", "tags", "shapes_per_image")
+ACTIVITY_PARTS = ("throughput", "rejections_by_class", "rejections_by_person")
+
+
+def _from_tally(rows: Iterable[tuple[str, str, int]]) -> dict[str, list[dict[str, Any]]]:
+    """The tally's rows as the task parts' query rows."""
+    classes: dict[int, dict[str, Any]] = {}
+    tags, per_image = [], []
+    for part, key, count in rows:
+        if part in ("images", "shapes"):
+            classes.setdefault(int(key), {"label_id": int(key)})[part] = count
+        elif part == "size":
+            label, _sep, where = key.partition(":")
+            name = "size_unknown" if where == "u" else f"size_{where}"
+            classes.setdefault(int(label), {"label_id": int(label)})[name] = count
+        elif part == "tag" and count:
+            tags.append({"name": key, "images": count})
+        elif part == "per_image":
+            per_image.append({"bucket": int(key), "images": count})
+    return {"classes": list(classes.values()), "tags": tags, "shapes_per_image": per_image}
+
+
+def statistics(project: Project, chosen: StatisticsFilter | None = None) -> Statistics:
+    """The project's statistics under ``chosen`` (everything, the last 30 days, by default)."""
+    chosen = chosen or StatisticsFilter()
+    parts: dict[str, Any] = queries(project, chosen)
+    if "tally" in parts:
+        parts.update(_from_tally(parts.pop("tally")))
+    if "statuses" in parts:
+        found = {row["status"]: row["n"] for row in parts["statuses"]}
+    else:
+        chosen_statuses = chosen.tasks.statuses or TaskStatus.values
+        found = {
+            status: getattr(project, COUNTER[TaskStatus(status)]) for status in chosen_statuses
+        }
+    statuses = {status: found.get(status, 0) for status in TaskStatus.values}
+    labels = list(Label.objects.filter(project_id=project.pk).order_by("order", "id"))
+    label_names = {label.pk: label.name for label in labels}
+    counted = {row["label_id"]: row for row in parts["classes"]}
+    classes = [_class_row(label, counted.get(label.pk)) for label in labels]
+    found_tags = {row["name"]: row["images"] for row in parts["tags"]}
+    tags = {tag["name"]: found_tags.pop(tag["name"], 0) for tag in project.tags}
+    tags.update(sorted(found_tags.items()))
+    shapes = [0] * (SHAPES_CAP + 1)
+    for row in parts["shapes_per_image"]:
+        shapes[row["bucket"]] = row["images"]
+    rows = list(parts["throughput"])
+    by_person = list(parts["rejections_by_person"])
+    names = _names({row["person_id"] for row in rows} | {row["person_id"] for row in by_person})
+    return Statistics(
+        filter=chosen,
+        statuses=statuses,
+        classes=classes,
+        tags=tags,
+        shapes_per_image=shapes,
+        throughput=[
+            PersonDay(
+                row["day"],
+                row["person_id"],
+                names.get(row["person_id"], ""),
+                row["submitted"] or 0,
+                row["reviews"] or 0,
+                row["approved"] or 0,
+                row["rejected"] or 0,
+                float(row["lead"] or 0.0),
+            )
+            for row in rows
+        ],
+        rejections_by_class=[
+            Rejections(
+                row["label_id"],
+                label_names.get(row["label_id"], ""),
+                row["approved"] or 0,
+                row["rejected"] or 0,
+            )
+            for row in parts["rejections_by_class"]
+            if row["label_id"] in label_names
+        ],
+        rejections_by_person=[
+            Rejections(
+                row["person_id"],
+                names.get(row["person_id"], ""),
+                row["approved"] or 0,
+                row["rejected"] or 0,
+            )
+            for row in sorted(by_person, key=lambda row: row["person_id"])
+        ],
+    )
+
+
+def _class_row(label: Label, row: Mapping[str, Any] | None) -> ClassRow:
+    row = row or {}
+    return ClassRow(
+        label=label.pk,
+        name=label.name,
+        color=label.color,
+        images=row.get("images") or 0,
+        shapes=row.get("shapes") or 0,
+        sizes=[row.get(name) or 0 for name in SIZE_FIELDS],
+        unknown_size=row.get("size_unknown") or 0,
+    )
+
+
+def _names(ids: set[int]) -> dict[int, str]:
+    return {
+        pk: name or email
+        for pk, name, email in User.objects.filter(pk__in=ids).values_list("pk", "name", "email")
+    }
+
+
+# ---------------------------------------------------------------------------- forms out
+
+
+def size_bin_names() -> list[str]:
+    """Each size bin as the range of relative areas it holds, e.g. ``1e-06–3.2e-06``."""
+    return [f"{10**low:.2g}–{10**high:.2g}" for low, high in itertools.pairwise(SIZE_EDGES)]
+
+
+def shapes_bin_names() -> list[str]:
+    return [str(count) for count in range(SHAPES_CAP)] + [f"{SHAPES_CAP}+"]
+
+
+def as_json(found: Statistics) -> dict[str, Any]:
+    """The statistics as JSON-safe data (the API's answer)."""
+    chosen = found.filter
+    return {
+        "start": chosen.start.isoformat(),
+        "end": chosen.end.isoformat(),
+        "tasks": found.tasks,
+        "statuses": found.statuses,
+        "classes": [
+            {
+                "label": row.label,
+                "name": row.name,
+                "color": row.color,
+                "images": row.images,
+                "shapes": row.shapes,
+                "sizes": row.sizes,
+                "unknown_size": row.unknown_size,
+            }
+            for row in found.classes
+        ],
+        "size_edges": list(found.size_edges),
+        "tags": found.tags,
+        "shapes_per_image": found.shapes_per_image,
+        "throughput": [
+            {
+                "day": row.day.isoformat(),
+                "person": row.person,
+                "name": row.name,
+                "submitted": row.submitted,
+                "reviews": row.reviews,
+                "approved": row.approved,
+                "rejected": row.rejected,
+                "lead_time": round(row.lead_time, 3),
+            }
+            for row in found.throughput
+        ],
+        "rejections_by_class": [_rejections(row, "label") for row in found.rejections_by_class],
+        "rejections_by_person": [_rejections(row, "person") for row in found.rejections_by_person],
+    }
+
+
+def _rejections(row: Rejections, key: str) -> dict[str, Any]:
+    rate = row.rate
+    return {
+        key: row.key,
+        "name": row.name,
+        "approved": row.approved,
+        "rejected": row.rejected,
+        "rate": None if rate is None else round(rate, 4),
+    }
+
+
+CSV_COLUMNS = ("section", "key", "detail", "value")
+
+
+def csv_rows(found: Statistics) -> list[tuple[str, str, str, Any]]:
+    """The statistics as one tidy table: (section, key, detail, value) rows."""
+    rows: list[tuple[str, str, str, Any]] = [
+        ("statuses", status, "", count) for status, count in found.statuses.items()
+    ]
+    for row in found.classes:
+        rows += [
+            ("class_images", row.name, "", row.images),
+            ("class_shapes", row.name, "", row.shapes),
+        ]
+    rows += [("tags", name, "", count) for name, count in found.tags.items()]
+    bins = size_bin_names()
+    for row in found.classes:
+        rows += [("sizes", row.name, bins[index], count) for index, count in enumerate(row.sizes)]
+        rows.append(("sizes", row.name, "unknown", row.unknown_size))
+    rows += [
+        ("shapes_per_image", name, "", count)
+        for name, count in zip(shapes_bin_names(), found.shapes_per_image, strict=True)
+    ]
+    for day in found.throughput:
+        when = day.day.isoformat()
+        rows += [
+            (f"throughput_{name}", when, day.name, getattr(day, name))
+            for name in ("submitted", "reviews", "approved", "rejected")
+        ]
+        rows.append(("throughput_lead_time", when, day.name, round(day.lead_time, 3)))
+    for section, values in (
+        ("rejections_by_class", found.rejections_by_class),
+        ("rejections_by_person", found.rejections_by_person),
+    ):
+        for item in values:
+            rate = item.rate
+            rows += [
+                (section, item.name, "approved", item.approved),
+                (section, item.name, "rejected", item.rejected),
+                (section, item.name, "rate", "" if rate is None else round(rate, 4)),
+            ]
+    return rows
+
+
+def as_csv(found: Statistics) -> str:
+    """`csv_rows` as CSV text with a header line; a text cell a spreadsheet would run as a
+    formula (=, +, -, @ first) is quoted by a '."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in csv_rows(found):
+        writer.writerow([_safe(value) for value in row])
+    return out.getvalue()
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def csv_file_name(project: Project, chosen: StatisticsFilter) -> str:
+    return f"statistics-{project.pk}-{chosen.start.isoformat()}-{chosen.end.isoformat()}.csv"

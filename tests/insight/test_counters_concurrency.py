@@ -1,0 +1,78 @@
+"""Twenty people saving, submitting and reviewing at once keep every statistics counter: the
+tally and the daily activity rows are added to by upserts, in one order, so nothing is lost and
+nothing deadlocks (PostgreSQL: SQLite serializes all writers, so a race proves nothing)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+from django.db.models import Sum
+
+from defectlab.labeling import workflow
+from defectlab.labeling.counters import tally_of
+from defectlab.labeling.models import Activity, Tally, Task
+from defectlab.tenancy.roles import Role
+from tests.conftest import box, make_tenant
+
+WORKERS = 20
+
+
+def at_once(work: Callable[[int], None]) -> list[BaseException]:
+    barrier = threading.Barrier(WORKERS, timeout=60)
+    failures: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            work(index)
+        except BaseException as error:  # reported by the main thread
+            failures.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_at_once_lose_no_count() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite serializes all writers, so a race proves nothing")
+    t = make_tenant("Race", tasks=WORKERS)
+    annotator, reviewer = t.user(Role.ANNOTATOR), t.user(Role.REVIEWER)
+    dent = t.project.labels.get(name="dent")
+    tasks = list(Task.objects.filter(project=t.project).order_by("id"))
+
+    def submit(index: int) -> None:
+        shapes = [box(t.label), box(dent, 1, 1, 30, 30)] + [box(t.label)] * (index % 3)
+        workflow.save_annotation(
+            tasks[index], annotator, base_version=None, shapes=shapes, tags=["NG"], submit=True,
+            lead_time=2.0,
+        )  # fmt: skip
+
+    def review(index: int) -> None:
+        verdict = "approve" if index % 2 else "reject"
+        workflow.review(tasks[index], reviewer, verdict=verdict, comment="fix")
+
+    assert at_once(submit) == []
+    assert at_once(review) == []
+    tally = Tally.objects.filter(project=t.project).values_list("status", "part", "key", "count")
+    assert {(status, part, key): n for status, part, key, n in tally if n} == {
+        key: n for key, n in tally_of(t.project.pk).items() if n
+    }
+    assert dict(tally_of(t.project.pk))[("approved", "tag", "NG")] == WORKERS // 2
+    rows = Activity.objects.filter(project=t.project, label__isnull=True)
+    mine = rows.filter(person=annotator).aggregate(
+        s=Sum("submitted"), a=Sum("approved"), r=Sum("rejected"), t=Sum("lead_time")
+    )
+    assert mine == {"s": WORKERS, "a": WORKERS // 2, "r": WORKERS // 2, "t": 2.0 * WORKERS}
+    assert rows.filter(person=reviewer).aggregate(n=Sum("reviews"))["n"] == WORKERS
+    by_label = Activity.objects.filter(project=t.project, label=t.label, person=annotator)
+    assert by_label.aggregate(n=Sum("submitted"))["n"] == WORKERS

@@ -1,0 +1,276 @@
+"""Project statistics: the stored counters stay equal to a recount through random sequences of
+real operations, and every part of the statistics equals a brute-force count in Python."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from collections import Counter, defaultdict
+from typing import Any
+
+import pytest
+
+from defectlab.errors import DefectLabError
+from defectlab.insight import statistics as stats
+from defectlab.labeling import services, workflow
+from defectlab.labeling.counters import SHAPES_CAP, label_counts, recount, size_bin, tally_of
+from defectlab.labeling.models import Annotation, Review, Tally, Task, TaskLabel, TaskTag
+from defectlab.labeling.tasklist import TaskFilter
+from defectlab.labeling.tasks import NewAnnotation, NewTask, add_annotations, add_tasks
+from defectlab.tenancy.roles import Role
+from tests.conftest import Tenant, box, client_for
+
+pytestmark = pytest.mark.django_db(transaction=False)
+
+
+def stored(project_id: int) -> dict[str, Any]:
+    """The per-task counters as stored."""
+    labels = sorted(
+        TaskLabel.objects.filter(task__project_id=project_id).values_list(
+            "task_id", "label_id", "shapes", *stats.SIZE_FIELDS, "size_unknown"
+        )
+    )
+    tags = sorted(TaskTag.objects.filter(project_id=project_id).values_list("task_id", "name"))
+    counts = sorted(Task.objects.filter(project_id=project_id).values_list("id", "shape_count"))
+    return {"labels": labels, "tags": tags, "counts": counts}
+
+
+def brute(project_id: int) -> dict[str, Any]:
+    """The per-task counters counted from the annotations, in Python."""
+    labels, tags, counts = [], [], []
+    annotations = {a.task_id: a for a in Annotation.objects.filter(task__project_id=project_id)}
+    for task in Task.objects.filter(project_id=project_id):
+        annotation = annotations.get(task.pk)
+        shapes = annotation.shapes if annotation else []
+        counts.append((task.pk, len(shapes)))
+        for label, counted in label_counts(shapes, task.width, task.height).items():
+            labels.append((task.pk, label, counted.shapes, *counted.sizes, counted.unknown))
+        tags += [(task.pk, name) for name in dict.fromkeys(annotation.tags if annotation else [])]
+    return {"labels": sorted(labels), "tags": sorted(tags), "counts": sorted(counts)}
+
+
+def random_shapes(rng: random.Random, tenant: Tenant) -> list[dict[str, Any]]:
+    labels = list(tenant.project.labels.values_list("pk", flat=True))
+    shapes = []
+    for _ in range(rng.choice([0, 1, 1, 2, 3, 12])):
+        x, y = rng.uniform(0, 40), rng.uniform(0, 30)
+        shapes.append(
+            box(rng.choice(labels), x, y, x + rng.uniform(0.5, 20), y + rng.uniform(0.5, 15))
+        )
+    return shapes
+
+
+MOVES = ("save", "save", "submit", "review", "review", "delete", "import", "tab")
+
+
+def operate(rng: random.Random, tenant: Tenant, steps: int, moves: tuple[str, ...] = MOVES) -> None:
+    annotator, reviewer = tenant.user(Role.ANNOTATOR), tenant.user(Role.REVIEWER)
+    manager = tenant.user(Role.MANAGER)
+    for _ in range(steps):
+        tasks = list(Task.objects.filter(project=tenant.project))
+        move = rng.choice(moves)
+        try:
+            if move == "import":
+                created = add_tasks(
+                    tenant.project,
+                    [
+                        NewTask(
+                            f"https://x.test/{rng.random()}.png",
+                            "i.png",
+                            64,
+                            48,
+                            status="submitted",
+                            has_annotation=True,
+                            shape_count=0,
+                        )
+                    ],
+                )
+                add_annotations(
+                    [NewAnnotation(created[0], random_shapes(rng, tenant), ["NG"])],
+                    author_id=annotator.pk,
+                )
+                continue
+            if not tasks:
+                continue
+            task = rng.choice(tasks)
+            if move == "delete":
+                services.delete_task(task, actor=manager)
+            elif move == "review":
+                verdict = rng.choice(["approve", "reject"])
+                workflow.review(task, reviewer, verdict=verdict, comment="fix it")
+            elif move == "tab":  # a second tab saving from the same version: one of them loses
+                current = Annotation.objects.filter(task=task).first()
+                version = current.version if current else None
+                for _tab in range(2):
+                    workflow.save_annotation(
+                        task,
+                        annotator,
+                        base_version=version,
+                        shapes=random_shapes(rng, tenant),
+                        tags=["OK"],
+                    )
+            else:
+                current = Annotation.objects.filter(task=task).first()
+                user = manager if task.status in ("submitted", "approved") else annotator
+                workflow.save_annotation(
+                    task, user, base_version=current.version if current else None,
+                    shapes=random_shapes(rng, tenant), tags=rng.choice([[], ["OK"], ["NG"], ["OK", "NG"]]),
+                    submit=move == "submit", lead_time=rng.uniform(0, 30),
+                )  # fmt: skip
+        except DefectLabError:
+            pass  # refused (not submitted, stale, …): nothing written
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_operations_keep_the_counters_equal_to_a_recount(tenant: Tenant, seed: int) -> None:
+    rng = random.Random(seed)
+    operate(rng, tenant, 60)
+    project_id = tenant.project.pk
+    assert stored(project_id) == brute(project_id)
+    tally = Tally.objects.filter(project_id=project_id).values_list(
+        "status", "part", "key", "count"
+    )
+    assert {(status, part, key): n for status, part, key, n in tally if n} == {
+        key: n for key, n in tally_of(project_id).items() if n
+    }
+    before = stored(project_id)
+    TaskLabel.objects.filter(task__project_id=project_id).update(shapes=0, size_0=7)
+    TaskTag.objects.filter(project_id=project_id).delete()
+    Task.objects.filter(project_id=project_id).update(shape_count=99)
+    Tally.objects.filter(project_id=project_id).update(count=5)
+    recount(project_id, batch=3)
+    assert stored(project_id) == before
+    tally = Tally.objects.filter(project_id=project_id).values_list(
+        "status", "part", "key", "count"
+    )
+    assert {(status, part, key): n for status, part, key, n in tally if n} == {
+        key: n for key, n in tally_of(project_id).items() if n
+    }
+
+
+def test_size_bins() -> None:
+    assert size_bin([[0, 0], [100, 100]], 100, 100) == 11  # the whole image
+    assert size_bin([[0, 0], [1, 1]], 1000, 1000) == 0  # 1e-6
+    assert size_bin([[0, 0], [0, 0]], 10, 10) == 0  # no area
+    assert size_bin([[0, 0], [10, 10]], 100, 100) == 8  # 1e-2: [-2, -1.5)
+
+
+def test_note_size_counts_sizes_once_known(tenant: Tenant) -> None:
+    from defectlab.labeling.sizes import note_size
+
+    (task,) = add_tasks(tenant.project, [NewTask("https://x.test/a.png", "a.png")])
+    workflow.save_annotation(
+        task,
+        tenant.user(Role.ANNOTATOR),
+        base_version=None,
+        shapes=[box(tenant.label, 1, 1, 11, 11)],
+    )
+    row = TaskLabel.objects.get(task=task)
+    assert (row.size_unknown, row.shapes) == (1, 1)
+    note_size(task, (100, 100))
+    row = TaskLabel.objects.get(task=task)
+    assert (row.size_unknown, row.size_8, row.shapes) == (0, 1, 1)
+
+
+def python_statistics(tenant: Tenant, task_filter: TaskFilter) -> dict[str, Any]:
+    """The statistics by loops over every task, for comparison."""
+    project = tenant.project
+    tasks = [
+        t
+        for t in Task.objects.filter(project=project)
+        if t in task_filter.apply(Task.objects.filter(pk=t.pk))
+    ]
+    annotations = {a.task_id: a for a in Annotation.objects.filter(task__project=project)}
+    statuses = Counter(t.status for t in tasks)
+    images, shapes, sizes = Counter(), Counter(), defaultdict(lambda: [0] * len(stats.SIZE_FIELDS))
+    tags, per_image = Counter(), [0] * (SHAPES_CAP + 1)
+    for task in tasks:
+        annotation = annotations.get(task.pk)
+        drawn = annotation.shapes if annotation else []
+        per_image[min(len(drawn), SHAPES_CAP)] += 1
+        for label in {s["label"] for s in drawn}:
+            images[label] += 1
+        for shape in drawn:
+            shapes[shape["label"]] += 1
+            sizes[shape["label"]][size_bin(shape["points"], task.width, task.height)] += 1
+        tags.update(list(dict.fromkeys(annotation.tags if annotation else [])))
+    return {
+        "statuses": {
+            s: statuses.get(s, 0)
+            for s in ("new", "in_progress", "submitted", "approved", "rejected")
+        },
+        "images": {label.pk: images.get(label.pk, 0) for label in project.labels.all()},
+        "shapes": {label.pk: shapes.get(label.pk, 0) for label in project.labels.all()},
+        "sizes": {label.pk: sizes[label.pk] for label in project.labels.all()},
+        "tags": {name: tags.get(name, 0) for name in ("OK", "NG")},
+        "per_image": per_image,
+    }
+
+
+@pytest.mark.parametrize(
+    "task_filter",
+    [
+        TaskFilter(),
+        TaskFilter(statuses=["submitted"]),
+        TaskFilter(statuses=["approved", "rejected", "in_progress"]),
+        TaskFilter(has_annotation=True),
+        TaskFilter(statuses=["approved", "rejected"], has_prediction=False),
+    ],
+)
+def test_statistics_equal_a_brute_force_count(tenant: Tenant, task_filter: TaskFilter) -> None:
+    operate(random.Random(7), tenant, 80)
+    tenant.project.refresh_from_db()
+    found = stats.statistics(tenant.project, stats.StatisticsFilter(task_filter))
+    expected = python_statistics(tenant, task_filter)
+    assert found.statuses == expected["statuses"]
+    assert {row.label: row.images for row in found.classes} == expected["images"]
+    assert {row.label: row.shapes for row in found.classes} == expected["shapes"]
+    assert {row.label: row.sizes for row in found.classes} == expected["sizes"]
+    assert found.tags == expected["tags"]
+    assert found.shapes_per_image == expected["per_image"]
+
+
+def test_label_filter_and_activity(tenant: Tenant) -> None:
+    # Activity is history: it outlives deleted tasks (and their reviews), so none are deleted.
+    operate(random.Random(11), tenant, 80, tuple(m for m in MOVES if m != "delete"))
+    label = tenant.label.pk
+    found = stats.statistics(tenant.project, stats.StatisticsFilter(TaskFilter(label=label)))
+    with_label = set(TaskLabel.objects.filter(label_id=label).values_list("task_id", flat=True))
+    assert sum(found.statuses.values()) == len(with_label)
+    assert next(r for r in found.classes if r.label == label).images == len(with_label)
+    # Activity: one review given and one verdict on someone's work per review.
+    everything = stats.statistics(tenant.project)
+    reviews = Review.objects.filter(task__project=tenant.project).count()
+    assert reviews > 0
+    assert sum(day.reviews for day in everything.throughput) == reviews
+    assert sum(r.approved + r.rejected for r in everything.rejections_by_person) == reviews
+    rejected = Review.objects.filter(task__project=tenant.project, verdict="reject").count()
+    assert sum(r.rejected for r in everything.rejections_by_person) == rejected
+
+
+def test_api_json_csv_and_roles(tenant: Tenant, other_tenant: Tenant) -> None:
+    operate(random.Random(5), tenant, 40)
+    url = f"/api/projects/{tenant.project.pk}/statistics/"
+    for role in (Role.OWNER, Role.ADMIN, Role.MANAGER, Role.REVIEWER, Role.ANNOTATOR):
+        answer = client_for(tenant.user(role)).get(url)
+        assert answer.status_code == 200, role
+    body = answer.json()
+    assert body["tasks"] == Task.objects.filter(project=tenant.project).count()
+    assert client_for(other_tenant.user(Role.OWNER)).get(url).status_code == 404
+    assert client_for(tenant.user(Role.OWNER)).get(url + "?start=nonsense").status_code == 400
+    # CSV: filters applied, and a name a spreadsheet would run is quoted.
+    tenant.label.name = "=HYPERLINK(1)"
+    tenant.label.save()
+    answer = client_for(tenant.user(Role.ANNOTATOR)).get(url + "?format=csv&status=submitted")
+    assert answer.status_code == 200 and answer["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(answer.content.decode())))
+    assert rows[0] == ["section", "key", "detail", "value"]
+    statuses = {row[1]: int(row[3]) for row in rows if row[0] == "statuses"}
+    assert (
+        statuses["submitted"]
+        == Task.objects.filter(project=tenant.project, status="submitted").count()
+    )
+    assert sum(statuses.values()) == statuses["submitted"]
+    assert all(not cell.startswith("=") for row in rows for cell in row)
+    assert any(row[1] == "'=HYPERLINK(1)" for row in rows)
