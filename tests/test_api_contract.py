@@ -30,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 from defectlab.hooks.services import create_webhook
 from defectlab.inference.backends import create_backend
 from defectlab.ingest.models import AllowedNetwork
+from defectlab.insight.models import Evaluation, EvaluationState
 from defectlab.jobs.models import Job
 from defectlab.labeling.models import Task
 from defectlab.serving.keys import create_key
@@ -80,6 +81,9 @@ NOT_POSITIVE = {
     # (a model or a backend, a version or an alias; class names the model has, labels the
     # project has)
     "POST /api/projects/{id}/preannotate/",
+    "POST /api/projects/{id}/evaluations/",
+    # (another evaluation of the same project, both done)
+    "GET /api/evaluations/{id}/compare/",
     "PUT /api/projects/{id}/models/{model_id}/",
     # (a usage range: `start` before `end`, at most 366 days between them)
     "GET /api/organizations/{id}/usage/",
@@ -129,6 +133,12 @@ class Seeded:
             tenant.organization, owner, name="sam", url="http://192.168.99.9:9090"
         )
         service_key, _text = create_key(tenant.organization, owner, "line 3")
+        evaluation = Evaluation.objects.create(
+            organization=tenant.organization, project=tenant.project, model_name="m",
+            version_number=1, conf=0.25, iou=0.7, state=EvaluationState.DONE,
+            report={"images": 1, "map50": None, "map50_95": None, "classes": {},
+                    "confusion": {"labels": [], "counts": [[0]]}},
+        )  # fmt: skip
         self.ids = {
             "organizations": tenant.organization.pk,
             "projects": tenant.project.pk,
@@ -142,6 +152,7 @@ class Seeded:
             "webhooks": hook.pk,
             "backends": backend.pk,
             "service-keys": service_key.pk,
+            "evaluations": evaluation.pk,
         }
         self.owner_id = owner.pk
 

@@ -440,3 +440,48 @@ def test_account_changes_write_the_same_row_from_the_api_and_from_the_account_pa
     assert {key: value for key, value in shape(events[0]).items() if key != "actor"} == {
         key: value for key, value in shape(events[1]).items() if key != "actor"
     }
+
+
+# ---------------------------------------------------------------------------- evaluations
+
+
+def test_starting_and_deleting_an_evaluation_write_the_same_rows_from_the_api_and_the_pages(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from defectlab.insight.models import Evaluation
+    from defectlab.labeling.models import Task, TaskStatus
+    from tests.test_role_matrix import _ready_model
+
+    monkeypatch.setattr("defectlab.jobs.services.send", lambda job_id: None)  # no worker here
+    owner = tenant.user(Role.OWNER)
+    model = _ready_model(tenant)
+    Task.objects.filter(pk=tenant.tasks[0].pk).update(status=TaskStatus.APPROVED)
+    started, deleted = [], []
+    for door in ("api", "page"):
+        before = last_id()
+        if door == "api":
+            url = f"/api/projects/{tenant.project.pk}/evaluations/"
+            body = {"model": model.pk, "version": 1}
+            assert api(owner).post(url, body, format="json").status_code == 202
+        else:
+            url = f"/projects/{tenant.project.pk}/evaluations/"
+            assert page(owner).post(url, {"run": f"{model.pk}:version:1"}).status_code == 302
+        event = only_new_event(before)
+        assert (event.ip, event.user_agent) == ("127.0.0.1", "audit-test")
+        started.append(shape(event))
+        evaluation = Evaluation.objects.order_by("-id").first()
+        assert evaluation is not None
+        before = last_id()
+        if door == "api":
+            assert api(owner).delete(f"/api/evaluations/{evaluation.pk}/").status_code == 204
+        else:
+            assert page(owner).post(f"/evaluations/{evaluation.pk}/delete/").status_code == 302
+        # Deleting a queued evaluation cancels its job first (`job.cancelled`), then the row.
+        rows = AuditEvent.objects.filter(pk__gt=before).order_by("id")
+        assert [row.action for row in rows] == [
+            AuditAction.JOB_CANCELLED,
+            AuditAction.EVALUATION_DELETED,
+        ]
+        deleted.append(shape(rows.last()))  # type: ignore[arg-type]
+    assert started[0] == started[1] and started[0]["action"] == AuditAction.EVALUATION_STARTED
+    assert deleted[0] == deleted[1]

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from defectlab.inference.models import DetectionModel
+from defectlab.inference.models import DetectionModel, ModelVersion, VersionState
+from defectlab.insight.models import Evaluation, EvaluationState
+from defectlab.labeling.models import Task, TaskStatus
 from defectlab.media.connections import create_connection
 from defectlab.serving.keys import create_key
 from defectlab.tenancy.models import Membership, Role
@@ -85,6 +87,33 @@ def _create_storage(client: Any, t: Tenant) -> Any:
 def _sensitivity(client: Any, t: Tenant) -> Any:
     model = DetectionModel.objects.create(organization=t.organization, name="Surface")
     return client.put(f"/api/models/{model.pk}/sensitivity/", {"conf": 0.4}, format="json")
+
+
+def _ready_model(t: Tenant) -> DetectionModel:
+    """A model whose ready version finds "scratch" (its file is never read: the evaluation is
+    only queued here)."""
+    model = DetectionModel.objects.create(organization=t.organization, name="Surface")
+    ModelVersion.objects.create(
+        organization=t.organization, model=model, number=1, state=VersionState.READY,
+        file_key="none.onnx", sha256="0" * 64, size=1, ir_version=8, opset=17, names=["scratch"],
+        input_height=640, input_width=640, layout="yolov8", conf=0.25, iou=0.7, max_det=300,
+    )  # fmt: skip
+    return model
+
+
+def _evaluate(client: Any, t: Tenant) -> Any:
+    model = _ready_model(t)
+    annotate(t, t.tasks[0])
+    Task.objects.filter(pk=t.tasks[0].pk).update(status=TaskStatus.APPROVED)
+    body = {"model": model.pk, "version": 1}
+    return client.post(f"/api/projects/{t.project.pk}/evaluations/", body, format="json")
+
+
+def _evaluation(t: Tenant) -> Evaluation:
+    return Evaluation.objects.create(
+        organization=t.organization, project=t.project, model_name="Surface", version_number=1,
+        conf=0.25, iou=0.7, state=EvaluationState.DONE,
+    )  # fmt: skip
 
 
 def _role_change(client: Any, t: Tenant) -> Any:
@@ -163,6 +192,20 @@ MATRIX = [
         ),
     ),
     Cell("set a model's sensitivity", MANAGERS, _sensitivity),
+    Cell(
+        "list the project's evaluations",
+        EVERYONE,
+        lambda c, t: c.get(f"/api/projects/{t.project.pk}/evaluations/"),
+    ),
+    Cell("evaluate a model", MANAGERS, _evaluate),
+    Cell(
+        "view an evaluation", EVERYONE, lambda c, t: c.get(f"/api/evaluations/{_evaluation(t).pk}/")
+    ),
+    Cell(
+        "delete an evaluation",
+        MANAGERS,
+        lambda c, t: c.delete(f"/api/evaluations/{_evaluation(t).pk}/"),
+    ),
     Cell("delete a task", MANAGERS, lambda c, t: c.delete(f"/api/tasks/{t.tasks[0].pk}/")),
     Cell("list storages", EVERYONE, lambda c, t: c.get(f"/api/storages/?project={t.project.pk}")),
     Cell("view a storage", EVERYONE, lambda c, t: c.get(f"/api/storages/{_storage(t).pk}/")),

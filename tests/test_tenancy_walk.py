@@ -24,6 +24,7 @@ from defectlab.inference.models import (
     VersionState,
 )
 from defectlab.ingest.models import AllowedNetwork
+from defectlab.insight.models import Evaluation, EvaluationState, Finding
 from defectlab.jobs.models import Job, JobState
 from defectlab.labeling.issues import open_issue
 from defectlab.labeling.models import Issue, Label, Project, Task
@@ -78,6 +79,10 @@ PAGE_MODELS: dict[str, type[models.Model]] = {
     "project_preannotate": Project,
     "service_keys": Organization,
     "usage": Organization,
+    "project_evaluations": Project,
+    "evaluation_compare": Project,
+    "evaluation": Evaluation,
+    "evaluation_delete": Evaluation,
 }
 
 
@@ -198,6 +203,17 @@ def victim(other_tenant: Tenant) -> Victim:
         organization=other_tenant.organization, name="sam", url="http://10.20.0.9:9090"
     )
     service_key, _text = create_key(other_tenant.organization, owner, "line 3")
+    evaluation = Evaluation.objects.create(
+        organization=other_tenant.organization, project=other_tenant.project, version=version,
+        model_name="m", version_number=1, conf=0.25, iou=0.7, state=EvaluationState.DONE,
+        report={"images": 1, "map50": 0.5, "map50_95": 0.3, "classes": {},
+                "confusion": {"labels": [], "counts": [[0]]}},
+    )  # fmt: skip
+    Finding.objects.create(
+        organization=other_tenant.organization, evaluation=evaluation, task=task, rank=1,
+        kind="missing", score=0.9, predicted_label=other_tenant.label.pk,
+        predicted_box=[1, 1, 9, 9], predicted_score=0.9,
+    )  # fmt: skip
     return Victim(
         other_tenant,
         {
@@ -219,6 +235,7 @@ def victim(other_tenant: Tenant) -> Victim:
             Webhook: webhook,
             Delivery: delivery,
             OrganizationKey: service_key,
+            Evaluation: evaluation,
         },
     )
 
@@ -263,6 +280,10 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
             OrganizationKey.objects.filter(organization=organization).values().order_by("id")
         ),
         "quota": list(Quota.objects.filter(organization=organization).values()),
+        "evaluations": list(
+            Evaluation.objects.filter(organization=organization).values().order_by("id")
+        ),
+        "findings": list(Finding.objects.filter(organization=organization).values().order_by("id")),
         "tokens": list(
             ApiToken.objects.filter(user__memberships__organization=organization)
             .values()
@@ -300,6 +321,7 @@ WALKED_MODELS = {
     DetectionModel,
     MLBackend,
     OrganizationKey,
+    Evaluation,
 }
 
 # Second IDs in a route: the model each addresses and the field of the victim's row it takes.

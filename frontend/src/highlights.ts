@@ -1,13 +1,13 @@
 /**
  * Label-error highlights: places of the image a finding points at (a missing defect, a wrong
- * class, a loose box, an extra box), handed over by the page (config.highlights) when the canvas
+ * class, a loose box, an extra box, a shape labeled twice), handed over by the page (config.highlights) when the canvas
  * is opened from the label-error list. They are only shown: never part of the annotation, never
  * saved, never an undo step. This module reads them from the config, throwing away what cannot
  * be drawn, and says where to look; view/highlights draws and lists them.
  */
 import type { BBox } from "./model/geometry";
 
-export const HIGHLIGHT_KINDS = ["missing", "wrong_class", "loose_box", "extra"] as const;
+export const HIGHLIGHT_KINDS = ["missing", "wrong_class", "loose_box", "extra", "duplicate"] as const;
 export type HighlightKind = (typeof HIGHLIGHT_KINDS)[number];
 
 /** One colour per kind, apart from the usual class colours (the panel's marks use them too). */
@@ -16,6 +16,7 @@ export const HIGHLIGHT_COLORS: Record<HighlightKind, string> = {
   wrong_class: "#d500f9",
   loose_box: "#ffab00",
   extra: "#00b0ff",
+  duplicate: "#ff6d00",
 };
 
 /** What the page sends: see the web view's finding_highlights (image pixels). */

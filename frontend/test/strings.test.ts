@@ -31,7 +31,7 @@ const dynamicKeys = [
   ...["new", "in_progress", "submitted", "approved", "rejected"].map((k) => `status.${k}`),
   ...["tooFew", "noArea", "crosses"].map((k) => `polygon.${k}`),
   ...["removed", "added", "changed", "unchanged"].map((k) => `diff.${k}`),
-  ...["missing", "wrong_class", "loose_box", "extra"].map((k) => `highlights.kind.${k}`),
+  ...["missing", "wrong_class", "loose_box", "extra", "duplicate"].map((k) => `highlights.kind.${k}`),
 ];
 const usedKeys = new Set([...literalKeys, ...dynamicKeys]);
 

@@ -422,6 +422,7 @@ INSTALLED_APPS = [
     "defectlab.transfer",
     "defectlab.inference",
     "defectlab.serving",
+    "defectlab.insight",
     "defectlab.hooks",
     "defectlab.operations",
     "defectlab.web",
@@ -506,6 +507,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "defectlab.tenancy.models.Role",
         "StorageRoleEnum": "defectlab.media.models.StorageRole",
+        "EvaluationStateEnum": "defectlab.insight.models.EvaluationState",
     },
 }
 

@@ -8,6 +8,7 @@ from defectlab.inference.api import ModelViewSet
 from defectlab.inference.backendapi import BackendViewSet
 from defectlab.inference.projects import ProjectModelViewSet
 from defectlab.ingest.api import AllowedNetworkViewSet
+from defectlab.insight.api import EvaluationViewSet, ProjectEvaluationViewSet
 from defectlab.insight.statisticsapi import ProjectStatisticsViewSet
 from defectlab.jobs.api import JobViewSet
 from defectlab.labeling.api import IssueViewSet, LabelViewSet, ProjectViewSet, TaskViewSet
@@ -43,6 +44,7 @@ router.register("invites", InviteViewSet, basename="invite")
 router.register("projects", ProjectViewSet, basename="project")
 router.register("projects", ProjectTransferViewSet, basename="project-transfer")
 router.register("projects", ProjectModelViewSet, basename="project-model")
+router.register("projects", ProjectEvaluationViewSet, basename="project-evaluation")
 router.register("projects", ProjectStatisticsViewSet, basename="project-statistics")
 router.register("labels", LabelViewSet, basename="label")
 router.register("tasks", TaskViewSet, basename="task")
@@ -54,6 +56,7 @@ router.register("storages", StorageConnectionViewSet, basename="storage")
 router.register("webhooks", WebhookViewSet, basename="webhook")
 router.register("models", ModelViewSet, basename="model")
 router.register("backends", BackendViewSet, basename="backend")
+router.register("evaluations", EvaluationViewSet, basename="evaluation")
 
 
 urlpatterns = [

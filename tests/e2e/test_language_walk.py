@@ -24,6 +24,7 @@ from defectlab.tenancy.models import Role
 from defectlab.tenancy.services import create_invite
 from tests.conftest import annotate, box
 from tests.e2e.pages import log_in, open_workspace, tenant_with_images
+from tests.insight.reports import evaluated
 
 # Names a Chinese interface keeps in Latin letters.
 PROPER = {
@@ -35,7 +36,7 @@ PROPER = {
     "train", "val", "test", "seg", "min", "max", "id", "Bearer", "Token", "ONNX", "SDK", "CLI",
     "Swagger", "OpenAPI", "localhost", "us", "east", "Webhook", "HMAC", "SHA256", "POST", "MES",
     "IR", "IoU", "YOLOv5", "YOLOv8", "YOLOv10", "YOLO11", "YOLO26", "Authorization", "Basic",
-    "SAM", "UTC",
+    "SAM", "UTC", "mAP", "mAP50", "AP50", "F1",
 }  # fmt: skip
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*")
 
@@ -227,6 +228,9 @@ def test_every_page_and_error_page_speaks_chinese(
         create_key(tenant.organization, owner, "line 3 camera", ["detect", "models"])[0], owner
     )
     create_key(tenant.organization, owner, "line 3 camera", signed_only=True)
+    # Two evaluations of the detector (a report, a label error), and their comparison.
+    first = evaluated(tenant.project, detector.versions.get(number=1), tenant.tasks[0])
+    second = evaluated(tenant.project, detector.versions.get(number=1), tenant.tasks[0])
     allowed = PROPER | {
         word
         for typed in [
@@ -304,6 +308,9 @@ def test_every_page_and_error_page_speaks_chinese(
         f"/jobs/{job.pk}/",
         f"/jobs/{preannotated.pk}/",
         f"/projects/{project}/preannotate/",
+        f"/projects/{project}/evaluations/",
+        f"/evaluations/{first.pk}/",
+        f"/projects/{project}/evaluations/compare/?a={first.pk}&b={second.pk}",
         f"/projects/{project}/",
         f"/projects/{project}/settings/",
         f"/projects/{project}/data/",

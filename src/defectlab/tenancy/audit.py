@@ -73,6 +73,8 @@ class AuditAction(StrEnum):
     MODEL_SENSITIVITY_CHANGED = "model.sensitivity_changed"
     PROJECT_MODEL_CHANGED = "project.model_changed"
     PREANNOTATION_STARTED = "project.preannotation_started"
+    EVALUATION_STARTED = "project.evaluation_started"
+    EVALUATION_DELETED = "evaluation.deleted"
     BACKEND_CREATED = "backend.created"
     BACKEND_UPDATED = "backend.updated"
     BACKEND_DELETED = "backend.deleted"

@@ -228,10 +228,11 @@ CANVAS_STRINGS: dict[str, StrPromise] = {
     ),
     "highlights.show": _("Show"),
     "highlights.toggleKey": _("Show or hide the highlights (Shift+E)"),
-    "highlights.kind.missing": _("Missing"),
+    "highlights.kind.missing": _("Not found by the model"),
     "highlights.kind.wrong_class": _("Wrong class"),
     "highlights.kind.loose_box": _("Loose box"),
-    "highlights.kind.extra": _("Extra"),
+    "highlights.kind.extra": _("Not in the annotation"),
+    "highlights.kind.duplicate": _("Labeled twice"),
 }
 
 

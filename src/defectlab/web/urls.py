@@ -3,6 +3,7 @@ from django.urls import path
 from defectlab.web import (
     backends,
     data,
+    evaluations,
     jobs,
     network,
     preannotate,
@@ -44,6 +45,18 @@ urlpatterns = [
         preannotate.project_preannotate,
         name="project_preannotate",
     ),
+    path(
+        "projects/<int:pk>/evaluations/",
+        evaluations.project_evaluations,
+        name="project_evaluations",
+    ),
+    path(
+        "projects/<int:pk>/evaluations/compare/",
+        evaluations.evaluation_compare,
+        name="evaluation_compare",
+    ),
+    path("evaluations/<int:pk>/", evaluations.evaluation_page, name="evaluation"),
+    path("evaluations/<int:pk>/delete/", evaluations.evaluation_delete, name="evaluation_delete"),
     path("projects/<int:pk>/storages/", storages.project_storages, name="project_storages"),
     path("jobs/<int:pk>/cancel/", jobs.job_action, {"action": "cancel"}, name="job_cancel"),
     path("jobs/<int:pk>/retry/", jobs.job_action, {"action": "retry"}, name="job_retry"),

@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.middleware.csrf import get_token
 from django.urls import reverse
 
+from defectlab.insight import findings
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
@@ -112,22 +113,18 @@ def _highlights(request: HttpRequest, task: Task) -> list[dict[str, Any]]:
     but 1 to 18 ASCII digits (``str.isdigit`` alone takes "²", which ``int`` refuses) is no
     finding."""
     finding = request.GET.get("finding", "")
-    if not (finding.isascii() and finding.isdigit() and len(finding) <= 18):
+    if not (finding.isascii() and finding.isdecimal() and len(finding) <= 18):
         return []
     return finding_highlights(task, int(finding), acting_user(request))
 
 
 def finding_highlights(task: Task, finding_id: int, user: User) -> list[dict[str, Any]]:
     """The highlights of label-error finding ``finding_id`` on ``task``, as ``user`` may see them:
-    ``[{"box": [x1, y1, x2, y2], "kind": "missing" | "wrong_class" | "loose_box" | "extra",
-    "text": "<translated one-line explanation>", "shape": "<annotation shape id or ''>"}]`` in
-    image pixels (docs/api.md, the canvas's ``highlights``).
-
-    The slot for label-error finding (defectlab.insight, helper C): its body becomes
-    ``return findings.highlights(task, finding_id, user)`` with
-    ``from defectlab.insight import findings``. Until then no finding has highlights."""
-    del task, finding_id, user
-    return []
+    ``[{"box": [x1, y1, x2, y2], "kind": "missing" | "wrong_class" | "loose_box" | "extra" |
+    "duplicate", "text": "<translated one-line explanation>", "shape": "<annotation shape id or
+    ''>"}]`` in image pixels (docs/api.md, the canvas's ``highlights``); none for a finding of
+    another task or organization (`defectlab.insight.findings.highlights`)."""
+    return findings.highlights(task, finding_id, user)
 
 
 def issue_json(issue: Issue) -> dict[str, Any]:

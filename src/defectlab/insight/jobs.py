@@ -1,0 +1,9 @@
+"""Insight's job kinds (found by jobs.apps on start-up): a model evaluation."""
+
+from django.utils.translation import gettext_lazy as _
+
+from defectlab.insight.evaluations import KIND
+from defectlab.insight.runs import run_evaluation
+from defectlab.jobs.kinds import JobKind, register
+
+register(JobKind(KIND, _("Model evaluation"), run_evaluation))

@@ -1,0 +1,244 @@
+"""The evaluation API and pages: start, list, report, findings (paged by rank), compare,
+delete (audited); roles and other organizations' ids; the report page's charts in both
+languages; a finding's link opens the canvas with the highlight in its config."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from defectlab.inference.models import DetectionModel
+from defectlab.insight.findings import highlights
+from defectlab.insight.models import Evaluation, EvaluationState, Finding
+from defectlab.labeling.models import Project
+from defectlab.tenancy.audit import AuditAction
+from defectlab.tenancy.models import AuditEvent, Role
+from tests.conftest import Tenant, client_for, make_tenant, signed_in
+from tests.insight.helpers import evaluate_now
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def done(
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> Evaluation:
+    evaluation = evaluate_now(
+        approved_panels, manager, demo_model, drain, django_capture_on_commit_callbacks
+    )
+    assert evaluation.state == EvaluationState.DONE, evaluation.error
+    return evaluation
+
+
+def test_start_list_retrieve_findings_compare_and_delete_through_the_api(
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
+    django_capture_on_commit_callbacks: Any,
+    tenant: Tenant,
+) -> None:
+    client = client_for(manager)
+    url = f"/api/projects/{approved_panels.pk}/evaluations/"
+    body = {"model": demo_model.pk, "alias": "production", "conf": 0.4}
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(url, body, format="json")
+    assert answer.status_code == 202, answer.json()
+    assert AuditEvent.objects.filter(action=AuditAction.EVALUATION_STARTED).count() == 1
+    drain()
+    first = answer.json()["id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        second = client.post(url, {"model": demo_model.pk, "version": 1}, format="json").json()[
+            "id"
+        ]
+    drain()
+    listed = client.get(url).json()
+    assert [row["id"] for row in listed["results"]] == [second, first]
+    assert listed["next_cursor"] is None and "report" not in listed["results"][0]
+    report = client.get(f"/api/evaluations/{first}/").json()
+    assert (
+        report["state"] == "done" and report["conf"] == 0.4 and report["aliases"] == ["production"]
+    )
+    assert report["report"]["map50"] is not None
+    page = client.get(f"/api/evaluations/{first}/findings/").json()
+    ranks = [row["rank"] for row in page["results"]]
+    assert ranks == sorted(ranks) and ranks[:1] == [1]
+    compared = client.get(f"/api/evaluations/{first}/compare/?with={second}").json()
+    assert compared["same_ground_truth"] is True and compared["classes"]
+    assert client.get(f"/api/evaluations/{first}/compare/").status_code == 400
+    # Roles: a reviewer sees but neither starts nor deletes.
+    reviewer = client_for(tenant.user(Role.REVIEWER))
+    assert reviewer.get(f"/api/evaluations/{first}/").status_code == 200
+    assert reviewer.post(url, body, format="json").status_code == 403
+    assert reviewer.delete(f"/api/evaluations/{first}/").status_code == 403
+    assert client.delete(f"/api/evaluations/{first}/").status_code == 204
+    assert AuditEvent.objects.filter(action=AuditAction.EVALUATION_DELETED).count() == 1
+    assert not Finding.objects.filter(evaluation_id=first).exists()
+
+
+def test_another_organization_sees_nothing(done: Evaluation, other_tenant: Tenant) -> None:
+    stranger = client_for(other_tenant.user(Role.OWNER))
+    for url in (
+        f"/api/evaluations/{done.pk}/",
+        f"/api/evaluations/{done.pk}/findings/",
+        f"/api/evaluations/{done.pk}/compare/?with={done.pk}",
+        f"/api/projects/{done.project_id}/evaluations/",
+    ):
+        assert stranger.get(url).status_code == 404, url
+    assert stranger.delete(f"/api/evaluations/{done.pk}/").status_code == 404
+    page = signed_in(other_tenant.user(Role.OWNER))
+    assert page.get(f"/evaluations/{done.pk}/").status_code == 404
+    finding = done.findings.order_by("rank").first()
+    assert finding is not None
+    assert highlights(finding.task, finding.pk, other_tenant.user(Role.OWNER)) == []
+    # Comparing with another organization's evaluation: 404, not its numbers.
+    mine = make_tenant("Initech")
+    theirs = Evaluation.objects.create(
+        organization=mine.organization,
+        project=mine.project,
+        model_name="m",
+        version_number=1,
+        conf=0.25,
+        iou=0.7,
+        state=EvaluationState.DONE,
+        report=done.report,
+    )
+    owner = client_for(mine.user(Role.OWNER))
+    assert owner.get(f"/api/evaluations/{theirs.pk}/compare/?with={done.pk}").status_code == 404
+
+
+def canvas_config(page: Any, url: str) -> dict[str, Any]:
+    html = page.get(url).content.decode()
+    found = re.search(r'<script[^>]*id="workspace-config"[^>]*>(.*?)</script>', html, re.S)
+    assert found is not None
+    return json.loads(found[1])  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_the_report_page_draws_its_charts_and_lists_findings(
+    done: Evaluation, tenant: Tenant, language: str
+) -> None:
+    page = signed_in(tenant.user(Role.ANNOTATOR), language)
+    html = page.get(f"/evaluations/{done.pk}/").content.decode()
+    assert html.count("<svg") >= 3
+    for heading in ("evaluation-classes", "chart-curves", "chart-confusion", "findings"):
+        assert f'id="{heading}"' in html
+    if language == "zh-hans":
+        assert "混淆矩阵" in html and "背景" in html
+    else:
+        assert "Confusion matrix" in html and "background" in html
+    link = re.search(r'class="finding-link" href="/tasks/(\d+)/annotate/\?finding=(\d+)"', html)
+    assert link is not None
+    [highlight] = canvas_config(page, f"/tasks/{link[1]}/annotate/?finding={link[2]}")["highlights"]
+    assert highlight["kind"] in ("missing", "wrong_class", "loose_box", "extra")
+    assert len(highlight["box"]) == 4 and highlight["text"]
+    # A finding of another task is ignored.
+    other = Finding.objects.exclude(task_id=int(link[1])).filter(evaluation=done).first()
+    if other is not None:
+        url = f"/tasks/{link[1]}/annotate/?finding={other.pk}"
+        assert canvas_config(page, url)["highlights"] == []
+    assert canvas_config(page, f"/tasks/{link[1]}/annotate/?finding=x")["highlights"] == []
+
+
+def test_the_evaluations_page_starts_one_and_compares_two(
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
+    django_capture_on_commit_callbacks: Any,
+    tenant: Tenant,
+) -> None:
+    page = signed_in(manager)
+    url = f"/projects/{approved_panels.pk}/evaluations/"
+    html = page.get(url).content.decode()
+    assert 'id="start-evaluation"' in html
+    run = f"{demo_model.pk}:alias:production"
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = page.post(url, {"run": run, "conf": "0.3"})
+    assert answer.status_code == 302
+    drain()
+    with django_capture_on_commit_callbacks(execute=True):
+        page.post(url, {"run": f"{demo_model.pk}:version:1"})
+    drain()
+    a, b = Evaluation.objects.filter(project=approved_panels).order_by("id")
+    assert a.conf == 0.3 and b.state == EvaluationState.DONE
+    html = page.get(url).content.decode()
+    assert 'id="compare-latest"' in html
+    compare = page.get(f"{url}compare/?a={a.pk}&b={b.pk}").content.decode()
+    assert 'id="comparison-classes"' in compare and "production" in compare
+    # Bad input: a clear message, no evaluation.
+    html = page.post(url, {"run": "nonsense"}).content.decode()
+    assert 'id="start-error"' in html
+    html = page.post(url, {"run": run, "conf": "2"}).content.decode()
+    assert 'id="start-error"' in html
+    assert Evaluation.objects.filter(project=approved_panels).count() == 2
+    # An annotator sees the list but no form, and cannot start one.
+    annotator = signed_in(tenant.user(Role.ANNOTATOR))
+    assert 'id="start-evaluation"' not in annotator.get(url).content.decode()
+    annotator.post(url, {"run": run})
+    assert Evaluation.objects.filter(project=approved_panels).count() == 2
+
+
+def test_a_cancelled_evaluation_is_retried_from_its_page_and_followed_until_done(
+    approved_panels: Project, manager: Any, demo_model: DetectionModel, queued: list[int],
+    drain: Any, django_capture_on_commit_callbacks: Any,
+) -> None:  # fmt: skip
+    from defectlab.insight import evaluations
+    from defectlab.jobs.models import Job
+
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluation = evaluations.start_evaluation(
+            approved_panels, manager, model=demo_model, alias="production"
+        )
+    page = signed_in(manager)
+    url = f"/evaluations/{evaluation.pk}/"
+    html = page.get(url).content.decode()
+    assert 'hx-get="' in html and 'id="cancel-evaluation"' in html
+    with django_capture_on_commit_callbacks(execute=True):
+        page.post(f"/jobs/{evaluation.job_id}/cancel/", {"next": url})
+    drain()
+    evaluation.refresh_from_db()
+    assert evaluation.state == EvaluationState.FAILED and evaluation.error_code == "cancelled"
+    html = page.get(url).content.decode()
+    assert 'id="evaluation-error"' in html and 'hx-get="' not in html
+    with django_capture_on_commit_callbacks(execute=True):
+        assert page.post(f"/jobs/{evaluation.job_id}/retry/", {"next": url}).status_code == 302
+    html = page.get(url).content.decode()
+    assert 'hx-get="' in html  # queued again: the page follows it
+    assert page.get(url, headers={"HX-Request": "true"}).status_code == 200
+    drain()
+    evaluation.refresh_from_db()
+    assert evaluation.state == EvaluationState.DONE and not evaluation.error
+    assert Job.objects.get(pk=evaluation.job_id).state == "succeeded"
+    answer = page.get(url, headers={"HX-Request": "true"})
+    assert answer["HX-Refresh"] == "true"
+    assert 'id="map50"' in page.get(url).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        (
+            "extra",
+            "The model finds a dent here (confidence 0.91) that the annotation does not have.",
+        ),
+        ("missing", "The annotation has a scratch here that the model does not find."),
+        ("wrong_class", "Annotated as scratch; the model says dent (confidence 0.91)."),
+        ("loose_box", "The model's dent box overlaps this scratch only by IoU 0.55"),
+        ("duplicate", "This scratch seems to be labeled twice"),
+    ],
+)
+def test_each_kind_is_explained_with_its_labels(kind: str, expected: str) -> None:
+    from defectlab.insight.findings import explain
+
+    finding = Finding(
+        kind=kind, score=0.5, truth_label=1, predicted_label=2, predicted_score=0.91, iou=0.55
+    )
+    assert explain(finding, {1: "scratch", 2: "dent"}).startswith(expected)
