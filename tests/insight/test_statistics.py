@@ -274,3 +274,52 @@ def test_api_json_csv_and_roles(tenant: Tenant, other_tenant: Tenant) -> None:
     assert sum(statuses.values()) == statuses["submitted"]
     assert all(not cell.startswith("=") for row in rows for cell in row)
     assert any(row[1] == "'=HYPERLINK(1)" for row in rows)
+
+
+def test_class_filter_keeps_reviews_and_lead_time(tenant: Tenant) -> None:
+    """The reviewer's repro: a class filter keeps the reviews of that class's work, and the
+    labeling seconds of the saves whose shapes use the class (each save in full)."""
+    annotator, reviewer = tenant.user(Role.ANNOTATOR), tenant.user(Role.REVIEWER)
+    scratch = tenant.project.labels.get(name="scratch").pk
+    dent = tenant.project.labels.get(name="dent").pk
+    task = tenant.tasks[0]
+
+    def save(user: Any, labels: list[int], lead: float, *, submit: bool = False) -> None:
+        current = Annotation.objects.filter(task=task).first()
+        workflow.save_annotation(
+            task, user, base_version=current.version if current else None,
+            shapes=[box(label, 2 + i, 2, 9 + i, 9) for i, label in enumerate(labels)],
+            submit=submit, lead_time=lead,
+        )  # fmt: skip
+
+    save(annotator, [scratch], 10)
+    save(annotator, [dent, dent], 20)
+    save(annotator, [dent], 30, submit=True)
+    workflow.review(task, reviewer, verdict="reject", comment="fix it")
+    save(annotator, [dent, scratch], 40, submit=True)
+    save(tenant.user(Role.MANAGER), [scratch], 5)  # the correction
+    workflow.review(task, reviewer, verdict="approve")
+
+    def totals(label: int | None) -> dict[tuple[int, str], float]:
+        found = stats.statistics(tenant.project, stats.StatisticsFilter(TaskFilter(label=label)))
+        out: Counter[tuple[int, str]] = Counter()
+        for day in found.throughput:
+            for name in ("submitted", "reviews", "approved", "rejected", "lead_time"):
+                out[(day.person, name)] += getattr(day, name)
+        return {key: value for key, value in out.items() if value}
+
+    a, r, m = annotator.pk, reviewer.pk, tenant.user(Role.MANAGER).pk
+    assert totals(None) == {
+        (a, "submitted"): 2, (a, "lead_time"): 100, (a, "approved"): 1, (a, "rejected"): 1,
+        (r, "reviews"): 2, (m, "lead_time"): 5,
+    }  # fmt: skip
+    # dent: the first submission (rejected: it was all dent) and the resubmission used dent;
+    # the approval was of the corrected work, which has no dent.
+    assert totals(dent) == {
+        (a, "submitted"): 2, (a, "lead_time"): 90, (a, "rejected"): 1, (r, "reviews"): 1,
+    }  # fmt: skip
+    assert totals(scratch) == {
+        (a, "submitted"): 1, (a, "lead_time"): 50, (a, "approved"): 1, (r, "reviews"): 1,
+        (m, "lead_time"): 5,
+    }  # fmt: skip
+

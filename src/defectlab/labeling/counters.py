@@ -320,9 +320,11 @@ def credit(
 def credit_save(
     task: Task, person_id: int, shapes: Sequence[dict[str, Any]], *, submit: bool, lead_time: float
 ) -> None:
-    """A save's activity: its labeling seconds and, when it submits, the submission (on the
-    labels its shapes use too)."""
-    labels = {shape["label"] for shape in shapes} if submit else set()
+    """A save's activity: its labeling seconds and, when it submits, the submission — on the
+    task's row and on the row of each label its shapes use. A class's labeling seconds are thus
+    those of the saves whose shapes use it, each counted in full (a save with two classes counts
+    toward both: per class they do not add up to the total, which only the task's row holds)."""
+    labels = {shape["label"] for shape in shapes}
     credit(task, person_id, labels=labels, submitted=int(submit), lead_time=lead_time)
 
 
@@ -330,8 +332,9 @@ def credit_review(
     task: Task, reviewer_id: int, author_id: int | None, verdict: str, labels: Sequence[int]
 ) -> None:
     """A verdict's activity: one review given, to the reviewer; one approval or rejection, to
-    the work's author, on the task and on each of ``labels`` (its current annotation's)."""
-    credit(task, reviewer_id, reviews=1)
+    the work's author; each on the task's row and on the row of each of ``labels`` (the classes
+    of the annotation the verdict is on), so that a class filter keeps the reviews of its work."""
+    credit(task, reviewer_id, labels=labels, reviews=1)
     approved = verdict == "approve"
     credit(task, author_id, labels=labels, approved=int(approved), rejected=int(not approved))
 
