@@ -14,7 +14,14 @@ import pytest
 from defectlab.errors import DefectLabError
 from defectlab.insight import statistics as stats
 from defectlab.labeling import services, workflow
-from defectlab.labeling.counters import SHAPES_CAP, label_counts, recount, size_bin, tally_of
+from defectlab.labeling.counters import (
+    MAX_LEAD_TIME,
+    SHAPES_CAP,
+    label_counts,
+    recount,
+    size_bin,
+    tally_of,
+)
 from defectlab.labeling.models import Annotation, Review, Tally, Task, TaskLabel, TaskTag
 from defectlab.labeling.tasklist import TaskFilter
 from defectlab.labeling.tasks import NewAnnotation, NewTask, add_annotations, add_tasks
@@ -323,3 +330,36 @@ def test_class_filter_keeps_reviews_and_lead_time(tenant: Tenant) -> None:
         (m, "lead_time"): 5,
     }  # fmt: skip
 
+
+def test_a_huge_lead_time_is_capped_and_a_non_number_refused(tenant: Tenant) -> None:
+    """A wrong clock's 1.7e308 seconds counts as a day; the statistics stay JSON; a save after
+    it still works (on PostgreSQL the day's sum once overflowed); infinity is a 400."""
+    annotator = tenant.user(Role.ANNOTATOR)
+    client = client_for(annotator)
+    task = tenant.tasks[0]
+    url = f"/api/tasks/{task.pk}/annotation/"
+    body = {"shapes": [box(tenant.label)], "lead_time": 1.7e308}
+    first = client.put(url, body, format="json")
+    assert first.status_code == 200, first.content
+    again = client.put(url, {**body, "version": first.json()["version"]}, format="json")
+    assert again.status_code == 200, again.content
+    assert Annotation.objects.get(task=task).lead_time == 2 * MAX_LEAD_TIME
+    refused = client.generic(
+        "PUT", url, '{"shapes": [], "lead_time": 1e999, "version": 2}', "application/json"
+    )
+    assert refused.status_code == 400 and "lead_time" in str(refused.json()), refused.json()
+    with pytest.raises(DefectLabError):
+        workflow.save_annotation(task, annotator, base_version=2, shapes=[], lead_time=float("nan"))
+    answer = client.get(f"/api/projects/{tenant.project.pk}/statistics/")
+    assert answer.status_code == 200
+    days = [row for row in answer.json()["throughput"] if row["person"] == annotator.pk]
+    assert sum(row["lead_time"] for row in days) == 2 * MAX_LEAD_TIME
+    # A sum stored before the cap that is no finite number is left out, not a broken answer.
+    found = stats.statistics(tenant.project)
+    broken = [
+        stats.PersonDay(day.day, day.person, day.name, 0, 0, 0, 0, float("inf"))
+        for day in found.throughput
+    ]
+    shown = stats.as_json(stats.Statistics(**{**found.__dict__, "throughput": broken}))
+    assert [row["lead_time"] for row in shown["throughput"]] == [None] * len(broken)
+    assert "inf" not in stats.as_csv(stats.Statistics(**{**found.__dict__, "throughput": broken}))

@@ -26,7 +26,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from defectlab.errors import Invalid
 from defectlab.labeling.models import Activity, Annotation, Tally, Task, TaskLabel, TaskTag
 
 # log10(relative area) bin edges: 12 half-decade bins from 10⁻⁶ (a 2×2 box on a 2000×2000
@@ -315,6 +317,24 @@ def credit(
                     for value in (organization, project, day_value, person_id, label, *values)
                 ],
             )
+
+
+MAX_LEAD_TIME = 86400.0  # seconds: the most one save counts
+
+
+def lead_seconds(value: Any) -> float:
+    """A save's labeling seconds as counted: at least 0 and at most a day (``MAX_LEAD_TIME``) —
+    the client's clock measures it, and one wrong clock must not swamp a person's totals nor
+    overflow the sums; not a finite number: Invalid."""
+    try:
+        seconds = float(value or 0.0)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise Invalid(
+            _("The lead time must be a number of seconds."), details={"field": "lead_time"}
+        )
+    return min(max(seconds, 0.0), MAX_LEAD_TIME)
 
 
 def credit_save(
