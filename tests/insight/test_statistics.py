@@ -22,7 +22,15 @@ from defectlab.labeling.counters import (
     size_bin,
     tally_of,
 )
-from defectlab.labeling.models import Annotation, Review, Tally, Task, TaskLabel, TaskTag
+from defectlab.labeling.models import (
+    Activity,
+    Annotation,
+    Review,
+    Tally,
+    Task,
+    TaskLabel,
+    TaskTag,
+)
 from defectlab.labeling.tasklist import TaskFilter
 from defectlab.labeling.tasks import NewAnnotation, NewTask, add_annotations, add_tasks
 from defectlab.tenancy.roles import Role
@@ -363,3 +371,25 @@ def test_a_huge_lead_time_is_capped_and_a_non_number_refused(tenant: Tenant) -> 
     shown = stats.as_json(stats.Statistics(**{**found.__dict__, "throughput": broken}))
     assert [row["lead_time"] for row in shown["throughput"]] == [None] * len(broken)
     assert "inf" not in stats.as_csv(stats.Statistics(**{**found.__dict__, "throughput": broken}))
+
+
+def test_verdicts_on_work_with_no_author_count_per_class(tenant: Tenant) -> None:
+    """Work whose author is gone: its verdicts still count in the per-class rejection rate, on
+    one row per class and day (merged by the upsert, though the person is NULL)."""
+    annotator, reviewer = tenant.user(Role.ANNOTATOR), tenant.user(Role.REVIEWER)
+    tasks = tenant.tasks[:3]
+    for task in tasks:
+        workflow.save_annotation(
+            task, annotator, base_version=None, shapes=[box(tenant.label)], submit=True
+        )
+    Task.objects.filter(pk__in=[t.pk for t in tasks]).update(submitted_by=None)
+    Annotation.objects.filter(task__in=tasks).update(author=None)
+    for task, verdict in zip(tasks, ["reject", "approve", "reject"], strict=True):
+        workflow.review(task, reviewer, verdict=verdict, comment="fix it")
+    found = stats.statistics(tenant.project)
+    (scratch,) = [row for row in found.rejections_by_class if row.key == tenant.label.pk]
+    assert (scratch.approved, scratch.rejected) == (1, 2)
+    assert Activity.objects.filter(person__isnull=True).count() == 1
+    assert [r for r in found.rejections_by_person if r.rate is not None] == []  # nobody to name
+    assert {day.person for day in found.throughput} == {annotator.pk, reviewer.pk}
+    assert sum(day.reviews for day in found.throughput) == 3

@@ -218,9 +218,9 @@ VERDICTS = {"approved": Sum("approved"), "rejected": Sum("rejected")}
 
 
 def _by_person(project: Project, chosen: StatisticsFilter) -> QuerySet[Activity]:
-    """The activity rows of the tasks themselves, or of the filter's class."""
+    """The activity rows of the tasks themselves, or of the filter's class; a person's."""
     label = chosen.tasks.label
-    rows = _activity(project, chosen)
+    rows = _activity(project, chosen).filter(person__isnull=False)
     return rows.filter(label__isnull=True) if label is None else rows.filter(label_id=label)
 
 

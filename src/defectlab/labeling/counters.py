@@ -281,8 +281,9 @@ def credit(
     """Add ``counts`` (of ``ACTIVITY_COUNTS``) to ``person_id``'s activity in the task's project
     today: on the task's row (no label) and, when ``labels`` are given, on each label's row.
     One ``INSERT … ON CONFLICT DO UPDATE`` a row, adding to what is there: safe when many people
-    work at once, on SQLite and PostgreSQL. Nobody to credit (a deleted user): nothing."""
-    if person_id is None or not any(counts.values()):
+    work at once, on SQLite and PostgreSQL. Nobody to credit (work whose author was deleted):
+    the label rows alone, with no person (the per-class numbers still count it)."""
+    if not any(counts.values()):
         return
     unknown = set(counts) - set(ACTIVITY_COUNTS)
     if unknown:
@@ -299,18 +300,25 @@ def credit(
     head = f"INSERT INTO {table} ({columns}) VALUES ({places})"
     organization, project = task.organization_id, task.project_id
     day_value = connection.ops.adapt_datefield_value(day)
+    # The row with no person has its own unique index (NULLs are distinct in the others).
+    target = (
+        "(project_id, day, label_id) WHERE label_id IS NOT NULL AND person_id IS NULL"
+        if person_id is None
+        else "(project_id, day, person_id, label_id) WHERE label_id IS NOT NULL"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"{head} ON CONFLICT (project_id, day, person_id) WHERE label_id IS NULL "
-            f"DO UPDATE SET {adds}",
-            [organization, project, day_value, person_id, None, *values],
-        )
+        if person_id is not None:
+            cursor.execute(
+                f"{head} ON CONFLICT (project_id, day, person_id) WHERE label_id IS NULL "
+                f"DO UPDATE SET {adds}",
+                [organization, project, day_value, person_id, None, *values],
+            )
         chosen = sorted(set(labels))
         if chosen:  # every label's row by one statement, in label order
             rows = ", ".join([f"({places})"] * len(chosen))
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT (project_id, day, "
-                f"person_id, label_id) WHERE label_id IS NOT NULL DO UPDATE SET {adds}",
+                f"INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT {target} "
+                f"DO UPDATE SET {adds}",
                 [
                     value
                     for label in chosen
