@@ -111,7 +111,7 @@ def replace_size(task_id: int, size: tuple[int, int]) -> None:
         Task.objects.filter(pk=task_id).update(width=size[0], height=size[1])
         task.width, task.height = size
         shapes = Annotation.objects.filter(task_id=task_id).values_list("shapes", flat=True)
-        index_labels(task, next(iter(shapes), None) or [])
+        index_labels(task, shapes.first() or [])
 
 
 def fit_shapes(
