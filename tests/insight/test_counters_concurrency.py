@@ -5,15 +5,18 @@ nothing deadlocks (PostgreSQL: SQLite serializes all writers, so a race proves n
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Sum
 
 from defectlab.labeling import workflow
 from defectlab.labeling.counters import tally_of
-from defectlab.labeling.models import Activity, Tally, Task
+from defectlab.labeling.models import Activity, Tally, Task, TaskStatus
+from defectlab.labeling.services import delete_tasks, set_status
+from defectlab.labeling.tasks import COUNTER
 from defectlab.tenancy.roles import Role
 from tests.conftest import box, make_tenant
 
@@ -76,3 +79,62 @@ def test_twenty_at_once_lose_no_count() -> None:
     assert rows.filter(person=reviewer).aggregate(n=Sum("reviews"))["n"] == WORKERS
     by_label = Activity.objects.filter(project=t.project, label=t.label, person=annotator)
     assert by_label.aggregate(n=Sum("submitted"))["n"] == WORKERS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delete_racing_a_status_change_keeps_the_status_counters() -> None:
+    """A submit holds the task's lock and moves it new → submitted while a delete of that task
+    comes in: the delete waits for the lock and takes the task off the status it then has."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite serializes all writers, so a race proves nothing")
+    t = make_tenant("DeleteRace", tasks=1)
+    task = Task.objects.get(project=t.project)
+    locked, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            with transaction.atomic():
+                row = Task.objects.select_for_update().get(pk=task.pk)
+                set_status(row, TaskStatus.SUBMITTED)
+                row.save(update_fields=["status"])
+                locked.set()
+                assert release.wait(60)
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            locked.set()
+            connection.close()
+
+    def delete() -> None:
+        try:
+            assert locked.wait(60)
+            delete_tasks(t.project, [task.pk])
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit), threading.Thread(target=delete)]
+    for thread in threads:
+        thread.start()
+    assert locked.wait(60)
+    waiting = 0
+    for _poll in range(600):  # until the delete waits on a lock the submit holds
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+            waiting = cursor.fetchone()[0]
+        if waiting:
+            break
+        time.sleep(0.05)
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and waiting
+    t.project.refresh_from_db()
+    assert {name: getattr(t.project, name) for name in COUNTER.values()} == dict.fromkeys(
+        COUNTER.values(), 0
+    )

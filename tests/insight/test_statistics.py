@@ -14,8 +14,23 @@ import pytest
 from defectlab.errors import DefectLabError
 from defectlab.insight import statistics as stats
 from defectlab.labeling import services, workflow
-from defectlab.labeling.counters import SHAPES_CAP, label_counts, recount, size_bin, tally_of
-from defectlab.labeling.models import Annotation, Review, Tally, Task, TaskLabel, TaskTag
+from defectlab.labeling.counters import (
+    MAX_LEAD_TIME,
+    SHAPES_CAP,
+    label_counts,
+    recount,
+    size_bin,
+    tally_of,
+)
+from defectlab.labeling.models import (
+    Activity,
+    Annotation,
+    Review,
+    Tally,
+    Task,
+    TaskLabel,
+    TaskTag,
+)
 from defectlab.labeling.tasklist import TaskFilter
 from defectlab.labeling.tasks import NewAnnotation, NewTask, add_annotations, add_tasks
 from defectlab.tenancy.roles import Role
@@ -274,3 +289,107 @@ def test_api_json_csv_and_roles(tenant: Tenant, other_tenant: Tenant) -> None:
     assert sum(statuses.values()) == statuses["submitted"]
     assert all(not cell.startswith("=") for row in rows for cell in row)
     assert any(row[1] == "'=HYPERLINK(1)" for row in rows)
+
+
+def test_class_filter_keeps_reviews_and_lead_time(tenant: Tenant) -> None:
+    """The reviewer's repro: a class filter keeps the reviews of that class's work, and the
+    labeling seconds of the saves whose shapes use the class (each save in full)."""
+    annotator, reviewer = tenant.user(Role.ANNOTATOR), tenant.user(Role.REVIEWER)
+    scratch = tenant.project.labels.get(name="scratch").pk
+    dent = tenant.project.labels.get(name="dent").pk
+    task = tenant.tasks[0]
+
+    def save(user: Any, labels: list[int], lead: float, *, submit: bool = False) -> None:
+        current = Annotation.objects.filter(task=task).first()
+        workflow.save_annotation(
+            task, user, base_version=current.version if current else None,
+            shapes=[box(label, 2 + i, 2, 9 + i, 9) for i, label in enumerate(labels)],
+            submit=submit, lead_time=lead,
+        )  # fmt: skip
+
+    save(annotator, [scratch], 10)
+    save(annotator, [dent, dent], 20)
+    save(annotator, [dent], 30, submit=True)
+    workflow.review(task, reviewer, verdict="reject", comment="fix it")
+    save(annotator, [dent, scratch], 40, submit=True)
+    save(tenant.user(Role.MANAGER), [scratch], 5)  # the correction
+    workflow.review(task, reviewer, verdict="approve")
+
+    def totals(label: int | None) -> dict[tuple[int, str], float]:
+        found = stats.statistics(tenant.project, stats.StatisticsFilter(TaskFilter(label=label)))
+        out: Counter[tuple[int, str]] = Counter()
+        for day in found.throughput:
+            for name in ("submitted", "reviews", "approved", "rejected", "lead_time"):
+                out[(day.person, name)] += getattr(day, name)
+        return {key: value for key, value in out.items() if value}
+
+    a, r, m = annotator.pk, reviewer.pk, tenant.user(Role.MANAGER).pk
+    assert totals(None) == {
+        (a, "submitted"): 2, (a, "lead_time"): 100, (a, "approved"): 1, (a, "rejected"): 1,
+        (r, "reviews"): 2, (m, "lead_time"): 5,
+    }  # fmt: skip
+    # dent: the first submission (rejected: it was all dent) and the resubmission used dent;
+    # the approval was of the corrected work, which has no dent.
+    assert totals(dent) == {
+        (a, "submitted"): 2, (a, "lead_time"): 90, (a, "rejected"): 1, (r, "reviews"): 1,
+    }  # fmt: skip
+    assert totals(scratch) == {
+        (a, "submitted"): 1, (a, "lead_time"): 50, (a, "approved"): 1, (r, "reviews"): 1,
+        (m, "lead_time"): 5,
+    }  # fmt: skip
+
+
+def test_a_huge_lead_time_is_capped_and_a_non_number_refused(tenant: Tenant) -> None:
+    """A wrong clock's 1.7e308 seconds counts as a day; the statistics stay JSON; a save after
+    it still works (on PostgreSQL the day's sum once overflowed); infinity is a 400."""
+    annotator = tenant.user(Role.ANNOTATOR)
+    client = client_for(annotator)
+    task = tenant.tasks[0]
+    url = f"/api/tasks/{task.pk}/annotation/"
+    body = {"shapes": [box(tenant.label)], "lead_time": 1.7e308}
+    first = client.put(url, body, format="json")
+    assert first.status_code == 200, first.content
+    again = client.put(url, {**body, "version": first.json()["version"]}, format="json")
+    assert again.status_code == 200, again.content
+    assert Annotation.objects.get(task=task).lead_time == 2 * MAX_LEAD_TIME
+    refused = client.generic(
+        "PUT", url, '{"shapes": [], "lead_time": 1e999, "version": 2}', "application/json"
+    )
+    assert refused.status_code == 400 and "lead_time" in str(refused.json()), refused.json()
+    with pytest.raises(DefectLabError):
+        workflow.save_annotation(task, annotator, base_version=2, shapes=[], lead_time=float("nan"))
+    answer = client.get(f"/api/projects/{tenant.project.pk}/statistics/")
+    assert answer.status_code == 200
+    days = [row for row in answer.json()["throughput"] if row["person"] == annotator.pk]
+    assert sum(row["lead_time"] for row in days) == 2 * MAX_LEAD_TIME
+    # A sum stored before the cap that is no finite number is left out, not a broken answer.
+    found = stats.statistics(tenant.project)
+    broken = [
+        stats.PersonDay(day.day, day.person, day.name, 0, 0, 0, 0, float("inf"))
+        for day in found.throughput
+    ]
+    shown = stats.as_json(stats.Statistics(**{**found.__dict__, "throughput": broken}))
+    assert [row["lead_time"] for row in shown["throughput"]] == [None] * len(broken)
+    assert "inf" not in stats.as_csv(stats.Statistics(**{**found.__dict__, "throughput": broken}))
+
+
+def test_verdicts_on_work_with_no_author_count_per_class(tenant: Tenant) -> None:
+    """Work whose author is gone: its verdicts still count in the per-class rejection rate, on
+    one row per class and day (merged by the upsert, though the person is NULL)."""
+    annotator, reviewer = tenant.user(Role.ANNOTATOR), tenant.user(Role.REVIEWER)
+    tasks = tenant.tasks[:3]
+    for task in tasks:
+        workflow.save_annotation(
+            task, annotator, base_version=None, shapes=[box(tenant.label)], submit=True
+        )
+    Task.objects.filter(pk__in=[t.pk for t in tasks]).update(submitted_by=None)
+    Annotation.objects.filter(task__in=tasks).update(author=None)
+    for task, verdict in zip(tasks, ["reject", "approve", "reject"], strict=True):
+        workflow.review(task, reviewer, verdict=verdict, comment="fix it")
+    found = stats.statistics(tenant.project)
+    (scratch,) = [row for row in found.rejections_by_class if row.key == tenant.label.pk]
+    assert (scratch.approved, scratch.rejected) == (1, 2)
+    assert Activity.objects.filter(person__isnull=True).count() == 1
+    assert [r for r in found.rejections_by_person if r.rate is not None] == []  # nobody to name
+    assert {day.person for day in found.throughput} == {annotator.pk, reviewer.pk}
+    assert sum(day.reviews for day in found.throughput) == 3

@@ -20,14 +20,16 @@ from defectlab.errors import Invalid
 from defectlab.ingest.uploads import checked_image
 from defectlab.jobs.models import JobState
 from defectlab.labeling import services, workflow
-from defectlab.labeling.models import Task
+from defectlab.labeling.counters import label_counts, tally_of
+from defectlab.labeling.models import Tally, Task, TaskLabel
+from defectlab.labeling.tasks import NewAnnotation, add_annotations
 from defectlab.media.models import StorageConnection, SyncedObject
 from defectlab.media.references import ImageRef
 from defectlab.media.services import signed_url
 from defectlab.tenancy.models import Role
 from defectlab.transfer.exports import start_export
 from defectlab.transfer.sync import start_sync
-from tests.conftest import Tenant, client_for, jpeg_bytes
+from tests.conftest import Tenant, box, client_for, jpeg_bytes
 from tests.media.conftest import admin_client
 from tests.media.s3server import LoopbackS3
 from tests.media.storages import (
@@ -466,3 +468,30 @@ def test_an_s3_address_outside_the_projects_storages_is_refused_and_nothing_is_i
             services.import_references(tenant.project, ["https://host/ok.jpg", address])
         assert "Row 2" in refused.value.message and "storage connection" in refused.value.message
     assert Task.objects.count() == before
+
+
+def test_a_replaced_image_of_another_size_recounts_the_size_bins(
+    tenant: Tenant, s3_server: LoopbackS3, bucket: str, settings: Any
+) -> None:
+    allow_loopback(settings)
+    storage = make_connection(s3_server, bucket, tenant)
+    put(s3_server, bucket, {"a.png": png(100, 100)})
+    sync(tenant, storage)
+    (task,) = synced(tenant, storage)
+    add_annotations(
+        [NewAnnotation(task, [box(tenant.label, 0, 0, 10, 10)])],
+        author_id=tenant.user(Role.ANNOTATOR).pk,
+    )
+    put(s3_server, bucket, {"a.png": png(1000, 1000)})
+    assert sync(tenant, storage)["changed"] == 1
+    task.refresh_from_db()
+    assert (task.width, task.height) == (1000, 1000)
+    row = TaskLabel.objects.get(task=task)
+    expected = label_counts([box(tenant.label, 0, 0, 10, 10)], 1000, 1000)[tenant.label.pk]
+    assert [getattr(row, name) for name in expected.fields()] == list(expected.fields().values())
+    stored = {
+        (t.status, t.part, t.key): t.count
+        for t in Tally.objects.filter(project=tenant.project)
+        if t.count
+    }
+    assert stored == {key: n for key, n in tally_of(tenant.project.pk).items() if n}

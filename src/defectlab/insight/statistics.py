@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -217,9 +218,9 @@ VERDICTS = {"approved": Sum("approved"), "rejected": Sum("rejected")}
 
 
 def _by_person(project: Project, chosen: StatisticsFilter) -> QuerySet[Activity]:
-    """The activity rows of the tasks themselves, or of the filter's class."""
+    """The activity rows of the tasks themselves, or of the filter's class; a person's."""
     label = chosen.tasks.label
-    rows = _activity(project, chosen)
+    rows = _activity(project, chosen).filter(person__isnull=False)
     return rows.filter(label__isnull=True) if label is None else rows.filter(label_id=label)
 
 
@@ -433,13 +434,19 @@ def as_json(found: Statistics) -> dict[str, Any]:
                 "reviews": row.reviews,
                 "approved": row.approved,
                 "rejected": row.rejected,
-                "lead_time": round(row.lead_time, 3),
+                "lead_time": _finite(row.lead_time),
             }
             for row in found.throughput
         ],
         "rejections_by_class": [_rejections(row, "label") for row in found.rejections_by_class],
         "rejections_by_person": [_rejections(row, "person") for row in found.rejections_by_person],
     }
+
+
+def _finite(seconds: float) -> float | None:
+    """Seconds rounded to the millisecond; None for a sum that is not a finite number (stored
+    before saves were capped): JSON has no such number."""
+    return round(seconds, 3) if math.isfinite(seconds) else None
 
 
 def _rejections(row: Rejections, key: str) -> dict[str, Any]:
@@ -481,7 +488,10 @@ def csv_rows(found: Statistics) -> list[tuple[str, str, str, Any]]:
             (f"throughput_{name}", when, day.name, getattr(day, name))
             for name in ("submitted", "reviews", "approved", "rejected")
         ]
-        rows.append(("throughput_lead_time", when, day.name, round(day.lead_time, 3)))
+        lead_time = _finite(day.lead_time)
+        rows.append(
+            ("throughput_lead_time", when, day.name, "" if lead_time is None else lead_time)
+        )
     for section, values in (
         ("rejections_by_class", found.rejections_by_class),
         ("rejections_by_person", found.rejections_by_person),

@@ -26,7 +26,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from defectlab.errors import Invalid
 from defectlab.labeling.models import Activity, Annotation, Tally, Task, TaskLabel, TaskTag
 
 # log10(relative area) bin edges: 12 half-decade bins from 10⁻⁶ (a 2×2 box on a 2000×2000
@@ -279,8 +281,9 @@ def credit(
     """Add ``counts`` (of ``ACTIVITY_COUNTS``) to ``person_id``'s activity in the task's project
     today: on the task's row (no label) and, when ``labels`` are given, on each label's row.
     One ``INSERT … ON CONFLICT DO UPDATE`` a row, adding to what is there: safe when many people
-    work at once, on SQLite and PostgreSQL. Nobody to credit (a deleted user): nothing."""
-    if person_id is None or not any(counts.values()):
+    work at once, on SQLite and PostgreSQL. Nobody to credit (work whose author was deleted):
+    the label rows alone, with no person (the per-class numbers still count it)."""
+    if not any(counts.values()):
         return
     unknown = set(counts) - set(ACTIVITY_COUNTS)
     if unknown:
@@ -297,18 +300,25 @@ def credit(
     head = f"INSERT INTO {table} ({columns}) VALUES ({places})"
     organization, project = task.organization_id, task.project_id
     day_value = connection.ops.adapt_datefield_value(day)
+    # The row with no person has its own unique index (NULLs are distinct in the others).
+    target = (
+        "(project_id, day, label_id) WHERE label_id IS NOT NULL AND person_id IS NULL"
+        if person_id is None
+        else "(project_id, day, person_id, label_id) WHERE label_id IS NOT NULL"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"{head} ON CONFLICT (project_id, day, person_id) WHERE label_id IS NULL "
-            f"DO UPDATE SET {adds}",
-            [organization, project, day_value, person_id, None, *values],
-        )
+        if person_id is not None:
+            cursor.execute(
+                f"{head} ON CONFLICT (project_id, day, person_id) WHERE label_id IS NULL "
+                f"DO UPDATE SET {adds}",
+                [organization, project, day_value, person_id, None, *values],
+            )
         chosen = sorted(set(labels))
         if chosen:  # every label's row by one statement, in label order
             rows = ", ".join([f"({places})"] * len(chosen))
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT (project_id, day, "
-                f"person_id, label_id) WHERE label_id IS NOT NULL DO UPDATE SET {adds}",
+                f"INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT {target} "
+                f"DO UPDATE SET {adds}",
                 [
                     value
                     for label in chosen
@@ -317,12 +327,32 @@ def credit(
             )
 
 
+MAX_LEAD_TIME = 86400.0  # seconds: the most one save counts
+
+
+def lead_seconds(value: Any) -> float:
+    """A save's labeling seconds as counted: at least 0 and at most a day (``MAX_LEAD_TIME``) —
+    the client's clock measures it, and one wrong clock must not swamp a person's totals nor
+    overflow the sums; not a finite number: Invalid."""
+    try:
+        seconds = float(value or 0.0)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise Invalid(
+            _("The lead time must be a number of seconds."), details={"field": "lead_time"}
+        )
+    return min(max(seconds, 0.0), MAX_LEAD_TIME)
+
+
 def credit_save(
     task: Task, person_id: int, shapes: Sequence[dict[str, Any]], *, submit: bool, lead_time: float
 ) -> None:
-    """A save's activity: its labeling seconds and, when it submits, the submission (on the
-    labels its shapes use too)."""
-    labels = {shape["label"] for shape in shapes} if submit else set()
+    """A save's activity: its labeling seconds and, when it submits, the submission — on the
+    task's row and on the row of each label its shapes use. A class's labeling seconds are thus
+    those of the saves whose shapes use it, each counted in full (a save with two classes counts
+    toward both: per class they do not add up to the total, which only the task's row holds)."""
+    labels = {shape["label"] for shape in shapes}
     credit(task, person_id, labels=labels, submitted=int(submit), lead_time=lead_time)
 
 
@@ -330,8 +360,9 @@ def credit_review(
     task: Task, reviewer_id: int, author_id: int | None, verdict: str, labels: Sequence[int]
 ) -> None:
     """A verdict's activity: one review given, to the reviewer; one approval or rejection, to
-    the work's author, on the task and on each of ``labels`` (its current annotation's)."""
-    credit(task, reviewer_id, reviews=1)
+    the work's author; each on the task's row and on the row of each of ``labels`` (the classes
+    of the annotation the verdict is on), so that a class filter keeps the reviews of its work."""
+    credit(task, reviewer_id, labels=labels, reviews=1)
     approved = verdict == "approve"
     credit(task, author_id, labels=labels, approved=int(approved), rejected=int(not approved))
 

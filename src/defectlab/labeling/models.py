@@ -338,8 +338,14 @@ class Activity(models.Model):
     )
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
+    # No person: verdicts on work with no author (its author deleted), on the label rows only —
+    # they still count in the per-class rejection rate.
     person = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
     )
     label = models.ForeignKey(
         Label, null=True, on_delete=models.CASCADE, related_name="+", db_index=False
@@ -361,6 +367,13 @@ class Activity(models.Model):
                 fields=["project", "day", "person"],
                 condition=models.Q(label__isnull=True),
                 name="activity_task_unique",
+            ),
+            # NULLs are distinct in a unique index (PostgreSQL and SQLite alike): the rows with
+            # no person have their own, without the person, so that an upsert still merges them.
+            models.UniqueConstraint(
+                fields=["project", "day", "label"],
+                condition=models.Q(person__isnull=True, label__isnull=False),
+                name="activity_nobody_unique",
             ),
         ]
         indexes = [

@@ -405,8 +405,14 @@ def delete_tasks(project: Project, task_ids: Sequence[int]) -> int:
     """Delete tasks of ``project`` with their files, keeping its counters true. No audit row:
     it is the step :func:`delete_task` and :func:`delete_project` share, each writing its own."""
     with transaction.atomic():
+        # Locked (in id order, as everywhere) before their statuses are read: a submit or a
+        # verdict landing meanwhile must not move a counter this then moves again from the
+        # status it had before.
         tasks = list(
-            Task.objects.filter(project=project, id__in=task_ids).only("id", "image", "status")
+            Task.objects.select_for_update()
+            .filter(project=project, id__in=task_ids)
+            .only("id", "image", "status")
+            .order_by("id")
         )
         for status, counter in COUNTER.items():
             gone = sum(1 for task in tasks if task.status == status)

@@ -97,6 +97,23 @@ def note_size(task: Task, size: tuple[int, int]) -> None:
         task.width, task.height = Task.objects.values_list("width", "height").get(pk=task.pk)
 
 
+def replace_size(task_id: int, size: tuple[int, int]) -> None:
+    """The task's image was replaced by one of this size (a storage sync saw the object change):
+    store the size and, under the task's lock, count its shapes' size bins against it again.
+    The shapes themselves are left as drawn (their versions are the record)."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task_id)
+        if not size_known(task):  # learned now: the shapes are fitted to it
+            note_size(task, size)
+            return
+        if (task.width, task.height) == size:
+            return
+        Task.objects.filter(pk=task_id).update(width=size[0], height=size[1])
+        task.width, task.height = size
+        shapes = Annotation.objects.filter(task_id=task_id).values_list("shapes", flat=True)
+        index_labels(task, shapes.first() or [])
+
+
 def fit_shapes(
     shapes: list[Shape], width: int, height: int
 ) -> tuple[list[Shape], list[int], list[int]]:

@@ -19,7 +19,7 @@ from django.utils.translation import ngettext
 
 from defectlab.errors import Conflict, DefectLabError, Forbidden, Invalid
 from defectlab.geometry import Shape, ShapeError, shapes_from_json, validate_shapes
-from defectlab.labeling.counters import add_tally, credit_review, credit_save
+from defectlab.labeling.counters import add_tally, credit_review, credit_save, lead_seconds
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
@@ -357,7 +357,7 @@ def save_annotation(
     # The fates kept by the version this save starts from never change once written, so they
     # are read before the lock; the version is checked under it (a stale save writes nothing).
     fates = merge_fates(version_fates(task, base_version), fates)
-    lead_time = max(0.0, float(lead_time or 0.0))
+    lead_time = lead_seconds(lead_time)
     with transaction.atomic():
         # Re-read under the write lock: status and counters must move from the true state, and
         # the rule is asked again (a verdict or a reassignment may have landed meanwhile).

@@ -54,6 +54,7 @@ from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.runner import Cancelled, Progress
 from defectlab.jobs.services import start_job
 from defectlab.labeling.models import AnnotationVersion, Label, Project, Task
+from defectlab.labeling.sizes import replace_size
 from defectlab.labeling.tasks import NewTask, add_tasks
 from defectlab.media.connections import (
     open_storage,
@@ -322,9 +323,10 @@ def _update_changed(
         task_id = known[item.key][2]
         if task_id is None:
             continue
+        Task.objects.filter(pk=task_id).update(size_bytes=item.size)
         size = sizes.get(item.key)
-        dimensions = {"width": size[0], "height": size[1]} if size else {}
-        Task.objects.filter(pk=task_id).update(size_bytes=item.size, **dimensions)
+        if size:  # the shapes' size bins are counted against the new size
+            replace_size(task_id, size)
         stale.append(task_id)
 
     def drop_thumbnails() -> None:

@@ -40,6 +40,15 @@ def project_statistics(request: HttpRequest, pk: int) -> HttpResponse:
     query = request.GET.copy()
     query["start"], query["end"] = chosen.start.isoformat(), chosen.end.isoformat()
     query.pop("format", None)
+    status = query.get("status", "")
+    names = dict(TaskStatus.choices)
+    # Several statuses (``status=new,rejected``, as the task table's links send): kept as one
+    # choice of the select, named by them all.
+    several = (
+        {"value": status, "label": ", ".join(str(names.get(v, v)) for v in status.split(","))}
+        if "," in status
+        else None
+    )
     return render(
         request,
         "web/statistics.html",
@@ -51,6 +60,7 @@ def project_statistics(request: HttpRequest, pk: int) -> HttpResponse:
             "query": query,
             "csv_query": query.urlencode(),
             "statuses": TaskStatus.choices,
+            "several_statuses": several,
             "labels": project.labels.all(),
             "members": members,
             "current_organization_id": project.organization_id,
@@ -128,9 +138,18 @@ def activity_charts(found: stats.Statistics) -> list[charts.Chart]:
         for (_day, person), number in cells.items():
             totals[person] = totals.get(person, 0) + number
         shown = sorted((p for p in totals if totals[p]), key=lambda p: (-totals[p], p))
-        return [
-            Series(names[person], [cells.get((day, person), 0) for day in days]) for person in shown
+        top, rest = shown[:PEOPLE_SHOWN], shown[PEOPLE_SHOWN:]
+        series = [
+            Series(names[person], [cells.get((day, person), 0) for day in days]) for person in top
         ]
+        if rest:
+            series.append(
+                Series(
+                    _("Others"),
+                    [sum(cells.get((day, person), 0) for person in rest) for day in days],
+                )
+            )
+        return series
 
     return [
         charts.columns(
@@ -157,10 +176,21 @@ def activity_charts(found: stats.Statistics) -> list[charts.Chart]:
         _rejections(
             _("Review rejection rate per annotator"),
             _("Annotator"),
-            found.rejections_by_person,
+            most_judged(found.rejections_by_person),
             "person",
         ),
     ]
+
+
+def most_judged(rows: list[stats.Rejections]) -> list[stats.Rejections]:
+    """The ``PEOPLE_SHOWN`` people with the most verdicts on their work, then everyone else as
+    one row, "Others" (the table and the CSV keep everyone)."""
+    ranked = sorted(rows, key=lambda row: (-(row.approved + row.rejected), row.key))
+    top, rest = ranked[:PEOPLE_SHOWN], ranked[PEOPLE_SHOWN:]
+    if rest:
+        approved = sum(row.approved for row in rest)
+        top.append(stats.Rejections(0, _("Others"), approved, sum(row.rejected for row in rest)))
+    return top
 
 
 def _rejections(title: str, label: str, rows: list[stats.Rejections], key: str) -> charts.Chart:
