@@ -390,3 +390,12 @@ def test_an_overflowing_stacked_total_reads_as_the_largest_number() -> None:
     huge = [Series("x", [1e308]), Series("y", [1e308])]
     chart = charts.bars("t", ["a"], huge, stacked=True)
     assert ">1.8e+308</text>" in chart.svg and "inf" not in chart.svg
+
+
+def test_counts_get_whole_ticks_and_fractions_keep_theirs() -> None:
+    counts = texts(parse(charts.bars("C", ["a", "b"], [Series("n", [1, 0])])))
+    assert "0.2" not in counts and {"0", "1"} <= set(counts)
+    heights = texts(parse(charts.columns("C", ["a", "b"], [Series("n", [3, 2])])))
+    assert "0.5" not in heights and {"0", "1", "2", "3"} <= set(heights)
+    shares = texts(parse(charts.bars("C", ["a"], [Series("n", [0.3])])))
+    assert {"0.1", "0.2", "0.3"} <= set(shares)

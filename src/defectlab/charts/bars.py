@@ -84,7 +84,8 @@ class _Scale:
             self.ticks = scale.log_ticks(values)
             self.low, self.high = math.log10(self.ticks[0]), math.log10(self.ticks[-1])
         else:
-            self.ticks = scale.nice_ticks(0.0, max((v for v in values), default=0.0))
+            top = max((v for v in values), default=0.0)
+            self.ticks = scale.nice_ticks(0.0, top, whole=scale.whole(values))
             self.low, self.high = self.ticks[0], self.ticks[-1]  # high > low: nice_ticks
 
     def __call__(self, value: float) -> float:

@@ -79,7 +79,8 @@ def histogram(
     plot_top, plot_bottom = top + 10, top + 10 + PLOT_HEIGHT
     drawing.height = plot_bottom + 30 + (18 if x_label else 0)
     x0, x1 = 56.0, WIDTH - 16.0
-    ticks = scale.nice_ticks(0.0, max((x for v in values for x in v), default=0.0))
+    flat = [x for v in values for x in v]
+    ticks = scale.nice_ticks(0.0, max(flat, default=0.0), whole=scale.whole(flat))
 
     def y(value: float) -> float:
         share = min(max(value / ticks[-1], 0.0), 1.0)

@@ -77,17 +77,20 @@ def nice_step(span: float, count: int = 5) -> float:
     return 10.0 * power  # pragma: no cover - the loop always returns
 
 
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+def nice_ticks(low: float, high: float, count: int = 5, *, whole: bool = False) -> list[float]:
     """Tick values covering [low, high] on 1-2-5 steps, at least two, rising, at most
     `MAX_TICKS`; bounds beyond ±`LIMIT` are taken as ±LIMIT; a range without span gets one
-    (1 wide, or a millionth of the value when that is wider). ValueError for NaN or infinity
-    (callers pass `finite` or `clamp`ed values)."""
+    (1 wide, or a millionth of the value when that is wider). With `whole` (the values are
+    counts) no step is below 1: a count of 1 reads 0, 1, not 0, 0.2, … 1. ValueError for NaN
+    or infinity (callers pass `finite` or `clamp`ed values)."""
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"ticks need finite bounds, not {low!r} and {high!r}")
     low, high = clamp(low, LIMIT), clamp(high, LIMIT)
     if high <= low:
         high = low + max(1.0, abs(low) * 1e-6)
     step = nice_step(high - low, count)
+    if whole:
+        step = max(step, 1.0)
     first = math.floor(low / step + 1e-9)
     last = math.ceil(high / step - 1e-9)
     if last - first + 1 > MAX_TICKS:  # not on a 1-2-5 step; kept for callers' odd counts
@@ -198,3 +201,8 @@ def coordinate(value: float) -> str:
 
 def maximum(numbers: Sequence[float]) -> float:
     return max(numbers, default=0.0)
+
+
+def whole(values: Iterable[float]) -> bool:
+    """Whether every value is a whole number (counts), for `nice_ticks`."""
+    return all(float(value).is_integer() for value in values)
