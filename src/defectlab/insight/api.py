@@ -50,6 +50,19 @@ class EvaluationSerializer(serializers.ModelSerializer[Evaluation]):
         "`counts[predicted][true]`, the last row and column the background). Empty before.",
     )
 
+    setup = serializers.JSONField(
+        read_only=True,
+        help_text="Once done, what the run measured with: `classes` ([class name, label id or "
+        "null] — the mapping used), `labels` (the label ids evaluated) and `not_evaluated` "
+        "(label id → approved shapes of a label no model class maps to: left out of the "
+        "report, and no finding is made of them). Empty before.",
+    )
+    findings_found = serializers.IntegerField(
+        read_only=True,
+        help_text="The label errors the run found; at most 5000 of them (the highest scores) "
+        "are kept and listed.",
+    )
+
     class Meta:
         model = Evaluation
         fields = [
@@ -75,6 +88,8 @@ class EvaluationSerializer(serializers.ModelSerializer[Evaluation]):
             "broken",
             "errors",
             "report",
+            "setup",
+            "findings_found",
             "created_by",
             "created_at",
             "finished_at",

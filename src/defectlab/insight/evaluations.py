@@ -11,8 +11,12 @@ evaluation starts, else the model's (`registry.thresholds`: the organization's s
 the model over the version's defaults). The detector's NMS IoU is the model's too.
 
 Which labels. The project's mapping of the model's classes (`inference.mapping`): a class mapped
-to no label is left out, and so are the annotation's shapes of labels no class maps to — they
-count in neither the predictions nor the report.
+to no label is left out. The annotation's shapes of labels no class maps to are kept out of the
+metrics, counted and named (`Evaluation.setup`: the mapping used, the labels evaluated and
+``not_evaluated`` {label: shapes}; the report page says "Not evaluated: …"). They still count
+as ground truth for the label-error finding, so a prediction on such a shape is no "extra"; a
+finding about such a shape (not found, another class on it) is suppressed: the model cannot
+predict that label, so its disagreement there says nothing about the label.
 
 Which tasks. The project's approved tasks, their current annotation the ground truth. Each
 evaluation keeps how many there were and a hash of their (task id, annotation version) list, so

@@ -14,6 +14,7 @@ from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from defectlab import charts
@@ -193,7 +194,23 @@ def report_context(evaluation: Evaluation) -> dict[str, Any]:
             for finding in findings
         ],
         "finding_count": evaluation.findings.count(),
+        "not_evaluated": not_evaluated(evaluation),
     }
+
+
+def not_evaluated(evaluation: Evaluation) -> list[str]:
+    """One line for each label left out of the report (no model class maps to it)."""
+    counts = {int(k): int(v) for k, v in (evaluation.setup or {}).get("not_evaluated", {}).items()}
+    names = evaluations.label_names(evaluation.project, counts)
+    return [
+        ngettext(
+            "Not evaluated: %(name)s (%(count)d shape) — no model class maps to it.",
+            "Not evaluated: %(name)s (%(count)d shapes) — no model class maps to it.",
+            count,
+        )
+        % {"name": names[label], "count": count}
+        for label, count in sorted(counts.items())
+    ]
 
 
 def _curves(rows: list[dict[str, Any]]) -> charts.Chart:
