@@ -110,6 +110,12 @@ def test_a_chosen_conf_and_an_evaluation_again_make_a_new_row(
     assert Evaluation.objects.filter(project=approved_panels).count() == 2
     compared = evaluations.compare(one, two)
     assert compared.same_ground_truth
+    assert compared.setup_differences == ["conf"]  # the same ground truth, another threshold
+    again = evaluate_now(approved_panels, manager, demo_model, drain, capture)
+    assert evaluations.compare(one, again).setup_differences == []
+    Evaluation.objects.filter(pk=again.pk).update(broken=1, images=again.images - 1, tile=True)
+    again.refresh_from_db()
+    assert evaluations.compare(one, again).setup_differences == ["tile", "images"]
     assert compared.overall["map50"] == 0.0  # mAP does not depend on the threshold
     assert {row.label for row in compared.classes} == {int(k) for k in one.report["classes"]}
     # The ground truth changes: a task is sent back; the comparison says so.

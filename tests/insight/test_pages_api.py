@@ -72,6 +72,7 @@ def test_start_list_retrieve_findings_compare_and_delete_through_the_api(
     assert ranks == sorted(ranks) and ranks[:1] == [1]
     compared = client.get(f"/api/evaluations/{first}/compare/?with={second}").json()
     assert compared["same_ground_truth"] is True and compared["classes"]
+    assert compared["same_setup"] is False and compared["setup_differences"] == ["conf"]
     assert client.get(f"/api/evaluations/{first}/compare/").status_code == 400
     # Roles: a reviewer sees but neither starts nor deletes.
     reviewer = client_for(tenant.user(Role.REVIEWER))
@@ -173,6 +174,9 @@ def test_the_evaluations_page_starts_one_and_compares_two(
     assert 'id="compare-latest"' in html
     compare = page.get(f"{url}compare/?a={a.pk}&b={b.pk}").content.decode()
     assert 'id="comparison-classes"' in compare and "production" in compare
+    # Another threshold: the page shows each side's setup and warns.
+    assert 'id="setup-changed"' in compare and 'id="comparison-setup"' in compare
+    assert 'id="setup-changed"' not in page.get(f"{url}compare/?a={a.pk}&b={a.pk}").content.decode()
     # Bad input: a clear message, no evaluation.
     html = page.post(url, {"run": "nonsense"}).content.decode()
     assert 'id="start-error"' in html

@@ -170,6 +170,15 @@ class ComparisonSerializer(serializers.Serializer[Any]):
         help_text="False when the project's approved tasks (or their annotations) changed "
         "between the two."
     )
+    same_setup = serializers.BooleanField(
+        help_text="False when the two ran with another setup: see `setup_differences`."
+    )
+    setup_differences = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What differs: `conf` (threshold), `tile`, `labels` (evaluated), `mapping` "
+        "(a class both models have mapped to other labels), `images` (evaluated or unreadable "
+        "images).",
+    )
     overall = serializers.DictField(
         child=serializers.FloatField(allow_null=True),
         help_text="Second minus first of `map50` and `map50_95`.",
@@ -300,6 +309,8 @@ class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, Ten
                 "a": EvaluationListSerializer(compared.a).data,
                 "b": EvaluationListSerializer(compared.b).data,
                 "same_ground_truth": compared.same_ground_truth,
+                "same_setup": not compared.setup_differences,
+                "setup_differences": compared.setup_differences,
                 "overall": compared.overall,
                 "classes": [
                     {"label": row.label, "a": row.a, "b": row.b, "delta": row.delta}

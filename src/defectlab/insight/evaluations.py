@@ -199,8 +199,30 @@ class Comparison:
     a: Evaluation
     b: Evaluation
     same_ground_truth: bool
+    setup_differences: list[str]  # of `SETUP`, what differs (empty: the same setup)
     overall: dict[str, float | None]  # "map50", "map50_95": b − a
     classes: list[ClassDelta]
+
+
+SETUP = ("conf", "tile", "labels", "mapping", "images")
+
+
+def setup_differences(a: Evaluation, b: Evaluation) -> list[str]:
+    """What of the run's setup differs between two evaluations: the confidence threshold, the
+    tiling, the labels evaluated, the mapping (a class name both models have mapped to other
+    labels) and the images evaluated (``images``, ``broken``: equal approved tasks can still
+    differ in which images could be read)."""
+    setup_a, setup_b = a.setup or {}, b.setup or {}
+    classes_a = {name: label for name, label in setup_a.get("classes", [])}
+    classes_b = {name: label for name, label in setup_b.get("classes", [])}
+    differ = {
+        "conf": a.conf != b.conf,
+        "tile": a.tile != b.tile,
+        "labels": setup_a.get("labels") != setup_b.get("labels"),
+        "mapping": any(classes_a[name] != classes_b[name] for name in classes_a.keys() & classes_b),
+        "images": (a.images, a.broken) != (b.images, b.broken),
+    }
+    return [key for key in SETUP if differ[key]]
 
 
 MEASURES = ("ap50", "ap50_95", "precision", "recall", "best_f1", "best_conf")
@@ -235,6 +257,7 @@ def compare(a: Evaluation, b: Evaluation) -> Comparison:
         a,
         b,
         a.approved_hash == b.approved_hash,
+        setup_differences(a, b),
         {key: _minus(second.get(key), first.get(key)) for key in ("map50", "map50_95")},
         rows,
     )
