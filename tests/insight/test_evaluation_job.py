@@ -305,3 +305,47 @@ def test_a_label_no_class_maps_to_is_named_and_no_false_extra_is_made_of_it(
         assert "Not evaluated: rust (1 shape) — no model class maps to it." in html
     api = client_for(manager).get(f"/api/evaluations/{evaluation.pk}/").json()
     assert api["setup"]["not_evaluated"] == {str(rust.pk): 1}
+
+
+def test_the_run_uses_the_recorded_iou_and_a_deleted_version_offers_no_retry(
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Any] = []
+    load = runs.load_detector
+
+    def spying(version: Any) -> Any:
+        detector = load(version)
+        stream = detector.detect_stream
+
+        def detect_stream(images: Any, **options: Any) -> Any:
+            seen.append(options.get("iou"))
+            return stream(images, **options)
+
+        monkeypatch.setattr(detector, "detect_stream", detect_stream)
+        return detector
+
+    monkeypatch.setattr(runs, "load_detector", spying)
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluation = evaluations.start_evaluation(
+            approved_panels, manager, model=demo_model, alias="production"
+        )
+    # The recorded IoU (a sensitivity changed while queued must not desync it).
+    Evaluation.objects.filter(pk=evaluation.pk).update(iou=0.33)
+    drain()
+    assert seen and set(seen) == {0.33}
+    # A version deleted while queued: the evaluation fails, and Retry is not offered.
+    with django_capture_on_commit_callbacks(execute=True):
+        gone = evaluations.start_evaluation(
+            approved_panels, manager, model=demo_model, alias="production"
+        )
+    Evaluation.objects.filter(pk=gone.pk).update(version=None)
+    drain()
+    gone.refresh_from_db()
+    assert gone.state == EvaluationState.FAILED
+    html = signed_in(manager).get(f"/evaluations/{gone.pk}/").content.decode()
+    assert 'id="retry-evaluation"' not in html

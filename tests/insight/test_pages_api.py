@@ -146,6 +146,12 @@ def test_the_report_page_draws_its_charts_and_lists_findings(
         url = f"/tasks/{link[1]}/annotate/?finding={other.pk}"
         assert canvas_config(page, url)["highlights"] == []
     assert canvas_config(page, f"/tasks/{link[1]}/annotate/?finding=x")["highlights"] == []
+    # An "extra" names no annotation shape: the nearest one is not at fault.
+    extra = Finding.objects.filter(evaluation=done, kind="extra").first()
+    assert extra is not None
+    Finding.objects.filter(pk=extra.pk).update(truth_shape="s-near", truth_box=[0, 0, 5, 5])
+    [shown] = highlights(extra.task, extra.pk, tenant.user(Role.ANNOTATOR))
+    assert shown["shape"] == ""
 
 
 def test_the_evaluations_page_starts_one_and_compares_two(

@@ -110,6 +110,8 @@ class Collector:
         found = self.detector.detect_stream(
             [image_of(task) for task in part],
             conf=PREDICT_CONF,
+            # The NMS IoU recorded at start: a sensitivity changed while queued does not count.
+            iou=self.evaluation.iou,
             max_det=MAX_DET,
             tile=self.evaluation.tile,
         )
