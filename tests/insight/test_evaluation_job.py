@@ -20,11 +20,11 @@ from defectlab.insight.evaluations import MAX_DET, PREDICT_CONF, label_of_class
 from defectlab.insight.models import Evaluation, EvaluationState, Finding
 from defectlab.jobs.models import Job, JobState
 from defectlab.jobs.runner import Cancelled, Progress
-from defectlab.labeling.models import Annotation, Project, Task, TaskStatus
+from defectlab.labeling.models import Annotation, Label, Project, Task, TaskStatus
 from defectlab.media.storage import default_storage
 from defectlab.synthetic import defect_images
 from defectlab.tenancy.models import Role
-from tests.conftest import Tenant
+from tests.conftest import Tenant, client_for, signed_in
 from tests.insight.helpers import PANELS, SEED, approve, evaluate_now
 
 pytestmark = pytest.mark.django_db
@@ -110,6 +110,12 @@ def test_a_chosen_conf_and_an_evaluation_again_make_a_new_row(
     assert Evaluation.objects.filter(project=approved_panels).count() == 2
     compared = evaluations.compare(one, two)
     assert compared.same_ground_truth
+    assert compared.setup_differences == ["conf"]  # the same ground truth, another threshold
+    again = evaluate_now(approved_panels, manager, demo_model, drain, capture)
+    assert evaluations.compare(one, again).setup_differences == []
+    Evaluation.objects.filter(pk=again.pk).update(broken=1, images=again.images - 1, tile=True)
+    again.refresh_from_db()
+    assert evaluations.compare(one, again).setup_differences == ["tile", "images"]
     assert compared.overall["map50"] == 0.0  # mAP does not depend on the threshold
     assert {row.label for row in compared.classes} == {int(k) for k in one.report["classes"]}
     # The ground truth changes: a task is sent back; the comparison says so.
@@ -255,3 +261,91 @@ def test_an_evaluation_outlives_its_deleted_model(
     evaluation.refresh_from_db()
     assert evaluation.version is None and evaluation.model_name == "Demo detector"
     assert evaluation.state == EvaluationState.DONE and evaluation.findings.exists()
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_a_label_no_class_maps_to_is_named_and_no_false_extra_is_made_of_it(
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
+    django_capture_on_commit_callbacks: Any,
+    language: str,
+) -> None:
+    # The first panel's left-out defect is labeled "rust", a label the model has no class for.
+    rust = Label.objects.create(
+        organization_id=approved_panels.organization_id, project=approved_panels, name="rust"
+    )
+    first = Task.objects.filter(project=approved_panels).order_by("id").first()
+    assert first is not None
+    drawn = next(iter(defect_images(1, seed=SEED)))[2][0].box
+    annotation = Annotation.objects.get(task=first)
+    rusty = Shape.box(*drawn, label=rust.pk, id="rust-1").to_dict()
+    Annotation.objects.filter(pk=annotation.pk).update(shapes=[*annotation.shapes, rusty])
+    evaluation = evaluate_now(
+        approved_panels, manager, demo_model, drain, django_capture_on_commit_callbacks
+    )
+    assert evaluation.state == EvaluationState.DONE, evaluation.error
+    # The model's prediction on the rust shape is not a label error ("extra"), nor anything else.
+    on_first = Finding.objects.filter(evaluation=evaluation, task=first)
+    assert not [f for f in on_first if f.predicted_box and box_iou(f.predicted_box, drawn) > 0.5]
+    assert not on_first.filter(truth_label=rust.pk).exists()
+    # Kept out of the metrics, and said so.
+    assert str(rust.pk) not in evaluation.report["classes"]
+    assert evaluation.setup["not_evaluated"] == {str(rust.pk): 1}
+    assert rust.pk not in evaluation.setup["labels"]
+    assert evaluation.setup["classes"] and all(
+        len(pair) == 2 for pair in evaluation.setup["classes"]
+    )
+    assert evaluation.findings_found >= Finding.objects.filter(evaluation=evaluation).count()
+    html = signed_in(manager, language).get(f"/evaluations/{evaluation.pk}/").content.decode()
+    if language == "zh-hans":
+        assert "未评估：rust（1 个形状）" in html
+    else:
+        assert "Not evaluated: rust (1 shape) — no model class maps to it." in html
+    api = client_for(manager).get(f"/api/evaluations/{evaluation.pk}/").json()
+    assert api["setup"]["not_evaluated"] == {str(rust.pk): 1}
+
+
+def test_the_run_uses_the_recorded_iou_and_a_deleted_version_offers_no_retry(
+    approved_panels: Project,
+    manager: Any,
+    demo_model: DetectionModel,
+    drain: Any,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Any] = []
+    load = runs.load_detector
+
+    def spying(version: Any) -> Any:
+        detector = load(version)
+        stream = detector.detect_stream
+
+        def detect_stream(images: Any, **options: Any) -> Any:
+            seen.append(options.get("iou"))
+            return stream(images, **options)
+
+        monkeypatch.setattr(detector, "detect_stream", detect_stream)
+        return detector
+
+    monkeypatch.setattr(runs, "load_detector", spying)
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluation = evaluations.start_evaluation(
+            approved_panels, manager, model=demo_model, alias="production"
+        )
+    # The recorded IoU (a sensitivity changed while queued must not desync it).
+    Evaluation.objects.filter(pk=evaluation.pk).update(iou=0.33)
+    drain()
+    assert seen and set(seen) == {0.33}
+    # A version deleted while queued: the evaluation fails, and Retry is not offered.
+    with django_capture_on_commit_callbacks(execute=True):
+        gone = evaluations.start_evaluation(
+            approved_panels, manager, model=demo_model, alias="production"
+        )
+    Evaluation.objects.filter(pk=gone.pk).update(version=None)
+    drain()
+    gone.refresh_from_db()
+    assert gone.state == EvaluationState.FAILED
+    html = signed_in(manager).get(f"/evaluations/{gone.pk}/").content.decode()
+    assert 'id="retry-evaluation"' not in html

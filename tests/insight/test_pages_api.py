@@ -12,10 +12,11 @@ import pytest
 
 from defectlab.inference.models import DetectionModel
 from defectlab.insight.findings import highlights
-from defectlab.insight.models import Evaluation, EvaluationState, Finding
+from defectlab.insight.models import Evaluation, EvaluationState, Finding, FindingKind
 from defectlab.labeling.models import Project
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import AuditEvent, Role
+from defectlab.web import evaluations as pages
 from tests.conftest import Tenant, client_for, make_tenant, signed_in
 from tests.insight.helpers import evaluate_now
 
@@ -72,6 +73,7 @@ def test_start_list_retrieve_findings_compare_and_delete_through_the_api(
     assert ranks == sorted(ranks) and ranks[:1] == [1]
     compared = client.get(f"/api/evaluations/{first}/compare/?with={second}").json()
     assert compared["same_ground_truth"] is True and compared["classes"]
+    assert compared["same_setup"] is False and compared["setup_differences"] == ["conf"]
     assert client.get(f"/api/evaluations/{first}/compare/").status_code == 400
     # Roles: a reviewer sees but neither starts nor deletes.
     reviewer = client_for(tenant.user(Role.REVIEWER))
@@ -145,6 +147,12 @@ def test_the_report_page_draws_its_charts_and_lists_findings(
         url = f"/tasks/{link[1]}/annotate/?finding={other.pk}"
         assert canvas_config(page, url)["highlights"] == []
     assert canvas_config(page, f"/tasks/{link[1]}/annotate/?finding=x")["highlights"] == []
+    # An "extra" names no annotation shape: the nearest one is not at fault.
+    extra = Finding.objects.filter(evaluation=done, kind="extra").first()
+    assert extra is not None
+    Finding.objects.filter(pk=extra.pk).update(truth_shape="s-near", truth_box=[0, 0, 5, 5])
+    [shown] = highlights(extra.task, extra.pk, tenant.user(Role.ANNOTATOR))
+    assert shown["shape"] == ""
 
 
 def test_the_evaluations_page_starts_one_and_compares_two(
@@ -173,6 +181,9 @@ def test_the_evaluations_page_starts_one_and_compares_two(
     assert 'id="compare-latest"' in html
     compare = page.get(f"{url}compare/?a={a.pk}&b={b.pk}").content.decode()
     assert 'id="comparison-classes"' in compare and "production" in compare
+    # Another threshold: the page shows each side's setup and warns.
+    assert 'id="setup-changed"' in compare and 'id="comparison-setup"' in compare
+    assert 'id="setup-changed"' not in page.get(f"{url}compare/?a={a.pk}&b={a.pk}").content.decode()
     # Bad input: a clear message, no evaluation.
     html = page.post(url, {"run": "nonsense"}).content.decode()
     assert 'id="start-error"' in html
@@ -242,3 +253,37 @@ def test_each_kind_is_explained_with_its_labels(kind: str, expected: str) -> Non
         kind=kind, score=0.5, truth_label=1, predicted_label=2, predicted_score=0.91, iou=0.55
     )
     assert explain(finding, {1: "scratch", 2: "dent"}).startswith(expected)
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_the_report_page_pages_findings_filters_by_kind_and_says_when_capped(
+    done: Evaluation, tenant: Tenant, language: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "FINDINGS_SHOWN", 1)
+    stored = list(Finding.objects.filter(evaluation=done).order_by("rank"))
+    assert len(stored) >= 2
+    # Two kinds on the page: the second finding becomes another kind than the first.
+    other = next(k for k in FindingKind.values if k != stored[0].kind)
+    Finding.objects.filter(pk=stored[1].pk).update(kind=other)
+    page = signed_in(tenant.user(Role.ANNOTATOR), language)
+    url = f"/evaluations/{done.pk}/"
+
+    def ranks(html: str) -> list[int]:
+        return [int(r) for r in re.findall(r"<tr>\s*<td>(\d+)</td>", html)]
+
+    html = page.get(url).content.decode()
+    assert ranks(html) == [1] and 'id="findings-capped"' not in html
+    assert 'id="findings-next"' in html and "after=1" in html
+    second = page.get(url, {"after": 1}).content.decode()
+    assert ranks(second) == [2] and 'id="findings-first"' in second
+    assert ranks(page.get(url, {"kind": other}).content.decode()) == [2]
+    assert ranks(page.get(url, {"kind": other, "after": 2}).content.decode()) == []
+    assert ranks(page.get(url, {"kind": "nonsense"}).content.decode()) == [1]
+    # The run found more than it kept: the page says how many.
+    Evaluation.objects.filter(pk=done.pk).update(findings_found=40000)
+    html = page.get(url).content.decode()
+    kept = len(stored)
+    if language == "zh-hans":
+        assert f"共发现 40,000 个，保留了其中最可能是标注错误的 {kept} 个" in html
+    else:
+        assert f"{kept} of 40,000 found are kept" in html

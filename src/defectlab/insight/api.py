@@ -50,6 +50,19 @@ class EvaluationSerializer(serializers.ModelSerializer[Evaluation]):
         "`counts[predicted][true]`, the last row and column the background). Empty before.",
     )
 
+    setup = serializers.JSONField(
+        read_only=True,
+        help_text="Once done, what the run measured with: `classes` ([class name, label id or "
+        "null] — the mapping used), `labels` (the label ids evaluated) and `not_evaluated` "
+        "(label id → approved shapes of a label no model class maps to: left out of the "
+        "report, and no finding is made of them). Empty before.",
+    )
+    findings_found = serializers.IntegerField(
+        read_only=True,
+        help_text="The label errors the run found; at most 5000 of them (the highest scores) "
+        "are kept and listed.",
+    )
+
     class Meta:
         model = Evaluation
         fields = [
@@ -75,6 +88,8 @@ class EvaluationSerializer(serializers.ModelSerializer[Evaluation]):
             "broken",
             "errors",
             "report",
+            "setup",
+            "findings_found",
             "created_by",
             "created_at",
             "finished_at",
@@ -154,6 +169,15 @@ class ComparisonSerializer(serializers.Serializer[Any]):
     same_ground_truth = serializers.BooleanField(
         help_text="False when the project's approved tasks (or their annotations) changed "
         "between the two."
+    )
+    same_setup = serializers.BooleanField(
+        help_text="False when the two ran with another setup: see `setup_differences`."
+    )
+    setup_differences = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What differs: `conf` (threshold), `tile`, `labels` (evaluated), `mapping` "
+        "(a class both models have mapped to other labels), `images` (evaluated or unreadable "
+        "images).",
     )
     overall = serializers.DictField(
         child=serializers.FloatField(allow_null=True),
@@ -285,6 +309,8 @@ class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, Ten
                 "a": EvaluationListSerializer(compared.a).data,
                 "b": EvaluationListSerializer(compared.b).data,
                 "same_ground_truth": compared.same_ground_truth,
+                "same_setup": not compared.setup_differences,
+                "setup_differences": compared.setup_differences,
                 "overall": compared.overall,
                 "classes": [
                     {"label": row.label, "a": row.a, "b": row.b, "delta": row.delta}

@@ -11,8 +11,12 @@ evaluation starts, else the model's (`registry.thresholds`: the organization's s
 the model over the version's defaults). The detector's NMS IoU is the model's too.
 
 Which labels. The project's mapping of the model's classes (`inference.mapping`): a class mapped
-to no label is left out, and so are the annotation's shapes of labels no class maps to — they
-count in neither the predictions nor the report.
+to no label is left out. The annotation's shapes of labels no class maps to are kept out of the
+metrics, counted and named (`Evaluation.setup`: the mapping used, the labels evaluated and
+``not_evaluated`` {label: shapes}; the report page says "Not evaluated: …"). They still count
+as ground truth for the label-error finding, so a prediction on such a shape is no "extra"; a
+finding about such a shape (not found, another class on it) is suppressed: the model cannot
+predict that label, so its disagreement there says nothing about the label.
 
 Which tasks. The project's approved tasks, their current annotation the ground truth. Each
 evaluation keeps how many there were and a hash of their (task id, annotation version) list, so
@@ -195,8 +199,30 @@ class Comparison:
     a: Evaluation
     b: Evaluation
     same_ground_truth: bool
+    setup_differences: list[str]  # of `SETUP`, what differs (empty: the same setup)
     overall: dict[str, float | None]  # "map50", "map50_95": b − a
     classes: list[ClassDelta]
+
+
+SETUP = ("conf", "tile", "labels", "mapping", "images")
+
+
+def setup_differences(a: Evaluation, b: Evaluation) -> list[str]:
+    """What of the run's setup differs between two evaluations: the confidence threshold, the
+    tiling, the labels evaluated, the mapping (a class name both models have mapped to other
+    labels) and the images evaluated (``images``, ``broken``: equal approved tasks can still
+    differ in which images could be read)."""
+    setup_a, setup_b = a.setup or {}, b.setup or {}
+    classes_a = {name: label for name, label in setup_a.get("classes", [])}
+    classes_b = {name: label for name, label in setup_b.get("classes", [])}
+    differ = {
+        "conf": a.conf != b.conf,
+        "tile": a.tile != b.tile,
+        "labels": setup_a.get("labels") != setup_b.get("labels"),
+        "mapping": any(classes_a[name] != classes_b[name] for name in classes_a.keys() & classes_b),
+        "images": (a.images, a.broken) != (b.images, b.broken),
+    }
+    return [key for key in SETUP if differ[key]]
 
 
 MEASURES = ("ap50", "ap50_95", "precision", "recall", "best_f1", "best_conf")
@@ -231,6 +257,7 @@ def compare(a: Evaluation, b: Evaluation) -> Comparison:
         a,
         b,
         a.approved_hash == b.approved_hash,
+        setup_differences(a, b),
         {key: _minus(second.get(key), first.get(key)) for key in ("map50", "map50_95")},
         rows,
     )

@@ -92,6 +92,7 @@ def highlights(task: Task, finding_id: Any, user: Any) -> list[dict[str, Any]]:
             "box": [float(value) for value in box],
             "kind": finding.kind,
             "text": explain(finding, label_names_of(task.project_id)),
-            "shape": finding.truth_shape or "",
+            # An "extra" is about what the annotation lacks: the nearest shape is not at fault.
+            "shape": "" if finding.kind == FindingKind.EXTRA else finding.truth_shape or "",
         }
     ]

@@ -62,6 +62,12 @@ class Evaluation(models.Model):
     broken = models.IntegerField(default=0)  # approved tasks whose image could not be read
     errors = models.JSONField(default=list, blank=True)  # the first few: {"task", "error"}
     report = models.JSONField(default=dict, blank=True)
+    # What the run measured with: ``classes`` [[class name, label id or null], …] (the
+    # mapping), ``labels`` the evaluated label ids, ``not_evaluated`` {label id: shapes} — the
+    # approved shapes of labels no class maps to (left out of the report; see `runs`).
+    setup = models.JSONField(default=dict, blank=True)
+    # Findings found in the whole run (at most ``runs.KEEP`` of them are stored).
+    findings_found = models.IntegerField(default=0)
     created_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ class Collector:
     broken: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     best: list[tuple[float, int, Found]] = field(default_factory=list)
+    found: int = 0
+    not_evaluated: Counter[int] = field(default_factory=Counter)
     order: Iterator[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
@@ -107,6 +110,8 @@ class Collector:
         found = self.detector.detect_stream(
             [image_of(task) for task in part],
             conf=PREDICT_CONF,
+            # The NMS IoU recorded at start: a sensitivity changed while queued does not count.
+            iou=self.evaluation.iou,
             max_det=MAX_DET,
             tile=self.evaluation.tile,
         )
@@ -121,8 +126,13 @@ class Collector:
                 if not size_known(task):
                     note_size(task, (result.width, result.height))
                 truths = self._truths(shapes)
-                sample = Sample(task.pk, [box for box, _id in truths], self._predictions(result))
-                self._keep(task.pk, sample, truths)
+                predictions = self._predictions(result)
+                self._keep(
+                    task.pk, Sample(task.pk, [box for box, _id in truths], predictions), truths
+                )
+                sample = Sample(
+                    task.pk, [box for box, _id in truths if box.label in self.labels], predictions
+                )
                 self.images += 1
                 self.progress.step()
                 yield sample
@@ -134,14 +144,18 @@ class Collector:
         self.progress.step(failed=1)
 
     def _truths(self, shapes: Sequence[dict[str, Any]]) -> list[tuple[Box, str]]:
+        """Every readable shape of the annotation, each label's: the findings see them all
+        (a prediction on a shape of a label no class maps to is not "extra"); `evaluate` sees
+        only the mapped labels', and the others are counted in ``not_evaluated``."""
         truths = []
         for data in shapes or []:
             try:
                 shape = Shape.from_dict(data)
             except (ShapeError, TypeError, ValueError, KeyError):
                 continue
-            if shape.label in self.labels:
-                truths.append((shape_box(shape, shape.label), shape.id or ""))
+            if shape.label not in self.labels:
+                self.not_evaluated[shape.label] += 1
+            truths.append((shape_box(shape, shape.label), shape.id or ""))
         return truths
 
     def _predictions(self, result: Detections) -> list[Box]:
@@ -158,12 +172,29 @@ class Collector:
 
     def _keep(self, task_id: int, sample: Sample, truths: list[tuple[Box, str]]) -> None:
         for finding in findings(sample, conf=self.evaluation.conf):
+            truth = finding.truth
+            if finding.kind != "extra" and truth is not None and truth.label not in self.labels:
+                # The model cannot predict that label: whatever it says of such a shape (not
+                # found, another class on it) is no sign of a label error. Suppressed.
+                continue
+            self.found += 1
             shape = next((sid for box, sid in truths if box == finding.truth), "")
             entry = (finding.score, -next(self.order), Found(task_id, finding, shape))
             if len(self.best) < KEEP:
                 heapq.heappush(self.best, entry)
             elif entry[:2] > self.best[0][:2]:
                 heapq.heapreplace(self.best, entry)
+
+    def setup(self) -> dict[str, Any]:
+        names = list(self.evaluation.version.names or []) if self.evaluation.version else []
+        return {
+            "classes": [
+                [names[index] if index < len(names) else str(index), label]
+                for index, label in enumerate(self.classes)
+            ],
+            "labels": sorted(self.labels),
+            "not_evaluated": {str(label): n for label, n in sorted(self.not_evaluated.items())},
+        }
 
     def ranked(self) -> list[models.Finding]:
         entries = sorted(self.best, key=lambda entry: (-entry[0], -entry[1]))
@@ -229,6 +260,8 @@ def run_evaluation(job: Job, progress: Progress) -> dict[str, Any]:
             images=collector.images,
             broken=collector.broken,
             errors=collector.errors,
+            setup=collector.setup(),
+            findings_found=collector.found,
             finished_at=timezone.now(),
         )
     return {

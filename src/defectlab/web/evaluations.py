@@ -14,6 +14,7 @@ from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from defectlab import charts
@@ -21,7 +22,7 @@ from defectlab.errors import DefectLabError, Invalid
 from defectlab.inference.models import DetectionModel, ModelAlias, VersionState
 from defectlab.insight import evaluations
 from defectlab.insight.findings import explain
-from defectlab.insight.models import Evaluation, EvaluationState
+from defectlab.insight.models import Evaluation, EvaluationState, FindingKind
 from defectlab.jobs.services import may_steer
 from defectlab.labeling.models import Project
 from defectlab.tenancy.roles import Can, allows
@@ -159,7 +160,7 @@ def evaluation_page(request: HttpRequest, pk: int) -> HttpResponse:
         "current_organization_id": evaluation.organization_id,
     } | _progress(request, evaluation)
     if evaluation.state == EvaluationState.DONE:
-        context |= report_context(evaluation)
+        context |= report_context(evaluation) | findings_context(evaluation, request.GET)
     return render(request, "web/evaluation.html", context)
 
 
@@ -177,23 +178,66 @@ def report_context(evaluation: Evaluation) -> dict[str, Any]:
     rows = [
         {"label": label, "name": names[label], **report["classes"][str(label)]} for label in labels
     ]
-    findings = list(evaluation.findings.select_related("task").order_by("rank")[:FINDINGS_SHOWN])
     return {
         "report": report,
         "classes": rows,
         "curves": _curves(rows),
         "confusion": _confusion(report["confusion"], names),
         "best": _best(rows),
-        "findings": [
-            {
-                "finding": finding,
-                "kind": finding.get_kind_display(),
-                "text": explain(finding, names),
-            }
-            for finding in findings
-        ],
-        "finding_count": evaluation.findings.count(),
+        "not_evaluated": not_evaluated(evaluation),
     }
+
+
+def findings_context(evaluation: Evaluation, query: Any) -> dict[str, Any]:
+    """A page of the findings (``?kind=`` one kind, ``?after=`` the last rank of the page
+    before: keyset by rank, as the API), how many are kept and whether the run found more."""
+    kind = str(query.get("kind", ""))
+    kind = kind if kind in FindingKind.values else ""
+    after = _number(query.get("after")) or 0
+    stored = evaluation.findings.all()
+    kept = stored.count()
+    rows = stored.filter(kind=kind) if kind else stored
+    page = list(
+        rows.filter(rank__gt=after).select_related("task").order_by("rank")[: FINDINGS_SHOWN + 1]
+    )
+    more = len(page) > FINDINGS_SHOWN
+    page = page[:FINDINGS_SHOWN]
+    names = evaluations.label_names(evaluation.project)
+    found = max(evaluation.findings_found, kept)
+    return {
+        "findings": [
+            {"finding": f, "kind": f.get_kind_display(), "text": explain(f, names)} for f in page
+        ],
+        "finding_count": rows.count(),
+        "finding_kind": kind,
+        "finding_kinds": FindingKind.choices,
+        "findings_after": after,
+        "findings_next": page[-1].rank if more and page else None,
+        "findings_capped": _(
+            "%(kept)s of %(found)s found are kept: those most likely label errors."
+        )
+        % {
+            "kept": f"{kept:,}",
+            "found": f"{found:,}",
+        }
+        if found > kept
+        else "",
+    }
+
+
+def not_evaluated(evaluation: Evaluation) -> list[str]:
+    """One line for each label left out of the report (no model class maps to it)."""
+    counts = {int(k): int(v) for k, v in (evaluation.setup or {}).get("not_evaluated", {}).items()}
+    names = evaluations.label_names(evaluation.project, counts)
+    return [
+        ngettext(
+            "Not evaluated: %(name)s (%(count)d shape) — no model class maps to it.",
+            "Not evaluated: %(name)s (%(count)d shapes) — no model class maps to it.",
+            count,
+        )
+        % {"name": names[label], "count": count}
+        for label, count in sorted(counts.items())
+    ]
 
 
 def _curves(rows: list[dict[str, Any]]) -> charts.Chart:
