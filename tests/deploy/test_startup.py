@@ -15,28 +15,37 @@ from django.db import connection, connections
 from defectlab.operations import startup
 
 
-def _lock_waiters(watcher: psycopg.Connection) -> int:
-    row = watcher.execute(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-        "AND objid = (%s::bigint & 4294967295)::oid",
-        [startup.MIGRATION_LOCK],
-    ).fetchone()
-    return int(row[0]) if row else 0
+def _connect() -> psycopg.Connection:
+    parameters = connection.get_connection_params()
+    return psycopg.connect(
+        autocommit=True, **{k: v for k, v in parameters.items() if k != "cursor_factory"}
+    )
+
+
+def _waiting(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set once a process asked for the migration lock and found it taken (it then sleeps)."""
+    seen = threading.Event()
+    sleep = time.sleep
+
+    def waits(seconds: float) -> None:
+        seen.set()
+        sleep(seconds)
+
+    monkeypatch.setattr(startup.time, "sleep", waits)
+    monkeypatch.setattr(startup, "LOCK_POLL_SECONDS", 0.05)
+    return seen
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_second_migrate_waits_for_the_first_on_postgresql() -> None:
+def test_a_second_migrate_waits_for_the_first_on_postgresql(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only: SQLite takes no advisory lock")
-    parameters = connection.get_connection_params()
-    first = psycopg.connect(
-        autocommit=True, **{k: v for k, v in parameters.items() if k != "cursor_factory"}
-    )
-    watcher = psycopg.connect(
-        autocommit=True, **{k: v for k, v in parameters.items() if k != "cursor_factory"}
-    )
+    first = _connect()
     first.execute("SELECT pg_advisory_lock(%s)", [startup.MIGRATION_LOCK])  # a replica migrating
+    waiting = _waiting(monkeypatch)
     report = io.StringIO()
     done = threading.Event()
 
@@ -50,11 +59,7 @@ def test_a_second_migrate_waits_for_the_first_on_postgresql() -> None:
     thread = threading.Thread(target=second_replica, daemon=True)
     thread.start()
     try:
-        for _ in range(600):  # until the second replica is seen waiting on the lock
-            if _lock_waiters(watcher):
-                break
-            time.sleep(0.05)
-        assert _lock_waiters(watcher) == 1
+        assert waiting.wait(60), "the second replica never found the lock taken"
         assert not done.is_set()
         first.execute("SELECT pg_advisory_unlock(%s)", [startup.MIGRATION_LOCK])
         thread.join(120)
@@ -62,7 +67,44 @@ def test_a_second_migrate_waits_for_the_first_on_postgresql() -> None:
         assert "No migrations to apply" in report.getvalue()
     finally:
         first.close()
-        watcher.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_index_built_concurrently_under_the_lock_is_not_held_up_by_a_waiting_replica(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first replica's migrations build indexes CONCURRENTLY (labeling 0015), which waits
+    for every older snapshot: a second replica waiting for the lock must hold none, or the two
+    deadlock and PostgreSQL fails one of them (the image test saw both replicas migrate)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite takes no advisory lock")
+    first = _connect()
+    first.execute("SELECT pg_advisory_lock(%s)", [startup.MIGRATION_LOCK])
+    first.execute("CREATE TABLE startup_probe (n integer)")
+    waiting = _waiting(monkeypatch)
+    locked = threading.Event()
+
+    def second_replica() -> None:
+        try:
+            with startup.migration_lock():
+                locked.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=second_replica, daemon=True)
+    thread.start()
+    try:
+        assert waiting.wait(60), "the second replica never found the lock taken"
+        first.execute("SET lock_timeout = '20s'")
+        first.execute("CREATE INDEX CONCURRENTLY startup_probe_n ON startup_probe (n)")
+        assert not locked.is_set()
+        first.execute("SELECT pg_advisory_unlock(%s)", [startup.MIGRATION_LOCK])
+        thread.join(60)
+        assert locked.is_set()
+    finally:
+        first.execute("DROP TABLE IF EXISTS startup_probe")
+        first.close()
 
 
 @pytest.mark.django_db(transaction=True)

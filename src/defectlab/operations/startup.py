@@ -9,6 +9,7 @@ SQLite's own write lock)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +23,8 @@ log = logging.getLogger("defectlab.startup")
 
 # The advisory lock's key: any fixed number; this one spells "dlmigrat" in ASCII.
 MIGRATION_LOCK = 0x646C6D6967726174
+# How often a process waiting for the lock asks again.
+LOCK_POLL_SECONDS = 0.5
 
 
 def refuse_through_a_transaction_pool() -> None:
@@ -42,8 +45,21 @@ def migration_lock() -> Iterator[None]:
         yield
         return
     refuse_through_a_transaction_pool()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
+    # Asked again and again with pg_try_advisory_lock, not waited for in pg_advisory_lock: a
+    # statement blocked there holds a snapshot, and CREATE INDEX CONCURRENTLY in the holder's
+    # migrations waits for every older snapshot to end — a deadlock PostgreSQL breaks by
+    # failing one of them. Between two tries the waiter holds nothing.
+    waiting = False
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [MIGRATION_LOCK])
+            row = cursor.fetchone()
+        if row and row[0]:
+            break
+        if not waiting:
+            log.info("Waiting for another process's migrations to end")
+            waiting = True
+        time.sleep(LOCK_POLL_SECONDS)
     try:
         yield
     finally:
