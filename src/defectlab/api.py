@@ -5,6 +5,7 @@ itself (no route matches, a refusal, a crash). Outside /api/ those are the style
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -14,6 +15,7 @@ from django.views.defaults import bad_request as page_bad_request
 from django.views.defaults import page_not_found, permission_denied
 from django.views.defaults import server_error as page_server_error
 from rest_framework import exceptions
+from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -89,3 +91,24 @@ def _first_message(detail: Any) -> str:
     if isinstance(detail, list):
         return _first_message(detail[0]) if detail else ""
     return str(detail)
+
+
+class CsvRenderer(BaseRenderer):
+    """Lets `?format=csv` and `Accept: text/csv` choose the CSV; the view writes it."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(
+        self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None
+    ) -> bytes:
+        return data.encode() if isinstance(data, str) else json.dumps(data).encode()
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell as written: a text a spreadsheet would run as a formula (=, +, -, @, a tab
+    or a carriage return first) is quoted by a '."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

@@ -28,6 +28,7 @@ from django.db.models.functions import Least
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from defectlab.api import spreadsheet_safe
 from defectlab.errors import Invalid
 from defectlab.labeling.counters import SHAPES_CAP, SIZE_EDGES, SIZE_FIELDS
 from defectlab.labeling.models import (
@@ -513,14 +514,8 @@ def as_csv(found: Statistics) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in csv_rows(found):
-        writer.writerow([_safe(value) for value in row])
+        writer.writerow([spreadsheet_safe(value) for value in row])
     return out.getvalue()
-
-
-def _safe(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def csv_file_name(project: Project, chosen: StatisticsFilter) -> str:

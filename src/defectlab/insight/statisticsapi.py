@@ -8,18 +8,16 @@ prefix as labeling's ``ProjectViewSet``):
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import action
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from defectlab.api import CsvRenderer
 from defectlab.insight import statistics
 from defectlab.labeling.api.projects import TASK_FILTERS
 from defectlab.labeling.models import Project
@@ -43,19 +41,6 @@ STATISTICS_PARAMETERS = [
     ),
     OpenApiParameter("format", str, enum=["json", "csv"], description="`csv` for the CSV table."),
 ]
-
-
-class CsvRenderer(BaseRenderer):
-    """Lets `?format=csv` and `Accept: text/csv` choose the CSV; the view writes it."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(
-        self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None
-    ) -> bytes:
-        return data.encode() if isinstance(data, str) else json.dumps(data).encode()
 
 
 class ProjectStatisticsViewSet(TenantViewSet):

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import HttpResponse, HttpResponseBase
@@ -20,10 +19,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from defectlab.api import CsvRenderer
 from defectlab.serving import keys, quotas, usage
 from defectlab.serving.models import OrganizationKey, Scope
 from defectlab.tenancy.models import Organization
@@ -180,19 +180,6 @@ USAGE_PARAMETERS = [
         "`Accept: text/csv` asks too.",
     ),
 ]
-
-
-class CsvRenderer(BaseRenderer):
-    """Lets `?format=csv` and `Accept: text/csv` choose the CSV; the view writes it."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(
-        self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None
-    ) -> bytes:
-        return data.encode() if isinstance(data, str) else json.dumps(data).encode()
 
 
 class OrganizationServingViewSet(TenantViewSet):

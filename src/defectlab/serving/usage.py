@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from defectlab import signature
+from defectlab.api import spreadsheet_safe
 from defectlab.errors import Invalid
 from defectlab.serving.models import Call
 
@@ -257,15 +258,8 @@ def billing_csv(organization_id: int, span: Span) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in billing_rows(organization_id, span):
-        writer.writerow({name: _safe(value) for name, value in row.items()})
+        writer.writerow({name: spreadsheet_safe(value) for name, value in row.items()})
     return out.getvalue()
-
-
-def _safe(value: Any) -> Any:
-    """A text cell a spreadsheet would run as a formula (=, +, -, @ first) is quoted by a '."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def csv_file_name(organization_id: int, span: Span) -> str:
