@@ -20,7 +20,6 @@ from defectlab.labeling.counters import (
     label_counts,
     recount,
     size_bin,
-    tally_of,
 )
 from defectlab.labeling.models import (
     Activity,
@@ -35,6 +34,7 @@ from defectlab.labeling.tasklist import TaskFilter
 from defectlab.labeling.tasks import NewAnnotation, NewTask, add_annotations, add_tasks
 from defectlab.tenancy.roles import Role
 from tests.conftest import Tenant, box, client_for
+from tests.insight.tally import recounted_tally, stored_tally
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -76,7 +76,7 @@ def random_shapes(rng: random.Random, tenant: Tenant) -> list[dict[str, Any]]:
     return shapes
 
 
-MOVES = ("save", "save", "submit", "review", "review", "delete", "import", "tab")
+MOVES = ("save", "save", "submit", "review", "review", "delete", "import", "tab", "assign")
 
 
 def operate(rng: random.Random, tenant: Tenant, steps: int, moves: tuple[str, ...] = MOVES) -> None:
@@ -111,6 +111,10 @@ def operate(rng: random.Random, tenant: Tenant, steps: int, moves: tuple[str, ..
             task = rng.choice(tasks)
             if move == "delete":
                 services.delete_task(task, actor=manager)
+            elif move == "assign":  # some tasks, to a person or to nobody, some already theirs
+                chosen = rng.sample(tasks, min(len(tasks), rng.choice([1, 3])))
+                person = rng.choice([annotator.pk, manager.pk, None])
+                services.assign_tasks(tenant.project, [t.pk for t in chosen], person)
             elif move == "review":
                 verdict = rng.choice(["approve", "reject"])
                 workflow.review(task, reviewer, verdict=verdict, comment="fix it")
@@ -143,12 +147,7 @@ def test_random_operations_keep_the_counters_equal_to_a_recount(tenant: Tenant, 
     operate(rng, tenant, 60)
     project_id = tenant.project.pk
     assert stored(project_id) == brute(project_id)
-    tally = Tally.objects.filter(project_id=project_id).values_list(
-        "status", "part", "key", "count"
-    )
-    assert {(status, part, key): n for status, part, key, n in tally if n} == {
-        key: n for key, n in tally_of(project_id).items() if n
-    }
+    assert stored_tally(project_id) == recounted_tally(project_id)
     before = stored(project_id)
     TaskLabel.objects.filter(task__project_id=project_id).update(shapes=0, size_0=7)
     TaskTag.objects.filter(project_id=project_id).delete()
@@ -156,12 +155,7 @@ def test_random_operations_keep_the_counters_equal_to_a_recount(tenant: Tenant, 
     Tally.objects.filter(project_id=project_id).update(count=5)
     recount(project_id, batch=3)
     assert stored(project_id) == before
-    tally = Tally.objects.filter(project_id=project_id).values_list(
-        "status", "part", "key", "count"
-    )
-    assert {(status, part, key): n for status, part, key, n in tally if n} == {
-        key: n for key, n in tally_of(project_id).items() if n
-    }
+    assert stored_tally(project_id) == recounted_tally(project_id)
 
 
 def test_size_bins() -> None:
@@ -244,6 +238,71 @@ def test_statistics_equal_a_brute_force_count(tenant: Tenant, task_filter: TaskF
     assert {row.label: row.sizes for row in found.classes} == expected["sizes"]
     assert found.tags == expected["tags"]
     assert found.shapes_per_image == expected["per_image"]
+
+
+def test_class_and_assignee_filters_read_the_tally_and_equal_a_brute_force_count(
+    tenant: Tenant,
+) -> None:
+    operate(random.Random(5), tenant, 120, (*MOVES, "import", "import", "import", "assign"))
+    project = tenant.project
+    project.refresh_from_db()
+    labels = list(project.labels.values_list("pk", flat=True))
+    annotator, manager = tenant.user(Role.ANNOTATOR).pk, tenant.user(Role.MANAGER).pk
+    assert Task.objects.filter(project=project, assignee__isnull=False).exists()
+    filters = [
+        TaskFilter(label=labels[0]),
+        TaskFilter(label=labels[-1], statuses=["submitted", "approved"]),
+        TaskFilter(assignee=annotator),
+        TaskFilter(assignee=manager, statuses=["rejected", "new"]),
+        TaskFilter(unassigned=True),
+        TaskFilter(label=labels[0], assignee=annotator),
+        TaskFilter(label=labels[-1], unassigned=True, statuses=["approved"]),
+        TaskFilter(assignee=999_999),  # nobody: every count 0
+    ]
+    for task_filter in filters:
+        assert stats.tally_slice(project, task_filter), task_filter  # read from the tally
+        found = stats.statistics(project, stats.StatisticsFilter(task_filter))
+        expected = python_statistics(tenant, task_filter)
+        assert found.statuses == expected["statuses"], task_filter
+        assert {row.label: row.images for row in found.classes} == expected["images"]
+        assert {row.label: row.shapes for row in found.classes} == expected["shapes"]
+        assert {row.label: row.sizes for row in found.classes} == expected["sizes"]
+        assert found.tags == expected["tags"], task_filter
+        assert found.shapes_per_image == expected["per_image"], task_filter
+
+
+def test_a_project_before_the_slices_sums_the_task_counters_until_recounted(
+    tenant: Tenant,
+) -> None:
+    operate(random.Random(9), tenant, 40, ("save", "submit", "review", "import", "assign"))
+    project = tenant.project
+    chosen = stats.StatisticsFilter(TaskFilter(label=tenant.label.pk))
+    sliced = stats.as_json(stats.statistics(project, chosen))
+    # As after the upgrade that added the slices: only the slice of all tasks was counted.
+    Tally.objects.filter(project=project).exclude(slice="").delete()
+    project.__class__.objects.filter(pk=project.pk).update(tally_sliced=False)
+    project.refresh_from_db()
+    assert stats.tally_slice(project, chosen.tasks) is None
+    assert stats.tally_slice(project, TaskFilter(statuses=["new"])) == ""
+    assert stats.as_json(stats.statistics(project, chosen)) == sliced
+    recount(project.pk)
+    project.refresh_from_db()
+    assert project.tally_sliced
+    assert stats.tally_slice(project, chosen.tasks) == f"l{tenant.label.pk}"
+    assert stats.as_json(stats.statistics(project, chosen)) == sliced
+
+
+def test_a_deleted_person_s_tasks_count_as_unassigned(tenant: Tenant) -> None:
+    operate(random.Random(3), tenant, 30, ("save", "submit", "import"))
+    project = tenant.project
+    leaving = tenant.user(Role.ANNOTATOR)
+    ids = list(Task.objects.filter(project=project).values_list("pk", flat=True))
+    services.assign_tasks(project, ids[: len(ids) // 2 + 1], leaving.pk)
+    leaving.delete()
+    assert not Task.objects.filter(project=project, assignee__isnull=False).exists()
+    assert stored_tally(project.pk) == recounted_tally(project.pk)
+    nobody = stats.statistics(project, stats.StatisticsFilter(TaskFilter(unassigned=True)))
+    assert sum(nobody.statuses.values()) == len(ids)
 
 
 def test_label_filter_and_activity(tenant: Tenant) -> None:

@@ -20,8 +20,8 @@ from defectlab.errors import Invalid
 from defectlab.ingest.uploads import checked_image
 from defectlab.jobs.models import JobState
 from defectlab.labeling import services, workflow
-from defectlab.labeling.counters import label_counts, tally_of
-from defectlab.labeling.models import Tally, Task, TaskLabel
+from defectlab.labeling.counters import label_counts
+from defectlab.labeling.models import Task, TaskLabel
 from defectlab.labeling.tasks import NewAnnotation, add_annotations
 from defectlab.media.models import StorageConnection, SyncedObject
 from defectlab.media.references import ImageRef
@@ -30,6 +30,7 @@ from defectlab.tenancy.models import Role
 from defectlab.transfer.exports import start_export
 from defectlab.transfer.sync import start_sync
 from tests.conftest import Tenant, box, client_for, jpeg_bytes
+from tests.insight.tally import recounted_tally, stored_tally
 from tests.media.conftest import admin_client
 from tests.media.s3server import LoopbackS3
 from tests.media.storages import (
@@ -489,9 +490,4 @@ def test_a_replaced_image_of_another_size_recounts_the_size_bins(
     row = TaskLabel.objects.get(task=task)
     expected = label_counts([box(tenant.label, 0, 0, 10, 10)], 1000, 1000)[tenant.label.pk]
     assert [getattr(row, name) for name in expected.fields()] == list(expected.fields().values())
-    stored = {
-        (t.status, t.part, t.key): t.count
-        for t in Tally.objects.filter(project=tenant.project)
-        if t.count
-    }
-    assert stored == {key: n for key, n in tally_of(tenant.project.pk).items() if n}
+    assert stored_tally(tenant.project.pk) == recounted_tally(tenant.project.pk)

@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 
 from defectlab.api import spreadsheet_safe
 from defectlab.errors import Invalid
-from defectlab.labeling.counters import SHAPES_CAP, SIZE_EDGES, SIZE_FIELDS
+from defectlab.labeling.counters import SHAPES_CAP, SIZE_EDGES, SIZE_FIELDS, slice_key
 from defectlab.labeling.models import (
     Activity,
     Label,
@@ -261,24 +261,36 @@ PARTS = {
 def queries(
     project: Project, chosen: StatisticsFilter, parts: Sequence[str] = tuple(PARTS)
 ) -> dict[str, QuerySet[Any]]:
-    """Each part's aggregate query, by part name. Without a task filter, or with statuses
-    alone, the project's stored counters answer the task parts: its status counters, and its
-    tally summed over the statuses (``TALLIED``, one query for them all)."""
-    if not tallied(chosen.tasks):
+    """Each part's aggregate query, by part name. Under a filter of statuses, a class and an
+    assignee (in any mix, or none) the project's tally answers the task parts: the rows of the
+    filter's slice (``tally_slice``), summed over the statuses chosen (``TALLIED``, one query for
+    them all); the statuses too, from the shapes-per-image rows (without a class or assignee:
+    from the project's status counters). Other filters sum the per-task counters."""
+    slice_ = tally_slice(project, chosen.tasks)
+    if slice_ is None:
         return {part: PARTS[part](project, chosen) for part in parts}
     found = {part: PARTS[part](project, chosen) for part in parts if part in ACTIVITY_PARTS}
+    rows = Tally.objects.filter(project_id=project.pk, slice=slice_)
+    if chosen.tasks.statuses:
+        rows = rows.filter(status__in=chosen.tasks.statuses)
     if any(part in (*TALLIED, "tally") for part in parts):
-        rows = Tally.objects.filter(project_id=project.pk)
-        if chosen.tasks.statuses:
-            rows = rows.filter(status__in=chosen.tasks.statuses)
         found["tally"] = rows.values_list("part", "key").annotate(n=Sum("count")).order_by()
+    if slice_ and "statuses" in parts:
+        tasks = rows.filter(part="per_image").values("status")
+        found["statuses"] = tasks.annotate(n=Sum("count")).order_by()
     return found
 
 
-def tallied(task_filter: TaskFilter) -> bool:
-    """Whether the stored counters answer the task parts under ``task_filter``: no condition
-    but statuses."""
-    return task_filter == TaskFilter(statuses=task_filter.statuses)
+def tally_slice(project: Project, task_filter: TaskFilter) -> str | None:
+    """The slice of the project's tally that holds the task parts under ``task_filter``: a filter
+    of statuses, a class and an assignee (or nobody), in any mix; None for the others (annotated,
+    predicted), and for a class or assignee while the project's slices are not counted yet
+    (``Project.tally_sliced``)."""
+    if task_filter.has_annotation is not None or task_filter.has_prediction is not None:
+        return None
+    person = 0 if task_filter.unassigned else task_filter.assignee
+    key = slice_key(task_filter.label, person)
+    return key if not key or project.tally_sliced else None
 
 
 TALLIED = ("classes", "tags", "shapes_per_image")

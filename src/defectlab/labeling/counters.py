@@ -19,17 +19,25 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid
-from defectlab.labeling.models import Activity, Annotation, Tally, Task, TaskLabel, TaskTag
+from defectlab.labeling.models import (
+    Activity,
+    Annotation,
+    Project,
+    Tally,
+    Task,
+    TaskLabel,
+    TaskTag,
+)
 
 # log10(relative area) bin edges: 12 half-decade bins from 10⁻⁶ (a 2×2 box on a 2000×2000
 # image) to the whole image. A smaller (or empty) shape counts in the first bin.
@@ -130,36 +138,33 @@ def index_annotation(
     adds it (``add_tally``) once it holds the project's row (project first, then tally). In the
     caller's transaction, the task locked."""
     if fresh:
-        before, status = task.shape_count, str(task.status)
+        before, status, assignee = task.shape_count, str(task.status), task.assignee_id
     else:
-        before, status = Task.objects.values_list("shape_count", "status").get(pk=task.pk)
+        before, status, assignee = Task.objects.values_list(
+            "shape_count", "status", "assignee_id"
+        ).get(pk=task.pk)
     after = str(becomes or status)
-    change = TallyChange()
     old = TaskLabel.objects.filter(task_id=task.pk)
     stored = {
         label: LabelCounts(counts[0], list(counts[1:-1]), counts[-1])
         for label, *counts in old.values_list("label_id", "shapes", *SIZE_FIELDS, "size_unknown")
     }
     counted = label_counts(shapes, task.width, task.height)
-    for label, found in stored.items():
-        change.labels(status, label, found, -1)
-    for label, found in counted.items():
-        change.labels(after, label, found, 1)
     if stored != counted:
         old.delete()
         TaskLabel.objects.bulk_create(label_rows(task.pk, shapes, task.width, task.height))
-    if tags is not None or after != status:
+    names: list[str] = []
+    wanted: list[str] = []
+    # The tags count in every slice of the task: read when they or its slices may move.
+    if tags is not None or after != status or set(stored) != set(counted):
         names = list(TaskTag.objects.filter(task_id=task.pk).values_list("name", flat=True))
         wanted = names if tags is None else list(dict.fromkeys(tags))
-        for name in names:
-            change.add(status, "tag", name, -1)
-        for name in wanted:
-            change.add(after, "tag", name, 1)
         if sorted(names) != sorted(wanted):
             TaskTag.objects.filter(task_id=task.pk).delete()
             TaskTag.objects.bulk_create(tag_rows(task.pk, task.project_id, wanted))
-    change.add(status, "per_image", bucket(before), -1)
-    change.add(after, "per_image", bucket(len(shapes)), 1)
+    change = TallyChange()
+    change.task(status, assignee, stored, names, before, -1)
+    change.task(after, assignee, counted, wanted, len(shapes), 1)
     task.shape_count = len(shapes)
     if write_count and before != len(shapes):
         Task.objects.filter(pk=task.pk).update(shape_count=len(shapes))
@@ -168,29 +173,24 @@ def index_annotation(
     return change
 
 
-def move_status(task: Task, old: str, new: str) -> list[int]:
-    """Move ``task``'s part of its project's tally from status ``old`` to ``new`` (its label
-    index and tags as stored, its shape count as on ``task``); the labels of its label index.
-    Called by ``labeling.services.set_status``, with the project's row updated first."""
-    change = TallyChange()
+def move_task(
+    task: Task, status: str, assignee: int | None, *, was: tuple[str, int | None]
+) -> list[int]:
+    """Move ``task``'s part of its project's tally from its status and assignee before (``was``)
+    to ``status`` and ``assignee`` (its label index and tags as stored, its shape count as on
+    ``task``); the labels of its label index. Called by ``labeling.services.set_status``, with
+    the project's row updated first."""
     rows = TaskLabel.objects.filter(task_id=task.pk)
-    labels = []
-    for label, *counts in rows.values_list("label_id", "shapes", *SIZE_FIELDS, "size_unknown"):
-        found = LabelCounts(counts[0], list(counts[1:-1]), counts[-1])
-        change.labels(old, label, found, -1)
-        change.labels(new, label, found, 1)
-        labels.append(label)
-    for name in TaskTag.objects.filter(task_id=task.pk).values_list("name", flat=True):
-        change.add(old, "tag", name, -1)
-        change.add(new, "tag", name, 1)
-    change.add(old, "per_image", bucket(task.shape_count), -1)
-    change.add(new, "per_image", bucket(task.shape_count), 1)
+    counts = {
+        label: LabelCounts(found[0], list(found[1:-1]), found[-1])
+        for label, *found in rows.values_list("label_id", "shapes", *SIZE_FIELDS, "size_unknown")
+    }
+    names = list(TaskTag.objects.filter(task_id=task.pk).values_list("name", flat=True))
+    change = TallyChange()
+    change.task(was[0], was[1], counts, names, task.shape_count, -1)
+    change.task(status, assignee, counts, names, task.shape_count, 1)
     add_tally(task.project_id, change)
-    return labels
-
-
-def _counts_of(row: TaskLabel) -> LabelCounts:
-    return LabelCounts(row.shapes, [getattr(row, name) for name in SIZE_FIELDS], row.size_unknown)
+    return sorted(counts)
 
 
 def bucket(shape_count: int) -> str:
@@ -201,73 +201,165 @@ def bucket(shape_count: int) -> str:
 # ---------------------------------------------------------------------------- tally
 
 
-class TallyChange(Counter[tuple[str, str, str]]):
-    """How a project's tally (``Tally``) moves: (status, part, key) → how much."""
+def slice_key(label: int | None = None, person: int | None = None) -> str:
+    """The name of a tally slice: the tasks using ``label`` (None: any) and assigned to
+    ``person`` (None: anyone; 0: nobody) — ``""``, ``"l3"``, ``"a7"``, ``"l3a0"``."""
+    return ("" if label is None else f"l{label}") + ("" if person is None else f"a{person}")
 
-    def add(self, status: str, part: str, key: str, amount: int) -> None:
-        self[(str(status), part, key)] += amount
 
-    def labels(self, status: str, label: int, counts: LabelCounts, sign: int) -> None:
+def task_slices(labels: Iterable[int], assignee: int | None) -> list[str]:
+    """The slices a task with these labels and this assignee counts in: all tasks, its
+    assignee's, and for each label it uses, the label's and the label's with its assignee."""
+    return [
+        slice_key(label, person)
+        for label in (None, *sorted(set(labels)))
+        for person in (None, assignee or 0)
+    ]
+
+
+class TallyChange(Counter[tuple[str, str, str, str]]):
+    """How a project's tally (``Tally``) moves: (slice, status, part, key) → how much."""
+
+    def add(self, status: str, part: str, key: str, amount: int, slice_: str = "") -> None:
+        self[(slice_, str(status), part, key)] += amount
+
+    def labels(
+        self, status: str, label: int, counts: LabelCounts, sign: int, *, slice_: str = ""
+    ) -> None:
+        """A label's images (one: one task), shapes and size bins."""
         status = str(status)
-        self[(status, "images", str(label))] += sign
-        self[(status, "shapes", str(label))] += sign * counts.shapes
+        self[(slice_, status, "images", str(label))] += sign
+        self[(slice_, status, "shapes", str(label))] += sign * counts.shapes
         for index, number in enumerate(counts.sizes):
             if number:
-                self[(status, "size", f"{label}:{index}")] += sign * number
+                self[(slice_, status, "size", f"{label}:{index}")] += sign * number
         if counts.unknown:
-            self[(status, "size", f"{label}:u")] += sign * counts.unknown
+            self[(slice_, status, "size", f"{label}:u")] += sign * counts.unknown
+
+    def task(
+        self,
+        status: str,
+        assignee: int | None,
+        counts: Mapping[int, LabelCounts],
+        tags: Iterable[str],
+        shape_count: int,
+        sign: int,
+    ) -> None:
+        """One task's whole part of the tally — its labels' counts, its tags and its shapes-per-
+        image bin, in each of its slices (``task_slices``) — added (``sign`` 1) or taken away
+        (-1)."""
+        names = list(dict.fromkeys(tags))
+        for slice_ in task_slices(counts, assignee):
+            for label, found in counts.items():
+                self.labels(status, label, found, sign, slice_=slice_)
+            for name in names:
+                self.add(status, "tag", name, sign, slice_)
+            self.add(status, "per_image", bucket(shape_count), sign, slice_)
 
 
-def add_tally(project_id: int, change: Mapping[tuple[str, str, str], int]) -> None:
+def add_tally(project_id: int, change: Mapping[tuple[str, str, str, str], int]) -> None:
     """Add ``change`` to the project's tally: one ``INSERT … ON CONFLICT DO UPDATE`` adding to
-    the rows, in (status, part, key) order, so that people saving at once queue for each row in
-    the same order (no deadlock) and no count is lost."""
+    the rows, in (slice, status, part, key) order, so that people saving at once queue for each
+    row in the same order (no deadlock) and no count is lost."""
     rows = sorted((*key, amount) for key, amount in change.items() if amount)
     if not rows:
         return
     table = connection.ops.quote_name(Tally._meta.db_table)
     for start in range(0, len(rows), 300):
         part = rows[start : start + 300]
-        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(part))
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(part))
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} (project_id, status, part, key, count) VALUES {values} "
-                f"ON CONFLICT (project_id, status, part, key) DO UPDATE SET count = "
-                f"{table}.count + excluded.count",
+                f"INSERT INTO {table} (project_id, slice, status, part, key, count) "
+                f"VALUES {values} ON CONFLICT (project_id, slice, status, part, key) "
+                f"DO UPDATE SET count = {table}.count + excluded.count",
                 [value for row in part for value in (project_id, *row)],
             )
 
 
+TALLY_IDS = 5000  # task ids a query of ``tally_of`` names at most
+
+
 def tally_of(project_id: int, task_ids: Sequence[int] | None = None) -> TallyChange:
     """The tally of a project's tasks (or of ``task_ids`` among them) counted from the per-task
-    counters: SQL aggregates (for deletes and ``recount``)."""
-    tasks = Task.objects.filter(project_id=project_id)
-    labels = TaskLabel.objects.filter(task__project_id=project_id)
-    tags = TaskTag.objects.filter(project_id=project_id)
-    if task_ids is not None:
-        tasks, labels, tags = (
-            tasks.filter(pk__in=task_ids),
-            labels.filter(task_id__in=task_ids),
-            tags.filter(task_id__in=task_ids),
-        )
+    counters by SQL aggregates — per status, assignee and, for the label slices, each label a
+    task uses — rolled up into the slices (for deletes, reassignments and ``recount``)."""
     change = TallyChange()
-    sums = {name: Sum(name) for name in ("shapes", *SIZE_FIELDS, "size_unknown")}
-    grouped = labels.values("task__status", "label_id").annotate(n=Count("id"), **sums)
-    for row in grouped.order_by():
-        counts = LabelCounts(
-            row["shapes"], [row[name] for name in SIZE_FIELDS], row["size_unknown"]
-        )
-        change.labels(row["task__status"], row["label_id"], counts, 1)
-        change.add(row["task__status"], "images", str(row["label_id"]), row["n"] - 1)
-    for status, name, number in (
-        tags.values_list("task__status", "name").annotate(n=Count("id")).order_by()
-    ):
-        change.add(status, "tag", name, number)
-    for status, count, number in (
-        tasks.values_list("status", "shape_count").annotate(n=Count("id")).order_by()
-    ):
-        change.add(status, "per_image", bucket(count), number)
+    if task_ids is None:
+        _tally_rows(change, project_id, None)
+    else:
+        ids = sorted(set(task_ids))
+        for start in range(0, len(ids), TALLY_IDS):
+            _tally_rows(change, project_id, ids[start : start + TALLY_IDS])
     return change
+
+
+def _tally_rows(change: TallyChange, project_id: int, ids: Sequence[int] | None) -> None:
+    quote = connection.ops.quote_name
+    task, label, tag = (quote(model._meta.db_table) for model in (Task, TaskLabel, TaskTag))
+    sums = ", ".join(f"SUM(x.{name})" for name in ("shapes", *SIZE_FIELDS, "size_unknown"))
+    parts = (
+        ("labels", f"{label} x", f"x.label_id, COUNT(*), {sums}"),
+        ("tag", f"{tag} x", "x.name, COUNT(*)"),
+        ("per_image", None, "t.shape_count, COUNT(*)"),
+    )
+    where = "t.project_id = %s"
+    if ids is not None:
+        where += f" AND t.id IN ({', '.join(['%s'] * len(ids))})"
+    for sliced in (False, True):
+        for part, source, columns in parts:
+            joins = f"{task} t" if source is None else f"{source} JOIN {task} t ON t.id = x.task_id"
+            if sliced:
+                joins += f" JOIN {label} s ON s.task_id = t.id"
+            by = "t.status, t.assignee_id" + (", s.label_id" if sliced else "")
+            group = columns.split(",")[0]
+            slice_column = "s.label_id" if sliced else "NULL"
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT t.status, t.assignee_id, {slice_column}, {columns} FROM {joins} "
+                    f"WHERE {where} GROUP BY {by}, {group}",
+                    [project_id, *(ids or [])],
+                )
+                for status, assignee, sliced_label, key, number, *counts in cursor.fetchall():
+                    for slice_ in (
+                        slice_key(sliced_label, None),
+                        slice_key(sliced_label, assignee or 0),
+                    ):
+                        _tally_row(change, slice_, status, part, key, number, counts)
+
+
+def _tally_row(
+    change: TallyChange,
+    slice_: str,
+    status: str,
+    part: str,
+    key: Any,
+    number: int,
+    counts: Sequence[int],
+) -> None:
+    if part == "labels":
+        found = LabelCounts(int(counts[0]), [int(n) for n in counts[1:-1]], int(counts[-1]))
+        change.labels(status, key, found, 1, slice_=slice_)
+        change.add(status, "images", str(key), number - 1, slice_)
+    elif part == "tag":
+        change.add(status, "tag", key, number, slice_)
+    else:
+        change.add(status, "per_image", bucket(key), number, slice_)
+
+
+@contextmanager
+def moving(project_id: int, task_ids: Sequence[int]) -> Iterator[None]:
+    """Around a change of these tasks' statuses or assignees in bulk (the tasks locked, in the
+    caller's transaction): the project's tally moves by their part before and after. The
+    project's row is locked first, after the tasks, as a delete does: a save holds it (it locks
+    its task with its project) while it adds to the tally, and a new tally row's foreign key
+    check would wait for it — taken after a tally row, that made a deadlock."""
+    list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk"))
+    before = tally_of(project_id, task_ids)
+    yield
+    after = tally_of(project_id, task_ids)
+    after.subtract(before)
+    add_tally(project_id, after)
 
 
 # ---------------------------------------------------------------------------- activity
@@ -405,10 +497,14 @@ def recount(project_id: int, *, batch: int = RECOUNT_BATCH) -> int:
 
 
 def rebuild_tally(project_id: int) -> None:
-    """The project's tally counted again from its per-task counters (SQL aggregates)."""
+    """The project's tally counted again from its per-task counters (SQL aggregates), in every
+    slice (``Project.tally_sliced`` then set). The project's row is locked first, as every save
+    does before it adds to the tally: a save meanwhile adds its change after the rebuild."""
     with transaction.atomic():
+        list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk"))
         Tally.objects.filter(project_id=project_id).delete()
         add_tally(project_id, tally_of(project_id))
+        Project.objects.filter(pk=project_id).update(tally_sliced=True)
 
 
 def _recount_batch(

@@ -64,6 +64,9 @@ class Project(models.Model):
     count_rejected = models.IntegerField(default=0, verbose_name=_("rejected tasks"))
     # Set when someone deletes the project; the project deletion job finishes the work.
     deleting_since = models.DateTimeField(null=True, blank=True, editable=False)
+    # Whether its tally holds the class and assignee slices (labeling.counters.rebuild_tally):
+    # a project from before them has it off until ``defectlab recount-statistics``.
+    tally_sliced = models.BooleanField(default=True, editable=False)
 
     all_objects = models.Manager()
     objects = LiveProjects()
@@ -309,11 +312,15 @@ class TaskTag(models.Model):
 class Tally(models.Model):
     """A project's statistics counted per task status, so that its statistics without a filter,
     or filtered by status alone, read a few dozen rows, not every task (labeling.counters.
-    add_tally): per status of the tasks, ``part`` and ``key`` —
+    add_tally): per slice of the tasks (all, per class, per assignee, per class and assignee),
+    per status, ``part`` and ``key`` —
     ``images`` and ``shapes`` per label id, ``size`` per "label:bin" (bin ``u``: size unknown),
     ``tag`` per tag name, ``per_image`` per shape count (0 … 10, 10 meaning 10 or more)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # Which tasks: "" all, "l3" those using label 3, "a7" those assigned to user 7 ("a0":
+    # to nobody), "l3a7" both (labeling.counters.slice_key): a class or assignee filter reads it.
+    slice = models.CharField(max_length=40, default="")
     status = models.CharField(max_length=16)  # of the tasks counted: a status filter reads it
     part = models.CharField(max_length=12)
     key = models.CharField(max_length=64)
@@ -322,7 +329,7 @@ class Tally(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["project", "status", "part", "key"], name="tally_unique"
+                fields=["project", "slice", "status", "part", "key"], name="tally_slice_unique"
             )
         ]
 

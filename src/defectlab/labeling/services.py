@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from types import EllipsisType
 from typing import Any
 from urllib.parse import unquote
 
@@ -25,7 +26,7 @@ from defectlab.ingest.uploads import IncomingImage
 from defectlab.jobs.models import Job
 from defectlab.jobs.services import start_job
 from defectlab.labeling.attributes import clean_label_attributes
-from defectlab.labeling.counters import add_tally, move_status, tally_of
+from defectlab.labeling.counters import add_tally, move_task, moving, tally_of
 from defectlab.labeling.models import Label, Project, QueueOrder, Task, TaskLabel, TaskStatus
 from defectlab.labeling.tasks import COUNTER, NewTask, add_tasks
 from defectlab.media.references import ImageRef, s3_resolver
@@ -361,7 +362,8 @@ def assign_tasks(
     *,
     actor: User | None = None,
 ) -> int:
-    """Give tasks of ``project`` to a member (or to nobody); returns how many changed."""
+    """Give tasks of ``project`` to a member (or to nobody); returns how many of ``task_ids`` are
+    the project's (now the member's)."""
     if (
         assignee is not None
         and not Membership.objects.filter(
@@ -369,27 +371,58 @@ def assign_tasks(
         ).exists()
     ):
         raise Invalid(_("The assignee must be a member of this organization."))
-    updated = Task.objects.filter(project=project, id__in=list(task_ids)).update(
-        assignee_id=assignee
-    )
+    with transaction.atomic():
+        # Locked in id order (as everywhere) while their part of the tally moves to the
+        # assignee's slices: a save or a verdict landing meanwhile waits.
+        found = (
+            Task.objects.select_for_update()
+            .filter(project=project, id__in=list(task_ids))
+            .order_by("id")
+            .values_list("id", "assignee_id")
+        )
+        rows = list(found)
+        moved = [task_id for task_id, before in rows if before != assignee]
+        with moving(project.pk, moved):
+            Task.objects.filter(id__in=moved).update(assignee_id=assignee)
+        updated = len(rows)  # the tasks asked for that are the project's, theirs already or not
     data = {"count": updated, "assignee": assignee}
     _audit(AuditAction.TASKS_ASSIGNED, actor, project.organization_id, project, **data)
     return updated
 
 
-def set_status(task: Task, status: str, *, tally: bool = True) -> list[int]:
-    """Move a task to ``status``, keeping the project's stored counters true, and its part of
-    the tally unless ``tally=False`` (the caller moved it); the labels of its label index when
-    the tally was moved (``counters.move_status``)."""
+def unassign_user(user_id: int) -> None:
+    """Before a person's account is deleted: their tasks to nobody, each project's by
+    ``assign_tasks`` (audited, the tally moved with them) — the database would otherwise null
+    the assignee behind the tally's back."""
+    projects = Task.objects.filter(assignee_id=user_id).values_list("project_id", flat=True)
+    for project in Project.all_objects.filter(pk__in=projects.distinct()).order_by("pk"):
+        ids = Task.objects.filter(project=project, assignee_id=user_id).values_list("pk", flat=True)
+        assign_tasks(project, list(ids), None)
+
+
+def set_status(
+    task: Task,
+    status: str,
+    *,
+    tally: bool = True,
+    assignee: int | EllipsisType | None = ...,
+) -> list[int]:
+    """Move a task to ``status`` (and to ``assignee``, when given: it is then set on ``task``),
+    keeping the project's stored counters true, and its part of the tally unless ``tally=False``
+    (the caller moved it); the labels of its label index when the tally was moved
+    (``counters.move_task``)."""
     if task.status == status:
         return []
+    was = (str(task.status), task.assignee_id)
+    if not isinstance(assignee, EllipsisType):
+        task.assignee_id = assignee
     Project.objects.filter(pk=task.project_id).update(
         **{
             COUNTER[TaskStatus(task.status)]: F(COUNTER[TaskStatus(task.status)]) - 1,
             COUNTER[TaskStatus(status)]: F(COUNTER[TaskStatus(status)]) + 1,
         }
     )
-    labels = move_status(task, task.status, status) if tally else []
+    labels = move_task(task, status, task.assignee_id, was=was) if tally else []
     task.status = status
     return labels
 

@@ -24,7 +24,6 @@ from defectlab.labeling.counters import (
     LabelCounts,
     TallyChange,
     add_tally,
-    bucket,
     index_annotation,
     label_counts,
 )
@@ -155,8 +154,8 @@ def _count(project_id: int, rows: Sequence[NewTask]) -> None:
         **{counter: F(counter) + number for counter, number in counters.items()}
     )
     images = TallyChange()
-    for row in rows:
-        images.add(row.status, "per_image", bucket(row.shape_count), 1)
+    for row in rows:  # no label index yet, nor an assignee
+        images.task(row.status, None, {}, [], row.shape_count, 1)
     add_tally(project_id, images)
 
 
@@ -276,6 +275,7 @@ def add_annotations(rows: Sequence[NewAnnotation], *, author_id: int | None) -> 
             AnnotationRow(
                 row.task.pk, row.task.organization_id, row.shapes, row.tags,
                 row.task.width, row.task.height, row.task.project_id, row.task.status,
+                row.task.assignee_id,
             )
             for row in rows
         ],
@@ -298,6 +298,7 @@ class AnnotationRow:
     height: int | None = None
     project_id: int = 0  # the task's project, for its tag rows
     status: str = TaskStatus.SUBMITTED  # the task's, for the project's tally
+    assignee_id: int | None = None  # the task's, for the project's tally
 
 
 def insert_annotations(
@@ -452,28 +453,15 @@ def _label_values(task_id: int, counts: dict[int, LabelCounts]) -> list[tuple[in
 def _tally_annotations(
     rows: Sequence[AnnotationRow], counted: Sequence[dict[int, LabelCounts]], *, moved: bool
 ) -> None:
-    """The projects' tallies moved by new annotations (their tasks' shape counts too, from 0,
-    when ``moved``): summed per project, status and label first, then one change each."""
-    sums: dict[tuple[int, str, int], tuple[LabelCounts, int]] = {}
+    """The projects' tallies moved by new annotations: each task's part from none (no labels,
+    no tags, and a shape count of 0 when ``moved``, else the one it was made with) to its
+    annotation's; one change per project."""
     changes: dict[int, TallyChange] = {}
     for row, counts in zip(rows, counted, strict=True):
         change = changes.setdefault(row.project_id, TallyChange())
-        status = str(row.status)
-        for label, found in counts.items():
-            total, images = sums.get((row.project_id, status, label), (LabelCounts(), 0))
-            total.shapes += found.shapes
-            total.unknown += found.unknown
-            total.sizes = [a + b for a, b in zip(total.sizes, found.sizes, strict=True)]
-            sums[(row.project_id, status, label)] = (total, images + 1)
-        for name in dict.fromkeys(row.tags):
-            change.add(status, "tag", name, 1)
-        if moved and row.shapes:
-            change.add(status, "per_image", bucket(0), -1)
-            change.add(status, "per_image", bucket(len(row.shapes)), 1)
-    for (project_id, status, label), (total, images) in sums.items():
-        change = changes[project_id]
-        change.labels(status, label, total, 1)
-        change.add(status, "images", str(label), images - 1)
+        before = 0 if moved else len(row.shapes)
+        change.task(row.status, row.assignee_id, {}, [], before, -1)
+        change.task(row.status, row.assignee_id, counts, row.tags, len(row.shapes), 1)
     for project_id, change in sorted(changes.items()):
         add_tally(project_id, change)
 

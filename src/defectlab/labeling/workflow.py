@@ -556,16 +556,19 @@ def review(task: Task, user: User, *, verdict: str, comment: str = "") -> Review
             reviewer=user,
         )
         approved = verdict == Verdict.APPROVE
-        labels = set_status(task, TaskStatus.APPROVED if approved else TaskStatus.REJECTED)
-        if not approved:
-            task.assignee_id = task.submitted_by_id or annotation.author_id
+        author = task.submitted_by_id or annotation.author_id
+        labels = set_status(
+            task,
+            TaskStatus.APPROVED if approved else TaskStatus.REJECTED,
+            assignee=task.assignee_id if approved else author,
+        )
         task.lock_owner = None
         task.lock_expires_at = None
         task.save(
             update_fields=["status", "assignee", "lock_owner", "lock_expires_at", "updated_at"]
         )
         _forget_skips(task)
-        credit_review(task, user.pk, task.submitted_by_id or annotation.author_id, verdict, labels)
+        credit_review(task, user.pk, author, verdict, labels)
         task_event.send(
             sender=Task,
             event="task.approved" if verdict == Verdict.APPROVE else "task.rejected",

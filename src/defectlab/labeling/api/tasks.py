@@ -3,6 +3,8 @@ one back; and the issues themselves (resolve, reopen)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -51,6 +53,19 @@ class TaskViewSet(
         "release": Can.ANNOTATE,
         "review": Can.VIEW,
     }
+
+    def perform_update(self, serializer: Any) -> None:
+        task = serializer.instance
+        assert isinstance(task, Task)
+        if "assignee" in serializer.validated_data:  # one home for assigning: the audit, the tally
+            assignee = serializer.validated_data["assignee"]
+            services.assign_tasks(
+                task.project,
+                [task.pk],
+                assignee.pk if assignee else None,
+                actor=acting_user(self.request),
+            )
+        task.refresh_from_db()
 
     def perform_destroy(self, instance: Task) -> None:
         services.delete_task(instance, actor=acting_user(self.request))
