@@ -17,9 +17,9 @@ from defectlab.charts import Series
 from defectlab.errors import DefectLabError
 from defectlab.insight import statistics as stats
 from defectlab.labeling.models import Project, TaskStatus
-from defectlab.tenancy.models import Membership
 from defectlab.tenancy.viewsets import acting_user
 from defectlab.web.access import scoped_or_404
+from defectlab.web.taskfilter import task_filter_context
 
 # Activity charts show at most this many people (the most active); the CSV has everyone.
 PEOPLE_SHOWN = 12
@@ -34,9 +34,6 @@ def project_statistics(request: HttpRequest, pk: int) -> HttpResponse:
     except DefectLabError as refusal:
         messages.error(request, refusal.message)
         return redirect("project_statistics", project.pk)
-    members = Membership.objects.filter(organization_id=project.organization_id).select_related(
-        "user"
-    )
     query = request.GET.copy()
     query["start"], query["end"] = chosen.start.isoformat(), chosen.end.isoformat()
     query.pop("format", None)
@@ -57,12 +54,9 @@ def project_statistics(request: HttpRequest, pk: int) -> HttpResponse:
             "found": found,
             "charts": task_charts(found),
             "activity_charts": activity_charts(found),
-            "query": query,
+            **task_filter_context(project, query),
             "csv_query": query.urlencode(),
-            "statuses": TaskStatus.choices,
             "several_statuses": several,
-            "labels": project.labels.all(),
-            "members": members,
             "current_organization_id": project.organization_id,
         },
     )

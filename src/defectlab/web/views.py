@@ -30,6 +30,7 @@ from defectlab.textlists import split_items
 from defectlab.web import forms
 from defectlab.web.access import role_allows, scoped_or_404
 from defectlab.web.errors import too_many_requests
+from defectlab.web.taskfilter import task_filter_context
 from defectlab.web.workspace import workspace_config
 
 PROGRESS_ORDER = [
@@ -166,22 +167,18 @@ def project(request: HttpRequest, pk: int) -> HttpResponse:
     except DefectLabError as refusal:
         messages.error(request, refusal.message)
         return redirect("project", current.pk)
-    members = Membership.objects.filter(organization_id=current.organization_id).select_related(
-        "user"
-    )
+    filters = task_filter_context(current, request.GET.copy())
+    members = filters["members"]
     context = {
+        **filters,
         "project": current,
         "rows": task_rows(tasks, {m.user_id: m.user.name or m.user.email for m in members}),
         "next_cursor": next_cursor,
         "matching": matching,
         "more_matching": more,
-        "query": request.GET.copy(),
-        "statuses": TaskStatus.choices,
         "sort": request.GET.get("sort") or ("-id" if request.GET.get("order") == "desc" else "id"),
         "sort_options": SORT_OPTIONS,
         "base_query": _without(request.GET, "sort", "order", "cursor"),
-        "labels": current.labels.all(),
-        "members": members,
         "progress": progress(current),
         # Work a reviewer sent back to this person: it is theirs to fix first.
         "rejected_for_me": Task.objects.filter(
