@@ -452,3 +452,28 @@ def test_verdicts_on_work_with_no_author_count_per_class(tenant: Tenant) -> None
     assert [r for r in found.rejections_by_person if r.rate is not None] == []  # nobody to name
     assert {day.person for day in found.throughput} == {annotator.pk, reviewer.pk}
     assert sum(day.reviews for day in found.throughput) == 3
+
+
+def test_assigning_one_task_through_its_api_moves_it_and_is_audited(tenant: Tenant) -> None:
+    from defectlab.tenancy.audit import AuditAction
+    from defectlab.tenancy.models import AuditEvent
+
+    operate(random.Random(4), tenant, 20, ("save", "submit", "import"))
+    task = Task.objects.filter(project=tenant.project).order_by("id").first()
+    annotator = tenant.user(Role.ANNOTATOR)
+    manager = client_for(tenant.user(Role.MANAGER))
+    answer = manager.patch(f"/api/tasks/{task.pk}/", {"assignee": annotator.pk}, format="json")
+    assert answer.status_code == 200 and answer.json()["assignee"] == annotator.pk
+    assert stored_tally(tenant.project.pk) == recounted_tally(tenant.project.pk)
+    theirs = stats.statistics(
+        tenant.project, stats.StatisticsFilter(TaskFilter(assignee=annotator.pk))
+    )
+    assert sum(theirs.statuses.values()) == 1
+    event = AuditEvent.objects.order_by("-id").first()
+    assert event.action == AuditAction.TASKS_ASSIGNED
+    assert event.data == {"count": 1, "assignee": annotator.pk}
+    answer = manager.patch(f"/api/tasks/{task.pk}/", {"assignee": None}, format="json")
+    assert answer.status_code == 200 and answer.json()["assignee"] is None
+    assert stored_tally(tenant.project.pk) == recounted_tally(tenant.project.pk)
+    outsider = manager.patch(f"/api/tasks/{task.pk}/", {"assignee": 999_999}, format="json")
+    assert outsider.status_code == 400

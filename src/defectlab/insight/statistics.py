@@ -3,12 +3,14 @@ sizes per class (log10 of the box's share of the image); shapes per image; label
 throughput per person and day; review rejection rates per class and per annotator.
 
 Every number is one SQL aggregate (GROUP BY in the database) over the stored counters that
-labeling keeps (``labeling.counters``): the label index rows with their shape and size counts,
-the tag rows, the tasks' shape counts and the daily activity rows. The task parts are filtered
-like the task table (``labeling.tasklist.TaskFilter``: status, assignee, class, annotated,
-predicted); the activity parts by a range of UTC days, the class and the assignee (as the
-person credited). ``queries`` gives each part's query, so that the bench can run its SQL raw.
-The caller has found the project through the organization's scoping (another organization's
+labeling keeps (``labeling.counters``): the project's tally, in the slice that matches a filter
+of statuses, a class and an assignee (in any mix, or none); otherwise the label index rows with
+their shape and size counts, the tag rows and the tasks' shape counts of the matching tasks;
+and the daily activity rows. The task parts are filtered like the task table
+(``labeling.tasklist.TaskFilter``: status, assignee, class, annotated, predicted); the activity
+parts by a range of UTC days, the class and the assignee (as the person credited). ``queries``
+gives each part's SQL, which ``fetch`` runs as it is (and the bench runs raw beside it). The
+caller has found the project through the organization's scoping (another organization's
 project is a 404 before this runs).
 """
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import Least
 from django.utils import timezone
@@ -150,6 +153,26 @@ class Statistics:
 
 # ---------------------------------------------------------------------------- queries
 
+# A part's query: its SQL and parameters, run as it is (``fetch``) — the page's cost is the
+# database's. Each part's rows have one shape, whichever counters answer it:
+#   statuses (status, tasks); classes (label, images, shapes, *SIZE_FIELDS, size_unknown);
+#   tags (name, images); shapes_per_image (bin, images); tally (part, key, count);
+#   throughput (day, person, submitted, reviews, approved, rejected, lead_time);
+#   rejections_by_class (label, approved, rejected); rejections_by_person (person, …).
+Query = tuple[str, Sequence[Any]]
+
+
+def fetch(query: Query) -> list[tuple[Any, ...]]:
+    """A part's rows."""
+    sql, params = query
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _compiled(queryset: QuerySet[Any]) -> Query:
+    return queryset.query.sql_with_params()
+
 
 def _tasks(project: Project, task_filter: TaskFilter) -> QuerySet[Task]:
     return task_filter.apply(Task.objects.filter(project_id=project.pk))
@@ -167,84 +190,74 @@ def _rows_of_tasks(queryset: QuerySet[Any], project: Project, task_filter: TaskF
     return queryset
 
 
-def _activity(project: Project, chosen: StatisticsFilter) -> QuerySet[Activity]:
-    rows = Activity.objects.filter(
-        project_id=project.pk, day__gte=chosen.start, day__lte=chosen.end
-    )
-    tasks = chosen.tasks
-    if tasks.assignee is not None:
-        rows = rows.filter(person_id=tasks.assignee)
-    return rows
-
-
-def _classes(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+def _classes(project: Project, chosen: StatisticsFilter) -> Query:
     sums = {name: Sum(name) for name in ("shapes", *SIZE_FIELDS, "size_unknown")}
     # The project's label ids as a list, not a join to labels: the (label, task) index is
     # then walked for each, with no join to plan.
     ids = list(Label.objects.filter(project_id=project.pk).values_list("id", flat=True))
     labels = TaskLabel.objects.filter(label_id__in=ids)
-    return (
-        _rows_of_tasks(labels, project, chosen.tasks)
-        .values("label_id")
-        .annotate(images=Count("id"), **sums)
-        .order_by()
-    )
+    rows = _rows_of_tasks(labels, project, chosen.tasks).values_list("label_id")
+    return _compiled(rows.annotate(images=Count("id"), **sums).order_by())
 
 
-def _tags(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
+def _tags(project: Project, chosen: StatisticsFilter) -> Query:
     tags = TaskTag.objects.filter(project_id=project.pk)
-    return (
-        _rows_of_tasks(tags, project, chosen.tasks)
-        .values("name")
-        .annotate(images=Count("id"))
-        .order_by()
-    )
+    rows = _rows_of_tasks(tags, project, chosen.tasks).values_list("name")
+    return _compiled(rows.annotate(images=Count("id")).order_by())
 
 
-def _shapes_per_image(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
-    return (
-        _tasks(project, chosen.tasks)
-        .annotate(bucket=Least(F("shape_count"), SHAPES_CAP))
-        .values("bucket")
-        .annotate(images=Count("id"))
-        .order_by()
-    )
+def _shapes_per_image(project: Project, chosen: StatisticsFilter) -> Query:
+    rows = _tasks(project, chosen.tasks).annotate(bucket=Least(F("shape_count"), SHAPES_CAP))
+    return _compiled(rows.values_list("bucket").annotate(images=Count("id")).order_by())
 
 
-def _statuses(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
-    return _tasks(project, chosen.tasks).values("status").annotate(n=Count("id")).order_by()
+def _statuses(project: Project, chosen: StatisticsFilter) -> Query:
+    rows = _tasks(project, chosen.tasks).values_list("status")
+    return _compiled(rows.annotate(n=Count("id")).order_by())
 
 
-VERDICTS = {"approved": Sum("approved"), "rejected": Sum("rejected")}
+def _activity(
+    project: Project, chosen: StatisticsFilter, columns: str, group: str, *, people: bool
+) -> Query:
+    """``columns`` summed over the activity rows in the chosen days, grouped by ``group``: the
+    rows of people (``people``: the tasks' rows, or the filter's class's), or of the classes
+    (every class's rows, or the filter's class's, with or without a person). The assignee
+    filter keeps the person's rows."""
+    label, person = chosen.tasks.label, chosen.tasks.assignee
+    where = ["project_id = %s", "day >= %s", "day <= %s"]
+    days = (connection.ops.adapt_datefield_value(day) for day in (chosen.start, chosen.end))
+    params: list[Any] = [project.pk, *days]
+    if person is not None:
+        where.append("person_id = %s")
+        params.append(person)
+    if people:
+        where.append("person_id IS NOT NULL")
+    if label is not None:
+        where.append("label_id = %s")
+        params.append(label)
+    else:
+        where.append("label_id IS NULL" if people else "label_id IS NOT NULL")
+    table = connection.ops.quote_name(Activity._meta.db_table)
+    sql = f"SELECT {group}, {columns} FROM {table} WHERE {' AND '.join(where)} GROUP BY {group}"
+    return sql, params
 
 
-def _by_person(project: Project, chosen: StatisticsFilter) -> QuerySet[Activity]:
-    """The activity rows of the tasks themselves, or of the filter's class; a person's."""
-    label = chosen.tasks.label
-    rows = _activity(project, chosen).filter(person__isnull=False)
-    return rows.filter(label__isnull=True) if label is None else rows.filter(label_id=label)
+VERDICTS = "SUM(approved), SUM(rejected)"
 
 
-def _throughput(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
-    return (
-        _by_person(project, chosen)
-        .values("day", "person_id")
-        .annotate(
-            submitted=Sum("submitted"), reviews=Sum("reviews"), lead=Sum("lead_time"), **VERDICTS
-        )
-        .order_by("day", "person_id")
-    )
+def _throughput(project: Project, chosen: StatisticsFilter) -> Query:
+    columns = f"SUM(submitted), SUM(reviews), {VERDICTS}, SUM(lead_time)"
+    sql, params = _activity(project, chosen, columns, "day, person_id", people=True)
+    return f"{sql} ORDER BY day, person_id", params
 
 
-def _rejections_by_class(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
-    label = chosen.tasks.label
-    rows = _activity(project, chosen)
-    rows = rows.filter(label__isnull=False) if label is None else rows.filter(label_id=label)
-    return rows.values("label_id").annotate(**VERDICTS).order_by()
+def _rejections_by_class(project: Project, chosen: StatisticsFilter) -> Query:
+    return _activity(project, chosen, VERDICTS, "label_id", people=False)
 
 
-def _rejections_by_person(project: Project, chosen: StatisticsFilter) -> QuerySet[Any]:
-    return _by_person(project, chosen).values("person_id").annotate(**VERDICTS).order_by()
+def _rejections_by_person(project: Project, chosen: StatisticsFilter) -> Query:
+    sql, params = _activity(project, chosen, VERDICTS, "person_id", people=True)
+    return f"{sql} ORDER BY person_id", params
 
 
 PARTS = {
@@ -260,7 +273,7 @@ PARTS = {
 
 def queries(
     project: Project, chosen: StatisticsFilter, parts: Sequence[str] = tuple(PARTS)
-) -> dict[str, QuerySet[Any]]:
+) -> dict[str, Query]:
     """Each part's aggregate query, by part name. Under a filter of statuses, a class and an
     assignee (in any mix, or none) the project's tally answers the task parts: the rows of the
     filter's slice (``tally_slice``), summed over the statuses chosen (``TALLIED``, one query for
@@ -270,14 +283,23 @@ def queries(
     if slice_ is None:
         return {part: PARTS[part](project, chosen) for part in parts}
     found = {part: PARTS[part](project, chosen) for part in parts if part in ACTIVITY_PARTS}
-    rows = Tally.objects.filter(project_id=project.pk, slice=slice_)
+    where = "project_id = %s AND slice = %s"
+    params: list[Any] = [project.pk, slice_]
     if chosen.tasks.statuses:
-        rows = rows.filter(status__in=chosen.tasks.statuses)
+        where += f" AND status IN ({', '.join(['%s'] * len(chosen.tasks.statuses))})"
+        params += chosen.tasks.statuses
+    table = connection.ops.quote_name(Tally._meta.db_table)
     if any(part in (*TALLIED, "tally") for part in parts):
-        found["tally"] = rows.values_list("part", "key").annotate(n=Sum("count")).order_by()
+        found["tally"] = (
+            f"SELECT part, key, SUM(count) FROM {table} WHERE {where} GROUP BY part, key",
+            params,
+        )
     if slice_ and "statuses" in parts:
-        tasks = rows.filter(part="per_image").values("status")
-        found["statuses"] = tasks.annotate(n=Sum("count")).order_by()
+        found["statuses"] = (
+            f"SELECT status, SUM(count) FROM {table} WHERE {where} AND part = 'per_image' "
+            "GROUP BY status",
+            params,
+        )
     return found
 
 
@@ -297,32 +319,39 @@ TALLIED = ("classes", "tags", "shapes_per_image")
 ACTIVITY_PARTS = ("throughput", "rejections_by_class", "rejections_by_person")
 
 
-def _from_tally(rows: Iterable[tuple[str, str, int]]) -> dict[str, list[dict[str, Any]]]:
-    """The tally's rows as the task parts' query rows."""
-    classes: dict[int, dict[str, Any]] = {}
+def _from_tally(rows: Iterable[tuple[str, str, int]]) -> dict[str, list[tuple[Any, ...]]]:
+    """The tally's rows as the task parts' rows."""
+    classes: dict[int, list[int]] = {}  # label → images, shapes, *sizes, unknown
     tags, per_image = [], []
     for part, key, count in rows:
         if part in ("images", "shapes"):
-            classes.setdefault(int(key), {"label_id": int(key)})[part] = count
+            label, column = int(key), 0 if part == "images" else 1
         elif part == "size":
-            label, _sep, where = key.partition(":")
-            name = "size_unknown" if where == "u" else f"size_{where}"
-            classes.setdefault(int(label), {"label_id": int(label)})[name] = count
-        elif part == "tag" and count:
-            tags.append({"name": key, "images": count})
-        elif part == "per_image":
-            per_image.append({"bucket": int(key), "images": count})
-    return {"classes": list(classes.values()), "tags": tags, "shapes_per_image": per_image}
+            found, _sep, where = key.partition(":")
+            label = int(found)
+            column = len(SIZE_FIELDS) + 2 if where == "u" else int(where) + 2
+        else:
+            if part == "tag" and count:
+                tags.append((key, count))
+            elif part == "per_image":
+                per_image.append((int(key), count))
+            continue
+        classes.setdefault(label, [0] * (len(SIZE_FIELDS) + 3))[column] = count
+    return {
+        "classes": [(label, *counts) for label, counts in classes.items()],
+        "tags": tags,
+        "shapes_per_image": per_image,
+    }
 
 
 def statistics(project: Project, chosen: StatisticsFilter | None = None) -> Statistics:
     """The project's statistics under ``chosen`` (everything, the last 30 days, by default)."""
     chosen = chosen or StatisticsFilter()
-    parts: dict[str, Any] = queries(project, chosen)
+    parts = {part: fetch(query) for part, query in queries(project, chosen).items()}
     if "tally" in parts:
         parts.update(_from_tally(parts.pop("tally")))
     if "statuses" in parts:
-        found = {row["status"]: row["n"] for row in parts["statuses"]}
+        found = {status: int(n) for status, n in parts["statuses"]}
     else:
         chosen_statuses = chosen.tasks.statuses or TaskStatus.values
         found = {
@@ -331,17 +360,17 @@ def statistics(project: Project, chosen: StatisticsFilter | None = None) -> Stat
     statuses = {status: found.get(status, 0) for status in TaskStatus.values}
     labels = list(Label.objects.filter(project_id=project.pk).order_by("order", "id"))
     label_names = {label.pk: label.name for label in labels}
-    counted = {row["label_id"]: row for row in parts["classes"]}
+    counted = {row[0]: row[1:] for row in parts["classes"]}
     classes = [_class_row(label, counted.get(label.pk)) for label in labels]
-    found_tags = {row["name"]: row["images"] for row in parts["tags"]}
+    found_tags = {name: int(images) for name, images in parts["tags"]}
     tags = {tag["name"]: found_tags.pop(tag["name"], 0) for tag in project.tags}
     tags.update(sorted(found_tags.items()))
     shapes = [0] * (SHAPES_CAP + 1)
-    for row in parts["shapes_per_image"]:
-        shapes[row["bucket"]] = row["images"]
-    rows = list(parts["throughput"])
-    by_person = list(parts["rejections_by_person"])
-    names = _names({row["person_id"] for row in rows} | {row["person_id"] for row in by_person})
+    for bucket, images in parts["shapes_per_image"]:
+        shapes[bucket] = int(images)
+    rows = parts["throughput"]
+    by_person = sorted(parts["rejections_by_person"], key=lambda row: row[0])
+    names = _names({row[1] for row in rows} | {row[0] for row in by_person})
     return Statistics(
         filter=chosen,
         statuses=statuses,
@@ -350,49 +379,44 @@ def statistics(project: Project, chosen: StatisticsFilter | None = None) -> Stat
         shapes_per_image=shapes,
         throughput=[
             PersonDay(
-                row["day"],
-                row["person_id"],
-                names.get(row["person_id"], ""),
-                row["submitted"] or 0,
-                row["reviews"] or 0,
-                row["approved"] or 0,
-                row["rejected"] or 0,
-                float(row["lead"] or 0.0),
+                day=_date(day),
+                person=person,
+                name=names.get(person, ""),
+                submitted=int(submitted or 0),
+                reviews=int(reviews or 0),
+                approved=int(approved or 0),
+                rejected=int(rejected or 0),
+                lead_time=float(lead or 0.0),
             )
-            for row in rows
+            for day, person, submitted, reviews, approved, rejected, lead in rows
         ],
         rejections_by_class=[
-            Rejections(
-                row["label_id"],
-                label_names.get(row["label_id"], ""),
-                row["approved"] or 0,
-                row["rejected"] or 0,
-            )
-            for row in parts["rejections_by_class"]
-            if row["label_id"] in label_names
+            Rejections(label, label_names[label], int(approved or 0), int(rejected or 0))
+            for label, approved, rejected in parts["rejections_by_class"]
+            if label in label_names
         ],
         rejections_by_person=[
-            Rejections(
-                row["person_id"],
-                names.get(row["person_id"], ""),
-                row["approved"] or 0,
-                row["rejected"] or 0,
-            )
-            for row in sorted(by_person, key=lambda row: row["person_id"])
+            Rejections(person, names.get(person, ""), int(approved or 0), int(rejected or 0))
+            for person, approved, rejected in by_person
         ],
     )
 
 
-def _class_row(label: Label, row: Mapping[str, Any] | None) -> ClassRow:
-    row = row or {}
+def _date(value: date | str) -> date:
+    """A day as the cursor gives it (SQLite: ISO text)."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _class_row(label: Label, row: Sequence[Any] | None) -> ClassRow:
+    images, shapes, *sizes, unknown = row or [0] * (len(SIZE_FIELDS) + 3)
     return ClassRow(
         label=label.pk,
         name=label.name,
         color=label.color,
-        images=row.get("images") or 0,
-        shapes=row.get("shapes") or 0,
-        sizes=[row.get(name) or 0 for name in SIZE_FIELDS],
-        unknown_size=row.get("size_unknown") or 0,
+        images=int(images or 0),
+        shapes=int(shapes or 0),
+        sizes=[int(n or 0) for n in sizes],
+        unknown_size=int(unknown or 0),
     )
 
 

@@ -10,9 +10,17 @@ same code that keeps the label index, in the same transaction:
   rejections (credited to the work's author), verdicts given (to the reviewer) and labeling
   seconds — by one upsert that adds to the row, so people working at once never lose a count.
 
-``recount`` rebuilds the per-task counters of a project from its annotations, in batches: the
-repair tool (``defectlab recount-statistics``) and what migration 0015 runs on existing data.
-Activity is history and cannot be recounted; it starts when the counters do.
+* per project (``Tally``, ``add_tally``): each task's part — its labels' images, shapes and size
+  bins, its tags, its shapes-per-image bin — per status, in slices (``task_slices``): all
+  tasks, those of its assignee (or of nobody), and per label it uses, that label's and that
+  label's with its assignee. Every path that changes a task's annotation, status or assignee
+  moves its part (``TallyChange.task``, ``move_task``, ``moving``), so a statistics filter of
+  statuses, a class and an assignee reads a few dozen rows at any size.
+
+``recount`` rebuilds the per-task counters of a project from its annotations, in batches, then
+its tally (``rebuild_tally``): the repair tool (``defectlab recount-statistics``); migration
+0018 did the same for the data before the counters. Activity is history and cannot be
+recounted; it starts when the counters do.
 """
 
 from __future__ import annotations
