@@ -34,7 +34,9 @@ perf = time.perf_counter
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=200, help="runs of each operation")
-    parser.add_argument("--database-url", default="", help="postgresql://…/bench_… (default SQLite)")
+    parser.add_argument(
+        "--database-url", default="", help="postgresql://…/bench_… (default SQLite)"
+    )
     args = parser.parse_args(argv)
     if args.database_url and (problem := url_problem(args.database_url)):
         parser.error(problem)
@@ -113,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     labels = list(project.labels.order_by("id").values_list("id", flat=True))
     runs = args.runs
-    rows = [NewTask(f"https://cam.example/{i}.jpg", f"{i}.jpg", 2448, 2048) for i in range(4 * runs)]
+    rows = [
+        NewTask(f"https://cam.example/{i}.jpg", f"{i}.jpg", 2448, 2048) for i in range(4 * runs)
+    ]
     add_tasks(project, rows, returning=False)
     tasks = list(Task.objects.filter(project=project).order_by("id"))
 
