@@ -33,7 +33,7 @@ from defectlab.labeling.models import (
 from defectlab.labeling.tasklist import TaskFilter
 from defectlab.labeling.tasks import NewAnnotation, NewTask, add_annotations, add_tasks
 from defectlab.tenancy.roles import Role
-from tests.conftest import Tenant, box, client_for
+from tests.conftest import Tenant, box, client_for, signed_in
 from tests.insight.tally import recounted_tally, stored_tally
 
 pytestmark = pytest.mark.django_db(transaction=False)
@@ -477,3 +477,34 @@ def test_assigning_one_task_through_its_api_moves_it_and_is_audited(tenant: Tena
     assert stored_tally(tenant.project.pk) == recounted_tally(tenant.project.pk)
     outsider = manager.patch(f"/api/tasks/{task.pk}/", {"assignee": 999_999}, format="json")
     assert outsider.status_code == 400
+
+
+def test_per_person_numbers_are_for_reviewers_and_managers_others_see_their_own(
+    tenant: Tenant,
+) -> None:
+    operate(random.Random(12), tenant, 60, tuple(m for m in MOVES if m != "delete"))
+    annotator = tenant.user(Role.ANNOTATOR)
+    url = f"/api/projects/{tenant.project.pk}/statistics/"
+    everyone = client_for(tenant.user(Role.REVIEWER)).get(url).json()
+    people = {row["person"] for row in everyone["throughput"]}
+    assert annotator.pk in people and len(people) > 1  # the reviewer's reviews count too
+    for role in (Role.MANAGER, Role.OWNER):
+        assert client_for(tenant.user(role)).get(url).json()["throughput"] == everyone["throughput"]
+    own = client_for(annotator).get(url).json()
+    assert {row["person"] for row in own["throughput"]} == {annotator.pk}
+    assert [row for row in everyone["throughput"] if row["person"] == annotator.pk] == own[
+        "throughput"
+    ]
+    assert {row["person"] for row in own["rejections_by_person"]} <= {annotator.pk}
+    assert own["rejections_by_class"] == everyone["rejections_by_class"]  # the team's rates
+    assert own["statuses"] == everyone["statuses"]
+    # Asking for a colleague's work as an annotator gives nothing of it.
+    reviewer = tenant.user(Role.REVIEWER).pk
+    theirs = client_for(annotator).get(f"{url}?assignee={reviewer}").json()
+    assert theirs["throughput"] == [] and theirs["rejections_by_person"] == []
+    csv_rows = client_for(annotator).get(url + "?format=csv").content.decode()
+    assert tenant.user(Role.REVIEWER).name not in csv_rows
+    page = signed_in(annotator).get(f"/projects/{tenant.project.pk}/statistics/")
+    assert b'id="statistics-own-work"' in page.content
+    page = signed_in(tenant.user(Role.REVIEWER)).get(f"/projects/{tenant.project.pk}/statistics/")
+    assert b'id="statistics-own-work"' not in page.content

@@ -47,6 +47,8 @@ from defectlab.labeling.models import (
 from defectlab.labeling.tasklist import TaskFilter, task_filter_from
 from defectlab.labeling.tasks import COUNTER
 from defectlab.tenancy.models import User
+from defectlab.tenancy.roles import Can, allows
+from defectlab.tenancy.services import role_in
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -59,6 +61,9 @@ class StatisticsFilter:
     tasks: TaskFilter = field(default_factory=TaskFilter)
     start: date = field(default_factory=lambda: timezone.now().date() - timedelta(DEFAULT_DAYS - 1))
     end: date = field(default_factory=lambda: timezone.now().date())
+    # Whose work the per-person parts show: everyone's (None), or one person's — what someone
+    # who may not review sees (``own_work``): their own, not their colleagues' numbers.
+    only: int | None = None
 
 
 def _day(params: Mapping[str, str], name: str) -> date | None:
@@ -75,10 +80,18 @@ def _day(params: Mapping[str, str], name: str) -> date | None:
         ) from None
 
 
-def statistics_filter_from(params: Mapping[str, str], user: User) -> StatisticsFilter:
+def own_work(project: Project, user: User) -> int | None:
+    """Whose work ``user`` sees per person in ``project``'s statistics: None (everyone's) for
+    reviewers and managers, who judge the work; their own for anyone else."""
+    return None if allows(role_in(user, project.organization_id), Can.REVIEW) else user.pk
+
+
+def statistics_filter_from(
+    params: Mapping[str, str], user: User, project: Project
+) -> StatisticsFilter:
     """The filter a query string asks for: the task list's (``status``, ``assignee``, ``label``,
     ``has_annotation``, ``has_prediction``) and ``start`` / ``end`` (ISO dates; the last 30 days
-    by default)."""
+    by default); the per-person parts as ``user`` may see them (``own_work``)."""
     end = _day(params, "end") or timezone.now().date()
     start = _day(params, "start") or end - timedelta(DEFAULT_DAYS - 1)
     if start > end:
@@ -91,7 +104,7 @@ def statistics_filter_from(params: Mapping[str, str], user: User) -> StatisticsF
             code="invalid_range",
             details={"field": "start"},
         )
-    return StatisticsFilter(task_filter_from(params, user), start, end)
+    return StatisticsFilter(task_filter_from(params, user), start, end, own_work(project, user))
 
 
 # ---------------------------------------------------------------------------- answers
@@ -222,7 +235,7 @@ def _activity(
     """``columns`` summed over the activity rows in the chosen days, grouped by ``group``: the
     rows of people (``people``: the tasks' rows, or the filter's class's), or of the classes
     (every class's rows, or the filter's class's, with or without a person). The assignee
-    filter keeps the person's rows."""
+    filter keeps the person's rows; ``chosen.only`` keeps one person's rows of people."""
     label, person = chosen.tasks.label, chosen.tasks.assignee
     where = ["project_id = %s", "day >= %s", "day <= %s"]
     days = (connection.ops.adapt_datefield_value(day) for day in (chosen.start, chosen.end))
@@ -232,6 +245,9 @@ def _activity(
         params.append(person)
     if people:
         where.append("person_id IS NOT NULL")
+        if chosen.only is not None:
+            where.append("person_id = %s")
+            params.append(chosen.only)
     if label is not None:
         where.append("label_id = %s")
         params.append(label)

@@ -64,12 +64,16 @@ class ProjectStatisticsViewSet(TenantViewSet):
         "`throughput` (per day and person: tasks submitted, verdicts given, their work "
         "approved and rejected, labeling seconds) and `rejections_by_class` / "
         "`rejections_by_person` (approved, rejected, rate). Anyone who may see the project's "
-        "tasks. `?format=csv` answers one table: section, key, detail, value.",
+        "tasks; per person, reviewers and managers see everyone's work, others their own "
+        "(`throughput`, `rejections_by_person`). `?format=csv` answers one table: section, "
+        "key, detail, value.",
     )
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, CsvRenderer])
     def statistics(self, request: Request, pk: str) -> HttpResponseBase:
         project = self.get_object()
-        chosen = statistics.statistics_filter_from(request.query_params, acting_user(request))
+        chosen = statistics.statistics_filter_from(
+            request.query_params, acting_user(request), project
+        )
         found = statistics.statistics(project, chosen)
         if request.accepted_renderer.format == "csv":
             return HttpResponse(

@@ -29,7 +29,7 @@ PEOPLE_SHOWN = 12
 def project_statistics(request: HttpRequest, pk: int) -> HttpResponse:
     project = scoped_or_404(Project.objects.select_related("organization"), request, pk=pk)
     try:
-        chosen = stats.statistics_filter_from(request.GET, acting_user(request))
+        chosen = stats.statistics_filter_from(request.GET, acting_user(request), project)
         found = stats.statistics(project, chosen)
     except DefectLabError as refusal:
         messages.error(request, refusal.message)
