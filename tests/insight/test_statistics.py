@@ -30,7 +30,7 @@ from defectlab.labeling.models import (
     TaskLabel,
     TaskTag,
 )
-from defectlab.labeling.tasklist import TaskFilter
+from defectlab.labeling.tasklist import TaskFilter, task_count
 from defectlab.labeling.tasks import NewAnnotation, NewTask, add_annotations, add_tasks
 from defectlab.tenancy.roles import Role
 from tests.conftest import Tenant, box, client_for, signed_in
@@ -259,8 +259,17 @@ def test_class_and_assignee_filters_read_the_tally_and_equal_a_brute_force_count
         TaskFilter(label=labels[-1], unassigned=True, statuses=["approved"]),
         TaskFilter(assignee=999_999),  # nobody: every count 0
     ]
+    manager_user = tenant.user(Role.MANAGER)
     for task_filter in filters:
-        assert stats.tally_slice(project, task_filter), task_filter  # read from the tally
+        assert task_filter.tally_slice(project), task_filter  # read from the tally
+        # The task table's total under the same filter: exact, from the same slice.
+        params = {"status": ",".join(task_filter.statuses)}
+        if task_filter.label is not None:
+            params["label"] = str(task_filter.label)
+        if task_filter.unassigned or task_filter.assignee is not None:
+            params["assignee"] = "none" if task_filter.unassigned else str(task_filter.assignee)
+        matching = task_filter.apply(Task.objects.filter(project=project)).count()
+        assert task_count(project, params, manager_user) == (matching, False), task_filter
         found = stats.statistics(project, stats.StatisticsFilter(task_filter))
         expected = python_statistics(tenant, task_filter)
         assert found.statuses == expected["statuses"], task_filter
@@ -282,13 +291,13 @@ def test_a_project_before_the_slices_sums_the_task_counters_until_recounted(
     Tally.objects.filter(project=project).exclude(slice="").delete()
     project.__class__.objects.filter(pk=project.pk).update(tally_sliced=False)
     project.refresh_from_db()
-    assert stats.tally_slice(project, chosen.tasks) is None
-    assert stats.tally_slice(project, TaskFilter(statuses=["new"])) == ""
+    assert chosen.tasks.tally_slice(project) is None
+    assert TaskFilter(statuses=["new"]).tally_slice(project) == ""
     assert stats.as_json(stats.statistics(project, chosen)) == sliced
     recount(project.pk)
     project.refresh_from_db()
     assert project.tally_sliced
-    assert stats.tally_slice(project, chosen.tasks) == f"l{tenant.label.pk}"
+    assert chosen.tasks.tally_slice(project) == f"l{tenant.label.pk}"
     assert stats.as_json(stats.statistics(project, chosen)) == sliced
 
 

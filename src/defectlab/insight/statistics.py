@@ -33,7 +33,7 @@ from django.utils.translation import gettext as _
 
 from defectlab.api import spreadsheet_safe
 from defectlab.errors import Invalid
-from defectlab.labeling.counters import SHAPES_CAP, SIZE_EDGES, SIZE_FIELDS, slice_key
+from defectlab.labeling.counters import SHAPES_CAP, SIZE_EDGES, SIZE_FIELDS
 from defectlab.labeling.models import (
     Activity,
     Label,
@@ -292,10 +292,10 @@ def queries(
 ) -> dict[str, Query]:
     """Each part's aggregate query, by part name. Under a filter of statuses, a class and an
     assignee (in any mix, or none) the project's tally answers the task parts: the rows of the
-    filter's slice (``tally_slice``), summed over the statuses chosen (``TALLIED``, one query for
-    them all); the statuses too, from the shapes-per-image rows (without a class or assignee:
-    from the project's status counters). Other filters sum the per-task counters."""
-    slice_ = tally_slice(project, chosen.tasks)
+    filter's slice (``TaskFilter.tally_slice``), summed over the statuses chosen (``TALLIED``,
+    one query for them all); the statuses too, from the shapes-per-image rows (without a class
+    or assignee: from the project's status counters). Other filters sum the per-task counters."""
+    slice_ = chosen.tasks.tally_slice(project)
     if slice_ is None:
         return {part: PARTS[part](project, chosen) for part in parts}
     found = {part: PARTS[part](project, chosen) for part in parts if part in ACTIVITY_PARTS}
@@ -317,18 +317,6 @@ def queries(
             params,
         )
     return found
-
-
-def tally_slice(project: Project, task_filter: TaskFilter) -> str | None:
-    """The slice of the project's tally that holds the task parts under ``task_filter``: a filter
-    of statuses, a class and an assignee (or nobody), in any mix; None for the others (annotated,
-    predicted), and for a class or assignee while the project's slices are not counted yet
-    (``Project.tally_sliced``)."""
-    if task_filter.has_annotation is not None or task_filter.has_prediction is not None:
-        return None
-    person = 0 if task_filter.unassigned else task_filter.assignee
-    key = slice_key(task_filter.label, person)
-    return key if not key or project.tally_sliced else None
 
 
 TALLIED = ("classes", "tags", "shapes_per_image")

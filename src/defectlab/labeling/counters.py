@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -283,6 +284,15 @@ def add_tally(project_id: int, change: Mapping[tuple[str, str, str, str], int]) 
                 f"DO UPDATE SET count = {table}.count + excluded.count",
                 [value for row in part for value in (project_id, *row)],
             )
+
+
+def tally_tasks(project_id: int, slice_: str, statuses: Sequence[str] = ()) -> int:
+    """How many of the project's tasks a slice holds (of ``statuses``; all: every status):
+    the sum of its shapes-per-image rows."""
+    rows = Tally.objects.filter(project_id=project_id, slice=slice_, part="per_image")
+    if statuses:
+        rows = rows.filter(status__in=list(statuses))
+    return int(rows.aggregate(n=Sum("count"))["n"] or 0)
 
 
 TALLY_IDS = 5000  # task ids a query of ``tally_of`` names at most

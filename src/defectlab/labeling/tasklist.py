@@ -18,6 +18,7 @@ from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid
+from defectlab.labeling.counters import slice_key, tally_tasks
 from defectlab.labeling.models import Project, Task, TaskLabel, TaskStatus
 from defectlab.labeling.tasks import COUNTER
 from defectlab.params import (
@@ -57,6 +58,16 @@ class TaskFilter:
         if self.has_prediction is not None:
             fields["has_prediction"] = self.has_prediction
         return Q(**{prefix + name: value for name, value in fields.items()})
+
+    def tally_slice(self, project: Project) -> str | None:
+        """The slice of the project's statistics tally that counts exactly the tasks this filter
+        matches, per status (``labeling.counters``): any mix of statuses, a class and an
+        assignee (or nobody). None for the annotated and predicted filters, and for a class or
+        an assignee while the project's slices are not counted (``Project.tally_sliced``)."""
+        if self.has_annotation is not None or self.has_prediction is not None:
+            return None
+        key = slice_key(self.label, 0 if self.unassigned else self.assignee)
+        return key if not key or project.tally_sliced else None
 
     def apply(self, queryset: QuerySet[Task]) -> QuerySet[Task]:
         queryset = queryset.filter(self.conditions())
@@ -350,12 +361,15 @@ COUNT_CAP = 10_000  # beyond this a count would scan too much to answer at once:
 
 def task_count(project: Project, params: Mapping[str, str], user: User) -> tuple[int, bool]:
     """How many of the project's tasks the query string's filters match, and whether there are
-    more than that (past ``COUNT_CAP``). Without filters, or by status alone, the stored counters
-    answer exactly and at once."""
+    more than that (past ``COUNT_CAP``). Without filters, by status, class and assignee, the
+    stored counters answer exactly and at once (the annotated and predicted filters count)."""
     task_filter = task_filter_from(params, user)
     if task_filter == TaskFilter(statuses=task_filter.statuses):
         statuses = set(task_filter.statuses) or set(TaskStatus.values)
         return sum(getattr(project, COUNTER[TaskStatus(status)]) for status in statuses), False
+    slice_ = task_filter.tally_slice(project)
+    if slice_ is not None:  # a class and / or an assignee: the tally's slice counts them
+        return tally_tasks(project.pk, slice_, task_filter.statuses), False
     # In a list's index order, so the count walks the filter's index to the cap rather than a
     # plan made for "all of the project" (a sequential scan of every project's tasks).
     matching: QuerySet[Any]
