@@ -1,7 +1,8 @@
 """What keeping the statistics tally costs the paths people use: a first save, a resave, a submit,
 a review and a bulk assignment, each timed with the tally kept and, as the reference in the same
 run, with the tally's upkeep switched off (``counters.TallyChange.task``, ``add_tally`` and
-``moving`` made no-ops; everything else those paths do is the same).
+``moving`` made no-ops; everything else those paths do is the same, the reads of the task's
+labels and tags too).
 
     .venv/bin/python bench/counters.py                          # SQLite
     .venv/bin/python bench/counters.py --database-url postgresql://root@127.0.0.1:5432/bench_counters

@@ -171,3 +171,74 @@ def test_assigning_while_people_save_and_review_keeps_the_slices() -> None:
     assert at_once(work) == []
     assert stored_tally(t.project.pk) == recounted_tally(t.project.pk)
     assert any(key[0].startswith("l") and "a" in key[0] for key in stored_tally(t.project.pk))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_image_size_learned_while_someone_saves_does_not_deadlock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reviewer's repro: a save holds its task and the project's row and is about to add to
+    the tally; meanwhile another task's image size is replaced (storage sync), which moves that
+    task's size bins in the tally. That path took a tally row, then its new row's foreign key
+    check waited for the project's row the save held, while the save waited for the tally row:
+    deadlock. Every tally write now takes the project's row first."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite serializes all writers, so a race proves nothing")
+    from defectlab.labeling.models import Annotation
+    from defectlab.labeling.sizes import replace_size
+    from defectlab.labeling.tasks import NewTask, add_tasks
+
+    t = make_tenant("SizeRace", tasks=1)
+    annotator = t.user(Role.ANNOTATOR)
+    x, y = add_tasks(
+        t.project,
+        [
+            NewTask("https://x.test/x.png", "x.png", 100, 100),
+            NewTask("https://x.test/y.png", "y.png", 100, 100),
+        ],
+    )
+    for task in (x, y):
+        workflow.save_annotation(
+            task, annotator, base_version=None, shapes=[box(t.label, 1, 1, 11, 11)]
+        )
+    holding, go = threading.Event(), threading.Event()
+    real = workflow.add_tally
+
+    def slow_add(project_id: int, change: object) -> None:
+        if threading.current_thread().name == "saver":  # the project's row held by now
+            holding.set()
+            go.wait(10)
+        real(project_id, change)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workflow, "add_tally", slow_add)
+    failures: list[BaseException] = []
+
+    def saver() -> None:
+        try:
+            version = Annotation.objects.get(task=y).version
+            two = [box(t.label, 1, 1, 11, 11), box(t.label, 2, 2, 12, 12)]
+            workflow.save_annotation(y, annotator, base_version=version, shapes=two)
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            connection.close()
+
+    def sizer() -> None:
+        try:
+            replace_size(x.pk, (1000, 1000))
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            connection.close()
+
+    saving = threading.Thread(target=saver, name="saver")
+    saving.start()
+    assert holding.wait(10)
+    sizing = threading.Thread(target=sizer)
+    sizing.start()
+    time.sleep(1.0)  # the sizes path reaches its tally write and waits
+    go.set()
+    saving.join(30)
+    sizing.join(30)
+    assert failures == []
+    assert stored_tally(t.project.pk) == recounted_tally(t.project.pk)

@@ -3,6 +3,7 @@ real operations, and every part of the statistics equals a brute-force count in 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import random
@@ -26,12 +27,14 @@ from defectlab.labeling.models import (
     Annotation,
     Review,
     Tally,
+    TallySlice,
     Task,
     TaskLabel,
     TaskTag,
 )
-from defectlab.labeling.tasklist import TaskFilter, task_count
+from defectlab.labeling.tasklist import TaskFilter, task_count, task_filter_from
 from defectlab.labeling.tasks import NewAnnotation, NewTask, add_annotations, add_tasks
+from defectlab.tenancy.models import Membership, User
 from defectlab.tenancy.roles import Role
 from tests.conftest import Tenant, box, client_for, signed_in
 from tests.insight.tally import recounted_tally, stored_tally
@@ -288,7 +291,7 @@ def test_a_project_before_the_slices_sums_the_task_counters_until_recounted(
     chosen = stats.StatisticsFilter(TaskFilter(label=tenant.label.pk))
     sliced = stats.as_json(stats.statistics(project, chosen))
     # As after the upgrade that added the slices: only the slice of all tasks was counted.
-    Tally.objects.filter(project=project).exclude(slice="").delete()
+    TallySlice.objects.filter(project=project).delete()
     project.__class__.objects.filter(pk=project.pk).update(tally_sliced=False)
     project.refresh_from_db()
     assert chosen.tasks.tally_slice(project) is None
@@ -517,3 +520,82 @@ def test_per_person_numbers_are_for_reviewers_and_managers_others_see_their_own(
     assert b'id="statistics-own-work"' in page.content
     page = signed_in(tenant.user(Role.REVIEWER)).get(f"/projects/{tenant.project.pk}/statistics/")
     assert b'id="statistics-own-work"' not in page.content
+
+
+def test_assignee_zero_is_nobody_s_id_not_the_unassigned(tenant: Tenant) -> None:
+    """A reviewer's repro: ``assignee=0`` named the unassigned slice ("a0"); the task table
+    reads it as the person with id 0 (none), so the two must agree: no task."""
+    operate(random.Random(5), tenant, 30, ("save", "submit", "import"))
+    project = tenant.project
+    project.refresh_from_db()
+    chosen = task_filter_from({"assignee": "0"}, tenant.user(Role.MANAGER))
+    assert chosen.apply(Task.objects.filter(project=project)).count() == 0
+    assert stats.statistics(project, stats.StatisticsFilter(chosen)).tasks == 0
+    nobody = TaskFilter(unassigned=True)
+    unassigned = nobody.apply(Task.objects.filter(project=project)).count()
+    assert (
+        unassigned and stats.statistics(project, stats.StatisticsFilter(nobody)).tasks == unassigned
+    )
+
+
+def test_sizes_learned_later_and_next_task_keep_the_slices(tenant: Tenant) -> None:
+    from defectlab.labeling.sizes import note_size, replace_size
+
+    project = tenant.project
+    annotator = tenant.user(Role.ANNOTATOR)
+    (task,) = add_tasks(project, [NewTask("https://x.test/a.png", "a.png")])
+    (task2,) = add_tasks(project, [NewTask("https://x.test/b.png", "b.png", 100, 100)])
+    services.assign_tasks(project, [task.pk, task2.pk], annotator.pk)
+    for one in (task, task2):
+        workflow.save_annotation(
+            one, annotator, base_version=None, shapes=[box(tenant.label, 1, 1, 11, 11)], tags=["OK"]
+        )
+    note_size(Task.objects.get(pk=task.pk), (100, 100))
+    replace_size(task2.pk, (1000, 1000))
+    assert stored_tally(project.pk) == recounted_tally(project.pk)
+    (task3,) = add_tasks(project, [NewTask("https://x.test/c.png", "c.png", 100, 100)])
+    services.assign_tasks(project, [task3.pk], annotator.pk)
+    workflow.next_task(project, annotator)  # new → in progress
+    assert stored_tally(project.pk) == recounted_tally(project.pk)
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_every_mix_of_class_person_and_status_equals_a_brute_force_count(
+    tenant: Tenant, seed: int
+) -> None:
+    """A reviewer's walk: rounds of random operations with assignments to a third person and
+    "next task" for two, the tally checked after each; that person deleted; then every mix of
+    class, person (or nobody) and statuses against a count in Python."""
+    rng = random.Random(seed)
+    extra = User.objects.create_user(f"x{seed}@acme.test", name="X")
+    Membership.objects.create(organization=tenant.organization, user=extra, role=Role.ANNOTATOR)
+    project = tenant.project
+    for round_ in range(5):
+        operate(rng, tenant, 15)
+        ids = list(Task.objects.filter(project=project).values_list("pk", flat=True))
+        if ids:
+            services.assign_tasks(project, rng.sample(ids, min(3, len(ids))), extra.pk)
+        for person in (extra, tenant.user(Role.ANNOTATOR)):
+            with contextlib.suppress(DefectLabError):
+                workflow.next_task(project, person)
+        assert stored_tally(project.pk) == recounted_tally(project.pk), round_
+    extra.delete()
+    assert stored_tally(project.pk) == recounted_tally(project.pk)
+    project.refresh_from_db()
+    labels = list(project.labels.values_list("pk", flat=True))
+    people: list[int | str | None] = [None, tenant.user(Role.ANNOTATOR).pk, "nobody"]
+    for label in [None, *labels]:
+        for person in people:
+            for statuses in ([], ["submitted"], ["approved", "rejected"]):
+                task_filter = TaskFilter(
+                    statuses=statuses,
+                    label=label,
+                    assignee=person if isinstance(person, int) else None,
+                    unassigned=person == "nobody",
+                )
+                found = stats.statistics(project, stats.StatisticsFilter(task_filter))
+                expected = python_statistics(tenant, task_filter)
+                assert found.statuses == expected["statuses"], task_filter
+                assert {row.label: row.shapes for row in found.classes} == expected["shapes"]
+                assert found.tags == expected["tags"], task_filter
+                assert found.shapes_per_image == expected["per_image"], task_filter

@@ -39,6 +39,7 @@ from defectlab.labeling.models import (
     Label,
     Project,
     Tally,
+    TallySlice,
     Task,
     TaskLabel,
     TaskStatus,
@@ -299,12 +300,13 @@ def queries(
     if slice_ is None:
         return {part: PARTS[part](project, chosen) for part in parts}
     found = {part: PARTS[part](project, chosen) for part in parts if part in ACTIVITY_PARTS}
-    where = "project_id = %s AND slice = %s"
-    params: list[Any] = [project.pk, slice_]
+    where, params = "project_id = %s", [project.pk, *([slice_] if slice_ else [])]
+    if slice_:
+        where += " AND slice = %s"
     if chosen.tasks.statuses:
         where += f" AND status IN ({', '.join(['%s'] * len(chosen.tasks.statuses))})"
         params += chosen.tasks.statuses
-    table = connection.ops.quote_name(Tally._meta.db_table)
+    table = connection.ops.quote_name((TallySlice if slice_ else Tally)._meta.db_table)
     if any(part in (*TALLIED, "tally") for part in parts):
         found["tally"] = (
             f"SELECT part, key, SUM(count) FROM {table} WHERE {where} GROUP BY part, key",

@@ -42,7 +42,10 @@ class TaskAdmin(admin.ModelAdmin):
         "has_prediction",
     ]
     list_filter = ["status"]
-    raw_id_fields = ["project", "assignee", "lock_owner"]
+    raw_id_fields = ["project", "lock_owner"]
+    # Kept by the app's own paths, with the counters and the statistics tally that follow them:
+    # an edit here would leave those behind (assign and review in the app instead).
+    readonly_fields = ["status", "assignee", "shape_count", "has_annotation", "has_prediction"]
     show_full_result_count = (
         False  # counting a million rows on every page is what makes admins slow
     )

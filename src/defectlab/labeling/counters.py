@@ -10,7 +10,7 @@ same code that keeps the label index, in the same transaction:
   rejections (credited to the work's author), verdicts given (to the reviewer) and labeling
   seconds — by one upsert that adds to the row, so people working at once never lose a count.
 
-* per project (``Tally``, ``add_tally``): each task's part — its labels' images, shapes and size
+* per project (``Tally``, and ``TallySlice`` for the slices but all; ``add_tally``): each task's part — its labels' images, shapes and size
   bins, its tags, its shapes-per-image bin — per status, in slices (``task_slices``): all
   tasks, those of its assignee (or of nobody), and per label it uses, that label's and that
   label's with its assignee. Every path that changes a task's annotation, status or assignee
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -43,6 +43,7 @@ from defectlab.labeling.models import (
     Annotation,
     Project,
     Tally,
+    TallySlice,
     Task,
     TaskLabel,
     TaskTag,
@@ -210,19 +211,22 @@ def bucket(shape_count: int) -> str:
 # ---------------------------------------------------------------------------- tally
 
 
-def slice_key(label: int | None = None, person: int | None = None) -> str:
+def slice_key(label: int | None = None, person: int | None = None, *, nobody: bool = False) -> str:
     """The name of a tally slice: the tasks using ``label`` (None: any) and assigned to
-    ``person`` (None: anyone; 0: nobody) — ``""``, ``"l3"``, ``"a7"``, ``"l3a0"``."""
-    return ("" if label is None else f"l{label}") + ("" if person is None else f"a{person}")
+    ``person`` (None: anyone), or to nobody — ``""``, ``"l3"``, ``"a7"``, ``"l3an"``. "Nobody"
+    is a key of its own, which no id can make."""
+    assigned = "an" if nobody else "" if person is None else f"a{person}"
+    return ("" if label is None else f"l{label}") + assigned
 
 
 def task_slices(labels: Iterable[int], assignee: int | None) -> list[str]:
     """The slices a task with these labels and this assignee counts in: all tasks, its
-    assignee's, and for each label it uses, the label's and the label's with its assignee."""
+    assignee's (or nobody's), and for each label it uses, the label's and the label's with its
+    assignee."""
     return [
-        slice_key(label, person)
+        key
         for label in (None, *sorted(set(labels)))
-        for person in (None, assignee or 0)
+        for key in (slice_key(label), slice_key(label, assignee, nobody=assignee is None))
     ]
 
 
@@ -267,21 +271,39 @@ class TallyChange(Counter[tuple[str, str, str, str]]):
 
 
 def add_tally(project_id: int, change: Mapping[tuple[str, str, str, str], int]) -> None:
-    """Add ``change`` to the project's tally: one ``INSERT … ON CONFLICT DO UPDATE`` adding to
-    the rows, in (slice, status, part, key) order, so that people saving at once queue for each
-    row in the same order (no deadlock) and no count is lost."""
+    """Add ``change`` to the project's tally — the slice of all tasks in ``Tally``, the others in
+    ``TallySlice`` — by ``INSERT … ON CONFLICT DO UPDATE`` statements adding to the rows, in
+    (slice, status, part, key) order, so that people saving at once queue for each row in the
+    same order (no deadlock) and no count is lost."""
     rows = sorted((*key, amount) for key, amount in change.items() if amount)
     if not rows:
         return
-    table = connection.ops.quote_name(Tally._meta.db_table)
+    # The project's row first (a no-op for a save, which locked it with its task): a new tally
+    # row's foreign key check needs it, and taken after a tally row that made a deadlock with a
+    # save holding the project and waiting for the row (image sizes learned, assignments).
+    list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk"))
+    everything = [row[1:] for row in rows if not row[0]]
+    sliced = [row for row in rows if row[0]]
+    _upsert(Tally, ("project_id", "status", "part", "key"), project_id, everything)
+    _upsert(TallySlice, ("project_id", "slice", "status", "part", "key"), project_id, sliced)
+
+
+def _upsert(
+    model: type[Tally] | type[TallySlice],
+    keys: tuple[str, ...],
+    project_id: int,
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join((*keys, "count"))
+    places = "(" + ", ".join(["%s"] * (len(keys) + 1)) + ")"
     for start in range(0, len(rows), 300):
         part = rows[start : start + 300]
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(part))
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} (project_id, slice, status, part, key, count) "
-                f"VALUES {values} ON CONFLICT (project_id, slice, status, part, key) "
-                f"DO UPDATE SET count = {table}.count + excluded.count",
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([places] * len(part))} "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET count = "
+                f"{table}.count + excluded.count",
                 [value for row in part for value in (project_id, *row)],
             )
 
@@ -289,7 +311,11 @@ def add_tally(project_id: int, change: Mapping[tuple[str, str, str, str], int]) 
 def tally_tasks(project_id: int, slice_: str, statuses: Sequence[str] = ()) -> int:
     """How many of the project's tasks a slice holds (of ``statuses``; all: every status):
     the sum of its shapes-per-image rows."""
-    rows = Tally.objects.filter(project_id=project_id, slice=slice_, part="per_image")
+    rows: QuerySet[Any] = (
+        TallySlice.objects.filter(project_id=project_id, slice=slice_)
+        if slice_
+        else Tally.objects.filter(project_id=project_id)
+    ).filter(part="per_image")
     if statuses:
         rows = rows.filter(status__in=list(statuses))
     return int(rows.aggregate(n=Sum("count"))["n"] or 0)
@@ -340,8 +366,8 @@ def _tally_rows(change: TallyChange, project_id: int, ids: Sequence[int] | None)
                 )
                 for status, assignee, sliced_label, key, number, *counts in cursor.fetchall():
                     for slice_ in (
-                        slice_key(sliced_label, None),
-                        slice_key(sliced_label, assignee or 0),
+                        slice_key(sliced_label),
+                        slice_key(sliced_label, assignee, nobody=assignee is None),
                     ):
                         _tally_row(change, slice_, status, part, key, number, counts)
 
@@ -368,11 +394,7 @@ def _tally_row(
 @contextmanager
 def moving(project_id: int, task_ids: Sequence[int]) -> Iterator[None]:
     """Around a change of these tasks' statuses or assignees in bulk (the tasks locked, in the
-    caller's transaction): the project's tally moves by their part before and after. The
-    project's row is locked first, after the tasks, as a delete does: a save holds it (it locks
-    its task with its project) while it adds to the tally, and a new tally row's foreign key
-    check would wait for it — taken after a tally row, that made a deadlock."""
-    list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk"))
+    caller's transaction): the project's tally moves by their part before and after."""
     before = tally_of(project_id, task_ids)
     yield
     after = tally_of(project_id, task_ids)
@@ -502,6 +524,7 @@ def recount(project_id: int, *, batch: int = RECOUNT_BATCH) -> int:
                 task.pk: task
                 for task in Task.objects.select_for_update()
                 .filter(pk__in=ids)
+                .order_by("id")  # in id order, as every other locker of many tasks
                 .only("id", "project_id", "width", "height", "shape_count")
             }
             annotations = dict(
@@ -521,6 +544,7 @@ def rebuild_tally(project_id: int) -> None:
     with transaction.atomic():
         list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk"))
         Tally.objects.filter(project_id=project_id).delete()
+        TallySlice.objects.filter(project_id=project_id).delete()
         add_tally(project_id, tally_of(project_id))
         Project.objects.filter(pk=project_id).update(tally_sliced=True)
 

@@ -312,16 +312,34 @@ class TaskTag(models.Model):
 class Tally(models.Model):
     """A project's statistics counted per task status, so that its statistics without a filter,
     or filtered by status alone, read a few dozen rows, not every task (labeling.counters.
-    add_tally): per slice of the tasks (all, per class, per assignee, per class and assignee),
-    per status, ``part`` and ``key`` —
+    add_tally): per status of the tasks, ``part`` and ``key`` —
     ``images`` and ``shapes`` per label id, ``size`` per "label:bin" (bin ``u``: size unknown),
     ``tag`` per tag name, ``per_image`` per shape count (0 … 10, 10 meaning 10 or more)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
-    # Which tasks: "" all, "l3" those using label 3, "a7" those assigned to user 7 ("a0":
-    # to nobody), "l3a7" both (labeling.counters.slice_key): a class or assignee filter reads it.
-    slice = models.CharField(max_length=40, default="")
     status = models.CharField(max_length=16)  # of the tasks counted: a status filter reads it
+    part = models.CharField(max_length=12)
+    key = models.CharField(max_length=64)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "status", "part", "key"], name="tally_unique"
+            )
+        ]
+
+
+class TallySlice(models.Model):
+    """The tally (``Tally``) of a slice of a project's tasks, so that a filter of a class, an
+    assignee and statuses reads a few dozen rows too: ``slice`` "l3" the tasks using label 3,
+    "a7" those assigned to user 7 ("an": to nobody), "l3a7" both (labeling.counters.slice_key).
+    A table of its own, so that a release before the slices keeps its saves working on
+    ``Tally`` while a rolling upgrade runs."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    slice = models.CharField(max_length=40)
+    status = models.CharField(max_length=16)
     part = models.CharField(max_length=12)
     key = models.CharField(max_length=64)
     count = models.BigIntegerField(default=0)

@@ -66,7 +66,10 @@ class TaskFilter:
         an assignee while the project's slices are not counted (``Project.tally_sliced``)."""
         if self.has_annotation is not None or self.has_prediction is not None:
             return None
-        key = slice_key(self.label, 0 if self.unassigned else self.assignee)
+        if self.unassigned:
+            key = slice_key(self.label, nobody=True)
+        else:
+            key = slice_key(self.label, self.assignee)
         return key if not key or project.tally_sliced else None
 
     def apply(self, queryset: QuerySet[Task]) -> QuerySet[Task]:

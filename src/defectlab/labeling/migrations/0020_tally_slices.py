@@ -1,8 +1,10 @@
-"""The tally per class and assignee too (``Tally.slice``): the rows there are the slice of all
-tasks (""). An existing project's class and assignee slices are not counted here — that reads
-every task — but by ``defectlab recount-statistics``; until then ``Project.tally_sliced`` is off
-and its filtered statistics sum the per-task counters, as before. New projects start sliced."""
+"""The tally per class and assignee too (``TallySlice``), in a table of its own: the release
+before it keeps saving into ``Tally`` while a rolling upgrade runs. An existing project's slices
+are not counted here — that reads every task — but by ``defectlab recount-statistics``; until
+then ``Project.tally_sliced`` is off and its class and assignee filters sum the per-task
+counters, as before. New projects start sliced."""
 
+import django.db.models.deletion
 from django.db import migrations, models
 
 
@@ -20,16 +22,37 @@ class Migration(migrations.Migration):
             name="tally_sliced",
             field=models.BooleanField(default=True, editable=False),
         ),
-        migrations.RemoveConstraint(model_name="tally", name="tally_unique"),
-        migrations.AddField(
-            model_name="tally",
-            name="slice",
-            field=models.CharField(default="", max_length=40),
-        ),
-        migrations.AddConstraint(
-            model_name="tally",
-            constraint=models.UniqueConstraint(
-                fields=("project", "slice", "status", "part", "key"), name="tally_slice_unique"
-            ),
+        migrations.CreateModel(
+            name="TallySlice",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slice", models.CharField(max_length=40)),
+                ("status", models.CharField(max_length=16)),
+                ("part", models.CharField(max_length=12)),
+                ("key", models.CharField(max_length=64)),
+                ("count", models.BigIntegerField(default=0)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="labeling.project",
+                    ),
+                ),
+            ],
+            options={
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("project", "slice", "status", "part", "key"),
+                        name="tally_slice_unique",
+                    )
+                ],
+            },
         ),
     ]
