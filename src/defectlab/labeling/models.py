@@ -65,8 +65,9 @@ class Project(models.Model):
     # Set when someone deletes the project; the project deletion job finishes the work.
     deleting_since = models.DateTimeField(null=True, blank=True, editable=False)
     # Whether its tally holds the class and assignee slices (labeling.counters.rebuild_tally):
-    # a project from before them has it off until ``defectlab recount-statistics``.
-    tally_sliced = models.BooleanField(default=True, editable=False)
+    # a project from before them has it off until ``defectlab recount-statistics``, and so does
+    # one the release before made during a rolling upgrade (the database's default).
+    tally_sliced = models.BooleanField(default=True, db_default=False, editable=False)
 
     all_objects = models.Manager()
     objects = LiveProjects()

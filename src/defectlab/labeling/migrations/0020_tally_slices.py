@@ -2,7 +2,8 @@
 before it keeps saving into ``Tally`` while a rolling upgrade runs. An existing project's slices
 are not counted here — that reads every task — but by ``defectlab recount-statistics``; until
 then ``Project.tally_sliced`` is off and its class and assignee filters sum the per-task
-counters, as before. New projects start sliced."""
+counters, as before. New projects start sliced; one the release before makes while a rolling
+upgrade runs gets the database's default, not sliced."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -15,12 +16,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="project",
             name="tally_sliced",
-            field=models.BooleanField(default=False, editable=False),
+            field=models.BooleanField(db_default=False, default=False, editable=False),
         ),
         migrations.AlterField(
             model_name="project",
             name="tally_sliced",
-            field=models.BooleanField(default=True, editable=False),
+            field=models.BooleanField(db_default=False, default=True, editable=False),
         ),
         migrations.CreateModel(
             name="TallySlice",
