@@ -6,7 +6,8 @@ the project's prediction shapes by that mapping.
 A class the mapping does not name goes to the project label of the same name (case aside),
 else is left out; the mapping may also say "none" (None) for a class. A polygon on a project
 without polygons is proposed as its box, a box on a project of polygons only as its four
-corners; the label's attributes get their defaults."""
+corners; the label's attributes get their defaults. Classes that become one label are one
+class for NMS: of their overlapping boxes only the best is proposed."""
 
 from __future__ import annotations
 
@@ -165,9 +166,14 @@ class Proposer:
         self.boxes = "box" in project.shape_types
         self.polygons = "polygon" in project.shape_types
 
-    def shapes(self, found: Detections, width: int, height: int) -> list[dict[str, Any]]:
+    def shapes(
+        self, found: Detections, width: int, height: int, *, iou: float
+    ) -> list[dict[str, Any]]:
+        """The proposals of ``found``; classes that become one label are suppressed among
+        themselves first by NMS at ``iou``, the IoU the engine ran with (`Detections.merged_by`):
+        two classes' boxes on one defect are proposed once."""
         proposed = []
-        for shape in found.shapes():
+        for shape in found.merged_by(self.labels, iou).shapes():
             label = self.labels[shape.label] if 0 <= shape.label < len(self.labels) else None
             if label is None:
                 continue

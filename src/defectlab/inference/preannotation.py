@@ -267,7 +267,9 @@ class VersionRun:
                     continue
                 if not size_known(task):
                     note_size(task, (result.width, result.height))
-                yield self.proposer.shapes(result, task.width or 0, task.height or 0)
+                yield self.proposer.shapes(
+                    result, task.width or 0, task.height or 0, iou=self.detector.iou
+                )
 
 
 class BackendRun:

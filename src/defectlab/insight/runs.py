@@ -159,8 +159,11 @@ class Collector:
         return truths
 
     def _predictions(self, result: Detections) -> list[Box]:
+        """The detections as boxes of the labels their classes become; classes that become one
+        label are suppressed among themselves at the run's IoU first (`Detections.merged_by`),
+        so a second class's box on one defect is no false positive."""
         boxes = []
-        for shape in result.shapes():
+        for shape in result.merged_by(self.classes, self.evaluation.iou).shapes():
             label = self.classes[shape.label] if 0 <= shape.label < len(self.classes) else None
             if label is None:
                 continue

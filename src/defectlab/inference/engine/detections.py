@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from defectlab.geometry import MIN_EXTENT, Shape, ShapeError
+from defectlab.inference.engine.decode import nms
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,46 @@ class Detections:
 
     def name(self, index: int) -> str:
         return self.names[index] if 0 <= index < len(self.names) else f"class {index}"
+
+    def merged_by(self, groups: Sequence[int | None], iou: float) -> Detections:
+        """These detections with NMS run again within each group of classes that share one
+        (``groups[class index]``, e.g. the project label two model classes both become), as
+        the engine's per-class NMS would have run had they been one class: greedy, best score
+        first, a detection dropped when its box's IoU with a kept one of its group is above
+        ``iou`` (the request's; polygons go by their boxes, as in the engine). A class alone in
+        its group, in group None or beyond ``groups`` is untouched; the order (best first),
+        timings and tiles stay. Itself when nothing goes, at once when no group holds two
+        classes (a one-to-one mapping).
+
+        Run after the engine's NMS, not instead of it: a detection the engine's NMS dropped
+        for its own class no longer suppresses anything here. End-to-end layouts, which the
+        engine does not suppress, are suppressed here within shared groups all the same."""
+        members: dict[int, list[int]] = {}
+        for kind, group in enumerate(groups):
+            if group is not None:
+                members.setdefault(group, []).append(kind)
+        shared = [classes for classes in members.values() if len(classes) > 1]
+        if not shared or len(self) < 2:
+            return self
+        keep = np.ones(len(self), dtype=bool)
+        for classes in shared:
+            inside = np.flatnonzero(np.isin(self.classes, classes))
+            if inside.size < 2:
+                continue
+            kept = nms(self.boxes[inside], self.scores[inside], iou)
+            keep[inside] = False
+            keep[inside[kept]] = True
+        if keep.all():
+            return self
+        index = np.flatnonzero(keep)
+        polygons = None if self.polygons is None else tuple(self.polygons[i] for i in index)
+        return replace(
+            self,
+            boxes=self.boxes[index],
+            scores=self.scores[index],
+            classes=self.classes[index],
+            polygons=polygons,
+        )
 
     def shapes(self) -> list[Shape]:
         """The detections as shapes: a polygon where the model gave a usable outline, else the
