@@ -483,9 +483,18 @@ def import_urls(project_id: int, listing: str, email: str | None) -> None:
 
 @main.command(name="recount-statistics")
 @click.option("--project", "project_id", type=int, default=None, help="Only this project.")
-def recount_statistics(project_id: int | None) -> None:
+@click.option(
+    "--activity",
+    is_flag=True,
+    help="Also rebuild the daily activity (throughput, lead time, verdicts per person) from the "
+    "saved versions, the audit trail's submissions and the reviews, replacing the project's "
+    "activity rows. History the database no longer holds is not recounted: work on deleted "
+    "tasks, submissions whose audit rows are gone (retention), people deleted since.",
+)
+def recount_statistics(project_id: int | None, activity: bool) -> None:
     """Rebuild the stored statistics counters from the annotations (a repair tool)."""
     _django()
+    from defectlab.labeling.activity import rebuild_activity
     from defectlab.labeling.counters import recount
     from defectlab.labeling.models import Project
 
@@ -495,7 +504,10 @@ def recount_statistics(project_id: int | None) -> None:
         if not projects.exists():
             raise click.ClickException(f"No project {project_id}.")
     for project in projects:
-        click.echo(f"Project {project.pk} ({project.name}): {recount(project.pk):,} tasks counted.")
+        line = f"Project {project.pk} ({project.name}): {recount(project.pk):,} tasks counted"
+        if activity:
+            line += f", {rebuild_activity(project.pk):,} activity rows from history"
+        click.echo(line + ".")
 
 
 @main.command()

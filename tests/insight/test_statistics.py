@@ -15,8 +15,8 @@ import pytest
 from defectlab.errors import DefectLabError
 from defectlab.insight import statistics as stats
 from defectlab.labeling import services, workflow
+from defectlab.labeling.activity import MAX_LEAD_TIME
 from defectlab.labeling.counters import (
-    MAX_LEAD_TIME,
     SHAPES_CAP,
     label_counts,
     recount,

@@ -8,7 +8,7 @@ from django.utils import translation
 
 from defectlab.insight import statistics as stats
 from defectlab.labeling import workflow
-from defectlab.labeling.counters import credit
+from defectlab.labeling.activity import credit
 from defectlab.tenancy.models import Role, User
 from defectlab.web.statistics import PEOPLE_SHOWN, activity_charts, most_judged
 from tests.conftest import Tenant, box, signed_in

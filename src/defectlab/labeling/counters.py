@@ -6,21 +6,19 @@ same code that keeps the label index, in the same transaction:
   from 10⁻⁶ (``SIZE_EDGES``; smaller ones count in the first bin) — or in ``size_unknown``
   while the image's size is not known (re-counted when ``labeling.sizes.note_size`` learns it);
 * per task: ``Task.shape_count``, and its image tags (``TaskTag``, one row per tag);
-* per project, UTC day, person and label (``Activity``, ``credit``): submissions, approvals and
-  rejections (credited to the work's author), verdicts given (to the reviewer) and labeling
-  seconds — by one upsert that adds to the row, so people working at once never lose a count.
-
-* per project (``Tally``, and ``TallySlice`` for the slices but all; ``add_tally``): each task's part — its labels' images, shapes and size
-  bins, its tags, its shapes-per-image bin — per status, in slices (``task_slices``): all
-  tasks, those of its assignee (or of nobody), and per label it uses, that label's and that
-  label's with its assignee. Every path that changes a task's annotation, status or assignee
+* per project, UTC day, person and label (``Activity``): submissions, approvals and rejections
+  (credited to the work's author), verdicts given (to the reviewer) and labeling seconds — kept
+  and rebuilt by ``labeling.activity``;
+* per project (``Tally``; ``TallySlice`` for the slices but all; ``add_tally``): each task's
+  part — its labels' images, shapes and size bins, its tags, its shapes-per-image bin — per
+  status, in slices (``task_slices``): all tasks, those of its assignee (or of nobody), and per
+  label it uses, that label's and that label's with its assignee. Every path that changes a task's annotation, status or assignee
   moves its part (``TallyChange.task``, ``move_task``, ``moving``), so a statistics filter of
   statuses, a class and an assignee reads a few dozen rows at any size.
 
 ``recount`` rebuilds the per-task counters of a project from its annotations, in batches, then
 its tally (``rebuild_tally``): the repair tool (``defectlab recount-statistics``); migration
-0018 did the same for the data before the counters. Activity is history and cannot be
-recounted; it starts when the counters do.
+0018 did the same for the data before the counters.
 """
 
 from __future__ import annotations
@@ -34,12 +32,8 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import QuerySet, Sum
-from django.utils import timezone
-from django.utils.translation import gettext as _
 
-from defectlab.errors import Invalid
 from defectlab.labeling.models import (
-    Activity,
     Annotation,
     Project,
     Tally,
@@ -400,103 +394,6 @@ def moving(project_id: int, task_ids: Sequence[int]) -> Iterator[None]:
     after = tally_of(project_id, task_ids)
     after.subtract(before)
     add_tally(project_id, after)
-
-
-# ---------------------------------------------------------------------------- activity
-
-ACTIVITY_COUNTS = ("submitted", "approved", "rejected", "reviews", "lead_time")
-
-
-def credit(
-    task: Task, person_id: int | None, *, labels: Iterable[int] = (), **counts: float
-) -> None:
-    """Add ``counts`` (of ``ACTIVITY_COUNTS``) to ``person_id``'s activity in the task's project
-    today: on the task's row (no label) and, when ``labels`` are given, on each label's row.
-    One ``INSERT … ON CONFLICT DO UPDATE`` a row, adding to what is there: safe when many people
-    work at once, on SQLite and PostgreSQL. Nobody to credit (work whose author was deleted):
-    the label rows alone, with no person (the per-class numbers still count it)."""
-    if not any(counts.values()):
-        return
-    unknown = set(counts) - set(ACTIVITY_COUNTS)
-    if unknown:
-        raise ValueError(f"unknown activity counts {sorted(unknown)}")
-    day = timezone.now().date()
-    names = [name for name in ACTIVITY_COUNTS if counts.get(name)]
-    table = connection.ops.quote_name(Activity._meta.db_table)
-    columns = ", ".join(
-        ["organization_id", "project_id", "day", "person_id", "label_id", *ACTIVITY_COUNTS]
-    )
-    places = ", ".join(["%s"] * (5 + len(ACTIVITY_COUNTS)))
-    adds = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in names)
-    values = [counts.get(name, 0) for name in ACTIVITY_COUNTS]
-    head = f"INSERT INTO {table} ({columns}) VALUES ({places})"
-    organization, project = task.organization_id, task.project_id
-    day_value = connection.ops.adapt_datefield_value(day)
-    # The row with no person has its own unique index (NULLs are distinct in the others).
-    target = (
-        "(project_id, day, label_id) WHERE label_id IS NOT NULL AND person_id IS NULL"
-        if person_id is None
-        else "(project_id, day, person_id, label_id) WHERE label_id IS NOT NULL"
-    )
-    with connection.cursor() as cursor:
-        if person_id is not None:
-            cursor.execute(
-                f"{head} ON CONFLICT (project_id, day, person_id) WHERE label_id IS NULL "
-                f"DO UPDATE SET {adds}",
-                [organization, project, day_value, person_id, None, *values],
-            )
-        chosen = sorted(set(labels))
-        if chosen:  # every label's row by one statement, in label order
-            rows = ", ".join([f"({places})"] * len(chosen))
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT {target} "
-                f"DO UPDATE SET {adds}",
-                [
-                    value
-                    for label in chosen
-                    for value in (organization, project, day_value, person_id, label, *values)
-                ],
-            )
-
-
-MAX_LEAD_TIME = 86400.0  # seconds: the most one save counts
-
-
-def lead_seconds(value: Any) -> float:
-    """A save's labeling seconds as counted: at least 0 and at most a day (``MAX_LEAD_TIME``) —
-    the client's clock measures it, and one wrong clock must not swamp a person's totals nor
-    overflow the sums; not a finite number: Invalid."""
-    try:
-        seconds = float(value or 0.0)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if not math.isfinite(seconds):
-        raise Invalid(
-            _("The lead time must be a number of seconds."), details={"field": "lead_time"}
-        )
-    return min(max(seconds, 0.0), MAX_LEAD_TIME)
-
-
-def credit_save(
-    task: Task, person_id: int, shapes: Sequence[dict[str, Any]], *, submit: bool, lead_time: float
-) -> None:
-    """A save's activity: its labeling seconds and, when it submits, the submission — on the
-    task's row and on the row of each label its shapes use. A class's labeling seconds are thus
-    those of the saves whose shapes use it, each counted in full (a save with two classes counts
-    toward both: per class they do not add up to the total, which only the task's row holds)."""
-    labels = {shape["label"] for shape in shapes}
-    credit(task, person_id, labels=labels, submitted=int(submit), lead_time=lead_time)
-
-
-def credit_review(
-    task: Task, reviewer_id: int, author_id: int | None, verdict: str, labels: Sequence[int]
-) -> None:
-    """A verdict's activity: one review given, to the reviewer; one approval or rejection, to
-    the work's author; each on the task's row and on the row of each of ``labels`` (the classes
-    of the annotation the verdict is on), so that a class filter keeps the reviews of its work."""
-    credit(task, reviewer_id, labels=labels, reviews=1)
-    approved = verdict == "approve"
-    credit(task, author_id, labels=labels, approved=int(approved), rejected=int(not approved))
 
 
 # ---------------------------------------------------------------------------- recount

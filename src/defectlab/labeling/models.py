@@ -355,7 +355,7 @@ class TallySlice(models.Model):
 
 class Activity(models.Model):
     """What one person did in one project on one UTC day, counted as it happens (labeling.
-    counters.credit): tasks submitted, approved and rejected (credited to the work's author),
+    activity.credit): tasks submitted, approved and rejected (credited to the work's author),
     verdicts given (credited to the reviewer) and seconds of labeling. One row per label the
     work used, and one with no label for the tasks themselves."""
 

@@ -19,7 +19,8 @@ from django.utils.translation import ngettext
 
 from defectlab.errors import Conflict, DefectLabError, Forbidden, Invalid
 from defectlab.geometry import Shape, ShapeError, shapes_from_json, validate_shapes
-from defectlab.labeling.counters import add_tally, credit_review, credit_save, lead_seconds
+from defectlab.labeling.activity import credit_review, credit_save, lead_seconds
+from defectlab.labeling.counters import add_tally
 from defectlab.labeling.models import (
     Annotation,
     AnnotationVersion,
