@@ -209,15 +209,17 @@ def credit_review(
 
 
 def rebuild_activity(project_id: int) -> int:
-    """Replace the project's activity by the one counted from its history (``history``), in one
-    transaction holding nothing but the project's activity rows; how many rows it has. Work
-    credited live while the history is read may be missed on that day's rows: run it when the
-    project is quiet."""
-    organization_id = Project.all_objects.values_list("organization_id", flat=True).get(
-        pk=project_id
-    )
-    rows = history(project_id, organization_id)
+    """Replace the project's activity by the one counted from its history (``history``); how
+    many rows it has. One transaction holding the project's row, as every save and verdict does
+    while it credits: work credited meanwhile waits and lands on the rebuilt rows, none is lost
+    or counted twice (saves in the project wait the few seconds a large history takes)."""
     with transaction.atomic():
+        organization_id = (
+            Project.all_objects.select_for_update()
+            .values_list("organization_id", flat=True)
+            .get(pk=project_id)
+        )
+        rows = history(project_id, organization_id)
         Activity.objects.filter(project_id=project_id).delete()
         add_activity(organization_id, project_id, rows)
     return sum(1 for amounts in rows.values() if any(amounts))
