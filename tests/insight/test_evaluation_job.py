@@ -349,3 +349,30 @@ def test_the_run_uses_the_recorded_iou_and_a_deleted_version_offers_no_retry(
     assert gone.state == EvaluationState.FAILED
     html = signed_in(manager).get(f"/evaluations/{gone.pk}/").content.decode()
     assert 'id="retry-evaluation"' not in html
+    # Nor anywhere else: the API answers 409 with the reason, the job pages show it.
+    assert gone.job_id is not None
+    api = client_for(manager)
+    for language, reason in (
+        ("en", "The model version was deleted: start a new evaluation with another version."),
+        ("zh-hans", "模型版本已被删除：请用其他版本开始新的评估。"),
+    ):
+        signed_in(manager, language)  # the language they chose, which the API speaks too
+        answer = api.post(f"/api/jobs/{gone.job_id}/retry/")
+        assert answer.status_code == 409
+        assert answer.json()["error"] == {"code": "not_retryable", "message": reason}
+    assert Job.objects.get(pk=gone.job_id).state == JobState.FAILED
+    page = signed_in(manager, "en")
+    for url in (f"/evaluations/{gone.pk}/", f"/jobs/{gone.job_id}/"):
+        html = page.get(url).content.decode()
+        assert 'id="retry-refusal"' in html and f"/jobs/{gone.job_id}/retry/" not in html, url
+    rows = page.get(f"/o/{approved_panels.organization_id}/jobs/").content.decode()
+    assert f"/jobs/{gone.job_id}/retry/" not in rows and "start a new evaluation" in rows
+    # The evaluation the first job ran is still there with its version: that job may run again.
+    first = Job.objects.get(pk=evaluation.job_id)
+    Job.objects.filter(pk=first.pk).update(state=JobState.FAILED)
+    assert f"/jobs/{first.pk}/retry/" in page.get(f"/jobs/{first.pk}/").content.decode()
+    # Once the evaluation itself is deleted, its job is not offered again either.
+    evaluations.delete_evaluation(evaluation, manager)
+    answer = api.post(f"/api/jobs/{first.pk}/retry/")
+    assert answer.status_code == 409
+    assert answer.json()["error"]["message"] == "The evaluation was deleted."

@@ -116,6 +116,61 @@ def test_another_organization_sees_nothing(done: Evaluation, other_tenant: Tenan
     assert owner.get(f"/api/evaluations/{theirs.pk}/compare/?with={done.pk}").status_code == 404
 
 
+def test_the_findings_api_keeps_the_kinds_asked_for_page_by_page(
+    done: Evaluation, tenant: Tenant, other_tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from defectlab.insight import api
+
+    kinds = FindingKind.values
+    # Two of each kind: the run's findings, and copies of its first ranked after them.
+    stored = list(Finding.objects.filter(evaluation=done).order_by("rank"))
+    for rank in range(stored[-1].rank + 1, 2 * len(kinds) + 1):
+        copy = Finding.objects.get(pk=stored[0].pk)
+        copy.pk, copy.rank = None, rank
+        copy.save()
+    stored = list(Finding.objects.filter(evaluation=done).order_by("rank"))
+    assert len(stored) == 2 * len(kinds)
+    of_kind: dict[str, list[int]] = {kind: [] for kind in kinds}
+    for index, finding in enumerate(stored):
+        kind = kinds[index % len(kinds)]
+        Finding.objects.filter(pk=finding.pk).update(kind=kind)
+        of_kind[kind].append(finding.rank)
+    monkeypatch.setattr(api, "PAGE", 1)  # every kind's findings over pages of one
+    client = client_for(tenant.user(Role.ANNOTATOR))
+    url = f"/api/evaluations/{done.pk}/findings/"
+
+    def ranks(kind: str) -> list[int]:
+        seen: list[int] = []
+        cursor = None
+        while True:
+            body = client.get(url, {"kind": kind} | ({"cursor": cursor} if cursor else {})).json()
+            assert len(body["results"]) <= 1
+            assert not kind or {row["kind"] for row in body["results"]} <= set(kind.split(","))
+            seen += [row["rank"] for row in body["results"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                return seen
+
+    for kind in kinds:
+        assert ranks(kind) == of_kind[kind], kind
+    assert ranks("extra,missing") == sorted(of_kind["extra"] + of_kind["missing"])
+    assert ranks("") == [finding.rank for finding in stored]
+    refused = client.get(url, {"kind": "extra,nonsense"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["message"] == (
+        "Unknown kind of finding: nonsense. The kinds are "
+        "extra, wrong_class, loose_box, missing, duplicate."
+    )
+    assert error["details"] == {"kinds": list(kinds)}
+    chinese = client.get(url, {"kind": "nonsense"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert chinese.json()["error"]["message"].startswith("未知的发现类型：nonsense。")
+    # Another organization's evaluation stays unseen, whatever the kind asked.
+    stranger = client_for(other_tenant.user(Role.OWNER))
+    for kind in ("extra", "nonsense"):
+        assert stranger.get(url, {"kind": kind}).status_code == 404
+
+
 def canvas_config(page: Any, url: str) -> dict[str, Any]:
     html = page.get(url).content.decode()
     found = re.search(r'<script[^>]*id="workspace-config"[^>]*>(.*?)</script>', html, re.S)
@@ -279,6 +334,10 @@ def test_the_report_page_pages_findings_filters_by_kind_and_says_when_capped(
     assert ranks(page.get(url, {"kind": other}).content.decode()) == [2]
     assert ranks(page.get(url, {"kind": other, "after": 2}).content.decode()) == []
     assert ranks(page.get(url, {"kind": "nonsense"}).content.decode()) == [1]
+    # Several kinds, comma-separated, as the API reads them (one rule: insight.findings).
+    third = next(k for k in FindingKind.values if k not in (stored[0].kind, other))
+    both = page.get(url, {"kind": f"{third},{other}"}).content.decode()
+    assert ranks(both) == [2] and 'id="findings-next"' not in both
     # The run found more than it kept: the page says how many.
     Evaluation.objects.filter(pk=done.pk).update(findings_found=40000)
     html = page.get(url).content.decode()

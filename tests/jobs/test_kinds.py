@@ -75,3 +75,55 @@ def test_pages_and_the_api_name_a_newly_registered_kind_by_its_title(
     assert api.get(f"/api/jobs/{job.pk}/", HTTP_ACCEPT_LANGUAGE="en").json()["title"] == (
         "Dataset import"
     )
+
+
+@pytest.fixture
+def picky() -> Iterator[JobKind]:
+    """A kind that will not run a job again once what it ran on is gone (``params["gone"]``)."""
+    from django.utils.translation import gettext
+
+    def handle(job: Job, progress: Progress) -> dict[str, Any]:
+        return {}
+
+    def refusal(job: Job) -> str | None:
+        return gettext("The model version was deleted.") if job.params.get("gone") else None
+
+    kind = kinds.register(
+        JobKind("picky", gettext_lazy("Dataset import"), handle, retry_refusal=refusal)
+    )
+    yield kind
+    del kinds.KINDS["picky"]
+
+
+def test_a_kind_refuses_to_retry_a_job_with_its_reason_in_the_api_and_on_the_pages(
+    tenant: Tenant, picky: JobKind, django_capture_on_commit_callbacks: Any
+) -> None:
+    manager = tenant.user(Role.MANAGER)
+    gone = Job.objects.create(
+        organization=tenant.organization, kind="picky", state=JobState.FAILED, params={"gone": 1}
+    )
+    kept = Job.objects.create(organization=tenant.organization, kind="picky", state=JobState.FAILED)
+    api = client_for(manager)
+    for language, reason in (
+        ("en", "The model version was deleted."),
+        ("zh-hans", "模型版本已被删除。"),
+    ):
+        answer = api.post(f"/api/jobs/{gone.pk}/retry/", HTTP_ACCEPT_LANGUAGE=language)
+        assert answer.status_code == 409
+        assert answer.json()["error"] == {"code": "not_retryable", "message": reason}
+    gone.refresh_from_db()
+    assert gone.state == JobState.FAILED
+    # The pages show the reason where Retry would be, and Retry only for the other job.
+    page = signed_in(manager, "zh-hans")
+    rows = page.get(f"/o/{tenant.organization.pk}/jobs/").content.decode()
+    assert rows.count(">重试</button>") == 1 and "模型版本已被删除。" in rows
+    assert f'action="/jobs/{kept.pk}/retry/"' in rows
+    assert f'action="/jobs/{gone.pk}/retry/"' not in rows
+    detail = page.get(f"/jobs/{gone.pk}/").content.decode()
+    assert 'id="retry-refusal"' in detail and "/retry/" not in detail
+    refused = page.post(f"/jobs/{gone.pk}/retry/", follow=True).content.decode()
+    assert "模型版本已被删除。" in refused
+    # A job the kind does not refuse is retried as before.
+    with django_capture_on_commit_callbacks():
+        answer = api.post(f"/api/jobs/{kept.pk}/retry/")
+    assert answer.status_code == 200 and answer.json()["state"] == JobState.QUEUED

@@ -5,7 +5,8 @@
   approved annotations, as a job (202; managers);
 * ``GET /api/evaluations/{id}/`` — one evaluation and its report; ``DELETE`` removes it
   (managers);
-* ``GET /api/evaluations/{id}/findings/`` — its label errors, most likely first (paged);
+* ``GET /api/evaluations/{id}/findings/`` — its label errors, most likely first (paged;
+  ``?kind=`` one kind or several, comma-separated);
 * ``GET /api/evaluations/{id}/compare/?with={id}`` — another evaluation of the same project
   against it, per class.
 """
@@ -25,7 +26,8 @@ from rest_framework.response import Response
 from defectlab.errors import Invalid
 from defectlab.inference.models import DetectionModel
 from defectlab.insight import evaluations
-from defectlab.insight.models import Evaluation, Finding
+from defectlab.insight.findings import kinds_asked, of_kinds
+from defectlab.insight.models import Evaluation, Finding, FindingKind
 from defectlab.labeling.api.serializers import ProjectSerializer
 from defectlab.labeling.models import Project
 from defectlab.params import keyset_page, query_int
@@ -269,7 +271,17 @@ class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, Ten
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        parameters=[CURSOR],
+        parameters=[
+            OpenApiParameter(
+                "kind",
+                str,
+                pattern=r"^({0})(,({0}))*$".format("|".join(FindingKind.values)),
+                description="Only findings of this kind, or of these (comma-separated): "
+                "`extra`, `missing`, `wrong_class`, `loose_box`, `duplicate`. An unknown kind "
+                "answers 400.",
+            ),
+            CURSOR,
+        ],
         responses=page_serializer("FindingPageSerializer", FindingSerializer),
     )
     @action(detail=True, methods=["get"])
@@ -277,9 +289,11 @@ class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, Ten
         """The evaluation's label errors, most likely first (`rank` 1), 50 a page: where a
         confident prediction disagrees with the approved annotation (`extra`: the model finds a
         defect the annotation lacks; `wrong_class`; `loose_box`; `missing`: an annotated shape
-        the model does not see; `duplicate`: a second shape on one defect). Boxes are [x1, y1, x2, y2] in image pixels."""
+        the model does not see; `duplicate`: a second shape on one defect). Boxes are [x1, y1, x2, y2] in image pixels.
+        `?kind=` keeps one kind or several (`extra,missing`)."""
         evaluation = self.get_object()
-        rows: QuerySet[Finding] = Finding.objects.filter(evaluation=evaluation)
+        kinds = kinds_asked(request.query_params.get("kind", ""))
+        rows: QuerySet[Finding] = of_kinds(Finding.objects.filter(evaluation=evaluation), kinds)
         page, next_cursor = keyset_page(rows, request.query_params.get("cursor"), PAGE, key="rank")
         return Response(
             {"results": FindingSerializer(page, many=True).data, "next_cursor": next_cursor}

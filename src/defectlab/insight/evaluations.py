@@ -42,7 +42,7 @@ from defectlab.inference.mapping import class_map, project_model
 from defectlab.inference.models import DetectionModel, ModelVersion
 from defectlab.inference.preannotation import resolve_version
 from defectlab.insight.models import Evaluation, EvaluationState
-from defectlab.jobs.models import FINISHED
+from defectlab.jobs.models import FINISHED, Job
 from defectlab.jobs.services import cancel_job, start_job
 from defectlab.labeling.models import Label, Project, Task, TaskStatus
 from defectlab.tenancy.audit import AuditAction
@@ -174,6 +174,17 @@ def delete_evaluation(evaluation: Evaluation, user: User | None) -> None:
             },
         )
         evaluation.delete()
+
+
+def retry_refusal(job: Job) -> str | None:
+    """Why an evaluation's job cannot run again (registered with its kind): the evaluation,
+    or the model version it ran, was deleted since (a retry would fail again). None: it can."""
+    evaluation = Evaluation.objects.filter(pk=job.params.get("evaluation")).first()
+    if evaluation is None:
+        return _("The evaluation was deleted.")
+    if evaluation.version_id is None:
+        return _("The model version was deleted: start a new evaluation with another version.")
+    return None
 
 
 def report_of(evaluation: Evaluation) -> Report | None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
+from defectlab.errors import Invalid
 from defectlab.insight.models import Finding, FindingKind
 from defectlab.labeling.models import Label, Task
 from defectlab.tenancy.roles import Can, allows
@@ -57,6 +59,26 @@ def explain(finding: Finding, names: dict[int, str]) -> str:
             % values
         )
     return _("The annotation has a %(truth)s here that the model does not find.") % values
+
+
+def kinds_asked(raw: str) -> list[str]:
+    """The finding kinds a ``kind`` query names: one (``extra``), several comma-separated
+    (``extra,missing``), or none (empty: every kind). An unknown kind is refused (Invalid,
+    naming the known ones). The report page and the findings API both read ``?kind=`` so."""
+    asked = list(dict.fromkeys(value.strip() for value in raw.split(",") if value.strip()))
+    unknown = [value for value in asked if value not in FindingKind.values]
+    if unknown:
+        raise Invalid(
+            _("Unknown kind of finding: %(kind)s. The kinds are %(kinds)s.")
+            % {"kind": unknown[0], "kinds": ", ".join(FindingKind.values)},
+            details={"kinds": list(FindingKind.values)},
+        )
+    return asked
+
+
+def of_kinds(rows: QuerySet[Finding], kinds: list[str]) -> QuerySet[Finding]:
+    """``rows`` of the ``kinds`` (all of them when none is named)."""
+    return rows.filter(kind__in=kinds) if kinds else rows
 
 
 def label_names_of(task_project_id: int) -> dict[int, str]:

@@ -177,6 +177,9 @@ class JobViewSet(mixins.RetrieveModelMixin, TenantViewSet):
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
         """Run a failed or cancelled job (or one with failed steps) again with the same
-        parameters (whoever started it, or a manager); steps that succeeded are not redone."""
+        parameters (whoever started it, or a manager); steps that succeeded are not redone.
+        409 for a job still going or one that succeeded whole, or one its kind will not run
+        again (a model evaluation whose evaluation or model version was deleted), with the
+        reason."""
         job = services.retry_job(self.get_object(), acting_user(request))
         return Response(JobSerializer(job).data)

@@ -29,6 +29,9 @@ class JobKind:
     # Seconds to wait before attempt ``n + 1`` after attempt ``n`` failed in a way worth
     # retrying; None: Dramatiq's exponential backoff (from one second up to five minutes).
     retry_delay: Callable[[int], float] | None = None
+    # Why a job of this kind that ended cannot be run again (translated: the API's 409 and
+    # the pages say it), or None when it can: what it ran on was deleted since, say.
+    retry_refusal: Callable[[Job], str | None] | None = None
 
 
 KINDS: dict[str, JobKind] = {}
@@ -53,6 +56,14 @@ def retry_delay_ms(name: str, attempts: int) -> int | None:
     if kind is None or kind.retry_delay is None:
         return None
     return max(int(kind.retry_delay(attempts) * 1000), 0)
+
+
+def retry_refusal(job: Job) -> str | None:
+    """Why ``job``'s kind will not run it again (translated), or None when it would."""
+    kind = KINDS.get(job.kind)
+    if kind is None or kind.retry_refusal is None:
+        return None
+    return kind.retry_refusal(job)
 
 
 def title(name: str) -> str:

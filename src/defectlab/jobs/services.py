@@ -77,10 +77,13 @@ def retry_job(job: Job, user: User | None) -> Job:
     """Start a failed or cancelled job again with the same parameters. Handlers that keep
     per-item records (URL imports) skip what already succeeded, so this retries only failures.
     The retried job gets its DEFECTLAB_JOB_MAX_ATTEMPTS again: `attempts` counts this run's."""
-    if not retryable(job):
+    if not may_run_again(job):
         raise Conflict(
             _("Only a failed or cancelled job, or one with failed steps, can be retried.")
         )
+    refusal = kinds.retry_refusal(job)
+    if refusal is not None:
+        raise Conflict(refusal, code="not_retryable")
     with transaction.atomic():
         Job.objects.filter(pk=job.pk).update(
             state=JobState.QUEUED,
@@ -109,7 +112,19 @@ def require_steer(user: Any, job: Job) -> None:
         require(user, job.organization_id, Can.MANAGE_PROJECTS)
 
 
-def retryable(job: Job) -> bool:
+def may_run_again(job: Job) -> bool:
+    """Whether the job ended in a state a retry starts from (failed, cancelled, or succeeded
+    with failed steps); its kind may still refuse (``retry_refusal``)."""
     return job.state in (JobState.FAILED, JobState.CANCELLED) or (
         job.state == JobState.SUCCEEDED and job.failed > 0
     )
+
+
+def retry_refusal(job: Job) -> str | None:
+    """Why a job that ``may_run_again`` still cannot, as its kind says (translated; the pages
+    show it instead of Retry); None when it can, or when its state rules a retry out anyway."""
+    return kinds.retry_refusal(job) if may_run_again(job) else None
+
+
+def retryable(job: Job) -> bool:
+    return may_run_again(job) and kinds.retry_refusal(job) is None

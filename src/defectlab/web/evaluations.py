@@ -21,7 +21,7 @@ from defectlab import charts
 from defectlab.errors import DefectLabError, Invalid
 from defectlab.inference.models import DetectionModel, ModelAlias, VersionState
 from defectlab.insight import evaluations
-from defectlab.insight.findings import explain
+from defectlab.insight.findings import explain, kinds_asked, of_kinds
 from defectlab.insight.models import Evaluation, EvaluationState, FindingKind
 from defectlab.jobs.services import may_steer
 from defectlab.labeling.models import Project
@@ -189,14 +189,18 @@ def report_context(evaluation: Evaluation) -> dict[str, Any]:
 
 
 def findings_context(evaluation: Evaluation, query: Any) -> dict[str, Any]:
-    """A page of the findings (``?kind=`` one kind, ``?after=`` the last rank of the page
-    before: keyset by rank, as the API), how many are kept and whether the run found more."""
-    kind = str(query.get("kind", ""))
-    kind = kind if kind in FindingKind.values else ""
+    """A page of the findings (``?kind=`` one kind or several, as the API reads it; an unknown
+    one shows all; ``?after=`` the last rank of the page before: keyset by rank, as the API),
+    how many are kept and whether the run found more."""
+    try:
+        kinds = kinds_asked(str(query.get("kind", "")))
+    except Invalid:
+        kinds = []
+    kind = ",".join(kinds)
     after = _number(query.get("after")) or 0
     stored = evaluation.findings.all()
     kept = stored.count()
-    rows = stored.filter(kind=kind) if kind else stored
+    rows = of_kinds(stored, kinds)
     page = list(
         rows.filter(rank__gt=after).select_related("task").order_by("rank")[: FINDINGS_SHOWN + 1]
     )

@@ -25,7 +25,9 @@ SHOWN = 50
 
 
 def job_row(job: Job, *, may_steer: bool = False) -> dict[str, Any]:
-    """What the pages show of a job: its name, how far it is, how fast, what may be done."""
+    """What the pages show of a job: its name, how far it is, how fast, what may be done (and
+    why a job that ended cannot be retried, when its kind says so)."""
+    refusal = services.retry_refusal(job)
     return {
         "job": job,
         "kind": kinds.title(job.kind),
@@ -33,7 +35,8 @@ def job_row(job: Job, *, may_steer: bool = False) -> dict[str, Any]:
         "rate": job_rate(job),
         "may_steer": may_steer,
         "finished": job.state in FINISHED,
-        "retryable": services.retryable(job),
+        "retryable": services.may_run_again(job) and refusal is None,
+        "retry_refusal": refusal or "",
     }
 
 
