@@ -4,7 +4,13 @@ ever touched, so a benchmark can never drop a real one."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
 
 
 def url_problem(url: str) -> str | None:
@@ -38,3 +44,38 @@ def recreate_database(url: str, *, drop_only: bool = False) -> None:
         )
         if not drop_only:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+@contextlib.contextmanager
+def throwaway_installation(database_url: str, *, keep: bool = False) -> Iterator[Path]:
+    """Django set up on a throwaway installation, configured the documented way before it
+    starts: a fresh data directory (yielded) and, given ``database_url``, a fresh PostgreSQL
+    database (``recreate_database``); both removed afterwards, or kept and named with
+    ``keep``."""
+    data_dir = Path(tempfile.mkdtemp(prefix="defectlab-bench-"))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "defectlab.settings"
+    os.environ["DEFECTLAB_DATA_DIR"] = str(data_dir)
+    os.environ["DEFECTLAB_SECRET_KEY"] = "bench-only-secret-key-not-for-production-0123456789"
+    os.environ["DEFECTLAB_LOG_FORMAT"] = "text"
+    os.environ["DEFECTLAB_DATABASE_URL"] = database_url
+    os.environ.setdefault("DEFECTLAB_LOG_LEVEL", "WARNING")
+    (data_dir / "static").mkdir()  # whitenoise warns on every request when STATIC_ROOT is missing
+    if database_url:
+        recreate_database(database_url)
+    try:
+        import django
+
+        django.setup()
+        yield data_dir
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if keep:
+            print(
+                f"\nKept {data_dir}" + (f" and database {database_url}." if database_url else ".")
+            )
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            if database_url:
+                recreate_database(database_url, drop_only=True)

@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import shutil
 import statistics as stats
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-from benchdb import recreate_database, url_problem
+from benchdb import throwaway_installation, url_problem
 
 perf = time.perf_counter
 
@@ -46,27 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    data_dir = Path(tempfile.mkdtemp(prefix="defectlab-bench-"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "defectlab.settings"
-    os.environ["DEFECTLAB_DATA_DIR"] = str(data_dir)
-    os.environ["DEFECTLAB_SECRET_KEY"] = "bench-only-secret-key-not-for-production-0123456789"
-    os.environ["DEFECTLAB_DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DEFECTLAB_LOG_LEVEL", "WARNING")
-    (data_dir / "static").mkdir()
-    if args.database_url:
-        recreate_database(args.database_url)
-    try:
-        import django
-
-        django.setup()
+    with throwaway_installation(args.database_url):
         return run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        shutil.rmtree(data_dir, ignore_errors=True)
-        if args.database_url:
-            recreate_database(args.database_url, drop_only=True)
 
 
 @contextlib.contextmanager

@@ -15,18 +15,15 @@ start deep in the project. A report: nothing fails on a slow figure. A throwaway
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchdb import recreate_database, url_problem
+from benchdb import throwaway_installation, url_problem
 
 perf = time.perf_counter
 
@@ -47,29 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    data_dir = Path(tempfile.mkdtemp(prefix="defectlab-bench-"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "defectlab.settings"
-    os.environ["DEFECTLAB_DATA_DIR"] = str(data_dir)
-    os.environ["DEFECTLAB_SECRET_KEY"] = "bench-only-secret-key-not-for-production-0123456789"
-    os.environ["DEFECTLAB_LOG_FORMAT"] = "text"
-    os.environ["DEFECTLAB_DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DEFECTLAB_LOG_LEVEL", "WARNING")
-    (data_dir / "static").mkdir()
-    if args.database_url:
-        recreate_database(args.database_url)
-    try:
-        import django
-
-        django.setup()
+    with throwaway_installation(args.database_url, keep=args.keep):
         run(args)
         return 0
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        shutil.rmtree(data_dir, ignore_errors=True)
-        if args.database_url and not args.keep:
-            recreate_database(args.database_url, drop_only=True)
 
 
 def load(size: int) -> Any:

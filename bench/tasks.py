@@ -40,16 +40,14 @@ import json
 import math
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import labelstudio_times  # bench/, beside this file
-from benchdb import recreate_database, url_problem
+from benchdb import throwaway_installation, url_problem
 
 PAGE_SIZE = 50
 BUDGET = 10.0  # seconds of raw + product runs per query; a slower query runs fewer times, but
@@ -201,37 +199,10 @@ def count(size: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    data_dir = Path(tempfile.mkdtemp(prefix="defectlab-bench-"))
-    # The product's settings, configured the documented way, before Django starts.
-    os.environ["DJANGO_SETTINGS_MODULE"] = "defectlab.settings"
-    os.environ["DEFECTLAB_DATA_DIR"] = str(data_dir)
-    os.environ["DEFECTLAB_SECRET_KEY"] = "bench-only-secret-key-not-for-production-0123456789"
-    os.environ["DEFECTLAB_LOG_FORMAT"] = "text"
-    os.environ["DEFECTLAB_DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DEFECTLAB_LOG_LEVEL", "WARNING")
-    (data_dir / "static").mkdir()  # whitenoise warns on every request when STATIC_ROOT is missing
-    if args.database_url:
-        recreate_database(args.database_url)
-    try:
-        import django
-
-        django.setup()
+    with throwaway_installation(args.database_url, keep=args.keep) as data_dir:
         if args.projects:
             return ProjectsBench(args, data_dir).run()
         return Bench(args, data_dir).run()
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if args.keep:
-            where = f"{data_dir}" + (
-                f" and database {args.database_url}" if args.database_url else ""
-            )
-            print(f"\nKept {where}.")
-        else:
-            shutil.rmtree(data_dir, ignore_errors=True)
-            if args.database_url:
-                recreate_database(args.database_url, drop_only=True)
 
 
 @dataclass

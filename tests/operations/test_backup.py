@@ -519,3 +519,20 @@ def test_rows_that_fail_to_load_leave_no_row_and_no_file(
     emptied = described(target)
     assert all(emptied[label] == [] for label in ("tenancy.organization", "labeling.task"))
     assert emptied["files"] == {}
+
+
+def test_an_archive_cut_short_anywhere_is_refused_with_the_reason(
+    installation: tuple[dict[str, Any], Path], target: dict[str, str], tmp_path: Path
+) -> None:
+    """Cut short inside a member (an image, the rows), not only between two: the reader met
+    the end while reading the member's bytes and the restore ended in a traceback."""
+    _source, archive = installation
+    raw = archive.read_bytes()
+    for tenth in (1, 3, 5, 7, 9):
+        damaged = tmp_path / f"cut-{tenth}.tar"
+        damaged.write_bytes(raw[: len(raw) * tenth // 10 + 7])  # off any 512-byte block
+        done = defectlab(target, "restore", str(damaged))
+        assert done.returncode == 1, done.stdout
+        assert "Traceback" not in done.stderr, (tenth, done.stderr[-400:])
+        assert "cut short" in done.stderr, (tenth, done.stderr[-400:])
+        assert untouched(target)

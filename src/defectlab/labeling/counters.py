@@ -37,6 +37,7 @@ from defectlab.labeling.models import (
     Annotation,
     Project,
     Tally,
+    TallyRow,
     TallySlice,
     Task,
     TaskLabel,
@@ -283,7 +284,7 @@ def add_tally(project_id: int, change: Mapping[tuple[str, str, str, str], int]) 
 
 
 def _upsert(
-    model: type[Tally] | type[TallySlice],
+    model: type[TallyRow],
     keys: tuple[str, ...],
     project_id: int,
     rows: Sequence[tuple[Any, ...]],

@@ -310,10 +310,8 @@ class TaskTag(models.Model):
         indexes = [models.Index(fields=["project", "name", "task"], name="task_tag_project")]
 
 
-class Tally(models.Model):
-    """A project's statistics counted per task status, so that its statistics without a filter,
-    or filtered by status alone, read a few dozen rows, not every task (labeling.counters.
-    add_tally): per status of the tasks, ``part`` and ``key`` —
+class TallyRow(models.Model):
+    """A count of a project's statistics: of its tasks of one ``status``, ``part`` and ``key`` —
     ``images`` and ``shapes`` per label id, ``size`` per "label:bin" (bin ``u``: size unknown),
     ``tag`` per tag name, ``per_image`` per shape count (0 … 10, 10 meaning 10 or more)."""
 
@@ -324,6 +322,15 @@ class Tally(models.Model):
     count = models.BigIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class Tally(TallyRow):
+    """A project's statistics counted per task status (``TallyRow``), so that its statistics
+    without a filter, or filtered by status alone, read a few dozen rows, not every task
+    (labeling.counters.add_tally)."""
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["project", "status", "part", "key"], name="tally_unique"
@@ -331,19 +338,14 @@ class Tally(models.Model):
         ]
 
 
-class TallySlice(models.Model):
+class TallySlice(TallyRow):
     """The tally (``Tally``) of a slice of a project's tasks, so that a filter of a class, an
     assignee and statuses reads a few dozen rows too: ``slice`` "l3" the tasks using label 3,
     "a7" those assigned to user 7 ("an": to nobody), "l3a7" both (labeling.counters.slice_key).
     A table of its own, so that a release before the slices keeps its saves working on
     ``Tally`` while a rolling upgrade runs."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
     slice = models.CharField(max_length=40)
-    status = models.CharField(max_length=16)
-    part = models.CharField(max_length=12)
-    key = models.CharField(max_length=64)
-    count = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [

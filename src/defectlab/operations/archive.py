@@ -202,14 +202,40 @@ def members(path: Path) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
                 )
             stream = tar.extractfile(info)
             assert stream is not None  # a regular file always has one
-            yield info, stream
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
-        raise ArchiveRefused(
-            _("The archive is damaged or cut short (%(error)s): make the backup again.")
-            % {"error": str(error) or type(error).__name__}
-        ) from None
+            yield info, io.BufferedReader(_Member(stream), CHUNK)
+    except DAMAGE as error:
+        raise damaged(error) from None
     finally:
         tar.close()
+
+
+DAMAGE = (tarfile.TarError, OSError, EOFError, zlib.error)  # what a damaged archive raises
+
+
+def damaged(error: BaseException) -> ArchiveRefused:
+    return ArchiveRefused(
+        _("The archive is damaged or cut short (%(error)s): make the backup again.")
+        % {"error": str(error) or type(error).__name__}
+    )
+
+
+class _Member(io.RawIOBase):
+    """A member's bytes as its reader takes them: an archive cut short inside a member (or
+    damaged there) is refused as one cut short between members is, not a traceback."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._stream.read(len(buffer))
+        except DAMAGE as error:
+            raise damaged(error) from None
+        buffer[: len(data)] = data
+        return len(data)
 
 
 @dataclass
