@@ -22,11 +22,10 @@ def _django(server: bool = False) -> None:
 
 
 class Commands(click.Group):
-    """The command group. Commands named in ``lazy`` are imported when they are run or listed,
-    not with the group: ``remote`` and ``detect`` bring the SDK and httpx, which the server's
-    own processes (``serve``, ``worker``) have no use for; ``model`` lives with the model
-    registry, ``key``, ``quota``, ``usage`` and ``provision`` with the detection service, and
-    ``tenant-manifests``, ``check``, ``backup`` and ``restore`` with the operations."""
+    """The command group. Commands named in ``lazy`` are imported when run or listed, not with
+    the group: ``remote`` and ``detect`` bring the SDK and httpx, which ``serve`` and ``worker``
+    have no use for; ``model`` lives with the model registry, ``key``, ``quota``, ``usage`` and
+    ``provision`` with the detection service, the rest with the operations."""
 
     lazy = {
         "remote": "defectlab.client.cli:remote",
@@ -40,6 +39,7 @@ class Commands(click.Group):
         "check": "defectlab.operations.commands:check",
         "backup": "defectlab.operations.commands:backup",
         "restore": "defectlab.operations.commands:restore",
+        "rotate-secrets": "defectlab.operations.commands:rotate_secrets",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

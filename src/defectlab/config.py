@@ -71,6 +71,11 @@ def csv_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def key_list(value: str) -> list[str]:
+    """Keys separated by commas or whitespace (a key has neither)."""
+    return value.replace(",", " ").split()
+
+
 def choice(*options: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value not in options:

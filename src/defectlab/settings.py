@@ -21,6 +21,7 @@ from defectlab.config import (
     endpoint_map,
     env,
     hosts,
+    key_list,
     positive_float,
     positive_int,
     secret_key,
@@ -315,6 +316,15 @@ SECRET_KEY_SETTING = env(
     "DEFECTLAB_SECRET_KEY",
     "",
     "Key for signing sessions and media URLs. Empty: one is generated into the data directory.",
+)
+SECRET_KEY_FALLBACKS = env(
+    "DEFECTLAB_SECRET_KEY_FALLBACKS",
+    "",
+    "Earlier values of `DEFECTLAB_SECRET_KEY`, separated by commas or spaces, while rotating "
+    "it: sessions, password-reset links, media URLs and backups made with them are still "
+    "accepted, and stored secrets encrypted with them still decrypt. New ones use "
+    "`DEFECTLAB_SECRET_KEY` only. Empty: none.",
+    key_list,
 )
 
 

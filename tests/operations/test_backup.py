@@ -404,6 +404,25 @@ def test_another_secret_key_is_refused_unless_told(
     assert "WARNING: The archive was made with another DEFECTLAB_SECRET_KEY" in done.stderr
 
 
+def test_an_archive_made_with_a_fallback_key_restores_and_its_secrets_are_re_encrypted(
+    installation: tuple[dict[str, Any], Path], target: dict[str, str], settings: Any
+) -> None:
+    """The key rotated after the backup: the old key in DEFECTLAB_SECRET_KEY_FALLBACKS is
+    enough, no --other-secret-key; `rotate-secrets` then frees the secrets from it."""
+    _source, archive = installation
+    target["DEFECTLAB_SECRET_KEY"] = "rotated-key-" + "x1y2z3" * 8
+    target["DEFECTLAB_SECRET_KEY_FALLBACKS"] = f"an-older-key-{'q7' * 16}, {settings.SECRET_KEY}"
+    done = defectlab(target, "restore", str(archive))
+    assert done.returncode == 0, done.stderr
+    assert "another DEFECTLAB_SECRET_KEY" not in done.stderr
+    done = defectlab(target, "rotate-secrets")
+    assert done.returncode == 0, done.stderr
+    assert "Encrypted 2 stored secrets again" in done.stdout  # the webhook's and the API key's
+    target["DEFECTLAB_SECRET_KEY_FALLBACKS"] = ""
+    done = defectlab(target, "rotate-secrets")
+    assert done.returncode == 0 and "Encrypted 2 stored secrets again" in done.stdout
+
+
 def test_refusals_are_in_chinese_for_a_chinese_installation(
     installation: tuple[dict[str, Any], Path], target: dict[str, str], tmp_path: Path
 ) -> None:

@@ -163,6 +163,47 @@ def test_a_random_128_bit_key_passes(production: Any, key: str) -> None:
     assert code == 0 and "DEFECTLAB_SECRET_KEY" not in output, output
 
 
+OLD_KEY = "0f3a9c1e7b2d4a6f8e0c2b4d6f8a1c3e"
+
+
+def test_a_strong_fallback_is_a_reminder_only(production: Any) -> None:
+    production.SECRET_KEY_FALLBACKS = [OLD_KEY]
+    code, output = deploy_check()
+    assert code == 0, output
+    assert "warning: DEFECTLAB_SECRET_KEY_FALLBACKS holds 1 old key(s)" in output
+    assert "`defectlab rotate-secrets`" in output and OLD_KEY not in output
+
+
+def test_a_fallback_equal_to_the_key_or_given_twice_is_a_warning(production: Any) -> None:
+    production.SECRET_KEY_FALLBACKS = [STRONG_KEY, OLD_KEY, OLD_KEY]
+    code, output = deploy_check()
+    assert code == 0, output
+    assert (
+        "warning: DEFECTLAB_SECRET_KEY_FALLBACKS (key 1 of 3) is the same as DEFECTLAB_SECRET_KEY"
+        in output
+    )
+    assert "warning: DEFECTLAB_SECRET_KEY_FALLBACKS (key 3 of 3) is given twice" in output
+    assert STRONG_KEY not in output
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("test-only-secret-key-0123456789-and-some-more", "is a placeholder or development key"),
+        ("Zq8-sh0rt-r4nd", "is too weak (14 characters"),
+        ("password123" * 4, "is too weak (44 characters"),
+    ],
+)
+def test_a_placeholder_or_weak_fallback_is_a_problem(
+    production: Any, key: str, expected: str
+) -> None:
+    production.SECRET_KEY_FALLBACKS = [OLD_KEY, key]
+    code, output = deploy_check()
+    assert code == 1
+    assert f"- DEFECTLAB_SECRET_KEY_FALLBACKS (key 2 of 2) {expected}" in output
+    assert "key 1 of 2" not in output and key not in output
+
+
 def test_an_open_worker_probe_server_without_a_metrics_token_is_a_warning(
     production: Any,
 ) -> None:

@@ -6,7 +6,9 @@ Django's ``SECRET_KEY`` with HKDF under a fixed purpose string, so it differs fr
 use of ``SECRET_KEY`` (sessions, signed media URLs) and nothing extra has to be kept safe.
 
 Rotating ``SECRET_KEY``: put the old one in ``SECRET_KEY_FALLBACKS``; tokens made with it still
-decrypt, and `encrypt_secret` always uses the current key, so re-saving re-encrypts."""
+decrypt, and `encrypt_secret` always uses the current key, so re-saving re-encrypts;
+`rotate_secret` (run over every stored token by `defectlab rotate-secrets`) does it without the
+clear text leaving this module."""
 
 from __future__ import annotations
 
@@ -49,14 +51,25 @@ def encrypt_secret(text: str) -> str:
     return _keys().encrypt(text.encode()).decode("ascii")
 
 
+def rotate_secret(token: str) -> str:
+    """``token`` encrypted again with the current key (whichever key, current or fallback, made
+    it). Raises `SecretError` when no key can read it."""
+    try:
+        return _keys().rotate(token.encode("ascii")).decode("ascii")
+    except (InvalidToken, UnicodeError):
+        raise SecretError(_unreadable()) from None
+
+
+def _unreadable() -> str:
+    return _(
+        "A stored storage credential cannot be decrypted. DEFECTLAB_SECRET_KEY is not the "
+        "key it was saved with (or the stored value was changed): put that key in "
+        "DEFECTLAB_SECRET_KEY_FALLBACKS, or enter the credential again."
+    )
+
+
 def decrypt_secret(token: str) -> str:
     try:
         return _keys().decrypt(token.encode("ascii")).decode()
     except (InvalidToken, UnicodeError):
-        raise SecretError(
-            _(
-                "A stored storage credential cannot be decrypted. DEFECTLAB_SECRET_KEY is not the "
-                "key it was saved with (or the stored value was changed): restore the old key, or "
-                "enter the credential again."
-            )
-        ) from None
+        raise SecretError(_unreadable()) from None

@@ -241,7 +241,7 @@ def patterned(key: str) -> int:
 def secret_key_findings() -> list[Finding]:
     given: str = settings.SECRET_KEY_SETTING
     if not given:
-        return [
+        found = [
             Finding(
                 "DEFECTLAB_SECRET_KEY is not set: a key was generated into "
                 f"{settings.DATA_DIR / 'secret_key'}, which only processes sharing that "
@@ -249,27 +249,65 @@ def secret_key_findings() -> list[Finding]:
                 "to a long random value: python -c 'import secrets; print(secrets.token_urlsafe(50))'."
             )
         ]
-    lowered = given.lower()
-    if any(word in lowered for word in PLACEHOLDERS):
-        return [
-            Finding(
-                "DEFECTLAB_SECRET_KEY is a placeholder or development key: replace it with a "
-                "long random value (secrets.token_urlsafe(50))."
+    else:
+        found = [Finding(problem) for problem in _key_problems("DEFECTLAB_SECRET_KEY", given)]
+    return found + fallback_findings()
+
+
+def fallback_findings() -> list[Finding]:
+    """Each of DEFECTLAB_SECRET_KEY_FALLBACKS still signs sessions and media URLs that are
+    accepted: judged like the key. One equal to the key does nothing (a rotation half done)."""
+    found = []
+    fallbacks: list[str] = list(getattr(settings, "SECRET_KEY_FALLBACKS", []))
+    for number, key in enumerate(fallbacks, start=1):
+        name = f"DEFECTLAB_SECRET_KEY_FALLBACKS (key {number} of {len(fallbacks)})"
+        if key == settings.SECRET_KEY:
+            found.append(
+                Finding(
+                    f"{name} is the same as DEFECTLAB_SECRET_KEY: it does nothing. To rotate the "
+                    "key, set DEFECTLAB_SECRET_KEY to a new value and keep the old one here "
+                    "(docs/operations.md, “Rotating the secret key”).",
+                    fatal=False,
+                )
             )
-        ]
-    bits = key_bits(given)
-    if patterned(given) >= len(given) * MAX_PATTERNED_SHARE:
-        bits = min(bits, (len(given) - patterned(given)) * 4.0)  # its random part, at best
-    if len(given) < MIN_KEY_LENGTH or bits < MIN_KEY_BITS:
-        return [
+        elif fallbacks.index(key) < number - 1:
+            found.append(Finding(f"{name} is given twice: list each old key once.", fatal=False))
+        else:
+            found.extend(Finding(problem) for problem in _key_problems(name, key))
+    if fallbacks:
+        found.append(
             Finding(
-                f"DEFECTLAB_SECRET_KEY is too weak ({len(given)} characters, about "
-                f"{bits:.0f} bits): use at least {MIN_KEY_BITS} random bits, e.g. "
-                "secrets.token_urlsafe(50) or `openssl rand -hex 32`. Changing it signs everyone "
-                "out; stored credentials stay readable when the old key is kept in "
-                "SECRET_KEY_FALLBACKS."
+                f"DEFECTLAB_SECRET_KEY_FALLBACKS holds {len(fallbacks)} old key(s), which still "
+                "sign sessions and media URLs that are accepted. Once everyone has signed in "
+                "again and `defectlab rotate-secrets` has run, remove them.",
+                fatal=False,
             )
-        ]
+        )
+    return found
+
+
+def _key_problems(name: str, key: str) -> list[str]:
+    """What is wrong with ``key``, read from the setting ``name`` (the key or a fallback)."""
+    if name == "DEFECTLAB_SECRET_KEY":
+        placeholder_fix = "replace it with a long random value (secrets.token_urlsafe(50))."
+        weak_fix = (
+            f"use at least {MIN_KEY_BITS} random bits, e.g. secrets.token_urlsafe(50) or "
+            "`openssl rand -hex 32`. Changing it signs everyone out unless the old key is kept "
+            "in DEFECTLAB_SECRET_KEY_FALLBACKS for a while (docs/operations.md, “Rotating the "
+            "secret key”)."
+        )
+    else:
+        placeholder_fix = weak_fix = (
+            "whoever knows it can make password-reset links and media URLs that are accepted. "
+            "Run `defectlab rotate-secrets`, then remove it."
+        )
+    if any(word in key.lower() for word in PLACEHOLDERS):
+        return [f"{name} is a placeholder or development key: {placeholder_fix}"]
+    bits = key_bits(key)
+    if patterned(key) >= len(key) * MAX_PATTERNED_SHARE:
+        bits = min(bits, (len(key) - patterned(key)) * 4.0)  # its random part, at best
+    if len(key) < MIN_KEY_LENGTH or bits < MIN_KEY_BITS:
+        return [f"{name} is too weak ({len(key)} characters, about {bits:.0f} bits): {weak_fix}"]
     return []
 
 

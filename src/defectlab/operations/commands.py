@@ -1,5 +1,5 @@
 """The `defectlab` commands that run an installation: `check` (and `check --deploy`),
-`backup` and `restore`. Loaded by `defectlab.cli` when they are run or listed."""
+`backup`, `restore` and `rotate-secrets`. Loaded by `defectlab.cli` when they are run or listed."""
 
 from __future__ import annotations
 
@@ -124,3 +124,33 @@ def restore(file: Path, other_secret_key: bool, trust_archive: bool) -> None:
     )
     if restored.missing:
         _missing_warning(restored.missing, manifest["files"].get("missing_count"))
+
+
+@click.command("rotate-secrets")
+def rotate_secrets() -> None:
+    """Encrypt every stored secret (storage credentials, webhook secrets, model-backend
+    passwords, API key signing keys) again with DEFECTLAB_SECRET_KEY, so the old keys can
+    leave DEFECTLAB_SECRET_KEY_FALLBACKS."""
+    _django()
+    from django.conf import settings
+
+    from defectlab.operations.rotation import rotate_secrets as rotate
+
+    result = rotate()
+    click.echo(f"Encrypted {result.rotated} stored secrets again with DEFECTLAB_SECRET_KEY.")
+    if result.unreadable:
+        click.echo(
+            f"- {len(result.unreadable)} stored secrets cannot be decrypted with "
+            "DEFECTLAB_SECRET_KEY or any of DEFECTLAB_SECRET_KEY_FALLBACKS "
+            f"({len(settings.SECRET_KEY_FALLBACKS)}), left as they were: "
+            f"{', '.join(result.unreadable)}. Put the key they were saved with in "
+            "DEFECTLAB_SECRET_KEY_FALLBACKS and run this again, or enter them again.",
+            err=True,
+        )
+        sys.exit(1)
+    if settings.SECRET_KEY_FALLBACKS:
+        click.echo(
+            "Every stored secret now needs only DEFECTLAB_SECRET_KEY. Remove "
+            "DEFECTLAB_SECRET_KEY_FALLBACKS once sessions and links made with the old keys may "
+            "stop working."
+        )
