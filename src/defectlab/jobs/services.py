@@ -124,7 +124,3 @@ def retry_refusal(job: Job) -> str | None:
     """Why a job that ``may_run_again`` still cannot, as its kind says (translated; the pages
     show it instead of Retry); None when it can, or when its state rules a retry out anyway."""
     return kinds.retry_refusal(job) if may_run_again(job) else None
-
-
-def retryable(job: Job) -> bool:
-    return may_run_again(job) and kinds.retry_refusal(job) is None
