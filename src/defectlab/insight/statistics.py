@@ -33,13 +33,11 @@ from django.utils.translation import gettext as _
 
 from defectlab.api import spreadsheet_safe
 from defectlab.errors import Invalid
-from defectlab.labeling.counters import SHAPES_CAP, SIZE_EDGES, SIZE_FIELDS
+from defectlab.labeling.counters import SHAPES_CAP, SIZE_EDGES, SIZE_FIELDS, tally_model
 from defectlab.labeling.models import (
     Activity,
     Label,
     Project,
-    Tally,
-    TallySlice,
     Task,
     TaskLabel,
     TaskStatus,
@@ -306,7 +304,7 @@ def queries(
     if chosen.tasks.statuses:
         where += f" AND status IN ({', '.join(['%s'] * len(chosen.tasks.statuses))})"
         params += chosen.tasks.statuses
-    table = connection.ops.quote_name((TallySlice if slice_ else Tally)._meta.db_table)
+    table = connection.ops.quote_name(tally_model(slice_)._meta.db_table)
     if any(part in (*TALLIED, "tally") for part in parts):
         found["tally"] = (
             f"SELECT part, key, SUM(count) FROM {table} WHERE {where} GROUP BY part, key",
@@ -375,7 +373,7 @@ def statistics(project: Project, chosen: StatisticsFilter | None = None) -> Stat
     for bucket, images in parts["shapes_per_image"]:
         shapes[bucket] = int(images)
     rows = parts["throughput"]
-    by_person = sorted(parts["rejections_by_person"], key=lambda row: row[0])
+    by_person = parts["rejections_by_person"]  # in person order (the query's ORDER BY)
     names = _names({row[1] for row in rows} | {row[0] for row in by_person})
     return Statistics(
         filter=chosen,

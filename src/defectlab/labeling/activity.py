@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from defectlab.errors import Invalid
+from defectlab.labeling.counters import upsert_adding
 from defectlab.labeling.models import Activity, AnnotationVersion, Label, Project, Review, Task
 from defectlab.tenancy.audit import AuditAction
 from defectlab.tenancy.models import AuditEvent
@@ -133,21 +134,11 @@ def add_activity(
         kind = "task" if label is None else "label" if person is not None else "nobody"
         day_value = connection.ops.adapt_datefield_value(day)
         kinds[kind].append((organization_id, project_id, day_value, person, label, *amounts))
-    table = connection.ops.quote_name(Activity._meta.db_table)
-    columns = ", ".join(
-        ["organization_id", "project_id", "day", "person_id", "label_id", *ACTIVITY_COUNTS]
-    )
-    places = "(" + ", ".join(["%s"] * (5 + len(ACTIVITY_COUNTS))) + ")"
-    adds = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ACTIVITY_COUNTS)
-    with connection.cursor() as cursor:
-        for kind, values in kinds.items():
-            for start in range(0, len(values), ACTIVITY_BATCH):
-                part = values[start : start + ACTIVITY_BATCH]
-                cursor.execute(
-                    f"INSERT INTO {table} ({columns}) VALUES {', '.join([places] * len(part))} "
-                    f"ON CONFLICT {ACTIVITY_TARGETS[kind]} DO UPDATE SET {adds}",
-                    [value for row in part for value in row],
-                )
+    columns = ("organization_id", "project_id", "day", "person_id", "label_id", *ACTIVITY_COUNTS)
+    for kind, values in kinds.items():
+        upsert_adding(
+            Activity, columns, ACTIVITY_TARGETS[kind], ACTIVITY_COUNTS, values, batch=ACTIVITY_BATCH
+        )
 
 
 def _activity_order(item: tuple[ActivityKey, Any]) -> tuple[Any, ...]:

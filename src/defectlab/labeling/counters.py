@@ -12,9 +12,10 @@ same code that keeps the label index, in the same transaction:
 * per project (``Tally``; ``TallySlice`` for the slices but all; ``add_tally``): each task's
   part — its labels' images, shapes and size bins, its tags, its shapes-per-image bin — per
   status, in slices (``task_slices``): all tasks, those of its assignee (or of nobody), and per
-  label it uses, that label's and that label's with its assignee. Every path that changes a task's annotation, status or assignee
-  moves its part (``TallyChange.task``, ``move_task``, ``moving``), so a statistics filter of
-  statuses, a class and an assignee reads a few dozen rows at any size.
+  label it uses, that label's and that label's with its assignee. Every path that changes a
+  task's annotation, status or assignee moves its part (``TallyChange.task``, ``move_task``,
+  ``moving``), so a statistics filter of statuses, a class and an assignee reads a few dozen
+  rows at any size.
 
 ``recount`` rebuilds the per-task counters of a project from its annotations, in batches, then
 its tally (``rebuild_tally``): the repair tool (``defectlab recount-statistics``); migration
@@ -30,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import QuerySet, Sum
 
 from defectlab.labeling.models import (
@@ -149,14 +150,10 @@ def index_annotation(
             "shape_count", "status", "assignee_id"
         ).get(pk=task.pk)
     after = str(becomes or status)
-    old = TaskLabel.objects.filter(task_id=task.pk)
-    stored = {
-        label: LabelCounts(counts[0], list(counts[1:-1]), counts[-1])
-        for label, *counts in old.values_list("label_id", "shapes", *SIZE_FIELDS, "size_unknown")
-    }
+    stored = stored_counts(task.pk)
     counted = label_counts(shapes, task.width, task.height)
     if stored != counted:
-        old.delete()
+        TaskLabel.objects.filter(task_id=task.pk).delete()
         TaskLabel.objects.bulk_create(label_rows(task.pk, shapes, task.width, task.height))
     names: list[str] = []
     wanted: list[str] = []
@@ -185,17 +182,22 @@ def move_task(
     to ``status`` and ``assignee`` (its label index and tags as stored, its shape count as on
     ``task``); the labels of its label index. Called by ``labeling.services.set_status``, with
     the project's row updated first."""
-    rows = TaskLabel.objects.filter(task_id=task.pk)
-    counts = {
-        label: LabelCounts(found[0], list(found[1:-1]), found[-1])
-        for label, *found in rows.values_list("label_id", "shapes", *SIZE_FIELDS, "size_unknown")
-    }
+    counts = stored_counts(task.pk)
     names = list(TaskTag.objects.filter(task_id=task.pk).values_list("name", flat=True))
     change = TallyChange()
     change.task(was[0], was[1], counts, names, task.shape_count, -1)
     change.task(status, assignee, counts, names, task.shape_count, 1)
     add_tally(task.project_id, change)
     return sorted(counts)
+
+
+def stored_counts(task_id: int) -> dict[int, LabelCounts]:
+    """Label id → the task's counters as its label index stores them."""
+    rows = TaskLabel.objects.filter(task_id=task_id)
+    return {
+        label: LabelCounts(found[0], list(found[1:-1]), found[-1])
+        for label, *found in rows.values_list("label_id", "shapes", *SIZE_FIELDS, "size_unknown")
+    }
 
 
 def bucket(shape_count: int) -> str:
@@ -214,15 +216,22 @@ def slice_key(label: int | None = None, person: int | None = None, *, nobody: bo
     return ("" if label is None else f"l{label}") + assigned
 
 
+def label_slices(label: int | None, assignee: int | None) -> tuple[str, str]:
+    """The two slices of ``label`` (None: of all tasks) a task with this assignee counts in:
+    anyone's, and its assignee's (or nobody's)."""
+    return slice_key(label), slice_key(label, assignee, nobody=assignee is None)
+
+
 def task_slices(labels: Iterable[int], assignee: int | None) -> list[str]:
     """The slices a task with these labels and this assignee counts in: all tasks, its
     assignee's (or nobody's), and for each label it uses, the label's and the label's with its
     assignee."""
-    return [
-        key
-        for label in (None, *sorted(set(labels)))
-        for key in (slice_key(label), slice_key(label, assignee, nobody=assignee is None))
-    ]
+    return [key for label in (None, *sorted(set(labels))) for key in label_slices(label, assignee)]
+
+
+def tally_model(slice_: str) -> type[TallyRow]:
+    """The table a slice's rows are in: ``Tally`` for all tasks, ``TallySlice`` for the others."""
+    return TallySlice if slice_ else Tally
 
 
 class TallyChange(Counter[tuple[str, str, str, str]]):
@@ -277,40 +286,49 @@ def add_tally(project_id: int, change: Mapping[tuple[str, str, str, str], int]) 
     # row's foreign key check needs it, and taken after a tally row that made a deadlock with a
     # save holding the project and waiting for the row (image sizes learned, assignments).
     list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk"))
-    everything = [row[1:] for row in rows if not row[0]]
-    sliced = [row for row in rows if row[0]]
-    _upsert(Tally, ("project_id", "status", "part", "key"), project_id, everything)
-    _upsert(TallySlice, ("project_id", "slice", "status", "part", "key"), project_id, sliced)
+    everything = [(project_id, *row[1:]) for row in rows if not row[0]]
+    sliced = [(project_id, *row) for row in rows if row[0]]
+    for model, keys, values in (
+        (Tally, ("project_id", "status", "part", "key"), everything),
+        (TallySlice, ("project_id", "slice", "status", "part", "key"), sliced),
+    ):
+        upsert_adding(model, (*keys, "count"), f"({', '.join(keys)})", ("count",), values)
 
 
-def _upsert(
-    model: type[TallyRow],
-    keys: tuple[str, ...],
-    project_id: int,
+def upsert_adding(
+    model: type[models.Model],
+    columns: Sequence[str],
+    target: str,
+    adding: Sequence[str],
     rows: Sequence[tuple[Any, ...]],
+    *,
+    batch: int = 300,
 ) -> None:
+    """Insert ``rows`` (values of ``columns``) into ``model``'s table, ``batch`` a statement;
+    where a row with the same ``target`` (an ``ON CONFLICT`` target) is there, add its
+    ``adding`` columns to that row's instead. Concurrent writers lose no count (the tally, the
+    daily activity)."""
     table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join((*keys, "count"))
-    places = "(" + ", ".join(["%s"] * (len(keys) + 1)) + ")"
-    for start in range(0, len(rows), 300):
-        part = rows[start : start + 300]
+    places = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    adds = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in adding)
+    for start in range(0, len(rows), batch):
+        part = rows[start : start + batch]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join([places] * len(part))} "
-                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET count = "
-                f"{table}.count + excluded.count",
-                [value for row in part for value in (project_id, *row)],
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                f"{', '.join([places] * len(part))} ON CONFLICT {target} DO UPDATE SET {adds}",
+                [value for row in part for value in row],
             )
 
 
 def tally_tasks(project_id: int, slice_: str, statuses: Sequence[str] = ()) -> int:
     """How many of the project's tasks a slice holds (of ``statuses``; all: every status):
     the sum of its shapes-per-image rows."""
-    rows: QuerySet[Any] = (
-        TallySlice.objects.filter(project_id=project_id, slice=slice_)
-        if slice_
-        else Tally.objects.filter(project_id=project_id)
-    ).filter(part="per_image")
+    rows: QuerySet[Any] = tally_model(slice_)._default_manager.filter(
+        project_id=project_id, part="per_image"
+    )
+    if slice_:
+        rows = rows.filter(slice=slice_)
     if statuses:
         rows = rows.filter(status__in=list(statuses))
     return int(rows.aggregate(n=Sum("count"))["n"] or 0)
@@ -337,33 +355,29 @@ def _tally_rows(change: TallyChange, project_id: int, ids: Sequence[int] | None)
     quote = connection.ops.quote_name
     task, label, tag = (quote(model._meta.db_table) for model in (Task, TaskLabel, TaskTag))
     sums = ", ".join(f"SUM(x.{name})" for name in ("shapes", *SIZE_FIELDS, "size_unknown"))
-    parts = (
-        ("labels", f"{label} x", f"x.label_id, COUNT(*), {sums}"),
-        ("tag", f"{tag} x", "x.name, COUNT(*)"),
-        ("per_image", None, "t.shape_count, COUNT(*)"),
+    parts = (  # (part, rows counted, the key they are grouped by, the aggregates)
+        ("labels", f"{label} x", "x.label_id", f"COUNT(*), {sums}"),
+        ("tag", f"{tag} x", "x.name", "COUNT(*)"),
+        ("per_image", None, "t.shape_count", "COUNT(*)"),
     )
     where = "t.project_id = %s"
     if ids is not None:
         where += f" AND t.id IN ({', '.join(['%s'] * len(ids))})"
     for sliced in (False, True):
-        for part, source, columns in parts:
+        for part, source, group, aggregates in parts:
             joins = f"{task} t" if source is None else f"{source} JOIN {task} t ON t.id = x.task_id"
             if sliced:
                 joins += f" JOIN {label} s ON s.task_id = t.id"
             by = "t.status, t.assignee_id" + (", s.label_id" if sliced else "")
-            group = columns.split(",")[0]
             slice_column = "s.label_id" if sliced else "NULL"
             with connection.cursor() as cursor:
                 cursor.execute(
-                    f"SELECT t.status, t.assignee_id, {slice_column}, {columns} FROM {joins} "
-                    f"WHERE {where} GROUP BY {by}, {group}",
+                    f"SELECT t.status, t.assignee_id, {slice_column}, {group}, {aggregates} "
+                    f"FROM {joins} WHERE {where} GROUP BY {by}, {group}",
                     [project_id, *(ids or [])],
                 )
                 for status, assignee, sliced_label, key, number, *counts in cursor.fetchall():
-                    for slice_ in (
-                        slice_key(sliced_label),
-                        slice_key(sliced_label, assignee, nobody=assignee is None),
-                    ):
+                    for slice_ in label_slices(sliced_label, assignee):
                         _tally_row(change, slice_, status, part, key, number, counts)
 
 
